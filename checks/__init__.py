@@ -1,0 +1,1 @@
+"""labelgate: checks layer (see DESIGN.md)."""

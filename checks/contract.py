@@ -1,0 +1,252 @@
+"""The schema contract: a pandera (polars backend) schema built from the spec.
+
+`enforce_contract` splits a run's rows into valid rows and a quarantine table with one
+record per failed (row, column, check) and a human reason naming the spec key. Types are
+coerced first (CSV columns arrive as text): a value that does not parse as the
+contract's dtype is quarantined with check `dtype`, and its other checks are not reported
+again. Data checks run on a collected frame (a LazyFrame would check dtypes only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from labelgate.errors import InputError
+from labelgate.io import BATCH, ROW
+from labelgate.spec import ColumnContract, DType, Spec
+
+QUARANTINE_SCHEMA: dict[str, Any] = {
+    "source": pl.String,
+    "batch": pl.String,
+    "row": pl.Int64,
+    "id": pl.String,
+    "column": pl.String,
+    "check": pl.String,
+    "failure_value": pl.String,
+    "reason": pl.String,
+}
+_POLARS_DTYPE: dict[DType, Any] = {
+    "str": pl.String,
+    "int": pl.Int64,
+    "float": pl.Float64,
+    "bool": pl.Boolean,
+}
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
+_VALUE_EXCERPT = 120
+_IDX = "__lg_idx"
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    """Valid rows go on; quarantined rows are kept with every reason they failed."""
+
+    valid: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_input: int
+    rows_quarantined: int
+
+    @property
+    def rows_valid(self) -> int:
+        return self.valid.height
+
+
+def _unique_check(data: PolarsData) -> pl.LazyFrame:
+    # The first occurrence is valid; later repeats fail (pandera's own `unique` flags all).
+    col = pl.col(data.key)
+    return data.lazyframe.select(col.is_first_distinct() | col.is_null())
+
+
+def _regex_check(pattern: str) -> pa.Check:
+    anchored = f"^(?:{pattern})$"
+
+    def check(data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).cast(pl.String).str.contains(anchored))
+
+    return pa.Check(check, error="regex")
+
+
+def build_schema(spec: Spec, columns: list[str]) -> pa.DataFrameSchema:
+    """The pandera schema for the contracted columns present in `columns`."""
+    fields: dict[str, pa.Column] = {}
+    for name in spec.contracted_columns():
+        if name not in columns:
+            continue
+        c = spec.contract_for(name)
+        checks: list[pa.Check] = []
+        if c.unique:
+            checks.append(pa.Check(_unique_check, error="unique"))
+        if c.isin is not None:
+            checks.append(pa.Check.isin(list(c.isin), error="isin"))
+        if c.min is not None:
+            checks.append(pa.Check.ge(c.min, error="min"))
+        if c.max is not None:
+            checks.append(pa.Check.le(c.max, error="max"))
+        if c.str_length is not None:
+            checks.append(
+                pa.Check.str_length(c.str_length.min, c.str_length.max, error="str_length")
+            )
+        if c.regex is not None:
+            checks.append(_regex_check(c.regex))
+        dtype = _POLARS_DTYPE[c.dtype] if c.dtype else None
+        fields[name] = pa.Column(dtype, checks=checks, nullable=bool(c.nullable is not False))
+    return pa.DataFrameSchema(fields, name=f"{spec.name} contract")
+
+
+def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cast contracted columns to their dtype; return the frame and the failed cells."""
+    casts = []
+    failures = []
+    for name in spec.contracted_columns():
+        dtype = spec.contract_for(name).dtype
+        if dtype is None or name not in df.columns:
+            continue
+        target = _POLARS_DTYPE[dtype]
+        if df.schema[name] == target:
+            continue
+        col = pl.col(name)
+        if dtype == "bool" and df.schema[name] == pl.String:
+            low = col.str.strip_chars().str.to_lowercase()
+            cast = pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
+        elif dtype in ("int", "float") and df.schema[name] == pl.String:
+            cast = col.str.strip_chars().cast(target, strict=False)
+        else:
+            cast = col.cast(target, strict=False)
+        casts.append(cast.alias(name))
+        failed = df.select((col.is_not_null() & cast.is_null()).alias("m")).to_series()
+        bad = df.filter(failed).select(
+            pl.col(_IDX), pl.lit(name).alias("column"), col.cast(pl.String).alias("failure_case")
+        )
+        failures.append(bad.with_columns(pl.lit("dtype").alias("check")))
+    out = df.with_columns(casts) if casts else df
+    empty = pl.DataFrame(
+        schema={_IDX: pl.UInt32, "column": pl.String, "failure_case": pl.String, "check": pl.String}
+    )
+    return out, pl.concat([empty, *failures]) if failures else empty
+
+
+def _reason(column: str, check: str, value: str | None, c: ColumnContract) -> str:
+    key = f"contract.{column}"
+    shown = "null" if value is None else repr(value[:_VALUE_EXCERPT])
+    match check:
+        case "dtype":
+            return f"{shown} is not a valid {c.dtype} ({key}.dtype)"
+        case "not_nullable":
+            return f"missing value ({key}.nullable is false)"
+        case "unique":
+            return f"duplicate value {shown}: an earlier row has it ({key}.unique)"
+        case "isin":
+            return f"{shown} is not one of {key}.isin {list(c.isin or [])}"
+        case "min":
+            return f"{shown} < {key}.min {c.min}"
+        case "max":
+            return f"{shown} > {key}.max {c.max}"
+        case "str_length":
+            lo = c.str_length.min if c.str_length else None
+            hi = c.str_length.max if c.str_length else None
+            n = len(value) if value is not None else 0
+            return f"length {n} outside {key}.str_length [{lo}, {hi}]"
+        case "regex":
+            return f"{shown} does not match {key}.regex {c.regex!r}"
+        case _:
+            return f"{shown} fails {check} ({key})"
+
+
+def check_columns(columns: list[str], spec: Spec, *, where: str) -> None:
+    """`InputError` naming every required or contracted column missing from the data."""
+    missing = [c for c in spec.contracted_columns() if c not in columns]
+    if missing:
+        shown = [c for c in columns if not c.startswith("_")]
+        raise InputError(
+            f"{where}: missing column(s) {missing} named in the spec "
+            f"(columns/contract); the file has {shown}"
+        )
+
+
+def enforce_contract(
+    rows: pl.DataFrame, *, spec: Spec, source: str = "items", rejects: pl.DataFrame | None = None
+) -> ContractResult:
+    """Validate `rows` (with `_batch`, `_row`) against the spec's contract.
+
+    `rejects` (records the reader could not parse: `_batch`, `_row`, reason, raw) are
+    quarantined too, so input rows = valid + quarantined.
+    """
+    check_columns(rows.columns, spec, where=f"sources.{source}")
+    id_col = spec.columns.id
+    df = rows.with_row_index(_IDX)
+    df, dtype_failures = _coerce(df, spec)
+    schema = build_schema(spec, df.columns)
+    try:
+        schema.validate(df, lazy=True)
+        failures = pl.DataFrame(
+            schema={_IDX: pl.UInt32, "column": pl.String, "failure_case": pl.String,
+                    "check": pl.String}
+        )
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        no_index = fc.filter(pl.col("index").is_null())
+        if no_index.height:
+            # schema-level failures (a wrong dtype the coercion could not fix, a missing column)
+            first = no_index.row(0, named=True)
+            raise InputError(
+                f"sources.{source}: column {first['column']!r} fails {first['check']}: "
+                f"{first['failure_case']}"
+            ) from None
+        failures = fc.select(
+            pl.col("index").cast(pl.UInt32).alias(_IDX),
+            pl.col("column").cast(pl.String),
+            pl.col("failure_case").cast(pl.String),
+            pl.col("check").cast(pl.String),
+        )
+    # A cell that failed its dtype is null after the cast: report only the dtype failure.
+    failures = failures.join(dtype_failures.select(_IDX, "column"), on=[_IDX, "column"], how="anti")
+    all_failures = pl.concat([dtype_failures, failures]).sort(_IDX, "column", "check")
+
+    contracts = {name: spec.contract_for(name) for name in spec.contracted_columns()}
+    keys = df.select(
+        pl.col(_IDX),
+        pl.col(BATCH).alias("batch"),
+        pl.col(ROW).alias("row"),
+        pl.col(id_col).cast(pl.String).alias("id"),
+    )
+    quarantine = (
+        all_failures.join(keys, on=_IDX, how="left")
+        .with_columns(
+            pl.struct("column", "check", "failure_case")
+            .map_elements(
+                lambda s: _reason(s["column"], s["check"], s["failure_case"], contracts[s["column"]]),
+                return_dtype=pl.String,
+            )
+            .alias("reason"),
+            pl.lit(source).alias("source"),
+        )
+        .rename({"failure_case": "failure_value"})
+        .with_columns(pl.col("failure_value").str.slice(0, _VALUE_EXCERPT))
+    )
+    bad_idx = quarantine.get_column(_IDX).unique()
+    quarantine = quarantine.select(list(QUARANTINE_SCHEMA))
+    if rejects is not None and rejects.height:
+        parsed = rejects.select(
+            pl.lit(source).alias("source"),
+            pl.col(BATCH).alias("batch"),
+            pl.col(ROW).alias("row"),
+            pl.lit(None, dtype=pl.String).alias("id"),
+            pl.lit("_record").alias("column"),
+            pl.lit("parse").alias("check"),
+            pl.col("raw").str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
+            pl.col("reason"),
+        )
+        quarantine = pl.concat([quarantine, parsed])
+    valid = df.filter(~pl.col(_IDX).is_in(bad_idx.implode())).drop(_IDX)
+    n_rejects = rejects.height if rejects is not None else 0
+    return ContractResult(
+        valid=valid,
+        quarantine=quarantine.cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
+        rows_input=rows.height + n_rejects,
+        rows_quarantined=bad_idx.len() + n_rejects,
+    )

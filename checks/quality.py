@@ -1,0 +1,31 @@
+"""Dataset-level quality metrics the gate reads (one flat name -> number mapping)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from checks.contract import ContractResult
+
+
+def class_counts(valid: pl.DataFrame, *, label_column: str) -> pl.DataFrame:
+    """Valid rows per label class, largest first (ties by label)."""
+    return (
+        valid.group_by(pl.col(label_column).cast(pl.String).alias("label"))
+        .agg(pl.len().alias("rows"))
+        .sort(["rows", "label"], descending=[True, False])
+    )
+
+
+def contract_metrics(result: ContractResult, *, label_column: str) -> dict[str, float]:
+    """Row arithmetic and class balance after the contract."""
+    counts = class_counts(result.valid, label_column=label_column)
+    rows_input = result.rows_input
+    return {
+        "rows_input": float(rows_input),
+        "rows_valid": float(result.rows_valid),
+        "rows_quarantined": float(result.rows_quarantined),
+        "rows_excluded": 0.0,
+        "quarantine_rate": result.rows_quarantined / rows_input if rows_input else 0.0,
+        "n_classes": float(counts.height),
+        "min_rows_per_class": float(counts.get_column("rows").min() or 0) if counts.height else 0.0,
+    }

@@ -1,0 +1,1 @@
+"""labelgate: flows layer (see DESIGN.md)."""

@@ -1,0 +1,163 @@
+"""The `labelgate` command line.
+
+Exit codes: 0 = gate passed (or command succeeded), 1 = gate failed, 2 = spec, usage or
+input error (the message names the file and the key, row or column), 3 = internal error.
+Prefect is imported only by `run`, so `check`, `schema`, `gate` and `report` are quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labelgate import warehouse
+from labelgate.errors import GateFailedError, LabelgateError
+from labelgate.gate import GateVerdict, evaluate_gate
+from labelgate.report import read_latest
+from labelgate.spec import Spec, json_schema, load_spec
+
+EXIT_PASS, EXIT_GATE_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="labelgate",
+    help="Declarative data-quality pipeline for labeled datasets that feed fine-tunes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SpecArg = Annotated[Path, typer.Argument(help="The dataset spec (YAML).", show_default=False)]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store folder (overrides the spec's `store`).", show_default=False),
+]
+
+
+def _load(spec_path: Path) -> Spec:
+    try:
+        return load_spec(spec_path)
+    except LabelgateError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def _verdict_table(verdict: GateVerdict) -> Table:
+    table = Table("check", "observed", "threshold", "passed", title="gate")
+    for c in verdict.checks:
+        observed = "—" if c.observed is None else f"{c.observed:.4g}"
+        table.add_row(c.name, observed, f"{c.threshold:.4g}", "yes" if c.passed else "[red]NO[/red]")
+    return table
+
+
+@app.command()
+def run(spec: SpecArg, store: StoreOpt = None) -> None:
+    """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
+    _load(spec)  # a wrong spec fails here, before Prefect starts
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows.pipeline import quality_pipeline
+
+    state = quality_pipeline(str(spec), str(store) if store else None, return_state=True)
+    if state.is_completed():
+        report: dict[str, Any] = state.result()
+        _print_summary(report)
+        raise typer.Exit(EXIT_PASS)
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, GateFailedError):
+        latest = load_spec(spec).store_dir(store)
+        found = read_latest(latest, load_spec(spec).name)
+        if found:
+            _print_summary(found[1])
+        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        raise typer.Exit(EXIT_GATE_FAILED)
+    if isinstance(exc, LabelgateError):
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT)
+    err.print(f"[red]internal error:[/red] {state.message}", soft_wrap=True)
+    raise typer.Exit(EXIT_INTERNAL)
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    rows = report["rows"]
+    gate = report["gate"]
+    status = "[green]PASSED[/green]" if gate["passed"] else "[red]FAILED[/red]"
+    out.print(f"{report['dataset']} run {report['run_id']}: gate {status}")
+    out.print(
+        f"rows: input {rows['input']} = valid {rows['valid']} + quarantined "
+        f"{rows['quarantined']} + excluded {rows['excluded']}"
+    )
+    for c in gate["checks"]:
+        mark = "ok " if c["passed"] else "[red]BAD[/red]"
+        out.print(f"  {mark} {c['message']}")
+    out.print(f"report: {Path(report['paths']['report']) / 'report.md'}", soft_wrap=True)
+
+
+@app.command()
+def check(spec: SpecArg) -> None:
+    """Validate SPEC without reading any data."""
+    s = _load(spec)
+    out.print(
+        f"{spec}: ok — dataset {s.name!r}, task {s.task}, "
+        f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)"
+    )
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the spec's JSON Schema (for editor completion)."""
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def gate(spec: SpecArg, store: StoreOpt = None) -> None:
+    """Re-evaluate the latest run's gate with SPEC's thresholds: exit 0 pass, 1 fail."""
+    s = _load(spec)
+    path = s.store_dir(store) / warehouse.WAREHOUSE_FILE
+    try:
+        with warehouse.connect(path, read_only=True) as con:
+            last = warehouse.latest_run(con, s.name)
+            metrics = warehouse.run_metrics(con, last.run_id) if last else {}
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    if last is None:
+        err.print(f"[red]error:[/red] no finished run of {s.name!r} in {path}; run `labelgate run`")
+        raise typer.Exit(EXIT_INPUT)
+    verdict = evaluate_gate(metrics, s.gate)
+    out.print(f"{s.name} run {last.run_id} ({last.finished_at}): {verdict.summary()}")
+    if verdict.checks:
+        out.print(_verdict_table(verdict))
+    raise typer.Exit(EXIT_PASS if verdict.passed else EXIT_GATE_FAILED)
+
+
+@app.command()
+def report(spec: SpecArg, store: StoreOpt = None) -> None:
+    """Print where the latest report of SPEC is, and its summary."""
+    s = _load(spec)
+    found = read_latest(s.store_dir(store), s.name)
+    if found is None:
+        err.print(f"[red]error:[/red] no report for {s.name!r} in {s.store_dir(store)}")
+        raise typer.Exit(EXIT_INPUT)
+    folder, content = found
+    out.print(f"latest report: {folder}", soft_wrap=True)
+    _print_summary(content)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,134 @@
+"""The quality gate: one registry of named checks over run metrics.
+
+Each stage contributes metrics (a flat name -> number mapping); the spec's `gate:` section
+sets thresholds by check name; `evaluate_gate` compares them. A check whose metric was not
+computed in a run fails with a reason (a threshold that cannot be verified is not a pass).
+
+The registry lives in the library layer (not checks/) because the spec model validates
+check names when it parses, before any data is read, and imports point down only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """A named threshold on one metric. `kind` max: observed <= threshold; min: >=."""
+
+    name: str
+    metric: str
+    kind: Literal["max", "min"]
+    description: str
+    lower: float = 0.0
+    upper: float = math.inf
+
+    def validate_threshold(self, threshold: float) -> None:
+        if not (self.lower <= threshold <= self.upper) or math.isnan(threshold):
+            raise ValueError(
+                f"gate.{self.name} must be between {self.lower} and {self.upper}, got {threshold}"
+            )
+
+    def passes(self, observed: float, threshold: float) -> bool:
+        if math.isnan(observed):
+            return False
+        return observed <= threshold if self.kind == "max" else observed >= threshold
+
+
+GATE_CHECKS: dict[str, GateCheck] = {
+    c.name: c
+    for c in (
+        GateCheck(
+            "max_quarantine_rate",
+            "quarantine_rate",
+            "max",
+            "share of input rows quarantined by the contract (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_rows_per_class",
+            "min_rows_per_class",
+            "min",
+            "fewest valid rows of any label class",
+        ),
+        GateCheck("min_rows", "rows_valid", "min", "valid rows in total"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    metric: str
+    observed: float | None
+    threshold: float
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    checks: list[CheckResult]
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        if not self.checks:
+            return "gate passed (no thresholds set)"
+        if self.passed:
+            return f"gate passed ({len(self.checks)} checks)"
+        return "gate failed: " + "; ".join(c.message for c in self.failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+
+
+def evaluate_gate(metrics: Mapping[str, float], thresholds: Mapping[str, float]) -> GateVerdict:
+    """Compare metrics against thresholds by registered check name."""
+    results = []
+    for name, threshold in thresholds.items():
+        check = GATE_CHECKS.get(name)
+        if check is None:
+            raise KeyError(f"unknown gate check {name!r}; valid checks: {sorted(GATE_CHECKS)}")
+        observed = metrics.get(check.metric)
+        if observed is None:
+            results.append(
+                CheckResult(
+                    name,
+                    check.metric,
+                    None,
+                    threshold,
+                    False,
+                    f"{check.metric} was not computed in this run (gate.{name} needs it)",
+                )
+            )
+            continue
+        passed = check.passes(observed, threshold)
+        if check.kind == "max":
+            op = "<=" if passed else ">"
+        else:
+            op = ">=" if passed else "<"
+        results.append(
+            CheckResult(
+                name,
+                check.metric,
+                observed,
+                threshold,
+                passed,
+                f"{check.metric} {_fmt(observed)} {op} gate.{name} {_fmt(threshold)}",
+            )
+        )
+    return GateVerdict(passed=all(r.passed for r in results), checks=results)
+
+
+def _fmt(value: float) -> str:
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.4g}"

@@ -1,0 +1,138 @@
+"""The Parquet lake: each input file becomes a content-addressed batch.
+
+Layout: `<store>/lake/<dataset>/<source>/batch=<hash>/` holding `data.parquet` (the rows
+as read, plus `_batch` and `_row`), `rejects.parquet` (records that could not be parsed)
+and `_batch.json` (file, hash, counts), written last: a folder without it is an
+interrupted ingest and is redone. The hash covers the file bytes and the reader options,
+so re-ingesting the same file is a no-op and a changed file is a new batch.
+
+A run's input is the batches of the files its spec matches now; older batches stay in
+the lake for lineage but are not part of the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from labelgate.errors import InputError
+from labelgate.io import BATCH, ROW, match_files, read_file
+from labelgate.spec import SourceSpec
+
+_HASH_CHUNK = 1 << 20
+MARKER = "_batch.json"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One ingested file."""
+
+    dataset: str
+    source: str
+    batch: str
+    file: str
+    format: str
+    rows: int
+    rejected: int
+    path: str
+    ingested_at: str
+    reused: bool = False
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.path) / "data.parquet"
+
+    @property
+    def rejects_path(self) -> Path:
+        return Path(self.path) / "rejects.parquet"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def lake_dir(store: Path, dataset: str, source: str) -> Path:
+    return store / "lake" / dataset / source
+
+
+def content_hash(path: Path, *, options: dict[str, object]) -> str:
+    """sha256 of the reader options and the file bytes, shortened to 20 hex digits."""
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def ingest_source(
+    source: SourceSpec, *, key: str, dataset: str, store: Path, base_dir: Path
+) -> list[Batch]:
+    """Ingest every file the source matches; existing batches are reused, not rewritten."""
+    files = match_files(source, base_dir=base_dir, key=key)
+    return [
+        ingest_file(f, source=source, key=key, dataset=dataset, store=store) for f in files
+    ]
+
+
+def ingest_file(path: Path, *, source: SourceSpec, key: str, dataset: str, store: Path) -> Batch:
+    fmt = source.format_for(path)
+    options: dict[str, object] = {"format": fmt}
+    if fmt == "csv":
+        options |= {"encoding": source.encoding, "separator": source.separator}
+    try:
+        digest = content_hash(path, options=options)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    root = lake_dir(store, dataset, key)
+    target = root / f"batch={digest}"
+    marker = target / MARKER
+    if marker.is_file():
+        meta = json.loads(marker.read_text())
+        return Batch(**{**meta, "path": str(target), "reused": True})
+
+    result = read_file(path, fmt=fmt, source=source)
+    rows = result.rows.with_columns(pl.lit(digest).alias(BATCH))
+    rejects = result.rejects.with_columns(pl.lit(digest).alias(BATCH))
+    batch = Batch(
+        dataset=dataset,
+        source=key,
+        batch=digest,
+        file=str(path),
+        format=fmt,
+        rows=rows.height,
+        rejected=rejects.height,
+        path=str(target),
+        ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    # Write into a temp folder beside the target, then rename: readers never see half a batch.
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest}-", dir=root))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the lake is shared with readers
+    try:
+        rows.write_parquet(tmp / "data.parquet", statistics=True)
+        rejects.write_parquet(tmp / "rejects.parquet")
+        meta = {k: v for k, v in batch.to_dict().items() if k not in ("path", "reused")}
+        (tmp / MARKER).write_text(json.dumps(meta, indent=2))
+        if target.exists():  # an interrupted earlier ingest: no marker, so redo it
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return batch
+
+
+def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows and the rejects of a run's batches, concatenated (columns unioned)."""
+    frames = [pl.read_parquet(b.data_path) for b in batches]
+    rejects = [pl.read_parquet(b.rejects_path) for b in batches]
+    rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    rej = pl.concat(rejects, how="diagonal_relaxed") if rejects else pl.DataFrame()
+    return rows, rej

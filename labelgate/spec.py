@@ -1,0 +1,294 @@
+"""The dataset spec: one YAML file, parsed by a strict pydantic v2 model.
+
+A wrong spec fails before any data is read, with the file, the path to the bad key and
+what was expected (`SpecError`). Paths in a spec are relative to the spec file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from labelgate.errors import SpecError
+from labelgate.gate import GATE_CHECKS
+
+Format = Literal["csv", "jsonl", "parquet"]
+DType = Literal["str", "int", "float", "bool"]
+
+_FORMAT_BY_SUFFIX: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Model):
+    """One input: a file path or a glob, relative to the spec file."""
+
+    path: str = Field(description="File path or glob, relative to the spec file.")
+    format: Format | None = Field(
+        default=None, description="csv | jsonl | parquet; inferred from the extension if absent."
+    )
+    encoding: Literal["utf8", "utf8-lossy", "latin1"] = Field(
+        default="utf8", description="Text encoding of CSV files."
+    )
+    separator: str = Field(default=",", min_length=1, max_length=1, description="CSV delimiter.")
+
+    def format_for(self, file: Path) -> Format:
+        """The reader for one matched file: the spec's `format`, else the file extension."""
+        if self.format is not None:
+            return self.format
+        suffixes = [s.lower() for s in file.suffixes]
+        for suffix in reversed(suffixes):
+            if suffix in _FORMAT_BY_SUFFIX:
+                return _FORMAT_BY_SUFFIX[suffix]
+        raise SpecError(
+            f"{file}: cannot infer the format from the extension {''.join(suffixes)!r}; "
+            f"set sources.<name>.format to one of csv, jsonl, parquet"
+        )
+
+
+class Sources(_Model):
+    items: SourceSpec = Field(description="The labeled rows (one row per example).")
+
+
+class Columns(_Model):
+    """Which columns play which role."""
+
+    id: str = Field(description="Unique row id column.")
+    text: list[str] = Field(default_factory=list, description="Text field(s) a model reads.")
+    features: list[str] = Field(
+        default_factory=list, description="Numeric or categorical feature columns."
+    )
+    label: str = Field(description="The label column.")
+
+    @field_validator("text", "features", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _needs_input(self) -> Columns:
+        if not self.text and not self.features:
+            raise ValueError("name at least one input column in columns.text or columns.features")
+        roles = [self.id, self.label, *self.text, *self.features]
+        repeated = sorted({c for c in roles if roles.count(c) > 1})
+        if repeated:
+            raise ValueError(f"column(s) {repeated} named in more than one role")
+        return self
+
+    def required(self) -> list[str]:
+        """Every column the data must have, in a stable order."""
+        return [self.id, *self.text, *self.features, self.label]
+
+
+class StrLength(_Model):
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+
+class ColumnContract(_Model):
+    """What one column must look like. Rows that break it are quarantined with the reason."""
+
+    dtype: DType | None = Field(default=None, description="str | int | float | bool")
+    nullable: bool | None = Field(default=None, description="Allow missing values.")
+    unique: bool | None = Field(default=None, description="Later repeats are quarantined.")
+    isin: list[str | int | float | bool] | None = Field(default=None, min_length=1)
+    min: float | None = Field(default=None, description="Smallest allowed value (inclusive).")
+    max: float | None = Field(default=None, description="Largest allowed value (inclusive).")
+    str_length: StrLength | None = None
+    regex: str | None = Field(default=None, description="Full-match regular expression.")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+
+def _gate_schema(schema: dict[str, Any]) -> None:
+    schema["propertyNames"] = {"enum": sorted(GATE_CHECKS)}
+    schema["description"] = "Gate thresholds by check name: " + "; ".join(
+        f"{c.name}: {c.description}" for c in GATE_CHECKS.values()
+    )
+
+
+class Spec(_Model):
+    """One dataset: where it is, what it must look like, and when it is good enough."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="labelgate spec")
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Dataset name; lake, report and published paths use it.",
+    )
+    task: Literal["classification"] = Field(
+        default="classification", description="classification (more task types to come)."
+    )
+    store: str = Field(
+        default="store",
+        description="Folder for the Parquet lake, warehouse.duckdb, reports (relative to spec).",
+    )
+    sources: Sources
+    columns: Columns
+    contract: dict[str, ColumnContract] = Field(default_factory=dict)
+    gate: dict[str, float] = Field(
+        default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
+    )
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("gate")
+    @classmethod
+    def _known_checks(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            check = GATE_CHECKS.get(name)
+            if check is None:
+                raise ValueError(
+                    f"unknown gate check {name!r}; valid checks: {', '.join(sorted(GATE_CHECKS))}"
+                )
+            check.validate_threshold(threshold)
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the spec, made absolute against the spec file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self._base_dir / p).resolve()
+
+    def store_dir(self, override: str | Path | None = None) -> Path:
+        """The store folder: `--store` if given (relative to the working directory)."""
+        if override is not None:
+            return Path(override).expanduser().resolve()
+        return self.resolve(self.store)
+
+    def contract_for(self, column: str) -> ColumnContract:
+        """The effective contract of a column: role defaults, overridden by the spec.
+
+        The id column defaults to non-null and unique; label and text columns to non-null.
+        """
+        defaults: dict[str, Any] = {}
+        if column == self.columns.id:
+            defaults = {"nullable": False, "unique": True}
+        elif column == self.columns.label or column in self.columns.text:
+            defaults = {"nullable": False}
+        explicit = self.contract.get(column)
+        if explicit is not None:
+            defaults.update(explicit.model_dump(exclude_none=True))
+        return ColumnContract(**defaults)
+
+    def contracted_columns(self) -> list[str]:
+        """Role columns first, then other contracted columns, each once."""
+        cols = self.columns.required()
+        return cols + [c for c in self.contract if c not in cols]
+
+    def fingerprint(self) -> str:
+        """Hash of the spec's content (key order and formatting do not matter)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + _valid_keys(err["loc"])
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _valid_keys(loc: tuple[int | str, ...]) -> str:
+    """For an unknown key, list the keys its section accepts."""
+    model: type[BaseModel] | None = Spec
+    dict_values: type[BaseModel] | None = None
+    for part in loc[:-1]:
+        if dict_values is not None:  # `part` is a key of a dict section (contract.<column>)
+            model, dict_values = dict_values, None
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        if field is None:
+            return ""
+        if get_origin(field.annotation) is dict:
+            dict_values = _model_of(get_args(field.annotation)[1])
+            model = None
+        else:
+            model = _model_of(field.annotation)
+    if model is None:
+        return ""
+    return f"; valid keys: {', '.join(model.model_fields)}"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_spec(data: Any, *, source: str = "<spec>", base_dir: Path | None = None) -> Spec:
+    """Validate an already-loaded mapping into a `Spec`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{source}: invalid spec\n{_format_errors(exc)}") from None
+    spec._base_dir = (base_dir or Path.cwd()).resolve()
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raises `SpecError` naming the file and key."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"{p}: spec file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{p}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{p}: not UTF-8 text: {exc}") from None
+    return parse_spec(data, source=str(p), base_dir=p.resolve().parent)
+
+
+def json_schema() -> dict[str, Any]:
+    """The spec's JSON Schema, for editors (`labelgate schema > labelgate.schema.json`)."""
+    return Spec.model_json_schema()

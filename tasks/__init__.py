@@ -1,0 +1,1 @@
+"""labelgate: tasks layer (see DESIGN.md)."""

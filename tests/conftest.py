@@ -1,0 +1,87 @@
+"""Shared fixtures. Prefect settings are fixed before anything imports prefect."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="labelgate-prefect-home-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+
+TEXTS = [
+    "@united my flight was delayed three hours and nobody told us why",
+    "@SouthwestAir thanks for the quick rebooking, great crew today",
+    "@AmericanAir what time does the lounge open at DFW terminal D",
+    "@JetBlue lost my bag again, this is the second time this month",
+    "@VirginAmerica loved the mood lighting and the snacks on board",
+    "@USAirways is the 6pm to Boston still on schedule tonight",
+]
+LABELS = ["negative", "positive", "neutral", "negative", "positive", "neutral"]
+
+
+def item_rows(n: int = 60) -> list[dict[str, Any]]:
+    """`n` clean rows cycling through six real-looking tweets and their labels."""
+    return [
+        {"tweet_id": f"t{i:04d}", "text": f"{TEXTS[i % 6]} #{i}", "sentiment": LABELS[i % 6],
+         "confidence": round(0.5 + (i % 5) / 10, 2)}
+        for i in range(n)
+    ]
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    import polars as pl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows).write_csv(path)
+    return path
+
+
+def spec_dict(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "tiny-tweets",
+        "task": "classification",
+        "store": "store",
+        "sources": {"items": {"path": "items/*.csv"}},
+        "columns": {"id": "tweet_id", "text": ["text"], "label": "sentiment"},
+        "contract": {
+            "tweet_id": {"dtype": "str", "unique": True},
+            "text": {"dtype": "str", "str_length": {"min": 1, "max": 500}},
+            "sentiment": {"dtype": "str", "isin": ["negative", "neutral", "positive"]},
+            "confidence": {"dtype": "float", "min": 0, "max": 1},
+        },
+        "gate": {"max_quarantine_rate": 0.1, "min_rows_per_class": 5},
+    }
+    spec.update(overrides)
+    return spec
+
+
+SpecFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path) -> SpecFactory:
+    """Write a spec (and by default a clean items CSV) into tmp_path; returns the spec path."""
+
+    def make(rows: list[dict[str, Any]] | None = None, **overrides: Any) -> Path:
+        write_csv(tmp_path / "items" / "part1.csv", item_rows() if rows is None else rows)
+        path = tmp_path / "spec.yaml"
+        path.write_text(yaml.safe_dump(spec_dict(**overrides), sort_keys=False))
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """Prefect's temporary server, once per session (about 11 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+import pytest
+
+from checks.contract import enforce_contract
+from checks.quality import contract_metrics
+from labelgate.errors import InputError
+from labelgate.spec import parse_spec
+from tests.conftest import item_rows, spec_dict
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows as the lake holds a CSV batch: every column text, plus _batch and _row."""
+    df = pl.DataFrame(rows).cast(pl.String)
+    return df.with_columns(
+        pl.lit("b1").alias("_batch"), pl.Series("_row", range(1, len(rows) + 1), dtype=pl.Int64)
+    )
+
+
+def _bad(row: dict[str, Any], **change: Any) -> dict[str, Any]:
+    return {**row, **change}
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "check", "reason"),
+    [
+        ({"confidence": "high"}, "confidence", "dtype",
+         "'high' is not a valid float (contract.confidence.dtype)"),
+        ({"sentiment": "angry"}, "sentiment", "isin",
+         "'angry' is not one of contract.sentiment.isin"),
+        ({"tweet_id": None}, "tweet_id", "not_nullable",
+         "missing value (contract.tweet_id.nullable is false)"),
+        ({"tweet_id": "t0001"}, "tweet_id", "unique", "duplicate value 't0001'"),
+        ({"text": None}, "text", "not_nullable", "missing value (contract.text.nullable"),
+        ({"text": "x" * 501}, "text", "str_length",
+         "length 501 outside contract.text.str_length [1, 500]"),
+        ({"confidence": "1.5"}, "confidence", "max", "'1.5' > contract.confidence.max 1.0"),
+        ({"confidence": "-0.1"}, "confidence", "min", "< contract.confidence.min 0.0"),
+    ],
+)
+def test_bad_row_lands_in_quarantine(change: dict[str, Any], column: str, check: str,
+                                     reason: str) -> None:
+    rows = item_rows(20)
+    rows[7] = _bad(rows[7], **change)
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict()))
+    q = result.quarantine
+    assert q.height == 1, q
+    record = q.row(0, named=True)
+    assert (record["column"], record["check"], record["row"], record["batch"]) == (
+        column, check, 8, "b1"
+    )
+    assert reason in record["reason"]
+    assert result.rows_valid == 19 and result.rows_quarantined == 1
+    assert result.rows_input == result.rows_valid + result.rows_quarantined
+    assert 8 not in result.valid.get_column("_row").to_list()
+
+
+def test_duplicate_id_keeps_the_first_occurrence() -> None:
+    rows = item_rows(5)
+    rows[3]["tweet_id"] = rows[0]["tweet_id"]
+    rows[4]["tweet_id"] = rows[0]["tweet_id"]
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict()))
+    assert result.quarantine.get_column("row").to_list() == [4, 5]
+    assert result.valid.get_column("_row").to_list() == [1, 2, 3]
+
+
+def test_one_row_many_failures_counts_once() -> None:
+    rows = item_rows(6)
+    rows[2] = _bad(rows[2], sentiment="meh", confidence="abc", text=None)
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict()))
+    assert sorted(result.quarantine.get_column("check").to_list()) == [
+        "dtype", "isin", "not_nullable"
+    ]
+    assert result.rows_quarantined == 1 and result.rows_valid == 5
+
+
+def test_dtypes_are_cast_on_valid_rows() -> None:
+    result = enforce_contract(_frame(item_rows(4)), spec=parse_spec(spec_dict()))
+    assert result.valid.schema["confidence"] == pl.Float64
+    assert result.quarantine.height == 0
+
+
+@pytest.mark.parametrize(
+    ("contract", "value", "check"),
+    [
+        ({"tweet_id": {"regex": "t[0-9]{4}"}}, "x0001", "regex"),
+        ({"flag": {"dtype": "bool"}}, "maybe", "dtype"),
+        ({"n": {"dtype": "int", "min": 0}}, "3.5", "dtype"),
+        ({"n": {"dtype": "int", "min": 0}}, "-3", "min"),
+    ],
+)
+def test_more_checks(contract: dict[str, Any], value: str, check: str) -> None:
+    rows = [dict(r, flag="yes", n="2") for r in item_rows(4)]
+    column = next(iter(contract))
+    rows[1][column] = value
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict(contract=contract)))
+    assert result.quarantine.select("row", "column", "check").rows() == [(2, column, check)]
+
+
+def test_regex_must_match_the_whole_value() -> None:
+    rows = item_rows(3)
+    rows[0]["tweet_id"] = "t0000-extra"
+    spec = parse_spec(spec_dict(contract={"tweet_id": {"regex": "t[0-9]{4}"}}))
+    result = enforce_contract(_frame(rows), spec=spec)
+    assert result.quarantine.get_column("check").to_list() == ["regex"]
+
+
+def test_missing_required_column_is_named() -> None:
+    frame = _frame(item_rows(3)).drop("sentiment")
+    with pytest.raises(InputError, match=r"missing column\(s\) \['sentiment'\]"):
+        enforce_contract(frame, spec=parse_spec(spec_dict()))
+
+
+def test_unparseable_records_are_quarantined_and_counted() -> None:
+    rejects = pl.DataFrame(
+        {"_row": [3], "reason": ["not valid JSON: Expecting value"], "raw": ["{oops"],
+         "_batch": ["b1"]}
+    )
+    result = enforce_contract(_frame(item_rows(4)), spec=parse_spec(spec_dict()), rejects=rejects)
+    assert result.rows_input == 5 and result.rows_valid == 4 and result.rows_quarantined == 1
+    record = result.quarantine.row(0, named=True)
+    assert (record["column"], record["check"], record["row"]) == ("_record", "parse", 3)
+
+
+def test_metrics_add_up() -> None:
+    rows = item_rows(30)
+    rows[0]["sentiment"] = "angry"
+    rows[1]["tweet_id"] = None
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict()))
+    m = contract_metrics(result, label_column="sentiment")
+    assert m["rows_input"] == 30 and m["rows_valid"] == 28 and m["rows_quarantined"] == 2
+    assert m["quarantine_rate"] == pytest.approx(2 / 30)
+    assert m["n_classes"] == 3
+    # 30 rows cycle 6 labels (10 per class); rows 0 (negative) and 1 (positive) removed
+    assert m["min_rows_per_class"] == 9

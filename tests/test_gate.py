@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from labelgate.gate import GATE_CHECKS, evaluate_gate
+
+
+@pytest.mark.parametrize(
+    ("metrics", "thresholds", "passed"),
+    [
+        ({"quarantine_rate": 0.01}, {"max_quarantine_rate": 0.02}, True),
+        ({"quarantine_rate": 0.02}, {"max_quarantine_rate": 0.02}, True),
+        ({"quarantine_rate": 0.03}, {"max_quarantine_rate": 0.02}, False),
+        ({"min_rows_per_class": 49}, {"min_rows_per_class": 50}, False),
+        ({"min_rows_per_class": 50}, {"min_rows_per_class": 50}, True),
+        ({"quarantine_rate": math.nan}, {"max_quarantine_rate": 0.5}, False),
+        ({}, {}, True),
+    ],
+)
+def test_thresholds(metrics: dict[str, float], thresholds: dict[str, float], passed: bool) -> None:
+    assert evaluate_gate(metrics, thresholds).passed is passed
+
+
+def test_failure_message_shows_observed_and_threshold() -> None:
+    verdict = evaluate_gate(
+        {"quarantine_rate": 0.083, "min_rows_per_class": 70},
+        {"max_quarantine_rate": 0.05, "min_rows_per_class": 50},
+    )
+    assert not verdict.passed
+    assert [c.name for c in verdict.failed] == ["max_quarantine_rate"]
+    assert verdict.summary() == (
+        "gate failed: quarantine_rate 0.083 > gate.max_quarantine_rate 0.05"
+    )
+
+
+def test_missing_metric_fails_with_reason() -> None:
+    verdict = evaluate_gate({}, {"min_rows": 10})
+    assert not verdict.passed
+    assert verdict.checks[0].observed is None
+    assert "rows_valid was not computed" in verdict.checks[0].message
+
+
+def test_unknown_check_lists_valid_ones() -> None:
+    with pytest.raises(KeyError, match="max_quarantine_rate"):
+        evaluate_gate({}, {"nope": 1.0})
+
+
+def test_registry_names_match_keys() -> None:
+    assert all(name == check.name for name, check in GATE_CHECKS.items())
