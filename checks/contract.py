@@ -110,6 +110,7 @@ def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
         if df.schema[name] == target:
             continue
         col = pl.col(name)
+        cast: pl.Expr
         if dtype == "bool" and df.schema[name] == pl.String:
             low = col.str.strip_chars().str.to_lowercase()
             cast = pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
@@ -208,6 +209,10 @@ def enforce_contract(
     all_failures = pl.concat([dtype_failures, failures]).sort(_IDX, "column", "check")
 
     contracts = {name: spec.contract_for(name) for name in spec.contracted_columns()}
+
+    def reason(r: dict[str, Any]) -> str:
+        return _reason(r["column"], r["check"], r["failure_case"], contracts[r["column"]])
+
     keys = df.select(
         pl.col(_IDX),
         pl.col(BATCH).alias("batch"),
@@ -218,10 +223,7 @@ def enforce_contract(
         all_failures.join(keys, on=_IDX, how="left")
         .with_columns(
             pl.struct("column", "check", "failure_case")
-            .map_elements(
-                lambda s: _reason(s["column"], s["check"], s["failure_case"], contracts[s["column"]]),
-                return_dtype=pl.String,
-            )
+            .map_elements(reason, return_dtype=pl.String)
             .alias("reason"),
             pl.lit(source).alias("source"),
         )

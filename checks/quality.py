@@ -27,5 +27,6 @@ def contract_metrics(result: ContractResult, *, label_column: str) -> dict[str, 
         "rows_excluded": 0.0,
         "quarantine_rate": result.rows_quarantined / rows_input if rows_input else 0.0,
         "n_classes": float(counts.height),
-        "min_rows_per_class": float(counts.get_column("rows").min() or 0) if counts.height else 0.0,
+        # counts is sorted largest first, so the last row is the smallest class
+        "min_rows_per_class": float(counts.get_column("rows")[-1]) if counts.height else 0.0,
     }

@@ -38,7 +38,9 @@ err = Console(stderr=True, highlight=False)
 SpecArg = Annotated[Path, typer.Argument(help="The dataset spec (YAML).", show_default=False)]
 StoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", help="Store folder (overrides the spec's `store`).", show_default=False),
+    typer.Option(
+        "--store", help="Store folder (overrides the spec's `store`).", show_default=False
+    ),
 ]
 
 
@@ -54,7 +56,8 @@ def _verdict_table(verdict: GateVerdict) -> Table:
     table = Table("check", "observed", "threshold", "passed", title="gate")
     for c in verdict.checks:
         observed = "—" if c.observed is None else f"{c.observed:.4g}"
-        table.add_row(c.name, observed, f"{c.threshold:.4g}", "yes" if c.passed else "[red]NO[/red]")
+        passed = "yes" if c.passed else "[red]NO[/red]"
+        table.add_row(c.name, observed, f"{c.threshold:.4g}", passed)
     return table
 
 

@@ -111,10 +111,9 @@ def evaluate_gate(metrics: Mapping[str, float], thresholds: Mapping[str, float])
             )
             continue
         passed = check.passes(observed, threshold)
-        if check.kind == "max":
-            op = "<=" if passed else ">"
-        else:
-            op = ">=" if passed else "<"
+        op = {("max", True): "<=", ("max", False): ">", ("min", True): ">=", ("min", False): "<"}[
+            (check.kind, passed)
+        ]
         results.append(
             CheckResult(
                 name,

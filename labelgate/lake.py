@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from labelgate.errors import InputError
-from labelgate.io import BATCH, ROW, match_files, read_file
+from labelgate.io import BATCH, match_files, read_file
 from labelgate.spec import SourceSpec
 
 _HASH_CHUNK = 1 << 20

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import polars as pl
@@ -185,27 +184,33 @@ def refresh_views(
     """(Re)create the dataset's views over the lake and the latest valid rows."""
     schema = quote_ident(dataset)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    # DDL takes no bound parameters: the identifier is quoted and the path a quoted literal.
+    raw = quote_literal(lake_glob)
+    valid = quote_literal(str(valid_path))
     con.execute(
-        f"CREATE OR REPLACE VIEW {schema}.items_raw AS SELECT * FROM read_parquet("
-        f"{quote_literal(lake_glob)}, union_by_name = true)"
+        f"CREATE OR REPLACE VIEW {schema}.items_raw AS "  # noqa: S608
+        f"SELECT * FROM read_parquet({raw}, union_by_name = true)"
     )
-    con.execute(
-        f"CREATE OR REPLACE VIEW {schema}.valid AS SELECT * FROM read_parquet("
-        f"{quote_literal(str(valid_path))})"
-    )
+    con.execute(f"CREATE OR REPLACE VIEW {schema}.valid AS SELECT * FROM read_parquet({valid})")  # noqa: S608
+
+
+_RUN_COLUMNS = (
+    "SELECT run_id, dataset, status, started_at, finished_at, rows_input, rows_valid,"
+    " rows_quarantined, gate_passed, report_dir FROM runs WHERE dataset = ?"
+)
+_LATEST_ANY = _RUN_COLUMNS + " ORDER BY started_at DESC, run_id DESC LIMIT 1"
+_LATEST_FINISHED = (
+    _RUN_COLUMNS + " AND finished_at IS NOT NULL AND status <> 'error'"
+    " ORDER BY started_at DESC, run_id DESC LIMIT 1"
+)
 
 
 def latest_run(
     con: duckdb.DuckDBPyConnection, dataset: str, *, finished: bool = True
 ) -> RunRecord | None:
     """The newest run of a dataset (by default only runs that finished)."""
-    where = "dataset = ?" + (" AND finished_at IS NOT NULL AND status <> 'error'" if finished else "")
-    rows = con.execute(
-        "SELECT run_id, dataset, status, started_at, finished_at, rows_input, rows_valid,"
-        f" rows_quarantined, gate_passed, report_dir FROM runs WHERE {where}"
-        " ORDER BY started_at DESC, run_id DESC LIMIT 1",
-        [dataset],
-    ).fetchall()
+    sql = _LATEST_FINISHED if finished else _LATEST_ANY
+    rows = con.execute(sql, [dataset]).fetchall()
     return RunRecord(*rows[0]) if rows else None
 
 
@@ -215,7 +220,3 @@ def run_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, float]
     ).fetchall()
     return {str(m): float(v) for m, v in rows if v is not None and not math.isnan(v)}
 
-
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
-    """Run a query and return a polars frame."""
-    return con.execute(sql, params or []).pl()

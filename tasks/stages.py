@@ -83,7 +83,7 @@ def ingest(spec: Spec, run: RunContext) -> list[Batch]:
 def contract(spec: Spec, batches: list[Batch]) -> ContractResult:
     """Validate the run's rows against the pandera contract; bad rows are quarantined."""
     for b in batches:
-        check_columns(pl.read_parquet_schema(b.data_path).names(), spec, where=b.file)
+        check_columns(list(pl.read_parquet_schema(b.data_path)), spec, where=b.file)
     rows, rejects = load_batches(batches)
     result = enforce_contract(rows, spec=spec, source="items", rejects=rejects)
     get_run_logger().info(

@@ -1,0 +1,139 @@
+"""End-to-end: the Prefect flow under the temporary server, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from labelgate.errors import GateFailedError, InputError
+from tests.conftest import SpecFactory, item_rows, write_csv
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+runner = CliRunner()
+
+
+def _latest_report(spec: Path) -> dict:  # type: ignore[type-arg]
+    path = spec.parent / "store/reports/tiny-tweets/latest/report.json"
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_flow_end_to_end(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+
+    rows = item_rows(60)
+    rows[5]["sentiment"] = "angry"
+    rows[9]["tweet_id"] = rows[8]["tweet_id"]
+    spec = make_spec(rows)
+    report = quality_pipeline(str(spec))
+
+    assert report["rows"] == {
+        "input": 60, "valid": 58, "quarantined": 2, "excluded": 0, "balanced": True
+    }
+    assert report["gate"]["passed"] is True
+    assert [c["name"] for c in report["gate"]["checks"]] == [
+        "max_quarantine_rate", "min_rows_per_class"
+    ]
+    assert report["metrics"]["quarantine_rate"] == pytest.approx(2 / 60)
+    assert {c["label"]: c["rows"] for c in report["classes"]} == {
+        "negative": 19, "neutral": 19, "positive": 20  # row 5 is neutral, row 9 negative
+    }
+    on_disk = _latest_report(spec)
+    assert on_disk["run_id"] == report["run_id"]
+    folder = spec.parent / "store/reports/tiny-tweets/latest"
+    assert "input 60 = valid 58 + quarantined 2" in (folder / "report.md").read_text()
+
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        q = con.execute(
+            'SELECT "row", "column", "check" FROM quarantine WHERE run_id = ? ORDER BY "row"',
+            [report["run_id"]],
+        ).fetchall()
+        assert q == [(6, "sentiment", "isin"), (10, "tweet_id", "unique")]
+        assert con.execute('SELECT count(*) FROM "tiny-tweets".valid').fetchall() == [(58,)]
+        status = con.execute("SELECT status, gate_passed FROM runs").fetchall()
+        assert status == [("passed", True)]
+        gate_rows = con.execute("SELECT count(*) FROM gate_results").fetchall()
+        assert gate_rows == [(2,)]
+    finally:
+        con.close()
+
+    # the same files again: batches reused, nothing new in the lake
+    again = quality_pipeline(str(spec))
+    assert [s["reused"] for s in again["sources"]] == [True]
+    assert len(list((spec.parent / "store/lake/tiny-tweets/items").glob("batch=*"))) == 1
+
+
+def test_failed_gate_fails_the_flow_run(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+
+    spec = make_spec(gate={"min_rows_per_class": 1000})
+    state = quality_pipeline(str(spec), return_state=True)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError)
+    assert "min_rows_per_class 20 < gate.min_rows_per_class 1000" in str(exc)
+    assert _latest_report(spec)["gate"]["passed"] is False  # the report is still written
+
+
+def test_input_error_fails_the_run_and_is_recorded(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+
+    spec = make_spec(sources={"items": {"path": "missing/*.csv"}})
+    state = quality_pipeline(str(spec), return_state=True)
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, InputError) and "no file matches" in str(exc)
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("error",)]
+    finally:
+        con.close()
+
+
+def test_cli_exit_codes(make_spec: SpecFactory, tmp_path: Path) -> None:
+    spec = make_spec()
+    result = runner.invoke(app, ["run", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "gate PASSED" in result.output and "input 60 = valid 60" in result.output
+
+    assert runner.invoke(app, ["gate", str(spec)]).exit_code == 0
+    report = runner.invoke(app, ["report", str(spec)])
+    assert report.exit_code == 0 and "latest report:" in report.output
+
+    # tighten the spec: `gate` re-evaluates the latest run's metrics with the new thresholds
+    text = spec.read_text().replace("min_rows_per_class: 5", "min_rows_per_class: 500")
+    spec.write_text(text)
+    tightened = runner.invoke(app, ["gate", str(spec)])
+    assert tightened.exit_code == 1
+    assert "min_rows_per_class 20 < gate.min_rows_per_class 500" in tightened.output
+
+    failed = runner.invoke(app, ["run", str(spec)])
+    assert failed.exit_code == 1
+
+    write_csv(tmp_path / "items" / "part1.csv", [{"tweet_id": "a", "text": "hi"}])
+    bad_input = runner.invoke(app, ["run", str(spec)])
+    assert bad_input.exit_code == 2
+    assert "missing column(s) ['sentiment', 'confidence']" in bad_input.output
+    assert "part1.csv" in bad_input.output
+
+
+def test_cli_spec_commands(make_spec: SpecFactory, tmp_path: Path) -> None:
+    spec = make_spec()
+    ok = runner.invoke(app, ["check", str(spec)])
+    assert ok.exit_code == 0 and "ok" in ok.output
+    spec.write_text(spec.read_text().replace("max_quarantine_rate", "max_quarantine_rat"))
+    typo = runner.invoke(app, ["check", str(spec)])
+    assert typo.exit_code == 2
+    assert "unknown gate check 'max_quarantine_rat'" in typo.output
+    assert runner.invoke(app, ["run", str(spec)]).exit_code == 2
+
+    schema = runner.invoke(app, ["schema"])
+    assert schema.exit_code == 0
+    assert json.loads(schema.output)["title"] == "labelgate spec"
+
+    no_runs = runner.invoke(app, ["gate", str(spec), "--store", str(tmp_path / "empty")])
+    assert no_runs.exit_code == 2
