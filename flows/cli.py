@@ -66,6 +66,8 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
     _load(spec)  # a wrong spec fails here, before Prefect starts
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # a fresh PREFECT_HOME migrates its database first (14-16 s here; the default limit is 20)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.pipeline import quality_pipeline
 
     state = quality_pipeline(str(spec), str(store) if store else None, return_state=True)
