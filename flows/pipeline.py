@@ -17,7 +17,7 @@ from tasks import stages
 
 @flow(name="quality-pipeline", log_prints=True)
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
-    """Run one spec: ingest → contract → store → gate → report.
+    """Run one spec: ingest → contract → store → [agreement] → gate → report.
 
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
     gate fails, so the flow run is Failed with the failing checks in its message.
@@ -27,10 +27,13 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         batches = stages.ingest(spec, run)
         result = stages.contract(spec, batches)
         stored = stages.store(spec, run, result)
-        # later stages plug in here: agreement, label issues, dedup, splits
-        metrics = stages.metrics(spec, result)
+        agreement = (
+            stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
+        )
+        # later stages plug in here: label issues, dedup, splits
+        metrics = stages.metrics(spec, result, agreement)
         verdict = stages.gate(spec, run, metrics)
-        report = stages.report(spec, run, batches, result, metrics, verdict, stored)
+        report = stages.report(spec, run, batches, result, metrics, verdict, stored, agreement)
     except LabelgateError as exc:
         stages.record_error(run, str(exc))
         raise

@@ -683,6 +683,7 @@ def compute_agreement(
         "n_items": enc.n_items,
         "n_items_multi_label": n_multi,
         "n_items_single_label": n_single,
+        "min_labels_per_item": int(m.min()) if m.size else 0,
         "n_annotators": enc.n_annotators,
         "n_categories": enc.n_categories,
         "percent_agreement": pa,

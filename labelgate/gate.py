@@ -56,8 +56,78 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "fewest valid rows of any label class",
         ),
         GateCheck("min_rows", "rows_valid", "min", "valid rows in total"),
+        GateCheck(
+            "min_krippendorff_alpha",
+            "agreement.krippendorff_alpha",
+            "min",
+            "Krippendorff's alpha at the agreement level (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_fleiss_kappa",
+            "agreement.fleiss_kappa",
+            "min",
+            "Fleiss' kappa on the items with the modal label count (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_mean_cohen_kappa",
+            "agreement.mean_cohen_kappa",
+            "min",
+            "mean Cohen's kappa over annotator pairs with enough shared items (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_percent_agreement",
+            "agreement.percent_agreement",
+            "min",
+            "share of agreeing label pairs per item, averaged over items (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_gwet_ac1",
+            "agreement.gwet_ac1",
+            "min",
+            "Gwet's AC1 (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_annotator_gold_accuracy",
+            "agreement.min_annotator_gold_accuracy",
+            "min",
+            "lowest gold accuracy of any annotator with enough gold items (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_flagged_annotators",
+            "agreement.n_flagged_annotators",
+            "max",
+            "annotators flagged below the agreement section's thresholds",
+        ),
+        GateCheck(
+            "min_annotators_per_item",
+            "agreement.min_labels_per_item",
+            "min",
+            "fewest labels (annotators) on any annotated item",
+        ),
     )
 }
+
+AGREEMENT_PREFIX = "agreement."
+
+
+def agreement_gate_metrics(metrics: Mapping[str, float | int | None]) -> dict[str, float]:
+    """Agreement metrics under the `agreement.` prefix the registry reads; undefined ones
+    (None or NaN) are left out so a threshold on them fails as "not computed"."""
+    return {
+        AGREEMENT_PREFIX + k: float(v)
+        for k, v in metrics.items()
+        if v is not None and not math.isnan(float(v))
+    }
 
 
 @dataclass(frozen=True)

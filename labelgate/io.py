@@ -15,8 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
+from labelgate.annotations import parse_label_studio_export
 from labelgate.errors import InputError
-from labelgate.spec import Format, SourceSpec
+from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
 
 ROW = "_row"
 BATCH = "_batch"
@@ -32,7 +33,7 @@ class ReadResult:
     rejects: pl.DataFrame
 
 
-def match_files(source: SourceSpec, *, base_dir: Path, key: str) -> list[Path]:
+def match_files(source: AnySource, *, base_dir: Path, key: str) -> list[Path]:
     """The files a source's path or glob matches, sorted; `InputError` if none."""
     pattern = Path(source.path).expanduser()
     if not pattern.is_absolute():
@@ -50,7 +51,7 @@ def match_files(source: SourceSpec, *, base_dir: Path, key: str) -> list[Path]:
     return [pattern]
 
 
-def read_file(path: Path, *, fmt: Format, source: SourceSpec) -> ReadResult:
+def read_file(path: Path, *, fmt: ReadFormat, source: AnySource) -> ReadResult:
     """Read one file with the reader for `fmt`."""
     try:
         size = path.stat().st_size
@@ -62,6 +63,8 @@ def read_file(path: Path, *, fmt: Format, source: SourceSpec) -> ReadResult:
         return _read_csv(path, source)
     if fmt == "jsonl":
         return _read_jsonl(path)
+    if fmt == "label-studio":
+        return _read_label_studio(path, source)
     return _read_parquet(path)
 
 
@@ -75,7 +78,7 @@ def _with_row(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
-def _read_csv(path: Path, source: SourceSpec) -> ReadResult:
+def _read_csv(path: Path, source: AnySource) -> ReadResult:
     # Every column is read as text: types are the contract's business, so a bad value
     # becomes a quarantined row with its reason instead of a failed read.
     try:
@@ -154,3 +157,13 @@ def _read_parquet(path: Path) -> ReadResult:
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(f"{path}: cannot read as Parquet: {exc}") from None
     return ReadResult(_with_row(df), _no_rejects())
+
+
+def _read_label_studio(path: Path, source: AnySource) -> ReadResult:
+    """A Label Studio JSON export as long annotations: item, annotator, label, timestamp,
+    annotation_id (one row per submitted choice; cancelled and empty ones are skipped)."""
+    item_field = from_name = None
+    if isinstance(source, AnnotationSourceSpec):
+        item_field, from_name = source.item_field, source.from_name
+    export = parse_label_studio_export(path, item_field=item_field, from_name=from_name)
+    return ReadResult(_with_row(export.annotations), _no_rejects())

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
+from labelgate.annotations import wide_to_long
 from labelgate.errors import InputError
 from labelgate.io import BATCH, match_files, read_file
-from labelgate.spec import SourceSpec
+from labelgate.spec import AnnotationSourceSpec, AnySource
 
 _HASH_CHUNK = 1 << 20
 MARKER = "_batch.json"
@@ -72,7 +73,7 @@ def content_hash(path: Path, *, options: dict[str, object]) -> str:
 
 
 def ingest_source(
-    source: SourceSpec, *, key: str, dataset: str, store: Path, base_dir: Path
+    source: AnySource, *, key: str, dataset: str, store: Path, base_dir: Path
 ) -> list[Batch]:
     """Ingest every file the source matches; existing batches are reused, not rewritten."""
     files = match_files(source, base_dir=base_dir, key=key)
@@ -81,11 +82,13 @@ def ingest_source(
     ]
 
 
-def ingest_file(path: Path, *, source: SourceSpec, key: str, dataset: str, store: Path) -> Batch:
+def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store: Path) -> Batch:
     fmt = source.format_for(path)
     options: dict[str, object] = {"format": fmt}
     if fmt == "csv":
         options |= {"encoding": source.encoding, "separator": source.separator}
+    if fmt == "label-studio" and isinstance(source, AnnotationSourceSpec):
+        options |= {"item_field": source.item_field, "from_name": source.from_name}
     try:
         digest = content_hash(path, options=options)
     except OSError as exc:
@@ -136,3 +139,70 @@ def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:
     rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     rej = pl.concat(rejects, how="diagonal_relaxed") if rejects else pl.DataFrame()
     return rows, rej
+
+
+@dataclass(frozen=True)
+class AnnotationInput:
+    """The run's annotations as one long frame (the spec's column names), the gold labels,
+    and how many annotations point at items the run does not have."""
+
+    annotations: pl.DataFrame
+    gold: pl.DataFrame | None
+    n_unparseable: int  # annotation/gold records the reader could not parse (see lake rejects)
+    n_items_unknown: int  # annotated item ids not among the run's valid items
+    n_rows_unknown: int  # annotation rows on those items
+
+
+def _require_columns(batches: list[Batch], needed: list[str], *, keys: str) -> None:
+    for b in batches:
+        have = list(pl.read_parquet_schema(b.data_path))
+        missing = [c for c in needed if c not in have]
+        if missing:
+            raise InputError(
+                f"{b.file}: missing column(s) {missing} named in the spec ({keys}); "
+                f"the file has {[c for c in have if not c.startswith('_')]}"
+            )
+
+
+def load_annotations(
+    batches: list[Batch],
+    *,
+    gold_batches: list[Batch],
+    item_column: str,
+    annotator_column: str,
+    label_column: str,
+    wide: list[str] | None,
+    gold_item_column: str,
+    gold_label_column: str,
+    known_items: pl.Series,
+) -> AnnotationInput:
+    """Concatenate the annotation batches into long format (wide input is unpivoted: one
+    row per non-null cell, the column name as annotator) and count the rows whose item is
+    not in `known_items` (compared as text)."""
+    if wide is not None:
+        _require_columns(batches, [item_column, *wide],
+                         keys="agreement.item, sources.annotations.wide")
+    else:
+        _require_columns(batches, [item_column, annotator_column, label_column],
+                         keys="agreement.item/annotator/label")
+    rows, rejects = load_batches(batches)
+    if wide is not None:
+        rows = wide_to_long(rows, item_column=item_column, annotator_columns=wide,
+                            annotator_name=annotator_column, label_name=label_column)
+    gold = None
+    n_unparseable = rejects.height
+    if gold_batches:
+        _require_columns(gold_batches, [gold_item_column, gold_label_column],
+                         keys="agreement.gold_item/gold_label")
+        gold, gold_rejects = load_batches(gold_batches)
+        n_unparseable += gold_rejects.height
+    known = known_items.cast(pl.String).unique().to_frame("_item")
+    ids = rows.select(pl.col(item_column).cast(pl.String).alias("_item"))
+    unknown = ids.join(known, on="_item", how="anti")
+    return AnnotationInput(
+        annotations=rows,
+        gold=gold,
+        n_unparseable=n_unparseable,
+        n_items_unknown=unknown.filter(pl.col("_item").is_not_null())["_item"].n_unique(),
+        n_rows_unknown=unknown.height,
+    )

@@ -12,13 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from labelgate.gate import GateVerdict
 from labelgate.lake import Batch
 from labelgate.runs import RunContext, reports_root
+
+if TYPE_CHECKING:  # sklearn/statsmodels behind it: the CLI's quick commands skip them
+    from labelgate.agreement import AgreementReport
 
 EXAMPLES = 20
 _CELL_MAX = 80
@@ -56,6 +59,7 @@ def build_report(
     metrics: Mapping[str, float],
     verdict: GateVerdict,
     paths: Mapping[str, str],
+    agreement: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict; later stages add sections to it."""
     by_check = (
@@ -91,7 +95,37 @@ def build_report(
         "classes": classes.to_dicts(),
         "metrics": dict(metrics),
         "gate": verdict.to_dict() | {"summary": verdict.summary()},
+        **({"agreement": dict(agreement)} if agreement is not None else {}),
         "paths": dict(paths),
+    }
+
+
+def agreement_section(
+    report: AgreementReport,
+    *,
+    consensus_method: str,
+    n_items_unknown: int,
+    n_rows_unknown: int,
+    n_unparseable: int,
+) -> dict[str, Any]:
+    """report.json's `agreement` section: `AgreementReport.to_dict()` plus how the
+    annotations relate to the items and which consensus is the training label."""
+    section = report.to_dict()
+    notes = list(section["notes"])
+    if n_items_unknown:
+        notes.append(
+            f"{n_items_unknown} annotated item(s) ({n_rows_unknown} annotation rows) are not "
+            "among the run's valid items; they still count towards agreement"
+        )
+    if n_unparseable:
+        notes.append(f"{n_unparseable} annotation/gold record(s) could not be parsed (skipped)")
+    return section | {
+        "consensus_method": consensus_method,
+        "consensus_applied_to_items": False,
+        "n_items_not_in_items": n_items_unknown,
+        "n_rows_not_in_items": n_rows_unknown,
+        "n_unparseable_records": n_unparseable,
+        "notes": notes,
     }
 
 
@@ -179,9 +213,87 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 for e in q["examples"]
             ],
         )
+    if "agreement" in report:
+        lines += _agreement_markdown(report["agreement"])
     lines += ["", "## Where things are", ""]
     lines += [f"- {md_cell(k)}: `{v}`" for k, v in report["paths"].items()]
     return "\n".join(lines) + "\n"
+
+
+_COEFFICIENTS = (
+    ("krippendorff_alpha", "Krippendorff's α"),
+    ("percent_agreement", "percent agreement"),
+    ("fleiss_kappa", "Fleiss' κ"),
+    ("fleiss_kappa_generalized", "Fleiss' κ (unequal counts)"),
+    ("mean_cohen_kappa", "mean Cohen's κ (pairs)"),
+    ("gwet_ac1", "Gwet's AC1"),
+    ("gwet_ac2", "Gwet's AC2 (weighted)"),
+)
+
+
+def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
+    m = ag["metrics"]
+    lines = [
+        "",
+        "## Agreement",
+        "",
+        f"{m['n_labels']} labels on {m['n_items']} items by {m['n_annotators']} annotators "
+        f"(level {md_cell(ag['level'])}, {m['n_items_multi_label']} items with two or more "
+        f"labels, {m['n_categories']} categories). Training label: "
+        f"{md_cell(ag['consensus_method'])} consensus (recorded in the `consensus` table; "
+        "not yet applied to the items).",
+        "",
+    ]
+    rows: list[list[object]] = []
+    for key, name in _COEFFICIENTS:
+        value = m.get(key)
+        ci = ""
+        if key == "krippendorff_alpha" and m.get("krippendorff_alpha_ci_low") is not None:
+            ci = (f"{_num(m['krippendorff_alpha_ci_low'])} – "
+                  f"{_num(m['krippendorff_alpha_ci_high'])} "
+                  f"({m['krippendorff_alpha_n_boot']} resamples)")
+        rows.append([name, _num(value), ci])
+    lines += _table(["coefficient", "value", "95% bootstrap interval"], rows)
+    lines += ["", "### Per class", ""]
+    lines += _table(
+        ["category", "labels", "share", "majority items", "specific agreement"],
+        [[c["category"], c["n_labels"], _num(c["share"]), c["n_majority"],
+          _num(c["specific_agreement"])] for c in ag["per_class"]],
+    )
+    confused = sorted(
+        (c for c in ag["confusion"] if c["label_a"] != c["label_b"] and c["n_pairs"]),
+        key=lambda c: -int(c["n_pairs"]),
+    )[:10]
+    if confused:
+        lines += ["", "Most confused category pairs (ordered label pairs on the same item):", ""]
+        lines += _table(["label a", "label b", "pairs"],
+                        [[c["label_a"], c["label_b"], c["n_pairs"]] for c in confused])
+    lines += ["", "### Annotators", ""]
+    lines += _table(
+        ["annotator", "labels", "consensus agreement", "mean Cohen's κ", "gold items",
+         "gold accuracy", "flagged"],
+        [[a["annotator"], a["n_labels"], _num(a["consensus_agreement"]),
+          _num(a["mean_cohen_kappa"]), a["n_gold"], _num(a["gold_accuracy"]),
+          a["flag_reasons"] if a["flagged"] else ""] for a in ag["annotators"]],
+    )
+    lines += ["", "### Consensus", ""]
+    lines += _table(
+        ["method a", "method b", "items", "differ", "share differ"],
+        [[c["method_a"], c["method_b"], c["n_items"], c["n_differ"], _num(c["share_differ"])]
+         for c in ag["consensus_comparison"]],
+    )
+    gold_rows = [
+        [name, _num(m.get(key))]
+        for key, name in (("majority_gold_accuracy", "majority"),
+                          ("dawid_skene_gold_accuracy", "Dawid-Skene"))
+        if m.get(key) is not None
+    ]
+    if gold_rows:
+        lines += ["", f"Accuracy on {m['n_gold_items_labelled']} gold items:", ""]
+        lines += _table(["consensus", "gold accuracy"], gold_rows)
+    if ag["notes"]:
+        lines += ["", "Notes:", ""] + [f"- {md_cell(n)}" for n in ag["notes"]]
+    return lines
 
 
 def write_report(report: Mapping[str, Any], *, run: RunContext) -> Path:

@@ -26,6 +26,9 @@ from labelgate.errors import SpecError
 from labelgate.gate import GATE_CHECKS
 
 Format = Literal["csv", "jsonl", "parquet"]
+AnnotationFormat = Literal["csv", "jsonl", "parquet", "label-studio"]
+ReadFormat = AnnotationFormat
+Level = Literal["nominal", "ordinal", "interval"]
 DType = Literal["str", "int", "float", "bool"]
 
 _FORMAT_BY_SUFFIX: dict[str, Format] = {
@@ -42,34 +45,166 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SourceSpec(_Model):
-    """One input: a file path or a glob, relative to the spec file."""
-
-    path: str = Field(description="File path or glob, relative to the spec file.")
-    format: Format | None = Field(
-        default=None, description="csv | jsonl | parquet; inferred from the extension if absent."
+def _format_from_suffix(file: Path, *, extra: dict[str, ReadFormat] | None = None) -> ReadFormat:
+    table: dict[str, ReadFormat] = {**_FORMAT_BY_SUFFIX, **(extra or {})}
+    suffixes = [s.lower() for s in file.suffixes]
+    for suffix in reversed(suffixes):
+        if suffix in table:
+            return table[suffix]
+    raise SpecError(
+        f"{file}: cannot infer the format from the extension {''.join(suffixes)!r}; "
+        f"set sources.<name>.format to one of {', '.join(sorted(set(table.values())))}"
     )
+
+
+class _FileSource(_Model):
+    path: str = Field(description="File path or glob, relative to the spec file.")
     encoding: Literal["utf8", "utf8-lossy", "latin1"] = Field(
         default="utf8", description="Text encoding of CSV files."
     )
     separator: str = Field(default=",", min_length=1, max_length=1, description="CSV delimiter.")
 
-    def format_for(self, file: Path) -> Format:
+
+class SourceSpec(_FileSource):
+    """One input: a file path or a glob, relative to the spec file."""
+
+    format: Format | None = Field(
+        default=None, description="csv | jsonl | parquet; inferred from the extension if absent."
+    )
+
+    def format_for(self, file: Path) -> ReadFormat:
         """The reader for one matched file: the spec's `format`, else the file extension."""
         if self.format is not None:
             return self.format
-        suffixes = [s.lower() for s in file.suffixes]
-        for suffix in reversed(suffixes):
-            if suffix in _FORMAT_BY_SUFFIX:
-                return _FORMAT_BY_SUFFIX[suffix]
-        raise SpecError(
-            f"{file}: cannot infer the format from the extension {''.join(suffixes)!r}; "
-            f"set sources.<name>.format to one of csv, jsonl, parquet"
-        )
+        return _format_from_suffix(file)
+
+
+class AnnotationSourceSpec(_FileSource):
+    """Multi-annotator labels: long format (item, annotator, label[, timestamp]), a wide
+    frame (`wide: [annotator columns]`), or a Label Studio JSON export."""
+
+    format: AnnotationFormat | None = Field(
+        default=None,
+        description="csv | jsonl | parquet | label-studio; from the extension if absent "
+        "(.json is a Label Studio export).",
+    )
+    wide: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Wide input: these columns hold one annotator's label each.",
+    )
+    item_field: str | None = Field(
+        default=None,
+        description="label-studio: the task data field holding the item id (default: task id).",
+    )
+    from_name: str | None = Field(
+        default=None,
+        description="label-studio: the choices control to read (needed if there are several).",
+    )
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> AnnotationSourceSpec:
+        if self.is_label_studio() and self.wide is not None:
+            raise ValueError("wide does not apply to format label-studio (it is long already)")
+        if not self.is_label_studio() and (
+            self.item_field is not None or self.from_name is not None
+        ):
+            raise ValueError("item_field and from_name apply to format label-studio only")
+        return self
+
+    def format_for(self, file: Path) -> ReadFormat:
+        if self.format is not None:
+            return self.format
+        return _format_from_suffix(file, extra={".json": "label-studio"})
+
+    def is_label_studio(self) -> bool:
+        """Declared `format: label-studio`, or no format and a .json path."""
+        if self.format is not None:
+            return self.format == "label-studio"
+        return self.path.lower().endswith(".json")
+
+
+AnySource = SourceSpec | AnnotationSourceSpec
 
 
 class Sources(_Model):
     items: SourceSpec = Field(description="The labeled rows (one row per example).")
+    annotations: AnnotationSourceSpec | None = Field(
+        default=None, description="Labels by several annotators per item (agreement stage)."
+    )
+    gold: SourceSpec | None = Field(
+        default=None, description="Known-correct labels (item, label) mixed into the annotations."
+    )
+
+    @model_validator(mode="after")
+    def _gold_needs_annotations(self) -> Sources:
+        if self.gold is not None and self.annotations is None:
+            raise ValueError("gold needs sources.annotations (gold scores the annotators)")
+        return self
+
+
+class Bootstrap(_Model):
+    n: int = Field(default=1000, ge=0, le=100_000, description="Resamples (0 = no interval).")
+    seed: int = Field(default=0, description="Seed of the item resampling.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Interval coverage.")
+
+
+class AgreementSpec(_Model):
+    """How to read the annotations and measure agreement (needs sources.annotations)."""
+
+    item: str | None = Field(
+        default=None, description="Item id column of the annotations (default: columns.id)."
+    )
+    annotator: str = Field(default="annotator", description="Annotator column.")
+    label: str = Field(default="label", description="Label column.")
+    timestamp: str | None = Field(
+        default="timestamp",
+        description="Optional column: a repeated (item, annotator) keeps the latest label.",
+    )
+    gold_item: str | None = Field(
+        default=None, description="Item id column of the gold file (default: columns.id)."
+    )
+    gold_label: str = Field(default="label", description="Label column of the gold file.")
+    level: Level = Field(default="nominal", description="nominal | ordinal | interval")
+    categories: list[str | int | float] | None = Field(
+        default=None,
+        min_length=1,
+        description="The label set; its order is the scale for ordinal labels.",
+    )
+    consensus: Literal["majority", "dawid_skene"] = Field(
+        default="majority", description="Which consensus label is the training label."
+    )
+    kappa_weights: Literal["none", "linear", "quadratic"] | None = Field(
+        default=None,
+        description="Cohen's kappa / Gwet's AC2 weights; default none / linear / quadratic "
+        "for nominal / ordinal / interval.",
+    )
+    min_shared_items: int = Field(
+        default=10, ge=1, description="Fewest shared items for a pair's Cohen's kappa."
+    )
+    min_gold_items: int = Field(
+        default=5, ge=1, description="Fewest gold items for an annotator's gold accuracy."
+    )
+    min_annotator_agreement: float | None = Field(
+        default=0.5, ge=0, le=1, description="Flag annotators below this consensus agreement."
+    )
+    min_annotator_kappa: float | None = Field(
+        default=None, ge=-1, le=1, description="Flag annotators below this mean Cohen's kappa."
+    )
+    min_annotator_gold_accuracy: float | None = Field(
+        default=None, ge=0, le=1, description="Flag annotators below this gold accuracy."
+    )
+    bootstrap: Bootstrap = Field(
+        default_factory=Bootstrap, description="Bootstrap interval for Krippendorff's alpha."
+    )
+
+    @model_validator(mode="after")
+    def _ordinal_order(self) -> AgreementSpec:
+        if self.categories is not None and len(set(map(str, self.categories))) != len(
+            self.categories
+        ):
+            raise ValueError(f"categories repeat a value: {self.categories}")
+        return self
 
 
 class Columns(_Model):
@@ -158,6 +293,9 @@ class Spec(_Model):
     sources: Sources
     columns: Columns
     contract: dict[str, ColumnContract] = Field(default_factory=dict)
+    agreement: AgreementSpec | None = Field(
+        default=None, description="Inter-annotator agreement settings (needs annotations)."
+    )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
     )
@@ -175,6 +313,66 @@ class Spec(_Model):
                 )
             check.validate_threshold(threshold)
         return value
+
+    @model_validator(mode="after")
+    def _agreement_needs_annotations(self) -> Spec:
+        if self.agreement is not None and self.sources.annotations is None:
+            raise ValueError("agreement: set sources.annotations (the labels to measure)")
+        ann = self.sources.annotations
+        if (
+            ann is not None
+            and ann.is_label_studio()
+            and self.agreement is not None
+            and self.agreement.item is not None
+        ):
+            raise ValueError(
+                "agreement.item does not apply to a label-studio export (its item column is "
+                "'item'; use sources.annotations.item_field to pick the task data field)"
+            )
+        return self
+
+    def agreement_settings(self) -> AgreementSpec:
+        """The agreement section, or its defaults when only annotations are given."""
+        return self.agreement if self.agreement is not None else AgreementSpec()
+
+    def annotation_columns(self) -> tuple[str, str, str, str | None]:
+        """(item, annotator, label, timestamp) column names of the long annotations frame."""
+        ann = self.sources.annotations
+        ag = self.agreement_settings()
+        if ann is not None and ann.is_label_studio():
+            return "item", "annotator", "label", "timestamp"
+        return ag.item or self.columns.id, ag.annotator, ag.label, ag.timestamp
+
+    def agreement_options(self) -> dict[str, Any]:
+        """Keyword arguments for `labelgate.agreement.compute_agreement` (no data)."""
+        ag = self.agreement_settings()
+        item, annotator, label, timestamp = self.annotation_columns()
+        gold_item, gold_label = self.gold_columns()
+        weights: str | None = "default" if ag.kappa_weights is None else ag.kappa_weights
+        return {
+            "item_column": item,
+            "annotator_column": annotator,
+            "label_column": label,
+            "timestamp_column": timestamp,
+            "level": ag.level,
+            "categories": ag.categories,
+            "gold_item_column": gold_item,
+            "gold_label_column": gold_label,
+            "kappa_weights": None if weights == "none" else weights,
+            "min_shared_items": ag.min_shared_items,
+            "min_gold_items": ag.min_gold_items,
+            "min_annotator_agreement": ag.min_annotator_agreement,
+            "min_annotator_kappa": ag.min_annotator_kappa,
+            "min_annotator_gold_accuracy": ag.min_annotator_gold_accuracy,
+            "n_boot": ag.bootstrap.n,
+            "confidence": ag.bootstrap.confidence,
+            "seed": ag.bootstrap.seed,
+        }
+
+    def gold_columns(self) -> tuple[str, str]:
+        """(item, label) column names of the gold file."""
+        ag = self.agreement_settings()
+        return ag.gold_item or self.columns.id, ag.gold_label
 
     @property
     def base_dir(self) -> Path:

@@ -4,7 +4,8 @@ Connections are opened by the caller and passed in; values are bound with `?`;
 identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 Tables (shared by every dataset in a store; each row carries its dataset):
-  runs, batches, run_batches, quarantine, gate_results, metrics_history
+  runs, batches, run_batches, quarantine, gate_results, metrics_history,
+  agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage)
 Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
   <dataset>.items_raw  every lake batch of the items source ever ingested
   <dataset>.valid      the valid rows of the latest run
@@ -18,12 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
 
 from labelgate.gate import GateVerdict
 from labelgate.lake import Batch
+
+if TYPE_CHECKING:  # the agreement stack imports sklearn/statsmodels: not needed at runtime here
+    from labelgate.agreement import AgreementReport
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -47,6 +52,22 @@ CREATE TABLE IF NOT EXISTS gate_results (
     threshold DOUBLE, passed BOOLEAN, message VARCHAR);
 CREATE TABLE IF NOT EXISTS metrics_history (
     run_id VARCHAR, dataset VARCHAR, metric VARCHAR, value DOUBLE, recorded_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS agreement_metrics (
+    run_id VARCHAR, dataset VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE,
+    ci_high DOUBLE);
+CREATE TABLE IF NOT EXISTS annotator_stats (
+    run_id VARCHAR, dataset VARCHAR, annotator VARCHAR, n_labels BIGINT,
+    n_items_shared BIGINT, consensus_agreement DOUBLE, n_gold BIGINT, gold_accuracy DOUBLE,
+    dawid_skene_accuracy DOUBLE, mean_cohen_kappa DOUBLE, n_kappa_pairs BIGINT,
+    flagged BOOLEAN, flag_reasons VARCHAR);
+CREATE TABLE IF NOT EXISTS agreement_pairs (
+    run_id VARCHAR, dataset VARCHAR, annotator_a VARCHAR, annotator_b VARCHAR,
+    n_shared BIGINT, percent_agreement DOUBLE, cohen_kappa DOUBLE);
+CREATE TABLE IF NOT EXISTS consensus (
+    run_id VARCHAR, dataset VARCHAR, item VARCHAR, majority VARCHAR, dawid_skene VARCHAR,
+    n_labels BIGINT, agreement DOUBLE, majority_tie_broken_by VARCHAR,
+    dawid_skene_posterior DOUBLE, gold VARCHAR, consensus_method VARCHAR,
+    consensus_label VARCHAR);
 """
 
 
@@ -134,6 +155,81 @@ def record_quarantine(
         con.execute("INSERT INTO quarantine SELECT * FROM _lg_quarantine")
     finally:
         con.unregister("_lg_quarantine")
+
+
+def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append a frame whose columns match `table`'s, by name (zero-copy register)."""
+    if frame.height == 0:
+        return
+    view = f"_lg_{table}"
+    cols = ", ".join(quote_ident(c) for c in frame.columns)
+    con.register(view, frame)
+    try:
+        con.execute(
+            f"INSERT INTO {quote_ident(table)} ({cols}) SELECT {cols} FROM {quote_ident(view)}"  # noqa: S608
+        )
+    finally:
+        con.unregister(view)
+
+
+def record_agreement(
+    con: duckdb.DuckDBPyConnection,
+    report: AgreementReport,
+    *,
+    run_id: str,
+    dataset: str,
+    consensus_method: str,
+) -> None:
+    """The agreement stage's tables: one row per metric, annotator, annotator pair and item.
+
+    Labels and annotator ids are stored as text (they may be numbers in the input)."""
+    keys = [pl.lit(run_id).alias("run_id"), pl.lit(dataset).alias("dataset")]
+    m = report.metrics
+    ci = {"krippendorff_alpha": (m.get("krippendorff_alpha_ci_low"),
+                                 m.get("krippendorff_alpha_ci_high"))}
+    metric_rows = [
+        {
+            "metric": k,
+            "value": None if v is None or math.isnan(float(v)) else float(v),
+            "ci_low": _finite(ci.get(k, (None, None))[0]),
+            "ci_high": _finite(ci.get(k, (None, None))[1]),
+        }
+        for k, v in sorted(m.items())
+    ]
+    metrics = pl.DataFrame(
+        metric_rows,
+        schema={"metric": pl.String, "value": pl.Float64, "ci_low": pl.Float64,
+                "ci_high": pl.Float64},
+    )
+    _insert_frame(con, "agreement_metrics", metrics.select(*keys, pl.all()))
+    annotators = report.annotators.select(
+        *keys,
+        pl.col("annotator").cast(pl.String),
+        "n_labels", "n_items_shared", "consensus_agreement", "n_gold", "gold_accuracy",
+        "dawid_skene_accuracy", "mean_cohen_kappa", "n_kappa_pairs", "flagged", "flag_reasons",
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))
+    _insert_frame(con, "annotator_stats", annotators)
+    pairs = report.pairs.select(
+        *keys,
+        pl.col("annotator_a", "annotator_b").cast(pl.String),
+        "n_shared", "percent_agreement", "cohen_kappa",
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))
+    _insert_frame(con, "agreement_pairs", pairs)
+    c = report.consensus
+    gold = pl.col("gold").cast(pl.String) if "gold" in c.columns else pl.lit(None, pl.String)
+    consensus = c.select(
+        *keys,
+        pl.col("item", "majority", "dawid_skene").cast(pl.String),
+        "n_labels", "agreement", "majority_tie_broken_by", "dawid_skene_posterior",
+        gold.alias("gold"),
+        pl.lit(consensus_method).alias("consensus_method"),
+        pl.col(consensus_method).cast(pl.String).alias("consensus_label"),
+    )
+    _insert_frame(con, "consensus", consensus)
+
+
+def _finite(value: float | int | None) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
 def record_metrics(

@@ -20,9 +20,16 @@ from prefect.cache_policies import NO_CACHE
 from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
 from labelgate import warehouse
-from labelgate.gate import GateVerdict, evaluate_gate
-from labelgate.lake import Batch, ingest_source, lake_dir, load_batches
-from labelgate.report import RowCounts, build_report, render_markdown, write_report
+from labelgate.agreement import AgreementReport, compute_agreement
+from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate
+from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
+from labelgate.report import (
+    RowCounts,
+    agreement_section,
+    build_report,
+    render_markdown,
+    write_report,
+)
 from labelgate.runs import RunContext, new_run
 from labelgate.spec import Spec, load_spec
 
@@ -31,6 +38,14 @@ from labelgate.spec import Spec, load_spec
 class Stored:
     valid_path: str
     warehouse: str
+
+
+@dataclass(frozen=True)
+class AgreementOutcome:
+    report: AgreementReport
+    batches: list[Batch]  # annotation and gold batches
+    metrics: dict[str, float]  # for the gate, `agreement.` prefix
+    section: dict[str, Any]  # report.json's `agreement` section
 
 
 @task(name="prepare-run", cache_policy=NO_CACHE)
@@ -110,6 +125,66 @@ def store(spec: Spec, run: RunContext, result: ContractResult) -> Stored:
     return Stored(valid_path=str(valid_path), warehouse=str(run.warehouse))
 
 
+@task(name="agreement", cache_policy=NO_CACHE)
+def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementOutcome:
+    """Ingest annotations (and gold) into the lake, measure agreement, store the tables."""
+    ann_source = spec.sources.annotations
+    if ann_source is None:  # the flow only calls this stage when there are annotations
+        raise ValueError("agreement stage called without sources.annotations")
+    ann_batches = ingest_source(
+        ann_source, key="annotations", dataset=spec.name, store=run.store_dir,
+        base_dir=spec.base_dir,
+    )
+    gold = spec.sources.gold
+    gold_batches = (
+        ingest_source(gold, key="gold", dataset=spec.name, store=run.store_dir,
+                      base_dir=spec.base_dir)
+        if gold is not None else []
+    )
+    options = spec.agreement_options()
+    inputs = load_annotations(
+        ann_batches,
+        gold_batches=gold_batches,
+        item_column=options["item_column"],
+        annotator_column=options["annotator_column"],
+        label_column=options["label_column"],
+        wide=ann_source.wide,
+        gold_item_column=options["gold_item_column"],
+        gold_label_column=options["gold_label_column"],
+        known_items=result.valid.get_column(spec.columns.id),
+    )
+    source = ", ".join(sorted({b.file for b in ann_batches}))
+    gold_source = ", ".join(sorted({b.file for b in gold_batches})) or "gold"
+    report = compute_agreement(
+        inputs.annotations, gold=inputs.gold, source=source, gold_source=gold_source, **options
+    )
+    consensus_method = spec.agreement_settings().consensus
+    with warehouse.connect(run.warehouse) as con:
+        warehouse.record_batches(con, ann_batches + gold_batches, run_id=run.run_id)
+        warehouse.record_agreement(
+            con, report, run_id=run.run_id, dataset=run.dataset, consensus_method=consensus_method
+        )
+    gate_metrics = agreement_gate_metrics(
+        {**report.metrics, "n_items_not_in_items": inputs.n_items_unknown,
+         "n_rows_not_in_items": inputs.n_rows_unknown}
+    )
+    section = agreement_section(
+        report,
+        consensus_method=consensus_method,
+        n_items_unknown=inputs.n_items_unknown,
+        n_rows_unknown=inputs.n_rows_unknown,
+        n_unparseable=inputs.n_unparseable,
+    )
+    m = report.metrics
+    get_run_logger().info(
+        "agreement: %s labels on %s items by %s annotators; alpha %s, percent agreement %s; "
+        "%s annotated item(s) not in the items",
+        m["n_labels"], m["n_items"], m["n_annotators"], m["krippendorff_alpha"],
+        m["percent_agreement"], inputs.n_items_unknown,
+    )
+    return AgreementOutcome(report, ann_batches + gold_batches, gate_metrics, section)
+
+
 @task(name="gate", cache_policy=NO_CACHE)
 def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
     """Compare the run's metrics with the spec's thresholds; record both."""
@@ -122,8 +197,12 @@ def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
-def metrics(spec: Spec, result: ContractResult) -> dict[str, float]:
-    return contract_metrics(result, label_column=spec.columns.label)
+def metrics(
+    spec: Spec, result: ContractResult, agreement: AgreementOutcome | None = None
+) -> dict[str, float]:
+    """The run's metrics for the gate: contract metrics, plus agreement ones if measured."""
+    out = contract_metrics(result, label_column=spec.columns.label)
+    return out | (agreement.metrics if agreement is not None else {})
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -135,12 +214,13 @@ def report(
     metrics: dict[str, float],
     verdict: GateVerdict,
     stored: Stored,
+    agreement: AgreementOutcome | None = None,
 ) -> dict[str, Any]:
     """Write report.json/md, publish them as Prefect artifacts, close the run record."""
     rows = RowCounts(result.rows_input, result.rows_valid, result.rows_quarantined)
     content = build_report(
         run,
-        batches=batches,
+        batches=batches + (agreement.batches if agreement is not None else []),
         rows=rows,
         quarantine=result.quarantine,
         classes=class_counts(result.valid, label_column=spec.columns.label),
@@ -151,6 +231,7 @@ def report(
             "valid_rows": stored.valid_path,
             "warehouse": stored.warehouse,
         },
+        agreement=agreement.section if agreement is not None else None,
     )
     out = write_report(content, run=run)
     key = _artifact_key(run.dataset)
