@@ -1,0 +1,173 @@
+"""Scheduling against a real Prefect server: prefect.yaml → deploy → worker → completed run.
+
+Starts `prefect server start` on 127.0.0.1 (free port, temp PREFECT_HOME), creates a
+process work pool, deploys every deployment in the repo's prefect.yaml, checks the
+schedules, triggers one run with a temp store, and runs a worker until the run completes.
+Everything started is stopped by PID (process group) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGINT the process group (twice: the worker ignores the first), then SIGKILL."""
+    for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
+        if proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+class Server:
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.api = f"http://127.0.0.1:{self.port}/api"
+        self.home = tmp / "prefect-home"
+        self.home.mkdir()
+        self.logs = tmp / "logs"
+        self.logs.mkdir()
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PWD": str(REPO),
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        out = (self.logs / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [str(BIN / "prefect"), *args], cwd=REPO, env=self.env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def cli(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(
+            [str(BIN / "prefect"), *args], cwd=REPO, env=self.env, capture_output=True,
+            text=True, timeout=timeout,
+        )
+        assert result.returncode == 0, (
+            f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+        )
+        return result.stdout
+
+    def get(self, path: str) -> object:
+        with urllib.request.urlopen(self.api + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def post(self, path: str, body: dict[str, object]) -> object:
+        req = urllib.request.Request(
+            self.api + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path)
+    proc = srv.spawn(
+        "server", "server", "start", "--host", "127.0.0.1", "--port", str(srv.port),
+        "--analytics-off",
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                srv.get("/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"prefect server did not start:\n{srv.log('server')}")
+                time.sleep(0.5)
+        yield srv
+    finally:
+        for p in reversed(srv.procs):
+            _stop(p)
+
+
+def test_deploy_from_prefect_yaml_and_run_with_a_worker(server: Server, tmp_path: Path) -> None:
+    if not shutil.which("prefect", path=str(BIN)):
+        pytest.fail("prefect CLI missing from the virtualenv")
+    server.cli("work-pool", "create", "local-process", "--type", "process")
+    server.cli("--no-prompt", "deploy", "--all")
+
+    deployments = server.post("/deployments/filter", {})
+    assert isinstance(deployments, list)
+    by_name = {d["name"]: d for d in deployments}
+    assert set(by_name) == {"tweets-sentiment-nightly", "all-datasets-nightly"}
+    nightly = by_name["tweets-sentiment-nightly"]
+    [schedule] = nightly["schedules"]
+    assert schedule["schedule"]["cron"] == "30 2 * * *"
+    assert schedule["schedule"]["timezone"] == "Europe/Berlin"
+    assert schedule["active"] is True
+    assert nightly["work_pool_name"] == "local-process"
+    assert nightly["parameters"]["spec_path"] == "data/examples/tweets/spec.yaml"
+
+    store = tmp_path / "store"
+    run = server.post(
+        f"/deployments/{nightly['id']}/create_flow_run",
+        {"parameters": {"spec_path": "data/examples/tweets/spec.yaml", "store": str(store)}},
+    )
+    assert isinstance(run, dict)
+    run_id = run["id"]
+
+    server.spawn("worker", "worker", "start", "--pool", "local-process", "--type", "process")
+    deadline = time.monotonic() + 240
+    state = None
+    while time.monotonic() < deadline:
+        flow_run = server.get(f"/flow_runs/{run_id}")
+        assert isinstance(flow_run, dict)
+        state = flow_run["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(1)
+    assert state == "COMPLETED", f"flow run ended {state}:\n{server.log('worker')}"
+
+    report = json.loads(
+        (store / "reports/tweets-sentiment/latest/report.json").read_text()
+    )
+    assert report["gate"]["passed"] is True
+    assert report["rows"]["input"] == 3000
+    assert report["rows"]["balanced"] is True
