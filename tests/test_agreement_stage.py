@@ -337,3 +337,18 @@ def test_spec_file_round_trip(tmp_path: Path) -> None:
 
     spec = load_spec(path)
     assert spec.sources.annotations is not None and spec.sources.annotations.is_label_studio()
+
+
+def test_vader_example_spec_and_alpha() -> None:
+    """The bundled real example: its spec is valid and its ratings pass its alpha gate."""
+    from labelgate.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1] / "data/examples/vader"
+    spec = load_spec(root / "spec.yaml")
+    ratings = pl.read_csv(root / "ratings.csv", infer_schema=False)
+    assert ratings.height == 15000 and ratings["word_id"].n_unique() == 1500
+    report = compute_agreement(ratings, **(spec.agreement_options() | {"n_boot": 0}))
+    alpha = report.metrics["krippendorff_alpha"]
+    assert alpha == pytest.approx(0.7416, abs=1e-4)
+    assert isinstance(alpha, float) and alpha >= spec.gate["min_krippendorff_alpha"]
+    assert report.metrics["min_labels_per_item"] == 10
