@@ -19,7 +19,7 @@ from rich.table import Table
 
 from labelgate import warehouse
 from labelgate.errors import GateFailedError, LabelgateError
-from labelgate.gate import GateVerdict, evaluate_gate
+from labelgate.gate import AGREEMENT_PREFIX, GATE_CHECKS, GateVerdict, evaluate_gate
 from labelgate.report import read_latest
 from labelgate.spec import Spec, json_schema, load_spec
 
@@ -113,6 +113,22 @@ def check(spec: SpecArg) -> None:
         f"{spec}: ok — dataset {s.name!r}, task {s.task}, "
         f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)"
     )
+    if s.sources.annotations is not None:
+        ag = s.agreement_settings()
+        item, annotator, label, _ = s.annotation_columns()
+        out.print(
+            f"agreement: level {ag.level}, columns item={item} annotator={annotator} "
+            f"label={label}, consensus {ag.consensus}"
+            + (", with gold" if s.sources.gold is not None else "")
+        )
+    else:
+        needs = [n for n in s.gate if GATE_CHECKS[n].metric.startswith(AGREEMENT_PREFIX)]
+        if needs:
+            err.print(
+                f"warning: gate check(s) {needs} need sources.annotations; without it they "
+                "fail as not computed",
+                soft_wrap=True,
+            )
 
 
 @app.command()

@@ -352,3 +352,47 @@ def test_vader_example_spec_and_alpha() -> None:
     assert alpha == pytest.approx(0.7416, abs=1e-4)
     assert isinstance(alpha, float) and alpha >= spec.gate["min_krippendorff_alpha"]
     assert report.metrics["min_labels_per_item"] == 10
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_label_studio_export_and_failing_agreement_gate(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+    from labelgate.errors import GateFailedError
+
+    spec = make_spec(
+        sources={"items": {"path": "items/*.csv"},
+                 "annotations": {"path": str(FIXTURES / "label_studio_export.json"),
+                                 "item_field": "tweet_id"}},
+        gate={"min_annotators_per_item": 2, "min_percent_agreement": 0.1},
+    )
+    state = quality_pipeline(str(spec), return_state=True)
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError)
+    assert "agreement.min_labels_per_item 1 < gate.min_annotators_per_item 2" in str(exc)
+    report = json.loads(
+        (spec.parent / "store/reports/tiny-tweets/latest/report.json").read_text())
+    ag = report["agreement"]
+    assert ag["metrics"]["n_labels"] == 5 and ag["metrics"]["n_annotators"] == 3
+    assert ag["metrics"]["percent_agreement"] == pytest.approx(0.5)  # t1 agrees, t2 not
+    assert (ag["n_items_not_in_items"], ag["n_rows_not_in_items"]) == (3, 5)
+    assert [c["passed"] for c in report["gate"]["checks"]] == [False, True]
+
+
+def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    spec = make_spec(
+        sources={"items": {"path": "items/*.csv"}, "annotations": {"path": "a.csv"}},
+        agreement={"level": "ordinal", "categories": ["negative", "neutral", "positive"]},
+    )
+    ok = runner.invoke(app, ["check", str(spec)])
+    assert ok.exit_code == 0
+    assert "agreement: level ordinal, columns item=tweet_id annotator=annotator" in ok.output
+    spec = make_spec(gate={"min_krippendorff_alpha": 0.6})
+    warned = runner.invoke(app, ["check", str(spec)])
+    assert warned.exit_code == 0
+    assert "['min_krippendorff_alpha'] need sources.annotations" in warned.output
