@@ -1,0 +1,370 @@
+"""Exact and near-duplicate detection over text columns: clusters usable as split units.
+
+Decisions (change them here and in the README together):
+
+- **Normalized key** (``normalize_text``): Unicode NFKC, then Unicode lowercase (polars
+  ``to_lowercase``; not full case folding, so ``ß`` stays ``ß``), every run of Unicode
+  whitespace collapsed to one space, then stripped. Several text columns are joined with
+  U+001F (unit separator) first, so ``("a b", "c")`` and ``("a", "b c")`` differ.
+- **Exact duplicates**: rows with the same normalized key.
+- **Near duplicates**: MinHash over **character 5-shingles** of the normalized key (every
+  substring of ``shingle`` characters; a text shorter than that is one shingle; an empty
+  text takes part in exact matching only). Character shingles, not word shingles, because
+  the texts here are short: a one-word edit of a 15-word tweet changes 5 of 11 word
+  5-shingles (Jaccard ~0.4) but only ~10% of its character 5-shingles. Shingles are hashed
+  by polars (``Expr.hash`` with a fixed seed: stable for a given polars version) and the
+  signatures computed by rensa (``RMinHash``, Rust) from the flat hash buffer, one exact-key
+  representative per distinct text.
+- **LSH**: ``bands`` x ``rows`` chosen to minimise the integrated false positive + false
+  negative probability at ``threshold`` (the MinHash LSH rule of Leskovec et al., as in
+  datasketch). Within one band bucket, rows are sorted and each is paired with the next
+  ``window`` (32) rows: all pairs for buckets of up to 33 rows, a chain of overlapping
+  windows beyond that (bounded work on templated text). A candidate pair is kept when its
+  **estimated Jaccard** (share of equal MinHash values) is >= ``threshold``.
+- **Clusters** are the connected components (scipy ``connected_components``) of exact
+  groups joined by verified near pairs, so transitive duplicates form one cluster.
+  ``cluster_id`` is the smallest id in the cluster (the **representative**); a singleton's
+  cluster_id is its own id, so ``cluster_of`` has a non-null unit for every row and can be
+  the split unit directly. ``kind`` of a member is ``exact`` when its key equals the
+  representative's (the representative itself is ``exact``, similarity 1.0), else ``near``;
+  ``similarity`` is the estimated Jaccard to the representative (below ``threshold`` is
+  possible for a transitive member). ``exact_group`` is the smallest id sharing the row's
+  exact key (pairs in one exact group are exact duplicates; ``splits.leakage`` uses it).
+- Deterministic: no dependence on row order; the only randomness is the MinHash ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, overload
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from labelgate.errors import InputError
+
+SHINGLE_HASH_SEED = 0x5EED_1ABE
+_JOIN = "\x1f"
+_WINDOW = 32
+_CHUNK_ROWS = 100_000
+_VERIFY_CHUNK = 1_000_000
+
+T = TypeVar("T", pl.Expr, pl.Series)
+U32Matrix = npt.NDArray[np.uint32]
+I64Array = npt.NDArray[np.int64]
+
+
+@overload
+def normalize_text(text: pl.Expr) -> pl.Expr: ...
+@overload
+def normalize_text(text: pl.Series) -> pl.Series: ...
+def normalize_text(text: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
+    """NFKC, lowercase, whitespace runs collapsed to one space, stripped; null stays null."""
+    return (
+        text.str.normalize("NFKC")
+        .str.to_lowercase()
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+@dataclass(frozen=True)
+class DuplicateResult:
+    """Duplicate clusters of one frame.
+
+    ``clusters``: rows of clusters with two or more members: cluster_id, id, exact_group,
+    kind (exact | near), similarity (to the representative), is_representative, and the
+    label when a label column was given; sorted by cluster_id, id.
+    ``cluster_of``: every input row: id, cluster_id, cluster_size (1 for singletons).
+    ``conflicts``: clusters whose members carry more than one label: cluster_id,
+    cluster_size, n_labels, labels (sorted).
+    """
+
+    clusters: pl.DataFrame
+    cluster_of: pl.DataFrame
+    conflicts: pl.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def largest(self, n: int = 10) -> pl.DataFrame:
+        """The ``n`` biggest clusters: cluster_id, cluster_size, exact_rows, near_rows."""
+        if self.clusters.is_empty():
+            return pl.DataFrame(
+                schema={"cluster_id": self.cluster_of.schema["cluster_id"],
+                        "cluster_size": pl.UInt32, "exact_rows": pl.UInt32,
+                        "near_rows": pl.UInt32}
+            )
+        return (
+            self.clusters.group_by("cluster_id")
+            .agg(
+                pl.len().alias("cluster_size"),
+                (pl.col("kind") == "exact").sum().cast(pl.UInt32).alias("exact_rows"),
+                (pl.col("kind") == "near").sum().cast(pl.UInt32).alias("near_rows"),
+            )
+            .sort(["cluster_size", "cluster_id"], descending=[True, False])
+            .head(n)
+        )
+
+
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) minimising false positive + false negative area at threshold."""
+    s = np.linspace(0.0, 1.0, 2001)
+    best = (1, num_perm)
+    best_err = float("inf")
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            p = 1.0 - (1.0 - s**r) ** b
+            fp = np.trapezoid(np.where(s <= threshold, p, 0.0), s)
+            fn = np.trapezoid(np.where(s >= threshold, 1.0 - p, 0.0), s)
+            if fp + fn < best_err:
+                best_err = float(fp + fn)
+                best = (b, r)
+    return best
+
+
+def _check_columns(df: pl.DataFrame, columns: Sequence[str], role: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"dedup: {role} column(s) {missing} not in the frame; it has {df.columns}"
+        )
+
+
+def find_duplicates(
+    df: pl.DataFrame,
+    *,
+    id_column: str,
+    text_columns: Sequence[str],
+    label_column: str | None = None,
+    near: bool = True,
+    threshold: float = 0.9,
+    shingle: int = 5,
+    num_perm: int = 128,
+    seed: int = 13,
+) -> DuplicateResult:
+    """Exact (normalized key) and near (MinHash LSH) duplicate clusters of ``df``.
+
+    ``id_column`` must be unique and non-null. See the module docstring for the rules.
+    """
+    if isinstance(text_columns, str):
+        text_columns = [text_columns]
+    if not text_columns:
+        raise InputError("dedup: text_columns is empty; expected at least one text column")
+    _check_columns(df, [id_column], "id")
+    _check_columns(df, list(text_columns), "text")
+    if label_column is not None:
+        _check_columns(df, [label_column], "label")
+    if not 0.0 < threshold <= 1.0:
+        raise InputError(f"dedup.near.threshold is {threshold}; expected a value in (0, 1]")
+    if shingle < 1:
+        raise InputError(f"dedup.near.shingle is {shingle}; expected an integer >= 1")
+    if num_perm < 2:
+        raise InputError(f"dedup.near.num_perm is {num_perm}; expected an integer >= 2")
+    ids = df.get_column(id_column)
+    if ids.null_count():
+        raise InputError(f"dedup: id column {id_column!r} has {ids.null_count()} null(s)")
+    if ids.n_unique() != df.height:
+        raise InputError(
+            f"dedup: id column {id_column!r} has {df.height - ids.n_unique()} repeated "
+            "value(s); expected unique ids"
+        )
+
+    text = pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("") for c in text_columns], separator=_JOIN
+    )
+    base = df.select(
+        pl.col(id_column).alias("id"),
+        normalize_text(text).alias("key"),
+        *([pl.col(label_column).alias("label")] if label_column is not None else []),
+    )
+    # one row per distinct key, numbered in key order (independent of row order)
+    keys = (
+        base.group_by("key")
+        .agg(pl.col("id").min().alias("exact_group"))
+        .sort("key")
+        .with_row_index("k")
+    )
+    n_keys = keys.height
+    edges_a: I64Array = np.empty(0, dtype=np.int64)
+    edges_b: I64Array = np.empty(0, dtype=np.int64)
+    sigs: U32Matrix | None = None
+    stats: dict[str, Any] = {"bands": 0, "rows_per_band": 0, "candidate_pairs": 0,
+                             "verified_pairs": 0}
+    if near and n_keys > 1:
+        sigs, has_text = _signatures(keys.get_column("key"), shingle=shingle,
+                                     num_perm=num_perm, seed=seed)
+        bands, per_band = lsh_bands(threshold, num_perm)
+        cand = _candidate_pairs(sigs, has_text, bands=bands, rows=per_band)
+        sim = _estimated_jaccard(sigs, cand[:, 0], cand[:, 1])
+        keep = sim >= threshold
+        edges_a, edges_b = cand[keep, 0], cand[keep, 1]
+        stats = {"bands": bands, "rows_per_band": per_band, "candidate_pairs": len(cand),
+                 "verified_pairs": int(keep.sum())}
+
+    comp = _components(n_keys, edges_a, edges_b)
+    keys = keys.with_columns(pl.Series("comp", comp, dtype=pl.Int64))
+    rows = base.join(keys.select("key", "k", "exact_group", "comp"), on="key", how="left")
+    rows = rows.with_columns(
+        pl.col("id").min().over("comp").alias("cluster_id"),
+        pl.len().over("comp").cast(pl.UInt32).alias("cluster_size"),
+    )
+    rep_k = rows.filter(pl.col("id") == pl.col("cluster_id")).select(
+        "comp", pl.col("k").alias("rep_k")
+    )
+    rows = rows.join(rep_k, on="comp", how="left")
+    exact = pl.col("k") == pl.col("rep_k")
+    member = rows.filter(pl.col("cluster_size") > 1)
+    if sigs is not None and member.height:
+        sim_rep = _estimated_jaccard(
+            sigs,
+            member.get_column("k").to_numpy().astype(np.int64),
+            member.get_column("rep_k").to_numpy().astype(np.int64),
+        )
+        member = member.with_columns(pl.Series("sim", sim_rep, dtype=pl.Float64))
+    else:
+        member = member.with_columns(pl.lit(1.0).alias("sim"))
+    clusters = member.select(
+        "cluster_id",
+        "id",
+        "exact_group",
+        pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
+        pl.when(exact).then(1.0).otherwise(pl.col("sim")).alias("similarity"),
+        (pl.col("id") == pl.col("cluster_id")).alias("is_representative"),
+        *(["label"] if label_column is not None else []),
+    ).sort(["cluster_id", "id"])
+    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
+    id_dtype = cluster_of.schema["id"]
+    if label_column is not None and clusters.height:
+        conflicts = (
+            clusters.filter(pl.col("label").is_not_null())
+            .group_by("cluster_id")
+            .agg(
+                pl.len().cast(pl.UInt32).alias("cluster_size"),
+                pl.col("label").cast(pl.String).unique().sort().alias("labels"),
+            )
+            .with_columns(pl.col("labels").list.len().cast(pl.UInt32).alias("n_labels"))
+            .filter(pl.col("n_labels") > 1)
+            .select("cluster_id", "cluster_size", "n_labels", "labels")
+            .sort("cluster_id")
+        )
+    else:
+        conflicts = pl.DataFrame(schema={"cluster_id": id_dtype, "cluster_size": pl.UInt32,
+                                         "n_labels": pl.UInt32, "labels": pl.List(pl.String)})
+    n_clusters = clusters.get_column("cluster_id").n_unique() if clusters.height else 0
+    summary: dict[str, Any] = {
+        "rows": df.height,
+        "distinct_texts": n_keys,
+        "rows_in_clusters": clusters.height,
+        "clusters": n_clusters,
+        "duplicate_rows": clusters.height - n_clusters,  # rows beyond one per cluster
+        "exact_rows": int((clusters.get_column("kind") == "exact").sum()),
+        "near_rows": int((clusters.get_column("kind") == "near").sum()),
+        "conflicting_clusters": conflicts.height,
+        "threshold": threshold,
+        "shingle": shingle,
+        "num_perm": num_perm,
+        "seed": seed,
+        "near": near,
+        **stats,
+    }
+    result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
+                             summary=summary)
+    summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
+    return result
+
+
+def _signatures(
+    keys: pl.Series, *, shingle: int, num_perm: int, seed: int
+) -> tuple[U32Matrix, npt.NDArray[np.bool_]]:
+    """MinHash signatures (n x num_perm, uint32) of character shingles of each key."""
+    import rensa
+
+    n = keys.len()
+    sigs = np.empty((n, num_perm), dtype=np.uint32)
+    lengths = keys.str.len_chars().fill_null(0)
+    has_text = (lengths > 0).to_numpy()
+    for start in range(0, n, _CHUNK_ROWS):
+        part = pl.DataFrame({"t": keys.slice(start, _CHUNK_ROWS)})
+        sh = (
+            part.with_row_index("r")
+            .with_columns(
+                pl.int_ranges(
+                    0,
+                    pl.max_horizontal(
+                        pl.col("t").str.len_chars().cast(pl.Int64) - (shingle - 1), 1
+                    ),
+                ).alias("o")
+            )
+            .explode("o")
+            .select(
+                "r",
+                pl.col("t").str.slice(pl.col("o"), shingle).hash(SHINGLE_HASH_SEED).alias("h"),
+            )
+        )
+        counts = sh.group_by("r", maintain_order=True).len().sort("r")
+        row_off = np.zeros(part.height + 1, dtype=np.uint64)
+        np.cumsum(counts.get_column("len").to_numpy(), out=row_off[1:])
+        flat = sh.get_column("h").to_numpy()
+        mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, row_off, num_perm, seed)
+        sigs[start : start + part.height] = np.asarray(mat.to_rows(), dtype=np.uint32)
+    return sigs, has_text
+
+
+def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finalizer (wrapping uint64 arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _candidate_pairs(
+    sigs: U32Matrix, has_text: npt.NDArray[np.bool_], *, bands: int, rows: int
+) -> npt.NDArray[np.int64]:
+    """Unique (a, b) index pairs, a < b, sharing at least one LSH band bucket."""
+    idx = np.flatnonzero(has_text).astype(np.int64)
+    pairs: list[npt.NDArray[np.int64]] = []
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            block = sigs[idx, band * rows : (band + 1) * rows].astype(np.uint64)
+            h = np.full(len(idx), np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15),
+                        dtype=np.uint64)
+            for j in range(rows):
+                h = _mix64(h ^ block[:, j])
+            order = np.lexsort((idx, h))
+            hs, rs = h[order], idx[order]
+            for d in range(1, _WINDOW + 1):
+                if d >= len(hs):
+                    break
+                same = hs[d:] == hs[:-d]
+                if not same.any():
+                    break
+                pairs.append(np.stack([rs[:-d][same], rs[d:][same]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    allp = np.concatenate(pairs)
+    lo, hi = allp.min(axis=1), allp.max(axis=1)
+    code = np.unique(lo * np.int64(len(sigs)) + hi)
+    return np.stack([code // len(sigs), code % len(sigs)], axis=1)
+
+
+def _estimated_jaccard(sigs: U32Matrix, a: I64Array, b: I64Array) -> npt.NDArray[np.float64]:
+    out = np.empty(len(a), dtype=np.float64)
+    for s in range(0, len(a), _VERIFY_CHUNK):
+        e = s + _VERIFY_CHUNK
+        out[s:e] = (sigs[a[s:e]] == sigs[b[s:e]]).mean(axis=1)
+    return out
+
+
+def _components(n: int, a: I64Array, b: I64Array) -> I64Array:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    out: I64Array = np.asarray(labels, dtype=np.int64)
+    return out
