@@ -1,0 +1,355 @@
+"""Small matplotlib plots rendered to inline SVG strings for the HTML report.
+
+Every function builds its own ``matplotlib.figure.Figure`` (no pyplot, so no global figure
+registry and no GUI backend) and returns an ``<svg ...>`` element ready to inline in HTML:
+the XML prolog and DOCTYPE are stripped, fonts stay text (``svg.fonttype: none``, which keeps
+a plot to a few KB), and ids are salted per plot so that several plots in one page never
+share a clip-path id. Matplotlib escapes text in its SVG output (``<`` and ``&`` in a class
+name become ``&lt;`` and ``&amp;``), and mathtext is off (``text.parse_math: False``), so a
+label like ``$5 off`` from the data is drawn as written instead of failing to parse.
+
+Output is deterministic for the same inputs (no date in the metadata, fixed id salt).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = [
+    "COLORS",
+    "bar_chart",
+    "heatmap",
+    "histogram",
+    "interval_plot",
+    "line_plot",
+    "stacked_bars",
+]
+
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies.
+COLORS = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+)
+PASS_COLOR = "#1a7f37"
+FAIL_COLOR = "#cf222e"
+BAR_COLOR = "#0072B2"
+LABEL_MAX = 28
+_WIDTH = 5.6  # inches; the report shows two plots side by side at 1200 px
+
+
+def _style() -> dict[Any, Any]:
+    """Matplotlib settings for every report plot (a fresh dict: no shared mutable state)."""
+    return {
+        "svg.fonttype": "none",
+        "text.parse_math": False,
+        "font.family": "sans-serif",
+        "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial"],
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "axes.titlelocation": "left",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.edgecolor": "#8c959f",
+        "axes.labelcolor": "#24292f",
+        "xtick.color": "#57606a",
+        "ytick.color": "#57606a",
+        "grid.color": "#d0d7de",
+        "grid.linewidth": 0.6,
+        "svg.image_inline": True,
+    }
+
+
+_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
+
+
+def short(label: object, limit: int = LABEL_MAX) -> str:
+    """A tick label: str() of the value, cut to `limit` characters with an ellipsis."""
+    text = "—" if label is None else " ".join(str(label).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fmt(value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
+    return f"{value:.3g}"
+
+
+def _figure(height: float, width: float = _WIDTH) -> Figure:
+    return Figure(figsize=(width, max(height, 1.2)))
+
+
+def _to_svg(fig: Figure, salt: str) -> str:
+    buf = io.StringIO()
+    salt_rc: dict[Any, Any] = {"svg.hashsalt": f"labelgate-{salt}"}
+    with matplotlib.rc_context(salt_rc):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                    bbox_inches="tight", pad_inches=0.06)
+    svg = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1), count=1)
+    # Natural size (same font size in every plot); CSS shrinks it to the column if needed.
+    return svg.replace("<svg ", '<svg class="plot" ', 1)
+
+
+def bar_chart(
+    labels: Sequence[object],
+    values: Sequence[float | None],
+    *,
+    title: str,
+    xlabel: str = "",
+    xlim: tuple[float, float] | None = None,
+    reference: float | None = None,
+    colors: Sequence[str] | None = None,
+    percent: bool = False,
+    salt: str = "bar",
+) -> str:
+    """Horizontal bars, one per label (first label on top), each with its value written at
+    its end; `None` values show as "—" with no bar. `reference` draws a dashed line."""
+    vals = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    n = len(labels)
+    with matplotlib.rc_context(_style()):
+        fig = _figure(0.28 * n + 0.75)
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        ax.barh(y, np.nan_to_num(vals), color=list(colors) if colors else BAR_COLOR,
+                height=0.7)
+        ax.set_yticks(y, [short(v) for v in labels])
+        ax.invert_yaxis()
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x")
+        ax.set_axisbelow(True)
+        finite = vals[np.isfinite(vals)]
+        top = float(finite.max()) if finite.size else 1.0
+        if xlim is not None:
+            ax.set_xlim(*xlim)
+        else:
+            ax.set_xlim(min(0.0, float(finite.min()) if finite.size else 0.0),
+                        top * 1.18 if top > 0 else 1.0)
+        if reference is not None:
+            ax.axvline(reference, color=FAIL_COLOR, linestyle="--", linewidth=1)
+        for yi, v in zip(y, vals, strict=True):
+            text = "—" if not math.isfinite(v) else (f"{v:.1%}" if percent else _fmt(v))
+            ax.annotate(text, (0.0 if not math.isfinite(v) else max(v, 0.0), yi),
+                        xytext=(3, 0), textcoords="offset points", va="center", fontsize=8,
+                        color="#24292f")
+        if percent:
+            ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0%}")
+        return _to_svg(fig, salt)
+
+
+def heatmap(
+    row_labels: Sequence[object],
+    col_labels: Sequence[object],
+    matrix: Sequence[Sequence[float]] | np.ndarray[Any, Any],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    normalize_rows: bool = True,
+    salt: str = "heatmap",
+) -> str:
+    """Counts as a heatmap, each cell annotated with its count. Colour is the share of the
+    row (`normalize_rows`) so a small class's confusions show as clearly as a large one's."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    if normalize_rows:
+        totals = counts.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shade = np.where(totals > 0, counts / np.maximum(totals, 1e-300), 0.0)
+    else:
+        peak = counts.max() if counts.size else 0.0
+        shade = counts / peak if peak > 0 else counts
+    n_rows, n_cols = counts.shape
+    side = min(max(0.42 * n_cols + 1.9, 3.2), _WIDTH)
+    with matplotlib.rc_context(_style()):
+        fig = _figure(0.36 * n_rows + 1.3, width=side + 0.9)
+        ax = fig.add_subplot()
+        im = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+        ticks = [short(v, 16) for v in col_labels]
+        rotate = n_cols > 3 or max((len(t) for t in ticks), default=0) > 9
+        ax.set_xticks(np.arange(n_cols), ticks, rotation=30 if rotate else 0,
+                      ha="right" if rotate else "center", rotation_mode="anchor")
+        ax.set_yticks(np.arange(n_rows), [short(v, 20) for v in row_labels])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.spines[:].set_visible(False)
+        ax.tick_params(length=0)
+        if n_rows * n_cols <= 400:
+            for i in range(n_rows):
+                for j in range(n_cols):
+                    ax.text(j, i, _fmt(counts[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if shade[i, j] > 0.55 else "#24292f")
+        bar = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
+        bar.set_label("share of row" if normalize_rows else "share of max")
+        bar.outline.set_visible(False)
+        return _to_svg(fig, salt)
+
+
+def histogram(
+    values: Sequence[float] | np.ndarray[Any, Any],
+    *,
+    title: str,
+    xlabel: str,
+    flagged: Sequence[bool] | np.ndarray[Any, Any] | None = None,
+    bins: int = 25,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    salt: str = "hist",
+) -> str:
+    """A histogram; with `flagged`, the flagged values are stacked in a second colour."""
+    vals = np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(vals)
+    edges = [float(e) for e in np.linspace(value_range[0], value_range[1], bins + 1)]
+    with matplotlib.rc_context(_style()):
+        fig = _figure(2.4)
+        ax = fig.add_subplot()
+        if flagged is None:
+            ax.hist(vals[keep], bins=edges, color=BAR_COLOR, edgecolor="white", linewidth=0.5)
+        else:
+            flag = np.asarray(flagged, dtype=bool)
+            ax.hist([vals[keep & ~flag], vals[keep & flag]], bins=edges, stacked=True,
+                    color=[BAR_COLOR, FAIL_COLOR], label=["not flagged", "flagged as issue"],
+                    edgecolor="white", linewidth=0.5)
+            ax.legend(frameon=False, fontsize=8, loc="upper left")
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("rows")
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        return _to_svg(fig, salt)
+
+
+def stacked_bars(
+    categories: Sequence[object],
+    series: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    ylabel: str = "rows",
+    share: bool = False,
+    salt: str = "stacked",
+) -> str:
+    """Vertical bars per category (e.g. split), stacked by series (e.g. class), legend right.
+    With `share`, each bar is normalised to 100% (the class mix of each split)."""
+    x = np.arange(len(categories))
+    data = {k: np.asarray(v, dtype=np.float64) for k, v in series.items()}
+    if share and data:
+        totals = np.sum(list(data.values()), axis=0)
+        data = {k: np.divide(v, totals, out=np.zeros_like(v), where=totals > 0)
+                for k, v in data.items()}
+    with matplotlib.rc_context(_style()):
+        fig = _figure(2.6)
+        ax = fig.add_subplot()
+        bottom = np.zeros(len(categories))
+        for k, (name, v) in enumerate(data.items()):
+            ax.bar(x, v, bottom=bottom, width=0.6, color=COLORS[k % len(COLORS)],
+                   label=short(name, 20))
+            if share:
+                for xi, b, h in zip(x, bottom, v, strict=True):
+                    if h >= 0.06:
+                        ax.text(float(xi), b + h / 2, f"{h:.0%}", ha="center", va="center",
+                                fontsize=7.5, color="white")
+            bottom += v
+        if not share:
+            for xi, total in zip(x, bottom, strict=True):
+                ax.annotate(_fmt(total), (xi, total), xytext=(0, 2), textcoords="offset points",
+                            ha="center", fontsize=8)
+        ax.set_xticks(x, [short(c, 16) for c in categories])
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        if share:
+            ax.set_ylim(0, 1)
+            ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.0%}")
+        else:
+            ax.set_ylim(0, max(float(bottom.max()) * 1.12 if bottom.size else 1.0, 1.0))
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        if len(series) <= 12:
+            ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        return _to_svg(fig, salt)
+
+
+def line_plot(
+    runs: Sequence[str],
+    values: Sequence[float | None],
+    *,
+    title: str,
+    passed: Sequence[bool | None] | None = None,
+    percent: bool = False,
+    salt: str = "line",
+) -> str:
+    """A small trend line over runs (oldest left); the newest point is labelled. With
+    `passed`, points are green (gate passed), red (failed) or grey (unknown)."""
+    vals = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    x = np.arange(len(runs))
+    with matplotlib.rc_context(_style()):
+        fig = _figure(1.7, width=3.6)
+        ax = fig.add_subplot()
+        ax.plot(x, vals, color="#57606a", linewidth=1.2, zorder=1)
+        if passed is None:
+            point_colors = [BAR_COLOR] * len(runs)
+        else:
+            point_colors = [PASS_COLOR if p else FAIL_COLOR if p is not None else "#8c959f"
+                            for p in passed]
+        ax.scatter(x, vals, c=point_colors, s=14, zorder=2)
+        finite = np.flatnonzero(np.isfinite(vals))
+        if finite.size:
+            last = int(finite[-1])
+            label = f"{vals[last]:.1%}" if percent else _fmt(float(vals[last]))
+            ax.annotate(label, (x[last], vals[last]), xytext=(4, 4), textcoords="offset points",
+                        fontsize=8, fontweight="bold")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_xlim(-0.5, max(len(runs) - 0.5, 0.5) + 0.6)
+        ax.grid(axis="y")
+        ax.set_axisbelow(True)
+        ax.margins(y=0.25)
+        if percent:
+            ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.1%}")
+        return _to_svg(fig, salt)
+
+
+
+def interval_plot(
+    labels: Sequence[object],
+    values: Sequence[float],
+    intervals: Sequence[tuple[float | None, float | None]],
+    *,
+    title: str,
+    reference: float | None = None,
+    salt: str = "interval",
+) -> str:
+    """Point estimates with confidence intervals where known (a forest plot), on a -1..1
+    agreement scale that widens if a value falls outside it; `reference` is a dashed line."""
+    n = len(labels)
+    vals = np.asarray(values, dtype=np.float64)
+    with matplotlib.rc_context(_style()):
+        fig = _figure(0.3 * n + 0.8)
+        ax = fig.add_subplot()
+        y = np.arange(n)
+        for yi, v, (lo, hi) in zip(y, vals, intervals, strict=True):
+            if lo is not None and hi is not None:
+                ax.plot([lo, hi], [yi, yi], color=BAR_COLOR, linewidth=2.5, alpha=0.35,
+                        solid_capstyle="butt")
+            ax.annotate(_fmt(float(v)), (v, yi), xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=8)
+        ax.scatter(vals, y, color=BAR_COLOR, s=22, zorder=3)
+        ax.set_yticks(y, [short(v) for v in labels])
+        ax.invert_yaxis()
+        low = min(0.0, float(np.nanmin(vals)) - 0.05) if n else 0.0
+        ax.set_xlim(low, 1.02)
+        ax.set_ylim(n - 0.4, -0.8)
+        if reference is not None:
+            ax.axvline(reference, color=FAIL_COLOR, linestyle="--", linewidth=1)
+        ax.set_title(title)
+        ax.grid(axis="x")
+        ax.set_axisbelow(True)
+        return _to_svg(fig, salt)
