@@ -734,8 +734,11 @@ def _trends_section(history: pl.DataFrame, report: Mapping[str, Any], *,
         name = next((n for n in names if n in metrics), None)
         if name is None:
             continue
+        points = [wide.get((r, name)) for r in order]
+        if sum(v is not None and math.isfinite(v) for v in points) < min(2, len(order)):
+            continue  # a metric new in this run is not a trend yet
         figs.append(Markup(plots.line_plot(
-            order, [wide.get((r, name)) for r in order], title=title, passed=verdicts,
+            order, points, title=title, passed=verdicts,
             percent=percent, salt=f"trend-{name}")))
     if figs:
         sec.add(Part("plots", plots=figs))

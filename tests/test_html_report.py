@@ -390,7 +390,10 @@ def test_trends_use_last_n_runs_and_gate_verdicts(full_page: str) -> None:
     text = " ".join(parse(sec).text)
     # 8 history runs + the current run appended from report metrics
     assert "Last 9 run(s)" in text
-    assert sec.count("<svg") == 4  # quarantine rate, label issue rate, alpha, valid rows
+    # quarantine rate, label issue rate, alpha, valid rows; not the health score, which only
+    # the current run has
+    assert sec.count("<svg") == 4
+    assert "label health score" not in sec
     assert text.count("FAIL") == 3  # runs 6 and 7 of history and the current run
     short = render_html(base_report(), history=history_frame(), trend_runs=3)
     assert "Last 3 run(s)" in " ".join(parse(_section(short, "trends")).text)
