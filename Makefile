@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 # Real multi-rater data: 1,500 VADER words x 10 human ratings; agreement stage + alpha gate.
 demo-vader: $(STAMP)
+	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/vader/spec.yaml
 

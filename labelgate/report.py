@@ -107,9 +107,11 @@ def agreement_section(
     n_items_unknown: int,
     n_rows_unknown: int,
     n_unparseable: int,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """report.json's `agreement` section: `AgreementReport.to_dict()` plus how the
-    annotations relate to the items and which consensus is the training label."""
+    annotations relate to the items, which consensus is the training label, and the
+    spec's agreement settings used (`settings`, for reproducing the figures)."""
     section = report.to_dict()
     notes = list(section["notes"])
     if n_items_unknown:
@@ -125,6 +127,7 @@ def agreement_section(
         "n_items_not_in_items": n_items_unknown,
         "n_rows_not_in_items": n_rows_unknown,
         "n_unparseable_records": n_unparseable,
+        "settings": dict(settings or {}),
         "notes": notes,
     }
 
@@ -253,7 +256,8 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
                   f"{_num(m['krippendorff_alpha_ci_high'])} "
                   f"({m['krippendorff_alpha_n_boot']} resamples)")
         rows.append([name, _num(value), ci])
-    lines += _table(["coefficient", "value", "95% bootstrap interval"], rows)
+    confidence = ag.get("settings", {}).get("bootstrap", {}).get("confidence", 0.95)
+    lines += _table(["coefficient", "value", f"{confidence:.0%} bootstrap interval"], rows)
     lines += ["", "### Per class", ""]
     lines += _table(
         ["category", "labels", "share", "majority items", "specific agreement"],

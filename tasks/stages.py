@@ -174,6 +174,7 @@ def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementO
         n_items_unknown=inputs.n_items_unknown,
         n_rows_unknown=inputs.n_rows_unknown,
         n_unparseable=inputs.n_unparseable,
+        settings=spec.agreement_settings().model_dump(mode="json"),
     )
     m = report.metrics
     get_run_logger().info(

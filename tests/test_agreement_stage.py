@@ -280,6 +280,7 @@ def test_flow_with_annotations_and_gold(make_spec: SpecFactory, tmp_path: Path) 
     assert ag["metrics"]["n_labels"] == 92 and ag["metrics"]["n_annotators"] == 3
     assert (ag["n_items_not_in_items"], ag["n_rows_not_in_items"]) == (1, 2)
     assert ag["consensus_method"] == "majority"
+    assert ag["settings"]["bootstrap"] == {"n": 100, "seed": 1, "confidence": 0.95}
     assert report["metrics"]["agreement.krippendorff_alpha"] == pytest.approx(
         expected["krippendorff_alpha"])
     assert report["gate"]["passed"] is True
@@ -289,7 +290,8 @@ def test_flow_with_annotations_and_gold(make_spec: SpecFactory, tmp_path: Path) 
     folder = spec.parent / "store/reports/tiny-tweets/latest"
     on_disk = json.loads((folder / "report.json").read_text())
     assert on_disk["agreement"]["metrics"]["n_items"] == 31
-    assert "## Agreement" in (folder / "report.md").read_text()
+    md = (folder / "report.md").read_text()
+    assert "## Agreement" in md and "95% bootstrap interval" in md
     assert len(list((spec.parent / "store/lake/tiny-tweets/annotations").glob("batch=*"))) == 1
 
     con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
