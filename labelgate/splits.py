@@ -1,0 +1,544 @@
+"""Sticky, stratified, grouped train/validation/test splits; leakage check; flagged-row policy.
+
+Rules (the README quotes them; change both together):
+
+- **Units.** Rows sharing a ``group_column`` value or a ``unit_column`` value (e.g. the dedup
+  ``cluster_id``) are one unit, transitively (connected components over both columns), so
+  a unit never straddles splits. A null group/unit value links nothing. A unit is named by
+  its smallest key.
+- **Sticky.** A key found in ``previous`` keeps its split. When a unit's members were in
+  different splits before (a new duplicate or group member linked two old units), the whole
+  unit goes to its **most held-out** member split, ``test > validation > train``, so a row
+  only ever moves towards test and a key that was in test never leaves it; those rows are
+  ``moved`` and counted. Keys in ``previous`` but not in the frame are **removed**: they get
+  no assignment in this run, and ``save_assignments`` keeps their stored row (``last_run``
+  tells when they were last seen); a key that comes back gets its old split again.
+- **New units** (no member seen before) are assigned per stratum (the unit's majority
+  label, ties to the smallest label; one stratum when ``stratify`` is false or there is no
+  label) in a seeded hash order (blake2b of ``seed`` and the unit name: independent of row
+  order and of the polars version), each to the split whose row count is furthest below its
+  target ``fraction x rows of the stratum`` (sticky rows included), ties to the less
+  held-out split. Splits with fraction 0 get no new units. With singletons this hits the
+  targets to within one row per stratum; with units the error is at most the largest unit.
+- **Split names** are ``train``, ``validation`` and ``test`` (a subset may be used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from labelgate.errors import InputError, SpecError
+from labelgate.warehouse import quote_ident
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")  # ascending held-out rank
+HELD_OUT_RANK: dict[str, int] = {s: i for i, s in enumerate(SPLITS)}
+DEFAULT_FRACTIONS: dict[str, float] = {"train": 0.8, "validation": 0.1, "test": 0.1}
+TABLE = "split_assignments"
+FlagPolicy = Literal["drop", "drop_from_test", "relabel", "keep"]
+FLAG_POLICIES: tuple[str, ...] = ("drop", "drop_from_test", "relabel", "keep")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """``assignments``: one row per input key: key (String), split, first_run, new (not seen
+    before), moved (changed split by the merge rule), previous_split, unit, stratum.
+    ``counts``: split, label, rows. ``removed``: keys of ``previous`` not in this frame
+    (key, split, first_run). ``summary``: rows per split, shares, new/moved/removed counts,
+    worst deviation of a stratum share from its fraction."""
+
+    assignments: pl.DataFrame
+    counts: pl.DataFrame
+    removed: pl.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
+    """The fractions as a dict in held-out order; SpecError naming ``splits.fractions``."""
+    if not fractions:
+        raise SpecError("splits.fractions is empty; expected e.g. {train: 0.8, test: 0.2}")
+    unknown = [s for s in fractions if s not in HELD_OUT_RANK]
+    if unknown:
+        raise SpecError(
+            f"splits.fractions: unknown split(s) {unknown}; valid splits: {', '.join(SPLITS)}"
+        )
+    for name, value in fractions.items():
+        if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+            raise SpecError(f"splits.fractions.{name} is {value!r}; expected a number in [0, 1]")
+    total = sum(float(v) for v in fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise SpecError(f"splits.fractions sum to {total:.6g}; expected 1 (within 1e-6)")
+    return {s: float(fractions[s]) for s in SPLITS if s in fractions}
+
+
+def _require(df: pl.DataFrame, columns: list[str | None], where: str) -> None:
+    missing = [c for c in columns if c is not None and c not in df.columns]
+    if missing:
+        raise InputError(f"{where}: column(s) {missing} not in the frame; it has {df.columns}")
+
+
+def _unique_keys(keys: pl.Series, where: str) -> None:
+    if keys.null_count():
+        raise InputError(f"{where}: key column {keys.name!r} has {keys.null_count()} null(s)")
+    dup = keys.len() - keys.n_unique()
+    if dup:
+        example = keys.filter(keys.is_duplicated()).head(3).to_list()
+        raise InputError(
+            f"{where}: key column {keys.name!r} has {dup} repeated value(s), e.g. {example}; "
+            "expected unique keys"
+        )
+
+
+def _order_keys(seed: int, names: list[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """blake2b(seed, name) as uint64: the seeded, row-order-free processing order of units."""
+    prefix = f"{seed}\x00".encode()
+    blake = hashlib.blake2b
+    return np.fromiter(
+        (int.from_bytes(blake(prefix + n.encode(), digest_size=8).digest(), "big")
+         for n in names),
+        dtype=np.uint64, count=len(names),
+    )
+
+
+def _units(work: pl.DataFrame, link_columns: list[str]) -> pl.Series:
+    """Unit name (smallest key) per row: connected components over shared link values."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = work.height
+    if not link_columns:
+        return work.get_column("key").alias("unit")
+    src: list[np.ndarray[Any, Any]] = []
+    dst: list[np.ndarray[Any, Any]] = []
+    for col in link_columns:
+        linked = work.select("_i", col).filter(pl.col(col).is_not_null())
+        linked = linked.with_columns(pl.col("_i").min().over(col).alias("_first"))
+        src.append(linked.get_column("_i").to_numpy())
+        dst.append(linked.get_column("_first").to_numpy())
+    a = np.concatenate(src).astype(np.int64)
+    b = np.concatenate(dst).astype(np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    return (
+        work.select("key", pl.Series("_c", comp))
+        .select(pl.col("key").min().over("_c").alias("unit"))
+        .get_column("unit")
+    )
+
+
+def assign_splits(
+    df: pl.DataFrame,
+    *,
+    key_column: str,
+    label_column: str | None,
+    run_id: str,
+    fractions: Mapping[str, float] | None = None,
+    stratify: bool = True,
+    group_column: str | None = None,
+    unit_column: str | None = None,
+    seed: int = 13,
+    previous: pl.DataFrame | None = None,
+) -> SplitResult:
+    """Assign every row of ``df`` to a split (module docstring: the rules).
+
+    ``previous``: stored assignments (``load_assignments``): key, split, first_run.
+    """
+    target = validate_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
+    _require(df, [key_column, label_column, group_column, unit_column], "splits")
+    _unique_keys(df.get_column(key_column), "splits")
+    links = [c for c in (group_column, unit_column) if c is not None]
+    work = df.select(
+        pl.col(key_column).cast(pl.String).alias("key"),
+        (pl.col(label_column).cast(pl.String) if label_column else pl.lit(None, pl.String))
+        .alias("label"),
+        *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
+    ).with_row_index("_i")
+    work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
+
+    prev = _previous(previous)
+    work = work.join(prev, on="key", how="left")
+    rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
+                                                   return_dtype=pl.Int8)
+    work = work.with_columns(rank.max().over("unit").alias("_unit_rank"))
+
+    # strata of units: majority label, ties to the smallest label
+    use_strata = stratify and label_column is not None
+    if use_strata:
+        unit_stratum = (
+            work.group_by("unit", "label")
+            .len()
+            .sort(["unit", "len", "label"], descending=[False, True, False], nulls_last=True)
+            .group_by("unit", maintain_order=True)
+            .agg(pl.col("label").first().alias("stratum"))
+        )
+    else:
+        unit_stratum = work.select("unit").unique().with_columns(
+            pl.lit(None, pl.String).alias("stratum")
+        )
+    units = (
+        work.group_by("unit")
+        .agg(pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"))
+        .join(unit_stratum, on="unit", how="left")
+    )
+    chosen = _assign_new_units(units, target=target, seed=seed)
+    units = units.join(chosen, on="unit", how="left").with_columns(
+        pl.coalesce(
+            pl.col("rank").replace_strict(dict(enumerate(SPLITS)), default=None,
+                                          return_dtype=pl.String),
+            pl.col("new_split"),
+        ).alias("split")
+    )
+    work = work.join(units.select("unit", "split", "stratum"), on="unit", how="left")
+    assignments = work.select(
+        "key",
+        "split",
+        pl.coalesce("previous_first_run", pl.lit(run_id)).alias("first_run"),
+        pl.col("previous_split").is_null().alias("new"),
+        (pl.col("previous_split").is_not_null() & (pl.col("previous_split") != pl.col("split")))
+        .alias("moved"),
+        "previous_split",
+        "unit",
+        "stratum",
+        "label",
+    ).sort("key")
+    removed = (
+        prev.join(assignments.select("key"), on="key", how="anti")
+        .select("key", pl.col("previous_split").alias("split"),
+                pl.col("previous_first_run").alias("first_run"))
+        .sort("key")
+    )
+    counts = (
+        assignments.group_by("split", "label").agg(pl.len().cast(pl.Int64).alias("rows"))
+        .sort(pl.col("split").replace_strict(HELD_OUT_RANK), "label", nulls_last=True)
+    )
+    return SplitResult(
+        assignments=assignments.drop("label"),
+        counts=counts,
+        removed=removed,
+        summary=_summary(assignments, target, removed.height, use_strata),
+    )
+
+
+def _previous(previous: pl.DataFrame | None) -> pl.DataFrame:
+    schema = {"key": pl.String, "previous_split": pl.String, "previous_first_run": pl.String}
+    if previous is None or previous.is_empty():
+        return pl.DataFrame(schema=schema)
+    _require(previous, ["key", "split", "first_run"], "splits: previous assignments")
+    _unique_keys(previous.get_column("key"), "splits: previous assignments")
+    bad = previous.filter(~pl.col("split").is_in(list(SPLITS))).get_column("split").unique()
+    if bad.len():
+        raise InputError(
+            f"splits: previous assignments have split(s) {sorted(bad.to_list())}; "
+            f"expected one of {list(SPLITS)}"
+        )
+    return previous.select(
+        pl.col("key").cast(pl.String),
+        pl.col("split").cast(pl.String).alias("previous_split"),
+        pl.col("first_run").cast(pl.String).alias("previous_first_run"),
+    )
+
+
+def _assign_new_units(
+    units: pl.DataFrame, *, target: dict[str, float], seed: int
+) -> pl.DataFrame:
+    """Split for each unit without a previous split (greedy on the deficit, hash order)."""
+    open_splits = [s for s, f in target.items() if f > 0]  # held-out order: ties go first
+    parts: list[pl.DataFrame] = []
+    for _, part in units.group_by("stratum"):
+        total = int(part.get_column("size").sum())
+        sticky = (
+            part.filter(pl.col("rank").is_not_null()).group_by("rank").agg(pl.col("size").sum())
+        )
+        have = {SPLITS[r]: int(n) for r, n in sticky.rows()}
+        deficit = [target[s] * total - have.get(s, 0) for s in open_splits]
+        new = part.filter(pl.col("rank").is_null()).select("unit", "size").sort("unit")
+        names = new.get_column("unit").to_list()
+        order = np.argsort(_order_keys(seed, names), kind="stable")  # ties: unit name
+        sizes = new.get_column("size").to_numpy()[order].tolist()
+        picks = np.empty(len(sizes), dtype=np.int8)
+        m = len(deficit)
+        for i, size in enumerate(sizes):
+            j = 0
+            best = deficit[0]
+            for k in range(1, m):
+                if deficit[k] > best:
+                    best = deficit[k]
+                    j = k
+            deficit[j] -= size
+            picks[i] = j
+        chosen = np.empty(len(sizes), dtype=np.int8)
+        chosen[order] = picks
+        parts.append(new.select("unit").with_columns(
+            pl.Series("new_split", [open_splits[j] for j in chosen.tolist()], dtype=pl.String)
+        ))
+    if not parts:
+        return pl.DataFrame(schema={"unit": pl.String, "new_split": pl.String})
+    return pl.concat(parts)
+
+
+def _summary(
+    assignments: pl.DataFrame, target: dict[str, float], removed: int, use_strata: bool
+) -> dict[str, Any]:
+    n = assignments.height
+    per_split = dict(assignments.group_by("split").len().rows())
+    worst = 0.0
+    if n:
+        stratum = pl.col("stratum") if use_strata else pl.lit("").alias("stratum")
+        rows = assignments.select(stratum, "split")
+        grid = rows.select("stratum").unique().join(
+            pl.DataFrame({"split": list(target), "fraction": list(target.values())}),
+            how="cross",
+        )
+        got = rows.group_by("stratum", "split").len()
+        shares = grid.join(got, on=["stratum", "split"], how="left").with_columns(
+            pl.col("len").fill_null(0)
+        ).with_columns((pl.col("len") / pl.col("len").sum().over("stratum")).alias("share"))
+        worst = float(shares.select((pl.col("share") - pl.col("fraction")).abs().max()).item())
+    return {
+        "rows": n,
+        "rows_per_split": {s: int(per_split.get(s, 0)) for s in target},
+        "share_per_split": {s: (per_split.get(s, 0) / n if n else 0.0) for s in target},
+        "fractions": target,
+        "new_rows": int(assignments.get_column("new").sum()),
+        "moved_rows": int(assignments.get_column("moved").sum()),
+        "removed_rows": removed,
+        "units": assignments.get_column("unit").n_unique(),
+        "max_stratum_share_deviation": worst,
+    }
+
+
+def leakage(
+    df: pl.DataFrame,
+    *,
+    key_column: str,
+    split_column: str = "split",
+    group_column: str | None = None,
+    duplicates: pl.DataFrame | None = None,
+) -> dict[str, int]:
+    """Leaks across splits in ``df`` (a frame with a split column).
+
+    ``duplicates`` is ``DuplicateResult.clusters`` (cluster_id, id, exact_group); its ids
+    are matched to ``key_column`` as strings, and ids not in ``df`` are ignored. Pairs are
+    counted within clusters (a near pair is two members of one near cluster, possibly linked
+    transitively); an exact pair shares ``exact_group``. ``total`` = exact pairs + near pairs
+    + groups in more than one split: the ``max_split_leakage`` metric.
+    """
+    _require(df, [key_column, split_column, group_column], "leakage")
+    out = {"exact_pairs": 0, "near_pairs": 0, "clusters_across_splits": 0,
+           "groups_across_splits": 0, "group_rows_across_splits": 0}
+    splits = df.select(pl.col(key_column).cast(pl.String).alias("key"), split_column)
+    if duplicates is not None and duplicates.height:
+        _require(duplicates, ["cluster_id", "id", "exact_group"], "leakage: duplicates")
+        members = duplicates.select(
+            pl.col("id").cast(pl.String).alias("key"), "cluster_id", "exact_group"
+        ).join(splits, on="key", how="inner")
+
+        def cross_pairs(by: list[str]) -> pl.DataFrame:
+            per = members.group_by([*by, split_column]).agg(pl.len().cast(pl.Int64).alias("n"))
+            n = pl.col("n")
+            return per.group_by(by).agg(
+                (n.sum() * (n.sum() - 1) // 2 - (n * (n - 1) // 2).sum()).alias("cross")
+            )
+
+        by_cluster = cross_pairs(["cluster_id"])
+        by_exact = cross_pairs(["cluster_id", "exact_group"])
+        cross = int(by_cluster.get_column("cross").sum())
+        exact = int(by_exact.get_column("cross").sum())
+        out["exact_pairs"] = exact
+        out["near_pairs"] = cross - exact
+        out["clusters_across_splits"] = int((by_cluster.get_column("cross") > 0).sum())
+    if group_column is not None:
+        groups = (
+            df.filter(pl.col(group_column).is_not_null())
+            .group_by(group_column)
+            .agg(pl.col(split_column).n_unique().alias("k"), pl.len().alias("n"))
+            .filter(pl.col("k") > 1)
+        )
+        out["groups_across_splits"] = groups.height
+        out["group_rows_across_splits"] = int(groups.get_column("n").sum())
+    out["total"] = out["exact_pairs"] + out["near_pairs"] + out["groups_across_splits"]
+    return out
+
+
+class FlagPolicyResult(NamedTuple):
+    kept: pl.DataFrame
+    excluded: pl.DataFrame  # the input columns + exclusion_policy, exclusion_reason
+
+
+def apply_flag_policy(
+    df: pl.DataFrame,
+    *,
+    flagged_column: str,
+    policy: FlagPolicy,
+    label_column: str,
+    split_column: str = "split",
+    suggested_column: str | None = None,
+    quality_column: str | None = None,
+    relabel_min_quality: float = 0.9,
+) -> FlagPolicyResult:
+    """Apply the spec's policy for flagged rows (a null flag counts as not flagged).
+
+    - ``keep``: every row kept; the flag column stays for the fine-tune to use.
+    - ``drop``: flagged rows excluded.
+    - ``drop_from_test``: flagged rows in the ``test`` split excluded (the row keeps its
+      sticky assignment, so it never moves to train); flagged train/validation rows kept.
+    - ``relabel``: a flagged row whose ``suggested_column`` is set and whose
+      ``quality_column`` (when given) is >= ``relabel_min_quality`` gets the suggested label
+      (``relabeled`` = true, old label in ``given_label``); other flagged rows excluded.
+
+    ``len(kept) + len(excluded) == len(df)`` always.
+    """
+    if policy not in FLAG_POLICIES:
+        raise SpecError(f"splits.flagged is {policy!r}; expected one of {list(FLAG_POLICIES)}")
+    needed: list[str | None] = [flagged_column, label_column]
+    if policy == "drop_from_test":
+        needed.append(split_column)
+    if policy == "relabel":
+        if suggested_column is None:
+            raise SpecError("splits.flagged is 'relabel' but no suggested label column is set")
+        needed += [suggested_column, quality_column]
+    _require(df, needed, f"flag policy {policy}")
+    flagged = pl.col(flagged_column).fill_null(False).cast(pl.Boolean)
+    empty_reason = [pl.lit(policy).alias("exclusion_policy"),
+                    pl.lit("", pl.String).alias("exclusion_reason")]
+    if policy == "keep":
+        return FlagPolicyResult(df, df.clear().with_columns(empty_reason))
+    if policy == "drop":
+        out = flagged
+        reason = pl.lit("flagged row dropped (policy drop)")
+    elif policy == "drop_from_test":
+        out = flagged & (pl.col(split_column) == "test")
+        reason = pl.lit("flagged row in test dropped (policy drop_from_test)")
+    else:
+        assert suggested_column is not None
+        has = pl.col(suggested_column).is_not_null()
+        if quality_column is None:
+            ok = has
+            reason = pl.lit("flagged row without a suggested label (policy relabel)")
+        else:
+            q = pl.col(quality_column)
+            ok = has & q.is_not_null() & (q >= relabel_min_quality)
+            reason = (
+                pl.when(~has).then(pl.lit("flagged row without a suggested label (policy relabel)"))
+                .when(q.is_null()).then(pl.lit(f"flagged row without {quality_column} "
+                                                "(policy relabel)"))
+                .otherwise(pl.format(
+                    "suggested label quality {} < splits.relabel_min_quality "
+                    f"{relabel_min_quality} (policy relabel)", q.round(4)))
+            )
+        out = flagged & ~ok
+        relabel = flagged & ok
+        df = df.with_columns(
+            pl.col(label_column).alias("given_label"),
+            pl.when(relabel).then(pl.col(suggested_column).cast(df.schema[label_column]))
+            .otherwise(pl.col(label_column)).alias(label_column),
+            relabel.alias("relabeled"),
+        )
+    mask = df.select(out.alias("_out")).get_column("_out")
+    excluded = df.filter(mask).with_columns(
+        pl.lit(policy).alias("exclusion_policy"), reason.alias("exclusion_reason")
+    )
+    if policy == "relabel":
+        excluded = excluded.drop("relabeled")
+    return FlagPolicyResult(df.filter(~mask), excluded)
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {quote_ident(TABLE)} (dataset VARCHAR NOT NULL, "
+        "split_key VARCHAR NOT NULL, split VARCHAR NOT NULL, first_run VARCHAR NOT NULL, "
+        "last_run VARCHAR NOT NULL)"
+    )
+
+
+def load_assignments(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
+    """Every assignment ever stored for ``dataset``: key, split, first_run, last_run."""
+    _ensure_table(con)
+    rel = con.execute(
+        f"SELECT split_key AS key, split, first_run, last_run FROM {quote_ident(TABLE)} "  # noqa: S608
+        "WHERE dataset = ? ORDER BY split_key",
+        [dataset],
+    )
+    return pl.DataFrame(
+        rel.fetchall(),
+        schema={"key": pl.String, "split": pl.String, "first_run": pl.String,
+                "last_run": pl.String},
+        orient="row",
+    )
+
+
+def save_assignments(
+    con: duckdb.DuckDBPyConnection,
+    assignments: pl.DataFrame,
+    *,
+    dataset: str,
+    run_id: str,
+) -> int:
+    """Upsert this run's assignments (key, split, first_run); returns rows written.
+
+    Stored keys not in ``assignments`` (removed rows) are left as they are. ``first_run``
+    keeps the stored value. Refuses (InputError, nothing written) to move a stored key to a
+    less held-out split, e.g. test -> train: invariant 2 is enforced here too.
+    """
+    _require(assignments, ["key", "split", "first_run"], "save_assignments")
+    _unique_keys(assignments.get_column("key"), "save_assignments")
+    _ensure_table(con)
+    incoming = assignments.select(
+        pl.col("key").cast(pl.String), pl.col("split").cast(pl.String),
+        pl.col("first_run").cast(pl.String),
+        pl.col("split").cast(pl.String).replace_strict(HELD_OUT_RANK, default=-1,
+                                                       return_dtype=pl.Int8).alias("rank"),
+    )
+    bad = incoming.filter(pl.col("rank") < 0).get_column("split").unique().to_list()
+    if bad:
+        raise InputError(f"save_assignments: unknown split(s) {bad}; expected {list(SPLITS)}")
+    table = quote_ident(TABLE)
+    view = "_labelgate_split_incoming"
+    con.register(view, incoming)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            backwards = con.execute(
+                f"SELECT s.split_key, s.split, i.split FROM {table} s "  # noqa: S608
+                f"JOIN {quote_ident(view)} i ON s.split_key = i.key WHERE s.dataset = ? "
+                "AND i.rank < CASE s.split WHEN 'train' THEN 0 WHEN 'validation' THEN 1 "
+                "ELSE 2 END ORDER BY s.split_key LIMIT 3",
+                [dataset],
+            ).fetchall()
+            if backwards:
+                raise InputError(
+                    f"save_assignments: {dataset}: would move stored key(s) to a less "
+                    f"held-out split, e.g. {backwards} (key, stored, new); a key only moves "
+                    "towards test"
+                )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _labelgate_split_stage AS "  # noqa: S608
+                f"SELECT i.key AS split_key, i.split, COALESCE(s.first_run, i.first_run) "
+                f"AS first_run FROM {quote_ident(view)} i LEFT JOIN {table} s "
+                "ON s.dataset = ? AND s.split_key = i.key",
+                [dataset],
+            )
+            con.execute(
+                f"DELETE FROM {table} WHERE dataset = ? AND split_key IN "  # noqa: S608
+                "(SELECT split_key FROM _labelgate_split_stage)",
+                [dataset],
+            )
+            con.execute(
+                f"INSERT INTO {table} (dataset, split_key, split, first_run, last_run) "  # noqa: S608
+                "SELECT ?, split_key, split, first_run, ? FROM _labelgate_split_stage",
+                [dataset, run_id],
+            )
+            con.execute("DROP TABLE _labelgate_split_stage")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister(view)
+    return incoming.height
