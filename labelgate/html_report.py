@@ -71,6 +71,9 @@ _KNOWN_SECTIONS = frozenset({
     "sources", "quarantine", "classes", "metrics", "gate", "paths", "agreement",
     "label_issues", "duplicates", "leakage", "splits", "exclusions",
 })
+# leakage counts (labelgate.splits.leakage); any above 0 is a leak
+_LEAK_KEYS = ("exact_pairs", "near_pairs", "group_overlap", "groups_across_splits",
+              "clusters_across_splits", "group_rows_across_splits", "total")
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
 
@@ -176,11 +179,18 @@ def _cells(values: Iterable[object]) -> list[Cell]:
 def _facts(section: Mapping[str, Any], skip: Iterable[str]) -> list[tuple[str, str, str]]:
     """Scalar keys of a section not rendered elsewhere, as (key, value, '') facts."""
     skipped = set(skip)
-    return [
-        (k.replace("_", " "), fmt_num(v), "")
-        for k, v in section.items()
-        if k not in skipped and (v is None or isinstance(v, str | int | float | bool))
-    ]
+    out = []
+    for k, v in section.items():
+        if k in skipped:
+            continue
+        if v is None or isinstance(v, str | int | float | bool):
+            out.append((k.replace("_", " "), fmt_num(v), ""))
+        elif isinstance(v, Mapping) and v and all(
+            x is None or isinstance(x, str | int | float | bool) for x in v.values()
+        ):
+            out.append((k.replace("_", " "),
+                        ", ".join(f"{kk} {fmt_num(x)}" for kk, x in v.items()), ""))
+    return out
 
 
 def _as_rows(items: object) -> list[Mapping[str, Any]]:
@@ -250,8 +260,9 @@ def _kpis(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                     fmt_num(_float((ag.get("metrics") or {}).get("krippendorff_alpha"))), ""))
     lk = report.get("leakage")
     if isinstance(lk, Mapping):
-        total = sum(int(v) for k, v in lk.items()
-                    if k in ("exact_pairs", "near_pairs", "group_overlap") and _float(v))
+        total = int(_float(lk.get("total")) or sum(
+            _float(lk.get(k)) or 0.0
+            for k in ("exact_pairs", "near_pairs", "group_overlap", "groups_across_splits")))
         out.append(("split leakage", fmt_num(total), "bad" if total else ""))
     return out
 
@@ -295,7 +306,8 @@ def _rows_section(report: Mapping[str, Any]) -> Section:
     )))
     sec.add(Part("rowbar", segments=parts))
     sec.add(Part("facts", facts=[
-        (name, f"{n:,} ({fmt_pct(n / n_in if n_in else 0.0)})", name) for name, n in parts
+        (name, f"{n:,} ({fmt_pct(n / n_in if n_in else 0.0)})", name if n else "")
+        for name, n in parts
     ]))
     exclusions = _as_rows(report.get("exclusions"))
     if exclusions:
@@ -418,10 +430,16 @@ def _label_issues_section(li: Mapping[str, Any], frame: pl.DataFrame | None) -> 
     figs: list[Markup] = []
     noise = _as_rows(li.get("noise_matrix"))
     if noise:
-        rl, cl, m = _matrix(noise, "given", "suggested", "rows")
-        figs.append(Markup(plots.heatmap(rl, cl, m, title="Noise matrix (rows)",
-                                         xlabel="suggested label", ylabel="given label",
-                                         salt="noise")))
+        given = next((k for k in ("given", "given_label") if k in noise[0]), "given")
+        other = next((k for k in ("suggested", "suggested_label", "true_label")
+                      if k in noise[0]), "suggested")
+        value = next((k for k in ("rows", "count", "joint") if k in noise[0]), "rows")
+        rl, cl, m = _matrix(noise, given, other, value)
+        what = "estimated joint share" if value == "joint" else "rows"
+        figs.append(Markup(plots.heatmap(
+            rl, cl, m, title=f"Noise matrix ({what})",
+            xlabel="true label (estimated)" if other == "true_label" else "suggested label",
+            ylabel="given label", salt="noise")))
     per_class = _as_rows(li.get("per_class"))
     if per_class:
         figs.append(Markup(plots.bar_chart(
@@ -456,8 +474,10 @@ def _label_issues_section(li: Mapping[str, Any], frame: pl.DataFrame | None) -> 
         sec.add(Part("table", table=Table(
             caption=f"Top {len(top)} suspicious rows (lowest label quality)",
             headers=["id", "given", "suggested", "quality", "text"],
-            rows=[[Cell(excerpt(r.get("id"), 40), "mono"), Cell(fmt_num(r.get("given"))),
-                   Cell(fmt_num(r.get("suggested"))), Cell(fmt_num(_float(r.get("quality")))),
+            rows=[[Cell(excerpt(r.get("id"), 40), "mono"),
+                   Cell(fmt_num(_first(r, "given", "given_label"))),
+                   Cell(fmt_num(_first(r, "suggested", "suggested_label"))),
+                   Cell(fmt_num(_float(_first(r, "quality", "label_quality")))),
                    Cell(excerpt(r.get("text")), "text", excerpt(r.get("text"), 2000))]
                   for r in top],
             numeric=frozenset({3}),
@@ -500,8 +520,11 @@ def _agreement_section(ag: Mapping[str, Any], gate: Mapping[str, Any]) -> Sectio
                                          xlabel="label b", ylabel="label a", salt="ag-conf")))
     if figs:
         sec.add(Part("plots", plots=figs))
+    settings = ag.get("settings")
+    boot = settings.get("bootstrap") if isinstance(settings, Mapping) else None
+    confidence = (_float(boot.get("confidence")) if isinstance(boot, Mapping) else None) or 0.95
     sec.add(Part("table", table=Table(
-        headers=["coefficient", "value", "95% bootstrap interval"],
+        headers=["coefficient", "value", f"{confidence:.0%} bootstrap interval"],
         rows=[[Cell(name), Cell(fmt_num(v)),
                Cell(f"{fmt_num(lo)} – {fmt_num(hi)} ({fmt_num(m.get('krippendorff_alpha_n_boot'))}"
                     " resamples)" if key == "krippendorff_alpha" and lo is not None else "")]
@@ -580,7 +603,7 @@ def _duplicates_section(dup: Mapping[str, Any] | None,
                         leak: Mapping[str, Any] | None) -> Section:
     sec = Section("duplicates", "Duplicates and leakage")
     if leak is not None:
-        keys = ("exact_pairs", "near_pairs", "group_overlap")
+        keys = tuple(k for k in _LEAK_KEYS if k in leak) or _LEAK_KEYS[:3]
         bad = any((_float(leak.get(k)) or 0) > 0 for k in keys)
         sec.status = "bad" if bad else "ok"
         sec.add(Part("heading", text="Leakage across splits"))
@@ -645,6 +668,11 @@ def _splits_section(splits: Mapping[str, Any]) -> Section:
                                                     for k, v in fractions.items()), ""))
     if facts:
         sec.add(Part("facts", facts=facts))
+    per_split = splits.get("rows_per_split")
+    if not counts and isinstance(per_split, Mapping) and per_split:
+        sec.add(Part("plots", plots=[Markup(plots.bar_chart(
+            list(per_split), [_float(v) for v in per_split.values()], title="Rows per split",
+            xlabel="rows", salt="splits"))]))
     if counts:
         series = {str(lab): [float(grid.get((s, lab), 0)) for s in split_names]
                   for lab in labels}
@@ -730,7 +758,7 @@ def _trends_section(history: pl.DataFrame, report: Mapping[str, Any], *,
         f"Last {len(order)} run(s), oldest left; points are green where the gate passed, red "
         "where it failed." + (" Trends need at least two runs." if len(order) < 2 else ""))))
     figs = []
-    for title, names, percent in TREND_METRICS:
+    for title, names, percent in TREND_METRICS if len(order) >= 2 else ():
         name = next((n for n in names if n in metrics), None)
         if name is None:
             continue

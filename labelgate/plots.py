@@ -314,6 +314,8 @@ def line_plot(
         ax.margins(y=0.25)
         if percent:
             ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.1%}")
+            if finite.size and float(np.nanmin(vals)) >= 0:
+                ax.set_ylim(bottom=0)
         return _to_svg(fig, salt)
 
 

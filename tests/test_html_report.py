@@ -402,8 +402,10 @@ def test_trends_use_last_n_runs_and_gate_verdicts(full_page: str) -> None:
 def test_trends_without_history_rows_note_two_runs() -> None:
     empty = pl.DataFrame(schema={"run_id": pl.String, "metric": pl.String,
                                  "value": pl.Float64, "recorded_at": pl.Datetime})
-    text = " ".join(parse(render_html(base_report(), history=empty)).text)
+    sec = _section(render_html(base_report(), history=empty), "trends")
+    text = " ".join(parse(sec).text)
     assert "Last 1 run(s)" in text and "Trends need at least two runs." in text
+    assert "<svg" not in sec
 
 
 def test_unknown_section_is_shown_as_escaped_json(full_page: str) -> None:
@@ -470,3 +472,39 @@ def test_page_size_stays_small(full_page: str) -> None:
 def _section(page: str, section_id: str) -> str:
     start = page.index(f'<section id="{section_id}">')
     return page[start: page.index("</section>", start)]
+
+
+def test_shapes_the_stage_modules_return() -> None:
+    """The result shapes of labelgate.label_issues / splits / dedup as they are today: cleanlab's
+    joint noise matrix in long form, splits._summary without per-class counts, leakage()."""
+    rep = base_report()
+    rep["label_issues"] = {
+        "method": "predictions", "count": 2, "rate": 0.01, "health_score": 0.9,
+        "noise_matrix": [{"given_label": g, "true_label": t, "joint": j}
+                         for g, t, j in (("a", "a", 0.45), ("a", "b", 0.05),
+                                         ("b", "a", 0.02), ("b", "b", 0.48))],
+        "top": [{"id": "x1", "given_label": "a", "suggested_label": "b",
+                 "label_quality": 0.031, "text": "hello"}],
+    }
+    rep["leakage"] = {"exact_pairs": 0, "near_pairs": 0, "clusters_across_splits": 0,
+                      "groups_across_splits": 1, "group_rows_across_splits": 4, "total": 1}
+    rep["splits"] = {"rows": 100, "rows_per_split": {"train": 80, "validation": 10, "test": 10},
+                     "share_per_split": {"train": 0.8, "validation": 0.1, "test": 0.1},
+                     "fractions": {"train": 0.8, "validation": 0.1, "test": 0.1},
+                     "new_rows": 100, "moved_rows": 0, "removed_rows": 0, "units": 97,
+                     "max_stratum_share_deviation": 0.012}
+    rep["agreement"] = agreement_dict() | {"settings": {"bootstrap": {"confidence": 0.9}}}
+    page = render_html(rep)
+    li = _section(page, "label-issues")
+    assert "Noise matrix (estimated joint share)" in li and "true label (estimated)" in li
+    assert "0.031" in " ".join(parse(li).text)
+    dup = _section(page, "duplicates")
+    dup_text = " ".join(parse(dup).text)
+    assert "groups across splits" in dup_text and "badge bad" in dup
+    splits = " ".join(parse(_section(page, "splits")).text)
+    assert "rows per split train 80, validation 10, test 10" in splits
+    assert "max stratum share deviation 0.012" in splits
+    assert _section(page, "splits").count("<svg") == 1
+    assert "90% bootstrap interval" in _section(page, "agreement")
+    kpis = page[page.index('class="kpis"'):page.index("</nav>")]
+    assert "split leakage" in kpis and 'kpi bad' in kpis
