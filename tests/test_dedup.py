@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 import pytest
 
@@ -36,7 +38,7 @@ def test_normalize_text_keeps_null() -> None:
 
 
 def frame(texts: list[str], labels: list[str] | None = None) -> pl.DataFrame:
-    data: dict[str, list[object]] = {"id": [f"r{i}" for i in range(len(texts))], "text": texts}
+    data: dict[str, Any] = {"id": [f"r{i}" for i in range(len(texts))], "text": texts}
     if labels is not None:
         data["y"] = labels
     return pl.DataFrame(data)

@@ -1,0 +1,421 @@
+"""Versioned, atomically switched, byte-reproducible published splits for fine-tune jobs.
+
+Layout under ``root`` (``STORE/published/<dataset>``)::
+
+    v1/ v2/ ...      train.parquet, train.jsonl, validation.*, test.*, manifest.json,
+                     published_at.txt (the only wall-clock time; not hashed, not in the manifest)
+    current -> vN    a relative symlink to the newest published version
+
+How a version is written: a hidden ``.tmp-v<N>-<random>`` folder gets every file and the
+manifest, is fsynced and renamed to ``v<N>`` (one ``rename``: a reader sees the whole
+version or none); then a temporary symlink to ``v<N>`` replaces ``current`` with
+``os.replace`` (atomic). An exception anywhere before that removes the temporary folder and
+leaves ``current`` and every earlier version untouched; a killed process leaves only a
+hidden ``.tmp-*`` folder, removed by the next publish (one publisher per dataset at a time).
+
+Reproducible: rows sorted by the key column; Parquet written by polars (zstd, statistics;
+no timestamp in its metadata, only the writer version) and JSONL by polars ``write_ndjson``;
+``manifest.json`` is canonical JSON (sorted keys, 2-space indent) with no wall-clock time.
+The same frames and arguments give byte-identical data files (``content_hash`` equal); the
+manifest differs only by ``version``.
+
+JSONL styles (what Axolotl, Unsloth and TRL read):
+- ``PlainStyle``: the columns as one JSON object per row.
+- ``AlpacaStyle``: ``{"instruction", "input", "output"}``; the instruction is a template:
+  text with ``{column}`` placeholders (``{{``/``}}`` for literal braces).
+- ``ChatStyle``: ``{"messages": [{"role": "system", ...}, {"role": "user", ...},
+  {"role": "assistant", ...}]}``; the system message (a template too) is optional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from labelgate.errors import GateFailedError, InputError
+
+MANIFEST = "manifest.json"
+CURRENT = "current"
+FORMATS = ("parquet", "jsonl")
+MANIFEST_FORMAT = "labelgate-published/1"
+_VERSION_DIR = re.compile(r"^v([0-9]+)$")
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class PlainStyle:
+    columns: tuple[str, ...] | None = None  # None: every column
+    style: str = field(default="plain", init=False)
+
+
+@dataclass(frozen=True)
+class AlpacaStyle:
+    instruction: str
+    input: str | None
+    output: str
+    style: str = field(default="alpaca", init=False)
+
+
+@dataclass(frozen=True)
+class ChatStyle:
+    user: str
+    assistant: str
+    system: str | None = None
+    style: str = field(default="chat", init=False)
+
+
+JsonlStyle = PlainStyle | AlpacaStyle | ChatStyle
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    version: int
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _template(text: str, columns: Sequence[str], where: str) -> pl.Expr:
+    """``{column}`` placeholders as a polars string expression."""
+    parts: list[pl.Expr] = []
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as err:
+        raise InputError(f"{where}: bad template {text!r}: {err}") from err
+    for literal, name, spec, conv in parsed:
+        if literal:
+            parts.append(pl.lit(literal))
+        if name is None:
+            continue
+        if spec or conv or name not in columns:
+            raise InputError(
+                f"{where}: placeholder {{{name}}} is not a column; the splits have "
+                f"{list(columns)} (use {{{{ and }}}} for literal braces)"
+            )
+        parts.append(pl.col(name).cast(pl.String).fill_null(""))
+    if not parts:
+        return pl.lit("")
+    return pl.concat_str(parts)
+
+
+def jsonl_frame(df: pl.DataFrame, style: JsonlStyle) -> pl.DataFrame:
+    """The frame whose rows are the JSONL records of ``style``."""
+    cols = df.columns
+
+    def col(name: str, where: str) -> pl.Expr:
+        if name not in cols:
+            raise InputError(f"{where}: column {name!r} not in the splits; they have {cols}")
+        return pl.col(name).cast(pl.String).fill_null("")
+
+    if isinstance(style, PlainStyle):
+        wanted = list(style.columns) if style.columns is not None else cols
+        missing = [c for c in wanted if c not in cols]
+        if missing:
+            raise InputError(f"publish.jsonl.columns: {missing} not in the splits; they have "
+                             f"{cols}")
+        return df.select(wanted)
+    if isinstance(style, AlpacaStyle):
+        return df.select(
+            _template(style.instruction, cols, "publish.jsonl.instruction").alias("instruction"),
+            (col(style.input, "publish.jsonl.input") if style.input is not None
+             else pl.lit("")).alias("input"),
+            col(style.output, "publish.jsonl.output").alias("output"),
+        )
+    messages = []
+    if style.system is not None:
+        messages.append(pl.struct(
+            pl.lit("system").alias("role"),
+            _template(style.system, cols, "publish.jsonl.system").alias("content"),
+        ))
+    messages.append(pl.struct(pl.lit("user").alias("role"),
+                              col(style.user, "publish.jsonl.user").alias("content")))
+    messages.append(pl.struct(pl.lit("assistant").alias("role"),
+                              col(style.assistant, "publish.jsonl.assistant").alias("content")))
+    return df.select(pl.concat_list(messages).alias("messages"))
+
+
+# the two writers are module functions so a test can make one fail mid-publish
+def _write_parquet(df: pl.DataFrame, path: Path) -> None:
+    df.write_parquet(path, compression="zstd", compression_level=3, statistics=True)
+
+
+def _write_jsonl(df: pl.DataFrame, path: Path) -> None:
+    df.write_ndjson(path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str | bytes):  # numpy scalar
+        return _jsonable(value.item())
+    return value
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(_jsonable(obj), sort_keys=True, indent=2, ensure_ascii=False,
+                      allow_nan=False) + "\n"
+
+
+def _versions(root: Path) -> list[int]:
+    if not root.is_dir():
+        return []
+    found = (_VERSION_DIR.match(p.name) for p in root.iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def _split_sort_key(name: str) -> tuple[int, str]:
+    return (_SPLIT_ORDER.get(name, 3), name)
+
+
+def publish_version(
+    splits: Mapping[str, pl.DataFrame],
+    *,
+    root: Path | str,
+    key_column: str,
+    label_column: str | None,
+    run_id: str,
+    spec_hash: str,
+    gate_passed: bool,
+    formats: Sequence[str] = FORMATS,
+    jsonl_style: JsonlStyle | None = None,
+    gate: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    lineage: Sequence[str] = (),
+    extras: Mapping[str, Any] | None = None,
+) -> PublishedVersion:
+    """Write ``splits`` as version N+1 under ``root`` and point ``current`` at it.
+
+    ``gate``: the verdict's details (checks, thresholds) for the manifest; ``lineage``: the
+    input batch hashes. Raises GateFailedError (nothing written) when ``gate_passed`` is false.
+    """
+    root = Path(root)
+    if not gate_passed:
+        raise GateFailedError(f"{root}: gate failed for run {run_id}: not publishing")
+    if not splits:
+        raise InputError("publish: no splits given; expected e.g. {'train': frame, ...}")
+    bad_formats = [f for f in formats if f not in FORMATS]
+    if bad_formats or not formats:
+        raise InputError(f"publish.formats is {list(formats)}; expected a non-empty subset of "
+                         f"{list(FORMATS)}")
+    style = jsonl_style if jsonl_style is not None else PlainStyle()
+    ordered: dict[str, pl.DataFrame] = {}
+    for name in sorted(splits, key=_split_sort_key):
+        df = splits[name]
+        if not _SPLIT_NAME.match(name):
+            raise InputError(f"publish: split name {name!r} is not [A-Za-z0-9_-]+")
+        for column in (key_column, label_column):
+            if column is not None and column not in df.columns:
+                raise InputError(f"publish: split {name!r} has no column {column!r}; it has "
+                                 f"{df.columns}")
+        keys = df.get_column(key_column)
+        if keys.null_count() or keys.n_unique() != df.height:
+            raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
+                             "unique and non-null (it orders the rows)")
+        ordered[name] = df.sort(key_column)
+    records = {name: jsonl_frame(df, style) for name, df in ordered.items()} \
+        if "jsonl" in formats else {}
+
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-v*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.glob(".current-*"):
+        stale.unlink(missing_ok=True)
+    version = (max(_versions(root), default=0)) + 1
+    tmp = root / f".tmp-v{version}-{secrets.token_hex(4)}"
+    final = root / f"v{version}"
+    tmp.mkdir()
+    try:
+        files: dict[str, dict[str, Any]] = {}
+        split_info: dict[str, dict[str, Any]] = {}
+        for name, df in ordered.items():
+            if "parquet" in formats:
+                _write_parquet(df, tmp / f"{name}.parquet")
+            if "jsonl" in formats:
+                _write_jsonl(records[name], tmp / f"{name}.jsonl")
+            classes: dict[str, int] = {}
+            if label_column is not None:
+                for label, n in df.group_by(label_column).len().rows():
+                    classes["null" if label is None else str(label)] = int(n)
+            split_info[name] = {"rows": df.height, "classes": dict(sorted(classes.items()))}
+        for path in sorted(tmp.iterdir()):
+            _fsync(path)
+            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        content = "".join(f"{n} {f['sha256']}\n" for n, f in sorted(files.items()))
+        manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
+            "version": version,
+            "run_id": run_id,
+            "spec_hash": spec_hash,
+            "key_column": key_column,
+            "label_column": label_column,
+            "formats": [f for f in FORMATS if f in formats],
+            "jsonl": asdict(style) if "jsonl" in formats else None,
+            "splits": split_info,
+            "rows": sum(s["rows"] for s in split_info.values()),
+            "files": files,
+            "content_hash": hashlib.sha256(content.encode()).hexdigest(),
+            "gate": {**dict(gate or {}), "passed": True},
+            "metrics": dict(metrics or {}),
+            "lineage": {"batches": sorted(lineage)},
+            "extras": dict(extras or {}),
+        }
+        manifest = _jsonable(manifest)  # what the file holds: NaN -> null, numpy -> python
+        (tmp / MANIFEST).write_text(_canonical_json(manifest), encoding="utf-8")
+        (tmp / "published_at.txt").write_text(
+            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "\n", encoding="utf-8"
+        )
+        _fsync(tmp / MANIFEST)
+        _fsync(tmp)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link = root / f".current-{secrets.token_hex(4)}"
+    os.symlink(final.name, link)
+    os.replace(link, root / CURRENT)
+    _fsync(root)
+    return PublishedVersion(version=version, path=final, manifest=manifest)
+
+
+def current_version(root: Path | str) -> int | None:
+    """The version ``current`` points to, or None."""
+    link = Path(root) / CURRENT
+    if not link.is_symlink():
+        return None
+    m = _VERSION_DIR.match(Path(os.readlink(link)).name)
+    return int(m.group(1)) if m else None
+
+
+def read_manifest(root: Path | str, version: int | str) -> dict[str, Any]:
+    """The manifest of ``version`` (an int, ``"v3"``, ``"3"`` or ``"current"``)."""
+    n = _resolve(Path(root), version)
+    path = Path(root) / f"v{n}" / MANIFEST
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _resolve(root: Path, version: int | str) -> int:
+    if isinstance(version, int):
+        n: int | None = version
+    elif version == CURRENT:
+        n = current_version(root)
+        if n is None:
+            raise InputError(f"{root}: no current version (nothing published yet)")
+    else:
+        m = re.fullmatch(r"v?([0-9]+)", version)
+        n = int(m.group(1)) if m else None
+    if n is None or n not in _versions(root):
+        raise InputError(f"{root}: no version {version!r}; published versions: "
+                         f"{['v' + str(v) for v in _versions(root)]}")
+    return n
+
+
+def list_versions(root: Path | str) -> pl.DataFrame:
+    """One row per version: version, run_id, spec_hash, rows, rows_<split>..., gate_passed,
+    is_current, content_hash; ordered by version."""
+    root = Path(root)
+    current = current_version(root)
+    rows: list[dict[str, Any]] = []
+    split_names: set[str] = set()
+    for n in _versions(root):
+        path = root / f"v{n}" / MANIFEST
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text(encoding="utf-8"))
+        split_names |= set(m["splits"])
+        rows.append({
+            "version": n, "run_id": m["run_id"], "spec_hash": m["spec_hash"],
+            "rows": m["rows"], **{f"rows_{s}": v["rows"] for s, v in m["splits"].items()},
+            "gate_passed": bool(m["gate"]["passed"]), "is_current": n == current,
+            "content_hash": m["content_hash"],
+        })
+    split_cols = [f"rows_{s}" for s in sorted(split_names, key=_split_sort_key)]
+    schema: dict[str, Any] = {
+        "version": pl.Int64, "run_id": pl.String, "spec_hash": pl.String, "rows": pl.Int64,
+        **dict.fromkeys(split_cols, pl.Int64),
+        "gate_passed": pl.Boolean, "is_current": pl.Boolean, "content_hash": pl.String,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def diff_versions(
+    root: Path | str,
+    a: int | str,
+    b: int | str,
+    *,
+    key_column: str,
+    label_column: str,
+) -> pl.DataFrame:
+    """Per split of ``a`` or ``b``: rows_a, rows_b, added, removed, relabeled (read from the
+    Parquet files; a key that changed split is removed from one and added to the other)."""
+    root = Path(root)
+    va, vb = _resolve(root, a), _resolve(root, b)
+
+    def load(v: int) -> dict[str, pl.DataFrame]:
+        folder = root / f"v{v}"
+        manifest = read_manifest(root, v)
+        if "parquet" not in manifest["formats"]:
+            raise InputError(f"{folder}: no Parquet files (formats {manifest['formats']}); "
+                             "diff reads Parquet")
+        out = {}
+        for name in manifest["splits"]:
+            df = pl.read_parquet(folder / f"{name}.parquet")
+            missing = [c for c in (key_column, label_column) if c not in df.columns]
+            if missing:
+                raise InputError(f"{folder / (name + '.parquet')}: no column(s) {missing}; "
+                                 f"it has {df.columns}")
+            out[name] = df.select(pl.col(key_column).alias("k"),
+                                  pl.col(label_column).cast(pl.String).alias("y"))
+        return out
+
+    left, right = load(va), load(vb)
+    empty = pl.DataFrame(schema={"k": pl.String, "y": pl.String})
+    rows = []
+    for name in sorted(set(left) | set(right), key=_split_sort_key):
+        x, y = left.get(name, empty), right.get(name, empty)
+        if x.schema["k"] != y.schema["k"]:
+            x = x.with_columns(pl.col("k").cast(pl.String))
+            y = y.with_columns(pl.col("k").cast(pl.String))
+        both = x.join(y, on="k", how="inner", suffix="_b")
+        rows.append({
+            "split": name, "rows_a": x.height, "rows_b": y.height,
+            "added": y.join(x, on="k", how="anti").height,
+            "removed": x.join(y, on="k", how="anti").height,
+            "relabeled": both.filter(pl.col("y").ne_missing(pl.col("y_b"))).height,
+        })
+    return pl.DataFrame(rows, schema={"split": pl.String, "rows_a": pl.Int64,
+                                      "rows_b": pl.Int64, "added": pl.Int64,
+                                      "removed": pl.Int64, "relabeled": pl.Int64})
