@@ -505,7 +505,8 @@ def _agreement_section(ag: Mapping[str, Any], gate: Mapping[str, Any]) -> Sectio
         figs.append(Markup(plots.interval_plot(
             [n for n, _, _ in shown], [v for _, v, _ in shown],
             [(lo, hi) if k == "krippendorff_alpha" else (None, None) for _, _, k in shown],
-            title="Agreement coefficients", reference=alpha_min, salt="coef")))
+            title="Agreement coefficients", reference=alpha_min,
+            reference_label=f"gate: α ≥ {fmt_num(alpha_min)}", salt="coef")))
     per_class = _as_rows(ag.get("per_class"))
     if per_class:
         figs.append(Markup(plots.bar_chart(

@@ -327,6 +327,7 @@ def interval_plot(
     *,
     title: str,
     reference: float | None = None,
+    reference_label: str = "",
     salt: str = "interval",
 ) -> str:
     """Point estimates with confidence intervals where known (a forest plot), on a -1..1
@@ -351,6 +352,10 @@ def interval_plot(
         ax.set_ylim(n - 0.4, -0.8)
         if reference is not None:
             ax.axvline(reference, color=FAIL_COLOR, linestyle="--", linewidth=1)
+            if reference_label:
+                ax.annotate(reference_label, (reference, 0.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, 3), textcoords="offset points", fontsize=7.5,
+                            color=FAIL_COLOR)
         ax.set_title(title)
         ax.grid(axis="x")
         ax.set_axisbelow(True)
