@@ -132,11 +132,12 @@ def agreement_section(
     }
 
 
-def md_cell(value: object) -> str:
-    """A value safe inside a Markdown table cell: no pipes, newlines or raw HTML."""
+def md_cell(value: object, *, max_len: int | None = _CELL_MAX) -> str:
+    """A value safe inside a Markdown table cell: no pipes, newlines or raw HTML; cut to
+    `max_len` characters (None: not cut, for prose such as notes)."""
     text = "" if value is None else str(value)
-    if len(text) > _CELL_MAX:
-        text = text[: _CELL_MAX - 1] + "…"
+    if max_len is not None and len(text) > max_len:
+        text = text[: max_len - 1] + "…"
     return (
         text.replace("\\", "\\\\")
         .replace("|", "\\|")
@@ -298,7 +299,7 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
         lines += ["", f"Accuracy on {m['n_gold_items_labelled']} gold items:", ""]
         lines += _table(["consensus", "gold accuracy"], gold_rows)
     if ag["notes"]:
-        lines += ["", "Notes:", ""] + [f"- {md_cell(n)}" for n in ag["notes"]]
+        lines += ["", "Notes:", ""] + [f"- {md_cell(n, max_len=None)}" for n in ag["notes"]]
     return lines
 
 

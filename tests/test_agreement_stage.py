@@ -242,6 +242,8 @@ def test_warehouse_tables_and_markdown(tmp_path: Path) -> None:
     assert any("1 annotated item(s) (2 annotation rows)" in n for n in section["notes"])
     md = "\n".join(_agreement_markdown(json.loads(json.dumps(section))))
     assert "Krippendorff's α" in md and "a\\|3&lt;b&gt;" in md and "a|3<b>" not in md
+    long_note = next(n for n in section["notes"] if "annotated item(s)" in n)
+    assert len(long_note) > 80 and f"- {long_note}" in md  # notes are not cut like cells
 
 
 # ------------------------------------------------------------------------------ flow
