@@ -368,3 +368,44 @@ def _components(n: int, a: I64Array, b: I64Array) -> I64Array:
     _, labels = connected_components(graph, directed=False)
     out: I64Array = np.asarray(labels, dtype=np.int64)
     return out
+
+
+def keep_cluster_members(
+    df: pl.DataFrame,
+    *,
+    id_column: str,
+    cluster_of: pl.DataFrame,
+    keep: str = "all",
+    split_column: str | None = None,
+    splits: Sequence[str] = ("train",),
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The spec's policy for duplicate clusters: ``keep`` = ``all`` members, or ``one`` per
+    cluster (the smallest id present in ``df``; the rest excluded with a reason). With
+    ``split_column``, the policy applies only to rows in ``splits`` (default train; clusters
+    never straddle splits, so a cluster is in one split). Returns (kept, excluded); excluded
+    carries ``exclusion_policy`` and ``exclusion_reason``.
+    """
+    if keep not in ("all", "one"):
+        raise InputError(f"dedup.keep is {keep!r}; expected 'all' or 'one'")
+    _check_columns(df, [id_column, *([split_column] if split_column else [])], "id/split")
+    _check_columns(cluster_of, ["id", "cluster_id"], "cluster_of")
+    if keep == "all":
+        return df, df.clear().with_columns(
+            pl.lit("dedup.keep=all").alias("exclusion_policy"),
+            pl.lit("", pl.String).alias("exclusion_reason"),
+        )
+    cid = df.select(pl.col(id_column)).join(
+        cluster_of.select(pl.col("id").alias(id_column), "cluster_id"), on=id_column,
+        how="left",
+    ).get_column("cluster_id")
+    applies = pl.lit(True) if split_column is None else pl.col(split_column).is_in(list(splits))
+    marked = df.with_columns(cid.alias("_cluster")).with_columns(
+        pl.col(id_column).min().over("_cluster").alias("_kept")
+    )
+    drop = (pl.col(id_column) != pl.col("_kept")).fill_null(False) & applies
+    excluded = marked.filter(drop).with_columns(
+        pl.lit("dedup.keep=one").alias("exclusion_policy"),
+        pl.format("duplicate of {} (dedup.keep=one)", pl.col("_kept").cast(pl.String))
+        .alias("exclusion_reason"),
+    ).select(*df.columns, "exclusion_policy", "exclusion_reason")
+    return marked.filter(~drop).select(df.columns), excluded

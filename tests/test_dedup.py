@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from labelgate.dedup import find_duplicates, lsh_bands, normalize_text
+from labelgate.dedup import find_duplicates, keep_cluster_members, lsh_bands, normalize_text
 from labelgate.errors import InputError
 
 LONG = (
@@ -144,3 +144,55 @@ def test_lsh_bands_match_datasketch_rule() -> None:
     # datasketch.lsh._optimal_param(0.9, 128, 0.5, 0.5) == (5, 25); (0.5, 128) -> (25, 5)
     assert lsh_bands(0.9, 128) == (5, 25)
     assert lsh_bands(0.5, 128) == (25, 5)
+
+
+@pytest.mark.parametrize(("keep", "split_column", "kept"), [
+    ("all", None, ["a", "b", "c", "d", "e"]),
+    ("one", None, ["a", "c", "e"]),
+    ("one", "split", ["a", "c", "d", "e"]),  # only train rows are thinned
+])
+def test_keep_cluster_members(keep: str, split_column: str | None, kept: list[str]) -> None:
+    df = pl.DataFrame({"id": ["a", "b", "c", "d", "e"],
+                       "split": ["train", "train", "test", "test", "train"]})
+    cluster_of = pl.DataFrame({"id": ["a", "b", "c", "d", "e"],
+                               "cluster_id": ["a", "a", "c", "c", "e"]})
+    k, x = keep_cluster_members(df, id_column="id", cluster_of=cluster_of, keep=keep,
+                                split_column=split_column)
+    assert k.get_column("id").to_list() == kept
+    assert k.height + x.height == df.height
+    if keep == "one" and split_column is None:
+        assert x.select("id", "exclusion_reason").rows() == [
+            ("b", "duplicate of a (dedup.keep=one)"), ("d", "duplicate of c (dedup.keep=one)")]
+
+
+def shingles(text: str, k: int = 5) -> set[str]:
+    t = normalize_text(pl.Series([text])).item()
+    return {t[i : i + k] for i in range(max(len(t) - k + 1, 1))}
+
+
+def test_near_clusters_agree_with_exact_jaccard() -> None:
+    # 6 unrelated bases x 8 random character edits each; exact Jaccard is the reference
+    import random
+
+    rng = random.Random(3)
+    bases = [LONG, LONG[::-1], "a completely different paragraph " * 6,
+             "zebra crossing at the end of the long road near the old mill " * 3,
+             "1234567890 qwertyuiop asdfghjkl zxcvbnm " * 4, "short tweet about rain"]
+    texts, origin = [], []
+    for b, base in enumerate(bases):
+        for _ in range(8):
+            pos = rng.randrange(len(base))
+            texts.append(base[:pos] + rng.choice("xyz") + base[pos + 1 :])
+            origin.append(b)
+    df = frame(texts)
+    res = find_duplicates(df, id_column="id", text_columns=["text"], threshold=0.85)
+    cluster = dict(res.cluster_of.select("id", "cluster_id").rows())
+    sh = [shingles(t) for t in texts]
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            jac = len(sh[i] & sh[j]) / len(sh[i] | sh[j])
+            same = cluster[f"r{i}"] == cluster[f"r{j}"]
+            if jac >= 0.95:
+                assert same, (i, j, jac)
+            if origin[i] != origin[j]:
+                assert not same, (i, j, jac)
