@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -178,6 +179,67 @@ def report(spec: SpecArg, store: StoreOpt = None) -> None:
     folder, content = found
     out.print(f"latest report: {folder}", soft_wrap=True)
     _print_summary(content)
+
+
+@app.command()
+def history(
+    spec: SpecArg,
+    store: StoreOpt = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option("--metric", "-m", help="Metric(s) to show (repeatable); default: key ones."),
+    ] = None,
+    last: Annotated[int, typer.Option("--last", "-n", min=1, help="How many runs.")] = 10,
+) -> None:
+    """Print metrics over the last runs of SPEC (one row per run, oldest first)."""
+    s = _load(spec)
+    path = s.store_dir(store) / warehouse.WAREHOUSE_FILE
+    try:
+        with warehouse.connect(path, read_only=True) as con:
+            frame = warehouse.metric_history(con, s.name, last_runs=last)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    if frame.is_empty():
+        err.print(f"[red]error:[/red] no runs of {s.name!r} recorded in {path}")
+        raise typer.Exit(EXIT_INPUT)
+    known = set(frame.get_column("metric").unique().to_list())
+    wanted = metric or [m for m in HISTORY_METRICS if m in known]
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        err.print(
+            f"[red]error:[/red] no metric {unknown} recorded for {s.name!r}; "
+            f"recorded: {', '.join(sorted(known))}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INPUT)
+    runs = frame.group_by("run_id", maintain_order=True).agg(
+        [pl.col("value").filter(pl.col("metric") == m).first().alias(m) for m in wanted]
+    )
+    table = Table("run", *wanted, title=f"{s.name}: last {runs.height} run(s)")
+    for row in runs.iter_rows(named=True):
+        table.add_row(row["run_id"], *(_history_cell(m, row[m]) for m in wanted))
+    out.print(table)
+
+
+def _history_cell(metric: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if metric == "gate_passed":
+        return "pass" if value >= 0.5 else "[red]FAIL[/red]"
+    return f"{value:.4g}"
+
+
+HISTORY_METRICS = (
+    "gate_passed",
+    "rows_input",
+    "rows_valid",
+    "quarantine_rate",
+    "label_issue_rate",
+    "label_health_score",
+    "agreement.krippendorff_alpha",
+    "split_leakage",
+)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -303,12 +303,25 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(report: Mapping[str, Any], *, run: RunContext) -> Path:
-    """Write report.json and report.md, then point `latest` at this run. Returns the folder."""
+def write_report(
+    report: Mapping[str, Any],
+    *,
+    run: RunContext,
+    history: pl.DataFrame | None = None,
+    label_issues: pl.DataFrame | None = None,
+) -> Path:
+    """Write report.json, report.md and report.html, then point `latest` at this run.
+
+    Returns the folder. `history` (metrics_history rows) feeds the HTML trend plots.
+    """
+    # matplotlib is imported here, not at module level: the quick CLI commands skip it
+    from labelgate.html_report import write_html
+
     out = run.report_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "report.md").write_text(render_markdown(report))
+    write_html(report, path=out / "report.html", history=history, label_issues=label_issues)
     point_latest(reports_root(run.store_dir, run.dataset), run.run_id)
     return out
 

@@ -310,6 +310,36 @@ def latest_run(
     return RunRecord(*rows[0]) if rows else None
 
 
+def metric_history(
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    *,
+    last_runs: int = 30,
+    metrics: list[str] | None = None,
+) -> pl.DataFrame:
+    """metrics_history rows (run_id, metric, value, recorded_at) of the last N runs.
+
+    Oldest run first, so plots and tables read left to right.
+    """
+    rows = con.execute(
+        "WITH recent AS (SELECT run_id, min(recorded_at) AS t FROM metrics_history"
+        " WHERE dataset = ? GROUP BY run_id ORDER BY t DESC, run_id DESC LIMIT ?)"
+        " SELECT h.run_id, h.metric, h.value, h.recorded_at FROM metrics_history h"
+        " JOIN recent r USING (run_id) WHERE h.dataset = ?"
+        " ORDER BY r.t, h.run_id, h.metric",
+        [dataset, last_runs, dataset],
+    ).fetchall()
+    frame = pl.DataFrame(
+        rows,
+        schema={"run_id": pl.String, "metric": pl.String, "value": pl.Float64,
+                "recorded_at": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    if metrics is not None:
+        frame = frame.filter(pl.col("metric").is_in(metrics))
+    return frame
+
+
 def run_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, float]:
     rows = con.execute(
         "SELECT metric, value FROM metrics_history WHERE run_id = ? ORDER BY metric", [run_id]

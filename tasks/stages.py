@@ -14,7 +14,11 @@ from typing import Any
 
 import polars as pl
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from checks.contract import ContractResult, check_columns, enforce_contract
@@ -32,6 +36,8 @@ from labelgate.report import (
 )
 from labelgate.runs import RunContext, new_run
 from labelgate.spec import Spec, load_spec
+
+ARTIFACT_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,8 @@ def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
     """Compare the run's metrics with the spec's thresholds; record both."""
     verdict = evaluate_gate(metrics, spec.gate)
     with warehouse.connect(run.warehouse) as con:
-        warehouse.record_metrics(con, metrics, run_id=run.run_id, dataset=run.dataset)
+        recorded = {**metrics, "gate_passed": float(verdict.passed)}
+        warehouse.record_metrics(con, recorded, run_id=run.run_id, dataset=run.dataset)
         warehouse.record_gate(con, verdict, run_id=run.run_id, dataset=run.dataset)
     get_run_logger().info(verdict.summary())
     return verdict
@@ -229,13 +236,22 @@ def report(
         verdict=verdict,
         paths={
             "report": str(run.report_dir),
+            "report_html": str(run.report_dir / "report.html"),
             "valid_rows": stored.valid_path,
             "warehouse": stored.warehouse,
         },
         agreement=agreement.section if agreement is not None else None,
     )
-    out = write_report(content, run=run)
+    with warehouse.connect(run.warehouse) as con:
+        history = warehouse.metric_history(con, run.dataset)
+    out = write_report(content, run=run, history=history)
     key = _artifact_key(run.dataset)
+    create_link_artifact(
+        link=(out / "report.html").as_uri(),
+        link_text=f"{run.dataset} report {run.run_id}",
+        key=f"{key}-html",
+        description="The self-contained HTML report (opens offline).",
+    )
     create_markdown_artifact(
         render_markdown(content), key=f"{key}-report", description=f"labelgate report {run.run_id}"
     )
@@ -248,6 +264,12 @@ def report(
             ],
             key=f"{key}-gate",
             description=f"gate checks, run {run.run_id}",
+        )
+    if agreement is not None and agreement.report.annotators.height:
+        create_table_artifact(
+            _json_rows(agreement.report.annotators.head(ARTIFACT_ROWS)),
+            key=f"{key}-annotators",
+            description=f"annotators, run {run.run_id}",
         )
     with warehouse.connect(run.warehouse) as con:
         warehouse.finish_run(
@@ -270,6 +292,12 @@ def record_error(run: RunContext, message: str) -> None:
     """Mark the run record as errored (spec or input problem found mid-run)."""
     with warehouse.connect(run.warehouse) as con:
         warehouse.finish_run(con, run_id=run.run_id, status="error", message=message)
+
+
+def _json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Frame rows for a table artifact: NaN becomes null (the API takes strict JSON)."""
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    return frame.with_columns(pl.col(floats).fill_nan(None)).to_dicts()
 
 
 def _artifact_key(dataset: str) -> str:

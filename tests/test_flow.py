@@ -137,3 +137,21 @@ def test_cli_spec_commands(make_spec: SpecFactory, tmp_path: Path) -> None:
 
     no_runs = runner.invoke(app, ["gate", str(spec), "--store", str(tmp_path / "empty")])
     assert no_runs.exit_code == 2
+
+
+def test_history_and_html_report(make_spec: SpecFactory) -> None:
+    spec = make_spec()
+    assert runner.invoke(app, ["run", str(spec)]).exit_code == 0
+    spec.write_text(spec.read_text().replace("min_rows_per_class: 5", "min_rows_per_class: 500"))
+    assert runner.invoke(app, ["run", str(spec)]).exit_code == 1
+
+    html = (spec.parent / "store/reports/tiny-tweets/latest/report.html").read_text()
+    assert "GATE FAILED" in html and "min_rows_per_class" in html
+    assert html.count("<svg") >= 2  # class bars and the trend plots of two runs
+
+    shown = runner.invoke(app, ["history", str(spec), "-m", "gate_passed", "-m", "rows_valid"])
+    assert shown.exit_code == 0, shown.output
+    assert "pass" in shown.output and "FAIL" in shown.output
+    assert "last 2 run(s)" in shown.output
+    bad = runner.invoke(app, ["history", str(spec), "-m", "nope"])
+    assert bad.exit_code == 2 and "no metric ['nope']" in bad.output
