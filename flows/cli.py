@@ -72,6 +72,7 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     from flows.pipeline import quality_pipeline
 
     state = quality_pipeline(str(spec), str(store) if store else None, return_state=True)
+    _print_stage_times(state.state_details.flow_run_id)
     if state.is_completed():
         report: dict[str, Any] = state.result()
         _print_summary(report)
@@ -91,6 +92,32 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     raise typer.Exit(EXIT_INTERNAL)
 
 
+def _print_stage_times(flow_run_id: Any) -> None:
+    """A table of the run's stages (Prefect task runs) with their wall times."""
+    if flow_run_id is None:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    try:
+        with get_client(sync_client=True) as client:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+    except Exception as exc:  # the table is a courtesy; never fail a run over it
+        err.print(f"(stage times unavailable: {exc})")
+        return
+    table = Table("stage", "state", "seconds", title="stages")
+    total = 0.0
+    for tr in sorted(task_runs, key=lambda t: t.start_time or t.expected_start_time or 0):
+        seconds = tr.total_run_time.total_seconds()
+        total += seconds
+        state = tr.state.name if tr.state else "—"
+        table.add_row(tr.name.rsplit("-", 1)[0], state, f"{seconds:.2f}")
+    table.add_row("total", "", f"{total:.2f}")
+    out.print(table)
+
+
 def _print_summary(report: dict[str, Any]) -> None:
     rows = report["rows"]
     gate = report["gate"]
@@ -103,7 +130,8 @@ def _print_summary(report: dict[str, Any]) -> None:
     for c in gate["checks"]:
         mark = "ok " if c["passed"] else "[red]BAD[/red]"
         out.print(f"  {mark} {c['message']}")
-    out.print(f"report: {Path(report['paths']['report']) / 'report.md'}", soft_wrap=True)
+    folder = Path(report["paths"]["report"])
+    out.print(f"report: {folder / 'report.html'}  (also report.md, report.json)", soft_wrap=True)
 
 
 @app.command()
