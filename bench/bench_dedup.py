@@ -9,6 +9,9 @@ replaced, deleted or inserted, a word replaced by another corpus word, or a case
 change that normalization undoes), so the data holds real exact and near duplicates. The
 generated frame is written once to data/bench/ and reused.
 
+Each size is also run with every text made distinct (a ``#<row>`` suffix: the same
+duplicates, but no exact ones, so every row needs a signature: the worst case).
+
 Each measurement runs in a fresh Python process, so its peak RSS is its own. ``--compare``
 also times the MinHash signature step alone with datasketch 2.0.0 (per-document
 ``MinHash.update_batch`` on the same pre-hashed shingles) against rensa 0.5.0 (one call on
@@ -85,9 +88,11 @@ def measure(kind: str, path: Path, threshold: float) -> dict[str, float]:
     from labelgate.dedup import find_duplicates
 
     df = pl.read_parquet(path)
+    if kind == "distinct":  # worst case: every text distinct (a unique suffix), same dups
+        df = df.with_columns(pl.format("{} #{}", "text", pl.int_range(pl.len())).alias("text"))
     base = peak_mib()
     t0 = time.perf_counter()
-    if kind == "labelgate":
+    if kind in ("labelgate", "distinct"):
         res = find_duplicates(df, id_column="id", text_columns=["text"], label_column="label",
                               threshold=threshold)
         s = res.summary
@@ -102,21 +107,11 @@ def measure(kind: str, path: Path, threshold: float) -> dict[str, float]:
 def signatures_only(df: pl.DataFrame, kind: str) -> dict[str, float]:
     import numpy as np
 
-    from labelgate.dedup import SHINGLE_HASH_SEED, normalize_text
+    from labelgate.dedup import _shingle_hashes, normalize_text
 
-    keys = df.select(normalize_text(pl.col("text")).alias("t")).unique().sort("t")
-    sh = (
-        keys.with_row_index("r")
-        .with_columns(pl.int_ranges(0, pl.max_horizontal(
-                      pl.col("t").str.len_chars().cast(pl.Int64) - 4, 1))
-                      .alias("o"))
-        .explode("o")
-        .select("r", pl.col("t").str.slice(pl.col("o"), 5).hash(SHINGLE_HASH_SEED).alias("h"))
-    )
-    counts = sh.group_by("r", maintain_order=True).len().get_column("len").to_numpy()
-    off = np.zeros(len(counts) + 1, dtype=np.uint64)
-    np.cumsum(counts, out=off[1:])
-    flat = sh.get_column("h").to_numpy()
+    keys = normalize_text(df.get_column("text")).unique().sort()
+    flat, off = _shingle_hashes(keys, shingle=5)
+    counts = np.diff(off)
     t0 = time.perf_counter()
     if kind == "rensa":
         import rensa
@@ -162,16 +157,17 @@ def main() -> None:
     print("| rows | seconds | rows/s | peak RSS MiB | distinct texts | rows in clusters "
           "| clusters | near rows | LSH candidates | verified |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for n in sizes:
-        r = run_child("labelgate", n, args.threshold)
-        print(f"| {n:,} | {r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['peak_mib']:.0f} "
+    for n, kind in [(n, k) for n in sizes for k in ("labelgate", "distinct")]:
+        r = run_child(kind, n, args.threshold)
+        label = f"{n:,}" + (" all distinct" if kind == "distinct" else "")
+        print(f"| {label} | {r['seconds']:.1f} | {n / r['seconds']:,.0f} | {r['peak_mib']:.0f} "
               f"| {r['distinct_texts']:,.0f} | {r['rows_in_clusters']:,.0f} "
               f"| {r['clusters']:,.0f} | {r['near_rows']:,.0f} | {r['candidate_pairs']:,.0f} "
               f"| {r['verified_pairs']:,.0f} |", flush=True)
-        if args.compare:
-            for kind in ("rensa", "datasketch"):
-                c = run_child(kind, n, args.threshold)
-                print(f"|   signatures only, {kind}: {c['sig_seconds']:.1f} s for "
+        if args.compare and kind == "labelgate":
+            for backend in ("rensa", "datasketch"):
+                c = run_child(backend, n, args.threshold)
+                print(f"|   signatures only, {backend}: {c['sig_seconds']:.1f} s for "
                       f"{c['distinct_texts']:,.0f} distinct texts |", flush=True)
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"load average after: {' '.join(load)}")

@@ -12,9 +12,9 @@ Decisions (change them here and in the README together):
   text takes part in exact matching only). Character shingles, not word shingles, because
   the texts here are short: a one-word edit of a 15-word tweet changes 5 of 11 word
   5-shingles (Jaccard ~0.4) but only ~10% of its character 5-shingles. Shingles are hashed
-  by polars (``Expr.hash`` with a fixed seed: stable for a given polars version) and the
-  signatures computed by rensa (``RMinHash``, Rust) from the flat hash buffer, one exact-key
-  representative per distinct text.
+  in numpy over the UTF-32 code points (a polynomial hash + splitmix64 finalizer: the same
+  on every platform and library version) and the signatures computed by rensa
+  (``RMinHash``, Rust) from the flat hash buffer, once per distinct normalized text.
 - **LSH**: ``bands`` x ``rows`` chosen to minimise the integrated false positive + false
   negative probability at ``threshold`` (the MinHash LSH rule of Leskovec et al., as in
   datasketch). Within one band bucket, rows are sorted and each is paired with the next
@@ -45,7 +45,7 @@ import polars as pl
 
 from labelgate.errors import InputError
 
-SHINGLE_HASH_SEED = 0x5EED_1ABE
+SHINGLE_HASH_SEED = 0x5EED_1ABE_C0DE
 _JOIN = "\x1f"
 _WINDOW = 32
 _CHUNK_ROWS = 100_000
@@ -61,13 +61,32 @@ def normalize_text(text: pl.Expr) -> pl.Expr: ...
 @overload
 def normalize_text(text: pl.Series) -> pl.Series: ...
 def normalize_text(text: pl.Expr | pl.Series) -> pl.Expr | pl.Series:
-    """NFKC, lowercase, whitespace runs collapsed to one space, stripped; null stays null."""
+    """NFKC, lowercase, whitespace runs collapsed to one space, stripped; null stays null.
+
+    A Series takes a faster path with the same result: NFKC only on rows with a non-ASCII
+    character (ASCII is NFKC-stable) and the whitespace regex only on rows that need it.
+    """
+    if isinstance(text, pl.Series):
+        return _normalize_series(text)
     return (
         text.str.normalize("NFKC")
         .str.to_lowercase()
         .str.replace_all(r"\s+", " ")
         .str.strip_chars()
     )
+
+
+def _normalize_series(s: pl.Series) -> pl.Series:
+    name = s.name
+    s = s.cast(pl.String)
+    non_ascii = s.str.contains(r"[^\x00-\x7f]").fill_null(False)
+    if non_ascii.any():
+        s = s.scatter(non_ascii.arg_true(), s.filter(non_ascii).str.normalize("NFKC"))
+    s = s.str.to_lowercase()
+    odd_space = s.str.contains(r"[^\S ]|  ").fill_null(False)
+    if odd_space.any():
+        s = s.scatter(odd_space.arg_true(), s.filter(odd_space).str.replace_all(r"\s+", " "))
+    return s.str.strip_chars().alias(name)
 
 
 @dataclass(frozen=True)
@@ -170,14 +189,15 @@ def find_duplicates(
             "value(s); expected unique ids"
         )
 
-    text = pl.concat_str(
-        [pl.col(c).cast(pl.String).fill_null("") for c in text_columns], separator=_JOIN
-    )
+    text = df.select(
+        pl.concat_str(
+            [pl.col(c).cast(pl.String).fill_null("") for c in text_columns], separator=_JOIN
+        ).alias("key")
+    ).get_column("key")
     base = df.select(
         pl.col(id_column).alias("id"),
-        normalize_text(text).alias("key"),
         *([pl.col(label_column).alias("label")] if label_column is not None else []),
-    )
+    ).with_columns(_normalize_series(text))
     # one row per distinct key, numbered in key order (independent of row order)
     keys = (
         base.group_by("key")
@@ -274,6 +294,36 @@ def find_duplicates(
     return result
 
 
+def _shingle_hashes(
+    texts: pl.Series, *, shingle: int
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """Flat uint64 hashes of every ``shingle``-character substring, and row offsets.
+
+    The texts are joined and encoded as UTF-32 once, so a shingle is ``shingle`` code
+    points; a shorter text is padded with NUL to one shingle. The hash is a polynomial over
+    the code points with a splitmix64 finalizer: plain numpy arithmetic, the same on every
+    platform and library version.
+    """
+    padded = texts.fill_null("").str.pad_end(shingle, "\x00")
+    lens = padded.str.len_chars().to_numpy().astype(np.int64)
+    codes = np.frombuffer("".join(padded.to_list()).encode("utf-32-le"), dtype=np.uint32)
+    n_sh = lens - (shingle - 1)
+    ends = np.cumsum(n_sh)
+    starts = np.cumsum(lens) - lens
+    total = int(ends[-1]) if len(ends) else 0
+    pos = np.repeat(starts - (ends - n_sh), n_sh) + np.arange(total, dtype=np.int64)
+    width = len(codes) - (shingle - 1)  # every window of the joined text, then the valid ones
+    h = np.zeros(max(width, 0), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(shingle):
+            h *= np.uint64(0x100000001B3)
+            h += codes[j : j + width]
+        h = _mix64(h[pos] ^ np.uint64(SHINGLE_HASH_SEED))
+    offsets = np.zeros(len(lens) + 1, dtype=np.uint64)
+    offsets[1:] = ends
+    return h, offsets
+
+
 def _signatures(
     keys: pl.Series, *, shingle: int, num_perm: int, seed: int
 ) -> tuple[U32Matrix, npt.NDArray[np.bool_]]:
@@ -282,32 +332,12 @@ def _signatures(
 
     n = keys.len()
     sigs = np.empty((n, num_perm), dtype=np.uint32)
-    lengths = keys.str.len_chars().fill_null(0)
-    has_text = (lengths > 0).to_numpy()
+    has_text = (keys.str.len_chars().fill_null(0) > 0).to_numpy()
     for start in range(0, n, _CHUNK_ROWS):
-        part = pl.DataFrame({"t": keys.slice(start, _CHUNK_ROWS)})
-        sh = (
-            part.with_row_index("r")
-            .with_columns(
-                pl.int_ranges(
-                    0,
-                    pl.max_horizontal(
-                        pl.col("t").str.len_chars().cast(pl.Int64) - (shingle - 1), 1
-                    ),
-                ).alias("o")
-            )
-            .explode("o")
-            .select(
-                "r",
-                pl.col("t").str.slice(pl.col("o"), shingle).hash(SHINGLE_HASH_SEED).alias("h"),
-            )
-        )
-        counts = sh.group_by("r", maintain_order=True).len().sort("r")
-        row_off = np.zeros(part.height + 1, dtype=np.uint64)
-        np.cumsum(counts.get_column("len").to_numpy(), out=row_off[1:])
-        flat = sh.get_column("h").to_numpy()
-        mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, row_off, num_perm, seed)
-        sigs[start : start + part.height] = np.asarray(mat.to_rows(), dtype=np.uint32)
+        part = keys.slice(start, _CHUNK_ROWS)
+        flat, offsets = _shingle_hashes(part, shingle=shingle)
+        mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
+        sigs[start : start + part.len()] = np.asarray(mat.to_rows(), dtype=np.uint32)
     return sigs, has_text
 
 
@@ -332,7 +362,9 @@ def _candidate_pairs(
             h = np.full(len(idx), np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15),
                         dtype=np.uint64)
             for j in range(rows):
-                h = _mix64(h ^ block[:, j])
+                h *= np.uint64(0x100000001B3)
+                h += block[:, j]
+            h = _mix64(h)
             order = np.lexsort((idx, h))
             hs, rs = h[order], idx[order]
             for d in range(1, _WINDOW + 1):
@@ -346,7 +378,7 @@ def _candidate_pairs(
         return np.empty((0, 2), dtype=np.int64)
     allp = np.concatenate(pairs)
     lo, hi = allp.min(axis=1), allp.max(axis=1)
-    code = np.unique(lo * np.int64(len(sigs)) + hi)
+    code = pl.Series(lo * np.int64(len(sigs)) + hi).unique().sort().to_numpy()
     return np.stack([code // len(sigs), code % len(sigs)], axis=1)
 
 

@@ -196,3 +196,15 @@ def test_near_clusters_agree_with_exact_jaccard() -> None:
                 assert same, (i, j, jac)
             if origin[i] != origin[j]:
                 assert not same, (i, j, jac)
+
+
+@pytest.mark.parametrize("text", ["hello world, hello", "ab", "", "zürich 😊 → nyc 😊 → zürich"])
+def test_shingle_hashes_are_one_per_distinct_character_shingle(text: str) -> None:
+    from labelgate.dedup import _shingle_hashes
+
+    flat, offsets = _shingle_hashes(pl.Series([text, "other"]), shingle=5)
+    first = flat[int(offsets[0]) : int(offsets[1])]
+    padded = text.ljust(5, "\x00")
+    expected = [padded[i : i + 5] for i in range(len(padded) - 4)]
+    assert len(first) == len(expected)
+    assert len(set(first.tolist())) == len(set(expected))
