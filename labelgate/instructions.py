@@ -1,0 +1,385 @@
+"""Instruction-response data: one canonical frame for Alpaca, chat and prompt/response sources.
+
+Fine-tune data arrives in three shapes, and every SFT check, the dedup and the label
+stages read one canonical frame built from any of them (`to_canonical`):
+
+- **alpaca**: `instruction`, `input` (may be empty), `output` (Stanford Alpaca; Axolotl
+  `type: alpaca`);
+- **chat**: `messages`, a list of `{role, content}` (OpenAI / TRL conversational; Axolotl
+  `chat_template`). ShareGPT-style lists (`conversations` of `{from, value}` with roles
+  human/gpt) are read by naming the fields and a role map in `InstructionColumns`;
+- **prompt_response**: one prompt column and one response column.
+
+The canonical frame (`CANONICAL_SCHEMA`, then any `keep` columns and `_batch`/`_row`):
+
+- `id` (String);
+- `messages` (List(Struct{role, content})): the whole conversation; an Alpaca row is
+  `[system?], user, assistant`, its user content `instruction` + blank line + `input`;
+- `prompt` (String): the contents of the non-system messages before the final assistant
+  turn, joined by a blank line: what the model answers. System messages are left out on
+  purpose: a system prompt shared by the whole dataset would make every prompt a
+  near-duplicate of every other;
+- `response` (String): the final assistant turn's content; null when the conversation
+  does not end with an assistant turn (the chat-structure check reports it);
+- `instruction`, `input` (String): the Alpaca fields as given (null for other styles), so
+  Alpaca → canonical → Alpaca returns the rows unchanged.
+
+`from_canonical` writes rows in the two formats trainers read (Axolotl, Unsloth, TRL):
+Alpaca `{instruction, input, output}` and chat `{"messages": [{role, content}, ...]}`;
+`AlpacaRecord` and `ChatRecord` are those formats' schemas. Everything is polars
+expressions over list/struct columns: no per-row Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from labelgate.errors import InputError
+
+Style = Literal["alpaca", "chat", "prompt_response"]
+PublishStyle = Literal["alpaca", "chat"]
+ROLES = ("system", "user", "assistant")
+MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
+CANONICAL_SCHEMA: dict[str, Any] = {
+    "id": pl.String,
+    "messages": pl.List(MESSAGE),
+    "prompt": pl.String,
+    "response": pl.String,
+    "instruction": pl.String,
+    "input": pl.String,
+}
+_PASSTHROUGH = ("_batch", "_row")  # labelgate.io's lineage columns, kept when present
+_TURN_SEP = "\n\n"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstructionColumns(_Model):
+    """Which source columns hold the instruction data (spec: `columns`, task instruction).
+
+    Only the fields of the source's style are read; the defaults are the formats' own
+    field names.
+    """
+
+    instruction: str = Field(default="instruction", description="alpaca: instruction column.")
+    input: str | None = Field(
+        default="input", description="alpaca: optional context column; null if there is none."
+    )
+    output: str = Field(default="output", description="alpaca: response column.")
+    messages: str = Field(default="messages", description="chat: list-of-turns column.")
+    role_field: str = Field(default="role", description="chat: a turn's role field.")
+    content_field: str = Field(default="content", description="chat: a turn's text field.")
+    role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="chat: source role -> system | user | assistant, e.g. {human: user, "
+        "gpt: assistant} for ShareGPT. Unmapped roles pass through unchanged.",
+    )
+    prompt: str = Field(default="prompt", description="prompt_response: prompt column.")
+    response: str = Field(default="response", description="prompt_response: response column.")
+    system: str | None = Field(
+        default=None,
+        description="alpaca / prompt_response: optional system prompt column (empty = none).",
+    )
+
+
+class AlpacaRecord(_Model):
+    """One Alpaca JSONL row, as Axolotl (`type: alpaca`) and Unsloth read it."""
+
+    instruction: str
+    input: str
+    output: str
+
+
+class ChatMessage(_Model):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRecord(_Model):
+    """One chat JSONL row: TRL's conversational format, Axolotl `chat_template`."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+def _require(df: pl.DataFrame, names: Sequence[tuple[str, str]], *, where: str, style: str) -> None:
+    missing = [f"{col!r} (columns.{key})" for key, col in names if col not in df.columns]
+    if missing:
+        shown = [c for c in df.columns if not c.startswith("_")]
+        raise InputError(
+            f"{where}: style {style!r} needs column(s) {', '.join(missing)}; the data has {shown}"
+        )
+
+
+def _text(df: pl.DataFrame, name: str, *, where: str, key: str) -> pl.Expr:
+    dtype = df.schema[name]
+    if dtype == pl.String or dtype == pl.Null:
+        return pl.col(name).cast(pl.String)
+    if dtype.is_numeric() or dtype == pl.Boolean:
+        return pl.col(name).cast(pl.String)
+    raise InputError(f"{where}: column {name!r} (columns.{key}) holds {dtype}; expected text")
+
+
+def _user_content(instruction: pl.Expr, inp: pl.Expr) -> pl.Expr:
+    has_input = inp.is_not_null() & (inp.str.strip_chars() != "")
+    return (
+        pl.when(has_input)
+        .then(pl.concat_str([instruction, pl.lit(_TURN_SEP), inp]))
+        .otherwise(instruction)
+    )
+
+
+def _turn(role: str, content: pl.Expr) -> pl.Expr:
+    return pl.struct(pl.lit(role).alias("role"), content.alias("content"))
+
+
+def _with_system(system: pl.Expr | None, turns: list[pl.Expr]) -> pl.Expr:
+    # concat_arr then to_list: 20x faster than concat_list of structs (polars 2.1)
+    if system is None:
+        return pl.concat_arr(turns).arr.to_list()
+    has_system = system.is_not_null() & (system.str.strip_chars() != "")
+    full = pl.concat_arr([_turn("system", system), *turns]).arr.to_list()
+    return full.list.slice(pl.when(has_system).then(0).otherwise(1))
+
+
+def _decode_messages(df: pl.DataFrame, cols: InstructionColumns, *, where: str) -> pl.DataFrame:
+    """A messages column stored as JSON text (CSV, Parquet string) becomes a list column."""
+    name = cols.messages
+    turn = pl.Struct({cols.role_field: pl.String, cols.content_field: pl.String})
+    try:
+        return df.with_columns(pl.col(name).str.json_decode(pl.List(turn)))
+    except pl.exceptions.PolarsError:
+        rows = df.get_column("_row") if "_row" in df.columns else None
+        for i, value in enumerate(df.get_column(name)):
+            try:
+                json.loads(value) if value is not None else None
+            except json.JSONDecodeError as exc:
+                row = rows[i] if rows is not None else i + 1
+                raise InputError(
+                    f"{where}: row {row}, column {name!r} (columns.messages): not a JSON list "
+                    f"of turns: {exc.msg}: {value[:80]!r}"
+                ) from None
+        raise InputError(
+            f"{where}: column {name!r} (columns.messages): the JSON values do not share one "
+            f"shape (a list of {{role, content}} objects expected)"
+        ) from None
+
+
+def _chat_messages(df: pl.DataFrame, cols: InstructionColumns, *, where: str) -> pl.Expr:
+    name = cols.messages
+    dtype = df.schema[name]
+    if dtype == pl.Null:  # every value missing: an empty list column, the checks report it
+        return pl.lit(None, dtype=pl.List(MESSAGE))
+    inner = dtype.inner if isinstance(dtype, pl.List) else None
+    if not isinstance(inner, pl.Struct):
+        raise InputError(
+            f"{where}: column {name!r} (columns.messages) holds {dtype}; expected a list of "
+            f"{{{cols.role_field}, {cols.content_field}}} objects"
+        )
+    fields = {f.name: f.dtype for f in inner.fields}
+    absent = [f for f in (cols.role_field, cols.content_field) if f not in fields]
+    if absent:
+        raise InputError(
+            f"{where}: column {name!r} (columns.messages): turns lack field(s) {absent} "
+            f"(columns.role_field / columns.content_field); they have {sorted(fields)}"
+        )
+    for field, key in ((cols.role_field, "role_field"), (cols.content_field, "content_field")):
+        kind = fields[field]
+        if not (kind == pl.String or kind == pl.Null):
+            raise InputError(
+                f"{where}: column {name!r} (columns.messages): field {field!r} "
+                f"(columns.{key}) holds {kind}; expected text"
+            )
+    role = pl.element().struct.field(cols.role_field).cast(pl.String)
+    if cols.role_map:
+        role = role.replace(cols.role_map)
+    content = pl.element().struct.field(cols.content_field).cast(pl.String)
+    return pl.col(name).list.eval(pl.struct(role.alias("role"), content.alias("content")))
+
+
+def to_canonical(
+    df: pl.DataFrame,
+    *,
+    style: Style,
+    columns: InstructionColumns | None = None,
+    id_column: str = "id",
+    keep: Sequence[str] = (),
+    where: str = "sources.items",
+) -> pl.DataFrame:
+    """Map rows of one source style to the canonical frame (see the module docstring).
+
+    `keep` columns (labels, group) are passed through after the canonical ones, and so
+    are `_batch` and `_row` when present. `InputError` names `where` and the column.
+    """
+    cols = columns or InstructionColumns()
+    _require(df, [("id", id_column), *[("keep", k) for k in keep]], where=where, style=style)
+    system = None
+    if cols.system is not None and style != "chat":
+        _require(df, [("system", cols.system)], where=where, style=style)
+        system = _text(df, cols.system, where=where, key="system")
+
+    null = pl.lit(None, dtype=pl.String)
+    if style == "alpaca":
+        need = [("instruction", cols.instruction), ("output", cols.output)]
+        if cols.input is not None:
+            need.append(("input", cols.input))
+        _require(df, need, where=where, style=style)
+        instruction = _text(df, cols.instruction, where=where, key="instruction")
+        output = _text(df, cols.output, where=where, key="output")
+        inp = _text(df, cols.input, where=where, key="input") if cols.input is not None else null
+        user = _user_content(instruction, inp)
+        frame = df.select(
+            pl.col(id_column).cast(pl.String).alias("id"),
+            _with_system(system, [_turn("user", user), _turn("assistant", output)]).alias(
+                "messages"
+            ),
+            user.alias("prompt"),
+            output.alias("response"),
+            instruction.alias("instruction"),
+            inp.alias("input"),
+        )
+    elif style == "prompt_response":
+        _require(
+            df, [("prompt", cols.prompt), ("response", cols.response)], where=where, style=style
+        )
+        prompt = _text(df, cols.prompt, where=where, key="prompt")
+        response = _text(df, cols.response, where=where, key="response")
+        frame = df.select(
+            pl.col(id_column).cast(pl.String).alias("id"),
+            _with_system(system, [_turn("user", prompt), _turn("assistant", response)]).alias(
+                "messages"
+            ),
+            prompt.alias("prompt"),
+            response.alias("response"),
+            null.alias("instruction"),
+            null.alias("input"),
+        )
+    elif style == "chat":
+        _require(df, [("messages", cols.messages)], where=where, style=style)
+        if df.schema[cols.messages] == pl.String:
+            df = _decode_messages(df, cols, where=where)
+        messages = _chat_messages(df, cols, where=where).alias("messages")
+        frame = (
+            df.select(pl.col(id_column).cast(pl.String).alias("id"), messages)
+            .with_columns(_prompt_and_response())
+            .with_columns(null.alias("instruction"), null.alias("input"))
+        )
+    else:  # pragma: no cover - Literal guards it; a spec typo fails in the spec model
+        raise InputError(
+            f"{where}: unknown style {style!r}; expected alpaca, chat, prompt_response"
+        )
+
+    extra = [c for c in (*keep, *_PASSTHROUGH) if c in df.columns and c not in frame.columns]
+    out = pl.concat([frame, df.select(extra)], how="horizontal") if extra else frame
+    return out.cast({"messages": pl.List(MESSAGE)})
+
+
+def _prompt_and_response() -> list[pl.Expr]:
+    """`prompt` and `response` from `messages` (see the module docstring)."""
+    m = pl.col("messages")
+    ends_with_assistant = m.list.last().struct.field("role") == "assistant"
+    context = pl.when(ends_with_assistant).then(m.list.head(m.list.len() - 1)).otherwise(m)
+    prompt = context.list.eval(
+        pl.element().filter(pl.element().struct.field("role") != "system").struct.field("content")
+    ).list.join(_TURN_SEP)
+    response = pl.when(ends_with_assistant).then(m.list.last().struct.field("content"))
+    return [prompt.alias("prompt"), response.cast(pl.String).alias("response")]
+
+
+def _render(turns: pl.Expr) -> pl.Expr:
+    """Turns as `role: content` lines (an Alpaca `input` carrying earlier context)."""
+    line = pl.concat_str(
+        [pl.element().struct.field("role"), pl.lit(": "), pl.element().struct.field("content")]
+    )
+    return turns.list.eval(line)
+
+
+def _no_response(df: pl.DataFrame) -> None:
+    missing = df.filter(pl.col("response").is_null())
+    if missing.height:
+        ids = missing.get_column("id").head(5).to_list()
+        raise InputError(
+            f"{missing.height} row(s) have no final assistant turn (e.g. id {ids}); publish "
+            f"only rows that passed the SFT checks"
+        )
+
+
+def from_canonical(
+    df: pl.DataFrame,
+    *,
+    style: PublishStyle,
+    keep: Sequence[str] = (),
+    multi_turn: Literal["input", "error"] = "input",
+) -> pl.DataFrame:
+    """Rows of the canonical frame in a trainer's format, plus the `keep` columns.
+
+    chat: `messages` as is. alpaca: rows that came from Alpaca get their fields back
+    unchanged; other rows take the last user turn as `instruction`, the final assistant
+    turn as `output`, and any earlier turns (system included) rendered as `role: content`
+    lines as `input` (`multi_turn="error"` raises instead, naming the rows).
+    """
+    _no_response(df)
+    if style == "chat":
+        return df.select("messages", *keep)
+    m = pl.col("messages")
+    context = m.list.head(m.list.len() - 1)  # the final turn is the assistant's (checked)
+    roles = context.list.eval(pl.element().struct.field("role"))
+    # index of the last user turn in the context (-1: none)
+    last_user = (
+        roles.list.eval(pl.int_range(pl.len()).filter(pl.element() == "user").last())
+        .list.first()
+        .fill_null(-1)
+    )
+    derived_instruction = context.list.get(last_user, null_on_oob=True).struct.field("content")
+    lines = _render(context)
+    before = lines.list.head(last_user.clip(lower_bound=0)).list.join("\n")
+    after = lines.list.slice(last_user + 1).list.join("\n")
+    derived_input = (
+        pl.when(before == "")
+        .then(after)
+        .when(after == "")
+        .then(before)
+        .otherwise(pl.concat_str([before, pl.lit("\n"), after]))
+    )
+    from_alpaca = pl.col("instruction").is_not_null()
+    out = df.with_columns(
+        pl.when(from_alpaca)
+        .then(pl.col("instruction"))
+        .otherwise(derived_instruction)
+        .fill_null("")
+        .alias("__instruction"),
+        pl.when(from_alpaca)
+        .then(pl.col("input"))
+        .otherwise(derived_input)
+        .fill_null("")
+        .alias("__input"),
+    )
+    if multi_turn == "error":
+        multi = out.filter(~from_alpaca & (pl.col("__input") != ""))
+        if multi.height:
+            ids = multi.get_column("id").head(5).to_list()
+            raise InputError(
+                f"{multi.height} row(s) have more than one user turn or a system turn "
+                f"(e.g. id {ids}); Alpaca holds one instruction: publish them as chat, or "
+                f"allow multi_turn='input'"
+            )
+    return out.select(
+        pl.col("__instruction").alias("instruction"),
+        pl.col("__input").alias("input"),
+        pl.col("response").alias("output"),
+        *keep,
+    )
+
+
+def write_jsonl(rows: pl.DataFrame, path: Path) -> Path:
+    """Write rows from `from_canonical` as JSON Lines (one object per line, UTF-8)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.write_ndjson(path)
+    return path
