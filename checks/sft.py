@@ -1,0 +1,705 @@
+"""Contract checks for instruction-response (SFT) data, on the canonical frame.
+
+`check_sft` reads the frame `labelgate.instructions.to_canonical` builds (id, messages,
+prompt, response, instruction; `_batch`/`_row` when present) and returns quarantine
+records in `checks.contract.QUARANTINE_SCHEMA`: one per failed (row, column, check), with
+a reason that names the spec key (`sft.<field>`). The rules live in `SftRules`, the
+spec's `sft:` section. Every check is a polars expression over the whole frame (chat
+structure through `list.eval`), so a million rows take seconds.
+
+Checks (the `check` column), in the order a row's records are listed:
+
+- `empty_prompt`, `empty_response`: null or whitespace-only text. `empty_response` is
+  reported when the conversation ends with an assistant turn whose content is empty; a
+  conversation that does not end with one gets `chat_ends_with_assistant` instead.
+- chat structure (column `messages`): `chat_empty` (no messages), `chat_role` (a role
+  outside `sft.allowed_roles`), `chat_system_position` (a system message after the
+  first message), `chat_first_turn` (the first non-system turn is not the user's),
+  `chat_user_before_assistant` (two assistant turns with no user turn between),
+  `chat_alternation` (two user turns in a row, unless
+  `sft.allow_consecutive_user_turns`), `chat_ends_with_assistant`, `chat_empty_content`
+  (an empty message other than the final assistant turn, reported once per row).
+- length bounds: `min_prompt_chars` .. `max_response_tokens` (tokens = runs of
+  non-whitespace), each from the `sft` field of the same name.
+- `response_echoes_prompt`: the response equals the prompt, the last user turn or the
+  instruction after lowercasing and folding whitespace (`sft.reject_echo`).
+- `pattern:<name>`: a regex from `sft.patterns` / `sft.extra_patterns` matches (template
+  leftovers, AI disclaimers, chat-template tokens, truncation markers).
+- `truncated`: the response is at least `sft.truncation_chars` characters or
+  `sft.truncation_tokens` tokens long and does not end a sentence (`sft.sentence_end`):
+  the generator stopped at its length limit.
+- `conflicting_response`: only with `sft.quarantine_conflicts`; otherwise
+  `conflicting_responses` reports the same prompts with different answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from checks.contract import QUARANTINE_SCHEMA
+from labelgate.errors import InputError
+
+_IDX = "__lg_idx"
+_VALUE_EXCERPT = 120
+_REQUIRED = ("id", "messages", "prompt", "response")
+_WS = r"\s+"
+_TOKEN = r"\S+"
+_SEP = "\n"  # joins role names; a role containing a newline cannot be in allowed_roles
+_ASCII_WS = (" ", "\n", "\t", "\r")
+CONFLICT_SCHEMA = {
+    "conflict": pl.UInt32,
+    "id": pl.String,
+    "batch": pl.String,
+    "row": pl.Int64,
+    "prompt": pl.String,
+    "response": pl.String,
+    "group_rows": pl.UInt32,
+    "group_responses": pl.UInt32,
+}
+
+
+def _valid_regex(value: str) -> str:
+    try:  # polars' (Rust) regex engine is the one that will run it
+        pl.Series([""], dtype=pl.String).str.contains(value)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"invalid regex {value!r}: {first[-1] if first else exc}") from None
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SftPattern(_Model):
+    """A text pattern whose match quarantines the row (check `pattern:<name>`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Check name suffix.")
+    regex: str = Field(description="Rust regex (polars); (?i) for case-insensitive.")
+    field: Literal["prompt", "response", "both"] = Field(
+        default="response", description="Which text it is searched in."
+    )
+    description: str = Field(default="", description="What a match means (shown in reasons).")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+
+DEFAULT_PATTERNS: tuple[SftPattern, ...] = (
+    SftPattern(
+        name="unfilled_placeholder",
+        regex=r"\{\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}\}|\{[A-Za-z_][A-Za-z0-9_]*\}",
+        field="both",
+        description="an unfilled template placeholder like {name} or {{name}}",
+    ),
+    SftPattern(
+        name="ai_disclaimer",
+        regex=r"(?i)\bas an ai(?: language)? model\b",
+        description="a model disclaimer copied from a generator",
+    ),
+    SftPattern(
+        name="chat_template_token",
+        regex=r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\|>"
+        r"|\[/?INST\]|</s>",
+        field="both",
+        description="a chat-template or end-of-text token left in the text",
+    ),
+    SftPattern(
+        name="truncation_marker",
+        regex=r"(?i)[\[<(](?:truncated|output truncated|cut off|continued)[\]>)]",
+        description="a marker that the text was cut",
+    ),
+)
+
+
+class SftRules(BaseModel):
+    """The spec's `sft:` section: what instruction-response rows must look like.
+
+    Length bounds are inclusive and off (null) unless set. Tokens are runs of
+    non-whitespace, a tokenizer-free proxy (roughly 0.75 model tokens per word in English).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_roles: list[str] = Field(
+        default_factory=lambda: ["system", "user", "assistant"],
+        min_length=1,
+        description="Roles a chat message may have.",
+    )
+    allow_consecutive_user_turns: bool = Field(
+        default=False,
+        description="Allow user, user, assistant. Off by default: many chat templates "
+        "(Llama 2, Mistral) raise on roles that do not alternate.",
+    )
+    min_prompt_chars: int | None = Field(default=None, ge=0)
+    max_prompt_chars: int | None = Field(default=None, ge=0)
+    min_response_chars: int | None = Field(default=None, ge=0)
+    max_response_chars: int | None = Field(default=None, ge=0)
+    min_prompt_tokens: int | None = Field(default=None, ge=0)
+    max_prompt_tokens: int | None = Field(default=None, ge=0)
+    min_response_tokens: int | None = Field(default=None, ge=0)
+    max_response_tokens: int | None = Field(default=None, ge=0)
+    reject_echo: bool = Field(
+        default=True, description="Quarantine a response that repeats the prompt."
+    )
+    patterns: list[SftPattern] = Field(
+        default_factory=lambda: list(DEFAULT_PATTERNS),
+        description="Patterns that quarantine a row; replaces the defaults when given.",
+    )
+    extra_patterns: list[SftPattern] = Field(
+        default_factory=list, description="Patterns added to `patterns` (keeps the defaults)."
+    )
+    truncation_chars: int | None = Field(
+        default=None,
+        ge=1,
+        description="A response this long (or longer) that does not end a sentence is "
+        "truncated; set it to the generator's length limit (or max_response_chars).",
+    )
+    truncation_tokens: int | None = Field(
+        default=None, ge=1, description="The same, in whitespace tokens."
+    )
+    sentence_end: str = Field(
+        default=r"""[.!?…。！？:;)\]"'”’`*]\s*$""",
+        description="A response matching this regex ends a sentence (truncated check).",
+    )
+    quarantine_conflicts: bool = Field(
+        default=False,
+        description="Quarantine every row of a prompt that has different responses "
+        "(default: report them only).",
+    )
+
+    @field_validator("sentence_end")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SftRules:
+        for side in ("prompt", "response"):
+            for unit in ("chars", "tokens"):
+                lo = getattr(self, f"min_{side}_{unit}")
+                hi = getattr(self, f"max_{side}_{unit}")
+                if lo is not None and hi is not None and lo > hi:
+                    raise ValueError(f"min_{side}_{unit} {lo} > max_{side}_{unit} {hi}")
+        names = [p.name for _, p in self.all_patterns()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"pattern name(s) {repeated} used more than once")
+        return self
+
+    def needs_tokens(self) -> bool:
+        """Whether a rule reads whitespace-token counts."""
+        return self.truncation_tokens is not None or any(
+            getattr(self, f"{b}_{s}_tokens") is not None
+            for b in ("min", "max")
+            for s in ("prompt", "response")
+        )
+
+    def all_patterns(self) -> list[tuple[str, SftPattern]]:
+        """(spec key, pattern) for `patterns` then `extra_patterns`."""
+        return [("sft.patterns", p) for p in self.patterns] + [
+            ("sft.extra_patterns", p) for p in self.extra_patterns
+        ]
+
+
+def _normalized(expr: pl.Expr) -> pl.Expr:
+    """Lowercased, whitespace runs folded to one space, trimmed."""
+    return expr.str.to_lowercase().str.replace_all(_WS, " ").str.strip_chars()
+
+
+def _first_char(expr: pl.Expr) -> pl.Expr:
+    """The first character of `_normalized(expr)`, cheaply: strip, take one, lowercase.
+
+    Lowercasing is per character, so equal normalized texts have equal first characters:
+    a sound pre-filter that spares normalizing every row.
+    """
+    return expr.str.strip_chars().str.head(1).str.to_lowercase().str.head(1)
+
+
+def _squashed(expr: pl.Expr) -> pl.Expr:
+    """Lowercased, ASCII whitespace removed (literal replaces: fast)."""
+    out = expr.str.to_lowercase()
+    for ws in _ASCII_WS:
+        out = out.str.replace_all(ws, "", literal=True)
+    return out
+
+
+def _exotic_ws(expr: pl.Expr) -> pl.Expr:
+    """Whitespace other than space, tab, newline, carriage return (which `_squashed` keeps)."""
+    return expr.str.contains(r"[\s&&[^ \t\n\r]]")
+
+
+def _blank(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | (expr.str.strip_chars() == "")
+
+
+def _excerpt(expr: pl.Expr) -> pl.Expr:
+    return expr.cast(pl.String).str.slice(0, _VALUE_EXCERPT)
+
+
+def _derived(df: pl.DataFrame, rules: SftRules) -> pl.DataFrame:
+    """The frame with every helper column the checks read, computed once."""
+    m = pl.col("messages")
+    role = pl.element().struct.field("role")
+    content = pl.element().struct.field("content")
+    n = m.list.len().fill_null(0)
+    last_role = m.list.last().struct.field("role")
+    ends_assistant = (last_role == "assistant").fill_null(False)
+    # non-system roles, for the turn order checks
+    turns = m.list.eval(role.filter(role.is_null() | (role != "system")))
+    blank = m.list.eval(content.is_null() | (content.str.strip_chars() == ""))
+    # ignore the final assistant turn: its emptiness is `empty_response`
+    blank_ctx = pl.when(ends_assistant).then(blank.list.head(n - 1)).otherwise(blank)
+    last_user = m.list.eval(content.filter(role == "user").last()).list.first()
+    instruction = pl.col("instruction") if "instruction" in df.columns else pl.lit(None)
+    tokens = []
+    if rules.needs_tokens():  # a regex pass over all text: only when a rule reads it
+        tokens = [
+            pl.col("prompt").str.count_matches(_TOKEN).fill_null(0).alias("__prompt_tokens"),
+            pl.col("response").str.count_matches(_TOKEN).fill_null(0).alias("__response_tokens"),
+        ]
+    return df.with_columns(
+        n.alias("__n"),
+        last_role.alias("__last_role"),
+        ends_assistant.alias("__ends_assistant"),
+        m.list.eval(role.is_null() | ~role.is_in(rules.allowed_roles)).alias("__bad_role"),
+        # system flags of messages 2.. (int_range inside list.eval is slow)
+        m.list.slice(1).list.eval(role == "system").alias("__late_system"),
+        turns.list.first().alias("__first_turn"),
+        turns.alias("__turns"),
+        # "\nuser\nassistant\n...": repeated roles are a substring test, cheap on all rows
+        pl.concat_str(pl.lit(_SEP), turns.list.join(_SEP), pl.lit(_SEP)).alias("__turn_str"),
+        blank_ctx.alias("__blank_ctx"),
+        pl.col("prompt").str.len_chars().fill_null(0).alias("__prompt_chars"),
+        pl.col("response").str.len_chars().fill_null(0).alias("__response_chars"),
+        *tokens,
+        # null where equal to the prompt (single-turn rows): the echo check skips those
+        pl.when(last_user != pl.col("prompt")).then(last_user).alias("__last_user"),
+        pl.when(instruction.cast(pl.String) != pl.col("prompt"))
+        .then(instruction.cast(pl.String))
+        .alias("__instruction"),
+    )
+
+
+class _Check:
+    """One check: which rows fail, what to show, and why."""
+
+    def __init__(
+        self,
+        name: str,
+        column: str,
+        mask: pl.Expr,
+        value: pl.Expr,
+        reason: pl.Expr,
+        *,
+        pre: Sequence[pl.Expr] = (),
+    ) -> None:
+        self.name, self.column, self.mask, self.value, self.reason = (
+            name,
+            column,
+            mask,
+            value,
+            reason,
+        )
+        # `pre`: cheap necessary conditions, applied in turn; `mask` only sees the survivors
+        self.pre = tuple(pre)
+
+
+def _first(flags: str | pl.Expr) -> pl.Expr:
+    """1-based position of the first true flag in a list-of-bool column."""
+    col = pl.col(flags) if isinstance(flags, str) else flags
+    return col.list.arg_max() + 1
+
+
+def _repeat_at(role: str) -> pl.Expr:
+    """1-based position (among non-system turns) of the first `role` turn after another."""
+    e = pl.element()
+    return _first(pl.col("__turns").list.eval((e == role) & (e.shift(1) == role)))
+
+
+def _repeats(role: str) -> pl.Expr:
+    return pl.col("__turn_str").str.contains(f"{_SEP}{role}{_SEP}{role}{_SEP}", literal=True)
+
+
+def _message(position: pl.Expr) -> pl.Expr:
+    return pl.col("messages").list.get(position - 1, null_on_oob=True)
+
+
+def _structure_checks(rules: SftRules) -> list[_Check]:
+    has_messages = pl.col("__n") > 0
+    bad_role_at = _first("__bad_role")
+    late_system_at = _first("__late_system") + 1  # the flags start at message 2
+    empty_at = _first("__blank_ctx")
+    allowed = str(rules.allowed_roles)
+    return [
+        _Check(
+            "chat_empty",
+            "messages",
+            ~has_messages,
+            pl.lit(None, dtype=pl.String),
+            pl.lit("the conversation has no messages"),
+        ),
+        _Check(
+            "chat_role",
+            "messages",
+            pl.col("__bad_role").list.any().fill_null(False),
+            _message(bad_role_at).struct.field("role"),
+            pl.format(
+                "message {} has role {}, not one of sft.allowed_roles {}",
+                bad_role_at,
+                pl.concat_str(
+                    pl.lit("'"), _message(bad_role_at).struct.field("role"), pl.lit("'")
+                ).fill_null("null"),
+                pl.lit(allowed),
+            ),
+        ),
+        _Check(
+            "chat_system_position",
+            "messages",
+            pl.col("__late_system").list.any().fill_null(False),
+            _excerpt(_message(late_system_at).struct.field("content")),
+            pl.format(
+                "system message at position {}; a system message may only be the first message",
+                late_system_at,
+            ),
+        ),
+        _Check(
+            "chat_first_turn",
+            "messages",
+            (pl.col("__first_turn") == "assistant").fill_null(False),
+            pl.col("__first_turn"),
+            pl.lit(
+                "the first non-system message is the assistant's; a user turn must come "
+                "before each assistant turn"
+            ),
+        ),
+        _Check(
+            "chat_user_before_assistant",
+            "messages",
+            _repeats("assistant").fill_null(False),
+            pl.lit("assistant"),
+            pl.format(
+                "assistant turn {} (counting non-system turns) follows an assistant turn with "
+                "no user turn between",
+                _repeat_at("assistant"),
+            ),
+        ),
+        _Check(
+            "chat_alternation",
+            "messages",
+            pl.lit(not rules.allow_consecutive_user_turns) & _repeats("user").fill_null(False),
+            pl.lit("user"),
+            pl.format(
+                "user turn {} (counting non-system turns) follows a user turn; roles must "
+                "alternate (sft.allow_consecutive_user_turns is false)",
+                _repeat_at("user"),
+            ),
+        ),
+        _Check(
+            "chat_ends_with_assistant",
+            "messages",
+            has_messages & ~pl.col("__ends_assistant"),
+            pl.col("__last_role"),
+            pl.format(
+                "the last message is {}, not the assistant's: no response to train on",
+                pl.concat_str(pl.lit("'"), pl.col("__last_role"), pl.lit("'")).fill_null("null"),
+            ),
+        ),
+        _Check(
+            "chat_empty_content",
+            "messages",
+            pl.col("__blank_ctx").list.any().fill_null(False) & ~_blank(pl.col("prompt")),
+            _message(empty_at).struct.field("role"),
+            pl.format(
+                "message {} ({}) has empty content",
+                empty_at,
+                _message(empty_at).struct.field("role").fill_null("no role"),
+            ),
+        ),
+    ]
+
+
+def _length_checks(rules: SftRules) -> list[_Check]:
+    out: list[_Check] = []
+    for side in ("prompt", "response"):
+        for unit in ("chars", "tokens"):
+            measure = pl.col(f"__{side}_{unit}")
+            word = "characters" if unit == "chars" else "tokens"
+            present = ~_blank(pl.col(side))  # an empty text is reported once, as empty_*
+            for bound in ("min", "max"):
+                key = f"{bound}_{side}_{unit}"
+                limit = getattr(rules, key)
+                if limit is None:
+                    continue
+                fails = measure < limit if bound == "min" else measure > limit
+                sign = "<" if bound == "min" else ">"
+                out.append(
+                    _Check(
+                        key,
+                        side,
+                        present & fails,
+                        _excerpt(pl.col(side)),
+                        pl.format(f"{side} has {{}} {word} {sign} sft.{key} {limit}", measure),
+                    )
+                )
+    return out
+
+
+def _content_checks(rules: SftRules) -> list[_Check]:
+    response = pl.col("response")
+    out = [
+        _Check(
+            "empty_prompt",
+            "prompt",
+            _blank(pl.col("prompt")) & (pl.col("__n") > 0),
+            _excerpt(pl.col("prompt")),
+            pl.lit(
+                "the prompt (instruction and input, or the turns before the response) is "
+                "empty or whitespace only"
+            ),
+        ),
+        _Check(
+            "empty_response",
+            "response",
+            _blank(response) & pl.col("__ends_assistant"),
+            _excerpt(response),
+            pl.lit("the response is empty or whitespace only"),
+        ),
+    ]
+    out += _length_checks(rules)
+    if rules.reject_echo:
+        others = [pl.col("prompt"), pl.col("__last_user"), pl.col("__instruction")]
+        first, squashed = _first_char(response), _squashed(response)
+        exotic = [_exotic_ws(e) for e in (response, *others)]
+        pre = [
+            ~_blank(response)
+            & pl.any_horizontal([(first == _first_char(o)).fill_null(False) for o in others]),
+            pl.any_horizontal(
+                [(squashed == _squashed(o)).fill_null(False) for o in others]
+                + [e.fill_null(False) for e in exotic]
+            ),
+        ]
+        norm = _normalized(response)
+        echo = pl.any_horizontal([(norm == _normalized(o)).fill_null(False) for o in others])
+        out.append(
+            _Check(
+                "response_echoes_prompt",
+                "response",
+                echo,
+                _excerpt(response),
+                pl.lit(
+                    "the response repeats the prompt (same text after lowercasing and folding "
+                    "whitespace; sft.reject_echo)"
+                ),
+                pre=pre,
+            )
+        )
+    for key, p in rules.all_patterns():
+        fields: Sequence[str] = ("prompt", "response") if p.field == "both" else (p.field,)
+        what = f": {p.description}" if p.description else ""
+        for field in fields:
+            match = pl.col(field).str.extract(p.regex, 0)
+            out.append(
+                _Check(
+                    f"pattern:{p.name}",
+                    field,
+                    match.is_not_null(),
+                    _excerpt(match),
+                    # user text (description) goes in as a literal: pl.format would parse braces
+                    pl.concat_str(
+                        pl.lit(f"{field} contains '"),
+                        _excerpt(match),
+                        pl.lit(f"' ({key}.{p.name}{what})"),
+                    ),
+                )
+            )
+    limits = []
+    if rules.truncation_chars is not None:
+        limits.append(("chars", "characters", rules.truncation_chars))
+    if rules.truncation_tokens is not None:
+        limits.append(("tokens", "tokens", rules.truncation_tokens))
+    if limits:
+        ends = response.str.contains(rules.sentence_end).fill_null(True)
+        at_limit = pl.lit(False)
+        for unit, _, limit in limits:
+            at_limit = at_limit | (pl.col(f"__response_{unit}") >= limit)
+        bounds = " or ".join(f"sft.truncation_{u} {v}" for u, _, v in limits)
+        measures = [pl.col("__response_chars")]
+        tokens = ""
+        if rules.truncation_tokens is not None:
+            measures.append(pl.col("__response_tokens"))
+            tokens = " / {} tokens"
+        out.append(
+            _Check(
+                "truncated",
+                "response",
+                ~_blank(response) & at_limit & ~ends,
+                _excerpt(response.str.slice(-_VALUE_EXCERPT)),
+                pl.format(
+                    f"the response stops mid-sentence at {{}} characters{tokens}, at the "
+                    f"length limit ({bounds}); no sentence end (sft.sentence_end)",
+                    *measures,
+                ),
+            )
+        )
+    return out
+
+
+def _keys(df: pl.DataFrame) -> list[pl.Expr]:
+    batch = pl.col("_batch").cast(pl.String) if "_batch" in df.columns else pl.lit(None)
+    row = pl.col("_row") if "_row" in df.columns else pl.col(_IDX) + 1
+    return [
+        batch.cast(pl.String).alias("batch"),
+        row.cast(pl.Int64).alias("row"),
+        pl.col("id").cast(pl.String).alias("id"),
+    ]
+
+
+def _require(df: pl.DataFrame, where: str) -> None:
+    missing = [c for c in _REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{where}: the SFT checks need the canonical columns {list(_REQUIRED)} "
+            f"(labelgate.instructions.to_canonical); missing {missing}"
+        )
+
+
+def check_sft(
+    df: pl.DataFrame, *, rules: SftRules | None = None, source: str = "items"
+) -> pl.DataFrame:
+    """Quarantine records (`QUARANTINE_SCHEMA`) for every SFT rule a canonical row breaks.
+
+    `row` is `_row` when the frame has it (else the 1-based position) and `batch` is
+    `_batch` (else null). Records are ordered by row, then by check (module docstring).
+    """
+    rules = rules or SftRules()
+    _require(df, f"sources.{source}")
+    base = _derived(df.with_row_index(_IDX), rules)
+    checks = _content_checks(rules)
+    checks[2:2] = _structure_checks(rules)  # empty_* first, then structure, then the rest
+    if rules.quarantine_conflicts:
+        groups = _conflict_groups(base)
+        base = base.join(groups.select(_IDX, "group_responses"), on=_IDX, how="left")
+        checks.append(_conflict_check())
+    keys = _keys(base)
+    lazy = base.lazy()
+    parts = []
+    for order, c in enumerate(checks):
+        # a pre-filter is applied eagerly, or the optimizer would fuse it with the mask
+        rows = base
+        for pre in c.pre:
+            rows = rows.filter(pre)
+        parts.append(
+            (lazy if not c.pre else rows.lazy())
+            .filter(c.mask)
+            .select(
+                pl.col(_IDX),
+                pl.lit(order, dtype=pl.UInt32).alias("__order"),
+                pl.lit(source).alias("source"),
+                *keys,
+                pl.lit(c.column).alias("column"),
+                pl.lit(c.name).alias("check"),
+                c.value.cast(pl.String).alias("failure_value"),
+                c.reason.cast(pl.String).alias("reason"),
+            )
+        )
+    out = pl.concat(parts).sort(_IDX, "__order").collect()
+    return out.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+
+
+def _conflict_groups(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows (by `_IDX`) whose normalized prompt has more than one normalized response.
+
+    Normalizing every row is a regex pass; instead rows are first grouped by a cheap key
+    (lowercased, ASCII whitespace removed; all whitespace for the few rows with other
+    whitespace). Equal normalized prompts have equal keys, so only rows sharing a key
+    with another row are normalized exactly.
+    """
+    prompt, response = pl.col("prompt"), pl.col("response")
+    usable = df.filter(~_blank(prompt) & ~_blank(response)).select(_IDX, "prompt", "response")
+    exotic = _exotic_ws(prompt)
+    keyed = pl.concat(
+        [
+            usable.filter(~exotic).with_columns(_squashed(prompt).alias("__k")),
+            usable.filter(exotic).with_columns(
+                prompt.str.to_lowercase().str.replace_all(r"\s", "").alias("__k")
+            ),
+        ]
+    )
+    shared = keyed.filter(pl.len().over("__k") > 1)
+    return (
+        shared.with_columns(_normalized(prompt).alias("__p"), _normalized(response).alias("__r"))
+        .with_columns(
+            pl.len().over("__p").cast(pl.UInt32).alias("group_rows"),
+            pl.col("__r").n_unique().over("__p").cast(pl.UInt32).alias("group_responses"),
+            pl.col(_IDX).min().over("__p").alias("__first"),
+        )
+        .filter(pl.col("group_responses") > 1)
+        .select(_IDX, "__first", "group_rows", "group_responses")
+    )
+
+
+def _conflict_check() -> _Check:
+    responses = pl.col("group_responses")
+    return _Check(
+        "conflicting_response",
+        "response",
+        responses.is_not_null(),
+        _excerpt(pl.col("response")),
+        pl.format(
+            "the same prompt has {} different responses in this dataset (sft.quarantine_conflicts)",
+            responses,
+        ),
+    )
+
+
+def conflicting_responses(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows whose prompt (normalized) also appears with a different response (normalized).
+
+    A report (`CONFLICT_SCHEMA`): one row per involved row; `conflict` numbers the groups
+    in order of first appearance; `group_rows` / `group_responses` count the group's rows
+    and distinct responses. Rows with an empty prompt or response are left out (the
+    contract quarantines them).
+    """
+    for c in ("id", "prompt", "response"):
+        if c not in df.columns:
+            raise InputError(f"conflicting_responses: missing column {c!r} (canonical frame)")
+    indexed = df.with_row_index(_IDX)
+    groups = _conflict_groups(indexed)
+    keyed = indexed.join(groups, on=_IDX, how="inner").with_columns(
+        pl.col("__first").rank("dense").cast(pl.UInt32).alias("conflict")
+    )
+    return (
+        keyed.sort("conflict", _IDX)
+        .select("conflict", *_keys(keyed), "prompt", "response", "group_rows", "group_responses")
+        .select(list(CONFLICT_SCHEMA))
+        .cast(CONFLICT_SCHEMA)  # type: ignore[arg-type]
+    )
+
+
+def check_names(rules: SftRules | None = None) -> list[str]:
+    """The check names `check_sft` can report under `rules`, in report order."""
+    rules = rules or SftRules()
+    checks = _content_checks(rules)
+    checks[2:2] = _structure_checks(rules)
+    names = [c.name for c in checks]
+    if rules.quarantine_conflicts:
+        names.append("conflicting_response")
+    return list(dict.fromkeys(names))
+
+
+__all__ = [
+    "CONFLICT_SCHEMA",
+    "DEFAULT_PATTERNS",
+    "SftPattern",
+    "SftRules",
+    "check_names",
+    "check_sft",
+    "conflicting_responses",
+]
