@@ -20,7 +20,11 @@ Rules (the README quotes them; change both together):
   target ``fraction x rows of the stratum`` (sticky rows included), ties to the less
   held-out split. Splits with fraction 0 get no new units. With singletons this hits the
   targets to within one row per stratum; with units the error is at most the largest unit.
-- **Split names** are ``train``, ``validation`` and ``test`` (a subset may be used).
+- **Split names** are ``train``, ``validation`` and ``test`` (a subset may be used). A
+  sticky split that is no longer in ``fractions`` is kept; fractions only steer new units.
+- Only the current frame's rows link units: a removed key does not pull a new near
+  duplicate of it into its old split (the published version has no removed rows, so
+  nothing leaks within a version).
 """
 
 from __future__ import annotations
@@ -484,7 +488,8 @@ def save_assignments(
 
     Stored keys not in ``assignments`` (removed rows) are left as they are. ``first_run``
     keeps the stored value. Refuses (InputError, nothing written) to move a stored key to a
-    less held-out split, e.g. test -> train: invariant 2 is enforced here too.
+    less held-out split, e.g. test -> train: invariant 2 is enforced here too. Runs in its
+    own transaction: call it outside an open one.
     """
     _require(assignments, ["key", "split", "first_run"], "save_assignments")
     _unique_keys(assignments.get_column("key"), "save_assignments")
