@@ -257,11 +257,10 @@ def find_duplicates(
     id_dtype = cluster_of.schema["id"]
     if label_column is not None and clusters.height:
         conflicts = (
-            clusters.filter(pl.col("label").is_not_null())
-            .group_by("cluster_id")
+            clusters.group_by("cluster_id")
             .agg(
                 pl.len().cast(pl.UInt32).alias("cluster_size"),
-                pl.col("label").cast(pl.String).unique().sort().alias("labels"),
+                pl.col("label").cast(pl.String).drop_nulls().unique().sort().alias("labels"),
             )
             .with_columns(pl.col("labels").list.len().cast(pl.UInt32).alias("n_labels"))
             .filter(pl.col("n_labels") > 1)

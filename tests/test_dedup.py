@@ -208,3 +208,12 @@ def test_shingle_hashes_are_one_per_distinct_character_shingle(text: str) -> Non
     expected = [padded[i : i + 5] for i in range(len(padded) - 4)]
     assert len(first) == len(expected)
     assert len(set(first.tolist())) == len(set(expected))
+
+
+def test_conflicts_ignore_null_labels_but_count_every_member() -> None:
+    df = frame(["same", "Same", "SAME", "other"], ["a", None, "b", "a"])
+    res = find_duplicates(df, id_column="id", text_columns=["text"], label_column="y")
+    assert res.conflicts.rows() == [("r0", 3, 2, ["a", "b"])]
+    df2 = frame(["same", "Same"], ["a", None])
+    assert find_duplicates(df2, id_column="id", text_columns=["text"],
+                           label_column="y").conflicts.is_empty()

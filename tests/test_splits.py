@@ -290,3 +290,41 @@ def test_save_refuses_to_move_a_test_key_to_train() -> None:
     stored = load_assignments(con, dataset="ds")
     assert stored.rows() == [("a", "test", "r1", "r2"), ("b", "test", "r1", "r2")]
     assert load_assignments(con, dataset="other").is_empty()
+
+
+def test_invariants_hold_over_random_runs() -> None:
+    """Property: over random runs (rows added/removed, groups and duplicate clusters relinking
+    old rows), no unit straddles, no key moves to a less held-out split, removed keys get
+    no assignment."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    run = st.lists(
+        st.tuples(st.integers(0, 59), st.sampled_from(["a", "b", "c"]),
+                  st.integers(0, 14), st.integers(0, 19)),
+        min_size=1, max_size=50, unique_by=lambda t: t[0],
+    )
+
+    @settings(max_examples=40, deadline=None)
+    @given(runs=st.lists(run, min_size=2, max_size=3), seed=st.integers(0, 5))
+    def check(runs: list[list[tuple[int, str, int, int]]], seed: int) -> None:
+        con = duckdb.connect()
+        ever: dict[str, int] = {}
+        for i, rows in enumerate(runs):
+            df = pl.DataFrame(rows, schema=["id", "y", "g", "c"], orient="row").with_columns(
+                pl.format("k{}", "id").alias("id")
+            )
+            res = assign_splits(df, key_column="id", label_column="y", group_column="g",
+                                unit_column="c", seed=seed, run_id=f"r{i}",
+                                previous=load_assignments(con, dataset="p"))
+            save_assignments(con, res.assignments, dataset="p", run_id=f"r{i}")
+            got = df.join(res.assignments.select(pl.col("key").alias("id"), "split"), on="id")
+            assert got.height == df.height
+            for col in ("g", "c"):
+                assert got.group_by(col).agg(pl.col("split").n_unique())["split"].max() == 1
+            for key, split in got.select("id", "split").rows():
+                assert RANK[split] >= ever.get(key, 0)
+                ever[key] = RANK[split]
+            assert not set(res.removed.get_column("key")) & set(df.get_column("id"))
+
+    check()
