@@ -255,7 +255,7 @@ def _derived(df: pl.DataFrame, rules: SftRules) -> pl.DataFrame:
     turns = m.list.eval(role.filter(role.is_null() | (role != "system")))
     blank = m.list.eval(content.is_null() | (content.str.strip_chars() == ""))
     # ignore the final assistant turn: its emptiness is `empty_response`
-    blank_ctx = pl.when(ends_assistant).then(blank.list.head(n - 1)).otherwise(blank)
+    blank_ctx = blank.list.head(n - ends_assistant.cast(pl.Int64))
     last_user = m.list.eval(content.filter(role == "user").last()).list.first()
     instruction = pl.col("instruction") if "instruction" in df.columns else pl.lit(None)
     tokens = []
@@ -269,8 +269,11 @@ def _derived(df: pl.DataFrame, rules: SftRules) -> pl.DataFrame:
         last_role.alias("__last_role"),
         ends_assistant.alias("__ends_assistant"),
         m.list.eval(role.is_null() | ~role.is_in(rules.allowed_roles)).alias("__bad_role"),
-        # system flags of messages 2.. (int_range inside list.eval is slow)
-        m.list.slice(1).list.eval(role == "system").alias("__late_system"),
+        # a system message after the first: more system messages than "the first one"
+        (
+            m.list.eval(role == "system").list.sum()
+            > (m.list.first().struct.field("role") == "system").fill_null(False).cast(pl.UInt32)
+        ).alias("__late_system"),
         turns.list.first().alias("__first_turn"),
         turns.alias("__turns"),
         # "\nuser\nassistant\n...": repeated roles are a substring test, cheap on all rows
@@ -279,11 +282,8 @@ def _derived(df: pl.DataFrame, rules: SftRules) -> pl.DataFrame:
         pl.col("prompt").str.len_chars().fill_null(0).alias("__prompt_chars"),
         pl.col("response").str.len_chars().fill_null(0).alias("__response_chars"),
         *tokens,
-        # null where equal to the prompt (single-turn rows): the echo check skips those
-        pl.when(last_user != pl.col("prompt")).then(last_user).alias("__last_user"),
-        pl.when(instruction.cast(pl.String) != pl.col("prompt"))
-        .then(instruction.cast(pl.String))
-        .alias("__instruction"),
+        last_user.alias("__last_user"),
+        instruction.cast(pl.String).alias("__instruction"),
     )
 
 
@@ -334,7 +334,15 @@ def _message(position: pl.Expr) -> pl.Expr:
 def _structure_checks(rules: SftRules) -> list[_Check]:
     has_messages = pl.col("__n") > 0
     bad_role_at = _first("__bad_role")
-    late_system_at = _first("__late_system") + 1  # the flags start at message 2
+    # computed on failing rows only (int_range inside list.eval is slow on all rows)
+    late_system_at = (
+        _first(
+            pl.col("messages")
+            .list.slice(1)
+            .list.eval(pl.element().struct.field("role") == "system")
+        )
+        + 1
+    )
     empty_at = _first("__blank_ctx")
     allowed = str(rules.allowed_roles)
     return [
@@ -362,7 +370,7 @@ def _structure_checks(rules: SftRules) -> list[_Check]:
         _Check(
             "chat_system_position",
             "messages",
-            pl.col("__late_system").list.any().fill_null(False),
+            pl.col("__late_system").fill_null(False),
             _excerpt(_message(late_system_at).struct.field("content")),
             pl.format(
                 "system message at position {}; a system message may only be the first message",
@@ -589,10 +597,12 @@ def check_sft(
         checks.append(_conflict_check())
     keys = _keys(base)
     lazy = base.lazy()
+    narrow = [_IDX, "id", "prompt", "response", "__last_user", "__instruction"]
+    narrow += [c for c in ("_batch", "_row") if c in base.columns]
     parts = []
     for order, c in enumerate(checks):
         # a pre-filter is applied eagerly, or the optimizer would fuse it with the mask
-        rows = base
+        rows = base.select(narrow)  # pre-filters copy rows: only the columns they read
         for pre in c.pre:
             rows = rows.filter(pre)
         parts.append(
