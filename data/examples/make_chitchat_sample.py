@@ -20,7 +20,8 @@ shuffle them and take up to two response turns from each until 2,000 pairs:
   joined with newlines;
 - labels: `witty`, `upbeat`, `interesting` (the conversation's ratings, copied to each of
   its pairs), `quality` = the mean of the three on 1-10 mapped to 1-5
-  (floor(mean / 2 + 0.5), clipped to 1..5), and `topic` = the starter prompt (35 in the source, 34 in the sample).
+  (floor(mean / 2 + 0.5), clipped to 1..5), and `topic` = the starter prompt (35 in
+  the source, 34 in the sample).
   These are conversation-level labels, not reviews of the response.
 - `conversation_id` (the UUID) is the group column: all pairs of one conversation stay in
   one split. `turn` is k. Sender ids and timestamps are not copied.
