@@ -11,13 +11,14 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from labelgate.errors import GateFailedError, LabelgateError
+from labelgate.errors import GateFailedError
 from tasks import stages
 
 
 @flow(name="quality-pipeline", log_prints=True)
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
-    """Run one spec: ingest → contract → store → [agreement] → gate → report.
+    """Run one spec: ingest → contract → store → [agreement] → [label issues] → [dedup] →
+    [splits] → gate → [publish, if the gate passed] → report.
 
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
     gate fails, so the flow run is Failed with the failing checks in its message.
@@ -30,12 +31,24 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         agreement = (
             stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
         )
-        # later stages plug in here: label issues, dedup, splits
-        metrics = stages.metrics(spec, result, agreement)
+        issues = (
+            stages.label_issues(spec, run, result, agreement) if spec.label_issues else None
+        )
+        dups = stages.dedup(spec, run, result) if spec.dedup else None
+        split = stages.splits(spec, run, result, issues, dups) if spec.splits else None
+        outcomes = stages.Outcomes(agreement, issues, dups, split)
+        metrics = stages.metrics(spec, result, outcomes)
         verdict = stages.gate(spec, run, metrics)
-        report = stages.report(spec, run, batches, result, metrics, verdict, stored, agreement)
-    except LabelgateError as exc:
-        stages.record_error(run, str(exc))
+        published = (
+            stages.publish(spec, run, split, verdict, metrics, batches)
+            if verdict.passed and spec.publish and split is not None
+            else None
+        )
+        report = stages.report(
+            spec, run, batches, result, metrics, verdict, stored, outcomes, published
+        )
+    except Exception as exc:  # recorded, then re-raised: the flow run fails with it
+        stages.record_error(run, f"{type(exc).__name__}: {exc}")
         raise
     if not verdict.passed:
         raise GateFailedError(f"{spec.name}: {verdict.summary()} (report: {run.report_dir})")

@@ -135,6 +135,11 @@ class Sources(_Model):
     gold: SourceSpec | None = Field(
         default=None, description="Known-correct labels (item, label) mixed into the annotations."
     )
+    predictions: SourceSpec | None = Field(
+        default=None,
+        description="Class probabilities from a larger model: the id column and one column "
+        "per class (label_issues.method: predictions).",
+    )
 
     @model_validator(mode="after")
     def _gold_needs_annotations(self) -> Sources:
@@ -216,6 +221,10 @@ class Columns(_Model):
         default_factory=list, description="Numeric or categorical feature columns."
     )
     label: str = Field(description="The label column.")
+    group: str | None = Field(
+        default=None,
+        description="Rows sharing a value (author, customer, conversation) stay in one split.",
+    )
 
     @field_validator("text", "features", mode="before")
     @classmethod
@@ -227,6 +236,8 @@ class Columns(_Model):
         if not self.text and not self.features:
             raise ValueError("name at least one input column in columns.text or columns.features")
         roles = [self.id, self.label, *self.text, *self.features]
+        if self.group is not None:
+            roles.append(self.group)
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
             raise ValueError(f"column(s) {repeated} named in more than one role")
@@ -234,7 +245,8 @@ class Columns(_Model):
 
     def required(self) -> list[str]:
         """Every column the data must have, in a stable order."""
-        return [self.id, *self.text, *self.features, self.label]
+        cols = [self.id, *self.text, *self.features, self.label]
+        return cols + ([self.group] if self.group is not None else [])
 
 
 class StrLength(_Model):
@@ -267,6 +279,115 @@ class ColumnContract(_Model):
         return value
 
 
+LabelIssueFilter = Literal[
+    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+    "predicted_neq_given", "low_self_confidence", "low_normalized_margin",
+]
+
+
+class LabelIssuesSpec(_Model):
+    """Find rows whose label is probably wrong (cleanlab, out-of-fold probabilities)."""
+
+    method: Literal["cross_validated", "predictions", "multiannotator"] = Field(
+        default="cross_validated",
+        description="cross_validated: a model trained here, scored out of fold; predictions: "
+        "sources.predictions; multiannotator: CROWDLAB over sources.annotations.",
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
+    seed: int = Field(default=13, description="Seed of the folds and the model.")
+    filter_by: LabelIssueFilter = Field(default="both", description="cleanlab's filter_by.")
+    batched: bool | None = Field(
+        default=None, description="Use cleanlab's batched path (default: above 200,000 rows)."
+    )
+    top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
+
+
+class NearDupSpec(_Model):
+    threshold: float = Field(default=0.9, gt=0, le=1, description="Jaccard similarity.")
+    shingle: int = Field(default=5, ge=1, le=50, description="Character shingle length.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+
+
+class DedupSpec(_Model):
+    """Exact and near duplicates over the text columns; a cluster is one split unit."""
+
+    near: NearDupSpec | None = Field(
+        default_factory=NearDupSpec, description="MinHash LSH near duplicates (null: exact only)."
+    )
+    keep: Literal["all", "one"] = Field(
+        default="all",
+        description="all: every member of a cluster is kept; one: only its representative.",
+    )
+
+
+SplitName = Literal["train", "validation", "test"]
+
+
+def _default_fractions() -> dict[SplitName, float]:
+    return {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+class SplitsSpec(_Model):
+    """Sticky, stratified, grouped train/validation/test splits."""
+
+    fractions: dict[SplitName, float] = Field(default_factory=_default_fractions)
+    stratify: bool = Field(default=True, description="Keep the label mix in every split.")
+    seed: int = Field(default=13, description="Seed of the assignment order.")
+    flagged: Literal["drop", "drop_from_test", "relabel", "keep"] = Field(
+        default="drop_from_test",
+        description="What happens to flagged rows (label issues, conflicting duplicates).",
+    )
+    relabel_min_quality: float = Field(default=0.9, ge=0, le=1)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0 <= f <= 1 for f in value.values()):
+            raise ValueError(f"each fraction must be in [0, 1], got {value}")
+        total = sum(value.values())
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {total:.6g} ({value})")
+        return value
+
+
+class JsonlSpec(_Model):
+    """How published JSONL rows look (what fine-tuning tools read)."""
+
+    style: Literal["plain", "alpaca", "chat"] = "plain"
+    columns: list[str] | None = Field(default=None, description="plain: columns to write.")
+    instruction: str | None = Field(
+        default=None, description="alpaca: instruction template ({column} placeholders)."
+    )
+    input: str | None = Field(default=None, description="alpaca: input column.")
+    output: str | None = Field(default=None, description="alpaca: output column.")
+    system: str | None = Field(default=None, description="chat: system message template.")
+    user: str | None = Field(default=None, description="chat: user column.")
+    assistant: str | None = Field(default=None, description="chat: assistant column.")
+
+    @model_validator(mode="after")
+    def _style_fields(self) -> JsonlSpec:
+        need = {"alpaca": ("instruction", "output"), "chat": ("user", "assistant")}.get(
+            self.style, ()
+        )
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"style {self.style} needs {', '.join(missing)}")
+        return self
+
+
+PublishFormat = Literal["parquet", "jsonl"]
+_PUBLISH_FORMATS: tuple[PublishFormat, ...] = ("parquet", "jsonl")
+
+
+class PublishSpec(_Model):
+    """Publish the splits (only when the gate passes) as versions fine-tune jobs read."""
+
+    formats: list[PublishFormat] = Field(
+        default_factory=lambda: list(_PUBLISH_FORMATS), min_length=1
+    )
+    jsonl: JsonlSpec = Field(default_factory=JsonlSpec)
+
+
 def _gate_schema(schema: dict[str, Any]) -> None:
     schema["propertyNames"] = {"enum": sorted(GATE_CHECKS)}
     schema["description"] = "Gate thresholds by check name: " + "; ".join(
@@ -295,6 +416,18 @@ class Spec(_Model):
     contract: dict[str, ColumnContract] = Field(default_factory=dict)
     agreement: AgreementSpec | None = Field(
         default=None, description="Inter-annotator agreement settings (needs annotations)."
+    )
+    label_issues: LabelIssuesSpec | None = Field(
+        default=None, description="Label-error detection (runs when this section is present)."
+    )
+    dedup: DedupSpec | None = Field(
+        default=None, description="Duplicate detection (runs when this section is present)."
+    )
+    splits: SplitsSpec | None = Field(
+        default=None, description="Train/validation/test splits (runs when present)."
+    )
+    publish: PublishSpec | None = Field(
+        default=None, description="Versioned published splits (needs splits; gate must pass)."
     )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
@@ -329,6 +462,21 @@ class Spec(_Model):
                 "agreement.item does not apply to a label-studio export (its item column is "
                 "'item'; use sources.annotations.item_field to pick the task data field)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _stage_dependencies(self) -> Spec:
+        if self.publish is not None and self.splits is None:
+            raise ValueError("publish: needs a splits section (what would be published?)")
+        li = self.label_issues
+        if li is not None and li.method == "predictions" and self.sources.predictions is None:
+            raise ValueError("label_issues.method predictions: set sources.predictions")
+        if li is not None and li.method == "multiannotator" and self.sources.annotations is None:
+            raise ValueError("label_issues.method multiannotator: set sources.annotations")
+        if li is not None and li.method == "cross_validated" and not (
+            self.columns.text or self.columns.features
+        ):
+            raise ValueError("label_issues: cross_validated needs columns.text or features")
         return self
 
     def agreement_settings(self) -> AgreementSpec:

@@ -33,6 +33,16 @@ if TYPE_CHECKING:  # the agreement stack imports sklearn/statsmodels: not needed
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 _DDL = """
+CREATE TABLE IF NOT EXISTS label_issues (
+    run_id VARCHAR, dataset VARCHAR, id VARCHAR, given_label VARCHAR, suggested_label VARCHAR,
+    label_quality DOUBLE, is_label_issue BOOLEAN, rank BIGINT);
+CREATE TABLE IF NOT EXISTS duplicates (
+    run_id VARCHAR, dataset VARCHAR, cluster_id VARCHAR, id VARCHAR, kind VARCHAR,
+    similarity DOUBLE, is_representative BOOLEAN);
+CREATE TABLE IF NOT EXISTS exclusions (
+    run_id VARCHAR, dataset VARCHAR, id VARCHAR, split VARCHAR, policy VARCHAR, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS published (
+    run_id VARCHAR, dataset VARCHAR, version BIGINT, path VARCHAR, rows BIGINT);
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, dataset VARCHAR NOT NULL, spec_hash VARCHAR,
     spec_path VARCHAR, flow_run_id VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
@@ -170,6 +180,23 @@ def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
         )
     finally:
         con.unregister(view)
+
+
+def record_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    run_id: str,
+    dataset: str,
+) -> None:
+    """Append `frame` (columns named as in `table`) with this run's id and dataset."""
+    con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])  # noqa: S608
+    _insert_frame(
+        con,
+        table,
+        frame.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(dataset).alias("dataset")),
+    )
 
 
 def record_agreement(

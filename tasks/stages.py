@@ -23,10 +23,11 @@ from prefect.cache_policies import NO_CACHE
 
 from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
-from labelgate import warehouse
+from labelgate import steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate
 from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
+from labelgate.publish import publish_version
 from labelgate.report import (
     RowCounts,
     agreement_section,
@@ -36,6 +37,7 @@ from labelgate.report import (
 )
 from labelgate.runs import RunContext, new_run
 from labelgate.spec import Spec, load_spec
+from labelgate.splits import load_assignments, save_assignments
 
 ARTIFACT_ROWS = 200
 
@@ -52,6 +54,7 @@ class AgreementOutcome:
     batches: list[Batch]  # annotation and gold batches
     metrics: dict[str, float]  # for the gate, `agreement.` prefix
     section: dict[str, Any]  # report.json's `agreement` section
+    annotations: pl.DataFrame | None = None  # the long frame (item, annotator, label)
 
 
 @task(name="prepare-run", cache_policy=NO_CACHE)
@@ -189,7 +192,141 @@ def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementO
         m["n_labels"], m["n_items"], m["n_annotators"], m["krippendorff_alpha"],
         m["percent_agreement"], inputs.n_items_unknown,
     )
-    return AgreementOutcome(report, ann_batches + gold_batches, gate_metrics, section)
+    return AgreementOutcome(
+        report, ann_batches + gold_batches, gate_metrics, section, inputs.annotations
+    )
+
+
+@task(name="label-issues", cache_policy=NO_CACHE)
+def label_issues(
+    spec: Spec, run: RunContext, result: ContractResult, agreement: AgreementOutcome | None
+) -> steps.LabelIssuesOutcome:
+    """Flag probable label errors; store them per row in DuckDB and label_issues.parquet."""
+    predictions = None
+    if spec.sources.predictions is not None:
+        pred_batches = ingest_source(
+            spec.sources.predictions, key="predictions", dataset=spec.name,
+            store=run.store_dir, base_dir=spec.base_dir,
+        )
+        rows, _ = load_batches(pred_batches)
+        predictions = rows.drop("_batch", "_row", strict=False)
+    annotations = None
+    if agreement is not None and agreement.annotations is not None:
+        item = spec.annotation_columns()[0]
+        annotations = agreement.annotations.rename({item: spec.columns.id}) if (
+            item != spec.columns.id) else agreement.annotations
+    outcome = steps.detect_label_issues(
+        result.valid, spec=spec, predictions=predictions, annotations=annotations
+    )
+    table = outcome.result.table.rename({spec.columns.id: "id"}).with_columns(
+        pl.col("id").cast(pl.String)
+    )
+    run.report_dir.mkdir(parents=True, exist_ok=True)
+    table.select(list(_LABEL_ISSUE_COLUMNS)).write_parquet(run.report_dir / "label_issues.parquet")
+    with warehouse.connect(run.warehouse) as con:
+        warehouse.record_rows(con, "label_issues", table.select(list(_LABEL_ISSUE_COLUMNS)),
+                              run_id=run.run_id, dataset=run.dataset)
+    section = outcome.section
+    get_run_logger().info(
+        "label issues (%s, %s path): %s of %s rows flagged (%.2f%%), health %.3f",
+        section["method"], section["path"], section["count"], result.rows_valid,
+        100 * section["rate"], section["health_score"],
+    )
+    return outcome
+
+
+_LABEL_ISSUE_COLUMNS = (
+    "id", "given_label", "suggested_label", "label_quality", "is_label_issue", "rank"
+)
+
+
+@task(name="dedup", cache_policy=NO_CACHE)
+def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOutcome:
+    """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
+    outcome = steps.detect_duplicates(result.valid, spec=spec)
+    clusters = outcome.result.clusters.select(
+        pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
+        "similarity", "is_representative",
+    )
+    with warehouse.connect(run.warehouse) as con:
+        warehouse.record_rows(con, "duplicates", clusters, run_id=run.run_id,
+                              dataset=run.dataset)
+    s = outcome.section
+    get_run_logger().info(
+        "dedup: %s duplicate rows in %s clusters (%s with conflicting labels)",
+        s["count"], s["clusters"], s["conflicting_clusters"],
+    )
+    return outcome
+
+
+@task(name="splits", cache_policy=NO_CACHE)
+def splits(
+    spec: Spec,
+    run: RunContext,
+    result: ContractResult,
+    issues: steps.LabelIssuesOutcome | None,
+    dups: steps.DedupOutcome | None,
+) -> steps.SplitOutcome:
+    """Sticky splits (assignments kept in DuckDB), flagged-row policy, leakage check."""
+    with warehouse.connect(run.warehouse) as con:
+        previous = load_assignments(con, dataset=run.dataset)
+        outcome = steps.make_splits(
+            result.valid, spec=spec, run_id=run.run_id, previous=previous,
+            issues=issues, dups=dups,
+        )
+        save_assignments(con, outcome.result.assignments, dataset=run.dataset,
+                         run_id=run.run_id)
+        warehouse.record_rows(
+            con, "exclusions",
+            outcome.excluded.rename({"exclusion_policy": "policy", "exclusion_reason": "reason"}),
+            run_id=run.run_id, dataset=run.dataset,
+        )
+    get_run_logger().info(
+        "splits: %s", ", ".join(f"{r['split']}/{r['label']} {r['rows']}"
+                                for r in outcome.section["counts"]),
+    )
+    return outcome
+
+
+@task(name="publish", cache_policy=NO_CACHE)  # no retries: a retry would publish twice
+def publish(
+    spec: Spec,
+    run: RunContext,
+    split: steps.SplitOutcome,
+    verdict: GateVerdict,
+    metrics: dict[str, float],
+    batches: list[Batch],
+) -> dict[str, Any]:
+    """Write published/<dataset>/v<N>/ and move `current` (only called when the gate passed)."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    version = publish_version(
+        steps.split_frames(split.kept, spec=spec),
+        root=run.store_dir / "published" / run.dataset,
+        key_column=spec.columns.id,
+        label_column=spec.columns.label,
+        run_id=run.run_id,
+        spec_hash=run.spec_hash,
+        gate_passed=verdict.passed,
+        formats=pub.formats,
+        jsonl_style=steps.jsonl_style(pub.jsonl),
+        gate=verdict.to_dict(),
+        metrics=metrics,
+        lineage=[b.batch for b in batches],
+    )
+    rows = int(version.manifest["rows"])
+    with warehouse.connect(run.warehouse) as con:
+        warehouse.record_rows(
+            con, "published",
+            pl.DataFrame({"version": [version.version], "path": [str(version.path)],
+                          "rows": [rows]}),
+            run_id=run.run_id, dataset=run.dataset,
+        )
+    get_run_logger().info("published v%s at %s", version.version, version.path)
+    return {"version": version.version, "path": str(version.path),
+            "current": str(version.path.parent / "current"), "rows": rows,
+            "splits": version.manifest["splits"]}
 
 
 @task(name="gate", cache_policy=NO_CACHE)
@@ -204,13 +341,46 @@ def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
     return verdict
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """What the optional stages produced in this run (None: the stage did not run)."""
+
+    agreement: AgreementOutcome | None = None
+    label_issues: steps.LabelIssuesOutcome | None = None
+    dedup: steps.DedupOutcome | None = None
+    splits: steps.SplitOutcome | None = None
+
+    def sections(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.agreement is not None:
+            out["agreement"] = self.agreement.section
+        if self.label_issues is not None:
+            out["label_issues"] = self.label_issues.section
+        if self.dedup is not None:
+            out["duplicates"] = self.dedup.section
+        if self.splits is not None:
+            section = dict(self.splits.section)
+            out["leakage"] = section.pop("leakage")
+            out["splits"] = section
+        return out
+
+    @property
+    def excluded(self) -> int:
+        return self.splits.excluded.height if self.splits is not None else 0
+
+
 @task(name="metrics", cache_policy=NO_CACHE)
-def metrics(
-    spec: Spec, result: ContractResult, agreement: AgreementOutcome | None = None
-) -> dict[str, float]:
-    """The run's metrics for the gate: contract metrics, plus agreement ones if measured."""
-    out = contract_metrics(result, label_column=spec.columns.label)
-    return out | (agreement.metrics if agreement is not None else {})
+def metrics(spec: Spec, result: ContractResult, outcomes: Outcomes) -> dict[str, float]:
+    """The run's metrics for the gate: contract metrics plus every stage's own."""
+    base = contract_metrics(result, label_column=spec.columns.label)
+    base["rows_excluded"] = float(outcomes.excluded)
+    return steps.merge_metrics(
+        base,
+        outcomes.agreement.metrics if outcomes.agreement else None,
+        outcomes.label_issues.metrics if outcomes.label_issues else None,
+        outcomes.dedup.metrics if outcomes.dedup else None,
+        outcomes.splits.metrics if outcomes.splits else None,
+    )
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -222,10 +392,27 @@ def report(
     metrics: dict[str, float],
     verdict: GateVerdict,
     stored: Stored,
-    agreement: AgreementOutcome | None = None,
+    outcomes: Outcomes,
+    published: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write report.json/md, publish them as Prefect artifacts, close the run record."""
-    rows = RowCounts(result.rows_input, result.rows_valid, result.rows_quarantined)
+    """Write report.json/md/html, publish them as Prefect artifacts, close the run record."""
+    agreement = outcomes.agreement
+    excluded = outcomes.excluded
+    rows = RowCounts(
+        result.rows_input, result.rows_valid - excluded, result.rows_quarantined, excluded
+    )
+    paths = {
+        "report": str(run.report_dir),
+        "report_html": str(run.report_dir / "report.html"),
+        "valid_rows": stored.valid_path,
+        "warehouse": stored.warehouse,
+    }
+    if outcomes.label_issues is not None:
+        paths["label_issues"] = str(run.report_dir / "label_issues.parquet")
+    sections = outcomes.sections()
+    if published is not None:
+        sections["published"] = published
+        paths["published"] = published["path"]
     content = build_report(
         run,
         batches=batches + (agreement.batches if agreement is not None else []),
@@ -234,17 +421,16 @@ def report(
         classes=class_counts(result.valid, label_column=spec.columns.label),
         metrics=metrics,
         verdict=verdict,
-        paths={
-            "report": str(run.report_dir),
-            "report_html": str(run.report_dir / "report.html"),
-            "valid_rows": stored.valid_path,
-            "warehouse": stored.warehouse,
-        },
-        agreement=agreement.section if agreement is not None else None,
+        paths=paths,
+        agreement=sections.pop("agreement", None),
     )
+    content.update(sections)
     with warehouse.connect(run.warehouse) as con:
         history = warehouse.metric_history(con, run.dataset)
-    out = write_report(content, run=run, history=history)
+    label_table = (
+        outcomes.label_issues.result.table if outcomes.label_issues is not None else None
+    )
+    out = write_report(content, run=run, history=history, label_issues=label_table)
     key = _artifact_key(run.dataset)
     create_link_artifact(
         link=(out / "report.html").as_uri(),
@@ -264,6 +450,12 @@ def report(
             ],
             key=f"{key}-gate",
             description=f"gate checks, run {run.run_id}",
+        )
+    if outcomes.label_issues is not None:
+        create_table_artifact(
+            _json_rows(outcomes.label_issues.result.per_class),
+            key=f"{key}-label-quality",
+            description=f"label quality per class, run {run.run_id}",
         )
     if agreement is not None and agreement.report.annotators.height:
         create_table_artifact(

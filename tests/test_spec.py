@@ -18,7 +18,10 @@ def test_demo_spec_is_valid() -> None:
     assert spec.name == "tweets-sentiment"
     assert spec.columns.text == ["text"]
     assert spec.store_dir() == (REPO / "data/store").resolve()
-    assert spec.gate == {"max_quarantine_rate": 0.02, "min_rows_per_class": 50}
+    assert spec.gate["max_quarantine_rate"] == 0.02
+    assert spec.label_issues is not None and spec.label_issues.folds == 5
+    assert spec.splits is not None and spec.splits.flagged == "drop_from_test"
+    assert spec.publish is not None and spec.publish.jsonl.style == "alpaca"
 
 
 def test_paths_resolve_against_the_spec_file(tmp_path: Path) -> None:

@@ -1,0 +1,337 @@
+"""Spec-driven steps: each takes frames and the spec, calls the stage library, and returns an
+outcome with the metrics the gate reads (flat, `stage.metric`) and the section the report
+shows. Pure: no Prefect, no warehouse; tasks/ wraps these with storage and logging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_members
+from labelgate.label_issues import LabelIssuesResult, find_label_issues
+from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle
+from labelgate.spec import JsonlSpec, Spec
+from labelgate.splits import (
+    SplitResult,
+    apply_flag_policy,
+    assign_splits,
+    leakage,
+)
+
+TEXT_EXCERPT = 240
+FLAG = "_lg_flagged"
+EXCLUSION_COLUMNS = ("exclusion_policy", "exclusion_reason")
+
+
+@dataclass(frozen=True)
+class LabelIssuesOutcome:
+    result: LabelIssuesResult
+    metrics: dict[str, float]
+    section: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DedupOutcome:
+    result: DuplicateResult
+    metrics: dict[str, float]
+    section: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    result: SplitResult
+    kept: pl.DataFrame  # valid rows that go to the splits, with `split` (maybe relabeled)
+    excluded: pl.DataFrame  # id, split, exclusion_policy, exclusion_reason
+    metrics: dict[str, float]
+    section: dict[str, Any]
+
+
+def _text_of(df: pl.DataFrame, spec: Spec) -> pl.Expr:
+    cols = spec.columns.text or spec.columns.features
+    return pl.concat_str([pl.col(c).cast(pl.String) for c in cols], separator=" | ",
+                         ignore_nulls=True)
+
+
+def detect_label_issues(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    predictions: pl.DataFrame | None = None,
+    annotations: pl.DataFrame | None = None,
+) -> LabelIssuesOutcome:
+    """Flag probable label errors in the valid rows (spec section `label_issues`)."""
+    li = spec.label_issues
+    if li is None:
+        raise ValueError("detect_label_issues needs a label_issues section")
+    _, annotator, ann_label, _ = spec.annotation_columns()
+    result = find_label_issues(
+        valid,
+        id_column=spec.columns.id,
+        label_column=spec.columns.label,
+        text_columns=spec.columns.text,
+        feature_columns=spec.columns.features,
+        method=li.method,
+        folds=li.folds,
+        seed=li.seed,
+        predictions=predictions,
+        annotations=annotations,
+        annotator_column=annotator,
+        annotation_label_column=ann_label,
+        batched=li.batched,
+        filter_by=li.filter_by,
+        source="items",
+    )
+    table = result.table
+    id_col = spec.columns.id
+    count = int(table.get_column("is_label_issue").sum())
+    per_class = result.per_class
+    rates = per_class.get_column("issue_rate").to_list()
+    worst = float(max(rates)) if rates else 0.0
+    top = (
+        table.filter(pl.col("is_label_issue"))
+        .sort("rank")
+        .head(li.top)
+        .join(
+            valid.select(pl.col(id_col), _text_of(valid, spec).alias("text")),
+            on=id_col,
+            how="left",
+        )
+        .select(
+            pl.col(id_col).cast(pl.String).alias("id"),
+            pl.col("text").str.slice(0, TEXT_EXCERPT),
+            pl.col("given_label").alias("given"),
+            pl.col("suggested_label").alias("suggested"),
+            pl.col("label_quality").alias("quality"),
+        )
+    )
+    metrics = {
+        "label_issues.count": float(count),
+        "label_issues.rate": result.issue_rate,
+        "label_issues.health_score": result.health_score,
+        "label_issues.max_class_issue_rate": worst,
+    }
+    section: dict[str, Any] = {
+        "method": result.method,
+        "path": result.path,
+        "folds": li.folds if result.method != "predictions" else None,
+        "filter_by": li.filter_by,
+        "classes": result.classes,
+        "count": count,
+        "rate": result.issue_rate,
+        "health_score": result.health_score,
+        "per_class": per_class.to_dicts(),
+        "noise_matrix": result.noise_matrix.to_dicts(),
+        "top": top.to_dicts(),
+    }
+    if result.annotators is not None:
+        section["annotators"] = result.annotators.to_dicts()
+    return LabelIssuesOutcome(result, metrics, section)
+
+
+def detect_duplicates(valid: pl.DataFrame, *, spec: Spec) -> DedupOutcome:
+    """Exact and near-duplicate clusters over the text columns (spec section `dedup`)."""
+    dd = spec.dedup
+    if dd is None:
+        raise ValueError("detect_duplicates needs a dedup section")
+    near = dd.near
+    result = find_duplicates(
+        valid,
+        id_column=spec.columns.id,
+        text_columns=spec.columns.text or spec.columns.features,
+        label_column=spec.columns.label,
+        near=near is not None,
+        threshold=near.threshold if near else 1.0,
+        shingle=near.shingle if near else 5,
+        num_perm=near.num_perm if near else 128,
+    )
+    s = result.summary
+    rows = max(int(s.get("rows", valid.height)), 1)
+    metrics = {
+        "dedup.duplicate_rows": float(s["duplicate_rows"]),
+        "dedup.duplicate_rate": s["duplicate_rows"] / rows,
+        "dedup.clusters": float(s["clusters"]),
+        "dedup.conflicting_clusters": float(s["conflicting_clusters"]),
+    }
+    text = valid.select(pl.col(spec.columns.id).cast(pl.String).alias("id"),
+                        _text_of(valid, spec).str.slice(0, TEXT_EXCERPT).alias("example"))
+    largest = (
+        result.largest(10)
+        .with_columns(pl.col("cluster_id").cast(pl.String))
+        .join(text, left_on="cluster_id", right_on="id", how="left")
+    )
+    conflicting = (
+        result.conflicts.head(20)
+        .with_columns(pl.col("cluster_id").cast(pl.String))
+        .join(text, left_on="cluster_id", right_on="id", how="left")
+    )
+    section = {
+        **{k: v for k, v in s.items() if k != "largest" and not isinstance(v, dict)},
+        "count": s["duplicate_rows"],
+        "largest": largest.to_dicts(),
+        "conflicting": conflicting.to_dicts(),
+        "keep": dd.keep,
+    }
+    return DedupOutcome(result, metrics, section)
+
+
+def make_splits(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    run_id: str,
+    previous: pl.DataFrame | None,
+    issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> SplitOutcome:
+    """Sticky splits over units (group ∪ duplicate cluster), then the flagged-row policy.
+
+    Flagged rows are label issues and members of duplicate clusters with conflicting labels.
+    Every valid row gets a (sticky) assignment; the policy then excludes some of them with a
+    named reason, so valid = kept + excluded.
+    """
+    sp = spec.splits
+    if sp is None:
+        raise ValueError("make_splits needs a splits section")
+    id_col, label = spec.columns.id, spec.columns.label
+    frame = valid.with_columns(pl.col(id_col).cast(pl.String).alias("_lg_key"))
+    flagged = pl.lit(False)
+    if issues is not None:
+        flags = issues.result.table.select(
+            pl.col(id_col).cast(pl.String).alias("_lg_key"),
+            "is_label_issue", "suggested_label", "label_quality",
+        )
+        frame = frame.join(flags, on="_lg_key", how="left")
+        flagged = flagged | pl.col("is_label_issue").fill_null(False)
+    unit_column = None
+    if dups is not None:
+        units = dups.result.cluster_of.select(
+            pl.col("id").cast(pl.String).alias("_lg_key"),
+            pl.col("cluster_id").cast(pl.String).alias("_lg_unit"),
+        )
+        frame = frame.join(units, on="_lg_key", how="left")
+        unit_column = "_lg_unit"
+        conflicted = dups.result.conflicts.get_column("cluster_id").cast(pl.String)
+        flagged = flagged | pl.col("_lg_unit").is_in(conflicted.implode())
+    frame = frame.with_columns(flagged.alias(FLAG))
+    result = assign_splits(
+        frame,
+        key_column="_lg_key",
+        label_column=label,
+        run_id=run_id,
+        fractions={str(k): v for k, v in sp.fractions.items()},
+        stratify=sp.stratify,
+        group_column=spec.columns.group,
+        unit_column=unit_column,
+        seed=sp.seed,
+        previous=previous,
+    )
+    frame = frame.join(
+        result.assignments.select(pl.col("key").alias("_lg_key"), "split"), on="_lg_key",
+        how="left",
+    )
+    relabel = issues is not None
+    policy = apply_flag_policy(
+        frame,
+        flagged_column=FLAG,
+        policy=sp.flagged,
+        label_column=label,
+        suggested_column="suggested_label" if relabel else None,
+        quality_column="label_quality" if relabel else None,
+        relabel_min_quality=sp.relabel_min_quality,
+    )
+    kept, excluded = policy.kept, policy.excluded
+    if dups is not None and spec.dedup is not None and spec.dedup.keep == "one":
+        kept, dropped = keep_cluster_members(
+            kept, id_column="_lg_key",
+            cluster_of=dups.result.cluster_of.with_columns(pl.col("id", "cluster_id")
+                                                           .cast(pl.String)),
+            keep="one", split_column="split", splits=("train", "validation", "test"),
+        )
+        excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+    leaks = leakage(
+        kept,
+        key_column="_lg_key",
+        group_column=spec.columns.group,
+        duplicates=dups.result.clusters.with_columns(
+            pl.col("cluster_id", "id", "exact_group").cast(pl.String)
+        ) if dups is not None else None,
+    )
+    counts = (
+        kept.group_by("split", pl.col(label).cast(pl.String).alias("label"))
+        .agg(pl.len().alias("rows"))
+        .sort("split", "label")
+    )
+    test_counts = counts.filter(pl.col("split") == "test")
+    classes = valid.get_column(label).cast(pl.String).unique()
+    test_rows = test_counts.get_column("rows").to_list()
+    min_test = 0 if test_counts.height < classes.len() else int(min(test_rows, default=0))
+    excluded_out = excluded.select(
+        pl.col(id_col).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
+    )
+    by_policy = (
+        excluded_out.group_by("exclusion_policy").agg(pl.len().alias("rows"),
+                                                      pl.col("exclusion_reason").first())
+        .sort("exclusion_policy")
+    )
+    metrics = {
+        "splits.leakage": float(leaks["total"]),
+        "splits.min_test_rows_per_class": float(min_test),
+        "splits.excluded": float(excluded_out.height),
+        "splits.moved": float(result.summary.get("moved_rows", 0)),
+        "splits.new": float(result.summary.get("new_rows", 0)),
+    }
+    section = {
+        "fractions": {str(k): v for k, v in sp.fractions.items()},
+        "seed": sp.seed,
+        "policy": sp.flagged,
+        "group": spec.columns.group,
+        "counts": counts.to_dicts(),
+        "summary": {k: v for k, v in result.summary.items() if not isinstance(v, dict)},
+        "flagged_rows": int(frame.get_column(FLAG).sum()),
+        "excluded": by_policy.rename({"exclusion_policy": "policy",
+                                      "exclusion_reason": "example_reason"}).to_dicts(),
+    }
+    return SplitOutcome(
+        result,
+        kept.drop("_lg_key"),
+        excluded_out,
+        metrics,
+        {**section, "leakage": leaks},
+    )
+
+
+def split_frames(kept: pl.DataFrame, *, spec: Spec) -> dict[str, pl.DataFrame]:
+    """The published columns of each split: id, inputs, label, group, plus flags kept."""
+    cols = [spec.columns.id, *spec.columns.text, *spec.columns.features, spec.columns.label]
+    if spec.columns.group:
+        cols.append(spec.columns.group)
+    extra = [c for c in ("relabeled", "given_label", FLAG) if c in kept.columns]
+    out = {}
+    for name in ("train", "validation", "test"):
+        part = kept.filter(pl.col("split") == name).select(*cols, *extra)
+        if FLAG in part.columns:
+            part = part.rename({FLAG: "flagged"})
+        out[name] = part
+    return out
+
+
+def jsonl_style(spec: JsonlSpec) -> JsonlStyle:
+    if spec.style == "alpaca":
+        assert spec.instruction is not None and spec.output is not None
+        return AlpacaStyle(instruction=spec.instruction, input=spec.input, output=spec.output)
+    if spec.style == "chat":
+        assert spec.user is not None and spec.assistant is not None
+        return ChatStyle(user=spec.user, assistant=spec.assistant, system=spec.system)
+    return PlainStyle(columns=tuple(spec.columns) if spec.columns else None)
+
+
+def merge_metrics(*parts: Mapping[str, float] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in parts:
+        if p:
+            out.update(p)
+    return out
