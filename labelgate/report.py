@@ -219,9 +219,87 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         )
     if "agreement" in report:
         lines += _agreement_markdown(report["agreement"])
+    if "label_issues" in report:
+        lines += _label_issues_markdown(report["label_issues"])
+    if "duplicates" in report:
+        lines += _duplicates_markdown(report["duplicates"])
+    if "splits" in report:
+        lines += _splits_markdown(report["splits"], report.get("leakage", {}))
+    if "published" in report:
+        p = report["published"]
+        lines += ["", "## Published", "", f"version v{p['version']} ({p['rows']} rows): "
+                  f"`{p['path']}`; `current` points to it."]
     lines += ["", "## Where things are", ""]
     lines += [f"- {md_cell(k)}: `{v}`" for k, v in report["paths"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "", "## Label issues", "",
+        f"method {li['method']} ({li['path']} cleanlab path): {li['count']} rows flagged, "
+        f"rate {_num(float(li['rate']))}, label health score {_num(float(li['health_score']))}",
+        "",
+    ]
+    lines += _table(
+        ["class", "rows", "issues", "issue rate", "mean label quality"],
+        [[c["class"], c["rows"], c["issues"], _num(float(c["issue_rate"])),
+          _num(c["mean_label_quality"])] for c in li["per_class"]],
+    )
+    joint = [c for c in li["noise_matrix"] if c["given_label"] != c["true_label"]]
+    joint.sort(key=lambda c: -float(c["joint"]))
+    if joint:
+        lines += ["", "Estimated noise (given → likely true, share of all rows):", ""]
+        lines += _table(["given", "likely true", "share"],
+                        [[c["given_label"], c["true_label"], _num(float(c["joint"]))]
+                         for c in joint[:6]])
+    if li["top"]:
+        lines += ["", "Most suspicious rows:", ""]
+        lines += _table(["id", "given", "suggested", "quality", "text"],
+                        [[t["id"], t["given"], t["suggested"], _num(t["quality"]), t["text"]]
+                         for t in li["top"]])
+    return lines
+
+
+def _duplicates_markdown(d: Mapping[str, Any]) -> list[str]:
+    lines = [
+        "", "## Duplicates", "",
+        f"{d['count']} duplicate rows in {d['clusters']} clusters "
+        f"({d['exact_rows']} exact, {d['near_rows']} near; {d['conflicting_clusters']} "
+        f"clusters with conflicting labels); policy keep {d['keep']}",
+    ]
+    if d["largest"]:
+        lines += ["", "Largest clusters:", ""]
+        lines += _table(["cluster", "size", "example"],
+                        [[c["cluster_id"], c["cluster_size"], c.get("example")]
+                         for c in d["largest"]])
+    if d["conflicting"]:
+        lines += ["", "Clusters with conflicting labels:", ""]
+        lines += _table(["cluster", "size", "labels", "example"],
+                        [[c["cluster_id"], c["cluster_size"], ", ".join(c["labels"]),
+                          c.get("example")] for c in d["conflicting"]])
+    return lines
+
+
+def _splits_markdown(sp: Mapping[str, Any], leaks: Mapping[str, Any]) -> list[str]:
+    counts: dict[str, dict[str, int]] = {}
+    for c in sp["counts"]:
+        counts.setdefault(str(c["label"]), {})[str(c["split"])] = int(c["rows"])
+    names = [n for n in ("train", "validation", "test") if n in sp["fractions"]]
+    lines = [
+        "", "## Splits", "",
+        f"fractions {sp['fractions']}, seed {sp['seed']}, flagged rows: {sp['policy']} "
+        f"({sp['flagged_rows']} flagged); leakage total {leaks.get('total', 0)}",
+        "",
+    ]
+    lines += _table(["label", *names],
+                    [[label, *(row.get(n, 0) for n in names)]
+                     for label, row in sorted(counts.items())])
+    if sp["excluded"]:
+        lines += ["", "Excluded by policy:", ""]
+        lines += _table(["policy", "rows", "example reason"],
+                        [[e["policy"], e["rows"], e["example_reason"]] for e in sp["excluded"]])
+    return lines
 
 
 _COEFFICIENTS = (
