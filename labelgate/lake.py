@@ -100,7 +100,7 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         meta = json.loads(marker.read_text())
         return Batch(**{**meta, "path": str(target), "reused": True})
 
-    result = read_file(path, fmt=fmt, source=source)
+    result = read_file(path, fmt=fmt, source=source, key=key)
     rows = result.rows.with_columns(pl.lit(digest).alias(BATCH))
     rejects = result.rejects.with_columns(pl.lit(digest).alias(BATCH))
     batch = Batch(

@@ -84,7 +84,7 @@ def test_jsonl_fast_path_and_parquet(tmp_path: Path) -> None:
     [
         (b"", "empty.csv", "file is empty"),
         (b"", "empty.jsonl", "file is empty"),
-        (b"a,b\n1,2,3,4\n", "ragged.csv", "cannot parse as CSV"),
+        (b"a\xff,b\n1,2\n", "badheader.csv", "the header (line 1) has bytes that are not UTF-8"),
         (b"not parquet at all", "fake.parquet", "cannot read as Parquet"),
         (b"\n\n\n", "blank.jsonl", "no JSON records"),
     ],
@@ -117,7 +117,9 @@ def test_unknown_extension_needs_format(tmp_path: Path) -> None:
 
 def test_latin1_csv(tmp_path: Path) -> None:
     (tmp_path / "l.csv").write_bytes("id,text\n1,caf\xe9\n".encode("latin-1"))
-    with pytest.raises(InputError, match="encoding"):
-        _ingest(tmp_path, "l.csv")
+    [bad] = _ingest(tmp_path, "l.csv")  # as UTF-8: the record is rejected, naming the option
+    _, rejects = load_batches([bad])
+    assert (bad.rows, bad.rejected) == (0, 1)
+    assert "encoding: latin1" in rejects.get_column("reason")[0]
     [batch] = _ingest(tmp_path, "l.csv", encoding="latin1")
     assert pl.read_parquet(batch.data_path).get_column("text").to_list() == ["café"]
