@@ -5,6 +5,12 @@ record per failed (row, column, check) and a human reason naming the spec key. T
 coerced first (CSV columns arrive as text): a value that does not parse as the
 contract's dtype is quarantined with check `dtype`, and its other checks are not reported
 again. Data checks run on a collected frame (a LazyFrame would check dtypes only).
+
+NaN in a float column with `min` or `max` fails check `nan` (polars orders NaN above every
+number, so `NaN >= min` holds and a min-only range would let it through); it is then not
+reported again as `min`/`max`. `inf`/`-inf` fail the range like any large number. An
+`isin` failure whose value equals an allowed one up to case and whitespace says so
+(`'Positive ' differs from 'positive' only in case/whitespace`); it is still quarantined.
 """
 
 from __future__ import annotations
@@ -62,6 +68,22 @@ def _unique_check(data: PolarsData) -> pl.LazyFrame:
     return data.lazyframe.select(col.is_first_distinct() | col.is_null())
 
 
+def _not_nan_check(data: PolarsData) -> pl.LazyFrame:
+    col = pl.col(data.key)
+    if not data.lazyframe.collect_schema()[data.key].is_float():
+        return data.lazyframe.select(pl.lit(True).alias(data.key))
+    return data.lazyframe.select(col.is_null() | col.is_not_nan())
+
+
+def _near_miss(value: str, allowed: list[str | int | float | bool]) -> str | None:
+    """The allowed label `value` equals up to case and whitespace, if any."""
+    key = " ".join(value.split()).casefold()
+    for a in allowed:
+        if isinstance(a, str) and a != value and " ".join(a.split()).casefold() == key:
+            return a
+    return None
+
+
 def _regex_check(pattern: str) -> pa.Check:
     anchored = f"^(?:{pattern})$"
 
@@ -83,6 +105,8 @@ def build_schema(spec: Spec, columns: list[str]) -> pa.DataFrameSchema:
             checks.append(pa.Check(_unique_check, error="unique"))
         if c.isin is not None:
             checks.append(pa.Check.isin(list(c.isin), error="isin"))
+        if c.min is not None or c.max is not None:
+            checks.append(pa.Check(_not_nan_check, error="nan"))
         if c.min is not None:
             checks.append(pa.Check.ge(c.min, error="min"))
         if c.max is not None:
@@ -142,7 +166,16 @@ def _reason(column: str, check: str, value: str | None, c: ColumnContract) -> st
         case "unique":
             return f"duplicate value {shown}: an earlier row has it ({key}.unique)"
         case "isin":
-            return f"{shown} is not one of {key}.isin {list(c.isin or [])}"
+            allowed = list(c.isin or [])
+            text = f"{shown} is not one of {key}.isin {allowed}"
+            near = _near_miss(value, allowed) if value is not None else None
+            if near is not None:
+                text += f"; {value!r} differs from {near!r} only in case/whitespace"
+            return text
+        case "nan":
+            bounds = [f"{key}.{k} {v}" for k, v in (("min", c.min), ("max", c.max))
+                      if v is not None]
+            return f"NaN is not a number in range ({', '.join(bounds)})"
         case "min":
             return f"{shown} < {key}.min {c.min}"
         case "max":
@@ -181,6 +214,13 @@ def enforce_contract(
     id_col = spec.columns.id
     df = rows.with_row_index(_IDX)
     df, dtype_failures = _coerce(df, spec)
+    for name in spec.contracted_columns():
+        c = spec.contract_for(name)
+        if (c.min is not None or c.max is not None) and not df.schema[name].is_numeric():
+            raise InputError(
+                f"sources.{source}: contract.{name}.min/max need a numeric column, but "
+                f"{name!r} is {df.schema[name]}; set contract.{name}.dtype: int or float"
+            )
     schema = build_schema(spec, df.columns)
     try:
         schema.validate(df, lazy=True)
@@ -206,6 +246,13 @@ def enforce_contract(
         )
     # A cell that failed its dtype is null after the cast: report only the dtype failure.
     failures = failures.join(dtype_failures.select(_IDX, "column"), on=[_IDX, "column"], how="anti")
+    # A NaN also fails `max` (polars orders NaN last): report only `nan`.
+    nan = failures.filter(pl.col("check") == "nan").select(_IDX, "column")
+    failures = pl.concat([
+        failures.filter(~pl.col("check").is_in(["min", "max"])),
+        failures.filter(pl.col("check").is_in(["min", "max"])).join(
+            nan, on=[_IDX, "column"], how="anti"),
+    ])
     all_failures = pl.concat([dtype_failures, failures]).sort(_IDX, "column", "check")
 
     contracts = {name: spec.contract_for(name) for name in spec.contracted_columns()}
