@@ -270,5 +270,57 @@ HISTORY_METRICS = (
 )
 
 
+publish_app = typer.Typer(help="Published versions of a dataset's splits.", no_args_is_help=True)
+app.add_typer(publish_app, name="publish")
+
+
+def _print_frame(frame: pl.DataFrame, *, title: str) -> None:
+    table = Table(*frame.columns, title=title)
+    for row in frame.iter_rows():
+        table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                        for v in row))
+    out.print(table)
+
+
+def _published_root(s: Spec, store: Path | None) -> Path:
+    root = s.store_dir(store) / "published" / s.name
+    if not root.is_dir():
+        err.print(f"[red]error:[/red] nothing published for {s.name!r} in {root.parent}")
+        raise typer.Exit(EXIT_INPUT)
+    return root
+
+
+@publish_app.command("ls")
+def publish_ls(spec: SpecArg, store: StoreOpt = None) -> None:
+    """List published versions with row counts, gate verdicts and which is current."""
+    from labelgate.publish import list_versions
+
+    s = _load(spec)
+    frame = list_versions(_published_root(s, store))
+    shown = frame.drop("content_hash", "spec_hash", strict=False)
+    _print_frame(shown, title=f"{s.name}: published")
+
+
+@app.command()
+def diff(
+    spec: SpecArg,
+    a: Annotated[str, typer.Argument(help="A version: v3, 3 or current.")],
+    b: Annotated[str, typer.Argument(help="Another version.")],
+    store: StoreOpt = None,
+) -> None:
+    """Rows added, removed and relabeled per split between two published versions."""
+    from labelgate.errors import InputError
+    from labelgate.publish import diff_versions
+
+    s = _load(spec)
+    root = _published_root(s, store)
+    try:
+        frame = diff_versions(root, a, b, key_column=s.columns.id, label_column=s.columns.label)
+    except (InputError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    _print_frame(frame, title=f"{s.name}: {a} → {b}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

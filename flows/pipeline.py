@@ -15,7 +15,7 @@ from labelgate.errors import GateFailedError
 from tasks import stages
 
 
-@flow(name="quality-pipeline", log_prints=True)
+@flow(name="quality-pipeline")
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
     """Run one spec: ingest → contract → store → [agreement] → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.

@@ -155,3 +155,71 @@ def test_history_and_html_report(make_spec: SpecFactory) -> None:
     assert "last 2 run(s)" in shown.output
     bad = runner.invoke(app, ["history", str(spec), "-m", "nope"])
     assert bad.exit_code == 2 and "no metric ['nope']" in bad.output
+
+
+def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
+    """label issues → dedup → splits → gate → publish, twice, then a run that fails the gate."""
+    rows = item_rows(120)
+    rows[7]["text"] = rows[1]["text"]  # an exact duplicate of row 1 (same label: positive)
+    stages = {
+        "label_issues": {"method": "cross_validated", "folds": 3},
+        "dedup": {"near": {"threshold": 0.9}},
+        "splits": {"fractions": {"train": 0.8, "validation": 0.1, "test": 0.1},
+                   "flagged": "drop_from_test"},
+        "publish": {"formats": ["parquet", "jsonl"],
+                    "jsonl": {"style": "alpaca", "instruction": "Classify the tweet.",
+                              "input": "text", "output": "sentiment"}},
+    }
+    spec = make_spec(rows, **stages, gate={"max_split_leakage": 0, "min_rows_per_class": 5})
+    first = runner.invoke(app, ["run", str(spec)])
+    assert first.exit_code == 0, first.output
+    report = _latest_report(spec)
+    r = report["rows"]
+    assert r["balanced"] and r["input"] == 120 and r["valid"] + r["excluded"] == 120
+    assert report["label_issues"]["method"] == "cross_validated"
+    assert len(report["label_issues"]["per_class"]) == 3
+    assert report["duplicates"]["count"] >= 1
+    assert report["leakage"]["total"] == 0
+    assert sum(c["rows"] for c in report["splits"]["counts"]) == r["valid"]
+    assert report["published"]["version"] == 1
+
+    published = spec.parent / "store/published/tiny-tweets"
+    current = (published / "current").resolve()
+    assert current.name == "v1"
+    lines = (current / "train.jsonl").read_text().splitlines()
+    assert lines and set(json.loads(lines[0])) == {"instruction", "input", "output"}
+    assert (spec.parent / "store/reports/tiny-tweets/latest/label_issues.parquet").is_file()
+
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        first_splits = dict(con.execute(
+            "SELECT split_key, split FROM split_assignments").fetchall())
+        dup_rows = con.execute("SELECT count(*) FROM duplicates").fetchall()[0][0]
+    finally:
+        con.close()
+    assert len(first_splits) == 120 and dup_rows >= 2
+    assert first_splits["t0001"] == first_splits["t0007"]  # duplicates share a split
+
+    # second run, 30 more rows: old rows keep their split, a new version is published
+    write_csv(spec.parent / "items" / "part2.csv",
+              [dict(r, tweet_id=f"n{i:04d}") for i, r in enumerate(item_rows(30))])
+    rerun = runner.invoke(app, ["run", str(spec)])
+    assert rerun.exit_code == 0, rerun.output
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        second = dict(con.execute("SELECT split_key, split FROM split_assignments").fetchall())
+    finally:
+        con.close()
+    assert {k: second[k] for k in first_splits} == first_splits
+    assert len(second) == 150
+    assert (published / "current").resolve().name == "v2"
+
+    # a failing gate publishes nothing: current stays at v2
+    spec.write_text(spec.read_text().replace("min_rows_per_class: 5", "min_rows_per_class: 500"))
+    assert runner.invoke(app, ["run", str(spec)]).exit_code == 1
+    assert (published / "current").resolve().name == "v2"
+    assert not (published / "v3").exists()
+    listing = runner.invoke(app, ["publish", "ls", str(spec)])
+    assert listing.exit_code == 0 and "True" in listing.output
+    diffed = runner.invoke(app, ["diff", str(spec), "v1", "v2"])
+    assert diffed.exit_code == 0 and "added" in diffed.output
