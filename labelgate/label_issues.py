@@ -1,0 +1,551 @@
+"""Label-issue detection: which rows carry a label that is probably wrong.
+
+Three ways to get the predicted probabilities that confident learning needs:
+
+* ``cross_validated`` (default): out-of-fold probabilities from a model trained here
+  (:func:`labelgate.label_model.out_of_fold_probabilities`).
+* ``predictions``: probabilities supplied by the user (e.g. from a larger model), validated by
+  :func:`validate_predictions`.
+* ``multiannotator``: a long annotations frame (item, annotator, label) and CROWDLAB
+  (``cleanlab.multiannotator.get_label_quality_multiannotator``) with out-of-fold
+  probabilities: consensus label and its quality per item, quality per annotator.
+
+Then cleanlab scores every row (self-confidence label quality, 0..1), flags issues and estimates
+the noise matrix and an overall health score. Above ``batched_min_rows`` rows (or with
+``batched=True``) the flags come from cleanlab's batched path
+(``find_label_issues_batched``), which needs memory per batch only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from labelgate.errors import InputError
+from labelgate.label_model import out_of_fold_probabilities
+
+__all__ = [
+    "METHODS",
+    "LabelIssuesResult",
+    "find_label_issues",
+    "validate_predictions",
+]
+
+METHODS = ("cross_validated", "predictions", "multiannotator")
+FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+           "predicted_neq_given", "low_self_confidence", "low_normalized_margin")
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+TABLE_SCHEMA: dict[str, type[pl.DataType]] = {
+    "given_label": pl.String,
+    "suggested_label": pl.String,
+    "label_quality": pl.Float64,
+    "is_label_issue": pl.Boolean,
+    "rank": pl.Int64,
+}
+
+
+@dataclass(frozen=True)
+class LabelIssuesResult:
+    """What the label-issue stage found.
+
+    ``table`` has one row per input row, in input order: the id column (its own name),
+    ``given_label``, ``suggested_label``, ``label_quality`` (0..1, low = suspicious),
+    ``is_label_issue`` and ``rank`` (1 = most suspicious, by label_quality ascending, ties by
+    input order). The multiannotator method adds ``consensus_label``, ``num_annotations`` and
+    ``annotator_agreement``.
+    ``noise_matrix`` is cleanlab's estimated joint distribution, long format
+    (given_label, true_label, joint), summing to 1.
+    """
+
+    method: str
+    path: str
+    classes: list[str]
+    table: pl.DataFrame
+    noise_matrix: pl.DataFrame
+    health_score: float
+    per_class: pl.DataFrame
+    annotators: pl.DataFrame | None = None
+
+    @property
+    def issue_rate(self) -> float:
+        """Share of rows flagged as label issues (0 for an empty table)."""
+        n = self.table.height
+        return float(self.table.get_column("is_label_issue").sum()) / n if n else 0.0
+
+    @property
+    def issue_ids(self) -> pl.Series:
+        """Ids of the flagged rows, most suspicious first."""
+        flagged = self.table.filter(pl.col("is_label_issue")).sort("rank")
+        return flagged.get_column(self.table.columns[0])
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_columns(df: pl.DataFrame, columns: Sequence[str], *, source: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{source}: column(s) {missing} not found; available columns: {df.columns}"
+        )
+
+
+def _ids_preview(ids: Sequence[object], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:limit])
+    more = len(ids) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _check_ids(ids: pl.Series, *, source: str, id_column: str) -> None:
+    nulls = ids.null_count()
+    if nulls:
+        raise InputError(f"{source}: column '{id_column}' has {nulls} null id(s), expected none")
+    dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True)
+    if dup.len():
+        raise InputError(
+            f"{source}: column '{id_column}' has duplicate id(s) {_ids_preview(dup.to_list())}, "
+            "expected unique ids"
+        )
+
+
+def validate_predictions(
+    predictions: pl.DataFrame,
+    *,
+    ids: pl.Series,
+    classes: Sequence[str],
+    id_column: str,
+    source: str = "predictions",
+    tolerance: float = 0.01,
+) -> FloatArray:
+    """Check user-supplied probabilities and return them as float32 (len(ids) x len(classes)),
+    rows aligned with ``ids`` and columns with ``classes``.
+
+    Raises InputError naming the problem: missing id or class column, duplicate id, id in the
+    predictions that is not in the data, data id without predictions, null/NaN/inf or negative
+    probability, or a row not summing to 1 within ``tolerance``. Extra columns are ignored.
+    """
+    _check_columns(predictions, [id_column], source=source)
+    missing = [c for c in classes if c not in predictions.columns]
+    if missing:
+        raise InputError(
+            f"{source}: missing probability column(s) for class(es) {missing}; expected one "
+            f"column per class {list(classes)} plus '{id_column}', found {predictions.columns}"
+        )
+    pred_ids = predictions.get_column(id_column).cast(pl.String)
+    _check_ids(pred_ids, source=source, id_column=id_column)
+    want = ids.cast(pl.String)
+    unknown = pred_ids.filter(~pred_ids.is_in(want.implode()))
+    if unknown.len():
+        raise InputError(
+            f"{source}: {unknown.len()} row(s) with unknown id(s) {_ids_preview(unknown.to_list())}"
+            f" in column '{id_column}', expected only ids present in the data"
+        )
+    absent = want.filter(~want.is_in(pred_ids.implode()))
+    if absent.len():
+        raise InputError(
+            f"{source}: no predictions for {absent.len()} id(s) "
+            f"{_ids_preview(absent.to_list())}, expected one row per data id"
+        )
+    for c in classes:
+        dtype = predictions.schema[c]
+        if not dtype.is_numeric():
+            raise InputError(f"{source}: column '{c}' has dtype {dtype}, expected numeric")
+    aligned = (
+        pl.DataFrame({id_column: want})
+        .join(
+            predictions.select(pl.col(id_column).cast(pl.String), *[pl.col(c) for c in classes]),
+            on=id_column,
+            how="left",
+            maintain_order="left",
+        )
+    )
+    probs = aligned.select([pl.col(c).cast(pl.Float64) for c in classes]).to_numpy()
+    row_ids = aligned.get_column(id_column).to_list()
+    bad = ~np.isfinite(probs)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            f"{source}: row for id {row_ids[r]!r} has probability {probs[r, c]} in column "
+            f"'{classes[c]}' ({int(bad.any(axis=1).sum())} row(s) with null/NaN/inf), "
+            "expected a finite number in [0, 1]"
+        )
+    neg = probs < 0
+    if neg.any():
+        r, c = np.argwhere(neg)[0]
+        raise InputError(
+            f"{source}: row for id {row_ids[r]!r} has negative probability {probs[r, c]:.4g} "
+            f"in column '{classes[c]}' ({int(neg.any(axis=1).sum())} row(s)), expected >= 0"
+        )
+    sums = probs.sum(axis=1)
+    off = np.abs(sums - 1.0) > tolerance
+    if off.any():
+        r = int(np.flatnonzero(off)[0])
+        raise InputError(
+            f"{source}: row for id {row_ids[r]!r} sums to {sums[r]:.4g}, expected 1 ± {tolerance}"
+            f" ({int(off.sum())} row(s) off; are the columns probabilities, not logits?)"
+        )
+    normalised: FloatArray = (probs / sums[:, None]).astype(np.float32)
+    return normalised
+
+
+# --------------------------------------------------------------------------- cleanlab
+
+
+def _flag_issues(
+    labels: IntArray, probs: FloatArray, *, batched: bool, filter_by: str, batch_size: int
+) -> BoolArray:
+    if batched:
+        from cleanlab.experimental.label_issues_batched import find_label_issues_batched
+
+        mask = find_label_issues_batched(
+            labels, probs, batch_size=batch_size, n_jobs=1, verbose=False, return_mask=True
+        )
+    else:
+        from cleanlab.filter import find_label_issues as cl_find
+
+        mask = cl_find(labels, probs, filter_by=filter_by, n_jobs=1)
+    return np.asarray(mask, dtype=bool)
+
+
+def _quality(labels: IntArray, probs: FloatArray) -> npt.NDArray[np.float64]:
+    from cleanlab.rank import get_label_quality_scores
+
+    q = get_label_quality_scores(labels, probs, method="self_confidence")
+    return np.clip(np.asarray(q, dtype=np.float64), 0.0, 1.0)
+
+
+def _joint_and_health(
+    labels: IntArray, probs: FloatArray, classes: Sequence[str]
+) -> tuple[pl.DataFrame, float]:
+    from cleanlab.count import estimate_joint
+    from cleanlab.dataset import overall_label_health_score
+
+    k = len(classes)
+    present = np.unique(labels)
+    if len(present) < 2:
+        # cleanlab needs at least two observed classes; one class has no confusion to estimate
+        joint = np.zeros((k, k))
+        for c in present:
+            joint[c, c] = 1.0
+        health = 1.0
+    else:
+        joint = np.asarray(estimate_joint(labels, probs), dtype=np.float64)
+        health = float(
+            overall_label_health_score(labels, probs, confident_joint=None, verbose=False)
+        )
+    given, true = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+    frame = pl.DataFrame(
+        {
+            "given_label": [classes[int(i)] for i in given.ravel()],
+            "true_label": [classes[int(j)] for j in true.ravel()],
+            "joint": joint.ravel().astype(np.float64),
+        }
+    )
+    return frame, health
+
+
+def _per_class(table: pl.DataFrame, classes: Sequence[str]) -> pl.DataFrame:
+    stats = table.group_by("given_label").agg(
+        pl.len().cast(pl.Int64).alias("rows"),
+        pl.col("is_label_issue").sum().cast(pl.Int64).alias("issues"),
+        pl.col("label_quality").mean().alias("mean_label_quality"),
+    )
+    return (
+        pl.DataFrame({"class": list(classes)})
+        .join(stats, left_on="class", right_on="given_label", how="left", maintain_order="left")
+        .with_columns(pl.col("rows", "issues").fill_null(0))
+        .with_columns(
+            pl.when(pl.col("rows") > 0)
+            .then(pl.col("issues") / pl.col("rows"))
+            .otherwise(0.0)
+            .alias("issue_rate")
+        )
+        .select("class", "rows", "issues", "issue_rate", "mean_label_quality")
+    )
+
+
+def _rank(quality: npt.NDArray[np.float64]) -> IntArray:
+    order = np.argsort(quality, kind="stable")
+    rank = np.empty(len(quality), dtype=np.int64)
+    rank[order] = np.arange(1, len(quality) + 1)
+    return rank
+
+
+# --------------------------------------------------------------------------- multiannotator
+
+
+def _annotation_matrix(
+    annotations: pl.DataFrame,
+    *,
+    ids: pl.Series,
+    id_column: str,
+    annotator_column: str,
+    label_column: str,
+    classes: Sequence[str],
+    source: str,
+) -> tuple[npt.NDArray[np.float64], list[str]]:
+    """Items x annotators matrix of class codes, NaN where the annotator did not label the item.
+
+    Annotators without any label are dropped; unknown item ids and labels outside ``classes``
+    are input errors; repeated (item, annotator) pairs keep the last label.
+    """
+    _check_columns(annotations, [id_column, annotator_column, label_column], source=source)
+    ann = annotations.select(
+        pl.col(id_column).cast(pl.String).alias("item"),
+        pl.col(annotator_column).cast(pl.String).alias("annotator"),
+        pl.col(label_column).cast(pl.String).alias("label"),
+    ).filter(pl.col("label").is_not_null() & pl.col("annotator").is_not_null())
+    want = ids.cast(pl.String)
+    unknown = ann.filter(~pl.col("item").is_in(want.implode())).get_column("item").unique()
+    if unknown.len():
+        raise InputError(
+            f"{source}: column '{id_column}' has {unknown.len()} item id(s) not in the data: "
+            f"{_ids_preview(sorted(unknown.to_list()))}"
+        )
+    bad = ann.filter(~pl.col("label").is_in(list(classes))).get_column("label").unique()
+    if bad.len():
+        raise InputError(
+            f"{source}: column '{label_column}' has label(s) {sorted(bad.to_list())} outside "
+            f"the classes {list(classes)}"
+        )
+    ann = ann.unique(subset=["item", "annotator"], keep="last", maintain_order=True)
+    annotators = sorted(ann.get_column("annotator").unique().to_list())
+    row_of = pl.DataFrame({"item": want, "row": np.arange(want.len(), dtype=np.int64)})
+    codes = (
+        ann.join(row_of, on="item", how="inner")
+        .with_columns(
+            pl.col("label").replace_strict(list(classes), list(range(len(classes))),
+                                           return_dtype=pl.Int64).alias("code"),
+            pl.col("annotator").replace_strict(annotators, list(range(len(annotators))),
+                                               return_dtype=pl.Int64).alias("col"),
+        )
+    )
+    mat = np.full((want.len(), len(annotators)), np.nan)
+    mat[codes.get_column("row").to_numpy(), codes.get_column("col").to_numpy()] = codes.get_column(
+        "code"
+    ).to_numpy()
+    return mat, annotators
+
+
+def _majority(mat: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
+    """Majority vote per row (ties -> lowest class code); -1 where the row has no label."""
+    counts = np.zeros((mat.shape[0], k), dtype=np.int64)
+    for c in range(k):
+        counts[:, c] = (mat == c).sum(axis=1)
+    vote: npt.NDArray[np.int64] = counts.argmax(axis=1).astype(np.int64)
+    vote[counts.sum(axis=1) == 0] = -1
+    return vote
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def find_label_issues(
+    df: pl.DataFrame,
+    *,
+    id_column: str,
+    label_column: str,
+    text_columns: Sequence[str] = (),
+    feature_columns: Sequence[str] = (),
+    method: str = "cross_validated",
+    folds: int = 5,
+    seed: int = 13,
+    predictions: pl.DataFrame | None = None,
+    annotations: pl.DataFrame | None = None,
+    annotator_column: str = "annotator",
+    annotation_label_column: str | None = None,
+    classes: Sequence[str] | None = None,
+    batched: bool | None = None,
+    batched_min_rows: int = 200_000,
+    batch_size: int = 100_000,
+    filter_by: str = "both",
+    pred_probs: FloatArray | None = None,
+    calibrate_probs: bool = True,
+    n_jobs: int = 2,
+    source: str = "items",
+) -> LabelIssuesResult:
+    """Find rows whose label is probably wrong.
+
+    ``df`` holds one row per item: ``id_column`` (unique), ``label_column`` (string labels)
+    and the model inputs (``text_columns`` and/or ``feature_columns``). ``classes`` fixes the
+    class order (default: sorted labels seen). ``batched=None`` picks cleanlab's batched path
+    from ``batched_min_rows`` rows on. ``filter_by`` is cleanlab's filter for the standard
+    path ("both" measured best on real data with planted flips). ``pred_probs`` lets a caller
+    that already has out-of-fold probabilities (rows aligned with ``df``, columns with
+    ``classes``) skip the model. The annotations frame (multiannotator) is long format with
+    columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
+    ``label_column``).
+    """
+    if method not in METHODS:
+        raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
+    if filter_by not in FILTERS:
+        raise InputError(
+            f"label_issues.filter_by: got {filter_by!r}, expected one of {list(FILTERS)}"
+        )
+    _check_columns(df, [id_column, label_column, *text_columns, *feature_columns], source=source)
+    ids = df.get_column(id_column)
+    _check_ids(ids, source=source, id_column=id_column)
+    given = df.get_column(label_column).cast(pl.String)
+
+    mat: npt.NDArray[np.float64] | None = None
+    annotator_names: list[str] = []
+    if method == "multiannotator":
+        if annotations is None:
+            raise InputError("label_issues.method 'multiannotator' needs an annotations frame")
+        ann_label = annotation_label_column or label_column
+        seen = set(given.drop_nulls().to_list())
+        if ann_label in annotations.columns:
+            seen |= set(annotations.get_column(ann_label).cast(pl.String).drop_nulls().to_list())
+        cls = list(classes) if classes is not None else sorted(seen)
+        mat, annotator_names = _annotation_matrix(
+            annotations, ids=ids, id_column=id_column, annotator_column=annotator_column,
+            label_column=ann_label, classes=cls, source="annotations",
+        )
+    else:
+        nulls = given.is_null()
+        if nulls.any():
+            bad_ids = ids.filter(nulls).to_list()
+            raise InputError(
+                f"{source}: column '{label_column}' is null for {len(bad_ids)} row(s) "
+                f"(ids {_ids_preview(bad_ids)}), expected a label on every row"
+            )
+        if classes is not None:
+            cls = list(classes)
+        elif method == "predictions" and predictions is not None:
+            pred_cols = [c for c in predictions.columns if c != id_column]
+            cls = sorted(set(given.to_list()) | set(pred_cols))
+        else:
+            cls = sorted(set(given.to_list()))
+    unknown = given.drop_nulls().filter(~given.drop_nulls().is_in(cls)).unique()
+    if unknown.len():
+        raise InputError(
+            f"{source}: column '{label_column}' has label(s) {sorted(unknown.to_list())} "
+            f"outside the classes {cls}"
+        )
+    if len(cls) < 2:
+        raise InputError(
+            f"{source}: column '{label_column}' has {len(cls)} class(es) {cls}, expected >= 2"
+        )
+    code_of = {c: i for i, c in enumerate(cls)}
+    given_codes = np.asarray(
+        given.replace_strict(code_of, default=-1, return_dtype=pl.Int64).to_numpy(),
+        dtype=np.int64,
+    )
+
+    # The label each row is judged on: the dataset's label, or (multiannotator, where the
+    # dataset has none) the annotators' majority vote.
+    train_labels = given_codes.copy()
+    if mat is not None:
+        vote = _majority(mat, len(cls))
+        train_labels = np.where(given_codes >= 0, given_codes, vote)
+        unlabeled = train_labels < 0
+        if unlabeled.any():
+            bad_ids = ids.filter(pl.Series(unlabeled)).to_list()
+            raise InputError(
+                f"annotations: {len(bad_ids)} item(s) have no annotation and no "
+                f"'{label_column}' value (ids {_ids_preview(bad_ids)}): nothing to check"
+            )
+
+    if pred_probs is not None:
+        probs = np.asarray(pred_probs, dtype=np.float32)
+        if probs.shape != (df.height, len(cls)):
+            raise InputError(
+                f"label_issues: pred_probs has shape {probs.shape}, expected "
+                f"({df.height}, {len(cls)})"
+            )
+    elif method == "predictions":
+        if predictions is None:
+            raise InputError("label_issues.method 'predictions' needs a predictions frame")
+        probs = validate_predictions(
+            predictions, ids=ids, classes=cls, id_column=id_column, source="predictions"
+        )
+    else:
+        probs = out_of_fold_probabilities(
+            df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
+            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs,
+        )
+
+    use_batched = batched if batched is not None else df.height >= batched_min_rows
+    path = "batched" if use_batched else "standard"
+    suggested_codes = probs.argmax(axis=1)
+    quality = _quality(train_labels, probs)
+    is_issue = _flag_issues(
+        train_labels, probs, batched=use_batched, filter_by=filter_by, batch_size=batch_size
+    )
+    annotators_frame: pl.DataFrame | None = None
+    extra: dict[str, pl.Series] = {}
+    if mat is not None:
+        import pandas as pd
+        from cleanlab.multiannotator import get_label_quality_multiannotator
+
+        has_ann = ~np.isnan(mat).all(axis=1)
+        keep = np.flatnonzero(has_ann)
+        n_ann = (~np.isnan(mat)).sum(axis=1)
+        agreement = np.full(df.height, np.nan)
+        consensus = train_labels.copy()
+        if len(keep) and mat.shape[1] >= 1:
+            sub = mat[keep]
+            live = np.flatnonzero(~np.isnan(sub).all(axis=0))
+            labels_frame = pd.DataFrame(
+                sub[:, live], columns=[annotator_names[int(j)] for j in live]
+            )
+            out = get_label_quality_multiannotator(
+                labels_frame, probs[keep], verbose=False, return_detailed_quality=False,
+                calibrate_probs=calibrate_probs,
+            )
+            lq = out["label_quality"]
+            consensus[keep] = lq["consensus_label"].to_numpy().astype(np.int64)
+            quality[keep] = np.clip(lq["consensus_quality_score"].to_numpy(), 0.0, 1.0)
+            agreement[keep] = lq["annotator_agreement"].to_numpy()
+            stats = out["annotator_stats"]
+            annotators_frame = pl.DataFrame(
+                {
+                    "annotator": [str(a) for a in stats.index],
+                    "quality": stats["annotator_quality"].to_numpy().astype(np.float64),
+                    "agreement_with_consensus": stats["agreement_with_consensus"]
+                    .to_numpy()
+                    .astype(np.float64),
+                    "n_labels": stats["num_examples_labeled"].to_numpy().astype(np.int64),
+                }
+            ).sort(["quality", "annotator"], descending=[True, False])
+        suggested_codes = consensus
+        is_issue = train_labels != consensus
+        extra = {
+            "consensus_label": pl.Series([cls[c] for c in consensus], dtype=pl.String),
+            "num_annotations": pl.Series(n_ann.astype(np.int64)),
+            "annotator_agreement": pl.Series(agreement, dtype=pl.Float64).fill_nan(None),
+        }
+
+    table = pl.DataFrame(
+        {
+            id_column: ids,
+            "given_label": pl.Series([cls[c] for c in train_labels], dtype=pl.String),
+            "suggested_label": pl.Series([cls[c] for c in suggested_codes], dtype=pl.String),
+            "label_quality": pl.Series(quality, dtype=pl.Float64),
+            "is_label_issue": pl.Series(is_issue, dtype=pl.Boolean),
+            "rank": pl.Series(_rank(quality), dtype=pl.Int64),
+            **extra,
+        }
+    )
+    noise, health = _joint_and_health(train_labels, probs, cls)
+    if math.isnan(health):
+        health = 0.0
+    return LabelIssuesResult(
+        method=method,
+        path=path,
+        classes=cls,
+        table=table,
+        noise_matrix=noise,
+        health_score=health,
+        per_class=_per_class(table, cls),
+        annotators=annotators_frame,
+    )
