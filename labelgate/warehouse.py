@@ -138,6 +138,8 @@ def start_run(
 
 
 def record_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch], *, run_id: str) -> None:
+    for source in sorted({b.source for b in batches}):  # idempotent on retry
+        con.execute("DELETE FROM run_batches WHERE run_id = ? AND source = ?", [run_id, source])
     for b in batches:
         con.execute(
             "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -160,6 +162,7 @@ def record_quarantine(
         pl.lit(dataset).alias("dataset"),
         "source", "batch", "row", "id", "column", "check", "failure_value", "reason",
     )
+    con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])  # idempotent on retry
     con.register("_lg_quarantine", frame)
     try:
         con.execute("INSERT INTO quarantine SELECT * FROM _lg_quarantine")
@@ -263,6 +266,7 @@ def record_metrics(
     con: duckdb.DuckDBPyConnection, metrics: Mapping[str, float], *, run_id: str, dataset: str
 ) -> None:
     now = datetime.now(UTC)
+    con.execute("DELETE FROM metrics_history WHERE run_id = ?", [run_id])  # idempotent on retry
     con.executemany(
         "INSERT INTO metrics_history VALUES (?, ?, ?, ?, ?)",
         [[run_id, dataset, k, float(v), now] for k, v in sorted(metrics.items())],

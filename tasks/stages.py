@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from prefect import get_run_logger, task
 from prefect.artifacts import (
@@ -25,6 +26,7 @@ from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
 from labelgate import steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
+from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate
 from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
 from labelgate.publish import publish_version
@@ -40,6 +42,27 @@ from labelgate.spec import Spec, load_spec
 from labelgate.splits import load_assignments, save_assignments
 
 ARTIFACT_ROWS = 200
+HOUR = 3600
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only I/O trouble (a busy disk, a locked warehouse); never bad input or bugs."""
+    try:
+        state.result()
+    except LabelgateError:
+        return False
+    except (OSError, duckdb.IOException, duckdb.TransactionException):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+# I/O stages are idempotent (content-addressed lake, delete-then-insert tables), so they
+# retry transient errors; every stage has a time limit so a hung night shows as TimedOut.
+RETRY_IO: dict[str, Any] = {
+    "retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _transient,
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +106,7 @@ def prepare_run(
     return spec, run
 
 
-@task(name="ingest", cache_policy=NO_CACHE)
+@task(name="ingest", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR, **RETRY_IO)
 def ingest(spec: Spec, run: RunContext) -> list[Batch]:
     """Each matched input file becomes (or reuses) a content-addressed lake batch."""
     batches = ingest_source(
@@ -103,7 +126,7 @@ def ingest(spec: Spec, run: RunContext) -> list[Batch]:
     return batches
 
 
-@task(name="enforce-contract", cache_policy=NO_CACHE)
+@task(name="enforce-contract", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
 def contract(spec: Spec, batches: list[Batch]) -> ContractResult:
     """Validate the run's rows against the pandera contract; bad rows are quarantined."""
     for b in batches:
@@ -117,7 +140,7 @@ def contract(spec: Spec, batches: list[Batch]) -> ContractResult:
     return result
 
 
-@task(name="store", cache_policy=NO_CACHE)
+@task(name="store", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
 def store(spec: Spec, run: RunContext, result: ContractResult) -> Stored:
     """Write the valid rows to Parquet, the quarantine to DuckDB, and refresh the views."""
     run.curated_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +157,7 @@ def store(spec: Spec, run: RunContext, result: ContractResult) -> Stored:
     return Stored(valid_path=str(valid_path), warehouse=str(run.warehouse))
 
 
-@task(name="agreement", cache_policy=NO_CACHE)
+@task(name="agreement", cache_policy=NO_CACHE, timeout_seconds=HOUR)
 def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementOutcome:
     """Ingest annotations (and gold) into the lake, measure agreement, store the tables."""
     ann_source = spec.sources.annotations
@@ -197,7 +220,7 @@ def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementO
     )
 
 
-@task(name="label-issues", cache_policy=NO_CACHE)
+@task(name="label-issues", cache_policy=NO_CACHE, timeout_seconds=4 * HOUR)
 def label_issues(
     spec: Spec, run: RunContext, result: ContractResult, agreement: AgreementOutcome | None
 ) -> steps.LabelIssuesOutcome:
@@ -240,7 +263,7 @@ _LABEL_ISSUE_COLUMNS = (
 )
 
 
-@task(name="dedup", cache_policy=NO_CACHE)
+@task(name="dedup", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
 def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOutcome:
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
     outcome = steps.detect_duplicates(result.valid, spec=spec)
@@ -259,7 +282,7 @@ def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOut
     return outcome
 
 
-@task(name="splits", cache_policy=NO_CACHE)
+@task(name="splits", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
 def splits(
     spec: Spec,
     run: RunContext,
@@ -288,7 +311,8 @@ def splits(
     return outcome
 
 
-@task(name="publish", cache_policy=NO_CACHE)  # no retries: a retry would publish twice
+# no retries: a retry after the rename would publish a second version
+@task(name="publish", cache_policy=NO_CACHE, timeout_seconds=HOUR)
 def publish(
     spec: Spec,
     run: RunContext,
@@ -329,7 +353,7 @@ def publish(
             "splits": version.manifest["splits"]}
 
 
-@task(name="gate", cache_policy=NO_CACHE)
+@task(name="gate", cache_policy=NO_CACHE, timeout_seconds=600, **RETRY_IO)
 def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
     """Compare the run's metrics with the spec's thresholds; record both."""
     verdict = evaluate_gate(metrics, spec.gate)
@@ -383,7 +407,7 @@ def metrics(spec: Spec, result: ContractResult, outcomes: Outcomes) -> dict[str,
     )
 
 
-@task(name="report", cache_policy=NO_CACHE)
+@task(name="report", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
 def report(
     spec: Spec,
     run: RunContext,
