@@ -37,7 +37,7 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         dups = stages.dedup(spec, run, result) if spec.dedup else None
         split = stages.splits(spec, run, result, issues, dups) if spec.splits else None
         outcomes = stages.Outcomes(agreement, issues, dups, split)
-        metrics = stages.metrics(spec, result, outcomes)
+        metrics = stages.metrics(spec, run, result, outcomes)
         verdict = stages.gate(spec, run, metrics)
         published = (
             stages.publish(spec, run, split, verdict, metrics, batches)

@@ -11,7 +11,8 @@ check names when it parses, before any data is read, and imports point down only
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -130,6 +131,14 @@ GATE_CHECKS: dict[str, GateCheck] = {
             upper=1.0,
         ),
         GateCheck(
+            "max_label_issue_rate_increase",
+            "label_issues.rate_increase",
+            "max",
+            "label-issue rate minus the median of the last 10 passing runs (0 with no history)",
+            lower=0.0,
+            upper=1.0,
+        ),
+        GateCheck(
             "max_duplicate_rate",
             "dedup.duplicate_rate",
             "max",
@@ -198,6 +207,36 @@ class GateVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+
+
+HISTORY_WINDOW = 10
+# metric -> derived metric comparing it with the median of the last passing runs
+_VERSUS_HISTORY = {"label_issues.rate": "label_issues.rate_increase"}
+
+
+def history_metrics(
+    current: Mapping[str, float],
+    history: Sequence[tuple[str, str, float]],
+    *,
+    window: int = HISTORY_WINDOW,
+) -> dict[str, float]:
+    """Metrics that compare this run with earlier ones.
+
+    `history` is (run_id, metric, value) rows of earlier runs, oldest first (the
+    metrics_history table). For each tracked metric: the current value minus the median over
+    the last `window` runs whose gate passed (`<metric>_increase`), and how many runs the
+    baseline has (`<metric>_baseline_runs`). With no passing run yet the increase is 0.
+    """
+    passed_runs = [run for run, metric, value in history if metric == "gate_passed" and value]
+    recent = set(passed_runs[-window:])
+    out: dict[str, float] = {}
+    for metric, derived in _VERSUS_HISTORY.items():
+        if metric not in current:
+            continue
+        base = [v for run, m, v in history if m == metric and run in recent]
+        out[derived] = float(current[metric] - statistics.median(base)) if base else 0.0
+        out[f"{derived}_baseline_runs"] = float(len(base))
+    return out
 
 
 def evaluate_gate(metrics: Mapping[str, float], thresholds: Mapping[str, float]) -> GateVerdict:

@@ -27,7 +27,7 @@ from checks.quality import class_counts, contract_metrics
 from labelgate import steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
-from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate
+from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate, history_metrics
 from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
 from labelgate.publish import publish_version
 from labelgate.report import (
@@ -394,17 +394,24 @@ class Outcomes:
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
-def metrics(spec: Spec, result: ContractResult, outcomes: Outcomes) -> dict[str, float]:
-    """The run's metrics for the gate: contract metrics plus every stage's own."""
+def metrics(
+    spec: Spec, run: RunContext, result: ContractResult, outcomes: Outcomes
+) -> dict[str, float]:
+    """The run's metrics for the gate: contract metrics, every stage's own, and the
+    comparisons with earlier passing runs (metrics_history)."""
     base = contract_metrics(result, label_column=spec.columns.label)
     base["rows_excluded"] = float(outcomes.excluded)
-    return steps.merge_metrics(
+    current = steps.merge_metrics(
         base,
         outcomes.agreement.metrics if outcomes.agreement else None,
         outcomes.label_issues.metrics if outcomes.label_issues else None,
         outcomes.dedup.metrics if outcomes.dedup else None,
         outcomes.splits.metrics if outcomes.splits else None,
     )
+    with warehouse.connect(run.warehouse) as con:
+        earlier = warehouse.metric_history(con, run.dataset, last_runs=100)
+    rows = earlier.filter(pl.col("run_id") != run.run_id).select("run_id", "metric", "value")
+    return current | history_metrics(current, rows.rows())
 
 
 @task(name="report", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)

@@ -49,3 +49,24 @@ def test_unknown_check_lists_valid_ones() -> None:
 
 def test_registry_names_match_keys() -> None:
     assert all(name == check.name for name, check in GATE_CHECKS.items())
+
+
+def test_history_metrics_compare_with_the_median_of_passing_runs() -> None:
+    from labelgate.gate import history_metrics
+
+    history = [
+        ("r1", "gate_passed", 1.0), ("r1", "label_issues.rate", 0.10),
+        ("r2", "gate_passed", 0.0), ("r2", "label_issues.rate", 0.90),  # failed: ignored
+        ("r3", "gate_passed", 1.0), ("r3", "label_issues.rate", 0.12),
+        ("r4", "gate_passed", 1.0), ("r4", "label_issues.rate", 0.14),
+    ]
+    out = history_metrics({"label_issues.rate": 0.30}, history)
+    assert out["label_issues.rate_increase"] == pytest.approx(0.30 - 0.12)
+    assert out["label_issues.rate_increase_baseline_runs"] == 3
+    assert history_metrics({"label_issues.rate": 0.3}, [])["label_issues.rate_increase"] == 0.0
+    assert history_metrics({}, history) == {}
+    verdict = evaluate_gate(out, {"max_label_issue_rate_increase": 0.05})
+    assert not verdict.passed
+    assert "label_issues.rate_increase 0.18 > gate.max_label_issue_rate_increase 0.05" in (
+        verdict.summary()
+    )
