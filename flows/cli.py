@@ -270,6 +270,56 @@ HISTORY_METRICS = (
 )
 
 
+@app.command()
+def serve(
+    specs: Annotated[list[Path], typer.Argument(help="Dataset spec(s) to schedule.")],
+    cron: Annotated[
+        str, typer.Option(help="Cron schedule (default: 02:30 every night).")
+    ] = "30 2 * * *",
+    timezone: Annotated[str, typer.Option(help="Time zone of the cron schedule.")] = "UTC",
+    interval: Annotated[
+        int | None,
+        typer.Option(help="Run every N seconds instead of the cron schedule.", min=1),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Schedule SPEC(s) in this process (no work pool or worker needed); Ctrl-C stops.
+
+    Needs a Prefect server with its scheduler: set PREFECT_API_URL (for example
+    `prefect server start` on this machine). One deployment per spec, named after the dataset.
+    """
+    loaded = [(path, _load(path)) for path in specs]
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("PREFECT_API_URL"):
+        err.print(
+            "[red]error:[/red] labelgate serve needs a Prefect server for its schedules: "
+            "start one (`prefect server start`) and set PREFECT_API_URL"
+        )
+        raise typer.Exit(EXIT_INPUT)
+    from prefect import serve as prefect_serve
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.schedules import Cron, Interval
+
+    from flows.pipeline import quality_pipeline
+
+    schedule = Interval(interval) if interval else Cron(cron, timezone=timezone)
+    deployments: list[RunnerDeployment] = [
+        RunnerDeployment.from_flow(
+            quality_pipeline,
+            name=f"{s.name}-serve",
+            schedules=[schedule],
+            parameters={"spec_path": str(path.resolve()),
+                        "store": str(store.resolve()) if store else None},
+            tags=["labelgate"],
+        )
+        for path, s in loaded
+    ]
+    when = f"every {interval} s" if interval else f"cron '{cron}' ({timezone})"
+    out.print(f"serving {len(deployments)} dataset(s) on {when}: "
+              + ", ".join(s.name for _, s in loaded))
+    prefect_serve(*deployments)
+
+
 publish_app = typer.Typer(help="Published versions of a dataset's splits.", no_args_is_help=True)
 app.add_typer(publish_app, name="publish")
 

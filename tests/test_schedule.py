@@ -171,3 +171,35 @@ def test_deploy_from_prefect_yaml_and_run_with_a_worker(server: Server, tmp_path
     assert report["gate"]["passed"] is True
     assert report["rows"]["input"] == 3000
     assert report["rows"]["balanced"] is True
+
+
+def test_labelgate_serve_runs_on_its_schedule(server: Server, tmp_path: Path) -> None:
+    """`labelgate serve SPEC --interval 5`: one process schedules and runs the flow."""
+    store = tmp_path / "serve-store"
+    out = (server.logs / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "labelgate"), "serve", "data/examples/tweets/spec.yaml", "--interval", "5",
+         "--store", str(store)],
+        cwd=REPO, env=server.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    server.procs.append(proc)
+    report = store / "reports/tweets-sentiment/latest/report.json"
+    deadline = time.monotonic() + 240
+    while not report.is_file() and time.monotonic() < deadline:
+        assert proc.poll() is None, server.log("serve")
+        time.sleep(1)
+    assert report.is_file(), f"no scheduled run finished:\n{server.log('serve')}"
+    assert json.loads(report.read_text())["gate"]["passed"] is True
+    deployments = server.post("/deployments/filter", {})
+    assert isinstance(deployments, list)
+    assert [d["name"] for d in deployments] == ["tweets-sentiment-serve"]
+
+
+def test_labelgate_serve_needs_a_server(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run(
+        [str(BIN / "labelgate"), "serve", "data/examples/tweets/spec.yaml"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "needs a Prefect server" in result.stderr
