@@ -1,0 +1,125 @@
+"""End-to-end benchmark: the whole flow on N text rows made from the real tweets corpus.
+
+    .venv/bin/python bench/bench_pipeline.py --rows 1000000 [--rows 5000000] [--incremental 10000]
+
+For each size: generate the dataset (bench_ingest's generator: resampled real tweets, unique
+ids, 0.5% broken rows), write a spec with every stage (label issues, dedup, splits,
+publish), run the Prefect flow in a fresh process (temporary server) and print wall time
+per stage (from the Prefect task runs), total, and the process's peak RSS.
+`--incremental N` then adds a batch of N new rows and runs again (the nightly case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "data" / "examples"))
+
+CHILD = r"""
+import json, sys, time
+from flows.pipeline import quality_pipeline
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+t0 = time.perf_counter()
+state = quality_pipeline(sys.argv[1], sys.argv[2], return_state=True)
+wall = time.perf_counter() - t0
+with get_client(sync_client=True) as client:
+    runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+        id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+stages = {t.name.rsplit("-", 1)[0]: t.total_run_time.total_seconds()
+          for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time)}
+report = state.result(raise_on_failure=False)
+rows = report.get("rows") if isinstance(report, dict) else None
+print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
+                              "rows": rows}))
+"""
+
+
+def spec_for(csv_glob: str) -> dict[str, object]:
+    return {
+        "name": "bench-pipeline",
+        "sources": {"items": {"path": csv_glob}},
+        "columns": {"id": "tweet_id", "text": ["text"], "label": "sentiment"},
+        "contract": {
+            "tweet_id": {"dtype": "str", "unique": True},
+            "text": {"dtype": "str", "str_length": {"min": 1, "max": 1000}},
+            "sentiment": {"dtype": "str", "isin": ["negative", "neutral", "positive"]},
+            "confidence": {"dtype": "float", "nullable": True, "min": 0, "max": 1},
+        },
+        "label_issues": {"method": "cross_validated", "folds": 5},
+        "dedup": {"near": {"threshold": 0.9}},
+        "splits": {"fractions": {"train": 0.8, "validation": 0.1, "test": 0.1}},
+        "publish": {"formats": ["parquet", "jsonl"]},
+        "gate": {"max_quarantine_rate": 0.05, "max_split_leakage": 0},
+    }
+
+
+def run_flow(spec: Path, store: Path, home: Path) -> dict[str, object]:
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    env.pop("PREFECT_API_URL", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(spec), str(store)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=False)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"flow failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(line[len("RESULT "):])
+    # ru_maxrss of children is the max over all waited children: exact for the first run
+    result["peak_rss_mib"] = max(peak, before) / 1024
+    return result
+
+
+def show(title: str, r: dict[str, object]) -> None:
+    stages = r["stages"]
+    assert isinstance(stages, dict)
+    print(f"\n{title}: {r['state']}, wall {float(r['wall']):.1f} s (incl. ~7-15 s Prefect "  # type: ignore[arg-type]
+          f"server start), peak RSS {float(r['peak_rss_mib']):.0f} MiB; rows {r['rows']}")  # type: ignore[arg-type]
+    for name, sec in stages.items():
+        print(f"  {name:<18}{sec:>9.2f} s")
+    print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, action="append")
+    parser.add_argument("--incremental", type=int, default=0)
+    args = parser.parse_args()
+    from bench_ingest import generate
+
+    for rows in args.rows or [1_000_000]:
+        csv = generate(rows)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            (work / "in").mkdir()
+            os.symlink(csv, work / "in" / "part-0.csv")
+            spec = work / "spec.yaml"
+            spec.write_text(yaml.safe_dump(spec_for(str(work / "in" / "*.csv"))))
+            t = time.perf_counter()
+            show(f"{rows:,} rows", run_flow(spec, work / "store", work / "home"))
+            if args.incremental:
+                extra = pl.read_csv(csv, n_rows=args.incremental, infer_schema=False)
+                extra = extra.with_columns(pl.format("n-{}", pl.col("tweet_id")).alias("tweet_id"))
+                extra.write_csv(work / "in" / "part-1.csv")
+                show(f"+ {args.incremental:,} new rows (nightly)",
+                     run_flow(spec, work / "store", work / "home"))
+            print(f"  (both runs {time.perf_counter() - t:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
