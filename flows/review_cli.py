@@ -68,6 +68,16 @@ def _classes(spec: Spec, *frames: pl.Series) -> list[str]:
     return sorted(seen)
 
 
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse has a table (a read-only connection creates none; an older
+    warehouse may predate a stage's table)."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+        [name],
+    ).fetchone()
+    return bool(found and found[0])
+
+
 class _LatestRun:
     """The latest finished run's outputs that the review loop reads."""
 
@@ -98,6 +108,8 @@ class _LatestRun:
         self.spec = spec
 
     def _consensus(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
+        if not _has_table(con, "consensus"):
+            return None
         rows = con.execute(
             "SELECT item, majority, dawid_skene, n_labels, agreement FROM consensus"
             " WHERE run_id = ? AND dataset = ?",
@@ -112,6 +124,8 @@ class _LatestRun:
         )
 
     def _db_issues(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
+        if not _has_table(con, "label_issues"):
+            return None
         rows = con.execute(
             "SELECT id, given_label, suggested_label, label_quality, is_label_issue, rank"
             " FROM label_issues WHERE run_id = ? AND dataset = ? ORDER BY rank",

@@ -401,3 +401,15 @@ def test_cli_no_run_is_exit_2(tmp_path: Path) -> None:
         "columns": {"id": "id", "text": ["text"], "label": "y"}}))
     res = CliRunner().invoke(_cli(), ["review", "export", str(spec)])
     assert res.exit_code == 2 and "warehouse" in res.output
+
+
+def test_cli_export_on_warehouse_without_stage_tables(tmp_path: Path) -> None:
+    spec = _store(tmp_path)
+    with duckdb.connect(str(tmp_path / "store" / warehouse.WAREHOUSE_FILE)) as con:
+        con.execute("DROP TABLE consensus")
+        con.execute("DROP TABLE label_issues")
+    out = tmp_path / "t.json"
+    res = CliRunner().invoke(_cli(), ["review", "export", str(spec), "--limit", "2",
+                                      "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert [t["data"]["item_id"] for t in json.loads(out.read_text())] == ["b", "a"]
