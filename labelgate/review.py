@@ -57,6 +57,7 @@ __all__ = [
     "apply_corrections",
     "labeling_config",
     "load_corrections",
+    "load_gold_answers",
     "read_corrections",
     "review_queue",
     "reviewer_accuracy",
@@ -738,6 +739,18 @@ def load_corrections(store: Path, dataset: str) -> pl.DataFrame:
     return pl.concat(
         [f.select([pl.col(c).cast(t) for c, t in OVERLAY_SCHEMA.items()]) for f in frames]
     ).sort(["imported_at", "timestamp"])
+
+
+def load_gold_answers(store: Path, dataset: str) -> pl.DataFrame:
+    """Reviewer answers on gold items across every corrections batch (id, label, reviewer,
+    timestamp, where, gold_label): feed ``reviewer_accuracy``."""
+    root = lake_dir(store, dataset, CORRECTIONS_SOURCE)
+    frames = [
+        pl.read_parquet(d / "gold_answers.parquet")
+        for d in sorted(root.glob("batch=*"))
+        if (d / MARKER).is_file() and (d / "gold_answers.parquet").is_file()
+    ]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 @dataclass(frozen=True)

@@ -256,6 +256,8 @@ def test_validate_rejects_with_reasons() -> None:
     assert v.reasons() == {"duplicate": 1, "unknown_id": 1, "unknown_label": 1}
     acc = review.reviewer_accuracy(v.gold_answers)
     assert acc.rows() == [("r2", 1, 0, 0.0)]
+    assert review.reviewer_accuracy(v.gold_answers.drop("gold_label"), gold).rows() == [
+        ("r2", 1, 0, 0.0)]
 
 
 def test_store_and_apply_latest_wins(tmp_path: Path) -> None:
@@ -274,6 +276,7 @@ def test_store_and_apply_latest_wins(tmp_path: Path) -> None:
         assert Path(b.path).name.startswith("batch=")
     again = review.store_corrections(v, source_file=f2, dataset="ds", store=store)
     assert again.reused
+    assert review.load_gold_answers(store, "ds").height == 0
     overlay = review.load_corrections(store, "ds")
     assert overlay.height == 3
     assert list(overlay.schema) == list(review.OVERLAY_SCHEMA)
