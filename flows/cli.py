@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.review_cli import review_app
 from labelgate import warehouse
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import AGREEMENT_PREFIX, GATE_CHECKS, GateVerdict, evaluate_gate
@@ -322,6 +323,7 @@ def serve(
 
 publish_app = typer.Typer(help="Published versions of a dataset's splits.", no_args_is_help=True)
 app.add_typer(publish_app, name="publish")
+app.add_typer(review_app, name="review")
 
 
 def _print_frame(frame: pl.DataFrame, *, title: str) -> None:
