@@ -57,7 +57,8 @@ TABLE_SCHEMA: dict[str, type[pl.DataType]] = {
 class LabelIssuesResult:
     """What the label-issue stage found.
 
-    ``table`` has one row per input row, in input order: the id column (its own name),
+    ``table`` has one row per input row, in input order: ``id`` (the values of the id column,
+    dtype kept; named ``id`` whatever the column is called, as the warehouse table is),
     ``given_label``, ``suggested_label``, ``label_quality`` (0..1, low = suspicious),
     ``is_label_issue`` and ``rank`` (1 = most suspicious, by label_quality ascending, ties by
     input order). The multiannotator method adds ``consensus_label``, ``num_annotations`` and
@@ -85,7 +86,7 @@ class LabelIssuesResult:
     def issue_ids(self) -> pl.Series:
         """Ids of the flagged rows, most suspicious first."""
         flagged = self.table.filter(pl.col("is_label_issue")).sort("rank")
-        return flagged.get_column(self.table.columns[0])
+        return flagged.get_column("id")
 
 
 # --------------------------------------------------------------------------- validation
@@ -368,6 +369,7 @@ def find_label_issues(
     batched_min_rows: int = 200_000,
     batch_size: int = 100_000,
     filter_by: str = "both",
+    max_label_quality: float | None = None,
     pred_probs: FloatArray | None = None,
     calibrate_probs: bool = True,
     n_jobs: int = 2,
@@ -421,7 +423,11 @@ def find_label_issues(
         if classes is not None:
             cls = list(classes)
         elif method == "predictions" and predictions is not None:
-            pred_cols = [c for c in predictions.columns if c != id_column]
+            # numeric columns other than the id are classes (a larger model may know a class
+            # this batch lacks); string columns (model name, notes) are ignored
+            pred_cols = [
+                c for c, t in predictions.schema.items() if c != id_column and t.is_numeric()
+            ]
             cls = sorted(set(given.to_list()) | set(pred_cols))
         else:
             cls = sorted(set(given.to_list()))
@@ -481,6 +487,8 @@ def find_label_issues(
     is_issue = _flag_issues(
         train_labels, probs, batched=use_batched, filter_by=filter_by, batch_size=batch_size
     )
+    if max_label_quality is not None:
+        is_issue = is_issue & (quality < max_label_quality)
     annotators_frame: pl.DataFrame | None = None
     extra: dict[str, pl.Series] = {}
     if mat is not None:
@@ -527,7 +535,7 @@ def find_label_issues(
 
     table = pl.DataFrame(
         {
-            id_column: ids,
+            "id": ids,
             "given_label": pl.Series([cls[c] for c in train_labels], dtype=pl.String),
             "suggested_label": pl.Series([cls[c] for c in suggested_codes], dtype=pl.String),
             "label_quality": pl.Series(quality, dtype=pl.Float64),

@@ -12,7 +12,7 @@ Model choice (measured on real data with planted flips, see bench/bench_label_is
   regression trained by SGD (log loss, alpha 5e-5; 10 epochs up to 100k rows, fewer above).
   Stronger regularisation than sklearn's LogisticRegression default measured better here
   (noisy labels), and SGD is linear time: lbfgs LogisticRegression on the same features took
-  10-25x longer. The text matrix uses no labels, so it is built once for all folds; only the
+  ~25x longer. The text matrix uses no labels, so it is built once for all folds; only the
   classifier is fitted per fold.
 * numeric / categorical feature columns only: ``HistGradientBoostingClassifier`` with native
   categorical support.
@@ -25,6 +25,7 @@ same inputs and seed give the same probabilities.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,13 +69,14 @@ def assign_folds(labels: npt.ArrayLike, *, folds: int = 5, seed: int = 13) -> In
         raise InputError(f"label_issues: {n} rows cannot be split into {folds} folds")
     out = np.empty(n, dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    import warnings
-
     with warnings.catch_warnings():
         # "The least populated class in y has only 1 members": fine, we still score every row.
         warnings.simplefilter("ignore", UserWarning)
-        for k, (_, test) in enumerate(splitter.split(np.zeros(n), y)):
-            out[test] = k
+        try:
+            for k, (_, test) in enumerate(splitter.split(np.zeros(n), y)):
+                out[test] = k
+        except ValueError as err:
+            raise InputError(f"label_issues.folds: cannot make {folds} folds: {err}") from err
     return out
 
 
@@ -230,8 +232,10 @@ def _tabular_frame(features: pl.DataFrame, feature_columns: Sequence[str]) -> pl
 
 
 def _categorical_mask(features: pl.DataFrame, feature_columns: Sequence[str]) -> list[bool]:
+    # HistGradientBoosting handles at most 255 categories natively; more -> ordinal codes
     return [
         not (features.schema[c].is_numeric() or features.schema[c] == pl.Boolean)
+        and features.get_column(c).n_unique() <= 250
         for c in feature_columns
     ]
 
@@ -316,7 +320,7 @@ def out_of_fold_probabilities(
             tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
             hgb = HistGradientBoostingClassifier(
                 categorical_features=np.asarray(cat) if any(cat) else None,
-                random_state=seed, early_stopping=False, max_iter=200, learning_rate=0.1,
+                random_state=seed, early_stopping=False, max_iter=100, learning_rate=0.1,
             )
             hgb.fit(x_tab[tr], y[tr])
             out[np.ix_(te, hgb.classes_)] = hgb.predict_proba(x_tab[te])

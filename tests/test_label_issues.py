@@ -88,9 +88,10 @@ def test_planted_flips_in_real_tweets_are_found(tweets_sample: pl.DataFrame) -> 
     flagged = res.table.get_column("is_label_issue").to_numpy()
     tp = (flagged & planted).sum()
     precision, recall = tp / flagged.sum(), tp / planted.sum()
-    # Measured on this sample (seed 3 sample, seed 7 flips): precision 0.44, recall 0.80.
-    # Strict scoring: real tweets carry natural noise, flagged unplanted rows count against us.
-    assert recall >= 0.70
+    # Measured: this sample (seed 3) and flips (seed 7): precision 0.464, recall 0.770; over
+    # samples 3-5 x flip seeds 7-8: precision 0.41-0.46, recall 0.72-0.82. Strict scoring: the
+    # real tweets carry natural label noise, and flagged unplanted rows count as false positives.
+    assert recall >= 0.65
     assert precision >= 0.35
     # flipped rows rank well above clean ones
     ranks = res.table.get_column("rank").to_numpy()
@@ -230,8 +231,11 @@ def test_predictions_mode_flags_disagreeing_rows() -> None:
     df = pl.DataFrame({"id": [f"r{i}" for i in range(n)], "label": labels})
     res = find_label_issues(
         df, id_column="id", label_column="label", method="predictions",
-        predictions=_preds([f"r{i}" for i in range(n)], probs.tolist()),
+        predictions=_preds([f"r{i}" for i in range(n)], probs.tolist()).with_columns(
+            pl.lit("big-model-v2").alias("model")  # string columns are not classes
+        ),
     )
+    assert res.classes == CLASSES
     assert res.method == "predictions"
     assert res.issue_ids.to_list() == ["r4"]
     assert res.table.filter(pl.col("id") == "r4").get_column("rank").item() == 1
@@ -380,3 +384,10 @@ def test_null_label_and_duplicate_id_are_input_errors() -> None:
     dup = pl.concat([_toy(5), _toy(5).head(1)])
     with pytest.raises(InputError, match=r"duplicate id.*'t000'"):
         find_label_issues(dup, id_column="id", label_column="label", text_columns=["text"])
+
+
+def test_table_id_column_is_named_id_whatever_the_input_calls_it() -> None:
+    df = _toy(10).rename({"id": "tweet_id"})
+    res = find_label_issues(df, id_column="tweet_id", label_column="label", text_columns=["text"])
+    assert res.table.columns[0] == "id"
+    assert res.table["id"].to_list() == df["tweet_id"].to_list()
