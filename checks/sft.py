@@ -35,13 +35,15 @@ Checks (the `check` column), in the order a row's records are listed:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from checks.contract import QUARANTINE_SCHEMA
+from checks.contract import QUARANTINE_SCHEMA, ContractResult, enforce_contract
 from labelgate.errors import InputError
+from labelgate.instructions import DEFAULT_PATTERNS, SftPattern, SftRules
+from labelgate.io import BATCH, ROW
+from labelgate.spec import Spec
 
 _IDX = "__lg_idx"
 _VALUE_EXCERPT = 120
@@ -60,152 +62,6 @@ CONFLICT_SCHEMA = {
     "group_rows": pl.UInt32,
     "group_responses": pl.UInt32,
 }
-
-
-def _valid_regex(value: str) -> str:
-    try:  # polars' (Rust) regex engine is the one that will run it
-        pl.Series([""], dtype=pl.String).str.contains(value)
-    except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()
-        raise ValueError(f"invalid regex {value!r}: {first[-1] if first else exc}") from None
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SftPattern(_Model):
-    """A text pattern whose match quarantines the row (check `pattern:<name>`)."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Check name suffix.")
-    regex: str = Field(description="Rust regex (polars); (?i) for case-insensitive.")
-    field: Literal["prompt", "response", "both"] = Field(
-        default="response", description="Which text it is searched in."
-    )
-    description: str = Field(default="", description="What a match means (shown in reasons).")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        return _valid_regex(value)
-
-
-DEFAULT_PATTERNS: tuple[SftPattern, ...] = (
-    SftPattern(
-        name="unfilled_placeholder",
-        regex=r"\{\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}\}|\{[A-Za-z_][A-Za-z0-9_]*\}",
-        field="both",
-        description="an unfilled template placeholder like {name} or {{name}}",
-    ),
-    SftPattern(
-        name="ai_disclaimer",
-        regex=r"(?i)\bas an ai(?: language)? model\b",
-        description="a model disclaimer copied from a generator",
-    ),
-    SftPattern(
-        name="chat_template_token",
-        regex=r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\|>"
-        r"|\[/?INST\]|</s>",
-        field="both",
-        description="a chat-template or end-of-text token left in the text",
-    ),
-    SftPattern(
-        name="truncation_marker",
-        regex=r"(?i)[\[<(](?:truncated|output truncated|cut off|continued)[\]>)]",
-        description="a marker that the text was cut",
-    ),
-)
-
-
-class SftRules(BaseModel):
-    """The spec's `sft:` section: what instruction-response rows must look like.
-
-    Length bounds are inclusive and off (null) unless set. Tokens are runs of
-    non-whitespace, a tokenizer-free proxy (roughly 0.75 model tokens per word in English).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    allowed_roles: list[str] = Field(
-        default_factory=lambda: ["system", "user", "assistant"],
-        min_length=1,
-        description="Roles a chat message may have.",
-    )
-    allow_consecutive_user_turns: bool = Field(
-        default=False,
-        description="Allow user, user, assistant. Off by default: many chat templates "
-        "(Llama 2, Mistral) raise on roles that do not alternate.",
-    )
-    min_prompt_chars: int | None = Field(default=None, ge=0)
-    max_prompt_chars: int | None = Field(default=None, ge=0)
-    min_response_chars: int | None = Field(default=None, ge=0)
-    max_response_chars: int | None = Field(default=None, ge=0)
-    min_prompt_tokens: int | None = Field(default=None, ge=0)
-    max_prompt_tokens: int | None = Field(default=None, ge=0)
-    min_response_tokens: int | None = Field(default=None, ge=0)
-    max_response_tokens: int | None = Field(default=None, ge=0)
-    reject_echo: bool = Field(
-        default=True, description="Quarantine a response that repeats the prompt."
-    )
-    patterns: list[SftPattern] = Field(
-        default_factory=lambda: list(DEFAULT_PATTERNS),
-        description="Patterns that quarantine a row; replaces the defaults when given.",
-    )
-    extra_patterns: list[SftPattern] = Field(
-        default_factory=list, description="Patterns added to `patterns` (keeps the defaults)."
-    )
-    truncation_chars: int | None = Field(
-        default=None,
-        ge=1,
-        description="A response this long (or longer) that does not end a sentence is "
-        "truncated; set it to the generator's length limit (or max_response_chars).",
-    )
-    truncation_tokens: int | None = Field(
-        default=None, ge=1, description="The same, in whitespace tokens."
-    )
-    sentence_end: str = Field(
-        default=r"""[.!?…。！？:;)\]"'”’`*]\s*$""",
-        description="A response matching this regex ends a sentence (truncated check).",
-    )
-    quarantine_conflicts: bool = Field(
-        default=False,
-        description="Quarantine every row of a prompt that has different responses "
-        "(default: report them only).",
-    )
-
-    @field_validator("sentence_end")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        return _valid_regex(value)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SftRules:
-        for side in ("prompt", "response"):
-            for unit in ("chars", "tokens"):
-                lo = getattr(self, f"min_{side}_{unit}")
-                hi = getattr(self, f"max_{side}_{unit}")
-                if lo is not None and hi is not None and lo > hi:
-                    raise ValueError(f"min_{side}_{unit} {lo} > max_{side}_{unit} {hi}")
-        names = [p.name for _, p in self.all_patterns()]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"pattern name(s) {repeated} used more than once")
-        return self
-
-    def needs_tokens(self) -> bool:
-        """Whether a rule reads whitespace-token counts."""
-        return self.truncation_tokens is not None or any(
-            getattr(self, f"{b}_{s}_tokens") is not None
-            for b in ("min", "max")
-            for s in ("prompt", "response")
-        )
-
-    def all_patterns(self) -> list[tuple[str, SftPattern]]:
-        """(spec key, pattern) for `patterns` then `extra_patterns`."""
-        return [("sft.patterns", p) for p in self.patterns] + [
-            ("sft.extra_patterns", p) for p in self.extra_patterns
-        ]
 
 
 def _normalized(expr: pl.Expr) -> pl.Expr:
@@ -712,4 +568,74 @@ __all__ = [
     "check_names",
     "check_sft",
     "conflicting_responses",
+    "enforce_instruction_contract",
+    "sft_summary",
 ]
+
+
+def enforce_instruction_contract(
+    canonical: pl.DataFrame,
+    *,
+    spec: Spec,
+    rejects: pl.DataFrame | None = None,
+    source: str = "items",
+) -> tuple[ContractResult, pl.DataFrame]:
+    """The pandera contract and the SFT checks on the canonical frame, as one result.
+
+    A row failing either is quarantined once, with every reason (contract records first,
+    then SFT records in `check_sft` order). Returns the merged `ContractResult` (input =
+    valid + quarantined, unparseable records included) and `conflicting_responses` over
+    the canonical rows (reported; quarantined only with `sft.quarantine_conflicts`).
+    """
+    contract = enforce_contract(canonical, spec=spec, source=source, rejects=rejects)
+    rules = spec.sft_rules()
+    sft = check_sft(canonical, rules=rules, source=source)
+    keys = sft.select(pl.col("batch").alias(BATCH), pl.col("row").alias(ROW)).unique()
+    valid = contract.valid.join(keys, on=[BATCH, ROW], how="anti")
+    quarantine = pl.concat([contract.quarantine, sft])
+    result = ContractResult(
+        valid=valid,
+        quarantine=quarantine,
+        rows_input=contract.rows_input,
+        rows_quarantined=contract.rows_input - valid.height,
+    )
+    return result, conflicting_responses(canonical)
+
+
+def sft_summary(
+    result: ContractResult, conflicts: pl.DataFrame, *, rules: SftRules, top: int = 20
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """(metrics, report section) of the SFT checks: quarantined rows per SFT check and the
+    conflicting-response groups (with the first `top` rows)."""
+    names = set(check_names(rules)) | {"conflicting_response"}
+    sft = result.quarantine.filter(
+        pl.col("check").is_in(list(names)) | pl.col("check").str.starts_with("pattern:")
+    )
+    by_check = (
+        sft.group_by("check")
+        .agg(pl.len().alias("rows"), pl.col("reason").first().alias("example"))
+        .sort(["rows", "check"], descending=[True, False])
+    )
+    sft_rows = sft.select("batch", "row").unique().height
+    groups = int(conflicts.get_column("conflict").n_unique()) if conflicts.height else 0
+    metrics = {
+        "sft.quarantined_rows": float(sft_rows),
+        "sft.quarantine_rate": sft_rows / result.rows_input if result.rows_input else 0.0,
+        "sft.conflict_groups": float(groups),
+        "sft.conflicting_rows": float(conflicts.height),
+    }
+    section: dict[str, Any] = {
+        "rules": rules.model_dump(mode="json", exclude={"patterns", "extra_patterns"}),
+        "patterns": [p.name for _, p in rules.all_patterns()],
+        "quarantined_rows": sft_rows,
+        "by_check": by_check.to_dicts(),
+        "conflicts": {
+            "groups": groups,
+            "rows": conflicts.height,
+            "quarantined": rules.quarantine_conflicts,
+            "examples": conflicts.head(top)
+            .with_columns(pl.col("prompt", "response").str.slice(0, _VALUE_EXCERPT))
+            .to_dicts(),
+        },
+    }
+    return metrics, section

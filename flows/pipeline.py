@@ -17,7 +17,8 @@ from tasks import stages
 
 @flow(name="quality-pipeline")
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
-    """Run one spec: ingest → contract → store → [agreement] → [label issues] → [dedup] →
+    """Run one spec: ingest → [canonicalize, instruction data] → contract (+ SFT checks) →
+    store → [agreement] → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.
 
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
@@ -26,8 +27,9 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
     spec, run = stages.prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
     try:
         batches = stages.ingest(spec, run)
-        result = stages.contract(spec, batches)
-        stored = stages.store(spec, run, result)
+        canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
+        result, sft = stages.contract(spec, batches, canonical)
+        stored = stages.store(spec, run, result, sft)
         agreement = (
             stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
         )
@@ -36,7 +38,7 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         )
         dups = stages.dedup(spec, run, result) if spec.dedup else None
         split = stages.splits(spec, run, result, issues, dups) if spec.splits else None
-        outcomes = stages.Outcomes(agreement, issues, dups, split)
+        outcomes = stages.Outcomes(agreement, issues, dups, split, sft)
         metrics = stages.metrics(spec, run, result, outcomes)
         verdict = stages.gate(spec, run, metrics)
         published = (

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from labelgate.errors import InputError
 
@@ -384,3 +384,148 @@ def write_jsonl(rows: pl.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows.write_ndjson(path)
     return path
+
+
+# The spec's `sft:` section (checks.sft runs it); here so the spec model can import it.
+
+
+def _valid_regex(value: str) -> str:
+    try:  # polars' (Rust) regex engine is the one that will run it
+        pl.Series([""], dtype=pl.String).str.contains(value)
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"invalid regex {value!r}: {first[-1] if first else exc}") from None
+    return value
+
+
+class SftPattern(_Model):
+    """A text pattern whose match quarantines the row (check `pattern:<name>`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Check name suffix.")
+    regex: str = Field(description="Rust regex (polars); (?i) for case-insensitive.")
+    field: Literal["prompt", "response", "both"] = Field(
+        default="response", description="Which text it is searched in."
+    )
+    description: str = Field(default="", description="What a match means (shown in reasons).")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+
+DEFAULT_PATTERNS: tuple[SftPattern, ...] = (
+    SftPattern(
+        name="unfilled_placeholder",
+        regex=r"\{\{\s*[A-Za-z_][A-Za-z0-9_.]*\s*\}\}|\{[A-Za-z_][A-Za-z0-9_]*\}",
+        field="both",
+        description="an unfilled template placeholder like {name} or {{name}}",
+    ),
+    SftPattern(
+        name="ai_disclaimer",
+        regex=r"(?i)\bas an ai(?: language)? model\b",
+        description="a model disclaimer copied from a generator",
+    ),
+    SftPattern(
+        name="chat_template_token",
+        regex=r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id)\|>"
+        r"|\[/?INST\]|</s>",
+        field="both",
+        description="a chat-template or end-of-text token left in the text",
+    ),
+    SftPattern(
+        name="truncation_marker",
+        regex=r"(?i)[\[<(](?:truncated|output truncated|cut off|continued)[\]>)]",
+        description="a marker that the text was cut",
+    ),
+)
+
+
+class SftRules(BaseModel):
+    """The spec's `sft:` section: what instruction-response rows must look like.
+
+    Length bounds are inclusive and off (null) unless set. Tokens are runs of
+    non-whitespace, a tokenizer-free proxy (roughly 0.75 model tokens per word in English).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_roles: list[str] = Field(
+        default_factory=lambda: ["system", "user", "assistant"],
+        min_length=1,
+        description="Roles a chat message may have.",
+    )
+    allow_consecutive_user_turns: bool = Field(
+        default=False,
+        description="Allow user, user, assistant. Off by default: many chat templates "
+        "(Llama 2, Mistral) raise on roles that do not alternate.",
+    )
+    min_prompt_chars: int | None = Field(default=None, ge=0)
+    max_prompt_chars: int | None = Field(default=None, ge=0)
+    min_response_chars: int | None = Field(default=None, ge=0)
+    max_response_chars: int | None = Field(default=None, ge=0)
+    min_prompt_tokens: int | None = Field(default=None, ge=0)
+    max_prompt_tokens: int | None = Field(default=None, ge=0)
+    min_response_tokens: int | None = Field(default=None, ge=0)
+    max_response_tokens: int | None = Field(default=None, ge=0)
+    reject_echo: bool = Field(
+        default=True, description="Quarantine a response that repeats the prompt."
+    )
+    patterns: list[SftPattern] = Field(
+        default_factory=lambda: list(DEFAULT_PATTERNS),
+        description="Patterns that quarantine a row; replaces the defaults when given.",
+    )
+    extra_patterns: list[SftPattern] = Field(
+        default_factory=list, description="Patterns added to `patterns` (keeps the defaults)."
+    )
+    truncation_chars: int | None = Field(
+        default=None,
+        ge=1,
+        description="A response this long (or longer) that does not end a sentence is "
+        "truncated; set it to the generator's length limit (or max_response_chars).",
+    )
+    truncation_tokens: int | None = Field(
+        default=None, ge=1, description="The same, in whitespace tokens."
+    )
+    sentence_end: str = Field(
+        default=r"""[.!?…。！？:;)\]"'”’`*]\s*$""",
+        description="A response matching this regex ends a sentence (truncated check).",
+    )
+    quarantine_conflicts: bool = Field(
+        default=False,
+        description="Quarantine every row of a prompt that has different responses "
+        "(default: report them only).",
+    )
+
+    @field_validator("sentence_end")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _valid_regex(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SftRules:
+        for side in ("prompt", "response"):
+            for unit in ("chars", "tokens"):
+                lo = getattr(self, f"min_{side}_{unit}")
+                hi = getattr(self, f"max_{side}_{unit}")
+                if lo is not None and hi is not None and lo > hi:
+                    raise ValueError(f"min_{side}_{unit} {lo} > max_{side}_{unit} {hi}")
+        names = [p.name for _, p in self.all_patterns()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"pattern name(s) {repeated} used more than once")
+        return self
+
+    def needs_tokens(self) -> bool:
+        """Whether a rule reads whitespace-token counts."""
+        return self.truncation_tokens is not None or any(
+            getattr(self, f"{b}_{s}_tokens") is not None
+            for b in ("min", "max")
+            for s in ("prompt", "response")
+        )
+
+    def all_patterns(self) -> list[tuple[str, SftPattern]]:
+        """(spec key, pattern) for `patterns` then `extra_patterns`."""
+        return [("sft.patterns", p) for p in self.patterns] + [
+            ("sft.extra_patterns", p) for p in self.extra_patterns
+        ]

@@ -25,6 +25,16 @@ JSONL styles (what Axolotl, Unsloth and TRL read):
   text with ``{column}`` placeholders (``{{``/``}}`` for literal braces).
 - ``ChatStyle``: ``{"messages": [{"role": "system", ...}, {"role": "user", ...},
   {"role": "assistant", ...}]}``; the system message (a template too) is optional.
+- ``InstructionStyle``: instruction data (the canonical frame of
+  ``labelgate.instructions``): format ``chat`` writes each row's whole ``messages`` list
+  (multi-turn), format ``alpaca`` ``{"instruction", "input", "output"}`` (earlier turns of a
+  multi-turn row go to ``input``), both through ``instructions.from_canonical``. Their files
+  are ``<split>.chat.jsonl`` and ``<split>.alpaca.jsonl`` (formats ``chat``, ``alpaca``).
+
+Row filter (the spec's ``publish.filter``, applied before publishing; no ``eval``): clauses
+``column op value`` joined by ``and``; ``op`` is one of ``== != >= <= > <``; ``value`` is a
+number, ``true``/``false``, or a quoted string (``'...'`` or ``"..."``). A null cell fails
+its clause. ``parse_filter`` parses, ``filter_expr`` builds the polars expression.
 """
 
 from __future__ import annotations
@@ -41,15 +51,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from labelgate.errors import GateFailedError, InputError
+from labelgate.instructions import from_canonical
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
-FORMATS = ("parquet", "jsonl")
+FORMATS = ("parquet", "jsonl", "alpaca", "chat")
+INSTRUCTION_FORMATS = ("alpaca", "chat")
 MANIFEST_FORMAT = "labelgate-published/1"
 _VERSION_DIR = re.compile(r"^v([0-9]+)$")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -78,7 +90,121 @@ class ChatStyle:
     style: str = field(default="chat", init=False)
 
 
-JsonlStyle = PlainStyle | AlpacaStyle | ChatStyle
+@dataclass(frozen=True)
+class InstructionStyle:
+    """Rows of the canonical instruction frame in a trainer's format (`from_canonical`)."""
+
+    format: Literal["alpaca", "chat"]
+    style: str = field(default="instruction", init=False)
+
+
+JsonlStyle = PlainStyle | AlpacaStyle | ChatStyle | InstructionStyle
+
+FilterOp = Literal["==", "!=", ">=", "<=", ">", "<"]
+FilterValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class FilterClause:
+    """One `column op value` clause of `publish.filter`."""
+
+    column: str
+    op: FilterOp
+    value: FilterValue
+
+    def __str__(self) -> str:
+        shown = json.dumps(self.value) if isinstance(self.value, str | bool) else self.value
+        return f"{self.column} {self.op} {shown}"
+
+
+_CLAUSE = re.compile(
+    r"""\s*(?P<column>[A-Za-z_][A-Za-z0-9_.-]*)\s*(?P<op>==|!=|>=|<=|>|<)\s*"""
+    r"""(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"=<>!][^\s'"]*)\s*"""
+)
+_AND = re.compile(r"and(?:\s+|$)")
+
+
+def _filter_value(raw: str, text: str) -> FilterValue:
+    if raw[0] in "'\"":
+        return re.sub(r"\\(.)", r"\1", raw[1:-1])
+    if raw in ("true", "false"):
+        return raw == "true"
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"filter {text!r}: value {raw!r} is not a number or true/false; quote text "
+            f"values ('{raw}')"
+        ) from None
+    if not math.isfinite(number):
+        raise ValueError(f"filter {text!r}: value {raw!r} is not a finite number")
+    return number
+
+
+def parse_filter(text: str) -> tuple[FilterClause, ...]:
+    """`quality >= 4 and accepted == true` -> clauses; ValueError says where it stopped."""
+    clauses: list[FilterClause] = []
+    pos = 0
+    while True:
+        m = _CLAUSE.match(text, pos)
+        if m is None:
+            raise ValueError(
+                f"filter {text!r}: expected `column op value` at character {pos + 1} "
+                f"({text[pos:pos + 20]!r}); op is one of == != >= <= > <"
+            )
+        op: FilterOp = m["op"]  # type: ignore[assignment]
+        clauses.append(FilterClause(m["column"], op, _filter_value(m["value"], text)))
+        pos = m.end()
+        if pos == len(text):
+            return tuple(clauses)
+        joiner = _AND.match(text, pos)
+        if joiner is None:
+            raise ValueError(
+                f"filter {text!r}: expected `and` or the end at character {pos + 1} "
+                f"({text[pos:pos + 20]!r})"
+            )
+        pos = joiner.end()
+
+
+def _clause_expr(c: FilterClause, schema: Mapping[str, Any], where: str) -> pl.Expr:
+    if c.column not in schema:
+        shown = [k for k in schema if not k.startswith("_")]
+        raise InputError(f"{where}: column {c.column!r} not in the rows; they have {shown}")
+    dtype = schema[c.column]
+    numeric = isinstance(c.value, int | float) and not isinstance(c.value, bool)
+    if numeric and not dtype.is_numeric():
+        raise InputError(
+            f"{where}: {c} compares {c.column!r} ({dtype}) with a number; quote the value "
+            f"to compare text, or set contract.{c.column}.dtype"
+        )
+    if isinstance(c.value, bool) and dtype != pl.Boolean:
+        raise InputError(f"{where}: {c} needs a bool column; {c.column!r} is {dtype}")
+    if isinstance(c.value, str) and dtype != pl.String:
+        raise InputError(f"{where}: {c} compares {c.column!r} ({dtype}) with text")
+    col, v = pl.col(c.column), pl.lit(c.value)
+    ops = {"==": col == v, "!=": col != v, ">=": col >= v, "<=": col <= v, ">": col > v,
+           "<": col < v}
+    return ops[c.op].fill_null(False)
+
+
+def filter_expr(
+    clauses: Sequence[FilterClause], schema: Mapping[str, Any], *, where: str = "publish.filter"
+) -> tuple[pl.Expr, pl.Expr]:
+    """(keep, reason): `keep` is true where every clause holds (a null cell fails);
+    `reason` names the first failing clause and the row's value."""
+    keep = pl.lit(True)
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    for c in reversed(clauses):
+        ok = _clause_expr(c, schema, where)
+        keep = keep & ok
+        value = pl.col(c.column).cast(pl.String).fill_null("null")
+        text = pl.concat_str(pl.lit(f"{c.column} is "), value, pl.lit(f": fails {where} {c}"))
+        reason = pl.when(~ok).then(text).otherwise(reason)
+    return keep, reason
 
 
 @dataclass(frozen=True)
@@ -127,6 +253,13 @@ def jsonl_frame(df: pl.DataFrame, style: JsonlStyle) -> pl.DataFrame:
             raise InputError(f"publish.jsonl.columns: {missing} not in the splits; they have "
                              f"{cols}")
         return df.select(wanted)
+    if isinstance(style, InstructionStyle):
+        missing = [c for c in ("id", "messages", "response", "instruction", "input")
+                   if c not in cols]
+        if missing:
+            raise InputError(f"publish {style.format}: the splits lack the canonical column(s) "
+                             f"{missing} (task instruction); they have {cols}")
+        return from_canonical(df, style=style.format)
     if isinstance(style, AlpacaStyle):
         return df.select(
             _template(style.instruction, cols, "publish.jsonl.instruction").alias("instruction"),
@@ -209,7 +342,7 @@ def publish_version(
     run_id: str,
     spec_hash: str,
     gate_passed: bool,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = ("parquet", "jsonl"),
     jsonl_style: JsonlStyle | None = None,
     gate: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -247,6 +380,10 @@ def publish_version(
         ordered[name] = df.sort(key_column)
     records = {name: jsonl_frame(df, style) for name, df in ordered.items()} \
         if "jsonl" in formats else {}
+    instruction_records = {
+        (name, fmt): jsonl_frame(df, InstructionStyle(fmt))  # type: ignore[arg-type]
+        for name, df in ordered.items() for fmt in INSTRUCTION_FORMATS if fmt in formats
+    }
 
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-v*"):
@@ -265,6 +402,9 @@ def publish_version(
                 _write_parquet(df, tmp / f"{name}.parquet")
             if "jsonl" in formats:
                 _write_jsonl(records[name], tmp / f"{name}.jsonl")
+            for fmt in INSTRUCTION_FORMATS:
+                if fmt in formats:
+                    _write_jsonl(instruction_records[name, fmt], tmp / f"{name}.{fmt}.jsonl")
             classes: dict[str, int] = {}
             if label_column is not None:
                 for label, n in df.group_by(label_column).len().rows():
@@ -377,7 +517,7 @@ def diff_versions(
     b: int | str,
     *,
     key_column: str,
-    label_column: str,
+    label_column: str | None,
 ) -> pl.DataFrame:
     """Per split of ``a`` or ``b``: rows_a, rows_b, added, removed, relabeled (read from the
     Parquet files; a key that changed split is removed from one and added to the other)."""
@@ -393,12 +533,14 @@ def diff_versions(
         out = {}
         for name in manifest["splits"]:
             df = pl.read_parquet(folder / f"{name}.parquet")
-            missing = [c for c in (key_column, label_column) if c not in df.columns]
+            missing = [c for c in (key_column, label_column)
+                       if c is not None and c not in df.columns]
             if missing:
                 raise InputError(f"{folder / (name + '.parquet')}: no column(s) {missing}; "
                                  f"it has {df.columns}")
-            out[name] = df.select(pl.col(key_column).alias("k"),
-                                  pl.col(label_column).cast(pl.String).alias("y"))
+            label = (pl.col(label_column).cast(pl.String) if label_column is not None
+                     else pl.lit(None, dtype=pl.String))
+            out[name] = df.select(pl.col(key_column).alias("k"), label.alias("y"))
         return out
 
     left, right = load(va), load(vb)

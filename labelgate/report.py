@@ -217,6 +217,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 for e in q["examples"]
             ],
         )
+    if "sft" in report:
+        lines += _sft_markdown(report["sft"])
     if "agreement" in report:
         lines += _agreement_markdown(report["agreement"])
     if "label_issues" in report:
@@ -232,6 +234,29 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Where things are", ""]
     lines += [f"- {md_cell(k)}: `{v}`" for k, v in report["paths"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _sft_markdown(sft: Mapping[str, Any]) -> list[str]:
+    """Instruction data: rows quarantined per SFT check, and conflicting responses."""
+    lines = ["", "## Instruction data (SFT checks)", "",
+             f"{sft['quarantined_rows']} rows quarantined by the SFT checks (the rows and "
+             "reasons are in the quarantine table above)."]
+    if sft["by_check"]:
+        lines.append("")
+        lines += _table(["check", "rows", "example reason"],
+                        [[c["check"], c["rows"], c["example"]] for c in sft["by_check"]])
+    c = sft["conflicts"]
+    action = "quarantined (sft.quarantine_conflicts)" if c["quarantined"] else "reported only"
+    lines += ["", f"Conflicting responses (same prompt, different responses): {c['rows']} rows "
+              f"in {c['groups']} groups, {action}; DuckDB table `conflicting_responses`."]
+    if c["examples"]:
+        lines.append("")
+        lines += _table(
+            ["group", "row", "id", "prompt", "response"],
+            [[e["conflict"], e["row"], e["id"], e["prompt"], e["response"]]
+             for e in c["examples"]],
+        )
+    return lines
 
 
 def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,8 @@ from pydantic import (
 
 from labelgate.errors import SpecError
 from labelgate.gate import GATE_CHECKS
+from labelgate.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules, Style
+from labelgate.publish import FilterClause, parse_filter
 
 Format = Literal["csv", "jsonl", "parquet"]
 AnnotationFormat = Literal["csv", "jsonl", "parquet", "label-studio"]
@@ -70,6 +72,11 @@ class SourceSpec(_FileSource):
 
     format: Format | None = Field(
         default=None, description="csv | jsonl | parquet; inferred from the extension if absent."
+    )
+    style: Style | None = Field(
+        default=None,
+        description="task instruction, sources.items only: alpaca (instruction, input, output) "
+        "| chat (messages: list of {role, content}) | prompt_response.",
     )
 
     def format_for(self, file: Path) -> ReadFormat:
@@ -216,14 +223,28 @@ class Columns(_Model):
     """Which columns play which role."""
 
     id: str = Field(description="Unique row id column.")
-    text: list[str] = Field(default_factory=list, description="Text field(s) a model reads.")
+    text: list[str] = Field(
+        default_factory=list,
+        description="Text field(s) a model reads (classification; instruction data reads the "
+        "canonical prompt and response).",
+    )
     features: list[str] = Field(
         default_factory=list, description="Numeric or categorical feature columns."
     )
-    label: str = Field(description="The label column.")
+    label: str | None = Field(
+        default=None,
+        description="The label column (required for classification; optional for instruction "
+        "data: a topic, quality rating or accept/reject; without it the label stages are "
+        "skipped).",
+    )
     group: str | None = Field(
         default=None,
         description="Rows sharing a value (author, customer, conversation) stay in one split.",
+    )
+    instruction: InstructionColumns | None = Field(
+        default=None,
+        description="task instruction: the source columns of the style (defaults: the "
+        "formats' own names: instruction/input/output, messages, prompt/response).",
     )
 
     @field_validator("text", "features", mode="before")
@@ -232,12 +253,9 @@ class Columns(_Model):
         return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _needs_input(self) -> Columns:
-        if not self.text and not self.features:
-            raise ValueError("name at least one input column in columns.text or columns.features")
-        roles = [self.id, self.label, *self.text, *self.features]
-        if self.group is not None:
-            roles.append(self.group)
+    def _distinct_roles(self) -> Columns:
+        roles = [self.id, *self.text, *self.features]
+        roles += [c for c in (self.label, self.group) if c is not None]
         repeated = sorted({c for c in roles if roles.count(c) > 1})
         if repeated:
             raise ValueError(f"column(s) {repeated} named in more than one role")
@@ -245,8 +263,8 @@ class Columns(_Model):
 
     def required(self) -> list[str]:
         """Every column the data must have, in a stable order."""
-        cols = [self.id, *self.text, *self.features, self.label]
-        return cols + ([self.group] if self.group is not None else [])
+        cols = [self.id, *self.text, *self.features]
+        return cols + [c for c in (self.label, self.group) if c is not None]
 
 
 class StrLength(_Model):
@@ -375,17 +393,38 @@ class JsonlSpec(_Model):
         return self
 
 
-PublishFormat = Literal["parquet", "jsonl"]
+PublishFormat = Literal["parquet", "jsonl", "alpaca", "chat"]
 _PUBLISH_FORMATS: tuple[PublishFormat, ...] = ("parquet", "jsonl")
+_INSTRUCTION_FORMATS: tuple[PublishFormat, ...] = ("parquet", "alpaca", "chat")
 
 
 class PublishSpec(_Model):
     """Publish the splits (only when the gate passes) as versions fine-tune jobs read."""
 
-    formats: list[PublishFormat] = Field(
-        default_factory=lambda: list(_PUBLISH_FORMATS), min_length=1
+    formats: list[PublishFormat] | None = Field(
+        default=None,
+        min_length=1,
+        description="parquet | jsonl (publish.jsonl's style) | alpaca | chat (task "
+        "instruction: <split>.alpaca.jsonl, <split>.chat.jsonl from the canonical frame). "
+        "Default: parquet, jsonl (classification); parquet, alpaca, chat (instruction).",
     )
     jsonl: JsonlSpec = Field(default_factory=JsonlSpec)
+    filter: str | None = Field(
+        default=None,
+        description="Rows to publish, e.g. \"quality >= 4 and accepted == true\": clauses "
+        "`column op value` joined by `and`; op one of == != >= <= > <; value a number, "
+        "true/false, or a quoted string. Other rows are excluded (policy publish_filter).",
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_filter(value)
+        return value
+
+    def filter_clauses(self) -> tuple[FilterClause, ...]:
+        return parse_filter(self.filter) if self.filter is not None else ()
 
 
 def _gate_schema(schema: dict[str, Any]) -> None:
@@ -404,8 +443,9 @@ class Spec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Dataset name; lake, report and published paths use it.",
     )
-    task: Literal["classification"] = Field(
-        default="classification", description="classification (more task types to come)."
+    task: Literal["classification", "instruction"] = Field(
+        default="classification",
+        description="classification | instruction (instruction-response pairs for SFT).",
     )
     store: str = Field(
         default="store",
@@ -428,6 +468,10 @@ class Spec(_Model):
     )
     publish: PublishSpec | None = Field(
         default=None, description="Versioned published splits (needs splits; gate must pass)."
+    )
+    sft: SftRules | None = Field(
+        default=None,
+        description="task instruction: SFT contract checks (defaults apply when absent).",
     )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
@@ -465,6 +509,53 @@ class Spec(_Model):
         return self
 
     @model_validator(mode="after")
+    def _task_keys(self) -> Spec:
+        cols, items = self.columns, self.sources.items
+        for key in ("gold", "predictions"):
+            src = getattr(self.sources, key)
+            if src is not None and src.style is not None:
+                raise ValueError(f"sources.{key}.style: only sources.items has a style")
+        formats = (self.publish.formats or []) if self.publish is not None else []
+        if self.task == "classification":
+            if cols.label is None:
+                raise ValueError("columns.label: required for task classification")
+            if not cols.text and not cols.features:
+                raise ValueError(
+                    "name at least one input column in columns.text or columns.features"
+                )
+            extra = [
+                k for k, v in (("sources.items.style", items.style), ("sft", self.sft),
+                               ("columns.instruction", cols.instruction)) if v is not None
+            ]
+            extra += [f"publish.formats {f}" for f in formats if f in ("alpaca", "chat")]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: apply to task instruction only")
+            return self
+        if items.style is None:
+            raise ValueError(
+                "sources.items.style: required for task instruction (alpaca | chat | "
+                "prompt_response)"
+            )
+        if cols.text or cols.features:
+            raise ValueError(
+                "columns.text/features: not used by task instruction (the text is the "
+                "canonical prompt and response; map source columns in columns.instruction)"
+            )
+        canonical = set(CANONICAL_SCHEMA) - {"id"}
+        named = [("columns.label", cols.label), ("columns.group", cols.group)]
+        clashes = [f"{k} {v!r}" for k, v in named if v in canonical]
+        if cols.id in canonical:
+            clashes.append(f"columns.id {cols.id!r}")
+        if clashes:
+            raise ValueError(
+                f"{', '.join(clashes)}: clash with the canonical columns "
+                f"{sorted(canonical)}; rename the source column"
+            )
+        if self.label_issues is not None and cols.label is None:
+            raise ValueError("label_issues: needs columns.label (the label to check)")
+        return self
+
+    @model_validator(mode="after")
     def _stage_dependencies(self) -> Spec:
         if self.publish is not None and self.splits is None:
             raise ValueError("publish: needs a splits section (what would be published?)")
@@ -473,11 +564,64 @@ class Spec(_Model):
             raise ValueError("label_issues.method predictions: set sources.predictions")
         if li is not None and li.method == "multiannotator" and self.sources.annotations is None:
             raise ValueError("label_issues.method multiannotator: set sources.annotations")
-        if li is not None and li.method == "cross_validated" and not (
-            self.columns.text or self.columns.features
-        ):
+        if li is not None and li.method == "cross_validated" and not self.text_columns():
             raise ValueError("label_issues: cross_validated needs columns.text or features")
         return self
+
+    @property
+    def is_instruction(self) -> bool:
+        return self.task == "instruction"
+
+    def instruction_columns(self) -> InstructionColumns:
+        """task instruction: the source column mapping (the formats' names by default)."""
+        return self.columns.instruction or InstructionColumns()
+
+    def sft_rules(self) -> SftRules:
+        """task instruction: the `sft` section, or its defaults."""
+        return self.sft if self.sft is not None else SftRules()
+
+    def text_columns(self) -> list[str]:
+        """What label-issue models and reports read: the canonical prompt and response for
+        instruction data, else columns.text (or features)."""
+        if self.is_instruction:
+            return ["prompt", "response"]
+        return self.columns.text or self.columns.features
+
+    def dedup_columns(self) -> list[str]:
+        """What duplicates are found on: prompts for instruction data (a near-duplicate
+        prompt is one split unit: no paraphrase of a test prompt in train)."""
+        return ["prompt"] if self.is_instruction else self.text_columns()
+
+    def publish_formats(self) -> list[PublishFormat]:
+        pub = self.publish
+        if pub is not None and pub.formats is not None:
+            return list(pub.formats)
+        return list(_INSTRUCTION_FORMATS if self.is_instruction else _PUBLISH_FORMATS)
+
+    def keep_columns(self) -> list[str]:
+        """task instruction: source columns carried into the canonical frame (label, group,
+        contracted and filtered columns; the id column too when it is not named `id`)."""
+        canonical = set(CANONICAL_SCHEMA)
+        cols = [self.columns.id, *self.columns.required(), *self.contract]
+        if self.publish is not None:
+            cols += [c.column for c in self.publish.filter_clauses()]
+        return [c for c in dict.fromkeys(cols) if c not in canonical]
+
+    def notes(self) -> list[str]:
+        """What the spec leaves out, for `labelgate check` (stages skipped and why)."""
+        out: list[str] = []
+        if self.is_instruction:
+            style = self.sources.items.style
+            out.append(
+                f"instruction data, style {style}: canonical prompt/response; SFT checks "
+                + ("from the sft section" if self.sft is not None else "with default rules")
+            )
+            if self.columns.label is None:
+                skipped = ["label issues", "per-class row counts"]
+                if self.splits is not None and self.splits.stratify:
+                    skipped.append("stratified splits")
+                out.append(f"no columns.label: skipping {', '.join(skipped)}")
+        return out
 
     def agreement_settings(self) -> AgreementSpec:
         """The agreement section, or its defaults when only annotations are given."""

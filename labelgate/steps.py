@@ -12,8 +12,10 @@ from typing import Any
 import polars as pl
 
 from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_members
+from labelgate.errors import InputError
+from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
-from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle
+from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
 from labelgate.splits import (
     SplitResult,
@@ -50,8 +52,40 @@ class SplitOutcome:
     section: dict[str, Any]
 
 
+def canonicalize(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
+    """task instruction: one file's rows (`where` names it in errors) as the canonical
+    frame (`labelgate.instructions`), with the label, group, contracted and filtered
+    columns, the spec's id column and `_batch`/`_row` carried along."""
+    style = spec.sources.items.style
+    if style is None:
+        raise ValueError("canonicalize needs sources.items.style (task instruction)")
+    keep = spec.keep_columns()
+    missing = [c for c in keep if c not in rows.columns]
+    if missing:
+        shown = [c for c in rows.columns if not c.startswith("_")]
+        raise InputError(
+            f"{where}: missing column(s) {missing} named in the spec (columns/contract/"
+            f"publish.filter); the file has {shown}"
+        )
+    return to_canonical(
+        rows, style=style, columns=spec.instruction_columns(), id_column=spec.columns.id,
+        keep=keep, where=where,
+    )
+
+
+def row_metrics(rows_input: int, rows_valid: int, rows_quarantined: int) -> dict[str, float]:
+    """The row arithmetic metrics when there is no label column (no class metrics)."""
+    return {
+        "rows_input": float(rows_input),
+        "rows_valid": float(rows_valid),
+        "rows_quarantined": float(rows_quarantined),
+        "rows_excluded": 0.0,
+        "quarantine_rate": rows_quarantined / rows_input if rows_input else 0.0,
+    }
+
+
 def _text_of(df: pl.DataFrame, spec: Spec) -> pl.Expr:
-    cols = spec.columns.text or spec.columns.features
+    cols = spec.text_columns()
     return pl.concat_str([pl.col(c).cast(pl.String) for c in cols], separator=" | ",
                          ignore_nulls=True)
 
@@ -67,12 +101,14 @@ def detect_label_issues(
     li = spec.label_issues
     if li is None:
         raise ValueError("detect_label_issues needs a label_issues section")
+    if spec.columns.label is None:
+        raise ValueError("detect_label_issues needs columns.label")
     _, annotator, ann_label, _ = spec.annotation_columns()
     result = find_label_issues(
         valid,
         id_column=spec.columns.id,
         label_column=spec.columns.label,
-        text_columns=spec.columns.text,
+        text_columns=spec.text_columns() if spec.is_instruction else spec.columns.text,
         feature_columns=spec.columns.features,
         method=li.method,
         folds=li.folds,
@@ -96,12 +132,12 @@ def detect_label_issues(
         .sort("rank")
         .head(li.top)
         .join(
-            valid.select(pl.col(id_col), _text_of(valid, spec).alias("text")),
-            on=id_col,
+            valid.select(pl.col(id_col).alias("id"), _text_of(valid, spec).alias("text")),
+            on="id",
             how="left",
         )
         .select(
-            pl.col(id_col).cast(pl.String).alias("id"),
+            pl.col("id").cast(pl.String),
             pl.col("text").str.slice(0, TEXT_EXCERPT),
             pl.col("given_label").alias("given"),
             pl.col("suggested_label").alias("suggested"),
@@ -141,7 +177,7 @@ def detect_duplicates(valid: pl.DataFrame, *, spec: Spec) -> DedupOutcome:
     result = find_duplicates(
         valid,
         id_column=spec.columns.id,
-        text_columns=spec.columns.text or spec.columns.features,
+        text_columns=spec.dedup_columns(),
         label_column=spec.columns.label,
         near=near is not None,
         threshold=near.threshold if near else 1.0,
@@ -197,11 +233,12 @@ def make_splits(
     if sp is None:
         raise ValueError("make_splits needs a splits section")
     id_col, label = spec.columns.id, spec.columns.label
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
     frame = valid.with_columns(pl.col(id_col).cast(pl.String).alias("_lg_key"))
     flagged = pl.lit(False)
     if issues is not None:
         flags = issues.result.table.select(
-            pl.col(id_col).cast(pl.String).alias("_lg_key"),
+            pl.col("id").cast(pl.String).alias("_lg_key"),
             "is_label_issue", "suggested_label", "label_quality",
         )
         frame = frame.join(flags, on="_lg_key", how="left")
@@ -238,7 +275,7 @@ def make_splits(
         frame,
         flagged_column=FLAG,
         policy=sp.flagged,
-        label_column=label,
+        label_column=label if label is not None else "_lg_key",  # used by relabel only
         suggested_column="suggested_label" if relabel else None,
         quality_column="label_quality" if relabel else None,
         relabel_min_quality=sp.relabel_min_quality,
@@ -252,6 +289,16 @@ def make_splits(
             keep="one", split_column="split", splits=("train", "validation", "test"),
         )
         excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+    filtered = 0
+    if clauses:
+        keep, reason = filter_expr(clauses, kept.schema)
+        marked = kept.with_columns(keep.alias("_lg_keep"), reason.alias("exclusion_reason"))
+        out = marked.filter(~pl.col("_lg_keep")).drop("_lg_keep").with_columns(
+            pl.lit("publish_filter").alias("exclusion_policy")
+        )
+        filtered = out.height
+        kept = marked.filter(pl.col("_lg_keep")).drop("_lg_keep", "exclusion_reason")
+        excluded = pl.concat([excluded, out], how="diagonal_relaxed")
     leaks = leakage(
         kept,
         key_column="_lg_key",
@@ -260,15 +307,18 @@ def make_splits(
             pl.col("cluster_id", "id", "exact_group").cast(pl.String)
         ) if dups is not None else None,
     )
+    label_expr = pl.col(label).cast(pl.String) if label is not None else pl.lit(None, pl.String)
     counts = (
-        kept.group_by("split", pl.col(label).cast(pl.String).alias("label"))
+        kept.group_by("split", label_expr.alias("label"))
         .agg(pl.len().alias("rows"))
         .sort("split", "label")
     )
     test_counts = counts.filter(pl.col("split") == "test")
-    classes = valid.get_column(label).cast(pl.String).unique()
+    # classes the published rows can have: a class the publish filter removes is not missing
+    classes_of = kept if clauses else valid
+    n_classes = classes_of.select(label_expr.n_unique()).item() if label is not None else 1
     test_rows = test_counts.get_column("rows").to_list()
-    min_test = 0 if test_counts.height < classes.len() else int(min(test_rows, default=0))
+    min_test = 0 if test_counts.height < n_classes else int(min(test_rows, default=0))
     excluded_out = excluded.select(
         pl.col(id_col).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
     )
@@ -281,6 +331,7 @@ def make_splits(
         "splits.leakage": float(leaks["total"]),
         "splits.min_test_rows_per_class": float(min_test),
         "splits.excluded": float(excluded_out.height),
+        "splits.filtered": float(filtered),
         "splits.moved": float(result.summary.get("moved_rows", 0)),
         "splits.new": float(result.summary.get("new_rows", 0)),
     }
@@ -288,6 +339,8 @@ def make_splits(
         "fractions": {str(k): v for k, v in sp.fractions.items()},
         "seed": sp.seed,
         "policy": sp.flagged,
+        "filter": spec.publish.filter if spec.publish is not None else None,
+        "filtered": filtered,
         "group": spec.columns.group,
         "counts": counts.to_dicts(),
         "summary": {k: v for k, v in result.summary.items() if not isinstance(v, dict)},
@@ -306,9 +359,11 @@ def make_splits(
 
 def split_frames(kept: pl.DataFrame, *, spec: Spec) -> dict[str, pl.DataFrame]:
     """The published columns of each split: id, inputs, label, group, plus flags kept."""
-    cols = [spec.columns.id, *spec.columns.text, *spec.columns.features, spec.columns.label]
-    if spec.columns.group:
-        cols.append(spec.columns.group)
+    cols = [spec.columns.id, *spec.columns.text, *spec.columns.features]
+    if spec.is_instruction:
+        cols += list(CANONICAL_SCHEMA)
+    cols += [c for c in (spec.columns.label, spec.columns.group) if c is not None]
+    cols = list(dict.fromkeys(cols))
     extra = [c for c in ("relabeled", "given_label", FLAG) if c in kept.columns]
     out = {}
     for name in ("train", "validation", "test"):

@@ -5,7 +5,8 @@ identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs, batches, run_batches, quarantine, gate_results, metrics_history,
-  agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage)
+  agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage),
+  conflicting_responses (instruction data: same prompt, different responses)
 Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
   <dataset>.items_raw  every lake batch of the items source ever ingested
   <dataset>.valid      the valid rows of the latest run
@@ -39,6 +40,9 @@ CREATE TABLE IF NOT EXISTS label_issues (
 CREATE TABLE IF NOT EXISTS duplicates (
     run_id VARCHAR, dataset VARCHAR, cluster_id VARCHAR, id VARCHAR, kind VARCHAR,
     similarity DOUBLE, is_representative BOOLEAN);
+CREATE TABLE IF NOT EXISTS conflicting_responses (
+    run_id VARCHAR, dataset VARCHAR, conflict BIGINT, id VARCHAR, batch VARCHAR, "row" BIGINT,
+    prompt VARCHAR, response VARCHAR, group_rows BIGINT, group_responses BIGINT);
 CREATE TABLE IF NOT EXISTS exclusions (
     run_id VARCHAR, dataset VARCHAR, id VARCHAR, split VARCHAR, policy VARCHAR, reason VARCHAR);
 CREATE TABLE IF NOT EXISTS published (

@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
+from checks.sft import enforce_instruction_contract, sft_summary
 from labelgate import steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
@@ -126,9 +127,57 @@ def ingest(spec: Spec, run: RunContext) -> list[Batch]:
     return batches
 
 
+@dataclass(frozen=True)
+class Canonical:
+    """task instruction: the run's rows as the canonical frame, and unparseable records."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class SftOutcome:
+    conflicts: pl.DataFrame  # checks.sft.CONFLICT_SCHEMA
+    metrics: dict[str, float]  # `sft.` prefix
+    section: dict[str, Any]  # report.json's `sft` section
+
+
+@task(name="canonicalize", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
+def canonicalize(spec: Spec, batches: list[Batch]) -> Canonical:
+    """task instruction: each batch's rows in the canonical frame (errors name the file)."""
+    frames, rejects = [], []
+    for b in batches:
+        rows, bad = load_batches([b])
+        frames.append(steps.canonicalize(rows, spec=spec, where=b.file))
+        rejects.append(bad)
+    out = Canonical(pl.concat(frames, how="diagonal_relaxed"),
+                    pl.concat(rejects, how="diagonal_relaxed"))
+    get_run_logger().info(
+        "canonicalize (%s): %s rows, %s unparseable", spec.sources.items.style,
+        out.rows.height, out.rejects.height,
+    )
+    return out
+
+
 @task(name="enforce-contract", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
-def contract(spec: Spec, batches: list[Batch]) -> ContractResult:
-    """Validate the run's rows against the pandera contract; bad rows are quarantined."""
+def contract(
+    spec: Spec, batches: list[Batch], canonical: Canonical | None = None
+) -> tuple[ContractResult, SftOutcome | None]:
+    """Validate the run's rows against the pandera contract; bad rows are quarantined.
+    Instruction data: the contract runs on the canonical frame, and the SFT checks'
+    failures join the quarantine."""
+    if canonical is not None:
+        result, conflicts = enforce_instruction_contract(
+            canonical.rows, spec=spec, rejects=canonical.rejects, source="items"
+        )
+        metrics, section = sft_summary(result, conflicts, rules=spec.sft_rules())
+        get_run_logger().info(
+            "contract + SFT checks: %s input rows, %s valid, %s quarantined (%s by SFT "
+            "checks); %s rows in %s conflicting-response groups",
+            result.rows_input, result.rows_valid, result.rows_quarantined,
+            section["quarantined_rows"], conflicts.height, section["conflicts"]["groups"],
+        )
+        return result, SftOutcome(conflicts, metrics, section)
     for b in batches:
         check_columns(list(pl.read_parquet_schema(b.data_path)), spec, where=b.file)
     rows, rejects = load_batches(batches)
@@ -137,17 +186,23 @@ def contract(spec: Spec, batches: list[Batch]) -> ContractResult:
         "contract: %s input rows, %s valid, %s quarantined",
         result.rows_input, result.rows_valid, result.rows_quarantined,
     )
-    return result
+    return result, None
 
 
 @task(name="store", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
-def store(spec: Spec, run: RunContext, result: ContractResult) -> Stored:
-    """Write the valid rows to Parquet, the quarantine to DuckDB, and refresh the views."""
+def store(
+    spec: Spec, run: RunContext, result: ContractResult, sft: SftOutcome | None = None
+) -> Stored:
+    """Write the valid rows to Parquet, the quarantine (and conflicting responses) to
+    DuckDB, and refresh the views."""
     run.curated_dir.mkdir(parents=True, exist_ok=True)
     valid_path = run.curated_dir / "items.parquet"
     result.valid.write_parquet(valid_path)
     with warehouse.connect(run.warehouse) as con:
         warehouse.record_quarantine(con, result.quarantine, run_id=run.run_id, dataset=run.dataset)
+        if sft is not None:
+            warehouse.record_rows(con, "conflicting_responses", sft.conflicts,
+                                  run_id=run.run_id, dataset=run.dataset)
         warehouse.refresh_views(
             con,
             dataset=run.dataset,
@@ -241,7 +296,7 @@ def label_issues(
     outcome = steps.detect_label_issues(
         result.valid, spec=spec, predictions=predictions, annotations=annotations
     )
-    table = outcome.result.table.rename({spec.columns.id: "id"}).with_columns(
+    table = outcome.result.table.with_columns(  # the library names the id column `id`
         pl.col("id").cast(pl.String)
     )
     run.report_dir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +388,7 @@ def publish(
         run_id=run.run_id,
         spec_hash=run.spec_hash,
         gate_passed=verdict.passed,
-        formats=pub.formats,
+        formats=spec.publish_formats(),
         jsonl_style=steps.jsonl_style(pub.jsonl),
         gate=verdict.to_dict(),
         metrics=metrics,
@@ -373,9 +428,12 @@ class Outcomes:
     label_issues: steps.LabelIssuesOutcome | None = None
     dedup: steps.DedupOutcome | None = None
     splits: steps.SplitOutcome | None = None
+    sft: SftOutcome | None = None
 
     def sections(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.sft is not None:
+            out["sft"] = self.sft.section
         if self.agreement is not None:
             out["agreement"] = self.agreement.section
         if self.label_issues is not None:
@@ -399,10 +457,15 @@ def metrics(
 ) -> dict[str, float]:
     """The run's metrics for the gate: contract metrics, every stage's own, and the
     comparisons with earlier passing runs (metrics_history)."""
-    base = contract_metrics(result, label_column=spec.columns.label)
+    label = spec.columns.label
+    base = (
+        contract_metrics(result, label_column=label) if label is not None
+        else steps.row_metrics(result.rows_input, result.rows_valid, result.rows_quarantined)
+    )
     base["rows_excluded"] = float(outcomes.excluded)
     current = steps.merge_metrics(
         base,
+        outcomes.sft.metrics if outcomes.sft else None,
         outcomes.agreement.metrics if outcomes.agreement else None,
         outcomes.label_issues.metrics if outcomes.label_issues else None,
         outcomes.dedup.metrics if outcomes.dedup else None,
@@ -449,7 +512,11 @@ def report(
         batches=batches + (agreement.batches if agreement is not None else []),
         rows=rows,
         quarantine=result.quarantine,
-        classes=class_counts(result.valid, label_column=spec.columns.label),
+        classes=(
+            class_counts(result.valid, label_column=spec.columns.label)
+            if spec.columns.label is not None
+            else pl.DataFrame(schema={"label": pl.String, "rows": pl.UInt32})
+        ),
         metrics=metrics,
         verdict=verdict,
         paths=paths,

@@ -101,3 +101,122 @@ def test_json_schema_lists_sections_and_gate_checks() -> None:
     gate = schema["properties"]["gate"]
     assert gate["propertyNames"]["enum"] == sorted(GATE_CHECKS)
     assert schema["additionalProperties"] is False
+
+
+def instruction_dict(**overrides: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": "chat",
+        "task": "instruction",
+        "sources": {"items": {"path": "items.jsonl", "style": "chat"}},
+        "columns": {"id": "id", "label": "quality", "group": "conv"},
+        "sft": {"min_response_chars": 2, "max_response_chars": 1000},
+        "splits": {},
+        "publish": {"filter": "quality >= 4 and topic != 'spam'"},
+    }
+    data.update(overrides)
+    return data
+
+
+def test_chitchat_example_spec_is_valid() -> None:
+    spec = load_spec(REPO / "data/examples/chitchat/spec.yaml")
+    assert spec.is_instruction and spec.sources.items.style == "chat"
+    assert spec.instruction_columns().messages == "messages"
+    assert spec.sft_rules().max_response_chars == 1000
+    assert spec.text_columns() == ["prompt", "response"]
+    assert spec.dedup_columns() == ["prompt"]
+    assert spec.publish_formats() == ["parquet", "alpaca", "chat"]
+    assert [str(c) for c in spec.publish.filter_clauses()] == ["quality >= 4"]  # type: ignore[union-attr]
+
+
+def test_instruction_spec_keys() -> None:
+    spec = parse_spec(instruction_dict())
+    assert spec.columns.label == "quality"
+    assert [(c.column, c.op, c.value) for c in spec.publish.filter_clauses()] == [  # type: ignore[union-attr]
+        ("quality", ">=", 4), ("topic", "!=", "spam")
+    ]
+    assert spec.keep_columns() == ["quality", "conv", "topic"]
+    assert spec.notes()[0].startswith("instruction data, style chat")
+    cols = {"id": "id", "instruction": {"instruction": "q", "input": None, "output": "a"}}
+    alpaca = parse_spec(instruction_dict(
+        sources={"items": {"path": "x.csv", "style": "alpaca"}}, columns=cols, publish=None,
+        splits=None,
+    ))
+    assert alpaca.columns.label is None and alpaca.instruction_columns().output == "a"
+    assert any("no columns.label: skipping label issues" in n for n in alpaca.notes())
+    # classification specs are unchanged
+    classic = parse_spec(spec_dict())
+    assert classic.text_columns() == ["text"] and classic.sft is None
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"sources": {"items": {"path": "x.jsonl", "stlye": "chat"}}},
+         "sources.items.stlye: unknown key; valid keys: path, encoding, separator, format, style"),
+        ({"sources": {"items": {"path": "x.jsonl", "style": "sharegpt"}}},
+         "sources.items.style: Input should be 'alpaca', 'chat' or 'prompt_response'"),
+        ({"sources": {"items": {"path": "x.jsonl"}}}, "sources.items.style: required for task "
+         "instruction"),
+        ({"sft": {"max_respose_chars": 3}}, "sft.max_respose_chars: unknown key; valid keys: "
+         "allowed_roles"),
+        ({"columns": {"id": "id", "instruction": {"mesages": "m"}}},
+         "columns.instruction.mesages: unknown key; valid keys: instruction, input"),
+        ({"columns": {"id": "id", "text": ["t"]}}, "columns.text/features: not used by task "
+         "instruction"),
+        ({"columns": {"id": "id", "label": "prompt"}}, "columns.label 'prompt': clash with the "
+         "canonical columns"),
+        ({"publish": {"filter": "quality => 4"}}, "publish.filter: Value error, filter "
+         "'quality => 4': expected `column op value` at character 1"),
+        ({"publish": {"filter": "quality >= 4 or quality < 2"}},
+         "expected `and` or the end at character 14"),
+        ({"publish": {"filter": "topic == spam"}}, "quote text values ('spam')"),
+        ({"publish": {"fliter": "quality >= 4"}}, "publish.fliter: unknown key"),
+        ({"label_issues": {}, "columns": {"id": "id"}}, "label_issues: needs columns.label"),
+        ({"sft": {"min_response_chars": 5, "max_response_chars": 2}},
+         "min_response_chars 5 > max_response_chars 2"),
+    ],
+)
+def test_bad_instruction_spec_names_the_key(patch: dict[str, object], expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(instruction_dict(**patch), source="chat.yaml")
+    assert "chat.yaml" in str(info.value)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"sft": {}}, "sft: apply to task instruction only"),
+        ({"sources": {"items": {"path": "x.csv", "style": "chat"}}},
+         "sources.items.style: apply to task instruction only"),
+        ({"columns": {"id": "a", "text": ["t"]}},
+         "columns.label: required for task classification"),
+        ({"splits": {}, "publish": {"formats": ["alpaca"]}}, "publish.formats alpaca: apply to"),
+    ],
+)
+def test_classification_rejects_instruction_keys(patch: dict[str, object], expected: str) -> None:
+    with pytest.raises(SpecError, match=expected):
+        parse_spec(spec_dict(**patch))
+
+
+def test_publish_filter_expression() -> None:
+    import polars as pl
+
+    from labelgate.errors import InputError
+    from labelgate.publish import filter_expr, parse_filter
+
+    df = pl.DataFrame({"quality": [5, 3, None, 4], "topic": ["a", "a", "a", "spam"]})
+    keep, reason = filter_expr(parse_filter("quality >= 4 and topic != 'spam'"), df.schema)
+    out = df.select(keep.alias("keep"), reason.alias("reason"))
+    assert out.get_column("keep").to_list() == [True, False, False, False]
+    assert out.get_column("reason").to_list() == [
+        None,
+        "quality is 3: fails publish.filter quality >= 4",
+        "quality is null: fails publish.filter quality >= 4",
+        'topic is spam: fails publish.filter topic != "spam"',
+    ]
+    with pytest.raises(InputError, match="column 'qualty' not in the rows"):
+        filter_expr(parse_filter("qualty >= 4"), df.schema)
+    with pytest.raises(InputError, match=r"compares 'topic' .* with a number"):
+        filter_expr(parse_filter("topic >= 4"), df.schema)
+    assert parse_spec(spec_dict(splits={}, publish={})).publish_formats() == ["parquet", "jsonl"]
