@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader test lint bench schema clean
+.PHONY: demo demo-vader demo-chitchat test lint bench schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo-vader: $(STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/vader/spec.yaml
+
+# Real instruction data: 2,000 human chit-chat context -> response pairs (task instruction):
+# SFT checks, conflicting responses, prompt dedup, publish Alpaca + chat JSONL of quality >= 4.
+demo-chitchat: $(STAMP)
+	mkdir -p data/store/.prefect
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/chitchat/spec.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
