@@ -164,3 +164,52 @@ def test_instruction_spec_without_label_skips_label_stages(tmp_path: Path) -> No
                               "balanced": True}
     assert report["classes"] == []
     assert "min_rows_per_class" not in report["metrics"]
+
+
+def test_topic_label_issues_and_rating_agreement_on_instruction_data(tmp_path: Path) -> None:
+    """A topic label goes through label issues (prompt + response text); quality ratings by
+    several reviewers through the agreement stage, unchanged."""
+    from flows.pipeline import quality_pipeline
+
+    rows = [{**r, "topic": TOPICS[i % len(TOPICS)]} for i, r in enumerate(_rows()[:40])]
+    spec = _spec(tmp_path, rows)
+    ratings = [
+        {"id": r["id"], "annotator": f"rev{k}", "rating": r["quality"] - (k == 2 and i % 5 == 0)}
+        for i, r in enumerate(rows) for k in range(3)
+    ]
+    (tmp_path / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings))
+    data = yaml.safe_load(spec.read_text())
+    data["sources"]["annotations"] = {"path": "ratings.jsonl"}
+    data["agreement"] = {"label": "rating", "level": "ordinal", "categories": [1, 2, 3, 4, 5]}
+    data["columns"]["label"] = "topic"
+    data["contract"] = {"quality": {"dtype": "int"}}
+    data["label_issues"] = {"folds": 2}
+    data["gate"] = {"max_quarantine_rate": 0.1, "min_krippendorff_alpha": 0.5}
+    spec.write_text(yaml.safe_dump(data))
+    report = quality_pipeline(str(spec))
+
+    assert report["agreement"]["metrics"]["n_annotators"] == 3
+    assert report["metrics"]["agreement.krippendorff_alpha"] > 0.5
+    assert report["label_issues"]["classes"] == sorted(TOPICS)
+    assert {c["label"] for c in report["classes"]} == set(TOPICS)
+
+
+def test_canonicalize_errors_name_the_file_and_row() -> None:
+    import polars as pl
+
+    from labelgate import steps
+    from labelgate.errors import InputError
+    from labelgate.spec import parse_spec
+
+    spec = parse_spec({
+        "name": "x", "task": "instruction",
+        "sources": {"items": {"path": "a.csv", "style": "chat"}},
+        "columns": {"id": "id", "label": "quality"},
+    })
+    rows = pl.DataFrame({"id": ["a", "b"], "messages": ['[{"role": "user", "content": "hi"}]',
+                                                        "[{not json"],
+                         "quality": [1, 2], "_row": [1, 2]})
+    with pytest.raises(InputError, match=r"a\.csv: row 2, column 'messages'"):
+        steps.canonicalize(rows, spec=spec, where="a.csv")
+    with pytest.raises(InputError, match=r"b\.csv: missing column\(s\) \['quality'\]"):
+        steps.canonicalize(rows.drop("quality"), spec=spec, where="b.csv")
