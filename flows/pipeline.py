@@ -18,7 +18,7 @@ from tasks import stages
 @flow(name="quality-pipeline")
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
     """Run one spec: ingest → [canonicalize, instruction data] → contract (+ SFT checks) →
-    store → [agreement] → [label issues] → [dedup] →
+    [reviewer corrections] → store → [agreement] → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.
 
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
@@ -29,6 +29,7 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         batches = stages.ingest(spec, run)
         canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
         result, sft = stages.contract(spec, batches, canonical)
+        result, review = stages.corrections(spec, run, result)
         stored = stages.store(spec, run, result, sft)
         agreement = (
             stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
@@ -38,7 +39,7 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         )
         dups = stages.dedup(spec, run, result) if spec.dedup else None
         split = stages.splits(spec, run, result, issues, dups) if spec.splits else None
-        outcomes = stages.Outcomes(agreement, issues, dups, split, sft)
+        outcomes = stages.Outcomes(agreement, issues, dups, split, sft, review)
         metrics = stages.metrics(spec, run, result, outcomes)
         verdict = stages.gate(spec, run, metrics)
         published = (

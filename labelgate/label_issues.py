@@ -75,6 +75,14 @@ class LabelIssuesResult:
     health_score: float
     per_class: pl.DataFrame
     annotators: pl.DataFrame | None = None
+    probabilities: FloatArray | None = None  # rows x classes, float32, out of fold
+
+    def probability_frame(self) -> pl.DataFrame:
+        """id + one float32 column per class (what the review queue reads)."""
+        if self.probabilities is None:
+            return pl.DataFrame({"id": self.table.get_column("id")})
+        cols = {c: self.probabilities[:, i] for i, c in enumerate(self.classes)}
+        return pl.DataFrame({"id": self.table.get_column("id"), **cols})
 
     @property
     def issue_rate(self) -> float:
@@ -556,4 +564,5 @@ def find_label_issues(
         health_score=health,
         per_class=_per_class(table, cls),
         annotators=annotators_frame,
+        probabilities=probs,
     )

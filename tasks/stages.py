@@ -8,7 +8,7 @@ stage; cross-run reuse is keyed on batch hashes in the lake instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ from labelgate.report import (
     build_report,
     render_markdown,
     write_report,
+)
+from labelgate.review import (
+    apply_corrections,
+    load_corrections,
+    load_gold_answers,
+    reviewer_accuracy,
 )
 from labelgate.runs import RunContext, new_run
 from labelgate.spec import Spec, load_spec
@@ -301,6 +307,10 @@ def label_issues(
     )
     run.report_dir.mkdir(parents=True, exist_ok=True)
     table.select(list(_LABEL_ISSUE_COLUMNS)).write_parquet(run.report_dir / "label_issues.parquet")
+    # out-of-fold probabilities: the review queue's uncertainty picks read them
+    outcome.result.probability_frame().with_columns(pl.col("id").cast(pl.String)).write_parquet(
+        run.report_dir / "probabilities.parquet"
+    )
     with warehouse.connect(run.warehouse) as con:
         warehouse.record_rows(con, "label_issues", table.select(list(_LABEL_ISSUE_COLUMNS)),
                               run_id=run.run_id, dataset=run.dataset)
@@ -429,9 +439,12 @@ class Outcomes:
     dedup: steps.DedupOutcome | None = None
     splits: steps.SplitOutcome | None = None
     sft: SftOutcome | None = None
+    review: dict[str, Any] | None = None  # reviewer corrections applied to the labels
 
     def sections(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        if self.review is not None:
+            out["review"] = self.review
         if self.sft is not None:
             out["sft"] = self.sft.section
         if self.agreement is not None:
@@ -451,6 +464,31 @@ class Outcomes:
         return self.splits.excluded.height if self.splits is not None else 0
 
 
+@task(name="corrections", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+def corrections(
+    spec: Spec, run: RunContext, result: ContractResult
+) -> tuple[ContractResult, dict[str, Any] | None]:
+    """Apply reviewer corrections (`labelgate review import` overlays) to the valid rows.
+
+    The overlay is never an in-place edit: the lake keeps the source labels; this run's
+    labels are the source's with the latest correction per id on top.
+    """
+    label = spec.columns.label
+    overlay = load_corrections(run.store_dir, run.dataset)
+    if label is None or overlay.height == 0:
+        return result, None
+    valid, stats = apply_corrections(
+        result.valid, overlay, id_column=spec.columns.id, label_column=label
+    )
+    accuracy = reviewer_accuracy(load_gold_answers(run.store_dir, run.dataset))
+    section = {**stats.to_dict(), "reviewer_gold_accuracy": accuracy.to_dicts()}
+    get_run_logger().info(
+        "review corrections: %s labels changed, %s confirmed (%s corrections in the overlay)",
+        stats.n_changed, stats.n_confirmed, stats.n_corrections,
+    )
+    return replace(result, valid=valid), section
+
+
 @task(name="metrics", cache_policy=NO_CACHE)
 def metrics(
     spec: Spec, run: RunContext, result: ContractResult, outcomes: Outcomes
@@ -463,6 +501,8 @@ def metrics(
         else steps.row_metrics(result.rows_input, result.rows_valid, result.rows_quarantined)
     )
     base["rows_excluded"] = float(outcomes.excluded)
+    if outcomes.review is not None:
+        base["review.changed_labels"] = float(outcomes.review["n_changed"])
     current = steps.merge_metrics(
         base,
         outcomes.sft.metrics if outcomes.sft else None,
