@@ -21,7 +21,7 @@ from rich.table import Table
 from flows.review_cli import review_app
 from labelgate import warehouse
 from labelgate.errors import GateFailedError, LabelgateError
-from labelgate.gate import AGREEMENT_PREFIX, GATE_CHECKS, GateVerdict, evaluate_gate
+from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
 from labelgate.report import read_latest
 from labelgate.spec import Spec, json_schema, load_spec
 
@@ -137,12 +137,15 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 @app.command()
 def check(spec: SpecArg) -> None:
-    """Validate SPEC without reading any data."""
+    """Validate SPEC without reading any data; say which stages will run."""
     s = _load(spec)
     out.print(
         f"{spec}: ok — dataset {s.name!r}, task {s.task}, "
-        f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)"
+        f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)",
+        soft_wrap=True,
     )
+    runs = _stages_of(s)
+    out.print("stages: " + " → ".join(name for name, on in runs.items() if on), soft_wrap=True)
     if s.sources.annotations is not None:
         ag = s.agreement_settings()
         item, annotator, label, _ = s.annotation_columns()
@@ -151,14 +154,43 @@ def check(spec: SpecArg) -> None:
             f"label={label}, consensus {ag.consensus}"
             + (", with gold" if s.sources.gold is not None else "")
         )
-    else:
-        needs = [n for n in s.gate if GATE_CHECKS[n].metric.startswith(AGREEMENT_PREFIX)]
-        if needs:
+    for note in s.notes():
+        out.print(f"note: {note}", soft_wrap=True)
+    for name in s.gate:
+        stage = _STAGE_OF_METRIC.get(GATE_CHECKS[name].metric.split(".", 1)[0])
+        if stage is not None and not runs[stage]:
             err.print(
-                f"warning: gate check(s) {needs} need sources.annotations; without it they "
-                "fail as not computed",
+                f"warning: gate.{name} needs the {stage} stage, which this spec does not run "
+                f"({_STAGE_NEEDS[stage]}); it will fail as not computed",
                 soft_wrap=True,
             )
+
+
+_STAGE_OF_METRIC = {
+    "agreement": "agreement", "label_issues": "label issues", "dedup": "dedup",
+    "splits": "splits", "sft": "sft checks",
+}
+_STAGE_NEEDS = {
+    "agreement": "set sources.annotations", "label issues": "add a label_issues section",
+    "dedup": "add a dedup section", "splits": "add a splits section",
+    "sft checks": "task: instruction",
+}
+
+
+def _stages_of(s: Spec) -> dict[str, bool]:
+    """Which stages a run of `s` executes, in order."""
+    return {
+        "ingest": True,
+        "sft checks": s.is_instruction,
+        "contract": True,
+        "agreement": s.sources.annotations is not None,
+        "label issues": s.label_issues is not None and s.columns.label is not None,
+        "dedup": s.dedup is not None,
+        "splits": s.splits is not None,
+        "gate": True,
+        "publish": s.publish is not None,
+        "report": True,
+    }
 
 
 @app.command()

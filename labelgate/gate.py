@@ -139,6 +139,19 @@ GATE_CHECKS: dict[str, GateCheck] = {
             upper=1.0,
         ),
         GateCheck(
+            "max_sft_quarantine_rate",
+            "sft.quarantine_rate",
+            "max",
+            "share of instruction rows quarantined by the SFT checks (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_conflicting_responses",
+            "sft.conflicting_rows",
+            "max",
+            "rows whose prompt has another, different response",
+        ),
+        GateCheck(
             "max_duplicate_rate",
             "dedup.duplicate_rate",
             "max",

@@ -17,6 +17,10 @@ from labelgate.gate import GATE_CHECKS, evaluate_gate
         ({"min_rows_per_class": 50}, {"min_rows_per_class": 50}, True),
         ({"quarantine_rate": math.nan}, {"max_quarantine_rate": 0.5}, False),
         ({}, {}, True),
+        ({"sft.quarantine_rate": 0.03}, {"max_sft_quarantine_rate": 0.02}, False),
+        ({"sft.conflicting_rows": 0}, {"max_conflicting_responses": 0}, True),
+        ({"splits.leakage": 1}, {"max_split_leakage": 0}, False),
+        ({"label_issues.health_score": 0.7}, {"min_label_health": 0.8}, False),
     ],
 )
 def test_thresholds(metrics: dict[str, float], thresholds: dict[str, float], passed: bool) -> None:
