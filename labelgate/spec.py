@@ -186,6 +186,11 @@ class AgreementSpec(_Model):
     consensus: Literal["majority", "dawid_skene"] = Field(
         default="majority", description="Which consensus label is the training label."
     )
+    apply: bool = Field(
+        default=False,
+        description="Replace the items' label with the consensus label where annotations "
+        "exist (before label issues and splits); the report counts the changes.",
+    )
     kappa_weights: Literal["none", "linear", "quadratic"] | None = Field(
         default=None,
         description="Cohen's kappa / Gwet's AC2 weights; default none / linear / quadratic "

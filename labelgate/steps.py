@@ -90,6 +90,40 @@ def _text_of(df: pl.DataFrame, spec: Spec) -> pl.Expr:
                          ignore_nulls=True)
 
 
+def apply_consensus(
+    valid: pl.DataFrame, consensus: pl.DataFrame, *, spec: Spec
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The training label from the annotators: the spec's consensus method replaces the
+    label of every valid row that has one (`agreement.apply: true`); others keep theirs.
+
+    `consensus` is `AgreementReport.consensus` (item, majority, dawid_skene, ...). Returns
+    the relabeled rows and counts for the report (changed, confirmed, without consensus).
+    """
+    label = spec.columns.label
+    method = spec.agreement_settings().consensus
+    if label is None:
+        return valid, {"method": method, "applied": False, "reason": "no columns.label"}
+    chosen = consensus.select(
+        pl.col("item").cast(pl.String).alias("_lg_item"),
+        pl.col(method).cast(pl.String).alias("_lg_consensus"),
+    )
+    joined = valid.with_columns(pl.col(spec.columns.id).cast(pl.String).alias("_lg_item")).join(
+        chosen, on="_lg_item", how="left", maintain_order="left"
+    )
+    has = pl.col("_lg_consensus").is_not_null()
+    given = pl.col(label).cast(pl.String)
+    counts = joined.select(
+        (has & (pl.col("_lg_consensus") != given)).sum().alias("changed"),
+        (has & (pl.col("_lg_consensus") == given)).sum().alias("confirmed"),
+        (~has).sum().alias("without_consensus"),
+    ).row(0, named=True)
+    dtype = valid.schema[label]
+    relabeled = joined.with_columns(
+        pl.when(has).then(pl.col("_lg_consensus")).otherwise(given).cast(dtype).alias(label)
+    ).drop("_lg_item", "_lg_consensus")
+    return relabeled, {"method": method, "applied": True, **counts}
+
+
 def detect_label_issues(
     valid: pl.DataFrame,
     *,
