@@ -21,10 +21,15 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
     [reviewer corrections] → store → [agreement] → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.
 
+    One run per dataset at a time: `prepare_run` takes the dataset's lock (another run in
+    progress: `RunLockedError`, CLI exit 2) and marks runs left `running` by a killed
+    process `abandoned`; the lock is released when the flow ends.
+
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
     gate fails, so the flow run is Failed with the failing checks in its message.
     """
-    spec, run = stages.prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
+    prepared = stages.prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
+    spec, run = prepared.spec, prepared.run
     try:
         batches = stages.ingest(spec, run)
         canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
@@ -48,11 +53,14 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
             else None
         )
         report = stages.report(
-            spec, run, batches, result, metrics, verdict, stored, outcomes, published
+            spec, run, batches, result, metrics, verdict, stored, outcomes, published,
+            prepared.abandoned,
         )
     except Exception as exc:  # recorded, then re-raised: the flow run fails with it
         stages.record_error(run, f"{type(exc).__name__}: {exc}")
         raise
+    finally:  # a killed process releases it too (the OS drops the flock)
+        prepared.lock.release()
     if not verdict.passed:
         raise GateFailedError(f"{spec.name}: {verdict.summary()} (report: {run.report_dir})")
     return report

@@ -17,3 +17,7 @@ class InputError(LabelgateError):
 
 class GateFailedError(Exception):
     """The quality gate failed (CLI exit code 1). Not a LabelgateError: the input was usable."""
+
+
+class RunLockedError(LabelgateError):
+    """Another run of the same dataset holds its lock (CLI exit code 2): names the holder."""

@@ -47,7 +47,7 @@ import re
 import secrets
 import shutil
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -348,11 +348,14 @@ def publish_version(
     metrics: Mapping[str, Any] | None = None,
     lineage: Sequence[str] = (),
     extras: Mapping[str, Any] | None = None,
+    before_switch: Callable[[Path], None] | None = None,
 ) -> PublishedVersion:
     """Write ``splits`` as version N+1 under ``root`` and point ``current`` at it.
 
     ``gate``: the verdict's details (checks, thresholds) for the manifest; ``lineage``: the
     input batch hashes. Raises GateFailedError (nothing written) when ``gate_passed`` is false.
+    ``before_switch(path)`` is called once ``v<N>`` is complete and renamed, just before
+    ``current`` moves (the crash tests kill the process there).
     """
     root = Path(root)
     if not gate_passed:
@@ -443,6 +446,8 @@ def publish_version(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if before_switch is not None:
+        before_switch(final)
     link = root / f".current-{secrets.token_hex(4)}"
     os.symlink(final.name, link)
     os.replace(link, root / CURRENT)

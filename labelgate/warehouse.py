@@ -4,7 +4,8 @@ Connections are opened by the caller and passed in; values are bound with `?`;
 identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 Tables (shared by every dataset in a store; each row carries its dataset):
-  runs, batches, run_batches, quarantine, gate_results, metrics_history,
+  runs (status running | passed | failed | error | abandoned: left running by a process
+  that died, marked by the dataset's next run), batches, run_batches, quarantine, gate_results, metrics_history,
   agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage),
   conflicting_responses (instruction data: same prompt, different responses)
 Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
@@ -15,6 +16,8 @@ Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,13 +112,55 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+LOCK_TIMEOUT_SECONDS = 60.0
+LOCK_TIMEOUT_ENV = "LABELGATE_WAREHOUSE_LOCK_TIMEOUT"
+_LOCK_ERROR = "Could not set lock on file"
+_sleep = time.sleep  # tests replace it to act between attempts
+
+
+def _lock_timeout(explicit: float | None) -> float:
+    """The wait for another process's write lock: the argument, else the environment
+    variable LABELGATE_WAREHOUSE_LOCK_TIMEOUT (read per call, seconds), else 60 s."""
+    if explicit is not None:
+        return explicit
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    try:
+        return float(raw) if raw else LOCK_TIMEOUT_SECONDS
+    except ValueError:
+        return LOCK_TIMEOUT_SECONDS
+
+
+def _open(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """duckdb.connect, retried with backoff while another process holds the file.
+
+    DuckDB allows one process to open a database file for writing; the pipeline opens the
+    warehouse briefly per task, so runs of different datasets sharing a store take turns.
+    """
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if _LOCK_ERROR not in str(exc) or time.monotonic() >= deadline:
+                raise
+        _sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+        delay = min(delay * 2, 2.0)
+
+
 @contextmanager
-def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse (creating tables when writable) and close it afterwards."""
+def connect(
+    path: Path, *, read_only: bool = False, lock_timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse (creating tables when writable) and close it afterwards.
+
+    While another process has the file open for writing, retry for up to
+    ``lock_timeout`` seconds (default: see `_lock_timeout`), then raise DuckDB's error.
+    """
     if read_only and not path.is_file():
         raise FileNotFoundError(f"{path}: no warehouse here yet (run `labelgate run` first)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = _open(path, read_only=read_only, lock_timeout=_lock_timeout(lock_timeout))
     try:
         if not read_only:
             con.execute(_DDL)
@@ -139,6 +184,28 @@ def start_run(
         " VALUES (?, ?, ?, ?, ?, ?, 'running')",
         [run_id, dataset, spec_hash, spec_path, flow_run_id, started_at],
     )
+
+
+def abandon_runs(
+    con: duckdb.DuckDBPyConnection, *, dataset: str, by_run_id: str
+) -> list[tuple[str, datetime | None]]:
+    """Mark the dataset's runs still `running` as `abandoned` (finished_at now, a message).
+
+    Call only while holding the dataset's run lock (`labelgate.locking`): then no live
+    process owns such a run; it was killed or its machine stopped. Returns (run_id,
+    started_at) of the runs marked, oldest first.
+    """
+    now = datetime.now(UTC)
+    rows = con.execute(
+        "UPDATE runs SET status = 'abandoned', finished_at = ?,"
+        " message = 'abandoned: still running when run ' || ? || ' started at '"
+        " || strftime(?, '%Y-%m-%dT%H:%M:%SZ') || ' and its lock was free"
+        " (the process died: killed, or the machine stopped)'"
+        " WHERE dataset = ? AND status = 'running' AND run_id <> ?"
+        " RETURNING run_id, started_at",
+        [now, by_run_id, now, dataset, by_run_id],
+    ).fetchall()
+    return sorted(((str(r), s) for r, s in rows), key=lambda t: t[0])
 
 
 def record_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch], *, run_id: str) -> None:
@@ -331,7 +398,7 @@ _RUN_COLUMNS = (
 )
 _LATEST_ANY = _RUN_COLUMNS + " ORDER BY started_at DESC, run_id DESC LIMIT 1"
 _LATEST_FINISHED = (
-    _RUN_COLUMNS + " AND finished_at IS NOT NULL AND status <> 'error'"
+    _RUN_COLUMNS + " AND finished_at IS NOT NULL AND status NOT IN ('error', 'abandoned')"
     " ORDER BY started_at DESC, run_id DESC LIMIT 1"
 )
 

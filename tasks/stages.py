@@ -25,12 +25,13 @@ from prefect.cache_policies import NO_CACHE
 from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
 from checks.sft import enforce_instruction_contract, sft_summary
-from labelgate import steps, warehouse
+from labelgate import locking, steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate, history_metrics
 from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
-from labelgate.publish import publish_version
+from labelgate.locking import RunLock
+from labelgate.publish import PublishedVersion, current_version, publish_version
 from labelgate.report import (
     RowCounts,
     agreement_section,
@@ -47,6 +48,7 @@ from labelgate.review import (
 from labelgate.runs import RunContext, new_run
 from labelgate.spec import Spec, load_spec
 from labelgate.splits import load_assignments, save_assignments
+from tasks import faults
 
 ARTIFACT_ROWS = 200
 HOUR = 3600
@@ -87,11 +89,25 @@ class AgreementOutcome:
     annotations: pl.DataFrame | None = None  # the long frame (item, annotator, label)
 
 
+@dataclass
+class Prepared:
+    """What `prepare_run` opens: the spec, the run record, the dataset's run lock (the
+    flow releases it in a `finally`) and the earlier runs it found abandoned."""
+
+    spec: Spec
+    run: RunContext
+    lock: RunLock
+    abandoned: list[dict[str, Any]]
+
+
 @task(name="prepare-run", cache_policy=NO_CACHE)
+@faults.boundaries("prepare-run")
 def prepare_run(
     spec_path: str, store: str | None, flow_run_id: str | None = None
-) -> tuple[Spec, RunContext]:
-    """Load the spec, open a run record in the warehouse."""
+) -> Prepared:
+    """Load the spec, take the dataset's run lock (refuse with `RunLockedError` naming the
+    holder when another run of the dataset is in progress), mark runs left `running` by a
+    dead process as `abandoned`, and open this run's record in the warehouse."""
     spec = load_spec(spec_path)
     run = new_run(
         dataset=spec.name,
@@ -99,21 +115,36 @@ def prepare_run(
         spec_hash=spec.fingerprint(),
         store=spec.store_dir(store),
     )
-    with warehouse.connect(run.warehouse) as con:
-        warehouse.start_run(
-            con,
-            run_id=run.run_id,
-            dataset=run.dataset,
-            spec_hash=run.spec_hash,
-            spec_path=run.spec_path,
-            started_at=run.started_at,
-            flow_run_id=flow_run_id,
-        )
-    get_run_logger().info("run %s of %s, store %s", run.run_id, run.dataset, run.store)
-    return spec, run
+    lock = locking.acquire(run.store_dir, run.dataset, run_id=run.run_id)
+    try:
+        with warehouse.connect(run.warehouse) as con:
+            abandoned = warehouse.abandon_runs(con, dataset=run.dataset, by_run_id=run.run_id)
+            warehouse.start_run(
+                con,
+                run_id=run.run_id,
+                dataset=run.dataset,
+                spec_hash=run.spec_hash,
+                spec_path=run.spec_path,
+                started_at=run.started_at,
+                flow_run_id=flow_run_id,
+            )
+    except BaseException:
+        lock.release()
+        raise
+    log = get_run_logger()
+    log.info("run %s of %s, store %s", run.run_id, run.dataset, run.store)
+    for run_id, _ in abandoned:
+        log.warning("run %s of %s was left running by a process that died: marked abandoned",
+                    run_id, run.dataset)
+    return Prepared(
+        spec, run, lock,
+        [{"run_id": r, "started_at": t.isoformat() if t is not None else None}
+         for r, t in abandoned],
+    )
 
 
 @task(name="ingest", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR, **RETRY_IO)
+@faults.boundaries("ingest")
 def ingest(spec: Spec, run: RunContext) -> list[Batch]:
     """Each matched input file becomes (or reuses) a content-addressed lake batch."""
     batches = ingest_source(
@@ -149,6 +180,7 @@ class SftOutcome:
 
 
 @task(name="canonicalize", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
+@faults.boundaries("canonicalize")
 def canonicalize(spec: Spec, batches: list[Batch]) -> Canonical:
     """task instruction: each batch's rows in the canonical frame (errors name the file)."""
     frames, rejects = [], []
@@ -166,6 +198,7 @@ def canonicalize(spec: Spec, batches: list[Batch]) -> Canonical:
 
 
 @task(name="enforce-contract", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
+@faults.boundaries("enforce-contract")
 def contract(
     spec: Spec, batches: list[Batch], canonical: Canonical | None = None
 ) -> tuple[ContractResult, SftOutcome | None]:
@@ -196,6 +229,7 @@ def contract(
 
 
 @task(name="store", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
+@faults.boundaries("store")
 def store(
     spec: Spec, run: RunContext, result: ContractResult, sft: SftOutcome | None = None
 ) -> Stored:
@@ -219,6 +253,7 @@ def store(
 
 
 @task(name="agreement", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+@faults.boundaries("agreement")
 def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementOutcome:
     """Ingest annotations (and gold) into the lake, measure agreement, store the tables."""
     ann_source = spec.sources.annotations
@@ -282,6 +317,7 @@ def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementO
 
 
 @task(name="label-issues", cache_policy=NO_CACHE, timeout_seconds=4 * HOUR)
+@faults.boundaries("label-issues")
 def label_issues(
     spec: Spec, run: RunContext, result: ContractResult, agreement: AgreementOutcome | None
 ) -> steps.LabelIssuesOutcome:
@@ -329,6 +365,7 @@ _LABEL_ISSUE_COLUMNS = (
 
 
 @task(name="dedup", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
+@faults.boundaries("dedup")
 def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOutcome:
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
     outcome = steps.detect_duplicates(result.valid, spec=spec)
@@ -348,6 +385,7 @@ def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOut
 
 
 @task(name="splits", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
+@faults.boundaries("splits")
 def splits(
     spec: Spec,
     run: RunContext,
@@ -378,6 +416,7 @@ def splits(
 
 # no retries: a retry after the rename would publish a second version
 @task(name="publish", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+@faults.boundaries("publish")
 def publish(
     spec: Spec,
     run: RunContext,
@@ -386,24 +425,21 @@ def publish(
     metrics: dict[str, float],
     batches: list[Batch],
 ) -> dict[str, Any]:
-    """Write published/<dataset>/v<N>/ and move `current` (only called when the gate passed)."""
-    pub = spec.publish
-    if pub is None:
-        raise ValueError("publish stage called without a publish section")
-    version = publish_version(
-        steps.split_frames(split.kept, spec=spec),
-        root=run.store_dir / "published" / run.dataset,
-        key_column=spec.columns.id,
-        label_column=spec.columns.label,
-        run_id=run.run_id,
-        spec_hash=run.spec_hash,
-        gate_passed=verdict.passed,
-        formats=spec.publish_formats(),
-        jsonl_style=steps.jsonl_style(pub.jsonl),
-        gate=verdict.to_dict(),
-        metrics=metrics,
-        lineage=[b.batch for b in batches],
-    )
+    """Write published/<dataset>/v<N>/ and move `current` (only called when the gate passed).
+
+    A write error (disk full, read-only store) leaves no new version folder (publish_version
+    removes its temporary folder) and `current` where it was; the error says where it is."""
+    root = run.store_dir / "published" / run.dataset
+    try:
+        version = _publish_version(spec, run, split, verdict, metrics, batches, root=root)
+    except OSError as exc:  # disk full, read-only store...: say what was kept
+        now = current_version(root)
+        raise OSError(
+            exc.errno,
+            f"{run.dataset}: publishing failed ({exc}); `current` "
+            + (f"points to v{now}" if now is not None else "absent (no version published yet)")
+            + ", earlier versions untouched",
+        ) from exc
     rows = int(version.manifest["rows"])
     with warehouse.connect(run.warehouse) as con:
         warehouse.record_rows(
@@ -418,7 +454,38 @@ def publish(
             "splits": version.manifest["splits"]}
 
 
+def _publish_version(
+    spec: Spec,
+    run: RunContext,
+    split: steps.SplitOutcome,
+    verdict: GateVerdict,
+    metrics: dict[str, float],
+    batches: list[Batch],
+    *,
+    root: Path,
+) -> PublishedVersion:
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    return publish_version(
+        steps.split_frames(split.kept, spec=spec),
+        root=root,
+        key_column=spec.columns.id,
+        label_column=spec.columns.label,
+        run_id=run.run_id,
+        spec_hash=run.spec_hash,
+        gate_passed=verdict.passed,
+        formats=spec.publish_formats(),
+        jsonl_style=steps.jsonl_style(pub.jsonl),
+        gate=verdict.to_dict(),
+        metrics=metrics,
+        lineage=[b.batch for b in batches],
+        before_switch=lambda _: faults.fault_point("publish", "switch"),
+    )
+
+
 @task(name="gate", cache_policy=NO_CACHE, timeout_seconds=600, **RETRY_IO)
+@faults.boundaries("gate")
 def gate(spec: Spec, run: RunContext, metrics: dict[str, float]) -> GateVerdict:
     """Compare the run's metrics with the spec's thresholds; record both."""
     verdict = evaluate_gate(metrics, spec.gate)
@@ -465,6 +532,7 @@ class Outcomes:
 
 
 @task(name="corrections", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+@faults.boundaries("corrections")
 def corrections(
     spec: Spec, run: RunContext, result: ContractResult
 ) -> tuple[ContractResult, dict[str, Any] | None]:
@@ -490,6 +558,7 @@ def corrections(
 
 
 @task(name="metrics", cache_policy=NO_CACHE)
+@faults.boundaries("metrics")
 def metrics(
     spec: Spec, run: RunContext, result: ContractResult, outcomes: Outcomes
 ) -> dict[str, float]:
@@ -518,6 +587,7 @@ def metrics(
 
 
 @task(name="report", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
+@faults.boundaries("report")
 def report(
     spec: Spec,
     run: RunContext,
@@ -528,8 +598,12 @@ def report(
     stored: Stored,
     outcomes: Outcomes,
     published: dict[str, Any] | None = None,
+    abandoned: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write report.json/md/html, publish them as Prefect artifacts, close the run record."""
+    """Write report.json/md/html, publish them as Prefect artifacts, close the run record.
+
+    ``abandoned``: earlier runs of the dataset that `prepare_run` found left running by a
+    dead process (report.json's ``previous_runs_abandoned``: count and run ids)."""
     agreement = outcomes.agreement
     excluded = outcomes.excluded
     rows = RowCounts(
@@ -563,6 +637,8 @@ def report(
         agreement=sections.pop("agreement", None),
     )
     content.update(sections)
+    content["previous_runs_abandoned"] = {"count": len(abandoned or []),
+                                          "runs": list(abandoned or [])}
     with warehouse.connect(run.warehouse) as con:
         history = warehouse.metric_history(con, run.dataset)
     label_table = (
@@ -618,6 +694,7 @@ def report(
 
 
 @task(name="record-error", cache_policy=NO_CACHE)
+@faults.boundaries("record-error")
 def record_error(run: RunContext, message: str) -> None:
     """Mark the run record as errored (spec or input problem found mid-run)."""
     with warehouse.connect(run.warehouse) as con:

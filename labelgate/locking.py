@@ -1,0 +1,121 @@
+"""One run per dataset at a time: an exclusive `fcntl.flock` on `STORE/locks/<dataset>.lock`.
+
+The lock is held by an open file descriptor for the whole run and released by
+`RunLock.release()` (the flow calls it in a `finally`), or by the operating system when
+the process dies, however it dies: a SIGKILLed run never leaves a stale lock behind. The
+file's content (JSON: pid, host, run id, start time) only names the holder in the
+refusal message; whether the lock is held is decided by `flock`, never by the content.
+
+Consequence for run records: once a run holds its dataset's lock, any other run of that
+dataset still marked `running` in the warehouse has no live process (it would hold the
+lock), so the new run marks it `abandoned`.
+
+A local-filesystem lock: `flock` is advisory and per host (an NFS store shared by several
+machines needs a lock service instead).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from labelgate.errors import RunLockedError
+
+LOCKS_DIR = "locks"
+POLL_SECONDS = 0.5
+_sleep = time.sleep  # tests replace it to act between attempts
+
+
+def lock_path(store: Path, dataset: str) -> Path:
+    if dataset in {"", ".", ".."} or "/" in dataset or "\\" in dataset:
+        raise ValueError(f"dataset name {dataset!r} cannot name a lock file")
+    return Path(store) / LOCKS_DIR / f"{dataset}.lock"
+
+
+@dataclass
+class RunLock:
+    """A held dataset lock; `release()` is idempotent."""
+
+    path: Path
+    dataset: str
+    run_id: str
+    _file: IO[str] | None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        f, self._file = self._file, None
+        if f is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            finally:
+                f.close()
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def read_holder(path: Path) -> dict[str, Any] | None:
+    """What the lock file says about its holder (None if empty or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _describe(dataset: str, holder: dict[str, Any] | None, path: Path) -> str:
+    if holder is None:
+        who = "holder not yet recorded"
+    else:
+        who = (f"pid {holder.get('pid')} on {holder.get('host')}, run {holder.get('run_id')}, "
+               f"started {holder.get('started_at')}")
+    return (f"another run of {dataset} is in progress ({who}); lock file {path}. "
+            "Wait for it to finish, or run again later")
+
+
+def acquire(store: Path, dataset: str, *, run_id: str, wait_seconds: float = 0.0) -> RunLock:
+    """Take the dataset's lock, or raise `RunLockedError` naming the holder.
+
+    ``wait_seconds``: how long to keep trying before refusing (0: refuse at once).
+    """
+    path = lock_path(store, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held open for the run)
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    try:
+        while True:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunLockedError(_describe(dataset, read_holder(path), path)) from None
+                _sleep(POLL_SECONDS)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "run_id": run_id,
+            "dataset": dataset,
+            "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(holder, sort_keys=True) + "\n")
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
+    return RunLock(path=path, dataset=dataset, run_id=run_id, _file=f)
