@@ -18,7 +18,7 @@ from tasks import stages
 @flow(name="quality-pipeline")
 def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
     """Run one spec: ingest → [canonicalize, instruction data] → contract (+ SFT checks) →
-    [reviewer corrections] → store → [agreement] → [label issues] → [dedup] →
+    [reviewer corrections] → [agreement (→ consensus label)] → store → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.
 
     One run per dataset at a time: `prepare_run` takes the dataset's lock (another run in
@@ -35,10 +35,12 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
         canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
         result, sft = stages.contract(spec, batches, canonical)
         result, review = stages.corrections(spec, run, result)
-        stored = stages.store(spec, run, result, sft)
         agreement = (
             stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
         )
+        if agreement is not None and spec.agreement_settings().apply:
+            result, agreement = stages.consensus_label(spec, result, agreement)
+        stored = stages.store(spec, run, result, sft)
         issues = (
             stages.label_issues(spec, run, result, agreement) if spec.label_issues else None
         )

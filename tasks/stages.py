@@ -316,6 +316,23 @@ def agreement(spec: Spec, run: RunContext, result: ContractResult) -> AgreementO
     )
 
 
+@task(name="consensus-label", cache_policy=NO_CACHE, timeout_seconds=HOUR)
+def consensus_label(
+    spec: Spec, result: ContractResult, agreement: AgreementOutcome
+) -> tuple[ContractResult, AgreementOutcome]:
+    """`agreement.apply`: the spec's consensus label becomes the items' training label."""
+    valid, stats = steps.apply_consensus(result.valid, agreement.report.consensus, spec=spec)
+    get_run_logger().info(
+        "consensus label (%s): %s labels changed, %s confirmed, %s items without annotations",
+        stats["method"], stats.get("changed"), stats.get("confirmed"),
+        stats.get("without_consensus"),
+    )
+    section = {**agreement.section, "training_label": stats}
+    metrics = {**agreement.metrics, "agreement.consensus_changed_labels": float(
+        stats.get("changed", 0))}
+    return replace(result, valid=valid), replace(agreement, section=section, metrics=metrics)
+
+
 @task(name="label-issues", cache_policy=NO_CACHE, timeout_seconds=4 * HOUR)
 @faults.boundaries("label-issues")
 def label_issues(

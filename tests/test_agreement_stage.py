@@ -400,3 +400,28 @@ def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory) -> None:
     warned = runner.invoke(app, ["check", str(spec)])
     assert warned.exit_code == 0
     assert "['min_krippendorff_alpha'] need sources.annotations" in warned.output
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_applies_the_consensus_label(make_spec: SpecFactory, tmp_path: Path) -> None:
+    from flows.pipeline import quality_pipeline
+
+    rows = item_rows(60)
+    rows[4]["sentiment"] = "negative"  # item t0004 is 'positive' to all three annotators
+    write_csv(tmp_path / "ann" / "annotations.csv", annotation_rows())
+    spec = make_spec(
+        rows,
+        sources={"items": {"path": "items/*.csv"}, "annotations": {"path": "ann/*.csv"}},
+        agreement={"consensus": "majority", "apply": True, "bootstrap": {"n": 0}},
+        gate={"max_quarantine_rate": 0.1},
+    )
+    report = quality_pipeline(str(spec))
+    applied = report["agreement"]["training_label"]
+    assert applied["applied"] is True and applied["method"] == "majority"
+    # t0004, plus t0000 and t0015 where a2 and a3 are both wrong and outvote a1
+    assert applied["changed"] == 3 and applied["without_consensus"] == 30
+    valid = pl.read_parquet(report["paths"]["valid_rows"])
+    labels = dict(valid.select("tweet_id", "sentiment").iter_rows())
+    assert labels["t0004"] == "positive" and labels["t0000"] == "neutral"
+    assert report["metrics"]["agreement.consensus_changed_labels"] == 3
