@@ -278,6 +278,11 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
         lines += _table(["given", "likely true", "share"],
                         [[c["given_label"], c["true_label"], _num(float(c["joint"]))]
                          for c in joint[:6]])
+    if li.get("consensus_comparison"):
+        lines += ["", "CROWDLAB consensus vs the agreement stage's:", ""]
+        lines += _table(["vs", "items", "differ", "share"],
+                        [[c["b"], c["items"], c["differ"], _num(float(c["share"]))]
+                         for c in li["consensus_comparison"]])
     if li["top"]:
         lines += ["", "Most suspicious rows:", ""]
         lines += _table(["id", "given", "suggested", "quality", "text"],

@@ -202,6 +202,29 @@ def detect_label_issues(
     return LabelIssuesOutcome(result, metrics, section)
 
 
+def compare_with_crowdlab(
+    outcome: LabelIssuesOutcome, consensus: pl.DataFrame
+) -> LabelIssuesOutcome:
+    """Add CROWDLAB's consensus (multiannotator label issues) to the agreement stage's
+    majority / Dawid-Skene comparison: how often each pair differs, over shared items."""
+    crowdlab = outcome.result.table.select(
+        pl.col("id").cast(pl.String).alias("item"),
+        pl.col("consensus_label").cast(pl.String).alias("crowdlab"),
+    )
+    both = consensus.select(
+        pl.col("item").cast(pl.String), pl.col("majority").cast(pl.String),
+        pl.col("dawid_skene").cast(pl.String),
+    ).join(crowdlab, on="item", how="inner")
+    rows = []
+    for other in ("majority", "dawid_skene"):
+        pair = both.filter(pl.col(other).is_not_null() & pl.col("crowdlab").is_not_null())
+        differ = int((pair.get_column(other) != pair.get_column("crowdlab")).sum())
+        rows.append({"a": "crowdlab", "b": other, "items": pair.height, "differ": differ,
+                     "share": differ / pair.height if pair.height else 0.0})
+    section = {**outcome.section, "consensus_comparison": rows}
+    return LabelIssuesOutcome(outcome.result, outcome.metrics, section)
+
+
 def detect_duplicates(valid: pl.DataFrame, *, spec: Spec) -> DedupOutcome:
     """Exact and near-duplicate clusters over the text columns (spec section `dedup`)."""
     dd = spec.dedup

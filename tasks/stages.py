@@ -355,6 +355,8 @@ def label_issues(
     outcome = steps.detect_label_issues(
         result.valid, spec=spec, predictions=predictions, annotations=annotations
     )
+    if agreement is not None and "consensus_label" in outcome.result.table.columns:
+        outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
     table = outcome.result.table.with_columns(  # the library names the id column `id`
         pl.col("id").cast(pl.String)
     )
