@@ -352,6 +352,11 @@ def label_issues(
         item = spec.annotation_columns()[0]
         annotations = agreement.annotations.rename({item: spec.columns.id}) if (
             item != spec.columns.id) else agreement.annotations
+    if annotations is not None:
+        # annotations on items this run does not have are counted by the agreement stage;
+        # CROWDLAB scores only the run's rows
+        known = result.valid.get_column(spec.columns.id).cast(pl.String).implode()
+        annotations = annotations.filter(pl.col(spec.columns.id).cast(pl.String).is_in(known))
     outcome = steps.detect_label_issues(
         result.valid, spec=spec, predictions=predictions, annotations=annotations
     )

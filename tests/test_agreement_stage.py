@@ -425,3 +425,27 @@ def test_flow_applies_the_consensus_label(make_spec: SpecFactory, tmp_path: Path
     labels = dict(valid.select("tweet_id", "sentiment").iter_rows())
     assert labels["t0004"] == "positive" and labels["t0000"] == "neutral"
     assert report["metrics"]["agreement.consensus_changed_labels"] == 3
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_multiannotator_label_issues_compare_consensus(
+    make_spec: SpecFactory, tmp_path: Path
+) -> None:
+    from flows.pipeline import quality_pipeline
+
+    write_csv(tmp_path / "ann" / "annotations.csv", annotation_rows())
+    spec = make_spec(
+        item_rows(60),
+        sources={"items": {"path": "items/*.csv"}, "annotations": {"path": "ann/*.csv"}},
+        agreement={"bootstrap": {"n": 0}},
+        label_issues={"method": "multiannotator", "folds": 3},
+        gate={"max_quarantine_rate": 0.1},
+    )
+    report = quality_pipeline(str(spec))
+    li = report["label_issues"]
+    assert li["method"] == "multiannotator"
+    compared = {c["b"]: c for c in li["consensus_comparison"]}
+    assert set(compared) == {"majority", "dawid_skene"}
+    assert compared["majority"]["items"] == 30  # the annotated items among the valid ones
+    assert {a["annotator"] for a in li["annotators"]} == {"a1", "a2", "a3"}
