@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from checks.contract import ContractResult, check_columns, enforce_contract
 from checks.quality import class_counts, contract_metrics
 from checks.sft import enforce_instruction_contract, sft_summary
-from labelgate import locking, steps, warehouse
+from labelgate import locking, reuse, steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate, history_metrics
@@ -45,7 +45,7 @@ from labelgate.review import (
     load_gold_answers,
     reviewer_accuracy,
 )
-from labelgate.runs import RunContext, new_run
+from labelgate.runs import RunContext, new_run, reports_root
 from labelgate.spec import Spec, load_spec
 from labelgate.splits import load_assignments, save_assignments
 from tasks import faults
@@ -357,11 +357,26 @@ def label_issues(
         # CROWDLAB scores only the run's rows
         known = result.valid.get_column(spec.columns.id).cast(pl.String).implode()
         annotations = annotations.filter(pl.col(spec.columns.id).cast(pl.String).is_in(known))
-    outcome = steps.detect_label_issues(
+    fingerprint = reuse.label_issues_fingerprint(
         result.valid, spec=spec, predictions=predictions, annotations=annotations
     )
-    if agreement is not None and "consensus_label" in outcome.result.table.columns:
-        outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
+    saved = reuse.find_saved(reports_root(run.store_dir, run.dataset), fingerprint=fingerprint)
+    if saved is not None:
+        # same rows, labels and settings as an earlier run: its (deterministic) result
+        outcome = steps.LabelIssuesOutcome(
+            saved.result, saved.metrics, {**saved.section, "reused_from": saved.run_id}
+        )
+        get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
+    else:
+        outcome = steps.detect_label_issues(
+            result.valid, spec=spec, predictions=predictions, annotations=annotations
+        )
+        if agreement is not None and "consensus_label" in outcome.result.table.columns:
+            outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
+        reuse.save_label_issues(
+            run.report_dir, fingerprint=fingerprint, result=outcome.result,
+            metrics=outcome.metrics, section=outcome.section,
+        )
     table = outcome.result.table.with_columns(  # the library names the id column `id`
         pl.col("id").cast(pl.String)
     )

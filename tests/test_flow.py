@@ -228,3 +228,24 @@ def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
     assert listing.exit_code == 0 and "True" in listing.output
     diffed = runner.invoke(app, ["diff", str(spec), "v1", "v2"])
     assert diffed.exit_code == 0 and "added" in diffed.output
+
+
+def test_unchanged_inputs_reuse_label_issues(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+
+    rows = item_rows(90)
+    spec = make_spec(rows, label_issues={"method": "cross_validated", "folds": 3})
+    first = quality_pipeline(str(spec))
+    assert "reused_from" not in first["label_issues"]
+    second = quality_pipeline(str(spec))
+    assert second["label_issues"]["reused_from"] == first["run_id"]
+    for key in ("count", "rate", "health_score", "per_class", "top"):
+        assert second["label_issues"][key] == first["label_issues"][key]
+    assert second["metrics"]["label_issues.rate"] == first["metrics"]["label_issues.rate"]
+    latest = spec.parent / "store/reports/tiny-tweets/latest"
+    assert (latest / "label_issues.parquet").is_file()  # every run still has its outputs
+
+    rows[3]["sentiment"] = "positive"  # one label changed: the model runs again
+    write_csv(spec.parent / "items" / "part1.csv", rows)
+    third = quality_pipeline(str(spec))
+    assert "reused_from" not in third["label_issues"]

@@ -1,0 +1,131 @@
+"""Reusing the label-issue stage's results when its inputs have not changed.
+
+The stage is the expensive one (K models over every row). Its inputs are the valid rows'
+id, label and model columns, the predictions or annotations it read, and the spec's
+`label_issues` and `columns` sections: their fingerprint is stored beside the stage's
+outputs in the run's report folder. A later run with the same fingerprint (a night with no
+new or changed batches) loads those outputs instead of training again, and its report says
+which run they came from. Any change of data or settings gives a new fingerprint, so a
+reused result is always the one the stage would compute again (it is deterministic).
+
+Row hashes come from polars (`hash_rows`), whose values are stable within one polars
+version: the version is part of the fingerprint, so an upgrade recomputes once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from labelgate.label_issues import LabelIssuesResult
+from labelgate.spec import Spec
+
+FINGERPRINT_FILE = "label_issues.fingerprint"
+SAVED_FILE = "label_issues.saved.json"
+TABLE_FILE = "label_issues.table.parquet"
+PROBS_FILE = "label_issues.probs.parquet"
+
+
+@dataclass(frozen=True)
+class SavedLabelIssues:
+    result: LabelIssuesResult
+    metrics: dict[str, float]
+    section: dict[str, Any]
+    run_id: str
+
+
+def _frame_digest(frame: pl.DataFrame | None) -> bytes:
+    if frame is None:
+        return b"none"
+    ordered = frame.select(sorted(frame.columns))
+    rows = ordered.hash_rows(seed=0).to_numpy()
+    return hashlib.sha256(rows.tobytes() + json.dumps(ordered.columns).encode()).digest()
+
+
+def label_issues_fingerprint(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    predictions: pl.DataFrame | None,
+    annotations: pl.DataFrame | None,
+) -> str:
+    """A hash of everything the label-issue stage reads."""
+    cols = spec.columns
+    used = [c for c in [cols.id, cols.label, *cols.text, *cols.features] if c is not None]
+    settings = {
+        "label_issues": spec.label_issues.model_dump(mode="json") if spec.label_issues else None,
+        "columns": used,
+        "polars": pl.__version__,
+        "format": 1,
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for part in (valid.select(used), predictions, annotations):
+        digest.update(_frame_digest(part))
+    return digest.hexdigest()
+
+
+def save_label_issues(
+    folder: Path,
+    *,
+    fingerprint: str,
+    result: LabelIssuesResult,
+    metrics: dict[str, float],
+    section: dict[str, Any],
+) -> None:
+    """Write what `find_saved` needs to rebuild the outcome; the fingerprint goes last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.table.write_parquet(folder / TABLE_FILE)
+    result.probability_frame().write_parquet(folder / PROBS_FILE)
+    saved = {
+        "method": result.method, "path": result.path, "classes": result.classes,
+        "health_score": result.health_score, "metrics": metrics, "section": section,
+        "noise_matrix": result.noise_matrix.to_dicts(),
+        "per_class": result.per_class.to_dicts(),
+        "annotators": result.annotators.to_dicts() if result.annotators is not None else None,
+    }
+    (folder / SAVED_FILE).write_text(json.dumps(saved, default=str))
+    (folder / FINGERPRINT_FILE).write_text(fingerprint)
+
+
+def find_saved(reports: Path, *, fingerprint: str) -> SavedLabelIssues | None:
+    """The newest earlier run's saved outcome with this fingerprint, if any."""
+    if not reports.is_dir():
+        return None
+    candidates = sorted(
+        (d for d in reports.iterdir() if d.is_dir() and not d.is_symlink()), reverse=True
+    )
+    for folder in candidates:
+        marker = folder / FINGERPRINT_FILE
+        if not marker.is_file() or marker.read_text().strip() != fingerprint:
+            continue
+        try:
+            saved = json.loads((folder / SAVED_FILE).read_text())
+            table = pl.read_parquet(folder / TABLE_FILE)
+            probs = pl.read_parquet(folder / PROBS_FILE)
+        except (OSError, ValueError, pl.exceptions.PolarsError):
+            continue  # an incomplete folder (a killed run): try an older one
+        classes = [str(c) for c in saved["classes"]]
+        matrix = (
+            probs.select(classes).to_numpy().astype(np.float32)
+            if all(c in probs.columns for c in classes) else None
+        )
+        result = LabelIssuesResult(
+            method=saved["method"],
+            path=saved["path"],
+            classes=classes,
+            table=table,
+            noise_matrix=pl.DataFrame(saved["noise_matrix"]),
+            health_score=float(saved["health_score"]),
+            per_class=pl.DataFrame(saved["per_class"]),
+            annotators=pl.DataFrame(saved["annotators"]) if saved["annotators"] else None,
+            probabilities=matrix,
+        )
+        metrics = {str(k): float(v) for k, v in saved["metrics"].items()}
+        return SavedLabelIssues(result, metrics, dict(saved["section"]), folder.name)
+    return None
