@@ -5,7 +5,8 @@ identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs (status running | passed | failed | error | abandoned: left running by a process
-  that died, marked by the dataset's next run), batches, run_batches, quarantine, gate_results, metrics_history,
+  that died, marked by the dataset's next run), batches, run_batches, quarantine,
+  gate_results, metrics_history,
   agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage),
   conflicting_responses (instruction data: same prompt, different responses)
 Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):

@@ -113,7 +113,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     records.append({
         "battery": battery, "module": item.path.stem, "test": item.originalname,
         "case": item.name, "checks": " ".join(doc.split("\n\n")[0].split()),
-        "outcome": "error" if report.when != "call" else report.outcome,
+        "outcome": report.outcome if report.skipped or report.when == "call" else "error",
     })
 
 
