@@ -399,7 +399,7 @@ def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory) -> None:
     spec = make_spec(gate={"min_krippendorff_alpha": 0.6})
     warned = runner.invoke(app, ["check", str(spec)])
     assert warned.exit_code == 0
-    assert "['min_krippendorff_alpha'] need sources.annotations" in warned.output
+    assert "gate.min_krippendorff_alpha needs the agreement stage" in warned.output
 
 
 @pytest.mark.flow
