@@ -1,6 +1,7 @@
 """End-to-end benchmark: the whole flow on N text rows made from the real tweets corpus.
 
-    .venv/bin/python bench/bench_pipeline.py --rows 1000000 [--rows 5000000] [--incremental 10000]
+    .venv/bin/python bench/bench_pipeline.py --rows 1000000 [--rows 5000000] [--again]
+        [--incremental 10000]
 
 For each size: generate the dataset (bench_ingest's generator: resampled real tweets, unique
 ids, 0.5% broken rows), write a spec with every stage (label issues, dedup, splits,
@@ -99,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--incremental", type=int, default=0)
+    parser.add_argument("--again", action="store_true",
+                        help="run once more with no new data (the reuse path)")
     args = parser.parse_args()
     from bench_ingest import generate
 
@@ -112,6 +115,9 @@ def main() -> None:
             spec.write_text(yaml.safe_dump(spec_for(str(work / "in" / "*.csv"))))
             t = time.perf_counter()
             show(f"{rows:,} rows", run_flow(spec, work / "store", work / "home"))
+            if args.again:
+                show("same inputs again (nothing new tonight)",
+                     run_flow(spec, work / "store", work / "home"))
             if args.incremental:
                 extra = pl.read_csv(csv, n_rows=args.incremental, infer_schema=False)
                 extra = extra.with_columns(pl.format("n-{}", pl.col("tweet_id")).alias("tweet_id"))

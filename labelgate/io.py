@@ -179,6 +179,8 @@ def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> 
         # polars pads a short record with nulls, so only a null in the last column can
         # hide one: those files (rarely clean ones) are checked record by record too.
         # polars decodes the header lossily: a U+FFFD in a name may be a bad byte.
+        if any('"' in c for c in df.columns):
+            df = _fix_quoted_header(df, src, source)
         short = (
             df.width > 1
             and df.get_column(df.columns[-1]).null_count() > 0
@@ -192,6 +194,24 @@ def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> 
             return ReadResult(_with_row(df), _no_rejects())
     data = src if isinstance(src, bytes) else path.read_bytes()
     return _read_csv_by_record(path, data, source, key=key)
+
+
+def _fix_quoted_header(df: pl.DataFrame, src: Path | bytes, source: AnySource) -> pl.DataFrame:
+    """polars keeps `""` inside a quoted header name; Python's csv module unescapes it."""
+    if isinstance(src, bytes):
+        head = src[:1 << 16]
+    else:
+        with src.open("rb") as fh:
+            head = fh.read(1 << 16)
+    text = head.decode("latin-1" if source.encoding == "latin1" else "utf-8", errors="replace")
+    try:
+        names = next(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""),
+                                delimiter=source.separator))
+    except (StopIteration, csv.Error):
+        return df
+    if len(names) != df.width or len(set(names)) != len(names):
+        return df
+    return df.rename(dict(zip(df.columns, names, strict=True)))
 
 
 def _has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bool:

@@ -249,3 +249,31 @@ def test_unchanged_inputs_reuse_label_issues(make_spec: SpecFactory) -> None:
     write_csv(spec.parent / "items" / "part1.csv", rows)
     third = quality_pipeline(str(spec))
     assert "reused_from" not in third["label_issues"]
+
+
+def test_hostile_column_name_reaches_duckdb_only_as_a_value(make_spec: SpecFactory) -> None:
+    from flows.pipeline import quality_pipeline
+
+    evil = 'a"; DROP TABLE runs; --'
+    rows = [dict(r, **{evil: "ok"}) for r in item_rows(30)]
+    rows[2][evil] = "<script>alert(1)</script>"
+    contract = {
+        "tweet_id": {"dtype": "str", "unique": True},
+        "sentiment": {"dtype": "str", "isin": ["negative", "neutral", "positive"]},
+        evil: {"dtype": "str", "isin": ["ok"]},
+    }
+    spec = make_spec(rows, contract=contract, gate={"max_quarantine_rate": 0.5})
+    report = quality_pipeline(str(spec))
+    assert report["rows"]["quarantined"] == 1
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute('SELECT "column" FROM quarantine').fetchall() == [(evil,)]
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        got = con.execute('SELECT count(*) FROM "tiny-tweets".valid').fetchall()
+        assert got == [(29,)]
+    finally:
+        con.close()
+    folder = spec.parent / "store/reports/tiny-tweets/latest"
+    html = (folder / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" not in (folder / "report.md").read_text()
