@@ -47,6 +47,12 @@ def test_paths_resolve_against_the_spec_file(tmp_path: Path) -> None:
         ({"contract": {"text": {"dtype": "string"}}}, "contract.text.dtype"),
         ({"contract": {"text": {"regex": "(unclosed"}}}, "invalid regular expression"),
         ({"name": "bad name; drop"}, "name: String should match pattern"),
+        ({"name": "../../etc"}, "name: String should match pattern"),  # no path escape
+        ({"splits": {"fractions": {"train": 0.8, "test": 0.1}}},
+         "splits.fractions: Value error, fractions must sum to 1, got 0.9"),
+        ({"splits": {"fractions": {"train": 1.2, "test": -0.2}}}, "must be in [0, 1]"),
+        ({"splits": {"fractions": {"train": 0.9, "dev": 0.1}}}, "splits.fractions.dev"),
+        ({"publish": {}}, "publish: needs a splits section"),
         ({"columns": {"id": "a", "label": "a", "text": "t"}}, "named in more than one role"),
         ({"columns": {"id": "a", "label": "b"}}, "name at least one input column"),
     ],
