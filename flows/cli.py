@@ -73,17 +73,20 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     from flows.pipeline import quality_pipeline
 
     state = quality_pipeline(str(spec), str(store) if store else None, return_state=True)
-    _print_stage_times(state.state_details.flow_run_id)
+    s = load_spec(spec)
+    report: dict[str, Any] | None = None
     if state.is_completed():
-        report: dict[str, Any] = state.result()
-        _print_summary(report)
-        raise typer.Exit(EXIT_PASS)
-    exc = state.result(raise_on_failure=False)
+        report = state.result()
+    exc = None if report is not None else state.result(raise_on_failure=False)
     if isinstance(exc, GateFailedError):
-        latest = load_spec(spec).store_dir(store)
-        found = read_latest(latest, load_spec(spec).name)
-        if found:
-            _print_summary(found[1])
+        found = read_latest(s.store_dir(store), s.name)
+        report = found[1] if found else None
+    _print_stage_times(state.state_details.flow_run_id, report)
+    if report is not None:
+        _print_summary(report)
+    if exc is None:
+        raise typer.Exit(EXIT_PASS)
+    if isinstance(exc, GateFailedError):
         err.print(f"[red]{exc}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_GATE_FAILED)
     if isinstance(exc, LabelgateError):
@@ -93,8 +96,35 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     raise typer.Exit(EXIT_INTERNAL)
 
 
-def _print_stage_times(flow_run_id: Any) -> None:
-    """A table of the run's stages (Prefect task runs) with their wall times."""
+def _stage_rows(report: dict[str, Any] | None) -> dict[str, str]:
+    """What each stage did, in rows, from the report (for the stage table)."""
+    if report is None:
+        return {}
+    rows = report["rows"]
+    out = {
+        "ingest": f"{rows['input']:,} in",
+        "enforce-contract": f"{rows['quarantined']:,} quarantined",
+        "report": f"{rows['valid']:,} valid",
+    }
+    if "label_issues" in report:
+        li = report["label_issues"]
+        out["label-issues"] = f"{li['count']:,} flagged" + (
+            " (reused)" if "reused_from" in li else "")
+    if "duplicates" in report:
+        out["dedup"] = f"{report['duplicates']['count']:,} duplicates"
+    if "splits" in report:
+        out["splits"] = f"{rows['excluded']:,} excluded"
+    if "published" in report:
+        out["publish"] = f"v{report['published']['version']}: {report['published']['rows']:,}"
+    if "review" in report:
+        out["corrections"] = f"{report['review']['n_changed']:,} relabeled"
+    if "agreement" in report:
+        out["agreement"] = f"{report['agreement'].get('metrics', {}).get('n_labels', 0):,} labels"
+    return out
+
+
+def _print_stage_times(flow_run_id: Any, report: dict[str, Any] | None = None) -> None:
+    """A table of the run's stages (Prefect task runs) with their wall times and rows."""
     if flow_run_id is None:
         return
     from prefect.client.orchestration import get_client
@@ -108,14 +138,16 @@ def _print_stage_times(flow_run_id: Any) -> None:
     except Exception as exc:  # the table is a courtesy; never fail a run over it
         err.print(f"(stage times unavailable: {exc})")
         return
-    table = Table("stage", "state", "seconds", title="stages")
+    table = Table("stage", "state", "seconds", "rows", title="stages")
+    rows = _stage_rows(report)
     total = 0.0
     for tr in sorted(task_runs, key=lambda t: t.start_time or t.expected_start_time or 0):
         seconds = tr.total_run_time.total_seconds()
         total += seconds
         state = tr.state.name if tr.state else "—"
-        table.add_row(tr.name.rsplit("-", 1)[0], state, f"{seconds:.2f}")
-    table.add_row("total", "", f"{total:.2f}")
+        name = tr.name.rsplit("-", 1)[0]
+        table.add_row(name, state, f"{seconds:.2f}", rows.get(name, ""))
+    table.add_row("total", "", f"{total:.2f}", "")
     out.print(table)
 
 
