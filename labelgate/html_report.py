@@ -794,15 +794,75 @@ def _metrics_section(report: Mapping[str, Any]) -> Section | None:
     )))
 
 
-def _other_sections(report: Mapping[str, Any]) -> list[Section]:
-    out = []
-    for key, value in report.items():
-        if key in _KNOWN_SECTIONS:
-            continue
-        text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
-        sec = Section(f"x-{key}", key.replace("_", " "))
-        out.append(sec.add(Part("pre", text=excerpt(text, 20_000))))
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _generic_section(key: str, value: object) -> Section:
+    """A section no renderer knows: scalars as facts, lists of flat records as tables,
+    anything deeper as escaped JSON (so nothing a stage adds is hidden)."""
+    sec = Section(f"x-{key}", key.replace("_", " "))
+    if isinstance(value, Mapping):
+        facts = [(str(k).replace("_", " "), fmt_num(v), "") for k, v in value.items()
+                 if _is_scalar(v)]
+        if facts:
+            sec.add(Part("facts", facts=facts))
+        for k, v in value.items():
+            if _is_scalar(v):
+                continue
+            sec.add(Part("heading", text=str(k).replace("_", " ")))
+            sec.parts += _generic_parts(v)
+        return sec
+    sec.parts += _generic_parts(value)
+    return sec
+
+
+def _flat(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any] | None:
+    """A record with nested dicts flattened to `a.b` keys, or None if anything is deeper."""
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if _is_scalar(v):
+            out[prefix + str(k)] = v
+        elif isinstance(v, Mapping) and not prefix:
+            inner = _flat(v, f"{k}.")
+            if inner is None:
+                return None
+            out |= inner
+        else:
+            return None
     return out
+
+
+def _generic_parts(value: object) -> list[Part]:
+    if value == [] or value == {}:
+        return [Part("text", text="none")]
+    if isinstance(value, Mapping) and value and all(isinstance(v, Mapping)
+                                                    for v in value.values()):
+        flat = {str(k): _flat(v) for k, v in value.items()}
+        if all(f is not None for f in flat.values()):  # e.g. published splits
+            value = [{"name": k, **(f or {})} for k, f in flat.items()]
+    rows = _as_rows(value)
+    if rows and all(all(_is_scalar(v) for v in r.values()) for r in rows):
+        headers = list(dict.fromkeys(k for r in rows for k in r))
+        return [Part("table", table=Table(
+            headers=headers,
+            rows=[[Cell(excerpt(fmt_num(r.get(h)), TEXT_EXCERPT)) for h in headers]
+                  for r in rows[:TABLE_ROWS]],
+            collapsed=len(rows) > 12,
+        ))]
+    if isinstance(value, Mapping) and all(_is_scalar(v) for v in value.values()):
+        return [Part("facts", facts=[(str(k).replace("_", " "), fmt_num(v), "")
+                                     for k, v in value.items()])]
+    text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
+    return [Part("pre", text=excerpt(text, 20_000))]
+
+
+def _other_sections(report: Mapping[str, Any]) -> list[Section]:
+    return [
+        _generic_section(key, value)
+        for key, value in report.items()
+        if key not in _KNOWN_SECTIONS
+    ]
 
 
 def _paths_section(report: Mapping[str, Any]) -> Section | None:

@@ -408,10 +408,23 @@ def test_trends_without_history_rows_note_two_runs() -> None:
     assert "<svg" not in sec
 
 
-def test_unknown_section_is_shown_as_escaped_json(full_page: str) -> None:
+def test_unknown_section_is_shown_escaped(full_page: str) -> None:
     sec = _section(full_page, "x-publish")
-    assert '"version": 7' in html.unescape(sec)
-    assert "&lt;script&gt;" in sec
+    text = html.unescape(sec)
+    assert "version" in text and ">7<" in sec  # scalars become facts
+    assert "&lt;script&gt;" in sec and "<script>" not in sec
+
+
+def test_unknown_nested_section_becomes_tables() -> None:
+    rep = base_report()
+    rep["review"] = {"n_changed": 2, "reviewer_gold_accuracy": [
+        {"reviewer": HOSTILE, "accuracy": 0.75}], "deep": {"a": {"b": {"c": [1]}}},
+        "splits": {"train": {"rows": 5, "classes": {"x": 5}}}}
+    sec = _section(render_html(rep), "x-review")
+    assert "<table" in sec and "0.75" in sec
+    assert "&lt;script&gt;" in sec and "<script>" not in sec
+    assert '"c": [' in html.unescape(sec)  # deeper than two levels: JSON
+    assert "classes.x" in sec  # a dict of flat records: a table
 
 
 def test_missing_optional_keys_do_not_break_rendering() -> None:
