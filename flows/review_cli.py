@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import duckdb
 import polars as pl
@@ -110,35 +110,29 @@ class _LatestRun:
     def _consensus(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
         if not _has_table(con, "consensus"):
             return None
-        rows = con.execute(
+        return self._fetch(
             "SELECT item, majority, dawid_skene, n_labels, agreement FROM consensus"
-            " WHERE run_id = ? AND dataset = ?",
-            [self.run_id, self.dataset],
-        ).fetchall()
-        if not rows:
-            return None
-        return pl.DataFrame(
-            rows, orient="row",
-            schema={"id": pl.String, "majority": pl.String, "dawid_skene": pl.String,
-                    "n_labels": pl.Int64, "agreement": pl.Float64},
+            " WHERE run_id = ? AND dataset = ?", con,
+            {"id": pl.String, "majority": pl.String, "dawid_skene": pl.String,
+             "n_labels": pl.Int64, "agreement": pl.Float64},
         )
 
     def _db_issues(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
         if not _has_table(con, "label_issues"):
             return None
-        rows = con.execute(
+        return self._fetch(
             "SELECT id, given_label, suggested_label, label_quality, is_label_issue, rank"
-            " FROM label_issues WHERE run_id = ? AND dataset = ? ORDER BY rank",
-            [self.run_id, self.dataset],
-        ).fetchall()
-        if not rows:
-            return None
-        return pl.DataFrame(
-            rows, orient="row",
-            schema={"id": pl.String, "given_label": pl.String, "suggested_label": pl.String,
-                    "label_quality": pl.Float64, "is_label_issue": pl.Boolean,
-                    "rank": pl.Int64},
+            " FROM label_issues WHERE run_id = ? AND dataset = ? ORDER BY rank", con,
+            {"id": pl.String, "given_label": pl.String, "suggested_label": pl.String,
+             "label_quality": pl.Float64, "is_label_issue": pl.Boolean, "rank": pl.Int64},
         )
+
+    def _fetch(
+        self, sql: str, con: duckdb.DuckDBPyConnection, schema: dict[str, Any]
+    ) -> pl.DataFrame | None:
+        """This run's rows of a warehouse query as a frame, or None when there are none."""
+        rows = con.execute(sql, [self.run_id, self.dataset]).fetchall()
+        return pl.DataFrame(rows, orient="row", schema=schema) if rows else None
 
     def label_issues(self) -> pl.DataFrame:
         """The run's label issues; without that stage, every valid row unflagged."""

@@ -40,6 +40,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from labelgate import plots
+from labelgate.report import COEFFICIENTS as _COEFFICIENTS
 
 __all__ = ["TREND_METRICS", "render_html", "write_html"]
 
@@ -56,15 +57,6 @@ TREND_METRICS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("label health score", ("label_health_score", "label_issues.health_score",
                             "health_score"), False),
     ("split leakage", ("split_leakage", "leakage.exact_pairs"), False),
-)
-_COEFFICIENTS = (
-    ("krippendorff_alpha", "Krippendorff's α"),
-    ("percent_agreement", "percent agreement"),
-    ("fleiss_kappa", "Fleiss' κ"),
-    ("fleiss_kappa_generalized", "Fleiss' κ (unequal counts)"),
-    ("mean_cohen_kappa", "mean Cohen's κ (pairs)"),
-    ("gwet_ac1", "Gwet's AC1"),
-    ("gwet_ac2", "Gwet's AC2 (weighted)"),
 )
 _KNOWN_SECTIONS = frozenset({
     "dataset", "run_id", "spec_path", "spec_hash", "started_at", "finished_at", "rows",

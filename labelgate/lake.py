@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,10 +96,9 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     root = lake_dir(store, dataset, key)
     target = root / f"batch={digest}"
-    marker = target / MARKER
-    if marker.is_file():
-        meta = json.loads(marker.read_text())
-        return Batch(**{**meta, "path": str(target), "reused": True})
+    existing = existing_batch(target)
+    if existing is not None:
+        return existing
 
     result = read_file(path, fmt=fmt, source=source, key=key)
     rows = result.rows.with_columns(pl.lit(digest).alias(BATCH))
@@ -114,22 +114,39 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         path=str(target),
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    # Write into a temp folder beside the target, then rename: readers never see half a batch.
+    write_batch(batch, {"data": rows, "rejects": rejects})
+    return batch
+
+
+def existing_batch(target: Path) -> Batch | None:
+    """The complete batch in `target` (its marker written), or None."""
+    marker = target / MARKER
+    if not marker.is_file():
+        return None
+    meta = json.loads(marker.read_text())
+    return Batch(**{**meta, "path": str(target), "reused": True})
+
+
+def write_batch(batch: Batch, frames: Mapping[str, pl.DataFrame]) -> None:
+    """Write `frames` as `<name>.parquet` plus the marker into a temp folder beside
+    `batch.path`, then rename it there: readers never see half a batch, and a folder left
+    without a marker (an interrupted write) is replaced."""
+    target = Path(batch.path)
+    root = target.parent
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{batch.batch}-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the lake is shared with readers
     try:
-        rows.write_parquet(tmp / "data.parquet", statistics=True)
-        rejects.write_parquet(tmp / "rejects.parquet")
+        for name, frame in frames.items():
+            frame.write_parquet(tmp / f"{name}.parquet", statistics=True)
         meta = {k: v for k, v in batch.to_dict().items() if k not in ("path", "reused")}
         (tmp / MARKER).write_text(json.dumps(meta, indent=2))
-        if target.exists():  # an interrupted earlier ingest: no marker, so redo it
+        if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return batch
 
 
 def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -332,7 +332,7 @@ def _splits_markdown(sp: Mapping[str, Any], leaks: Mapping[str, Any]) -> list[st
     return lines
 
 
-_COEFFICIENTS = (
+COEFFICIENTS = (  # agreement coefficients shown in reports: (metric key, name)
     ("krippendorff_alpha", "Krippendorff's α"),
     ("percent_agreement", "percent agreement"),
     ("fleiss_kappa", "Fleiss' κ"),
@@ -357,7 +357,7 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
         "",
     ]
     rows: list[list[object]] = []
-    for key, name in _COEFFICIENTS:
+    for key, name in COEFFICIENTS:
         value = m.get(key)
         ci = ""
         if key == "krippendorff_alpha" and m.get("krippendorff_alpha_ci_low") is not None:

@@ -27,11 +27,7 @@ model's probabilities for uncertain items.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +40,7 @@ import polars as pl
 
 from labelgate.annotations import parse_label_studio_export
 from labelgate.errors import InputError
-from labelgate.lake import MARKER, Batch, content_hash, lake_dir
+from labelgate.lake import MARKER, Batch, content_hash, existing_batch, lake_dir, write_batch
 
 __all__ = [
     "CORRECTIONS_SOURCE",
@@ -692,10 +688,9 @@ def store_corrections(
     digest = content_hash(source_file, options={"format": "corrections"})
     root = lake_dir(store, dataset, CORRECTIONS_SOURCE)
     target = root / f"batch={digest}"
-    marker = target / MARKER
-    if marker.is_file():
-        meta = json.loads(marker.read_text())
-        return Batch(**{**meta, "path": str(target), "reused": True})
+    existing = existing_batch(target)
+    if existing is not None:
+        return existing
     now = (imported_at or datetime.now(UTC)).astimezone(UTC)
     data = validated.applied.with_columns(
         pl.col("timestamp").fill_null(pl.lit(now).cast(pl.Datetime("us", "UTC"))),
@@ -708,22 +703,10 @@ def store_corrections(
         format="corrections", rows=data.height, rejected=rejects.height, path=str(target),
         ingested_at=now.isoformat(timespec="seconds"),
     )
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest}-", dir=root))
-    tmp.chmod(0o755)
-    try:
-        data.write_parquet(tmp / "data.parquet", statistics=True)
-        rejects.write_parquet(tmp / "rejects.parquet")
-        if validated.gold_answers.height:
-            validated.gold_answers.write_parquet(tmp / "gold_answers.parquet")
-        meta = {k: v for k, v in batch.to_dict().items() if k not in ("path", "reused")}
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    frames = {"data": data, "rejects": rejects}
+    if validated.gold_answers.height:
+        frames["gold_answers"] = validated.gold_answers
+    write_batch(batch, frames)
     return batch
 
 
