@@ -15,7 +15,10 @@ reported again as `min`/`max`. `inf`/`-inf` fail the range like any large number
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pandera.polars as pa
@@ -56,6 +59,7 @@ class ContractResult:
     quarantine: pl.DataFrame
     rows_input: int
     rows_quarantined: int
+    cached_batches: frozenset[str] = frozenset()  # batches whose result came from the cache
 
     @property
     def rows_valid(self) -> int:
@@ -210,7 +214,16 @@ def enforce_contract(
     `rejects` (records the reader could not parse: `_batch`, `_row`, reason, raw) are
     quarantined too, so input rows = valid + quarantined.
     """
-    check_columns(rows.columns, spec, where=f"sources.{source}")
+    return _enforce(rows, spec=spec, source=source, rejects=rejects)[0]
+
+
+def _enforce(
+    rows: pl.DataFrame, *, spec: Spec, source: str, rejects: pl.DataFrame | None,
+    where: str | None = None,
+) -> tuple[ContractResult, pl.DataFrame]:
+    """`enforce_contract`, and the coerced frame of every input row (for cross-batch
+    checks)."""
+    check_columns(rows.columns, spec, where=where or f"sources.{source}")
     id_col = spec.columns.id
     df = rows.with_row_index(_IDX)
     df, dtype_failures = _coerce(df, spec)
@@ -293,9 +306,119 @@ def enforce_contract(
         quarantine = pl.concat([quarantine, parsed])
     valid = df.filter(~pl.col(_IDX).is_in(bad_idx.implode())).drop(_IDX)
     n_rejects = rejects.height if rejects is not None else 0
-    return ContractResult(
+    result = ContractResult(
         valid=valid,
         quarantine=quarantine.cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
         rows_input=rows.height + n_rejects,
         rows_quarantined=bad_idx.len() + n_rejects,
+    )
+    return result, df.drop(_IDX)
+
+
+# --- one batch at a time ---------------------------------------------------------------
+# The contract's checks are per row except `unique`, which spans the run's rows. So each
+# batch is checked on its own (a part: `contract_batch`, cacheable by batch hash and
+# `contract_fingerprint`), keeping the coerced values of its `unique` columns for every
+# row; `merge_batches` then applies `unique` across batches in batch order. The result is
+# the one `enforce_contract` gives on the concatenated batches (tests/test_contract.py).
+
+CONTRACT_LOGIC_VERSION = 1  # bump when a change to this module changes its results
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """One batch's part of the contract: its rows and unparseable records."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+    spec: Spec
+    source: str
+    where: str  # the file, for error messages
+
+
+@dataclass(frozen=True)
+class BatchContract:
+    """A batch's contract result, and (`_batch`, `_row`, id, every `unique` column) of all
+    its parsed rows, coerced, for the cross-batch `unique` check."""
+
+    result: ContractResult
+    keys: pl.DataFrame
+
+
+def unique_columns(spec: Spec) -> list[str]:
+    return [c for c in spec.contracted_columns() if spec.contract_for(c).unique]
+
+
+def contract_fingerprint(spec: Spec, *, source: str = "items") -> str:
+    """What a batch's contract result depends on besides its rows: the effective contract
+    of every contracted column, the id column, the source name and this module's logic
+    version. Equal fingerprints (and batch hashes) mean a cached result is valid."""
+    payload = {
+        "v": CONTRACT_LOGIC_VERSION,
+        "source": source,
+        "id": spec.columns.id,
+        "contract": {c: spec.contract_for(c).model_dump(mode="json")
+                     for c in spec.contracted_columns()},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def contract_batch(part: BatchPart) -> BatchContract:
+    """Check one batch against the contract (a pure part: no store access)."""
+    result, coerced = _enforce(
+        part.rows, spec=part.spec, source=part.source,
+        rejects=part.rejects if part.rejects.height else None, where=part.where,
+    )
+    id_col = part.spec.columns.id
+    keep = [id_col, *[c for c in unique_columns(part.spec) if c != id_col]]
+    keys = coerced.select(pl.col(BATCH), pl.col(ROW), *[pl.col(c) for c in keep])
+    return BatchContract(result, keys)
+
+
+def merge_batches(
+    parts: list[BatchContract], *, spec: Spec, source: str = "items"
+) -> ContractResult:
+    """The run's contract result from its batches' (in batch order): valid rows and
+    quarantines concatenated, then every `unique` column checked across batches (a row
+    whose value appeared in an earlier batch fails, like a later repeat inside one batch)."""
+    if not parts:
+        return enforce_contract(pl.DataFrame(), spec=spec, source=source)
+    valid = pl.concat([p.result.valid for p in parts], how="diagonal_relaxed")
+    quarantine = pl.concat([p.result.quarantine for p in parts])
+    rows_input = sum(p.result.rows_input for p in parts)
+    rows_quarantined = sum(p.result.rows_quarantined for p in parts)
+    columns = unique_columns(spec)
+    if len(parts) > 1 and columns:
+        keys = pl.concat([p.keys for p in parts], how="diagonal_relaxed")
+        id_col = spec.columns.id
+        found = []
+        for name in columns:
+            col = pl.col(name)
+            repeat = keys.filter(
+                col.is_not_null() & col.is_first_distinct().over(BATCH) & ~col.is_first_distinct()
+            )
+            contract = spec.contract_for(name)
+            found.append(repeat.select(
+                pl.lit(source).alias("source"),
+                pl.col(BATCH).alias("batch"),
+                pl.col(ROW).cast(pl.Int64).alias("row"),
+                pl.col(id_col).cast(pl.String).alias("id"),
+                pl.lit(name).alias("column"),
+                pl.lit("unique").alias("check"),
+                col.cast(pl.String).str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
+                col.cast(pl.String).map_elements(
+                    partial(_reason, name, "unique", c=contract), return_dtype=pl.String
+                ).alias("reason"),
+            ))
+        across = pl.concat(found).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+        if across.height:
+            bad = across.select(pl.col("batch").alias(BATCH),
+                                pl.col("row").cast(valid.schema[ROW]).alias(ROW)).unique()
+            newly = valid.join(bad, on=[BATCH, ROW], how="semi").height
+            valid = valid.join(bad, on=[BATCH, ROW], how="anti", maintain_order="left")
+            rows_quarantined += newly
+            quarantine = pl.concat([quarantine, across])
+    return ContractResult(
+        valid=valid, quarantine=quarantine, rows_input=rows_input,
+        rows_quarantined=rows_quarantined,
     )

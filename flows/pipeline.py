@@ -33,7 +33,7 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
     try:
         batches = stages.ingest(spec, run)
         canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
-        result, sft = stages.contract(spec, batches, canonical)
+        result, sft = stages.contract(spec, run, batches, canonical)
         result, review = stages.corrections(spec, run, result)
         agreement = (
             stages.agreement(spec, run, result) if spec.sources.annotations is not None else None

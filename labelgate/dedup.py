@@ -44,6 +44,7 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
+from labelgate.partition import Mapper, serial_map
 
 SHINGLE_HASH_SEED = 0x5EED_1ABE_C0DE
 _JOIN = "\x1f"
@@ -161,10 +162,12 @@ def find_duplicates(
     shingle: int = 5,
     num_perm: int = 128,
     seed: int = 13,
+    mapper: Mapper = serial_map,
 ) -> DuplicateResult:
     """Exact (normalized key) and near (MinHash LSH) duplicate clusters of ``df``.
 
     ``id_column`` must be unique and non-null. See the module docstring for the rules.
+    ``mapper`` runs the MinHash shards (`labelgate.partition`).
     """
     if isinstance(text_columns, str):
         text_columns = [text_columns]
@@ -213,7 +216,7 @@ def find_duplicates(
                              "verified_pairs": 0}
     if near and n_keys > 1:
         sigs, has_text = _signatures(keys.get_column("key"), shingle=shingle,
-                                     num_perm=num_perm, seed=seed)
+                                     num_perm=num_perm, seed=seed, mapper=mapper)
         bands, per_band = lsh_bands(threshold, num_perm)
         cand = _candidate_pairs(sigs, has_text, bands=bands, rows=per_band)
         sim = _estimated_jaccard(sigs, cand[:, 0], cand[:, 1])
@@ -323,20 +326,38 @@ def _shingle_hashes(
     return h, offsets
 
 
-def _signatures(
-    keys: pl.Series, *, shingle: int, num_perm: int, seed: int
-) -> tuple[U32Matrix, npt.NDArray[np.bool_]]:
-    """MinHash signatures (n x num_perm, uint32) of character shingles of each key."""
+@dataclass(frozen=True)
+class Shard:
+    """One part of the MinHash work: a slice of the distinct keys and the settings."""
+
+    keys: pl.Series
+    shingle: int
+    num_perm: int
+    seed: int
+
+
+def shard_signatures(shard: Shard) -> U32Matrix:
+    """MinHash signatures (rows x num_perm, uint32) of one shard's keys (a pure part)."""
     import rensa
 
+    flat, offsets = _shingle_hashes(shard.keys, shingle=shard.shingle)
+    mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+        flat, offsets, shard.num_perm, shard.seed
+    )
+    return np.asarray(mat.to_rows(), dtype=np.uint32).reshape(shard.keys.len(), shard.num_perm)
+
+
+def _signatures(
+    keys: pl.Series, *, shingle: int, num_perm: int, seed: int, mapper: Mapper = serial_map
+) -> tuple[U32Matrix, npt.NDArray[np.bool_]]:
+    """MinHash signatures (n x num_perm, uint32) of character shingles of each key, computed
+    in shards of `_CHUNK_ROWS` keys (one part each)."""
     n = keys.len()
-    sigs = np.empty((n, num_perm), dtype=np.uint32)
     has_text = (keys.str.len_chars().fill_null(0) > 0).to_numpy()
-    for start in range(0, n, _CHUNK_ROWS):
-        part = keys.slice(start, _CHUNK_ROWS)
-        flat, offsets = _shingle_hashes(part, shingle=shingle)
-        mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, num_perm, seed)
-        sigs[start : start + part.len()] = np.asarray(mat.to_rows(), dtype=np.uint32)
+    shards = [Shard(keys.slice(start, _CHUNK_ROWS), shingle, num_perm, seed)
+              for start in range(0, n, _CHUNK_ROWS)]
+    parts = mapper(shard_signatures, shards, name="minhash")
+    sigs = np.concatenate(parts) if parts else np.empty((0, num_perm), dtype=np.uint32)
     return sigs, has_text
 
 

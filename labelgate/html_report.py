@@ -313,12 +313,14 @@ def _rows_section(report: Mapping[str, Any]) -> Section:
     if sources:
         sec.add(Part("table", table=Table(
             caption="Input files (lake batches)",
-            headers=["source", "file", "batch", "rows", "unparseable", "reused"],
+            headers=["source", "file", "batch", "rows", "unparseable", "ingest reused",
+                     "contract cached"],
             rows=[[Cell(str(s.get("source", ""))),
                    Cell(Path(str(s.get("file", ""))).name, "mono", str(s.get("file", ""))),
                    Cell(str(s.get("batch", ""))[:12], "mono", str(s.get("batch", ""))),
                    Cell(fmt_num(s.get("rows"))), Cell(fmt_num(s.get("rejected"))),
-                   Cell(fmt_num(s.get("reused")))] for s in sources],
+                   Cell(fmt_num(s.get("reused"))),
+                   Cell(fmt_num(s.get("contract_cached")))] for s in sources],
             numeric=frozenset({3, 4}),
             row_classes=["bad" if s.get("rejected") else "" for s in sources],
         )))

@@ -28,6 +28,7 @@ import polars as pl
 
 from labelgate.errors import InputError
 from labelgate.label_model import out_of_fold_probabilities
+from labelgate.partition import Mapper, serial_map
 
 __all__ = [
     "METHODS",
@@ -382,6 +383,7 @@ def find_label_issues(
     calibrate_probs: bool = True,
     n_jobs: int = 2,
     source: str = "items",
+    mapper: Mapper = serial_map,
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
@@ -393,7 +395,7 @@ def find_label_issues(
     that already has out-of-fold probabilities (rows aligned with ``df``, columns with
     ``classes``) skip the model. The annotations frame (multiannotator) is long format with
     columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
-    ``label_column``).
+    ``label_column``). ``mapper`` runs the built-in model's folds (`labelgate.partition`).
     """
     if method not in METHODS:
         raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
@@ -485,7 +487,7 @@ def find_label_issues(
     else:
         probs = out_of_fold_probabilities(
             df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
-            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs,
+            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
         )
 
     use_batched = batched if batched is not None else df.height >= batched_min_rows

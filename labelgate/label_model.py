@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,10 +41,14 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import StratifiedKFold
 
 from labelgate.errors import InputError
+from labelgate.partition import Mapper, serial_map
 
 __all__ = [
+    "FoldJob",
+    "FoldResult",
     "assign_folds",
     "auto_epochs",
+    "fit_fold",
     "out_of_fold_probabilities",
     "text_matrix",
     "word_ngram_counts",
@@ -269,6 +274,48 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold's part: train on the rows of the other folds, score the rows of ``fold``.
+
+    ``x`` is the whole feature matrix (the same object for every fold when run here;
+    pickled once per part when the parts go to other processes)."""
+
+    fold: int
+    x: Any  # scipy CSR (text) or a dense float array (tabular)
+    y: IntArray
+    fold_of: IntArray
+    model: str  # "linear" (SGD logistic regression) or "hgb" (HistGradientBoosting)
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    rows: IntArray  # the fold's row numbers
+    classes: IntArray  # the class codes the model saw (columns of `probabilities`)
+    probabilities: npt.NDArray[np.float64]
+
+
+def fit_fold(job: FoldJob) -> FoldResult:
+    """Fit the fold's model on the other folds and predict its own rows (a pure part)."""
+    tr = np.flatnonzero(job.fold_of != job.fold)
+    te = np.flatnonzero(job.fold_of == job.fold)
+    p = job.params
+    model: Any
+    if job.model == "hgb":
+        cat = p["categorical"]
+        model = HistGradientBoostingClassifier(
+            categorical_features=cat if cat.any() else None,
+            random_state=p["seed"], early_stopping=False, max_iter=100, learning_rate=0.1,
+        )
+    else:
+        model = _linear_model(seed=p["seed"], alpha=p["alpha"], epochs=p["epochs"],
+                              n_jobs=p["n_jobs"])
+    model.fit(job.x[tr], job.y[tr])
+    classes = np.asarray(model.classes_, dtype=np.int64)
+    return FoldResult(te, classes, model.predict_proba(job.x[te]))
+
+
 def auto_epochs(n_rows: int) -> int:
     """SGD passes: 10 up to 100k rows, then a constant budget of ~1M example updates per fold
     (200k rows: 5, 1M rows: 1); more passes bought nothing measurable at large N."""
@@ -289,13 +336,15 @@ def out_of_fold_probabilities(
     alpha: float = 5e-5,
     epochs: int | None = None,
     n_jobs: int = 2,
+    mapper: Mapper = serial_map,
 ) -> FloatArray:
     """Predicted class probabilities (float32, rows x classes) where row i is scored only by a
     model trained on the other folds.
 
     ``labels`` are integer class codes 0..K-1 aligned with ``features``. ``char_ngrams=None``
     turns char n-grams on below ``char_ngram_max_rows`` rows (they cost ~5x the time of word
-    n-grams and matter less once there is plenty of data).
+    n-grams and matter less once there is plenty of data). ``mapper`` runs the folds (one
+    `fit_fold` part each; `labelgate.partition`): the features are built once, here.
     """
     y = np.asarray(labels, dtype=np.int64)
     n = features.height
@@ -315,27 +364,21 @@ def out_of_fold_probabilities(
 
     if not text_columns:
         x_tab = _tabular_frame(features, feature_columns).to_numpy()
-        cat = _categorical_mask(features, feature_columns)
-        for f in range(folds):
-            tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-            hgb = HistGradientBoostingClassifier(
-                categorical_features=np.asarray(cat) if any(cat) else None,
-                random_state=seed, early_stopping=False, max_iter=100, learning_rate=0.1,
-            )
-            hgb.fit(x_tab[tr], y[tr])
-            out[np.ix_(te, hgb.classes_)] = hgb.predict_proba(x_tab[te])
-        return out
-
-    use_char = char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows
-    x_all = text_matrix(
-        _joined_text(features, text_columns), char_ngrams=use_char, n_jobs=n_jobs, seed=seed
-    )
-    if feature_columns:
-        x_all = sp.hstack([x_all, _sparse_tabular(features, feature_columns)], format="csr")
-    n_epochs = epochs if epochs is not None else auto_epochs(n)
-    for f in range(folds):
-        tr, te = np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)
-        model = _linear_model(seed=seed, alpha=alpha, epochs=n_epochs, n_jobs=n_jobs)
-        model.fit(x_all[tr], y[tr])
-        out[np.ix_(te, model.classes_)] = model.predict_proba(x_all[te])
+        cat = np.asarray(_categorical_mask(features, feature_columns))
+        jobs: list[FoldJob] = [
+            FoldJob(f, x_tab, y, fold_of, "hgb", {"categorical": cat, "seed": seed})
+            for f in range(folds)
+        ]
+    else:
+        use_char = char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows
+        x_all = text_matrix(
+            _joined_text(features, text_columns), char_ngrams=use_char, n_jobs=n_jobs, seed=seed
+        )
+        if feature_columns:
+            x_all = sp.hstack([x_all, _sparse_tabular(features, feature_columns)], format="csr")
+        n_epochs = epochs if epochs is not None else auto_epochs(n)
+        params = {"seed": seed, "alpha": alpha, "epochs": n_epochs, "n_jobs": n_jobs}
+        jobs = [FoldJob(f, x_all, y, fold_of, "linear", params) for f in range(folds)]
+    for fold in mapper(fit_fold, jobs, name="fold"):
+        out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
     return out

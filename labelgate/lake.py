@@ -131,22 +131,60 @@ def write_batch(batch: Batch, frames: Mapping[str, pl.DataFrame]) -> None:
     """Write `frames` as `<name>.parquet` plus the marker into a temp folder beside
     `batch.path`, then rename it there: readers never see half a batch, and a folder left
     without a marker (an interrupted write) is replaced."""
-    target = Path(batch.path)
+    meta = {k: v for k, v in batch.to_dict().items() if k not in ("path", "reused")}
+    _write_unit(Path(batch.path), frames, marker=MARKER, meta=meta, tag=batch.batch)
+
+
+def _write_unit(
+    target: Path, frames: Mapping[str, pl.DataFrame], *, marker: str,
+    meta: Mapping[str, object], tag: str,
+) -> None:
+    """The store's one way to write an immutable folder: frames and marker into a temp
+    folder beside `target`, then one rename (a half-written folder is never complete)."""
     root = target.parent
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{batch.batch}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{tag}-", dir=root))
     tmp.chmod(0o755)  # mkdtemp makes it private; the lake is shared with readers
     try:
         for name, frame in frames.items():
             frame.write_parquet(tmp / f"{name}.parquet", statistics=True)
-        meta = {k: v for k, v in batch.to_dict().items() if k not in ("path", "reused")}
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2))
+        (tmp / marker).write_text(json.dumps(dict(meta), indent=2))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- results cached by content ----------------------------------------------------------
+# `<store>/cache/<dataset>/<kind>/<key>/`: frames a stage computed from inputs that `key`
+# identifies completely (e.g. a batch hash and the contract's fingerprint), so a later run
+# with the same inputs reads them instead of recomputing. Written like a batch (temp folder,
+# rename, marker last); never modified; safe to delete (it is recomputed).
+CACHE_MARKER = "_done.json"
+
+
+def cache_dir(store: Path, dataset: str, kind: str, key: str) -> Path:
+    return store / "cache" / dataset / kind / key
+
+
+def read_cached(
+    target: Path, names: list[str]
+) -> tuple[dict[str, pl.DataFrame], dict[str, object]] | None:
+    """The cached frames `names` and the marker's metadata, or None when not (completely)
+    cached."""
+    marker = target / CACHE_MARKER
+    if not marker.is_file():
+        return None
+    frames = {n: pl.read_parquet(target / f"{n}.parquet") for n in names}
+    return frames, json.loads(marker.read_text())
+
+
+def write_cached(
+    target: Path, frames: Mapping[str, pl.DataFrame], meta: Mapping[str, object]
+) -> None:
+    _write_unit(target, frames, marker=CACHE_MARKER, meta=meta, tag=target.name)
 
 
 def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:

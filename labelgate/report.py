@@ -194,9 +194,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     lines += _table(
-        ["source", "file", "batch", "rows", "unparseable", "reused"],
+        ["source", "file", "batch", "rows", "unparseable", "ingest reused", "contract cached"],
         [
-            [s["source"], Path(s["file"]).name, s["batch"], s["rows"], s["rejected"], s["reused"]]
+            [s["source"], Path(s["file"]).name, s["batch"], s["rows"], s["rejected"], s["reused"],
+             s.get("contract_cached", "")]
             for s in report["sources"]
         ],
     )

@@ -15,6 +15,7 @@ from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_membe
 from labelgate.errors import InputError
 from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
+from labelgate.partition import Mapper, serial_map
 from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
 from labelgate.splits import (
@@ -130,8 +131,10 @@ def detect_label_issues(
     spec: Spec,
     predictions: pl.DataFrame | None = None,
     annotations: pl.DataFrame | None = None,
+    mapper: Mapper = serial_map,
 ) -> LabelIssuesOutcome:
-    """Flag probable label errors in the valid rows (spec section `label_issues`)."""
+    """Flag probable label errors in the valid rows (spec section `label_issues`); `mapper`
+    runs the built-in model's folds."""
     li = spec.label_issues
     if li is None:
         raise ValueError("detect_label_issues needs a label_issues section")
@@ -154,6 +157,7 @@ def detect_label_issues(
         batched=li.batched,
         filter_by=li.filter_by,
         source="items",
+        mapper=mapper,
     )
     table = result.table
     id_col = spec.columns.id
@@ -225,8 +229,11 @@ def compare_with_crowdlab(
     return LabelIssuesOutcome(outcome.result, outcome.metrics, section)
 
 
-def detect_duplicates(valid: pl.DataFrame, *, spec: Spec) -> DedupOutcome:
-    """Exact and near-duplicate clusters over the text columns (spec section `dedup`)."""
+def detect_duplicates(
+    valid: pl.DataFrame, *, spec: Spec, mapper: Mapper = serial_map
+) -> DedupOutcome:
+    """Exact and near-duplicate clusters over the text columns (spec section `dedup`);
+    `mapper` runs the MinHash shards."""
     dd = spec.dedup
     if dd is None:
         raise ValueError("detect_duplicates needs a dedup section")
@@ -240,6 +247,7 @@ def detect_duplicates(valid: pl.DataFrame, *, spec: Spec) -> DedupOutcome:
         threshold=near.threshold if near else 1.0,
         shingle=near.shingle if near else 5,
         num_perm=near.num_perm if near else 128,
+        mapper=mapper,
     )
     s = result.summary
     rows = max(int(s.get("rows", valid.height)), 1)

@@ -22,14 +22,31 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from checks.contract import ContractResult, check_columns, enforce_contract
+from checks.contract import (
+    BatchContract,
+    BatchPart,
+    ContractResult,
+    check_columns,
+    contract_batch,
+    contract_fingerprint,
+    merge_batches,
+)
 from checks.quality import class_counts, contract_metrics
 from checks.sft import enforce_instruction_contract, sft_summary
 from labelgate import locking, reuse, steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate, history_metrics
-from labelgate.lake import Batch, ingest_source, lake_dir, load_annotations, load_batches
+from labelgate.lake import (
+    Batch,
+    cache_dir,
+    ingest_source,
+    lake_dir,
+    load_annotations,
+    load_batches,
+    read_cached,
+    write_cached,
+)
 from labelgate.locking import RunLock
 from labelgate.publish import PublishedVersion, current_version, publish_version
 from labelgate.report import (
@@ -49,6 +66,7 @@ from labelgate.runs import RunContext, new_run, reports_root
 from labelgate.spec import Spec, load_spec
 from labelgate.splits import load_assignments, save_assignments
 from tasks import faults
+from tasks.partition import mapper as stages_mapper
 
 ARTIFACT_ROWS = 200
 HOUR = 3600
@@ -200,11 +218,12 @@ def canonicalize(spec: Spec, batches: list[Batch]) -> Canonical:
 @task(name="enforce-contract", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR)
 @faults.boundaries("enforce-contract")
 def contract(
-    spec: Spec, batches: list[Batch], canonical: Canonical | None = None
+    spec: Spec, run: RunContext, batches: list[Batch], canonical: Canonical | None = None
 ) -> tuple[ContractResult, SftOutcome | None]:
     """Validate the run's rows against the pandera contract; bad rows are quarantined.
-    Instruction data: the contract runs on the canonical frame, and the SFT checks'
-    failures join the quarantine."""
+    Classification data: batch by batch, each batch's result cached in the store (a night
+    with one new batch checks only that one). Instruction data: the contract runs on the
+    canonical frame, and the SFT checks' failures join the quarantine."""
     if canonical is not None:
         result, conflicts = enforce_instruction_contract(
             canonical.rows, spec=spec, rejects=canonical.rejects, source="items"
@@ -217,15 +236,56 @@ def contract(
             section["quarantined_rows"], conflicts.height, section["conflicts"]["groups"],
         )
         return result, SftOutcome(conflicts, metrics, section)
-    for b in batches:
-        check_columns(list(pl.read_parquet_schema(b.data_path)), spec, where=b.file)
-    rows, rejects = load_batches(batches)
-    result = enforce_contract(rows, spec=spec, source="items", rejects=rejects)
+    result = _contract_by_batch(spec, run, batches)
     get_run_logger().info(
-        "contract: %s input rows, %s valid, %s quarantined",
+        "contract: %s input rows, %s valid, %s quarantined (%s of %s batches checked, the "
+        "rest cached)",
         result.rows_input, result.rows_valid, result.rows_quarantined,
+        len(batches) - len(result.cached_batches), len(batches),
     )
     return result, None
+
+
+def _contract_by_batch(spec: Spec, run: RunContext, batches: list[Batch]) -> ContractResult:
+    """Each batch's contract result from the cache (same batch hash and contract
+    fingerprint: a batch seen on an earlier night) or computed (one part per batch), then
+    merged with the cross-batch `unique` check."""
+    for b in batches:
+        check_columns(list(pl.read_parquet_schema(b.data_path)), spec, where=b.file)
+    fingerprint = contract_fingerprint(spec)
+    names = ["valid", "quarantine", "keys"]
+    found: dict[str, BatchContract] = {}
+    for b in batches:
+        cached = read_cached(_contract_cache(run, b, fingerprint), names)
+        if cached is not None:
+            frames, meta = cached
+            found[b.batch] = BatchContract(
+                ContractResult(frames["valid"], frames["quarantine"],
+                               int(str(meta["rows_input"])), int(str(meta["rows_quarantined"]))),
+                frames["keys"],
+            )
+    todo = [b for b in batches if b.batch not in found]
+    jobs = []
+    for b in todo:
+        rows, rejects = load_batches([b])
+        jobs.append(BatchPart(rows, rejects, spec, "items", b.file))
+    for b, checked in zip(todo, stages_mapper()(contract_batch, jobs, name="contract"),
+                          strict=True):
+        r = checked.result
+        write_cached(
+            _contract_cache(run, b, fingerprint),
+            {"valid": r.valid, "quarantine": r.quarantine, "keys": checked.keys},
+            {"batch": b.batch, "file": b.file, "fingerprint": fingerprint,
+             "rows_input": r.rows_input, "rows_quarantined": r.rows_quarantined},
+        )
+        found[b.batch] = checked
+    merged = merge_batches([found[b.batch] for b in batches], spec=spec)
+    return replace(merged, cached_batches=frozenset(b.batch for b in batches) - {
+        b.batch for b in todo})
+
+
+def _contract_cache(run: RunContext, batch: Batch, fingerprint: str) -> Path:
+    return cache_dir(run.store_dir, run.dataset, "contract", f"{batch.batch}-{fingerprint}")
 
 
 @task(name="store", cache_policy=NO_CACHE, timeout_seconds=HOUR, **RETRY_IO)
@@ -676,6 +736,9 @@ def report(
         agreement=sections.pop("agreement", None),
     )
     content.update(sections)
+    for source in content["sources"]:  # which items batches' contract results were cached
+        if source["source"] == "items" and not spec.is_instruction:
+            source["contract_cached"] = source["batch"] in result.cached_batches
     content["previous_runs_abandoned"] = {"count": len(abandoned or []),
                                           "runs": list(abandoned or [])}
     with warehouse.connect(run.warehouse) as con:

@@ -136,3 +136,72 @@ def test_metrics_add_up() -> None:
     assert m["n_classes"] == 3
     # 30 rows cycle 6 labels (10 per class); rows 0 (negative) and 1 (positive) removed
     assert m["min_rows_per_class"] == 9
+
+
+# --- per batch + merge == the whole frame at once ------------------------------------------
+
+def _batches(rows: list[dict[str, Any]], cuts: list[int]) -> list[pl.DataFrame]:
+    frames = []
+    for k, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(rows)], strict=True)):
+        df = pl.DataFrame(rows[lo:hi], schema={c: pl.String for c in rows[0]})
+        frames.append(df.with_columns(
+            pl.lit(f"b{k}").alias("_batch"),
+            pl.Series("_row", range(1, hi - lo + 1), dtype=pl.Int64),
+        ))
+    return frames
+
+
+def _merged(frames: list[pl.DataFrame], spec: Any) -> Any:
+    from checks.contract import BatchPart, contract_batch, merge_batches
+
+    empty = pl.DataFrame(schema={"_batch": pl.String, "_row": pl.Int64, "reason": pl.String,
+                                 "raw": pl.String})
+    parts = [contract_batch(BatchPart(f, empty, spec, "items", f"file{k}.csv"))
+             for k, f in enumerate(frames)]
+    return merge_batches(parts, spec=spec)
+
+
+def _same(a: Any, b: Any) -> None:
+    keys = ["batch", "row", "column", "check"]
+    assert a.quarantine.sort(keys).to_dicts() == b.quarantine.sort(keys).to_dicts()
+    assert a.valid.to_dicts() == b.valid.to_dicts()
+    assert (a.rows_input, a.rows_quarantined) == (b.rows_input, b.rows_quarantined)
+
+
+def test_batches_merge_like_the_whole_frame() -> None:
+    spec = parse_spec(spec_dict())
+    rows = [{k: None if v is None else str(v) for k, v in r.items()} for r in item_rows(30)]
+    rows[3]["tweet_id"] = "t0001"  # repeat inside batch 0
+    rows[12]["tweet_id"] = "t0002"  # repeat of batch 0's id in batch 1
+    rows[5]["sentiment"] = "angry"  # first occurrence invalid ...
+    rows[25]["tweet_id"] = "t0005"  # ... its later repeat (batch 2) still fails unique
+    rows[27]["tweet_id"] = "t0002"  # a third copy (its second copy already failed): fails
+    rows[20]["confidence"] = "lots"  # a dtype failure
+    frames = _batches(rows, [10, 20])
+    whole = enforce_contract(pl.concat(frames), spec=spec)
+    merged = _merged(frames, spec)
+    _same(merged, whole)
+    bad = set(merged.quarantine.select("batch", "row").iter_rows())
+    assert {("b0", 4), ("b1", 3), ("b2", 6), ("b2", 8), ("b0", 6), ("b2", 1)} <= bad
+    assert merged.rows_quarantined == 6 and merged.rows_valid == 24
+
+
+def test_batches_merge_property() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    spec = parse_spec(spec_dict())
+    ids = st.sampled_from(["a", "b", "c", "d", None])
+    label = st.sampled_from(["negative", "positive", "Positive ", "x"])
+    conf = st.sampled_from(["0.5", "2", "nan", "x", None])
+    row = st.fixed_dictionaries({"tweet_id": ids, "text": st.just("hello"),
+                                 "sentiment": label, "confidence": conf})
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(row, min_size=1, max_size=12), st.lists(st.integers(0, 12), max_size=3))
+    def check(rows: list[dict[str, Any]], raw_cuts: list[int]) -> None:
+        cuts = sorted({c for c in raw_cuts if 0 < c < len(rows)})
+        frames = _batches(rows, cuts)
+        _same(_merged(frames, spec), enforce_contract(pl.concat(frames), spec=spec))
+
+    check()

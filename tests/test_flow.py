@@ -277,3 +277,45 @@ def test_hostile_column_name_reaches_duckdb_only_as_a_value(make_spec: SpecFacto
     html = (folder / "report.html").read_text()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<script>" not in (folder / "report.md").read_text()
+
+
+def test_new_batch_is_the_only_one_checked(make_spec: SpecFactory) -> None:
+    """A night with one new file: the old batch's contract result comes from the cache, the
+    new one is checked, and `unique` still spans both (a repeated id in the new file)."""
+    from flows.pipeline import quality_pipeline
+
+    rows = item_rows(40)
+    rows[5]["sentiment"] = "angry"
+    spec = make_spec(rows)
+    first = quality_pipeline(str(spec))
+    assert [s["contract_cached"] for s in first["sources"]] == [False]
+    assert first["rows"]["quarantined"] == 1
+
+    new = item_rows(50)[40:]
+    new[2]["tweet_id"] = rows[7]["tweet_id"]  # already in part1.csv
+    write_csv(spec.parent / "items" / "part2.csv", new)
+    second = quality_pipeline(str(spec))
+    cached = {Path(s["file"]).name: s["contract_cached"] for s in second["sources"]}
+    assert cached == {"part1.csv": True, "part2.csv": False}
+    assert second["rows"] == {
+        "input": 50, "valid": 48, "quarantined": 2, "excluded": 0, "balanced": True
+    }
+    con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)
+    try:
+        q = con.execute(
+            'SELECT "row", "column", "check", reason FROM quarantine WHERE run_id = ? '
+            'ORDER BY "row"', [second["run_id"]],
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(r, c, k) for r, c, k, _ in q] == [(3, "tweet_id", "unique"), (6, "sentiment", "isin")]
+    assert "an earlier row has it" in q[0][3]
+    caches = list((spec.parent / "store/cache/tiny-tweets/contract").iterdir())
+    assert len(caches) == 2 and all((c / "_done.json").is_file() for c in caches)
+
+    # a changed contract is a different fingerprint: both batches are checked again
+    spec_text = spec.read_text().replace("max: 500", "max: 400")
+    spec.write_text(spec_text)
+    third = quality_pipeline(str(spec))
+    assert [s["contract_cached"] for s in third["sources"]] == [False, False]
+    assert third["rows"] == second["rows"]
