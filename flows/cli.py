@@ -63,8 +63,20 @@ def _verdict_table(verdict: GateVerdict) -> Table:
     return table
 
 
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Run the stages' parts (contract per batch, model per fold, MinHash per shard) "
+        "on the Dask cluster at this scheduler address (tcp://HOST:PORT). Needs "
+        "PREFECT_API_URL: a Prefect server the Dask workers can reach.",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
-def run(spec: SpecArg, store: StoreOpt = None) -> None:
+def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
     _load(spec)  # a wrong spec fails here, before Prefect starts
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -72,7 +84,10 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.pipeline import quality_pipeline
 
-    state = quality_pipeline(str(spec), str(store) if store else None, return_state=True)
+    flow = quality_pipeline
+    if dask:
+        flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
+    state = flow(str(spec), str(store) if store else None, return_state=True)
     s = load_spec(spec)
     report: dict[str, Any] | None = None
     if state.is_completed():
@@ -94,6 +109,27 @@ def run(spec: SpecArg, store: StoreOpt = None) -> None:
         raise typer.Exit(EXIT_INPUT)
     err.print(f"[red]internal error:[/red] {state.message}", soft_wrap=True)
     raise typer.Exit(EXIT_INTERNAL)
+
+
+def _dask_runner(address: str) -> Any:
+    """prefect-dask's runner for an existing cluster, after checking that the scheduler
+    answers and that the workers will report to a real Prefect server (exit 2 otherwise)."""
+    from tasks.partition import check_dask, dask_runner
+
+    if not os.environ.get("PREFECT_API_URL"):
+        err.print(
+            "[red]error:[/red] --dask needs a Prefect server the Dask workers can reach "
+            "(without one, each worker starts its own temporary server): start one "
+            "(`prefect server start`) and set PREFECT_API_URL"
+        )
+        raise typer.Exit(EXIT_INPUT)
+    try:
+        workers = check_dask(address)
+    except LabelgateError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+    out.print(f"Dask cluster {address}: {workers} worker(s)")
+    return dask_runner(address)
 
 
 def _stage_rows(report: dict[str, Any] | None) -> dict[str, str]:

@@ -13,10 +13,13 @@ from prefect.runtime import flow_run
 
 from labelgate.errors import GateFailedError
 from tasks import stages
+from tasks.partition import dask_runner, on_dask
 
 
 @flow(name="quality-pipeline")
-def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]:
+def quality_pipeline(
+    spec_path: str, store: str | None = None, dask_address: str | None = None
+) -> dict[str, Any]:
     """Run one spec: ingest → [canonicalize, instruction data] → contract (+ SFT checks) →
     [reviewer corrections] → [agreement (→ consensus label)] → store → [label issues] → [dedup] →
     [splits] → gate → [publish, if the gate passed] → report.
@@ -27,7 +30,14 @@ def quality_pipeline(spec_path: str, store: str | None = None) -> dict[str, Any]
 
     Returns the report (a dict). Raises `GateFailedError` after writing the report when the
     gate fails, so the flow run is Failed with the failing checks in its message.
+
+    `dask_address` (for deployments; the CLI's `--dask` sets the task runner directly): run
+    as a sub-flow on prefect-dask's runner for that cluster, so the stages' parts (contract
+    per batch, model per fold, MinHash per shard) run on its workers.
     """
+    if dask_address and not on_dask():
+        on_cluster = quality_pipeline.with_options(task_runner=dask_runner(dask_address))
+        return on_cluster(spec_path, store, dask_address)
     prepared = stages.prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
     spec, run = prepared.spec, prepared.run
     try:

@@ -17,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
+from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 
 A = TypeVar("A")
@@ -50,3 +51,25 @@ def on_dask() -> bool:
 def mapper() -> Mapper:
     """The mapper for this flow run: one task run per part on Dask, else in process."""
     return _submit_map if on_dask() else serial_map
+
+
+def check_dask(address: str, *, timeout: float = 15) -> int:
+    """The number of workers of the Dask scheduler at `address`; `InputError` naming the
+    address when it does not answer or has no workers."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=timeout, set_as_default=False) as client:  # type: ignore[no-untyped-call]
+            n = len(client.scheduler_info(n_workers=-1)["workers"])
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"--dask {address}: cannot reach the Dask scheduler ({exc})") from None
+    if n == 0:
+        raise InputError(f"--dask {address}: the Dask scheduler has no workers")
+    return n
+
+
+def dask_runner(address: str) -> Any:
+    """prefect-dask's `DaskTaskRunner` for the existing cluster at `address`."""
+    from prefect_dask.task_runners import DaskTaskRunner
+
+    return DaskTaskRunner(address=address)

@@ -429,7 +429,8 @@ def label_issues(
         get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
     else:
         outcome = steps.detect_label_issues(
-            result.valid, spec=spec, predictions=predictions, annotations=annotations
+            result.valid, spec=spec, predictions=predictions, annotations=annotations,
+            mapper=stages_mapper(),
         )
         if agreement is not None and "consensus_label" in outcome.result.table.columns:
             outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
@@ -467,7 +468,7 @@ _LABEL_ISSUE_COLUMNS = (
 @faults.boundaries("dedup")
 def dedup(spec: Spec, run: RunContext, result: ContractResult) -> steps.DedupOutcome:
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
-    outcome = steps.detect_duplicates(result.valid, spec=spec)
+    outcome = steps.detect_duplicates(result.valid, spec=spec, mapper=stages_mapper())
     clusters = outcome.result.clusters.select(
         pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
         "similarity", "is_representative",

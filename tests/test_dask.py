@@ -1,0 +1,140 @@
+"""`labelgate run --dask ADDR`: the stages' parts on a real Dask cluster, same outputs.
+
+Starts a real `prefect server start` on 127.0.0.1 (tests/test_schedule.py's `server`
+fixture) and a `distributed.LocalCluster` of 2 worker processes in a process of its own
+(loopback only, stopped by PID), then runs the demo spec (3,000 real tweets in two files:
+contract, label issues, dedup, splits, publish) twice through the CLI: in process, and with
+`--dask`. Every output table and file must be the same, and the parts must have run as task
+runs of the Dask flow run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from tests.test_schedule import (
+    BIN,
+    REPO,
+    Server,
+    _stop,
+    server,  # noqa: F401 - the real-server fixture
+)
+
+pytestmark = pytest.mark.slow
+SPEC = REPO / "data/examples/tweets/spec.yaml"
+DATASET = "tweets-sentiment"
+
+_CLUSTER = """
+import sys, time
+from distributed import LocalCluster
+cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                       dashboard_address=None)
+print(cluster.scheduler_address, flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.fixture
+def cluster(server: Server) -> Iterator[str]:  # noqa: F811 - the imported fixture
+    """A LocalCluster of 2 workers whose environment points at the test's Prefect server."""
+    log = (server.logs / "dask.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CLUSTER], cwd=REPO, env=server.env, stdout=subprocess.PIPE,
+        stderr=log, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().decode().strip()
+        assert address.startswith("tcp://127.0.0.1:"), (address, server.log("dask"))
+        yield address
+    finally:
+        _stop(proc)  # type: ignore[arg-type]
+
+
+def _labelgate(srv: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "labelgate"), *args], cwd=REPO, env=srv.env, capture_output=True,
+        text=True, timeout=600,
+    )
+
+
+def _table(store: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(store / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def _outputs(store: Path) -> dict[str, object]:
+    """Everything a run produces that must not depend on where its parts ran."""
+    latest = store / "reports" / DATASET / "latest"
+    out: dict[str, object] = {
+        name: _table(store, sql) for name, sql in {
+            "quarantine": 'SELECT batch, "row", "column", "check", reason FROM quarantine '
+                          'ORDER BY ALL',
+            "label_issues": "SELECT id, given_label, suggested_label, round(label_quality, 5), "
+                            "is_label_issue, rank FROM label_issues ORDER BY id",
+            "duplicates": "SELECT cluster_id, id, kind, round(similarity, 6) FROM duplicates "
+                          "ORDER BY ALL",
+            "splits": "SELECT split_key, split FROM split_assignments ORDER BY ALL",
+        }.items()
+    }
+    probs = pl.read_parquet(latest / "probabilities.parquet").sort("id")
+    out["probabilities"] = probs.with_columns(pl.exclude("id").round(5)).to_dicts()
+    published = store / "published" / DATASET / "current"
+    out["published"] = sorted(
+        (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in published.iterdir() if p.name not in ("manifest.json", "published_at.txt")
+    )
+    return out
+
+
+def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path) -> None:  # noqa: F811
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    plain = _labelgate(server, "run", str(SPEC), "--store", str(local))
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    on_dask = _labelgate(server, "run", str(SPEC), "--store", str(remote), "--dask", cluster)
+    assert on_dask.returncode == 0, on_dask.stdout + on_dask.stderr + server.log("dask")
+    assert "Dask cluster" in on_dask.stdout and "2 worker(s)" in on_dask.stdout
+
+    mine, theirs = _outputs(local), _outputs(remote)
+    for key in mine:
+        assert theirs[key] == mine[key], key
+    assert len(mine["label_issues"]) == 3000 - len(  # type: ignore[arg-type]
+        {(b, r) for b, r, *_ in mine["quarantine"]})  # type: ignore[attr-defined]
+
+    # the parts ran as task runs of the Dask flow run: 2 batches, 5 folds, 1 MinHash shard
+    runs = server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 5})
+    dask_run = next(r for r in runs if r["parameters"]["store"] == str(remote))  # type: ignore[union-attr, index]
+    tasks = server.post("/task_runs/filter", {
+        "flow_runs": {"id": {"any_": [dask_run["id"]]}}, "limit": 200,
+    })
+    names = sorted(t["name"] for t in tasks)  # type: ignore[union-attr, index]
+    assert [n for n in names if n.startswith(("contract-", "fold-", "minhash-"))] == [
+        "contract-0", "contract-1", "fold-0", "fold-1", "fold-2", "fold-3", "fold-4",
+        "minhash-0",
+    ]
+    assert all(t["state"]["type"] == "COMPLETED" for t in tasks)  # type: ignore[union-attr, index]
+
+
+def test_dask_needs_a_reachable_scheduler_and_a_server(server: Server, tmp_path: Path) -> None:  # noqa: F811
+    gone = _labelgate(server, "run", str(SPEC), "--store", str(tmp_path), "--dask",
+                      "tcp://127.0.0.1:9")
+    assert gone.returncode == 2
+    assert "--dask tcp://127.0.0.1:9: cannot reach the Dask scheduler" in gone.stderr
+    env = {k: v for k, v in server.env.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run(
+        [str(BIN / "labelgate"), "run", str(SPEC), "--store", str(tmp_path), "--dask",
+         "tcp://127.0.0.1:9"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "PREFECT_API_URL" in result.stderr
