@@ -22,6 +22,7 @@ from flows.review_cli import review_app
 from labelgate import warehouse
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
+from labelgate.remote import is_remote, working_store
 from labelgate.report import read_latest
 from labelgate.spec import Spec, json_schema, load_spec
 
@@ -39,11 +40,31 @@ err = Console(stderr=True, highlight=False)
 
 SpecArg = Annotated[Path, typer.Argument(help="The dataset spec (YAML).", show_default=False)]
 StoreOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--store", help="Store folder (overrides the spec's `store`).", show_default=False
+        "--store",
+        help="Store folder or fsspec URL such as s3://bucket/prefix (overrides the spec's "
+        "`store`).",
+        show_default=False,
     ),
 ]
+
+
+def _store(s: Spec, store: str | None) -> Path:
+    """The local folder to read: the store, or a remote store's working copy brought up to
+    date first (exit 2 when the URL cannot be opened)."""
+    try:
+        return working_store(s, store)
+    except LabelgateError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def _absolute_store(store: str | None) -> str | None:
+    """`--store` for a deployment's parameters: a URL as given, a folder made absolute."""
+    if store is None or is_remote(store):
+        return store
+    return str(Path(store).expanduser().resolve())
 
 
 def _load(spec_path: Path) -> Spec:
@@ -94,7 +115,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
         report = state.result()
     exc = None if report is not None else state.result(raise_on_failure=False)
     if isinstance(exc, GateFailedError):
-        found = read_latest(s.store_dir(store), s.name)
+        found = read_latest(working_store(s, store, pull_first=False), s.name)
         report = found[1] if found else None
     _print_stage_times(state.state_details.flow_run_id, report)
     if report is not None:
@@ -279,7 +300,7 @@ def schema(
 def gate(spec: SpecArg, store: StoreOpt = None) -> None:
     """Re-evaluate the latest run's gate with SPEC's thresholds: exit 0 pass, 1 fail."""
     s = _load(spec)
-    path = s.store_dir(store) / warehouse.WAREHOUSE_FILE
+    path = _store(s, store) / warehouse.WAREHOUSE_FILE
     try:
         with warehouse.connect(path, read_only=True) as con:
             last = warehouse.latest_run(con, s.name)
@@ -301,9 +322,10 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
 def report(spec: SpecArg, store: StoreOpt = None) -> None:
     """Print where the latest report of SPEC is, and its summary."""
     s = _load(spec)
-    found = read_latest(s.store_dir(store), s.name)
+    root = _store(s, store)
+    found = read_latest(root, s.name)
     if found is None:
-        err.print(f"[red]error:[/red] no report for {s.name!r} in {s.store_dir(store)}")
+        err.print(f"[red]error:[/red] no report for {s.name!r} in {root}")
         raise typer.Exit(EXIT_INPUT)
     folder, content = found
     out.print(f"latest report: {folder}", soft_wrap=True)
@@ -322,7 +344,7 @@ def history(
 ) -> None:
     """Print metrics over the last runs of SPEC (one row per run, oldest first)."""
     s = _load(spec)
-    path = s.store_dir(store) / warehouse.WAREHOUSE_FILE
+    path = _store(s, store) / warehouse.WAREHOUSE_FILE
     try:
         with warehouse.connect(path, read_only=True) as con:
             frame = warehouse.metric_history(con, s.name, last_runs=last)
@@ -410,7 +432,7 @@ def serve(
             name=f"{s.name}-serve",
             schedules=[schedule],
             parameters={"spec_path": str(path.resolve()),
-                        "store": str(store.resolve()) if store else None},
+                        "store": _absolute_store(store)},
             tags=["labelgate"],
         )
         for path, s in loaded
@@ -434,8 +456,8 @@ def _print_frame(frame: pl.DataFrame, *, title: str) -> None:
     out.print(table)
 
 
-def _published_root(s: Spec, store: Path | None) -> Path:
-    root = s.store_dir(store) / "published" / s.name
+def _published_root(s: Spec, store: str | None) -> Path:
+    root = _store(s, store) / "published" / s.name
     if not root.is_dir():
         err.print(f"[red]error:[/red] nothing published for {s.name!r} in {root.parent}")
         raise typer.Exit(EXIT_INPUT)

@@ -71,8 +71,12 @@ def quality_pipeline(
     except Exception as exc:  # recorded, then re-raised: the flow run fails with it
         stages.record_error(run, f"{type(exc).__name__}: {exc}")
         raise
-    finally:  # a killed process releases it too (the OS drops the flock)
-        prepared.lock.release()
+    finally:
+        try:
+            if run.remote is not None:  # a remote store gets the run's results, even errors
+                stages.push_store(run)
+        finally:  # a killed process releases it too (the OS drops the flock)
+            prepared.lock.release()
     if not verdict.passed:
         raise GateFailedError(f"{spec.name}: {verdict.summary()} (report: {run.report_dir})")
     return report

@@ -17,7 +17,7 @@ import polars as pl
 import typer
 from rich.console import Console
 
-from labelgate import review, warehouse
+from labelgate import remote, review, warehouse
 from labelgate.errors import LabelgateError
 from labelgate.lake import ingest_source, load_batches
 from labelgate.runs import reports_root
@@ -37,8 +37,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="The dataset spec (YAML).", show_default=False)]
 StoreOpt = Annotated[
-    Path | None,
-    typer.Option("--store", help="Store folder (overrides the spec's `store`).",
+    str | None,
+    typer.Option("--store", help="Store folder or fsspec URL (overrides the spec's `store`).",
                  show_default=False),
 ]
 
@@ -208,7 +208,7 @@ def export(
         if not sp.columns.text:
             raise _BadInputError(f"{spec}: columns.text is empty; review needs a text to show")
         text_column = sp.columns.text[0]
-        root = sp.store_dir(store)
+        root = remote.working_store(sp, store)
         latest = _LatestRun(sp, root)
         issues = latest.label_issues()
         gold = _gold(sp, root) if gold_rate > 0 else None
@@ -267,7 +267,7 @@ def import_(
     """Validate reviewer corrections and store them as an overlay batch in the lake."""
     try:
         sp = load_spec(spec)
-        root = sp.store_dir(store)
+        root = remote.working_store(sp, store)
         latest = _LatestRun(sp, root)
         corrections = review.read_corrections(file, id_field=id_field)
         valid = latest.valid_labels()
@@ -277,6 +277,9 @@ def import_(
             corrections, items=valid, classes=classes, gold=_gold(sp, root),
         )
         batch = review.store_corrections(checked, source_file=file, dataset=sp.name, store=root)
+        url = remote.store_url(sp, store)
+        if url is not None:  # the overlay batch goes to the remote store now
+            remote.push(remote.open_remote(url), root, sp.name)
     except _BadInputError as exc:
         raise _fail(str(exc)) from None
     except (LabelgateError, FileNotFoundError) as exc:

@@ -63,6 +63,7 @@ from labelgate import warehouse
 from labelgate.errors import InputError
 from labelgate.lake import MARKER as BATCH_MARKER
 from labelgate.publish import CURRENT, MANIFEST
+from labelgate.spec import Spec
 from labelgate.warehouse import WAREHOUSE_FILE
 
 LINK_SUFFIX = ".link"
@@ -145,6 +146,30 @@ def open_remote(url: str) -> RemoteStore:
             "such as s3://bucket/prefix, gs://, az://, file:///abs/path"
         ) from None
     return RemoteStore(url=url, fs=fs, root=str(root).rstrip("/"))
+
+
+def store_url(spec: Spec, override: str | Path | None = None) -> str | None:
+    """The store URL when the run's store (`--store`, else the spec's `store:`) is remote."""
+    store = override if override is not None else spec.store
+    return str(store) if is_remote(store) else None
+
+
+def working_store(
+    spec: Spec,
+    override: str | Path | None = None,
+    *,
+    pull_first: bool = True,
+    on_unit: OnUnit | None = None,
+) -> Path:
+    """The local folder labelgate reads and writes for this spec: the store itself, or for
+    a remote store its local working copy, first brought up to date (`pull`)."""
+    url = store_url(spec, override)
+    if url is None:
+        return spec.store_dir(override)
+    local = local_cache_dir(url)
+    if pull_first:
+        pull(open_remote(url), local, spec.name, on_unit=on_unit)
+    return local
 
 
 def local_cache_dir(url: str) -> Path:

@@ -419,8 +419,10 @@ def write_report(
     history: pl.DataFrame | None = None,
     label_issues: pl.DataFrame | None = None,
 ) -> Path:
-    """Write report.json, report.md and report.html, then point `latest` at this run.
+    """Write report.md, report.html and report.json, then point `latest` at this run.
 
+    report.json is written last, through a temp file and a rename: it marks the run's
+    report folder complete (a remote store's sync relies on it, `labelgate.remote`).
     Returns the folder. `history` (metrics_history rows) feeds the HTML trend plots.
     """
     # matplotlib is imported here, not at module level: the quick CLI commands skip it
@@ -428,9 +430,11 @@ def write_report(
 
     out = run.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "report.md").write_text(render_markdown(report))
     write_html(report, path=out / "report.html", history=history, label_issues=label_issues)
+    tmp = out / f".report.json-{os.getpid()}"
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    os.replace(tmp, out / "report.json")
     point_latest(reports_root(run.store_dir, run.dataset), run.run_id)
     return out
 

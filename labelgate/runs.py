@@ -18,8 +18,9 @@ class RunContext:
     dataset: str
     spec_path: str
     spec_hash: str
-    store: str
+    store: str  # the local folder the stages read and write
     started_at: datetime
+    remote: str | None = None  # the store URL `store` is the working copy of, if remote
 
     @property
     def store_dir(self) -> Path:
@@ -42,7 +43,9 @@ def reports_root(store: Path, dataset: str) -> Path:
     return store / "reports" / dataset
 
 
-def new_run(*, dataset: str, spec_path: str, spec_hash: str, store: Path) -> RunContext:
+def new_run(
+    *, dataset: str, spec_path: str, spec_hash: str, store: Path, remote: str | None = None
+) -> RunContext:
     """A new run id: UTC timestamp (sorts by time) and a random suffix (unique)."""
     now = datetime.now(UTC)
     run_id = now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
@@ -53,4 +56,5 @@ def new_run(*, dataset: str, spec_path: str, spec_hash: str, store: Path) -> Run
         spec_hash=spec_hash,
         store=str(store),
         started_at=now,
+        remote=remote,
     )

@@ -33,7 +33,7 @@ from checks.contract import (
 )
 from checks.quality import class_counts, contract_metrics
 from checks.sft import enforce_instruction_contract, sft_summary
-from labelgate import locking, reuse, steps, warehouse
+from labelgate import locking, remote, reuse, steps, warehouse
 from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict, agreement_gate_metrics, evaluate_gate, history_metrics
@@ -127,14 +127,18 @@ def prepare_run(
     holder when another run of the dataset is in progress), mark runs left `running` by a
     dead process as `abandoned`, and open this run's record in the warehouse."""
     spec = load_spec(spec_path)
+    url = remote.store_url(spec, store)
     run = new_run(
         dataset=spec.name,
         spec_path=str(Path(spec_path).resolve()),
         spec_hash=spec.fingerprint(),
-        store=spec.store_dir(store),
+        store=remote.working_store(spec, store, pull_first=False),
+        remote=url,
     )
     lock = locking.acquire(run.store_dir, run.dataset, run_id=run.run_id)
     try:
+        if url is not None:
+            _sync(run, "pull")
         with warehouse.connect(run.warehouse) as con:
             abandoned = warehouse.abandon_runs(con, dataset=run.dataset, by_run_id=run.run_id)
             warehouse.start_run(
@@ -159,6 +163,31 @@ def prepare_run(
         [{"run_id": r, "started_at": t.isoformat() if t is not None else None}
          for r, t in abandoned],
     )
+
+
+def _sync(run: RunContext, direction: str) -> None:
+    """Pull the remote store's state for the dataset into the working copy, or push the
+    run's results back (`labelgate.remote`)."""
+    if run.remote is None:
+        return
+    log = get_run_logger()
+    store = remote.open_remote(run.remote)
+    move = remote.pull if direction == "pull" else remote.push
+    stats = move(store, run.store_dir, run.dataset,
+                 on_unit=lambda unit: log.info("%s %s", direction, unit))
+    log.info(
+        "%s %s: %s units (%s MB), %s already there, warehouse %s, %.1f s", direction,
+        run.remote, stats.units, round(stats.bytes / 1e6, 1), stats.skipped,
+        "copied" if stats.warehouse else "unchanged", stats.seconds,
+    )
+
+
+@task(name="push-store", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR, **RETRY_IO)
+@faults.boundaries("push-store")
+def push_store(run: RunContext) -> None:
+    """A remote store: upload the run's new lake batches, caches, report, curated rows,
+    published version and the warehouse (pointers last)."""
+    _sync(run, "push")
 
 
 @task(name="ingest", cache_policy=NO_CACHE, timeout_seconds=2 * HOUR, **RETRY_IO)
@@ -297,7 +326,9 @@ def store(
     DuckDB, and refresh the views."""
     run.curated_dir.mkdir(parents=True, exist_ok=True)
     valid_path = run.curated_dir / "items.parquet"
-    result.valid.write_parquet(valid_path)
+    tmp = run.curated_dir / ".items.parquet.tmp"  # the file marks the folder complete
+    result.valid.write_parquet(tmp)
+    tmp.replace(valid_path)
     with warehouse.connect(run.warehouse) as con:
         warehouse.record_quarantine(con, result.quarantine, run_id=run.run_id, dataset=run.dataset)
         if sft is not None:

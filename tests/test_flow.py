@@ -319,3 +319,46 @@ def test_new_batch_is_the_only_one_checked(make_spec: SpecFactory) -> None:
     third = quality_pipeline(str(spec))
     assert [s["contract_cached"] for s in third["sources"]] == [False, False]
     assert third["rows"] == second["rows"]
+
+
+def test_remote_store_round_trip(make_spec: SpecFactory, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store at an fsspec URL: each run pulls into a local working copy and pushes back;
+    a second machine (a fresh working copy) reuses the first one's batches and results."""
+    from flows.pipeline import quality_pipeline
+
+    bucket = tmp_path / "bucket"
+    url = f"file://{bucket}/labelgate"
+    spec = make_spec(item_rows(90), label_issues={"method": "cross_validated", "folds": 3},
+                     splits={"fractions": {"train": 0.8, "test": 0.2}},
+                     publish={"formats": ["parquet"]})
+    monkeypatch.setenv("LABELGATE_CACHE_DIR", str(tmp_path / "machine-a"))
+    first = quality_pipeline(str(spec), url)
+    assert first["gate"]["passed"] is True
+    root = bucket / "labelgate"
+    assert (root / "warehouse.duckdb").is_file()
+    assert (root / "reports/tiny-tweets" / first["run_id"] / "report.json").is_file()
+    assert (root / "reports/tiny-tweets/latest.link").read_text().strip() == first["run_id"]
+    assert (root / "published/tiny-tweets/current.link").read_text().strip() == "v1"
+    assert len(list((root / "lake/tiny-tweets/items").glob("batch=*/_batch.json"))) == 1
+    assert not (spec.parent / "store").exists()  # nothing in the spec's local store folder
+
+    monkeypatch.setenv("LABELGATE_CACHE_DIR", str(tmp_path / "machine-b"))
+    second = quality_pipeline(str(spec), url)
+    assert [s["reused"] for s in second["sources"]] == [True]
+    assert [s["contract_cached"] for s in second["sources"]] == [True]
+    assert second["label_issues"]["reused_from"] == first["run_id"]
+    assert second["published"]["version"] == 2  # its v1 was pulled: the next is v2
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+    assert runs == [(first["run_id"], "passed"), (second["run_id"], "passed")]
+
+    monkeypatch.setenv("LABELGATE_CACHE_DIR", str(tmp_path / "machine-c"))
+    gated = runner.invoke(app, ["gate", str(spec), "--store", url])
+    assert gated.exit_code == 0, gated.output
+    assert second["run_id"] in gated.output
+    missing = runner.invoke(app, ["gate", str(spec), "--store", "s3://no-such/bucket"])
+    assert missing.exit_code == 2 and "s3fs" in missing.output
