@@ -29,23 +29,32 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "data" / "examples"))
 
+# the flow in a fresh process; argv: spec, store, Dask scheduler address or "" (in process)
 CHILD = r"""
 import json, sys, time
 from flows.pipeline import quality_pipeline
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+flow = quality_pipeline
+if sys.argv[3]:
+    from tasks.partition import dask_runner
+    flow = quality_pipeline.with_options(task_runner=dask_runner(sys.argv[3]))
 t0 = time.perf_counter()
-state = quality_pipeline(sys.argv[1], sys.argv[2], return_state=True)
+state = flow(sys.argv[1], sys.argv[2], return_state=True)
 wall = time.perf_counter() - t0
 with get_client(sync_client=True) as client:
     runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
         id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-stages = {t.name.rsplit("-", 1)[0]: t.total_run_time.total_seconds()
-          for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time)}
-report = state.result(raise_on_failure=False)
-rows = report.get("rows") if isinstance(report, dict) else None
+stages, parts = {}, {}
+for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
+    name = t.name.rsplit("-", 1)[0]
+    sec = t.total_run_time.total_seconds()
+    if t.task_key.startswith("part"):
+        parts.setdefault(name, []).append(sec)
+    else:
+        stages[name] = sec
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
-                              "rows": rows}))
+                              "parts": parts}))
 """
 
 
@@ -74,7 +83,7 @@ def run_flow(spec: Path, store: Path, home: Path) -> dict[str, object]:
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     env.pop("PREFECT_API_URL", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(spec), str(store)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(spec), str(store), ""], cwd=ROOT,
                           env=env, capture_output=True, text=True, check=False)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)

@@ -198,12 +198,19 @@ def _print_stage_times(flow_run_id: Any, report: dict[str, Any] | None = None) -
     table = Table("stage", "state", "seconds", "rows", title="stages")
     rows = _stage_rows(report)
     total = 0.0
+    parts: dict[str, list[float]] = {}  # `--dask`: a stage's parts ran as task runs of their own
     for tr in sorted(task_runs, key=lambda t: t.start_time or t.expected_start_time or 0):
         seconds = tr.total_run_time.total_seconds()
+        name = tr.name.rsplit("-", 1)[0]
+        if tr.task_key.startswith("part"):
+            parts.setdefault(name, []).append(seconds)
+            continue
         total += seconds
         state = tr.state.name if tr.state else "—"
-        name = tr.name.rsplit("-", 1)[0]
         table.add_row(name, state, f"{seconds:.2f}", rows.get(name, ""))
+    for name, times in parts.items():  # inside their stage's time: not added to the total
+        table.add_row(f"  {name} parts (on Dask)", f"{len(times)} runs",
+                      f"{sum(times):.2f}", f"max {max(times):.2f} s")
     table.add_row("total", "", f"{total:.2f}", "")
     out.print(table)
 

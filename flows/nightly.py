@@ -16,16 +16,20 @@ from flows.pipeline import quality_pipeline
 
 @flow(name="nightly")
 def nightly(
-    spec_dir: str = "data/examples", pattern: str = "*/spec.yaml", store: str | None = None
+    spec_dir: str = "data/examples",
+    pattern: str = "*/spec.yaml",
+    store: str | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, str]:
-    """Run `quality_pipeline` for each spec matching `spec_dir/pattern`; return name -> status."""
+    """Run `quality_pipeline` for each spec matching `spec_dir/pattern` (their parts on the
+    Dask cluster at `dask_address`, if given); return name -> status."""
     specs = sorted(Path(spec_dir).glob(pattern))
     if not specs:
         raise FileNotFoundError(f"nightly: no spec matches {spec_dir}/{pattern}")
     log = get_run_logger()
     outcome: dict[str, str] = {}
     for spec in specs:
-        state = quality_pipeline(str(spec), store, return_state=True)
+        state = quality_pipeline(str(spec), store, dask_address, return_state=True)
         outcome[str(spec)] = state.type.value.lower()
         log.info("%s: %s %s", spec, state.type.value, state.message or "")
     failed = [s for s, status in outcome.items() if status != "completed"]

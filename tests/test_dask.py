@@ -126,6 +126,24 @@ def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path
     ]
     assert all(t["state"]["type"] == "COMPLETED" for t in tasks)  # type: ignore[union-attr, index]
 
+    # a deployment passes the cluster as the flow parameter: the flow re-runs itself as a
+    # sub-flow on the Dask runner, with the same results
+    third = tmp_path / "param"
+    code = ("import sys; from flows.pipeline import quality_pipeline; "
+            "quality_pipeline(sys.argv[1], sys.argv[2], dask_address=sys.argv[3])")
+    by_param = subprocess.run(
+        [sys.executable, "-c", code, str(SPEC), str(third), cluster], cwd=REPO,
+        env=server.env, capture_output=True, text=True, timeout=600,
+    )
+    assert by_param.returncode == 0, by_param.stderr[-3000:]
+    assert _outputs(third)["label_issues"] == mine["label_issues"]
+    runs = server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 2})
+    child = next(r for r in runs if r["parent_task_run_id"] is not None)  # type: ignore[union-attr, index]
+    tasks = server.post("/task_runs/filter", {
+        "flow_runs": {"id": {"any_": [child["id"]]}}, "limit": 200,
+    })
+    assert sum(t["name"].startswith("fold-") for t in tasks) == 5  # type: ignore[union-attr, index]
+
 
 def test_dask_needs_a_reachable_scheduler_and_a_server(server: Server, tmp_path: Path) -> None:  # noqa: F811
     gone = _labelgate(server, "run", str(SPEC), "--store", str(tmp_path), "--dask",
