@@ -53,8 +53,10 @@ for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
         parts.setdefault(name, []).append(sec)
     else:
         stages[name] = sec
+report = state.result(raise_on_failure=False)
+rows = report.get("rows") if isinstance(report, dict) else None
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
-                              "parts": parts}))
+                              "parts": parts, "rows": rows}))
 """
 
 
