@@ -377,7 +377,10 @@ def out_of_fold_probabilities(
         if feature_columns:
             x_all = sp.hstack([x_all, _sparse_tabular(features, feature_columns)], format="csr")
         n_epochs = epochs if epochs is not None else auto_epochs(n)
-        params = {"seed": seed, "alpha": alpha, "epochs": n_epochs, "n_jobs": n_jobs}
+        # parts run side by side on other workers: one thread each there (no oversubscription,
+        # no thread pools nested in the workers' own); in process the folds use n_jobs
+        part_jobs = n_jobs if mapper is serial_map else 1
+        params = {"seed": seed, "alpha": alpha, "epochs": n_epochs, "n_jobs": part_jobs}
         jobs = [FoldJob(f, x_all, y, fold_of, "linear", params) for f in range(folds)]
     for fold in mapper(fit_fold, jobs, name="fold"):
         out[np.ix_(fold.rows, fold.classes)] = fold.probabilities

@@ -24,7 +24,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 
-@task(name="part", cache_policy=NO_CACHE, timeout_seconds=4 * 3600)
+@task(name="part", cache_policy=NO_CACHE)  # the stage that waits for it has the time limit
 def part(fn: Callable[[Any], Any], item: Any) -> Any:
     """One part of a stage (a fold, a batch, a shard): `fn(item)`."""
     return fn(item)

@@ -61,10 +61,14 @@ def cluster(server: Server) -> Iterator[str]:  # noqa: F811 - the imported fixtu
 
 
 def _labelgate(srv: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "labelgate"), *args], cwd=REPO, env=srv.env, capture_output=True,
-        text=True, timeout=600,
-    )
+    try:
+        return subprocess.run(
+            [str(BIN / "labelgate"), *args], cwd=REPO, env=srv.env, capture_output=True,
+            text=True, timeout=600,
+        )
+    except subprocess.TimeoutExpired as exc:  # say where it hung
+        pytest.fail(f"labelgate {' '.join(args)} did not finish in 600 s:\n"
+                    f"{(exc.stdout or b'')[-3000:]!r}\n--- dask log ---\n{srv.log('dask')}")
 
 
 def _table(store: Path, sql: str) -> list[tuple[object, ...]]:
