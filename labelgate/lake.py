@@ -173,12 +173,16 @@ def read_cached(
     target: Path, names: list[str]
 ) -> tuple[dict[str, pl.DataFrame], dict[str, object]] | None:
     """The cached frames `names` and the marker's metadata, or None when not (completely)
-    cached."""
+    cached or unreadable."""
     marker = target / CACHE_MARKER
     if not marker.is_file():
         return None
-    frames = {n: pl.read_parquet(target / f"{n}.parquet") for n in names}
-    return frames, json.loads(marker.read_text())
+    try:
+        frames = {n: pl.read_parquet(target / f"{n}.parquet") for n in names}
+        meta = json.loads(marker.read_text())
+    except (OSError, pl.exceptions.PolarsError, ValueError):
+        return None  # damaged (a truncated file, a bad disk): recomputed and rewritten
+    return frames, meta
 
 
 def write_cached(

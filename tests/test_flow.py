@@ -313,6 +313,14 @@ def test_new_batch_is_the_only_one_checked(make_spec: SpecFactory) -> None:
     caches = list((spec.parent / "store/cache/tiny-tweets/contract").iterdir())
     assert len(caches) == 2 and all((c / "_done.json").is_file() for c in caches)
 
+    # a damaged cache file is recomputed, not fatal
+    victim = next(c for c in caches if (c / "_done.json").read_text().count("part1.csv"))
+    (victim / "valid.parquet").write_bytes(b"PAR1 truncated")
+    damaged = quality_pipeline(str(spec))
+    cached = {Path(s["file"]).name: s["contract_cached"] for s in damaged["sources"]}
+    assert cached == {"part1.csv": False, "part2.csv": True}
+    assert damaged["rows"] == second["rows"]
+
     # a changed contract is a different fingerprint: both batches are checked again
     spec_text = spec.read_text().replace("max: 500", "max: 400")
     spec.write_text(spec_text)
