@@ -383,22 +383,32 @@ def merge_batches(
     whose value appeared in an earlier batch fails, like a later repeat inside one batch)."""
     if not parts:
         return enforce_contract(pl.DataFrame(), spec=spec, source=source)
-    valid = pl.concat([p.result.valid for p in parts], how="diagonal_relaxed")
+    # parts are told apart by position, not by `_batch`: one file matched twice is the same
+    # batch twice, and its second copy's rows repeat the first's ids
+    part = "__lg_part"
+    valid = pl.concat(
+        [p.result.valid.with_columns(pl.lit(i, pl.UInt32).alias(part))
+         for i, p in enumerate(parts)], how="diagonal_relaxed",
+    )
     quarantine = pl.concat([p.result.quarantine for p in parts])
     rows_input = sum(p.result.rows_input for p in parts)
     rows_quarantined = sum(p.result.rows_quarantined for p in parts)
     columns = unique_columns(spec)
     if len(parts) > 1 and columns:
-        keys = pl.concat([p.keys for p in parts], how="diagonal_relaxed")
+        keys = pl.concat(
+            [p.keys.with_columns(pl.lit(i, pl.UInt32).alias(part)) for i, p in enumerate(parts)],
+            how="diagonal_relaxed",
+        )
         id_col = spec.columns.id
         found = []
         for name in columns:
             col = pl.col(name)
             repeat = keys.filter(
-                col.is_not_null() & col.is_first_distinct().over(BATCH) & ~col.is_first_distinct()
+                col.is_not_null() & col.is_first_distinct().over(part) & ~col.is_first_distinct()
             )
             contract = spec.contract_for(name)
             found.append(repeat.select(
+                pl.col(part),
                 pl.lit(source).alias("source"),
                 pl.col(BATCH).alias("batch"),
                 pl.col(ROW).cast(pl.Int64).alias("row"),
@@ -410,15 +420,19 @@ def merge_batches(
                     partial(_reason, name, "unique", c=contract), return_dtype=pl.String
                 ).alias("reason"),
             ))
-        across = pl.concat(found).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+        across = pl.concat(found)
         if across.height:
-            bad = across.select(pl.col("batch").alias(BATCH),
+            bad = across.select(pl.col(part), pl.col("batch").alias(BATCH),
                                 pl.col("row").cast(valid.schema[ROW]).alias(ROW)).unique()
-            newly = valid.join(bad, on=[BATCH, ROW], how="semi").height
-            valid = valid.join(bad, on=[BATCH, ROW], how="anti", maintain_order="left")
+            on = [part, BATCH, ROW]
+            newly = valid.join(bad, on=on, how="semi").height
+            valid = valid.join(bad, on=on, how="anti", maintain_order="left")
             rows_quarantined += newly
-            quarantine = pl.concat([quarantine, across])
+            quarantine = pl.concat([
+                quarantine,
+                across.drop(part).cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
+            ])
     return ContractResult(
-        valid=valid, quarantine=quarantine, rows_input=rows_input,
+        valid=valid.drop(part), quarantine=quarantine, rows_input=rows_input,
         rows_quarantined=rows_quarantined,
     )

@@ -186,6 +186,17 @@ def test_batches_merge_like_the_whole_frame() -> None:
     assert merged.rows_quarantined == 6 and merged.rows_valid == 24
 
 
+def test_the_same_batch_twice_merges_like_the_whole_frame() -> None:
+    """One file matched twice is one batch twice: its second copy's rows are repeats."""
+    spec = parse_spec(spec_dict())
+    rows = [{k: None if v is None else str(v) for k, v in r.items()} for r in item_rows(8)]
+    rows[2]["sentiment"] = "angry"
+    (frame,) = _batches(rows, [])
+    merged = _merged([frame, frame], spec)
+    _same(merged, enforce_contract(pl.concat([frame, frame]), spec=spec))
+    assert merged.rows_valid == 7 and merged.rows_quarantined == 9
+
+
 def test_batches_merge_property() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
