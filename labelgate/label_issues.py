@@ -140,16 +140,21 @@ def validate_predictions(
     rows aligned with ``ids`` and columns with ``classes``.
 
     Raises InputError naming the problem: missing id or class column, duplicate id, id in the
-    predictions that is not in the data, data id without predictions, null/NaN/inf or negative
-    probability, or a row not summing to 1 within ``tolerance``. Extra columns are ignored.
+    predictions that is not in the data, data id without predictions, a value that is not a
+    number, null/NaN/inf or negative probability, or a row not summing to 1 within
+    ``tolerance``. Extra columns are ignored. Text columns (a CSV file is read as text) are
+    parsed as numbers.
     """
     _check_columns(predictions, [id_column], source=source)
     missing = [c for c in classes if c not in predictions.columns]
     if missing:
+        unused = [c for c in predictions.columns if c != id_column and c not in classes]
+        hint = f"; column(s) not used: {unused}" if unused else ""
         raise InputError(
             f"{source}: missing probability column(s) for class(es) {missing}; expected one "
-            f"column per class {list(classes)} plus '{id_column}', found {predictions.columns}"
+            f"column per class {list(classes)} plus '{id_column}'{hint}"
         )
+    predictions = _numeric_classes(predictions, classes, id_column=id_column, source=source)
     pred_ids = predictions.get_column(id_column).cast(pl.String)
     _check_ids(pred_ids, source=source, id_column=id_column)
     want = ids.cast(pl.String)
@@ -165,10 +170,6 @@ def validate_predictions(
             f"{source}: no predictions for {absent.len()} id(s) "
             f"{_ids_preview(absent.to_list())}, expected one row per data id"
         )
-    for c in classes:
-        dtype = predictions.schema[c]
-        if not dtype.is_numeric():
-            raise InputError(f"{source}: column '{c}' has dtype {dtype}, expected numeric")
     aligned = (
         pl.DataFrame({id_column: want})
         .join(
@@ -199,12 +200,43 @@ def validate_predictions(
     off = np.abs(sums - 1.0) > tolerance
     if off.any():
         r = int(np.flatnonzero(off)[0])
+        unused = [c for c in predictions.columns if c != id_column and c not in classes]
+        hint = (
+            f"; column(s) {unused} are not classes: a class no row has yet must be listed in "
+            "the label column's contract isin" if unused else ""
+        )
         raise InputError(
-            f"{source}: row for id {row_ids[r]!r} sums to {sums[r]:.4g}, expected 1 ± {tolerance}"
-            f" ({int(off.sum())} row(s) off; are the columns probabilities, not logits?)"
+            f"{source}: row for id {row_ids[r]!r} sums to {sums[r]:.4g} over the classes "
+            f"{list(classes)}, expected 1 ± {tolerance} ({int(off.sum())} row(s) off; are the "
+            f"columns probabilities, not logits?){hint}"
         )
     normalised: FloatArray = (probs / sums[:, None]).astype(np.float32)
     return normalised
+
+
+def _numeric_classes(
+    predictions: pl.DataFrame, classes: Sequence[str], *, id_column: str, source: str
+) -> pl.DataFrame:
+    """The class columns as Float64: text (how CSV columns arrive) is parsed, and a value
+    that is not a number is an error naming its id and column."""
+    casts: list[pl.Expr] = []
+    for c in classes:
+        dtype = predictions.schema[c]
+        if dtype.is_numeric():
+            continue
+        if dtype not in (pl.String, pl.Categorical) and not isinstance(dtype, pl.Enum):
+            raise InputError(f"{source}: column '{c}' has dtype {dtype}, expected numeric")
+        text = pl.col(c).cast(pl.String).str.strip_chars()
+        parsed = text.cast(pl.Float64, strict=False)
+        bad = predictions.filter(text.is_not_null() & (text != "") & parsed.is_null())
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise InputError(
+                f"{source}: row for id {str(row[id_column])!r} has {row[c]!r} in column '{c}' "
+                f"({bad.height} row(s) not numbers), expected a probability in [0, 1]"
+            )
+        casts.append(parsed.alias(c))
+    return predictions.with_columns(casts) if casts else predictions
 
 
 # --------------------------------------------------------------------------- cleanlab
@@ -430,17 +462,7 @@ def find_label_issues(
                 f"{source}: column '{label_column}' is null for {len(bad_ids)} row(s) "
                 f"(ids {_ids_preview(bad_ids)}), expected a label on every row"
             )
-        if classes is not None:
-            cls = list(classes)
-        elif method == "predictions" and predictions is not None:
-            # numeric columns other than the id are classes (a larger model may know a class
-            # this batch lacks); string columns (model name, notes) are ignored
-            pred_cols = [
-                c for c, t in predictions.schema.items() if c != id_column and t.is_numeric()
-            ]
-            cls = sorted(set(given.to_list()) | set(pred_cols))
-        else:
-            cls = sorted(set(given.to_list()))
+        cls = list(classes) if classes is not None else sorted(set(given.to_list()))
     unknown = given.drop_nulls().filter(~given.drop_nulls().is_in(cls)).unique()
     if unknown.len():
         raise InputError(

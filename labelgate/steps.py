@@ -125,6 +125,23 @@ def apply_consensus(
     return relabeled, {"method": method, "applied": True, **counts}
 
 
+def prediction_classes(
+    valid: pl.DataFrame, *, spec: Spec, predictions: pl.DataFrame | None
+) -> list[str] | None:
+    """The classes a predictions file is read with: the labels the valid rows have, plus the
+    classes the label column's contract `isin` declares that the file has a column for (a
+    larger model may know a class no row has yet). Other columns (a model name, an epoch,
+    a misspelt class) are not classes. None (the library's default) for other methods."""
+    li = spec.label_issues
+    label = spec.columns.label
+    if li is None or li.method != "predictions" or predictions is None or label is None:
+        return None
+    seen = {str(v) for v in valid.get_column(label).drop_nulls().unique().to_list()}
+    column = spec.contract.get(label)
+    declared = {str(v) for v in (column.isin or [])} if column is not None else set()
+    return sorted(seen | (declared & set(predictions.columns)))
+
+
 def detect_label_issues(
     valid: pl.DataFrame,
     *,
@@ -151,6 +168,7 @@ def detect_label_issues(
         folds=li.folds,
         seed=li.seed,
         predictions=predictions,
+        classes=prediction_classes(valid, spec=spec, predictions=predictions),
         annotations=annotations,
         annotator_column=annotator,
         annotation_label_column=ann_label,

@@ -203,14 +203,20 @@ def test_validate_predictions_aligns_rows_and_columns() -> None:
         (_preds(IDS, [[0.8, 0.1, 0.1], [-0.1, 1.0, 0.1], GOOD[2]]), "id 'b' has negative"),
         (_preds(IDS, [GOOD[0], [np.nan, 0.5, 0.5], GOOD[2]]), "id 'b' has probability nan"),
         (_preds(IDS, [GOOD[0], GOOD[1], [np.inf, 0.0, 0.0]]), "id 'c' has probability inf"),
-        (_preds(IDS, [[0.9, 0.3, 0.11], GOOD[1], GOOD[2]]), "'a' sums to 1.31, expected 1 ± 0.01"),
+        (_preds(IDS, [[0.9, 0.3, 0.11], GOOD[1], GOOD[2]]),
+        "'a' sums to 1.31 over the classes ['negative', 'neutral', 'positive'], expected 1 ± 0.01"),
         (_preds(["a", "b", "zz"], GOOD), "unknown id(s) 'zz'"),
         (_preds(["a", "b"], GOOD[:2]), "no predictions for 1 id(s) 'c'"),
         (_preds(["a", "b", "b"], GOOD), "duplicate id(s) 'b'"),
-        (_preds(IDS, GOOD).with_columns(pl.col("neutral").cast(pl.String)), "'neutral' has dtype"),
+        (_preds(IDS, GOOD).with_columns(pl.Series("neutral", ["0.1", "high", "0.1"])),
+         "id 'b' has 'high' in column 'neutral' (1 row(s) not numbers)"),
+        (_preds(IDS, GOOD).with_columns(pl.lit(True).alias("neutral")), "'neutral' has dtype"),
+        (_preds(IDS, GOOD).rename({"neutral": "Neutral"}),
+         "for class(es) ['neutral']; expected one column per class ['negative', 'neutral', "
+         "'positive'] plus 'id'; column(s) not used: ['Neutral']"),
     ],
     ids=["missing-class", "negative", "nan", "inf", "sum", "unknown-id", "missing-id",
-         "duplicate-id", "string-column"],
+         "duplicate-id", "not-a-number", "bool-column", "misspelt-class"],
 )
 def test_validate_predictions_rejects_bad_frames(frame: pl.DataFrame, message: str) -> None:
     with pytest.raises(InputError) as err:
@@ -219,6 +225,29 @@ def test_validate_predictions_rejects_bad_frames(frame: pl.DataFrame, message: s
         )
     assert message in str(err.value)
     assert str(err.value).startswith("predictions:")
+
+
+def test_validate_predictions_parses_text_columns() -> None:
+    """A CSV predictions file arrives as text: numbers in text are read as numbers."""
+    text = _preds(IDS, GOOD).with_columns(
+        pl.col(c).cast(pl.String).str.pad_end(6) for c in CLASSES
+    )
+    out = validate_predictions(
+        text, ids=pl.Series(IDS), classes=CLASSES, id_column="id", source="predictions"
+    )
+    assert np.allclose(out, np.array(GOOD))
+
+
+def test_validate_predictions_sum_error_names_unused_columns() -> None:
+    frame = _preds(IDS, [[0.6, 0.1, 0.1], GOOD[1], GOOD[2]]).with_columns(
+        pl.Series("other", [0.2, 0.0, 0.0])
+    )
+    with pytest.raises(InputError, match=r"sums to 0\.8 over the classes .*column\(s\) \['other'\] "
+                       r"are not classes: a class no row has yet must be listed in the label "
+                       r"column's contract isin"):
+        validate_predictions(
+            frame, ids=pl.Series(IDS), classes=CLASSES, id_column="id", source="predictions"
+        )
 
 
 def test_predictions_mode_flags_disagreeing_rows() -> None:

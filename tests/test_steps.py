@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-import polars as pl
+from pathlib import Path
 
-from labelgate.spec import parse_spec
+import polars as pl
+import pytest
+
+from labelgate.spec import Spec, parse_spec
 from labelgate.steps import apply_consensus
 from tests.conftest import spec_dict
 
@@ -39,3 +42,69 @@ def test_crowdlab_comparison_counts_differences() -> None:
     rows = {r["b"]: r for r in out.section["consensus_comparison"]}
     assert (rows["majority"]["items"], rows["majority"]["differ"]) == (3, 1)
     assert (rows["dawid_skene"]["items"], rows["dawid_skene"]["differ"]) == (3, 0)
+
+
+def _predictions_case(
+    tmp_path: Path, probs: dict[str, list[float]]
+) -> tuple[pl.DataFrame, Spec, pl.DataFrame]:
+    """Valid rows (60 tiny tweets) and a predictions CSV read the way the label-issues stage
+    reads it (ingest_source + load_batches: every CSV column arrives as text)."""
+    from labelgate.lake import ingest_source, load_batches
+    from tests.conftest import item_rows, write_csv
+
+    rows = item_rows()
+    ids = [r["tweet_id"] for r in rows]
+    write_csv(tmp_path / "preds.csv", [{"tweet_id": i, **{c: v[k] for c, v in probs.items()}}
+                                       for k, i in enumerate(ids)])
+    data = spec_dict(
+        sources={"items": {"path": "items/*.csv"}, "predictions": {"path": "preds.csv"}},
+        label_issues={"method": "predictions"},
+    )
+    spec = parse_spec(data, base_dir=tmp_path)
+    batches = ingest_source(spec.sources.predictions, key="predictions", dataset=spec.name,
+                            store=tmp_path / "store", base_dir=tmp_path)
+    loaded, _ = load_batches(batches)
+    return pl.DataFrame(rows).drop("confidence"), spec, loaded.drop("_batch", "_row")
+
+
+def _confident(labels: list[str], classes: list[str]) -> dict[str, list[float]]:
+    return {c: [0.9 if lab == c else 0.1 / (len(classes) - 1) for lab in labels] for c in classes}
+
+
+def test_predictions_from_a_csv_file_flag_the_disagreeing_row(tmp_path: Path) -> None:
+    from labelgate.steps import detect_label_issues
+    from tests.conftest import item_rows
+
+    labels = [r["sentiment"] for r in item_rows()]
+    model = ["positive" if i == 6 else lab for i, lab in enumerate(labels)]  # row 6 disagrees
+    probs = _confident(model, ["negative", "neutral", "positive"])
+    probs["model_epoch"] = [2.0] * len(labels)  # an extra numeric column is not a class
+    valid, spec, preds = _predictions_case(tmp_path, probs)
+    assert preds.schema["negative"] == pl.String  # CSV: text, parsed by the stage
+    outcome = detect_label_issues(valid, spec=spec, predictions=preds)
+    assert outcome.result.classes == ["negative", "neutral", "positive"]
+    assert outcome.result.issue_ids.to_list() == ["t0006"]
+
+
+def test_predictions_may_know_a_class_no_row_has_when_the_contract_lists_it(
+    tmp_path: Path,
+) -> None:
+    from labelgate.errors import InputError
+    from labelgate.steps import detect_label_issues
+    from tests.conftest import item_rows
+
+    labels = [r["sentiment"] for r in item_rows()]
+    classes = ["negative", "neutral", "positive", "sarcastic"]
+    probs = _confident(labels, classes)
+    valid, spec, preds = _predictions_case(tmp_path, probs)
+    with pytest.raises(InputError, match=r"\['sarcastic'\] are not classes"):
+        detect_label_issues(valid, spec=spec, predictions=preds)
+    contract = {**spec_dict()["contract"]}
+    contract["sentiment"] = {"dtype": "str", "isin": classes}
+    spec2 = parse_spec(spec_dict(
+        sources={"items": {"path": "items/*.csv"}, "predictions": {"path": "preds.csv"}},
+        label_issues={"method": "predictions"}, contract=contract,
+    ), base_dir=tmp_path)
+    outcome = detect_label_issues(valid, spec=spec2, predictions=preds)
+    assert outcome.result.classes == classes
+    assert outcome.result.issue_ids.to_list() == []
