@@ -61,13 +61,23 @@ def label_issues_fingerprint(
     settings = {
         "label_issues": spec.label_issues.model_dump(mode="json") if spec.label_issues else None,
         "columns": used,
+        # the predictions method reads the label column's contract isin (its classes)
+        "label_isin": _label_isin(spec),
         "polars": pl.__version__,
-        "format": 1,
+        "format": 2,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for part in (valid.select(used), predictions, annotations):
         digest.update(_frame_digest(part))
     return digest.hexdigest()
+
+
+def _label_isin(spec: Spec) -> list[str] | None:
+    label = spec.columns.label
+    column = spec.contract.get(label) if label is not None else None
+    if column is None or column.isin is None:
+        return None
+    return sorted(str(v) for v in column.isin)
 
 
 def save_label_issues(
