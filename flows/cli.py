@@ -8,6 +8,7 @@ Prefect is imported only by `run`, so `check`, `schema`, `gate` and `report` are
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -22,7 +23,8 @@ from flows.review_cli import review_app
 from labelgate import warehouse
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
-from labelgate.remote import is_remote, working_store
+from labelgate.locking import ensure_store_dir
+from labelgate.remote import is_remote, store_url, working_store
 from labelgate.report import read_latest
 from labelgate.spec import Spec, json_schema, load_spec
 
@@ -96,20 +98,66 @@ DaskOpt = Annotated[
 ]
 
 
+class _ExpectedErrorsWithoutTraceback(logging.Filter):
+    """On a console log handler: Prefect logs a task's or flow's exception with its
+    traceback (`Task run failed with exception: ...`, `Encountered exception during
+    execution: ...`). For labelgate's expected errors (`LabelgateError`: spec, input, lock;
+    `GateFailedError`) the traceback is noise: the CLI prints the message as `error: ...`.
+    This keeps the one-line message and drops the traceback; any other exception (a bug)
+    keeps it. The record is changed in place (Python 3.11 filters cannot return a copy):
+    handlers that see it later, e.g. pytest's, get it without the traceback too; Prefect's
+    API handler (the UI's logs) sits on the run loggers and has already formatted it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, LabelgateError | GateFailedError):
+            record.exc_info = None
+            record.exc_text = None  # the API handler's formatting cached the traceback here
+        return True
+
+
+def _quiet_expected_errors() -> None:
+    """Install `_ExpectedErrorsWithoutTraceback` on the console handlers that Prefect's
+    run loggers reach (its logging.yml: the root logger's `console` handler), once. Call
+    after importing Prefect, which configures its logging at import."""
+    loggers = [logging.getLogger(name) for name in
+               ("", "prefect", "prefect.flow_runs", "prefect.task_runs")]
+    for handler in {h for lg in loggers for h in lg.handlers}:
+        if isinstance(handler, logging.StreamHandler) and not any(
+            isinstance(f, _ExpectedErrorsWithoutTraceback) for f in handler.filters
+        ):
+            handler.addFilter(_ExpectedErrorsWithoutTraceback())
+
+
+def _check_store(spec: Path, s: Spec, store: str | None) -> None:
+    """A local store that is a file, or whose folder cannot be created: exit 2 naming it
+    and where it was set, before Prefect starts (created here otherwise, as the run would)."""
+    if store_url(s, store) is not None:
+        return
+    where = "--store" if store is not None else f"`store:` in {spec}"
+    try:
+        ensure_store_dir(s.store_dir(store), setting=where)
+    except LabelgateError as exc:
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
 @app.command()
 def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
-    _load(spec)  # a wrong spec fails here, before Prefect starts
+    store = store or None
+    s = _load(spec)  # a wrong spec fails here, before Prefect starts
+    _check_store(spec, s, store)  # and a store that cannot be a folder
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # a fresh PREFECT_HOME migrates its database first (14-16 s here; the default limit is 20)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.pipeline import quality_pipeline
 
+    _quiet_expected_errors()
     flow = quality_pipeline
     if dask:
         flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
-    state = flow(str(spec), str(store) if store else None, return_state=True)
-    s = load_spec(spec)
+    state = flow(str(spec), store, return_state=True)
     report: dict[str, Any] | None = None
     if state.is_completed():
         report = state.result()

@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from labelgate.errors import RunLockedError
+from labelgate.errors import InputError, RunLockedError
 
 LOCKS_DIR = "locks"
+STORE_SETTING = "the spec's `store:` key or the --store option"
 POLL_SECONDS = 0.5
 _sleep = time.sleep  # tests replace it to act between attempts
 
@@ -37,6 +38,29 @@ def lock_path(store: Path, dataset: str) -> Path:
     if dataset in {"", ".", ".."} or "/" in dataset or "\\" in dataset:
         raise ValueError(f"dataset name {dataset!r} cannot name a lock file")
     return Path(store) / LOCKS_DIR / f"{dataset}.lock"
+
+
+def ensure_store_dir(store: Path, *, setting: str = STORE_SETTING) -> Path:
+    """Create the store folder (and its parents) if missing; `InputError` naming the store
+    and `setting` (where it was set) when it is a file or cannot be created."""
+    store = Path(store)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file (or a dangling link) by that name
+        raise InputError(
+            f"store {store} is not a directory ({setting}); name a folder (created if missing)"
+        ) from None
+    except NotADirectoryError:  # a parent is a file
+        parent = next((p for p in store.parents if p.exists() and not p.is_dir()), None)
+        raise InputError(
+            f"store {store} cannot be created ({setting}): "
+            f"{parent or 'a parent folder'} is not a directory"
+        ) from None
+    except OSError as exc:  # permission denied, read-only file system, ...
+        raise InputError(
+            f"store {store} cannot be created ({setting}): {exc.strerror or exc}"
+        ) from None
+    return store
 
 
 @dataclass
@@ -90,8 +114,10 @@ def acquire(store: Path, dataset: str, *, run_id: str, wait_seconds: float = 0.0
     """Take the dataset's lock, or raise `RunLockedError` naming the holder.
 
     ``wait_seconds``: how long to keep trying before refusing (0: refuse at once).
+    A store that is a file, or cannot be created, is an `InputError` naming it.
     """
     path = lock_path(store, dataset)
+    ensure_store_dir(store)  # the first write to the store: a file there is an InputError
     path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held open for the run)
     deadline = time.monotonic() + max(wait_seconds, 0.0)
