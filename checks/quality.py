@@ -7,18 +7,28 @@ import polars as pl
 from checks.contract import ContractResult
 
 
-def class_counts(valid: pl.DataFrame, *, label_column: str) -> pl.DataFrame:
-    """Valid rows per label class, largest first (ties by label)."""
-    return (
-        valid.group_by(pl.col(label_column).cast(pl.String).alias("label"))
-        .agg(pl.len().alias("rows"))
-        .sort(["rows", "label"], descending=[True, False])
-    )
+def class_counts(
+    valid: pl.DataFrame, *, label_column: str, classes_of: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Valid rows per label class, largest first (ties by label). ``classes_of``: a frame
+    (e.g. the rows before exclusions) whose every class is listed, with 0 rows if ``valid``
+    has none of it: a class excluded entirely must fail min_rows_per_class, not vanish."""
+    label = pl.col(label_column).cast(pl.String).alias("label")
+    counts = valid.group_by(label).agg(pl.len().alias("rows"))
+    if classes_of is not None:
+        every = classes_of.select(label).unique()
+        counts = every.join(counts, on="label", how="left", nulls_equal=True).with_columns(
+            pl.col("rows").fill_null(0).cast(pl.UInt32)
+        )
+    return counts.sort(["rows", "label"], descending=[True, False])
 
 
-def contract_metrics(result: ContractResult, *, label_column: str) -> dict[str, float]:
-    """Row arithmetic and class balance after the contract."""
-    counts = class_counts(result.valid, label_column=label_column)
+def contract_metrics(
+    result: ContractResult, *, label_column: str, classes_of: pl.DataFrame | None = None
+) -> dict[str, float]:
+    """Row arithmetic and class balance after the contract (``classes_of``: see
+    `class_counts`)."""
+    counts = class_counts(result.valid, label_column=label_column, classes_of=classes_of)
     rows_input = result.rows_input
     return {
         "rows_input": float(rows_input),

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, dataset VARCHAR NOT NULL, spec_hash VARCHAR,
     spec_path VARCHAR, flow_run_id VARCHAR, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
     status VARCHAR, rows_input BIGINT, rows_valid BIGINT, rows_quarantined BIGINT,
-    gate_passed BOOLEAN, report_dir VARCHAR, message VARCHAR);
+    gate_passed BOOLEAN, report_dir VARCHAR, message VARCHAR, rows_excluded BIGINT);
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS rows_excluded BIGINT;
 CREATE TABLE IF NOT EXISTS batches (
     dataset VARCHAR, source VARCHAR, batch VARCHAR, file VARCHAR, format VARCHAR,
     rows BIGINT, rejected BIGINT, path VARCHAR, ingested_at TIMESTAMPTZ,
@@ -99,6 +100,7 @@ class RunRecord:
     rows_input: int | None
     rows_valid: int | None
     rows_quarantined: int | None
+    rows_excluded: int | None
     gate_passed: bool | None
     report_dir: str | None
 
@@ -365,15 +367,18 @@ def finish_run(
     rows_input: int | None = None,
     rows_valid: int | None = None,
     rows_quarantined: int | None = None,
+    rows_excluded: int | None = None,
     gate_passed: bool | None = None,
     report_dir: str | None = None,
     message: str | None = None,
 ) -> None:
+    """Close the run's record; rows_input = rows_valid + rows_quarantined + rows_excluded."""
     con.execute(
         "UPDATE runs SET finished_at = ?, status = ?, rows_input = ?, rows_valid = ?,"
-        " rows_quarantined = ?, gate_passed = ?, report_dir = ?, message = ? WHERE run_id = ?",
-        [datetime.now(UTC), status, rows_input, rows_valid, rows_quarantined, gate_passed,
-         report_dir, message, run_id],
+        " rows_quarantined = ?, rows_excluded = ?, gate_passed = ?, report_dir = ?, message = ?"
+        " WHERE run_id = ?",
+        [datetime.now(UTC), status, rows_input, rows_valid, rows_quarantined, rows_excluded,
+         gate_passed, report_dir, message, run_id],
     )
 
 
@@ -395,7 +400,7 @@ def refresh_views(
 
 _RUN_COLUMNS = (
     "SELECT run_id, dataset, status, started_at, finished_at, rows_input, rows_valid,"
-    " rows_quarantined, gate_passed, report_dir FROM runs WHERE dataset = ?"
+    " rows_quarantined, rows_excluded, gate_passed, report_dir FROM runs WHERE dataset = ?"
 )
 _LATEST_ANY = _RUN_COLUMNS + " ORDER BY started_at DESC, run_id DESC LIMIT 1"
 _LATEST_FINISHED = (

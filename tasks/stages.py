@@ -688,6 +688,17 @@ def corrections(
     return replace(result, valid=valid), section
 
 
+def _kept(spec: Spec, result: ContractResult, outcomes: Outcomes) -> ContractResult:
+    """The contract result less the rows the splits excluded: "valid" everywhere (report,
+    metrics, runs table) is what is left to publish, so min_rows and min_rows_per_class
+    gate what a fine-tune will get."""
+    if outcomes.splits is None or not outcomes.excluded:
+        return result
+    gone = outcomes.splits.excluded.get_column("id").cast(pl.String).implode()
+    ids = pl.col(spec.columns.id).cast(pl.String)
+    return replace(result, valid=result.valid.filter(~ids.is_in(gone)))
+
+
 @task(name="metrics", cache_policy=NO_CACHE)
 @faults.boundaries("metrics")
 def metrics(
@@ -696,9 +707,10 @@ def metrics(
     """The run's metrics for the gate: contract metrics, every stage's own, and the
     comparisons with earlier passing runs (metrics_history)."""
     label = spec.columns.label
+    kept = _kept(spec, result, outcomes)
     base = (
-        contract_metrics(result, label_column=label) if label is not None
-        else steps.row_metrics(result.rows_input, result.rows_valid, result.rows_quarantined)
+        contract_metrics(kept, label_column=label, classes_of=result.valid) if label is not None
+        else steps.row_metrics(kept.rows_input, kept.rows_valid, kept.rows_quarantined)
     )
     base["rows_excluded"] = float(outcomes.excluded)
     if outcomes.review is not None:
@@ -758,7 +770,10 @@ def report(
         rows=rows,
         quarantine=result.quarantine,
         classes=(
-            class_counts(result.valid, label_column=spec.columns.label)
+            class_counts(
+                _kept(spec, result, outcomes).valid, label_column=spec.columns.label,
+                classes_of=result.valid,
+            )
             if spec.columns.label is not None
             else pl.DataFrame(schema={"label": pl.String, "rows": pl.UInt32})
         ),
@@ -819,6 +834,7 @@ def report(
             rows_input=rows.input,
             rows_valid=rows.valid,
             rows_quarantined=rows.quarantined,
+            rows_excluded=rows.excluded,
             gate_passed=verdict.passed,
             report_dir=str(out),
             message=verdict.summary(),

@@ -216,3 +216,13 @@ def test_batches_merge_property() -> None:
         _same(_merged(frames, spec), enforce_contract(pl.concat(frames), spec=spec))
 
     check()
+
+
+def test_class_counts_keep_a_class_excluded_entirely_at_zero() -> None:
+    from checks.quality import class_counts
+
+    before = pl.DataFrame({"label": ["a", "a", "b", "c"]})
+    after = before.filter(pl.col("label") != "b")
+    counts = class_counts(after, label_column="label", classes_of=before)
+    assert counts.rows() == [("a", 2), ("c", 1), ("b", 0)]
+    assert class_counts(after, label_column="label").get_column("label").to_list() == ["a", "c"]

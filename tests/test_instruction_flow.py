@@ -128,8 +128,16 @@ def test_instruction_flow_end_to_end(tmp_path: Path) -> None:
             [report["run_id"]],
         ).fetchall()
         assert excluded == [("publish_filter", filtered)]
+        run_rows = con.execute(
+            "SELECT rows_input, rows_valid, rows_quarantined, rows_excluded FROM runs"
+            " WHERE run_id = ?", [report["run_id"]],
+        ).fetchall()
+        assert run_rows == [(45, 45 - 3 - filtered, 3, filtered)]  # input = the other three
     finally:
         con.close()
+    # "valid" is what is left to publish everywhere: the metric min_rows gates
+    assert report["metrics"]["rows_valid"] == 45 - 3 - filtered
+    assert report["metrics"]["rows_excluded"] == filtered
 
     current = tmp_path / "store/published/tiny-chat/current"
     published = 0
