@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from labelgate.errors import GateFailedError
@@ -45,17 +45,27 @@ def quality_pipeline(
         canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
         result, sft = stages.contract(spec, run, batches, canonical)
         result, review = stages.corrections(spec, run, result)
+        # no valid row left (every row quarantined): the row stages have nothing to work on;
+        # the gate (quarantine rate, min_rows) and the report say what happened
+        rows = result.rows_valid > 0
+        if not rows:
+            get_run_logger().warning(
+                "no valid rows after the contract (%s of %s quarantined): agreement, label "
+                "issues, dedup and splits skipped", result.rows_quarantined, result.rows_input,
+            )
         agreement = (
-            stages.agreement(spec, run, result) if spec.sources.annotations is not None else None
+            stages.agreement(spec, run, result)
+            if spec.sources.annotations is not None and rows else None
         )
         if agreement is not None and spec.agreement_settings().apply:
             result, agreement = stages.consensus_label(spec, result, agreement)
         stored = stages.store(spec, run, result, sft)
         issues = (
-            stages.label_issues(spec, run, result, agreement) if spec.label_issues else None
+            stages.label_issues(spec, run, result, agreement) if spec.label_issues and rows
+            else None
         )
-        dups = stages.dedup(spec, run, result) if spec.dedup else None
-        split = stages.splits(spec, run, result, issues, dups) if spec.splits else None
+        dups = stages.dedup(spec, run, result) if spec.dedup and rows else None
+        split = stages.splits(spec, run, result, issues, dups) if spec.splits and rows else None
         outcomes = stages.Outcomes(agreement, issues, dups, split, sft, review)
         metrics = stages.metrics(spec, run, result, outcomes)
         verdict = stages.gate(spec, run, metrics)

@@ -68,6 +68,28 @@ def test_flow_end_to_end(make_spec: SpecFactory) -> None:
     assert len(list((spec.parent / "store/lake/tiny-tweets/items").glob("batch=*"))) == 1
 
 
+def test_every_row_quarantined_is_a_failed_gate_with_a_report(make_spec: SpecFactory) -> None:
+    """A contract nothing passes (here: labels spelt differently) skips the row stages; the
+    gate fails on the quarantine rate and the report says so, instead of a label-issues
+    error about 0 classes."""
+    from flows.pipeline import quality_pipeline
+
+    contract = {"sentiment": {"dtype": "str", "isin": ["neg", "neu", "pos"]}}
+    spec = make_spec(
+        contract=contract, label_issues={"folds": 2}, dedup={}, splits={},
+        gate={"max_quarantine_rate": 0.1, "min_rows_per_class": 5},
+    )
+    state = quality_pipeline(str(spec), return_state=True)
+    exc = state.result(raise_on_failure=False)
+    assert isinstance(exc, GateFailedError)
+    assert "quarantine_rate 1 > gate.max_quarantine_rate 0.1" in str(exc)
+    report = _latest_report(spec)
+    assert report["rows"] == {"input": 60, "valid": 0, "quarantined": 60, "excluded": 0,
+                              "balanced": True}
+    assert "label_issues" not in report and "splits" not in report
+    assert report["metrics"]["min_rows_per_class"] == 0
+
+
 def test_failed_gate_fails_the_flow_run(make_spec: SpecFactory) -> None:
     from flows.pipeline import quality_pipeline
 
