@@ -3,7 +3,7 @@
 Registered in `flows/cli.py` with `app.add_typer(review_app, name="review")`. Reads the
 latest finished run of a dataset from the store (label issues, consensus, valid rows);
 imports nothing from Prefect. Exit codes: 0 ok, 2 bad input (the message names the file,
-row or id).
+row or id; an import file in which no row has a label is one: nothing is written).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from labelgate import remote, review, warehouse
 from labelgate.errors import LabelgateError
@@ -32,7 +33,7 @@ review_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)  # ids, labels: printed as is
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="The dataset spec (YAML).", show_default=False)]
@@ -48,7 +49,7 @@ class _BadInputError(Exception):
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(EXIT_INPUT)
 
 
@@ -253,6 +254,17 @@ def export(
     raise typer.Exit(EXIT_OK)
 
 
+def _why_empty(file: Path, skipped: str | None) -> str:
+    """Why a corrections file gave no correction, and what to do."""
+    if file.suffix.lower() == ".json":
+        what = "no completed annotation with a choice"
+        todo = "finish the annotations in Label Studio and export again"
+    else:
+        what = "no row has a label" if skipped else "the file has no rows"
+        todo = "fill in the label column and import again"
+    return f"{what}" + (f" ({skipped})" if skipped else "") + f"; {todo}"
+
+
 @review_app.command("import")
 def import_(
     spec: SpecArg,
@@ -269,7 +281,11 @@ def import_(
         sp = load_spec(spec)
         root = remote.working_store(sp, store)
         latest = _LatestRun(sp, root)
-        corrections = review.read_corrections(file, id_field=id_field)
+        read = review.read_corrections_file(file, id_field=id_field)
+        corrections, skipped = read.corrections, read.skipped_summary()
+        if corrections.height == 0:
+            raise _BadInputError(f"{file}: nothing to import: {_why_empty(file, skipped)}; "
+                                 "nothing was written")
         valid = latest.valid_labels()
         issues = latest.label_issues()
         classes = _classes(sp, valid.get_column("label"), issues.get_column("given_label"))
@@ -290,6 +306,8 @@ def import_(
     out.print(f"{file}: {corrections.height} correction(s) read; applied {applied.height} "
               f"({n_changed} change a label), rejected {checked.rejected.height}, "
               f"gold answers {checked.gold_answers.height}{again}")
+    if skipped is not None:
+        out.print(f"  {skipped}")
     for kind, n in checked.reasons().items():
         out.print(f"  rejected {n}: {kind}")
     for row in checked.rejected.head(20).iter_rows(named=True):

@@ -13,9 +13,11 @@
    Studio tasks carry the given and the suggested label as predictions, and
    ``labeling_config`` is the XML for the dataset's classes.
 3. ``read_corrections`` reads a Label Studio export or a CSV/JSONL of (id, label, reviewer
-   [, timestamp]); ``validate_corrections`` splits it into applied / rejected (with reasons)
-   / gold answers; ``store_corrections`` writes the applied ones to the lake as an overlay
-   batch (``lake/<dataset>/corrections/batch=<hash>/``: who, when, old label, new label;
+   [, timestamp]); rows with an empty label were not answered: skipped, and
+   ``read_corrections_file`` says which, for the import to report; ``validate_corrections``
+   splits it into applied / rejected (with reasons) / gold answers; ``store_corrections``
+   writes the applied ones to the lake as an overlay batch
+   (``lake/<dataset>/corrections/batch=<hash>/``: who, when, old label, new label;
    never an in-place edit); ``load_corrections`` reads every batch back and
    ``apply_corrections`` gives the next run's labels (latest correction per id wins).
 4. ``reviewer_accuracy`` scores reviewers on the gold items they were shown.
@@ -48,6 +50,7 @@ __all__ = [
     "QUEUE_SCHEMA",
     "REASONS",
     "CorrectionStats",
+    "CorrectionsFile",
     "MixRule",
     "ValidatedCorrections",
     "apply_corrections",
@@ -55,6 +58,7 @@ __all__ = [
     "load_corrections",
     "load_gold_answers",
     "read_corrections",
+    "read_corrections_file",
     "review_queue",
     "reviewer_accuracy",
     "store_corrections",
@@ -499,13 +503,48 @@ def to_jsonl(queue: pl.DataFrame, items: pl.DataFrame, path: str | Path, *, text
 # --------------------------------------------------------------------------- import
 
 
+_SHOWN_IDS = 10  # unanswered rows named in messages
+
+
+@dataclass(frozen=True)
+class CorrectionsFile:
+    """A corrections file as read: the answered rows, and what was skipped unanswered."""
+
+    corrections: pl.DataFrame  # CORRECTION_COLUMNS
+    unlabelled: pl.DataFrame  # id (null if empty), row: CSV/JSONL rows with an empty label
+    n_skipped_annotations: int = 0  # Label Studio: cancelled or without a choice
+
+    def skipped_summary(self) -> str | None:
+        """What was skipped for want of a label, for the import's output; None if nothing.
+        E.g. ``2 row(s) with no label skipped (ids a, b)``."""
+        parts = []
+        n = self.unlabelled.height
+        if n:
+            shown = [f"row {r}" if i is None or i == "" else str(i)
+                     for i, r in self.unlabelled.head(_SHOWN_IDS).select("id", "row").rows()]
+            more = f", ... {n - _SHOWN_IDS} more" if n > _SHOWN_IDS else ""
+            parts.append(f"{n} row(s) with no label skipped (ids {', '.join(shown)}{more})")
+        if self.n_skipped_annotations:
+            parts.append(f"{self.n_skipped_annotations} annotation(s) cancelled or without a "
+                         "choice skipped")
+        return "; ".join(parts) or None
+
+
 def read_corrections(path: str | Path, *, id_field: str = ID_FIELD,
                      from_name: str | None = None) -> pl.DataFrame:
     """Reviewer answers (id, label, reviewer, timestamp, where) from a Label Studio JSON export
     (``.json``: completed annotations; ``completed_by`` -> reviewer, the chosen choice ->
     label, ``data.<id_field>`` -> id; cancelled or empty annotations are skipped) or a
     CSV / JSONL file with columns id, label, reviewer and optional timestamp (ISO 8601).
-    Blank labels in CSV/JSONL are rows the reviewer did not answer: skipped."""
+    Blank labels in CSV/JSONL are rows the reviewer did not answer: skipped (counted by
+    ``read_corrections_file``)."""
+    return read_corrections_file(path, id_field=id_field, from_name=from_name).corrections
+
+
+def read_corrections_file(path: str | Path, *, id_field: str = ID_FIELD,
+                          from_name: str | None = None) -> CorrectionsFile:
+    """``read_corrections``, also saying which rows were skipped unanswered (an empty label:
+    id and row number) so the import reports them rather than dropping them silently."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such corrections file")
@@ -513,11 +552,15 @@ def read_corrections(path: str | Path, *, id_field: str = ID_FIELD,
     if suffix == ".json":
         export = parse_label_studio_export(path, item_field=id_field, from_name=from_name)
         ann = export.annotations
-        return ann.select(
-            pl.col("item").alias("id"), "label", pl.col("annotator").alias("reviewer"),
-            pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
-            (pl.lit(f"{path}: annotation ") + pl.col("annotation_id").fill_null("?"))
-            .alias("where"),
+        return CorrectionsFile(
+            corrections=ann.select(
+                pl.col("item").alias("id"), "label", pl.col("annotator").alias("reviewer"),
+                pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
+                (pl.lit(f"{path}: annotation ") + pl.col("annotation_id").fill_null("?"))
+                .alias("where"),
+            ),
+            unlabelled=pl.DataFrame(schema={"id": pl.String, "row": pl.Int64}),
+            n_skipped_annotations=export.n_cancelled + export.n_without_choice,
         )
     try:
         if suffix == ".csv":
@@ -537,14 +580,19 @@ def read_corrections(path: str | Path, *, id_field: str = ID_FIELD,
             f"{path}: missing column(s) {missing}; expected id, label, reviewer[, timestamp]; "
             f"the file has {raw.columns}"
         )
-    frame = raw.select(
+    row = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
+    every = raw.select(
         pl.col("id").cast(pl.String).str.strip_chars(),
         pl.col("label").cast(pl.String).str.strip_chars(),
         pl.col("reviewer").cast(pl.String).str.strip_chars(),
         (pl.col("timestamp").cast(pl.String) if "timestamp" in raw.columns
          else pl.lit(None, pl.String)).alias("_ts"),
-        (pl.lit(f"{path}: row ") + pl.int_range(1, pl.len() + 1).cast(pl.String)).alias("where"),
-    ).filter(pl.col("label").is_not_null() & (pl.col("label") != ""))
+        (pl.lit(f"{path}: row ") + row.cast(pl.String)).alias("where"),
+        row.alias("_row"),
+    )
+    answered = pl.col("label").is_not_null() & (pl.col("label") != "")
+    unlabelled = every.filter(~answered).select("id", pl.col("_row").alias("row"))
+    frame = every.filter(answered)
     for column in ("id", "reviewer"):
         bad = frame.filter(pl.col(column).is_null() | (pl.col(column) == ""))
         if bad.height:
@@ -555,9 +603,10 @@ def read_corrections(path: str | Path, *, id_field: str = ID_FIELD,
         raise InputError(
             f"{bad_ts.item(0, 'where')}: timestamp {bad_ts.item(0, '_ts')!r} is not ISO 8601"
         )
-    return frame.with_columns(ts.cast(pl.Datetime("us", "UTC")).alias("timestamp")).select(
-        list(CORRECTION_COLUMNS)
-    )
+    corrections = frame.with_columns(
+        ts.cast(pl.Datetime("us", "UTC")).alias("timestamp")
+    ).select(list(CORRECTION_COLUMNS))
+    return CorrectionsFile(corrections=corrections, unlabelled=unlabelled)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ what was expected (`SpecError`). Paths in a spec are relative to the spec file.
 
 from __future__ import annotations
 
+import functools
+import glob
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal, get_args, get_origin
 
+import polars as pl
 import yaml
 from pydantic import (
     BaseModel,
@@ -18,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +45,8 @@ _FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+_LABEL_STUDIO_SUFFIX: dict[str, ReadFormat] = {".json": "label-studio"}
+_COMPRESSION_SUFFIXES = (".gz",)  # read through; the extension before it names the format
 
 
 class _Model(BaseModel):
@@ -57,6 +63,27 @@ def _format_from_suffix(file: Path, *, extra: dict[str, ReadFormat] | None = Non
         f"{file}: cannot infer the format from the extension {''.join(suffixes)!r}; "
         f"set sources.<name>.format to one of {', '.join(sorted(set(table.values())))}"
     )
+
+
+def _suffix_problem(path: str, *, extra: dict[str, ReadFormat] | None = None) -> str | None:
+    """Why no file `path` matches can have a format inferred from its extension: a fixed
+    extension that names no format (`items/*.xlsx`, `a.gz`). None if some file can (a known
+    extension; a glob whose extension is open, e.g. `*` or `*.gz`, which may match
+    `a.csv.gz`) and for a path without extension (a folder? the run says which).
+    Mirrors `_format_from_suffix` at parse time."""
+    table: dict[str, ReadFormat] = {**_FORMAT_BY_SUFFIX, **(extra or {})}
+    name = PurePath(path).name
+    suffixes = [s.lower() for s in PurePath(name).suffixes]
+    if not suffixes or any(s in table for s in suffixes):
+        return None
+    if glob.has_magic(name):
+        if any(glob.has_magic(s) for s in suffixes):
+            return None
+        stem = name[: len(name) - len("".join(suffixes))]
+        if glob.has_magic(stem) and all(s in _COMPRESSION_SUFFIXES for s in suffixes):
+            return None
+    return (f"cannot infer the format of {path!r} from its extension {''.join(suffixes)!r} "
+            f"(known: {', '.join(table)})")
 
 
 class _FileSource(_Model):
@@ -122,7 +149,7 @@ class AnnotationSourceSpec(_FileSource):
     def format_for(self, file: Path) -> ReadFormat:
         if self.format is not None:
             return self.format
-        return _format_from_suffix(file, extra={".json": "label-studio"})
+        return _format_from_suffix(file, extra=_LABEL_STUDIO_SUFFIX)
 
     def is_label_studio(self) -> bool:
         """Declared `format: label-studio`, or no format and a .json path."""
@@ -147,6 +174,22 @@ class Sources(_Model):
         description="Class probabilities from a larger model: the id column and one column "
         "per class (label_issues.method: predictions).",
     )
+
+    @field_validator("items", "annotations", "gold", "predictions")
+    @classmethod
+    def _format_known(cls, value: AnySource | None, info: ValidationInfo) -> AnySource | None:
+        """A path whose extension names no format, without `format:`, cannot be read: say
+        so now rather than when the run reaches the file."""
+        if value is None or value.format is not None:
+            return value
+        extra = _LABEL_STUDIO_SUFFIX if isinstance(value, AnnotationSourceSpec) else None
+        problem = _suffix_problem(value.path, extra=extra)
+        if problem is not None:
+            choices = sorted(set({**_FORMAT_BY_SUFFIX, **(extra or {})}.values()))
+            raise ValueError(
+                f"{problem}; set sources.{info.field_name}.format to one of {', '.join(choices)}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _gold_needs_annotations(self) -> Sources:
@@ -272,9 +315,80 @@ class Columns(_Model):
         return cols + [c for c in (self.label, self.group) if c is not None]
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _range_max(value: float | None, info: ValidationInfo) -> float | None:
+    """`max` below `min` lets no value pass: a spec error, not a run that quarantines all."""
+    low = info.data.get("min")
+    if value is not None and low is not None and value < low:
+        raise ValueError(f"max {_number(value)} is below min {_number(low)}: no value can pass")
+    return value
+
+
 class StrLength(_Model):
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
+
+    _max_not_below_min = field_validator("max")(_range_max)
+
+
+_BOOL_WORDS = {"true": True, "t": True, "yes": True, "y": True, "1": True,
+               "false": False, "f": False, "no": False, "n": False, "0": False}
+
+
+def _parsed(text: str, target: type[pl.DataType]) -> Any:
+    """`text` cast as the contract casts CSV text (stripped, polars' non-strict cast)."""
+    return pl.Series([text]).str.strip_chars().cast(target, strict=False).item()
+
+
+def _isin_value(value: str | int | float | bool, dtype: DType) -> str | int | float | bool:
+    """`value` as the column's dtype, the way the contract casts CSV text (a numeric string
+    for int/float, an integer for float or str); `ValueError` if it cannot be one."""
+    match dtype:
+        case "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str) and (number := _parsed(value, pl.Int64)) is not None:
+                return int(number)
+        case "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str) and (number := _parsed(value, pl.Float64)) is not None:
+                return float(number)
+        case "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+        case "str":
+            if isinstance(value, str):
+                return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+            raise ValueError(f"{value!r} is not a str; quote it in the YAML")
+    raise ValueError(f"{value!r} cannot be a value of dtype {dtype}")
+
+
+@functools.lru_cache(maxsize=256)
+def _regex_error(pattern: str) -> str | None:
+    """Why polars (Rust regex, what the contract runs) cannot compile `pattern`, or None.
+
+    Checks the pattern alone and as the contract applies it (`^(?:pattern)$`, full match)."""
+    for compiled in (pattern, f"^(?:{pattern})$"):
+        try:
+            pl.select(pl.lit("").str.contains(compiled))
+        except pl.exceptions.PolarsError as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            reason = next((ln[len("error:"):].strip() for ln in lines
+                           if ln.startswith("error:")), None)
+            if reason is None:
+                reason = lines[0].removeprefix("regex error:").strip() if lines else str(exc)
+            return reason
+    return None
 
 
 class ColumnContract(_Model):
@@ -289,16 +403,38 @@ class ColumnContract(_Model):
     str_length: StrLength | None = None
     regex: str | None = Field(default=None, description="Full-match regular expression.")
 
+    _max_not_below_min = field_validator("max")(_range_max)
+
+    @field_validator("isin")
+    @classmethod
+    def _isin_fits_dtype(
+        cls, value: list[str | int | float | bool] | None, info: ValidationInfo
+    ) -> list[str | int | float | bool] | None:
+        """Allowed values of the column's dtype (cast like CSV text), so the run's `is_in`
+        compares like with like; a value that cannot be of the dtype is a spec error."""
+        dtype = info.data.get("dtype")
+        if value is None or dtype is None:
+            return value
+        out, bad = [], []
+        for v in value:
+            try:
+                out.append(_isin_value(v, dtype))
+            except ValueError as exc:
+                bad.append(str(exc))
+        if bad:
+            raise ValueError(f"values must be of dtype {dtype}: {'; '.join(bad)}")
+        return out
+
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            import re
-
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+            reason = _regex_error(value)
+            if reason is not None:
+                raise ValueError(
+                    f"invalid regular expression {value!r}: {reason} (the contract uses "
+                    "polars' Rust regex syntax: no look-around or backreferences)"
+                )
         return value
 
 
