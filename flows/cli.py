@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows.review_cli import review_app
@@ -58,7 +59,7 @@ def _store(s: Spec, store: str | None) -> Path:
     try:
         return working_store(s, store)
     except LabelgateError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
 
 
@@ -73,7 +74,7 @@ def _load(spec_path: Path) -> Spec:
     try:
         return load_spec(spec_path)
     except LabelgateError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
 
 
@@ -138,7 +139,7 @@ def _check_store(spec: Path, s: Spec, store: str | None) -> None:
     try:
         ensure_store_dir(s.store_dir(store), setting=where)
     except LabelgateError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
 
 
@@ -171,12 +172,12 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     if exc is None:
         raise typer.Exit(EXIT_PASS)
     if isinstance(exc, GateFailedError):
-        err.print(f"[red]{exc}[/red]", soft_wrap=True)
+        err.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(EXIT_GATE_FAILED)
     if isinstance(exc, LabelgateError):
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT)
-    err.print(f"[red]internal error:[/red] {state.message}", soft_wrap=True)
+    err.print(f"[red]internal error:[/red] {escape(str(state.message))}", soft_wrap=True)
     raise typer.Exit(EXIT_INTERNAL)
 
 
@@ -195,7 +196,7 @@ def _dask_runner(address: str) -> Any:
     try:
         workers = check_dask(address)
     except LabelgateError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
     out.print(f"Dask cluster {address}: {workers} worker(s)")
     return dask_runner(address)
@@ -361,7 +362,7 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
             last = warehouse.latest_run(con, s.name)
             metrics = warehouse.run_metrics(con, last.run_id) if last else {}
     except FileNotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
     if last is None:
         err.print(f"[red]error:[/red] no finished run of {s.name!r} in {path}; run `labelgate run`")
@@ -404,7 +405,7 @@ def history(
         with warehouse.connect(path, read_only=True) as con:
             frame = warehouse.metric_history(con, s.name, last_runs=last)
     except FileNotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
     if frame.is_empty():
         err.print(f"[red]error:[/red] no runs of {s.name!r} recorded in {path}")
@@ -503,11 +504,18 @@ app.add_typer(publish_app, name="publish")
 app.add_typer(review_app, name="review")
 
 
+def _shown(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _print_frame(frame: pl.DataFrame, *, title: str) -> None:
     table = Table(*frame.columns, title=title)
     for row in frame.iter_rows():
-        table.add_row(*("—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-                        for v in row))
+        table.add_row(*(_shown(v) for v in row))
     out.print(table)
 
 
@@ -546,7 +554,7 @@ def diff(
     try:
         frame = diff_versions(root, a, b, key_column=s.columns.id, label_column=s.columns.label)
     except (InputError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
     _print_frame(frame, title=f"{s.name}: {a} → {b}")
 

@@ -84,7 +84,7 @@ def ingest_source(
 
 
 def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store: Path) -> Batch:
-    fmt = source.format_for(path)
+    fmt = source.format_for(path, key=key)
     options: dict[str, object] = {"format": fmt}
     if fmt == "csv":
         options |= {"encoding": source.encoding, "separator": source.separator}

@@ -135,7 +135,10 @@ def agreement_section(
 def md_cell(value: object, *, max_len: int | None = _CELL_MAX) -> str:
     """A value safe inside a Markdown table cell: no pipes, newlines or raw HTML; cut to
     `max_len` characters (None: not cut, for prose such as notes)."""
-    text = "" if value is None else str(value)
+    if isinstance(value, bool):  # people read yes/no, not Python's True/False
+        text = "yes" if value else "no"
+    else:
+        text = "" if value is None else str(value)
     if max_len is not None and len(text) > max_len:
         text = text[: max_len - 1] + "…"
     return (
@@ -319,7 +322,8 @@ def _splits_markdown(sp: Mapping[str, Any], leaks: Mapping[str, Any]) -> list[st
     names = [n for n in ("train", "validation", "test") if n in sp["fractions"]]
     lines = [
         "", "## Splits", "",
-        f"fractions {sp['fractions']}, seed {sp['seed']}, flagged rows: {sp['policy']} "
+        "fractions " + ", ".join(f"{k} {_num(v)}" for k, v in sp["fractions"].items())
+        + f"; seed {sp['seed']}, flagged rows: {sp['policy']} "
         f"({sp['flagged_rows']} flagged); leakage total {leaks.get('total', 0)}",
         "",
     ]

@@ -53,7 +53,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _format_from_suffix(file: Path, *, extra: dict[str, ReadFormat] | None = None) -> ReadFormat:
+def _format_from_suffix(
+    file: Path, *, extra: dict[str, ReadFormat] | None = None, key: str = "<name>"
+) -> ReadFormat:
     table: dict[str, ReadFormat] = {**_FORMAT_BY_SUFFIX, **(extra or {})}
     suffixes = [s.lower() for s in file.suffixes]
     for suffix in reversed(suffixes):
@@ -61,7 +63,7 @@ def _format_from_suffix(file: Path, *, extra: dict[str, ReadFormat] | None = Non
             return table[suffix]
     raise SpecError(
         f"{file}: cannot infer the format from the extension {''.join(suffixes)!r}; "
-        f"set sources.<name>.format to one of {', '.join(sorted(set(table.values())))}"
+        f"set sources.{key}.format to one of {', '.join(sorted(set(table.values())))}"
     )
 
 
@@ -106,11 +108,12 @@ class SourceSpec(_FileSource):
         "| chat (messages: list of {role, content}) | prompt_response.",
     )
 
-    def format_for(self, file: Path) -> ReadFormat:
-        """The reader for one matched file: the spec's `format`, else the file extension."""
+    def format_for(self, file: Path, *, key: str = "<name>") -> ReadFormat:
+        """The reader for one matched file: the spec's `format`, else the file extension
+        (`key`: the source's name under `sources`, for the error)."""
         if self.format is not None:
             return self.format
-        return _format_from_suffix(file)
+        return _format_from_suffix(file, key=key)
 
 
 class AnnotationSourceSpec(_FileSource):
@@ -146,10 +149,10 @@ class AnnotationSourceSpec(_FileSource):
             raise ValueError("item_field and from_name apply to format label-studio only")
         return self
 
-    def format_for(self, file: Path) -> ReadFormat:
+    def format_for(self, file: Path, *, key: str = "annotations") -> ReadFormat:
         if self.format is not None:
             return self.format
-        return _format_from_suffix(file, extra=_LABEL_STUDIO_SUFFIX)
+        return _format_from_suffix(file, extra=_LABEL_STUDIO_SUFFIX, key=key)
 
     def is_label_studio(self) -> bool:
         """Declared `format: label-studio`, or no format and a .json path."""

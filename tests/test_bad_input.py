@@ -131,7 +131,9 @@ def test_parquet_named_csv_is_an_error(tmp_path: Path) -> None:
 
 def test_unknown_extension_is_a_spec_error(tmp_path: Path) -> None:
     write_csv(tmp_path / "a.dat", item_rows(2))
-    with pytest.raises(SpecError, match=r"a\.dat: cannot infer the format .* sources.<name>"):
+    with pytest.raises(
+        SpecError, match=r"a\.dat: cannot infer the format .* sources\.items\.format to one of csv"
+    ):
         _ingest(tmp_path, "a.dat")
 
 

@@ -247,7 +247,11 @@ def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
     assert (published / "current").resolve().name == "v2"
     assert not (published / "v3").exists()
     listing = runner.invoke(app, ["publish", "ls", str(spec)])
-    assert listing.exit_code == 0 and "True" in listing.output
+    assert listing.exit_code == 0
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in listing.output.splitlines()
+             if line.startswith("│")]
+    current_of = {row[0]: row[-1] for row in cells}
+    assert current_of == {"1": "no", "2": "yes"}, listing.output  # is_current: yes/no
     diffed = runner.invoke(app, ["diff", str(spec), "v1", "v2"])
     assert diffed.exit_code == 0 and "added" in diffed.output
 
