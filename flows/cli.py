@@ -423,7 +423,9 @@ def history(
     runs = frame.group_by("run_id", maintain_order=True).agg(
         [pl.col("value").filter(pl.col("metric") == m).first().alias(m) for m in wanted]
     )
-    table = Table("run", *wanted, title=f"{s.name}: last {runs.height} run(s)")
+    table = Table(title=f"{s.name}: last {runs.height} run(s)")
+    for name in ("run", *wanted):  # a narrow terminal wraps values instead of cutting them
+        table.add_column(name, overflow="fold")
     for row in runs.iter_rows(named=True):
         table.add_row(row["run_id"], *(_history_cell(m, row[m]) for m in wanted))
     out.print(table)
@@ -513,7 +515,9 @@ def _shown(value: object) -> str:
 
 
 def _print_frame(frame: pl.DataFrame, *, title: str) -> None:
-    table = Table(*frame.columns, title=title)
+    table = Table(title=title)
+    for name in frame.columns:  # a narrow terminal wraps values instead of cutting them
+        table.add_column(name, overflow="fold")
     for row in frame.iter_rows():
         table.add_row(*(_shown(v) for v in row))
     out.print(table)

@@ -792,17 +792,30 @@ def _is_scalar(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+def _is_fact(value: object) -> bool:
+    """A scalar, or a short list of scalars (shown as one comma-separated fact)."""
+    return _is_scalar(value) or (
+        isinstance(value, list) and len(value) <= 20 and all(_is_scalar(v) for v in value)
+    )
+
+
+def _fact(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(fmt_num(v) for v in value) or "none"
+    return fmt_num(value)
+
+
 def _generic_section(key: str, value: object) -> Section:
     """A section no renderer knows: scalars as facts, lists of flat records as tables,
     anything deeper as escaped JSON (so nothing a stage adds is hidden)."""
     sec = Section(f"x-{key}", key.replace("_", " "))
     if isinstance(value, Mapping):
-        facts = [(str(k).replace("_", " "), fmt_num(v), "") for k, v in value.items()
-                 if _is_scalar(v)]
+        facts = [(str(k).replace("_", " "), _fact(v), "") for k, v in value.items()
+                 if _is_fact(v)]
         if facts:
             sec.add(Part("facts", facts=facts))
         for k, v in value.items():
-            if _is_scalar(v):
+            if _is_fact(v):
                 continue
             sec.add(Part("heading", text=str(k).replace("_", " ")))
             sec.parts += _generic_parts(v)
@@ -844,8 +857,8 @@ def _generic_parts(value: object) -> list[Part]:
                   for r in rows[:TABLE_ROWS]],
             collapsed=len(rows) > 12,
         ))]
-    if isinstance(value, Mapping) and all(_is_scalar(v) for v in value.values()):
-        return [Part("facts", facts=[(str(k).replace("_", " "), fmt_num(v), "")
+    if isinstance(value, Mapping) and all(_is_fact(v) for v in value.values()):
+        return [Part("facts", facts=[(str(k).replace("_", " "), _fact(v), "")
                                      for k, v in value.items()])]
     text = json.dumps(value, indent=2, default=str, ensure_ascii=False)
     return [Part("pre", text=excerpt(text, 20_000))]

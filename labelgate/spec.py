@@ -915,11 +915,14 @@ def load_spec(path: str | Path) -> Spec:
     if not p.is_file():
         raise SpecError(f"{p}: spec file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        with p.open(encoding="utf-8") as fh:  # a file object: YAML errors name the file
+            data = yaml.safe_load(fh)
     except yaml.YAMLError as exc:
         raise SpecError(f"{p}: not valid YAML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"{p}: not UTF-8 text: {exc}") from None
+    if data is None:
+        raise SpecError(f"{p}: the spec is empty; expected a mapping with name, sources, columns")
     return parse_spec(data, source=str(p), base_dir=p.resolve().parent)
 
 

@@ -267,10 +267,10 @@ def contract(
         return result, SftOutcome(conflicts, metrics, section)
     result = _contract_by_batch(spec, run, batches)
     get_run_logger().info(
-        "contract: %s input rows, %s valid, %s quarantined (%s of %s batches checked, the "
-        "rest cached)",
+        "contract: %s input rows, %s valid, %s quarantined (%s of %s batches checked, %s "
+        "from the cache)",
         result.rows_input, result.rows_valid, result.rows_quarantined,
-        len(batches) - len(result.cached_batches), len(batches),
+        len(batches) - len(result.cached_batches), len(batches), len(result.cached_batches),
     )
     return result, None
 

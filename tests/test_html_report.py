@@ -261,6 +261,19 @@ def test_minimal_report_has_verdict_rows_and_no_optional_sections() -> None:
     assert dom.tags.count("svg") == 2  # quarantine bars and class bars
 
 
+def test_unknown_section_shows_settings_as_facts_not_json() -> None:
+    """A stage's settings (scalars and short lists, e.g. SFT rules) read as facts."""
+    rep = base_report()
+    rep["sft"] = {"quarantined_rows": 12,
+                  "rules": {"allowed_roles": ["user", "assistant"], "max_prompt_chars": 4000,
+                            "min_prompt_chars": None, "reject_echo": True}}
+    page = render_html(rep)
+    text = " ".join(parse(page).text)
+    assert "allowed roles user, assistant" in text
+    assert "reject echo yes" in text and "min prompt chars —" in text
+    assert "<pre" not in page and "null" not in text
+
+
 def test_sections_appear_in_the_documented_order(full_page: str) -> None:
     ids = [i for i in parse(full_page).ids if i in {
         "gate", "rows", "contract", "classes", "label-issues", "agreement", "duplicates",
