@@ -353,11 +353,15 @@ def _quarantine_section(report: Mapping[str, Any]) -> Section | None:
         )))
     examples = _as_rows(q.get("examples"))
     if examples:
+        # people know the file, not the batch hash: show its name, the hash as a tooltip
+        file_of = {str(s.get("batch")): Path(str(s.get("file", ""))).name
+                   for s in _as_rows(report.get("sources"))}
         sec.add(Part("table", table=Table(
             caption=f"First {len(examples)} failing cells",
-            headers=["source", "batch", "row", "id", "column", "check", "value", "reason"],
+            headers=["source", "file", "row", "id", "column", "check", "value", "reason"],
             rows=[[Cell(str(e.get("source", ""))),
-                   Cell(str(e.get("batch", ""))[:8], "mono", str(e.get("batch", ""))),
+                   Cell(file_of.get(str(e.get("batch", ""))) or str(e.get("batch", ""))[:8],
+                        "mono", f"batch {e.get('batch', '')}"),
                    Cell(fmt_num(e.get("row"))), Cell(excerpt(e.get("id"), 40), "mono"),
                    Cell(str(e.get("column", "")), "mono"), Cell(str(e.get("check", "")), "mono"),
                    Cell(excerpt(e.get("failure_value"), 80), "text",

@@ -261,6 +261,13 @@ def test_minimal_report_has_verdict_rows_and_no_optional_sections() -> None:
     assert dom.tags.count("svg") == 2  # quarantine bars and class bars
 
 
+def test_quarantine_examples_name_the_file_not_the_batch_hash(full_page: str) -> None:
+    contract = full_page[full_page.index('id="contract"'):]
+    contract = contract[:contract.index("</section>")]
+    assert "tweets-part1.csv" in contract
+    assert 'title="batch 4a6616ea5493a67e9ccc"' in contract
+
+
 def test_unknown_section_shows_settings_as_facts_not_json() -> None:
     """A stage's settings (scalars and short lists, e.g. SFT rules) read as facts."""
     rep = base_report()
