@@ -28,8 +28,9 @@ from labelgate.spec import Spec
 
 FINGERPRINT_FILE = "label_issues.fingerprint"
 SAVED_FILE = "label_issues.saved.json"
-TABLE_FILE = "label_issues.table.parquet"
-PROBS_FILE = "label_issues.probs.parquet"
+# the run's public outputs double as what a later run reuses (one copy of each)
+TABLE_FILE = "label_issues.parquet"
+PROBS_FILE = "probabilities.parquet"
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,17 @@ def _label_isin(spec: Spec) -> list[str] | None:
     return sorted(str(v) for v in column.isin)
 
 
+def write_outputs(folder: Path, result: LabelIssuesResult) -> None:
+    """The run's per-row label issues (`label_issues.parquet`: id, given_label,
+    suggested_label, label_quality, is_label_issue, rank, plus the CROWDLAB columns when
+    there are annotations) and out-of-fold probabilities (`probabilities.parquet`: id and
+    one column per class), ids as text."""
+    folder.mkdir(parents=True, exist_ok=True)
+    as_text = pl.col("id").cast(pl.String)
+    result.table.with_columns(as_text).write_parquet(folder / TABLE_FILE)
+    result.probability_frame().with_columns(as_text).write_parquet(folder / PROBS_FILE)
+
+
 def save_label_issues(
     folder: Path,
     *,
@@ -88,10 +100,9 @@ def save_label_issues(
     metrics: dict[str, float],
     section: dict[str, Any],
 ) -> None:
-    """Write what `find_saved` needs to rebuild the outcome; the fingerprint goes last."""
-    folder.mkdir(parents=True, exist_ok=True)
-    result.table.write_parquet(folder / TABLE_FILE)
-    result.probability_frame().write_parquet(folder / PROBS_FILE)
+    """Write the outputs and what `find_saved` needs to rebuild the outcome; the
+    fingerprint goes last (it marks the folder complete)."""
+    write_outputs(folder, result)
     saved = {
         "method": result.method, "path": result.path, "classes": result.classes,
         "health_score": result.health_score, "metrics": metrics, "section": section,

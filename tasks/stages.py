@@ -458,6 +458,7 @@ def label_issues(
             saved.result, saved.metrics, {**saved.section, "reused_from": saved.run_id}
         )
         get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
+        reuse.write_outputs(run.report_dir, outcome.result)
     else:
         outcome = steps.detect_label_issues(
             result.valid, spec=spec, predictions=predictions, annotations=annotations,
@@ -469,14 +470,10 @@ def label_issues(
             run.report_dir, fingerprint=fingerprint, result=outcome.result,
             metrics=outcome.metrics, section=outcome.section,
         )
+    # label_issues.parquet and probabilities.parquet (the review queue's uncertainty picks
+    # read them) are in the report folder now; the warehouse gets the per-row table
     table = outcome.result.table.with_columns(  # the library names the id column `id`
         pl.col("id").cast(pl.String)
-    )
-    run.report_dir.mkdir(parents=True, exist_ok=True)
-    table.select(list(_LABEL_ISSUE_COLUMNS)).write_parquet(run.report_dir / "label_issues.parquet")
-    # out-of-fold probabilities: the review queue's uncertainty picks read them
-    outcome.result.probability_frame().with_columns(pl.col("id").cast(pl.String)).write_parquet(
-        run.report_dir / "probabilities.parquet"
     )
     with warehouse.connect(run.warehouse) as con:
         warehouse.record_rows(con, "label_issues", table.select(list(_LABEL_ISSUE_COLUMNS)),
