@@ -41,6 +41,7 @@ from markupsafe import Markup
 
 from labelgate import plots
 from labelgate.report import COEFFICIENTS as _COEFFICIENTS
+from labelgate.report import consensus_applied_text
 
 __all__ = ["TREND_METRICS", "render_html", "write_html"]
 
@@ -490,7 +491,7 @@ def _agreement_section(ag: Mapping[str, Any], gate: Mapping[str, Any]) -> Sectio
         f"{fmt_num(m.get('n_labels'))} labels on {fmt_num(m.get('n_items'))} items by "
         f"{fmt_num(m.get('n_annotators'))} annotators (level {ag.get('level', '?')}; "
         f"{fmt_num(m.get('n_items_multi_label'))} items with two or more labels)"
-        + (f"; training label: {ag['consensus_method']} consensus"
+        + (f"; {ag['consensus_method']} consensus {consensus_applied_text(ag).replace('`', '')}"
            if ag.get("consensus_method") else "") + "."
     )))
     coef = [(name, _float(m.get(key)), key) for key, name in _COEFFICIENTS]

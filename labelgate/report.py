@@ -348,6 +348,16 @@ COEFFICIENTS = (  # agreement coefficients shown in reports: (metric key, name)
 )
 
 
+def consensus_applied_text(ag: Mapping[str, Any]) -> str:
+    """Whether the consensus became the training label (`agreement.apply`), with counts."""
+    t = ag.get("training_label") or {}
+    if not ag.get("consensus_applied_to_items") or not t.get("applied"):
+        return "not applied to the items: `agreement.apply` is false"
+    return (f"applied to the items: {t.get('changed', 0)} labels changed, "
+            f"{t.get('confirmed', 0)} confirmed, {t.get('without_consensus', 0)} items kept "
+            "their own label")
+
+
 def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
     m = ag["metrics"]
     lines = [
@@ -358,7 +368,7 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
         f"(level {md_cell(ag['level'])}, {m['n_items_multi_label']} items with two or more "
         f"labels, {m['n_categories']} categories). Training label: "
         f"{md_cell(ag['consensus_method'])} consensus (recorded in the `consensus` table; "
-        "not yet applied to the items).",
+        + consensus_applied_text(ag) + ").",
         "",
     ]
     rows: list[list[object]] = []

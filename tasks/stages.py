@@ -418,7 +418,8 @@ def consensus_label(
         stats["method"], stats.get("changed"), stats.get("confirmed"),
         stats.get("without_consensus"),
     )
-    section = {**agreement.section, "training_label": stats}
+    section = {**agreement.section, "training_label": stats,
+               "consensus_applied_to_items": bool(stats.get("applied"))}
     metrics = {**agreement.metrics, "agreement.consensus_changed_labels": float(
         stats.get("changed", 0))}
     return replace(result, valid=valid), replace(agreement, section=section, metrics=metrics)

@@ -425,6 +425,11 @@ def test_flow_applies_the_consensus_label(make_spec: SpecFactory, tmp_path: Path
     labels = dict(valid.select("tweet_id", "sentiment").iter_rows())
     assert labels["t0004"] == "positive" and labels["t0000"] == "neutral"
     assert report["metrics"]["agreement.consensus_changed_labels"] == 3
+    # the report says so (it said "not yet applied" whatever `apply` was)
+    assert report["agreement"]["consensus_applied_to_items"] is True
+    md = (Path(report["paths"]["report"]) / "report.md").read_text()
+    assert "applied to the items: 3 labels changed, 27 confirmed, 30 items kept" in md
+    assert "not applied" not in md
 
 
 @pytest.mark.flow
