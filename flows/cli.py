@@ -361,6 +361,10 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
         with warehouse.connect(path, read_only=True) as con:
             last = warehouse.latest_run(con, s.name)
             metrics = warehouse.run_metrics(con, last.run_id) if last else {}
+            published = con.execute(
+                "SELECT version, run_id FROM published WHERE dataset = ? "
+                "ORDER BY version DESC LIMIT 1", [s.name],
+            ).fetchone()
     except FileNotFoundError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None
@@ -368,9 +372,17 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
         err.print(f"[red]error:[/red] no finished run of {s.name!r} in {path}; run `labelgate run`")
         raise typer.Exit(EXIT_INPUT)
     verdict = evaluate_gate(metrics, s.gate)
-    out.print(f"{s.name} run {last.run_id} ({last.finished_at}): {verdict.summary()}")
+    finished = (last.finished_at.isoformat(timespec="seconds")
+                if last.finished_at is not None else "unfinished")
+    out.print(f"{s.name} run {last.run_id} ({finished}): {verdict.summary()}")
     if verdict.checks:
         out.print(_verdict_table(verdict))
+    if s.publish is not None and (published is None or published[1] != last.run_id):
+        # the verdict is about this run's data; what a fine-tune reads is `current`
+        where = (f"published `current` is v{published[0]} from run {published[1]}"
+                 if published is not None else "nothing is published yet")
+        out.print(f"note: run {last.run_id} was not published ({last.status}); {where}",
+                  soft_wrap=True)
     raise typer.Exit(EXIT_PASS if verdict.passed else EXIT_GATE_FAILED)
 
 

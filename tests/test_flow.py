@@ -254,6 +254,15 @@ def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
     assert current_of == {"1": "no", "2": "yes"}, listing.output  # is_current: yes/no
     diffed = runner.invoke(app, ["diff", str(spec), "v1", "v2"])
     assert diffed.exit_code == 0 and "added" in diffed.output
+    # `gate` with the looser thresholds passes the failed run's metrics, and says that run
+    # was not published and what `current` is (a fine-tune reads `current`)
+    spec.write_text(spec.read_text().replace("min_rows_per_class: 500", "min_rows_per_class: 5"))
+    regate = runner.invoke(app, ["gate", str(spec)])
+    assert regate.exit_code == 0
+    v2_run = json.loads((published / "v2" / "manifest.json").read_text())["run_id"]
+    assert "was not published (failed); published `current` is v2 from run " + v2_run in " ".join(
+        regate.output.split()
+    )
 
 
 def test_unchanged_inputs_reuse_label_issues(make_spec: SpecFactory) -> None:
