@@ -383,19 +383,33 @@ def finish_run(
 
 
 def refresh_views(
-    con: duckdb.DuckDBPyConnection, *, dataset: str, lake_glob: str, valid_path: Path
+    con: duckdb.DuckDBPyConnection, *, dataset: str, lake_glob: str, valid_path: Path,
+    run_id: str, id_column: str,
 ) -> None:
-    """(Re)create the dataset's views over the lake and the latest valid rows."""
+    """(Re)create the dataset's views: `items_raw` (every lake batch), `contract_valid`
+    (the latest run's rows that passed the contract) and `valid` (those less the run's
+    exclusions: the rows left to publish, as counted in the report and `runs`)."""
     schema = quote_ident(dataset)
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    # DDL takes no bound parameters: the identifier is quoted and the path a quoted literal.
+    # DDL takes no bound parameters: identifiers are quoted and values quoted literals.
     raw = quote_literal(lake_glob)
     valid = quote_literal(str(valid_path))
     con.execute(
         f"CREATE OR REPLACE VIEW {schema}.items_raw AS "  # noqa: S608
         f"SELECT * FROM read_parquet({raw}, union_by_name = true)"
     )
-    con.execute(f"CREATE OR REPLACE VIEW {schema}.valid AS SELECT * FROM read_parquet({valid})")  # noqa: S608
+    con.execute(
+        f"CREATE OR REPLACE VIEW {schema}.contract_valid AS "  # noqa: S608
+        f"SELECT * FROM read_parquet({valid})"
+    )
+    excluded = (  # the exclusions are recorded later in the run: the view reads them live
+        f"SELECT id FROM main.exclusions WHERE dataset = {quote_literal(dataset)} "  # noqa: S608
+        f"AND run_id = {quote_literal(run_id)}"
+    )
+    con.execute(
+        f"CREATE OR REPLACE VIEW {schema}.valid AS SELECT v.* FROM read_parquet({valid}) v "  # noqa: S608
+        f"ANTI JOIN ({excluded}) e ON CAST(v.{quote_ident(id_column)} AS VARCHAR) = e.id"
+    )
 
 
 _RUN_COLUMNS = (

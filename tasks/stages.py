@@ -339,6 +339,8 @@ def store(
             dataset=run.dataset,
             lake_glob=str(lake_dir(run.store_dir, run.dataset, "items") / "batch=*/data.parquet"),
             valid_path=valid_path,
+            run_id=run.run_id,
+            id_column=spec.columns.id,
         )
     return Stored(valid_path=str(valid_path), warehouse=str(run.warehouse))
 

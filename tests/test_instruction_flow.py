@@ -133,6 +133,12 @@ def test_instruction_flow_end_to_end(tmp_path: Path) -> None:
             " WHERE run_id = ?", [report["run_id"]],
         ).fetchall()
         assert run_rows == [(45, 45 - 3 - filtered, 3, filtered)]  # input = the other three
+        # the views agree: `valid` is what is left to publish, `contract_valid` all that passed
+        views = con.execute(
+            'SELECT (SELECT count(*) FROM "tiny-chat".valid),'
+            ' (SELECT count(*) FROM "tiny-chat".contract_valid)'
+        ).fetchall()
+        assert views == [(45 - 3 - filtered, 45 - 3)]
     finally:
         con.close()
     # "valid" is what is left to publish everywhere: the metric min_rows gates
