@@ -19,8 +19,8 @@ the noise matrix and an overall health score. Above ``batched_min_rows`` rows (o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ from labelgate.partition import Mapper, serial_map
 __all__ = [
     "METHODS",
     "LabelIssuesResult",
+    "accept_reviewed",
     "find_label_issues",
     "validate_predictions",
 ]
@@ -313,6 +314,18 @@ def _per_class(table: pl.DataFrame, classes: Sequence[str]) -> pl.DataFrame:
         )
         .select("class", "rows", "issues", "issue_rate", "mean_label_quality")
     )
+
+
+def accept_reviewed(result: LabelIssuesResult, ids: Collection[str]) -> LabelIssuesResult:
+    """The result with rows whose label a person reviewed (``ids``: their current label is
+    the reviewer's) no longer flagged: a human-checked label is not a probable error, must
+    not be relabelled or dropped by the split policy, nor sent back for review. The model's
+    suggestion and quality stay in the table; per-class counts follow."""
+    if not ids:
+        return result
+    reviewed = pl.col("id").cast(pl.String).is_in(pl.Series(list(ids), dtype=pl.String).implode())
+    table = result.table.with_columns(pl.col("is_label_issue") & ~reviewed)
+    return replace(result, table=table, per_class=_per_class(table, result.classes))
 
 
 def _rank(quality: npt.NDArray[np.float64]) -> IntArray:

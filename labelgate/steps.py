@@ -5,7 +5,7 @@ shows. Pure: no Prefect, no warehouse; tasks/ wraps these with storage and loggi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_membe
 from labelgate.errors import InputError
 from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
+from labelgate.label_issues import accept_reviewed as _accept_reviewed
 from labelgate.partition import Mapper, serial_map
 from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
@@ -177,6 +178,16 @@ def detect_label_issues(
         source="items",
         mapper=mapper,
     )
+    return summarize_label_issues(result, valid=valid, spec=spec)
+
+
+def summarize_label_issues(
+    result: LabelIssuesResult, *, valid: pl.DataFrame, spec: Spec
+) -> LabelIssuesOutcome:
+    """The gate metrics and report section of a label-issue result."""
+    li = spec.label_issues
+    if li is None:
+        raise ValueError("summarize_label_issues needs a label_issues section")
     table = result.table
     id_col = spec.columns.id
     count = int(table.get_column("is_label_issue").sum())
@@ -222,6 +233,21 @@ def detect_label_issues(
     if result.annotators is not None:
         section["annotators"] = result.annotators.to_dicts()
     return LabelIssuesOutcome(result, metrics, section)
+
+
+def accept_reviewed(
+    outcome: LabelIssuesOutcome, reviewed: Collection[str], *, valid: pl.DataFrame, spec: Spec
+) -> LabelIssuesOutcome:
+    """Rows whose current label a reviewer set or confirmed are not flagged
+    (`label_issues.accept_reviewed`); metrics and section are recomputed, the section keeps
+    what other steps added (reuse, CROWDLAB comparison) and says how many were accepted."""
+    before = int(outcome.result.table.get_column("is_label_issue").sum())
+    accepted = _accept_reviewed(outcome.result, reviewed)
+    summary = summarize_label_issues(accepted, valid=valid, spec=spec)
+    after = int(summary.result.table.get_column("is_label_issue").sum())
+    section = {**outcome.section, **summary.section,
+               "reviewed_not_flagged": before - after, "reviewed_rows": len(reviewed)}
+    return LabelIssuesOutcome(summary.result, summary.metrics, section)
 
 
 def compare_with_crowdlab(

@@ -461,7 +461,6 @@ def label_issues(
             saved.result, saved.metrics, {**saved.section, "reused_from": saved.run_id}
         )
         get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
-        reuse.write_outputs(run.report_dir, outcome.result)
     else:
         outcome = steps.detect_label_issues(
             result.valid, spec=spec, predictions=predictions, annotations=annotations,
@@ -469,10 +468,18 @@ def label_issues(
         )
         if agreement is not None and "consensus_label" in outcome.result.table.columns:
             outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
+    # a label a reviewer set or confirmed is not a probable error (reviews only add up, so
+    # a saved result with earlier reviews accepted stays right under the new ones)
+    reviewed = _reviewed_ids(spec, run, result.valid)
+    if reviewed:
+        outcome = steps.accept_reviewed(outcome, reviewed, valid=result.valid, spec=spec)
+    if saved is None:
         reuse.save_label_issues(
             run.report_dir, fingerprint=fingerprint, result=outcome.result,
             metrics=outcome.metrics, section=outcome.section,
         )
+    else:
+        reuse.write_outputs(run.report_dir, outcome.result)
     # label_issues.parquet and probabilities.parquet (the review queue's uncertainty picks
     # read them) are in the report folder now; the warehouse gets the per-row table
     table = outcome.result.table.with_columns(  # the library names the id column `id`
@@ -488,6 +495,23 @@ def label_issues(
         100 * section["rate"], section["health_score"],
     )
     return outcome
+
+
+def _reviewed_ids(spec: Spec, run: RunContext, valid: pl.DataFrame) -> set[str]:
+    """Ids whose current label is their latest reviewer decision (review import overlays)."""
+    label = spec.columns.label
+    overlay = load_corrections(run.store_dir, run.dataset)
+    if label is None or overlay.height == 0:
+        return set()
+    latest = overlay.unique("id", keep="last", maintain_order=True).select("id", "new_label")
+    current = valid.select(
+        pl.col(spec.columns.id).cast(pl.String).alias("id"),
+        pl.col(label).cast(pl.String).alias("label"),
+    )
+    same = current.join(latest, on="id", how="inner").filter(
+        pl.col("label") == pl.col("new_label")
+    )
+    return set(same.get_column("id").to_list())
 
 
 _LABEL_ISSUE_COLUMNS = (

@@ -46,6 +46,15 @@ def test_corrections_overlay_changes_the_next_run(make_spec: SpecFactory, tmp_pa
     valid = pl.read_parquet(report["paths"]["valid_rows"])
     labels = dict(valid.select("tweet_id", "sentiment").iter_rows())
     assert labels["t0000"] == "neutral" and labels["t0001"] == "positive"
+    # a reviewed label is not a probable error: the model still disagrees with t0000's new
+    # label, but it is not flagged (so no split policy relabels or drops it) and is counted
+    issues = pl.read_parquet(latest / "label_issues.parquet").filter(
+        pl.col("id").is_in(["t0000", "t0001"])
+    ).sort("id")
+    assert issues.get_column("suggested_label").to_list()[0] == "negative"
+    assert issues.get_column("is_label_issue").to_list() == [False, False]
+    assert report["label_issues"]["reviewed_rows"] == 2
+    assert report["label_issues"]["reviewed_not_flagged"] >= 1
     # the lake still has the source label: the overlay is not an in-place edit
     raw = pl.read_parquet(next((spec.parent / "store/lake/tiny-tweets/items").glob(
         "batch=*/data.parquet")))
