@@ -427,8 +427,8 @@ def history(
     unknown = [m for m in wanted if m not in known]
     if unknown:
         err.print(
-            f"[red]error:[/red] no metric {unknown} recorded for {s.name!r}; "
-            f"recorded: {', '.join(sorted(known))}",
+            f"[red]error:[/red] no metric {', '.join(map(repr, unknown))} recorded for "
+            f"{s.name!r}{_did_you_mean(unknown, known)}; recorded: {', '.join(sorted(known))}",
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_INPUT)
@@ -441,6 +441,23 @@ def history(
     for row in runs.iter_rows(named=True):
         table.add_row(row["run_id"], *(_history_cell(m, row[m]) for m in wanted))
     out.print(table)
+
+
+def _did_you_mean(unknown: list[str], known: set[str]) -> str:
+    """A hint for each unknown name: a gate check's metric (`max_label_issue_rate` ->
+    `label_issues.rate`), else the closest recorded name."""
+    import difflib
+
+    hints = []
+    for name in unknown:
+        check = GATE_CHECKS.get(name)
+        if check is not None and check.metric in known:
+            hints.append(f"{name!r} is a gate check; its metric is {check.metric!r}")
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        if close:
+            hints.append(f"did you mean {close[0]!r} for {name!r}?")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _history_cell(metric: str, value: float | None) -> str:

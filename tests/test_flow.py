@@ -181,7 +181,13 @@ def test_history_and_html_report(make_spec: SpecFactory) -> None:
     assert "pass" in shown.output and "FAIL" in shown.output
     assert "last 2 run(s)" in shown.output
     bad = runner.invoke(app, ["history", str(spec), "-m", "nope"])
-    assert bad.exit_code == 2 and "no metric ['nope']" in bad.output
+    assert bad.exit_code == 2 and "no metric 'nope' recorded" in bad.output
+    hinted = runner.invoke(app, ["history", str(spec), "-m", "max_quarantine_rate",
+                                 "-m", "rows_vaild"])
+    text = " ".join(hinted.output.split())
+    assert hinted.exit_code == 2
+    assert "'max_quarantine_rate' is a gate check; its metric is 'quarantine_rate'" in text
+    assert "did you mean 'rows_valid' for 'rows_vaild'?" in text
 
 
 def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
