@@ -303,9 +303,9 @@ def import_(
     applied = checked.applied
     n_changed = int(applied.get_column("changed").sum()) if applied.height else 0
     again = " (already imported: batch reused)" if batch.reused else ""
-    out.print(f"{file}: {corrections.height} correction(s) read; applied {applied.height} "
-              f"({n_changed} change a label), rejected {checked.rejected.height}, "
-              f"gold answers {checked.gold_answers.height}{again}")
+    out.print(f"{file}: {corrections.height} correction(s) read; accepted {applied.height} "
+              f"({n_changed} change a label; the next run applies them), rejected "
+              f"{checked.rejected.height}, gold answers {checked.gold_answers.height}{again}")
     if skipped is not None:
         out.print(f"  {skipped}")
     for kind, n in checked.reasons().items():

@@ -382,12 +382,16 @@ def test_cli_import(tmp_path: Path) -> None:
     res = runner.invoke(_cli(), ["review", "import", str(spec),
                                  str(_ls_export(tmp_path / "export.json"))])
     assert res.exit_code == 0, res.output
-    assert "applied 2 (2 change a label), rejected 0" in res.output
+    assert "accepted 2 (2 change a label; the next run applies them), rejected 0" in " ".join(
+        res.output.split()
+    )
     csv = tmp_path / "fix.csv"
     csv.write_text("id,label,reviewer\nb,positive,r1\nnope,positive,r1\nc,bad,r1\n")
     res = runner.invoke(_cli(), ["review", "import", str(spec), str(csv)])
     assert res.exit_code == 0, res.output
-    assert "applied 1 (0 change a label), rejected 2" in res.output
+    assert "accepted 1 (0 change a label; the next run applies them), rejected 2" in " ".join(
+        res.output.split()
+    )
     assert "unknown id: nope" in res.output and "unknown label: bad" in res.output
     overlay = review.load_corrections(tmp_path / "store", "tiny")
     assert sorted(overlay["id"].to_list()) == ["a", "b", "b"]

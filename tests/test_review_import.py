@@ -68,7 +68,8 @@ def test_cli_import_reports_rows_without_label(tmp_path: Path) -> None:
     sheet.write_text("id,label,reviewer\nb,positive,r1\nc,,r1\nd,negative,r1\n")
     res = runner.invoke(_cli(), ["review", "import", str(spec), str(sheet)])
     assert res.exit_code == 0, res.output
-    assert "2 correction(s) read; applied 2" in res.output
+    assert "2 correction(s) read; accepted 2" in res.output
+    assert "the next run applies them" in " ".join(res.output.split())
     assert "1 row(s) with no label skipped (ids c)" in res.output
     assert len(_batches(tmp_path)) == 1
     overlay = review.load_corrections(tmp_path / "store", "tiny")
