@@ -221,6 +221,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 for e in q["examples"]
             ],
         )
+    if "review" in report:
+        lines += _review_markdown(report["review"])
     if "sft" in report:
         lines += _sft_markdown(report["sft"])
     if "agreement" in report:
@@ -238,6 +240,26 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Where things are", ""]
     lines += [f"- {md_cell(k)}: `{v}`" for k, v in report["paths"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _review_markdown(rv: Mapping[str, Any]) -> list[str]:
+    """Reviewer corrections applied this run (`labelgate review import` overlays)."""
+    lines = [
+        "", "## Review", "",
+        f"{rv.get('n_ids_corrected', 0)} rows carry a reviewer's label "
+        f"({rv.get('n_changed', 0)} changed, {rv.get('n_confirmed', 0)} confirmed) from "
+        f"{rv.get('n_corrections', 0)} corrections in the overlay; "
+        f"{rv.get('n_not_in_valid', 0)} corrected ids are not among this run's valid rows, "
+        f"{rv.get('n_stale', 0)} corrections were made against a source label that has "
+        "changed since.",
+    ]
+    accuracy = rv.get("reviewer_gold_accuracy") or []
+    if accuracy:
+        lines += ["", "Reviewer accuracy on gold items:", ""]
+        lines += _table(["reviewer", "gold items", "correct", "accuracy"],
+                        [[a["reviewer"], a["n_gold"], a["n_correct"], _num(a["accuracy"])]
+                         for a in accuracy])
+    return lines
 
 
 def _sft_markdown(sft: Mapping[str, Any]) -> list[str]:
@@ -388,12 +410,14 @@ def _agreement_markdown(ag: Mapping[str, Any]) -> list[str]:
         [[c["category"], c["n_labels"], _num(c["share"]), c["n_majority"],
           _num(c["specific_agreement"])] for c in ag["per_class"]],
     )
+    # the pair counts are symmetric (a, b) = (b, a): list each unordered pair once
     confused = sorted(
-        (c for c in ag["confusion"] if c["label_a"] != c["label_b"] and c["n_pairs"]),
+        (c for c in ag["confusion"]
+         if str(c["label_a"]) < str(c["label_b"]) and c["n_pairs"]),
         key=lambda c: -int(c["n_pairs"]),
     )[:10]
     if confused:
-        lines += ["", "Most confused category pairs (ordered label pairs on the same item):", ""]
+        lines += ["", "Most confused category pairs (label pairs on the same item):", ""]
         lines += _table(["label a", "label b", "pairs"],
                         [[c["label_a"], c["label_b"], c["n_pairs"]] for c in confused])
     lines += ["", "### Annotators", ""]

@@ -294,6 +294,12 @@ def test_flow_with_annotations_and_gold(make_spec: SpecFactory, tmp_path: Path) 
     assert on_disk["agreement"]["metrics"]["n_items"] == 31
     md = (folder / "report.md").read_text()
     assert "## Agreement" in md and "95% bootstrap interval" in md
+    # each confused pair once: the counts are symmetric, (a, b) = (b, a)
+    pairs = md.split("Most confused category pairs", 1)[1].split("###", 1)[0]
+    rows = [[c.strip() for c in line.split("|")[1:3]] for line in pairs.splitlines()
+            if line.startswith("|") and "---" not in line and "label a" not in line]
+    assert rows and all(a < b for a, b in rows)
+    assert len({frozenset(r) for r in rows}) == len(rows)
     assert len(list((spec.parent / "store/lake/tiny-tweets/annotations").glob("batch=*"))) == 1
 
     con = duckdb.connect(str(spec.parent / "store/warehouse.duckdb"), read_only=True)

@@ -42,6 +42,8 @@ def test_corrections_overlay_changes_the_next_run(make_spec: SpecFactory, tmp_pa
     assert runner.invoke(app, ["run", str(spec)]).exit_code == 0
     report = json.loads((latest / "report.json").read_text())
     assert report["review"]["n_changed"] == 1 and report["review"]["n_confirmed"] == 1
+    md = (latest / "report.md").read_text()
+    assert "## Review" in md and "2 rows carry a reviewer's label (1 changed, 1 confirmed)" in md
     assert report["metrics"]["review.changed_labels"] == 1
     valid = pl.read_parquet(report["paths"]["valid_rows"])
     labels = dict(valid.select("tweet_id", "sentiment").iter_rows())
