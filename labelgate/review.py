@@ -55,6 +55,7 @@ __all__ = [
     "ValidatedCorrections",
     "apply_corrections",
     "labeling_config",
+    "latest_corrections",
     "load_corrections",
     "load_gold_answers",
     "read_corrections",
@@ -800,6 +801,18 @@ class CorrectionStats:
         return {k: int(v) for k, v in self.__dict__.items()}
 
 
+def latest_corrections(corrections: pl.DataFrame) -> pl.DataFrame:
+    """Per id the decision that counts: the latest correction by timestamp, then import
+    time, then overlay order (id, new_label, old_label as text)."""
+    return (
+        corrections.with_columns(pl.col("id").cast(pl.String))
+        .with_row_index("_pos")
+        .sort(["id", "timestamp", "imported_at", "_pos"], nulls_last=False)
+        .unique("id", keep="last")
+        .select("id", pl.col("new_label").cast(pl.String), pl.col("old_label").cast(pl.String))
+    )
+
+
 def apply_corrections(
     valid: pl.DataFrame,
     corrections: pl.DataFrame,
@@ -813,14 +826,7 @@ def apply_corrections(
     _require(valid, [id_column, label_column], what="valid rows")
     _require(corrections, ["id", "new_label", "old_label", "timestamp", "imported_at"],
              what="corrections")
-    latest = (
-        corrections.with_columns(pl.col("id").cast(pl.String))
-        .with_row_index("_pos")
-        .sort(["id", "timestamp", "imported_at", "_pos"], nulls_last=False)
-        .unique("id", keep="last")
-        .select("id", pl.col("new_label").cast(pl.String).alias("_new"),
-                pl.col("old_label").cast(pl.String).alias("_old"))
-    )
+    latest = latest_corrections(corrections).rename({"new_label": "_new", "old_label": "_old"})
     dtype = valid.schema[label_column]
     keyed = valid.with_columns(pl.col(id_column).cast(pl.String).alias("_id"))
     joined = keyed.join(latest, left_on="_id", right_on="id", how="left", maintain_order="left")

@@ -58,6 +58,7 @@ from labelgate.report import (
 )
 from labelgate.review import (
     apply_corrections,
+    latest_corrections,
     load_corrections,
     load_gold_answers,
     reviewer_accuracy,
@@ -503,7 +504,7 @@ def _reviewed_ids(spec: Spec, run: RunContext, valid: pl.DataFrame) -> set[str]:
     overlay = load_corrections(run.store_dir, run.dataset)
     if label is None or overlay.height == 0:
         return set()
-    latest = overlay.unique("id", keep="last", maintain_order=True).select("id", "new_label")
+    latest = latest_corrections(overlay).select("id", "new_label")  # as the corrections apply
     current = valid.select(
         pl.col(spec.columns.id).cast(pl.String).alias("id"),
         pl.col(label).cast(pl.String).alias("label"),

@@ -420,3 +420,20 @@ def test_cli_export_on_warehouse_without_stage_tables(tmp_path: Path) -> None:
                                       "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert [t["data"]["item_id"] for t in json.loads(out.read_text())] == ["b", "a"]
+
+
+def test_latest_corrections_orders_by_decision_time_not_import_order() -> None:
+    """The decision that counts (used by apply_corrections and by the label-issue stage's
+    reviewed rows) is the latest by timestamp, even when it was imported first."""
+    from datetime import UTC, datetime
+
+    t = [datetime(2026, 1, d, tzinfo=UTC) for d in (1, 2, 3, 4)]
+    overlay = pl.DataFrame({
+        "id": ["a", "a", "b"],
+        "new_label": ["pos", "neg", "neu"],
+        "old_label": ["neg", "neg", "neu"],
+        "timestamp": [t[2], t[0], t[1]],   # the 'pos' decision is the later one...
+        "imported_at": [t[0], t[3], t[3]],  # ...but was imported first
+    })
+    latest = review.latest_corrections(overlay).sort("id")
+    assert latest.rows() == [("a", "pos", "neg"), ("b", "neu", "neu")]
