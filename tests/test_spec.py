@@ -226,3 +226,16 @@ def test_publish_filter_expression() -> None:
     with pytest.raises(InputError, match=r"compares 'topic' .* with a number"):
         filter_expr(parse_filter("topic >= 4"), df.schema)
     assert parse_spec(spec_dict(splits={}, publish={})).publish_formats() == ["parquet", "jsonl"]
+
+
+def test_empty_spec_file_and_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SpecError, match=r"empty\.yaml: the spec is empty"):
+        load_spec(empty)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [a\n")
+    with pytest.raises(
+        SpecError, match=r'(?s)broken\.yaml: not valid YAML: .*in ".*broken\.yaml", line 1'
+    ):
+        load_spec(broken)
