@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
+import importlib.util
 import io
 import resource
 import sys
@@ -260,8 +261,28 @@ def labelgate_tabular_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5
     return res.table.get_column("is_label_issue").to_numpy()
 
 
+EMBEDDING_STORE = Path(__file__).resolve().parents[1] / "data" / "bench" / "store"
+
+
+def labelgate_embeddings_recipe(
+    df: pl.DataFrame, *, seed: int = 13, folds: int = 5
+) -> BoolArray:
+    """labelgate with `label_issues.embeddings: true` (all-MiniLM-L6-v2 beside the n-grams).
+    Vectors are cached by text in data/bench/store, so only a dataset's first call embeds."""
+    from labelgate.embeddings import embed_texts
+
+    vectors = embed_texts(df.get_column("text").to_list(), store=EMBEDDING_STORE)
+    res = find_label_issues(
+        df, id_column="id", label_column="label", text_columns=["text"], folds=folds, seed=seed,
+        embeddings=vectors,
+    )
+    return res.table.get_column("is_label_issue").to_numpy()
+
+
 Recipe = Callable[[pl.DataFrame], BoolArray]
 TEXT_RECIPES: dict[str, Recipe] = {"plain": plain_recipe, "labelgate": labelgate_recipe}
+if importlib.util.find_spec("sentence_transformers") is not None:
+    TEXT_RECIPES["lg+emb"] = labelgate_embeddings_recipe
 TABULAR_RECIPES: dict[str, Recipe] = {
     "plain": plain_tabular_recipe,
     "labelgate": labelgate_tabular_recipe,

@@ -429,6 +429,7 @@ def find_label_issues(
     n_jobs: int = 2,
     source: str = "items",
     mapper: Mapper = serial_map,
+    embeddings: FloatArray | None = None,
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
@@ -441,6 +442,8 @@ def find_label_issues(
     ``classes``) skip the model. The annotations frame (multiannotator) is long format with
     columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
     ``label_column``). ``mapper`` runs the built-in model's folds (`labelgate.partition`).
+    ``embeddings`` (one row per row of ``df``, `labelgate.embeddings.embed_texts`) joins the
+    built-in text model (`labelgate.label_model.out_of_fold_probabilities`).
     """
     if method not in METHODS:
         raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
@@ -523,6 +526,7 @@ def find_label_issues(
         probs = out_of_fold_probabilities(
             df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
             folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
+            embeddings=embeddings,
         )
 
     use_batched = batched if batched is not None else df.height >= batched_min_rows

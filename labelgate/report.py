@@ -292,6 +292,8 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
         f"rate {_num(float(li['rate']))}, label health score {_num(float(li['health_score']))}",
         "",
     ]
+    if li.get("model"):
+        lines += [f"model (out-of-fold probabilities): {li['model']}", ""]
     lines += _table(
         ["class", "rows", "issues", "issue rate", "mean label quality"],
         [[c["class"], c["rows"], c["issues"], _num(float(c["issue_rate"])),

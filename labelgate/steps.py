@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
+from labelgate import embeddings as embedding_models
 from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_members
 from labelgate.errors import InputError
 from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
 from labelgate.label_issues import accept_reviewed as _accept_reviewed
+from labelgate.label_model import joined_text
 from labelgate.partition import Mapper, serial_map
 from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
@@ -143,6 +148,41 @@ def prediction_classes(
     return sorted(seen | (declared & set(predictions.columns)))
 
 
+def label_issue_embeddings(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    store: Path | None = None,
+    progress: embedding_models.Progress | None = None,
+) -> npt.NDArray[np.float32] | None:
+    """Sentence embeddings of the model's text (`label_issues.embeddings`), one row per valid
+    row, cached in ``store``; None when the spec does not ask for them."""
+    li = spec.label_issues
+    if li is None or li.embeddings is None or li.method == "predictions" or valid.height == 0:
+        return None
+    texts = joined_text(valid, spec.model_text_columns()).to_list()
+    return embedding_models.embed_texts(
+        texts, model=li.embeddings.model, base_dir=spec.base_dir, store=store,
+        batch_size=li.embeddings.batch_size, progress=progress,
+    )
+
+
+def model_description(spec: Spec, *, method: str) -> str | None:
+    """What produced the out-of-fold probabilities, for the report (None: a file did)."""
+    li = spec.label_issues
+    if li is None or method == "predictions":
+        return None
+    if not spec.model_text_columns():
+        return "gradient boosting on the feature columns (small tables: averaged with "\
+            "extra trees and a logistic regression)"
+    model = "word and character n-grams, logistic regression (SGD)"
+    if spec.columns.features and not spec.is_instruction:
+        model += " with the feature columns"
+    if li.embeddings is not None:
+        model += f", averaged with a logistic regression on {li.embeddings.model} embeddings"
+    return model
+
+
 def detect_label_issues(
     valid: pl.DataFrame,
     *,
@@ -150,9 +190,11 @@ def detect_label_issues(
     predictions: pl.DataFrame | None = None,
     annotations: pl.DataFrame | None = None,
     mapper: Mapper = serial_map,
+    embeddings: npt.NDArray[np.float32] | None = None,
 ) -> LabelIssuesOutcome:
     """Flag probable label errors in the valid rows (spec section `label_issues`); `mapper`
-    runs the built-in model's folds."""
+    runs the built-in model's folds; ``embeddings`` (`label_issue_embeddings`) join its text
+    model."""
     li = spec.label_issues
     if li is None:
         raise ValueError("detect_label_issues needs a label_issues section")
@@ -163,7 +205,7 @@ def detect_label_issues(
         valid,
         id_column=spec.columns.id,
         label_column=spec.columns.label,
-        text_columns=spec.text_columns() if spec.is_instruction else spec.columns.text,
+        text_columns=spec.model_text_columns(),
         feature_columns=spec.columns.features,
         method=li.method,
         folds=li.folds,
@@ -177,8 +219,11 @@ def detect_label_issues(
         filter_by=li.filter_by,
         source="items",
         mapper=mapper,
+        embeddings=embeddings,
     )
-    return summarize_label_issues(result, valid=valid, spec=spec)
+    outcome = summarize_label_issues(result, valid=valid, spec=spec)
+    outcome.section["model"] = model_description(spec, method=result.method)
+    return outcome
 
 
 def summarize_label_issues(

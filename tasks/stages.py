@@ -8,6 +8,8 @@ stage; cross-run reuse is keyed on batch hashes in the lake instead.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -463,9 +465,12 @@ def label_issues(
         )
         get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
     else:
+        vectors = steps.label_issue_embeddings(
+            result.valid, spec=spec, store=run.store_dir, progress=_embedding_progress()
+        )
         outcome = steps.detect_label_issues(
             result.valid, spec=spec, predictions=predictions, annotations=annotations,
-            mapper=stages_mapper(),
+            mapper=stages_mapper(), embeddings=vectors,
         )
         if agreement is not None and "consensus_label" in outcome.result.table.columns:
             outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
@@ -496,6 +501,25 @@ def label_issues(
         100 * section["rate"], section["health_score"],
     )
     return outcome
+
+
+def _embedding_progress() -> Callable[[int, int], None]:
+    """Log sentence-embedding progress about every tenth of the texts (and when done)."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        if total == 0:
+            logger.info("embeddings: every text was cached")
+            return
+        tenth = done * 10 // total
+        if tenth > shown[0] or done == total:
+            shown[0] = tenth
+            rate = done / max(time.monotonic() - started, 1e-9)
+            logger.info("embeddings: %s of %s new texts (%.0f/s)", f"{done:,}", f"{total:,}", rate)
+
+    return report
 
 
 def _reviewed_ids(spec: Spec, run: RunContext, valid: pl.DataFrame) -> set[str]:

