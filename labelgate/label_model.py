@@ -56,6 +56,7 @@ from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 
 __all__ = [
+    "CHAR_NGRAM_MAX_ROWS",
     "FoldJob",
     "FoldResult",
     "assign_folds",
@@ -288,6 +289,9 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
     )
 
 
+CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost ~5x word n-grams)
+
+
 @dataclass(frozen=True)
 class FoldJob:
     """One fold's part: train on the rows of the other folds, score the rows of ``fold``.
@@ -364,7 +368,7 @@ def out_of_fold_probabilities(
     seed: int = 13,
     n_classes: int | None = None,
     char_ngrams: bool | None = None,
-    char_ngram_max_rows: int = 50_000,
+    char_ngram_max_rows: int = CHAR_NGRAM_MAX_ROWS,
     tabular_ensemble_max_rows: int = 10_000,
     alpha: float = 5e-5,
     epochs: int | None = None,

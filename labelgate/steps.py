@@ -20,7 +20,7 @@ from labelgate.errors import InputError
 from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
 from labelgate.label_issues import accept_reviewed as _accept_reviewed
-from labelgate.label_model import joined_text
+from labelgate.label_model import CHAR_NGRAM_MAX_ROWS, joined_text
 from labelgate.partition import Mapper, serial_map
 from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
@@ -167,7 +167,7 @@ def label_issue_embeddings(
     )
 
 
-def model_description(spec: Spec, *, method: str) -> str | None:
+def model_description(spec: Spec, *, method: str, rows: int) -> str | None:
     """What produced the out-of-fold probabilities, for the report (None: a file did)."""
     li = spec.label_issues
     if li is None or method == "predictions":
@@ -175,7 +175,8 @@ def model_description(spec: Spec, *, method: str) -> str | None:
     if not spec.model_text_columns():
         return "gradient boosting on the feature columns (small tables: averaged with "\
             "extra trees and a logistic regression)"
-    model = "word and character n-grams, logistic regression (SGD)"
+    grams = "word and character n-grams" if rows <= CHAR_NGRAM_MAX_ROWS else "word n-grams"
+    model = f"{grams}, logistic regression (SGD)"
     if spec.columns.features and not spec.is_instruction:
         model += " with the feature columns"
     if li.embeddings is not None:
@@ -222,7 +223,9 @@ def detect_label_issues(
         embeddings=embeddings,
     )
     outcome = summarize_label_issues(result, valid=valid, spec=spec)
-    outcome.section["model"] = model_description(spec, method=result.method)
+    outcome.section["model"] = model_description(
+        spec, method=result.method, rows=valid.height
+    )
     return outcome
 
 

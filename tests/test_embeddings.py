@@ -200,6 +200,11 @@ def test_step_embeds_caches_and_says_which_model(make_spec: SpecFactory, tmp_pat
         "word and character n-grams, logistic regression (SGD), averaged with a logistic "
         "regression on all-MiniLM-L6-v2 embeddings"
     )
+    assert steps.model_description(spec, method="cross_validated", rows=60_000) == (
+        "word n-grams, logistic regression (SGD), averaged with a logistic regression on "
+        "all-MiniLM-L6-v2 embeddings"  # no char n-grams above 50,000 rows
+    )
+    assert steps.model_description(spec, method="predictions", rows=60) is None
     off = load_spec(make_spec(label_issues={}))
     assert steps.label_issue_embeddings(valid, spec=off) is None
     assert "embeddings" not in steps.detect_label_issues(valid, spec=off).section["model"]
