@@ -216,9 +216,11 @@ def export(
         if gold_rate > 0 and gold is None:
             raise _BadInputError(f"{spec}: --gold-rate {gold_rate} needs sources.gold in the spec")
         mix = review.MixRule(uncertainty="entropy" if uncertainty == "entropy" else "margin")
+        # items a reviewer already decided are not sent again (their label is the reviewer's)
+        reviewed = set(review.load_corrections(root, sp.name).get_column("id").to_list())
         queue = review.review_queue(
             issues, consensus=latest.consensus, probs=latest.probabilities(), limit=limit,
-            mix=mix, gold=gold, gold_rate=gold_rate, seed=seed,
+            mix=mix, gold=gold, gold_rate=gold_rate, seed=seed, reviewed=reviewed,
         )
         items = latest.items.with_columns(pl.col(sp.columns.id).cast(pl.String))
         classes = _classes(sp, latest.items.get_column(latest.label),
@@ -248,6 +250,8 @@ def export(
     counts = queue.group_by("reason").len().sort("reason").iter_rows()
     out.print(f"{sp.name} run {latest.run_id}: {queue.height} item(s) for review "
               f"({', '.join(f'{r} {n}' for r, n in counts) or 'nothing to review'})")
+    if reviewed:
+        out.print(f"{len(reviewed)} item(s) already reviewed are not queued again")
     out.print(f"wrote {target}")
     if fmt == "label-studio":
         out.print(f"labeling config: {target.parent / 'labeling-config.xml'}")

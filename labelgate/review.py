@@ -30,7 +30,7 @@ model's probabilities for uncertain items.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -215,6 +215,7 @@ def review_queue(
     gold: pl.DataFrame | None = None,
     gold_rate: float = 0.0,
     seed: int = 13,
+    reviewed: Collection[str] = (),
 ) -> pl.DataFrame:
     """The items most worth a reviewer's time, in priority order (``QUEUE_SCHEMA``).
 
@@ -222,7 +223,9 @@ def review_queue(
     label-issue stage's table). ``consensus``: id (or item), majority, dawid_skene, agreement
     (the agreement stage's table). ``probs``: id + one float column per class, out-of-fold.
     ``gold``: id, label of known-correct items; ``round(limit * gold_rate)`` of them (those
-    not already queued) take seeded random positions within ``limit``.
+    not already queued) take seeded random positions within ``limit``. ``reviewed``: ids a
+    reviewer has already decided (imported corrections): never queued again for any reason
+    but gold (their label is the reviewer's; the label-issue stage no longer flags them).
     """
     if limit < 0:
         raise InputError(f"review: limit {limit} < 0")
@@ -269,8 +272,11 @@ def review_queue(
         unflagged = li.filter(~pl.col("is_label_issue")).select("id")
         pools["uncertain"] = unc.join(unflagged, on="id", how="semi").select("id", "score")
 
-    # Each item under its first reason only; each pool sorted by score, ties by id.
-    taken: pl.DataFrame = pl.DataFrame(schema={"id": pl.String})
+    # Each item under its first reason only; each pool sorted by score, ties by id. Items a
+    # reviewer decided count as taken.
+    taken: pl.DataFrame = pl.DataFrame(
+        {"id": sorted({str(i) for i in reviewed})}, schema={"id": pl.String}
+    )
     ordered: dict[str, pl.DataFrame] = {}
     for reason in mix.shares():
         pool = pools.get(reason)

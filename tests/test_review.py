@@ -73,6 +73,18 @@ def test_queue_priority_order() -> None:
     assert q.filter(pl.col("id") == "a")["suggested_probability"].item() == pytest.approx(0.7)
 
 
+def test_queue_leaves_out_items_a_reviewer_decided() -> None:
+    q = review.review_queue(_issues(), consensus=_consensus(), probs=_probs(), limit=8,
+                            reviewed={"b", "c", "f"})
+    # b (flagged), c (consensus disagreement) and f (most uncertain) were reviewed already
+    assert q["id"].to_list() == ["a", "d", "h", "e", "g"]
+    assert q["reason"].to_list() == [
+        "label_issue", "low_agreement", "uncertain", "uncertain", "uncertain"]
+    # the budget goes to the next most uncertain item (d, margin 0.1), not to nothing
+    assert review.review_queue(_issues(), probs=_probs(), limit=3, reviewed={"f"})[
+        "id"].to_list() == ["b", "a", "d"]
+
+
 def test_queue_mix_shares_and_flow_down() -> None:
     mix = review.MixRule(label_issue=0.5, consensus_disagreement=0.0, low_agreement=0.0,
                          uncertain=0.5)

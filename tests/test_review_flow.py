@@ -61,3 +61,10 @@ def test_corrections_overlay_changes_the_next_run(make_spec: SpecFactory, tmp_pa
     raw = pl.read_parquet(next((spec.parent / "store/lake/tiny-tweets/items").glob(
         "batch=*/data.parquet")))
     assert raw.filter(pl.col("tweet_id") == "t0000").get_column("sentiment").item() == "negative"
+    # the next export leaves the reviewed items out, whatever would have picked them
+    again = runner.invoke(app, ["review", "export", str(spec), "--limit", "90",
+                                "--format", "csv", "--out", str(tmp_path / "queue2.csv")])
+    assert again.exit_code == 0, again.output
+    assert "2 item(s) already reviewed are not queued again" in again.output
+    queued = pl.read_csv(tmp_path / "queue2.csv", infer_schema_length=0).get_column("id")
+    assert queued.len() > 0 and not queued.is_in(["t0000", "t0001"]).any()
