@@ -277,7 +277,7 @@ def labelgate_embeddings_recipe(
     Vectors are cached by text in data/bench/store, so only a dataset's first call embeds."""
     from labelgate.embeddings import embed_texts
 
-    vectors = embed_texts(df.get_column("text").to_list(), store=EMBEDDING_STORE)
+    vectors = embed_texts(df.get_column("text").to_list(), cache=EMBEDDING_STORE / "embeddings")
     res = find_label_issues(
         df, id_column="id", label_column="label", text_columns=["text"], folds=folds, seed=seed,
         embeddings=vectors,

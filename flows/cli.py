@@ -143,12 +143,25 @@ def _check_store(spec: Path, s: Spec, store: str | None) -> None:
         raise typer.Exit(EXIT_INPUT) from None
 
 
+def _check_environment(spec: Path, s: Spec) -> None:
+    """What the run needs that the spec names (an embedding model): exit 2 before Prefect
+    starts, naming the spec."""
+    from labelgate.steps import check_environment  # the model libraries: only when needed
+
+    try:
+        check_environment(s)
+    except LabelgateError as exc:
+        err.print(f"[red]error:[/red] {escape(f'{spec}: {exc}')}", soft_wrap=True)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
 @app.command()
 def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
     store = store or None
     s = _load(spec)  # a wrong spec fails here, before Prefect starts
     _check_store(spec, s, store)  # and a store that cannot be a folder
+    _check_environment(spec, s)  # and a missing embedding model
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # a fresh PREFECT_HOME migrates its database first (14-16 s here; the default limit is 20)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
@@ -284,6 +297,7 @@ def _print_summary(report: dict[str, Any]) -> None:
 def check(spec: SpecArg) -> None:
     """Validate SPEC without reading any data; say which stages will run."""
     s = _load(spec)
+    _check_environment(spec, s)
     out.print(
         f"{spec}: ok — dataset {s.name!r}, task {s.task}, "
         f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)",
@@ -298,6 +312,15 @@ def check(spec: SpecArg) -> None:
             f"agreement: level {ag.level}, columns item={item} annotator={annotator} "
             f"label={label}, consensus {ag.consensus}"
             + (", with gold" if s.sources.gold is not None else "")
+        )
+    li = s.label_issues
+    if li is not None:
+        emb = li.embeddings
+        out.print(
+            f"label issues: method {li.method}, {li.folds} folds"
+            + (f", with {emb.model} sentence embeddings" if emb is not None
+               and li.method != "predictions" else ""),
+            soft_wrap=True,
         )
     for note in s.notes():
         out.print(f"note: {note}", soft_wrap=True)

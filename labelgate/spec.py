@@ -475,9 +475,14 @@ class LabelIssuesSpec(_Model):
     top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
     embeddings: EmbeddingsSpec | None = Field(
         default=None,
-        description="Average a logistic regression on sentence embeddings into the text model "
-        "(true: the default model). Off by default: ~250 texts/s to embed on two cores "
-        "(cached per text in STORE/cache/embeddings).",
+        description="Average a logistic regression on sentence embeddings into the text model: "
+        "true (all-MiniLM-L6-v2), a model name or folder, or {model, batch_size}. Off by "
+        "default: encoding costs ~150-250 short texts/s on two cores (cached per text in "
+        "STORE/cache/embeddings).",
+        # the shorthands are valid in the JSON Schema too (editors check the example specs)
+        json_schema_extra=lambda schema: schema["anyOf"].extend(  # type: ignore[union-attr]
+            [{"type": "boolean"}, {"type": "string", "minLength": 1}]
+        ),
     )
 
     @field_validator("embeddings", mode="before")
@@ -489,6 +494,11 @@ class LabelIssuesSpec(_Model):
             return None
         if isinstance(value, str):
             return {"model": value}
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(
+                f"got {value!r}: expected true or false, a model name or folder, or "
+                "{model: ..., batch_size: ...}"
+            )
         return value
 
 

@@ -154,6 +154,7 @@ def label_issue_embeddings(
     spec: Spec,
     store: Path | None = None,
     progress: embedding_models.Progress | None = None,
+    notice: embedding_models.Notice | None = None,
 ) -> npt.NDArray[np.float32] | None:
     """Sentence embeddings of the model's text (`label_issues.embeddings`), one row per valid
     row, cached in ``store``; None when the spec does not ask for them."""
@@ -162,9 +163,18 @@ def label_issue_embeddings(
         return None
     texts = joined_text(valid, spec.model_text_columns()).to_list()
     return embedding_models.embed_texts(
-        texts, model=li.embeddings.model, base_dir=spec.base_dir, store=store,
-        batch_size=li.embeddings.batch_size, progress=progress,
+        texts, model=li.embeddings.model, base_dir=spec.base_dir,
+        cache=embedding_models.cache_dir(store, spec.name) if store is not None else None,
+        batch_size=li.embeddings.batch_size, progress=progress, notice=notice,
     )
+
+
+def check_environment(spec: Spec) -> None:
+    """What a run needs beyond the spec, checked before it reads any data: the embedding
+    model (`label_issues.embeddings`) is installed or its folder is a model folder."""
+    li = spec.label_issues
+    if li is not None and li.embeddings is not None and li.method != "predictions":
+        embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir)
 
 
 def model_description(spec: Spec, *, method: str, rows: int) -> str | None:

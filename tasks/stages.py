@@ -130,6 +130,7 @@ def prepare_run(
     holder when another run of the dataset is in progress), mark runs left `running` by a
     dead process as `abandoned`, and open this run's record in the warehouse."""
     spec = load_spec(spec_path)
+    steps.check_environment(spec)  # a missing embedding model fails before any data is read
     url = remote.store_url(spec, store)
     run = new_run(
         dataset=spec.name,
@@ -466,7 +467,8 @@ def label_issues(
         get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
     else:
         vectors = steps.label_issue_embeddings(
-            result.valid, spec=spec, store=run.store_dir, progress=_embedding_progress()
+            result.valid, spec=spec, store=run.store_dir, progress=_embedding_progress(),
+            notice=get_run_logger().info,
         )
         outcome = steps.detect_label_issues(
             result.valid, spec=spec, predictions=predictions, annotations=annotations,
@@ -504,20 +506,18 @@ def label_issues(
 
 
 def _embedding_progress() -> Callable[[int, int], None]:
-    """Log sentence-embedding progress about every tenth of the texts (and when done)."""
+    """Log sentence-encoding progress (the library reports ~10 steps) with the rate since the
+    model was loaded."""
     logger = get_run_logger()
-    started = time.monotonic()
-    shown = [-1]
+    started = [time.monotonic()]
 
     def report(done: int, total: int) -> None:
-        if total == 0:
-            logger.info("embeddings: every text was cached")
+        if done == 0:
+            started[0] = time.monotonic()
+            logger.info("embeddings: model loaded, encoding %s text(s)", f"{total:,}")
             return
-        tenth = done * 10 // total
-        if tenth > shown[0] or done == total:
-            shown[0] = tenth
-            rate = done / max(time.monotonic() - started, 1e-9)
-            logger.info("embeddings: %s of %s new texts (%.0f/s)", f"{done:,}", f"{total:,}", rate)
+        rate = done / max(time.monotonic() - started[0], 1e-9)
+        logger.info("embeddings: %s of %s encoded (%.0f/s)", f"{done:,}", f"{total:,}", rate)
 
     return report
 

