@@ -28,8 +28,11 @@ Model choice (measured on real data with planted flips, see bench/bench_label_is
   the n-gram model and the two probabilities are averaged. Alone, the embedding model was no
   better than the n-grams (accuracy 0.867 vs 0.856 on VADER snippets by source, worse on
   long drug reviews); averaged, the two disagree usefully: strict F1 with planted flips
-  +0.03..+0.04 on VADER snippets, +0.02 on CrowdFlower tweets, +0.00..+0.02 on drug reviews.
-  C=4 and C=16 measured the same or worse.
+  (bench/bench_label_issues.py, 5% / 10%) +0.05 / +0.04 on VADER snippets by source,
+  +0.03..+0.07 on binary VADER pairs, +0.03 on CrowdFlower tweets (+0.05..+0.12 on 2,000 of
+  them), +0.01 on drug reviews. C=4 and C=16 measured the same or worse; an MLP in place of
+  the logistic regression +0.05 / +0.03 on tweets but nothing on VADER or drug reviews, and a
+  kNN member or a geometric mean nothing.
 
 Folds are stratified (``StratifiedKFold`` with ``shuffle=True`` and the given seed), so the
 same inputs and seed give the same probabilities.
