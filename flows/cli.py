@@ -496,10 +496,10 @@ HISTORY_METRICS = (
     "rows_input",
     "rows_valid",
     "quarantine_rate",
-    "label_issue_rate",
-    "label_health_score",
+    "label_issues.rate",
+    "label_issues.health_score",
     "agreement.krippendorff_alpha",
-    "split_leakage",
+    "splits.leakage",
 )
 
 

@@ -190,6 +190,16 @@ def test_history_and_html_report(make_spec: SpecFactory) -> None:
     assert "did you mean 'rows_valid' for 'rows_vaild'?" in text
 
 
+def test_default_history_columns_are_metrics_runs_record() -> None:
+    """`labelgate history` shows these by default; a name no run records is silently
+    dropped (label_issue_rate was, for label_issues.rate)."""
+    from flows.cli import HISTORY_METRICS
+    from labelgate.gate import GATE_CHECKS
+
+    recorded = {c.metric for c in GATE_CHECKS.values()} | {"gate_passed", "rows_input"}
+    assert set(HISTORY_METRICS) <= recorded, set(HISTORY_METRICS) - recorded
+
+
 def test_full_pipeline_publishes_sticky_splits(make_spec: SpecFactory) -> None:
     """label issues → dedup → splits → gate → publish, twice, then a run that fails the gate."""
     rows = item_rows(120)
