@@ -93,11 +93,36 @@ def resolve_model(name: str, *, base_dir: Path | None = None) -> Path:
                 f"folder ({folder} does not exist); give a local sentence-transformers model "
                 "folder (runs never download from a model hub)"
             )
-    if not (folder / "config.json").is_file():
+    _check_folder(folder)
+    return folder
+
+
+_LFS_POINTER = b"version https://git-lfs"
+
+
+def _check_folder(folder: Path) -> None:
+    """The cheap signs of a folder that cannot load: no config.json or one without a
+    model_type, weights that are Git LFS pointers (a clone without `git lfs pull`)."""
+    config = folder / "config.json"
+    if not config.is_file():
         raise InputError(
             f"{_KEY}: {folder} has no config.json: not a sentence-transformers model folder"
         )
-    return folder
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{_KEY}: {config} is not readable JSON ({exc})") from None
+    if not isinstance(settings, dict) or "model_type" not in settings:
+        raise InputError(
+            f"{_KEY}: {config} names no model_type: not a transformers model configuration"
+        )
+    for weights in [*folder.glob("*.safetensors"), *folder.glob("*.bin")]:
+        with weights.open("rb") as fh:
+            if fh.read(len(_LFS_POINTER)) == _LFS_POINTER:
+                raise InputError(
+                    f"{_KEY}: {weights} is a Git LFS pointer, not the weights; fetch them "
+                    "(git lfs pull) or copy the model folder from where it is complete"
+                )
 
 
 def _slug(name: str) -> str:
@@ -170,27 +195,40 @@ def _read_cache(folder: Path | None, prefix: str, notice: Notice | None) -> pl.D
     vectors have another width than the others, is left out (a cache, not data)."""
     if folder is None or not folder.is_dir():
         return None
-    frames: list[pl.DataFrame] = []
-    width: int | None = None
+    frames: list[tuple[Path, pl.DataFrame]] = []
     for marker in sorted(folder.glob(f"{prefix}-*/{CACHE_MARKER}")):
         part = marker.parent
         try:
             frame = pl.read_parquet(part / VECTORS_FILE).select("key", "vector")
-            dtype = frame.schema["vector"]
-            if frame.schema["key"] != pl.Binary or not isinstance(dtype, pl.Array):
+            if frame.schema["key"] != pl.Binary or not isinstance(frame.schema["vector"],
+                                                                  pl.Array):
                 raise ValueError(f"columns {frame.schema}")
-            if width is None:
-                width = dtype.size
-            elif dtype.size != width:
-                raise ValueError(f"vectors of width {dtype.size}, not {width}")
         except Exception as exc:  # any damage means: embed those texts again
             if notice is not None:
                 notice(f"embeddings: cache part {part} ignored ({type(exc).__name__}: {exc})")
             continue
-        frames.append(frame)
+        frames.append((part, frame))
     if not frames:
         return None
-    return pl.concat(frames).unique("key", keep="first")
+    # the vectors' width is the one most cached rows have (a stray part cannot veto the rest)
+    rows_of: dict[int, int] = {}
+    for _, frame in frames:
+        size = _width(frame)
+        rows_of[size] = rows_of.get(size, 0) + frame.height
+    width = max(rows_of, key=lambda w: (rows_of[w], w))
+    kept = []
+    for part, frame in frames:
+        if _width(frame) == width:
+            kept.append(frame)
+        elif notice is not None:
+            notice(f"embeddings: cache part {part} ignored (vectors of width {_width(frame)}, "
+                   f"not {width})")
+    return pl.concat(kept).unique("key", keep="first")
+
+
+def _width(frame: pl.DataFrame) -> int:
+    dtype = frame.schema["vector"]
+    return int(dtype.size) if isinstance(dtype, pl.Array) else 0
 
 
 def _write_part(folder: Path, prefix: str, frame: pl.DataFrame, *, model: str) -> None:
@@ -228,17 +266,17 @@ def _load(folder: Path) -> Any:
 
 
 def _encode(
-    texts: list[str], *, folder: Path, batch_size: int, n_threads: int,
+    texts: list[str], *, folder: Path, batch_size: int, n_threads: int | None,
     progress: Progress | None,
 ) -> FloatArray:
     import torch
 
-    torch.set_num_threads(max(1, n_threads))
+    torch.set_num_threads(max(1, n_threads or os.cpu_count() or 1))
     model = _load(folder)
     if progress is not None:
         progress(0, len(texts))  # the model is loaded: encoding starts
-    # about ten progress steps, whole batches, at most 32 batches a step
-    step = batch_size * min(32, max(1, math.ceil(len(texts) / 10 / batch_size)))
+    # about ten progress steps of whole batches
+    step = batch_size * max(1, math.ceil(len(texts) / 10 / batch_size))
     parts: list[FloatArray] = []
     for start in range(0, len(texts), step):
         chunk = texts[start:start + step]
@@ -253,7 +291,7 @@ def _encode(
 
 def _encoded_frame(
     keys: list[bytes], texts: list[str], index: dict[bytes, int], *, folder: Path,
-    batch_size: int, n_threads: int, progress: Progress | None,
+    batch_size: int, n_threads: int | None, progress: Progress | None,
 ) -> pl.DataFrame:
     vectors = _encode([texts[index[k]] for k in keys], folder=folder, batch_size=batch_size,
                       n_threads=n_threads, progress=progress)
@@ -270,7 +308,7 @@ def embed_texts(
     base_dir: Path | None = None,
     cache: Path | None = None,
     batch_size: int = 64,
-    n_threads: int = 2,
+    n_threads: int | None = None,
     progress: Progress | None = None,
     notice: Notice | None = None,
 ) -> FloatArray:

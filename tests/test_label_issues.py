@@ -342,6 +342,20 @@ def test_crowdlab_edge_cases_single_label_and_unlabelled_items() -> None:
     assert res.annotators is not None and "ghost" not in res.annotators["annotator"].to_list()
 
 
+def test_multiannotator_refuses_two_label_scales() -> None:
+    """Ratings -4..4 from annotators against negative/neutral/positive items would flag
+    every row; it is an input error naming both sets."""
+    items = pl.DataFrame({"id": ["a", "b", "c"], "text": ["x y", "y z", "z x"],
+                          "label": ["negative", "neutral", "positive"]})
+    ann = pl.DataFrame({"id": ["a", "a", "b", "c"], "annotator": ["p", "q", "p", "q"],
+                        "rating": ["-3", "-2", "0", "4"]})
+    with pytest.raises(InputError, match=r"annotations: column 'rating' has labels \['-2', "
+                       r"'-3', '0', '4'\] and items column 'label' has \['negative'"):
+        find_label_issues(items, id_column="id", label_column="label", text_columns=["text"],
+                          method="multiannotator", annotations=ann,
+                          annotation_label_column="rating")
+
+
 def test_multiannotator_item_without_any_label_is_reported() -> None:
     df = _toy(10).with_columns(
         pl.when(pl.col("id") == "t003").then(None).otherwise(pl.col("label")).alias("label")
