@@ -160,8 +160,8 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     """Run the pipeline once for SPEC; exit 0 if the gate passed, 1 if not, 2 on bad input."""
     store = store or None
     s = _load(spec)  # a wrong spec fails here, before Prefect starts
-    _check_store(spec, s, store)  # and a store that cannot be a folder
     _check_environment(spec, s)  # and a missing embedding model
+    _check_store(spec, s, store)  # and a store that cannot be a folder (created here)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # a fresh PREFECT_HOME migrates its database first (14-16 s here; the default limit is 20)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")

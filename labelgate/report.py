@@ -294,6 +294,9 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
     ]
     if li.get("model"):
         lines += [f"model (out-of-fold probabilities): {li['model']}", ""]
+    if li.get("reused_from"):
+        lines += [f"reused from run {li['reused_from']} (same rows, labels, settings and "
+                  "model)", ""]
     lines += _table(
         ["class", "rows", "issues", "issue rate", "mean label quality"],
         [[c["class"], c["rows"], c["issues"], _num(float(c["issue_rate"])),

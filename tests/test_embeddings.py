@@ -321,4 +321,4 @@ def test_cli_check_names_the_model_and_refuses_a_missing_one(
         assert bad.exit_code == 2, bad.output
         assert "label_issues.embeddings.model: 'no/such/folder'" in bad.output
         assert "Traceback" not in bad.output
-    assert not (tmp_path / "store" / "lake").exists()  # refused before any data was read
+    assert not (tmp_path / "store").exists()  # refused before any data was read or written

@@ -295,6 +295,7 @@ def test_unchanged_inputs_reuse_label_issues(make_spec: SpecFactory) -> None:
     assert second["metrics"]["label_issues.rate"] == first["metrics"]["label_issues.rate"]
     latest = spec.parent / "store/reports/tiny-tweets/latest"
     assert (latest / "label_issues.parquet").is_file()  # every run still has its outputs
+    assert f"reused from run {first['run_id']}" in (latest / "report.md").read_text()
 
     rows[3]["sentiment"] = "positive"  # one label changed: the model runs again
     write_csv(spec.parent / "items" / "part1.csv", rows)
