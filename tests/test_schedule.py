@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,16 +90,27 @@ class Server:
         return result.stdout
 
     def get(self, path: str) -> object:
-        with urllib.request.urlopen(self.api + path, timeout=10) as resp:
-            return json.loads(resp.read())
+        return self._call(urllib.request.Request(self.api + path))
 
     def post(self, path: str, body: dict[str, object]) -> object:
-        req = urllib.request.Request(
+        return self._call(urllib.request.Request(
             self.api + path, data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
+        ))
+
+    @staticmethod
+    def _call(req: urllib.request.Request) -> object:
+        """One API call; a 503 (the server's database busy, seen once in CI while the worker
+        and the flow run wrote to it) is retried as Prefect's own client retries it."""
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503 or attempt == 4:
+                    raise
+                time.sleep(1 + attempt)
+        raise AssertionError("unreachable")
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
