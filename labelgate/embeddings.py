@@ -19,6 +19,7 @@ cache's).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -143,13 +144,25 @@ def model_identity(name: str, folder: Path) -> str:
     if name in BUNDLED_MODELS:
         dist = BUNDLED_MODELS[name][0]
         return f"{dist}=={importlib.metadata.version(dist)}"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    stats = tuple(
+        (str(p.relative_to(folder)), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        for p in files for st in [p.stat()]
+    )
+    # a run asks up to three times (reuse fingerprint, cache, report): hash the files once
+    # while none of them changed (ctime moves on any write, even one that restores mtime)
+    return f"{folder.name}:{_folder_digest(folder, stats)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_digest(folder: Path, stats: tuple[tuple[str, int, int, int, int], ...]) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        with path.open("rb") as fh:
+    for rel, *_ in stats:
+        digest.update(rel.encode() + b"\0")
+        with (folder / rel).open("rb") as fh:
             while block := fh.read(1 << 20):
                 digest.update(block)
-    return f"{folder.name}:{digest.hexdigest()}"
+    return digest.hexdigest()
 
 
 def cache_dir(store: Path, dataset: str) -> Path:

