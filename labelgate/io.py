@@ -217,10 +217,11 @@ def _fix_quoted_header(df: pl.DataFrame, src: Path | bytes, source: AnySource) -
 def _has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bool:
     """Whether any record has fewer fields than the header (polars pads those with nulls).
 
-    pyarrow's CSV parser counts fields per record in C++ (0.16 s for 1 M rows here), so a
+    pyarrow's CSV parser counts fields per record in C++ (0.09 s for 1 M rows here), so a
     clean file whose last column has empty values keeps the fast path; any doubt (an
     encoding pyarrow cannot check, a parse error) answers yes and the caller reads the
-    file record by record.
+    file record by record. It runs on one thread: pyarrow's threaded reader (with
+    `newlines_in_values`) took 0.15 s on the same file (2 cores, bench/bench_ingest.py).
     """
     if source.encoding == "utf8-lossy":
         return True
@@ -237,7 +238,7 @@ def _has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bo
     try:
         pacsv.read_csv(
             src if isinstance(src, Path) else pa.BufferReader(src),
-            read_options=pacsv.ReadOptions(encoding=source.encoding),
+            read_options=pacsv.ReadOptions(encoding=source.encoding, use_threads=False),
             parse_options=pacsv.ParseOptions(
                 delimiter=source.separator, newlines_in_values=True, invalid_row_handler=count
             ),
