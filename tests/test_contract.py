@@ -138,6 +138,70 @@ def test_metrics_add_up() -> None:
     assert m["min_rows_per_class"] == 9
 
 
+# --- pandera validates only the rows that can fail: the same result as all rows ------------
+
+_PREFILTER_CONTRACTS: list[dict[str, Any]] = [
+    {},
+    {"tweet_id": {"regex": "t[0-9]{2}", "nullable": True}, "sentiment": {"unique": True}},
+    {"confidence": {"dtype": "float", "nullable": True, "min": 0, "max": 1}},
+    {"confidence": {"dtype": "float", "nullable": False, "isin": [0.5, 1.0]}},
+    {"n": {"dtype": "int", "min": 0, "max": 5, "unique": True, "nullable": True}},
+    {"flag": {"dtype": "bool", "nullable": False}, "text": {"str_length": {"min": 2}}},
+    {"text": {"str_length": {"max": 3}, "nullable": True}, "n": {"isin": ["1", "2"]}},
+    {"n": {"dtype": "float", "nullable": True, "unique": True, "max": 3}},
+]
+
+
+def test_validating_only_rows_that_can_fail_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pandera checks only the rows `_rows_to_validate` keeps: the result (records, their
+    order, valid rows, errors) is the one validating every row gives."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from polars.testing import assert_frame_equal
+
+    import checks.contract as contract
+
+    values = {
+        "tweet_id": ["t01", "t02", "x", "", None],
+        "text": ["hello", "", "ab", None],
+        "sentiment": ["negative", "positive", "Positive ", "x", None],
+        "confidence": ["0.5", "1", "2", "-0.1", "nan", "inf", "x", None],
+        "n": ["1", "2", "7", "-1", "1.5", "x", None],
+        "flag": ["yes", "no", "maybe", None],
+    }
+    row = st.fixed_dictionaries({k: st.sampled_from(v) for k, v in values.items()})
+
+    def outcome(frame: pl.DataFrame, spec: Any) -> Any:
+        try:
+            r = enforce_contract(frame, spec=spec)
+        except InputError as exc:
+            return str(exc)
+        return r.quarantine, r.valid, r.rows_quarantined
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.lists(row, max_size=12), st.sampled_from(_PREFILTER_CONTRACTS))
+    def check(rows: list[dict[str, Any]], contract_: dict[str, Any]) -> None:
+        spec = parse_spec(spec_dict(contract=contract_))
+        frame = pl.DataFrame(rows, schema=dict.fromkeys(values, pl.String)).with_columns(
+            pl.lit("b1").alias("_batch"),
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("_row"),
+        )
+        fast = outcome(frame, spec)
+        with monkeypatch.context() as m:
+            m.setattr(contract, "_rows_to_validate", lambda df, spec: df)
+            every_row = outcome(frame, spec)
+        if isinstance(fast, str) or isinstance(every_row, str):
+            assert fast == every_row
+            return
+        assert_frame_equal(fast[0], every_row[0])
+        assert_frame_equal(fast[1], every_row[1])
+        assert fast[2] == every_row[2]
+
+    check()
+
+
 # --- per batch + merge == the whole frame at once ------------------------------------------
 
 def _batches(rows: list[dict[str, Any]], cuts: list[int]) -> list[pl.DataFrame]:
