@@ -348,14 +348,16 @@ def _enforce(
         pl.col(ROW).alias("row"),
         pl.col(id_col).cast(pl.String).alias("id"),
     )
+    # one reason per distinct (column, check, value): a value repeated in many rows (a
+    # common bad label, a missing text) is described once
+    cell = ["column", "check", "failure_case"]
+    reasons = all_failures.select(cell).unique(maintain_order=True).with_columns(
+        pl.struct(cell).map_elements(reason, return_dtype=pl.String).alias("reason")
+    )
     quarantine = (
         all_failures.join(keys, on=_IDX, how="left")
-        .with_columns(
-            pl.struct("column", "check", "failure_case")
-            .map_elements(reason, return_dtype=pl.String)
-            .alias("reason"),
-            pl.lit(source).alias("source"),
-        )
+        .join(reasons, on=cell, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(pl.lit(source).alias("source"))
         .rename({"failure_case": "failure_value"})
         .with_columns(pl.col("failure_value").str.slice(0, _VALUE_EXCERPT))
     )
