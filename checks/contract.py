@@ -136,9 +136,10 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     rows, 1.5% failing: 0.19 s instead of 0.21 s for `enforce_contract`). A row is left
     out only when each contracted cell passes what pandera checks, computed here in one
     polars pass with the same expressions: not null (nor NaN in a float column) unless
-    nullable; each check's expression true; and for `unique`, a hash no other row's value
-    has, so every occurrence of a repeated value is kept, in order, and `unique` finds
-    the same first occurrence. A null cell of a nullable column passes (pandera's checks
+    nullable; each check's expression true (for `str_length`, byte bounds that imply
+    it); and for `unique`, a hash no other row's value has, so every occurrence of a
+    repeated value is kept, in order, and `unique` finds the same first occurrence. A
+    null cell of a nullable column passes (pandera's checks
     ignore nulls there). Where polars rejects an expression (a check that does not fit
     the column's dtype), all rows are validated and pandera reports as before.
     tests/test_contract.py compares this with validating every row.
@@ -165,16 +166,15 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
             cell.append(col.ge(c.min))  # Check.ge
         if c.max is not None:
             cell.append(col.le(c.max))  # Check.le
-        if c.str_length is not None:  # Check.str_length
+        if c.str_length is not None:
+            # Check.str_length counts characters; a character is 1 to 4 UTF-8 bytes, so
+            # these byte bounds (no counting: 15x cheaper) imply it holds
             lo, hi = c.str_length.min, c.str_length.max
-            if lo is None and hi is None:
-                return df  # pandera refuses it (in build_schema)
-            n_chars = col.str.len_chars()
-            cell.append(
-                n_chars.le(hi) if lo is None
-                else n_chars.ge(lo) if hi is None
-                else n_chars.is_between(lo, hi)
-            )
+            n_bytes = col.str.len_bytes()
+            if lo is not None:
+                cell.append(n_bytes.ge(lo if lo <= 1 else 4 * lo))
+            if hi is not None:
+                cell.append(n_bytes.le(hi))
         if c.regex is not None:
             cell.append(_regex_match(name, c.regex))
         if cell:

@@ -148,8 +148,23 @@ _PREFILTER_CONTRACTS: list[dict[str, Any]] = [
     {"n": {"dtype": "int", "min": 0, "max": 5, "unique": True, "nullable": True}},
     {"flag": {"dtype": "bool", "nullable": False}, "text": {"str_length": {"min": 2}}},
     {"text": {"str_length": {"max": 3}, "nullable": True}, "n": {"isin": ["1", "2"]}},
+    {"text": {"str_length": {"min": 2, "max": 4}}},
     {"n": {"dtype": "float", "nullable": True, "unique": True, "max": 3}},
 ]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "failing"),
+    [({"min": 2}, ["ü"]), ({"max": 2}, ["Ünï", "abc", "abcd"]),
+     ({"min": 2, "max": 3}, ["ü", "abcd"])],
+)
+def test_str_length_counts_characters_not_bytes(bounds: dict[str, int],
+                                                failing: list[str]) -> None:
+    texts = ["ü", "né", "Ünï", "ab", "abc", "abcd"]  # 1-4 characters, 1-5 bytes
+    rows = [dict(r, text=t) for r, t in zip(item_rows(len(texts)), texts, strict=True)]
+    spec = parse_spec(spec_dict(contract={"text": {"str_length": bounds}}))
+    q = enforce_contract(_frame(rows), spec=spec).quarantine
+    assert q.filter(pl.col("check") == "str_length")["failure_value"].to_list() == failing
 
 
 def test_validating_only_rows_that_can_fail_changes_nothing(
@@ -165,7 +180,7 @@ def test_validating_only_rows_that_can_fail_changes_nothing(
 
     values = {
         "tweet_id": ["t01", "t02", "x", "", None],
-        "text": ["hello", "", "ab", None],
+        "text": ["hello", "", "ab", "ü", "né", "Ünï", None],
         "sentiment": ["negative", "positive", "Positive ", "x", None],
         "confidence": ["0.5", "1", "2", "-0.1", "nan", "inf", "x", None],
         "n": ["1", "2", "7", "-1", "1.5", "x", None],
