@@ -336,6 +336,12 @@ class StrLength(_Model):
 
     _max_not_below_min = field_validator("max")(_range_max)
 
+    @model_validator(mode="after")
+    def _some_bound(self) -> StrLength:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both (e.g. {min: 1, max: 1000})")
+        return self
+
 
 _BOOL_WORDS = {"true": True, "t": True, "yes": True, "y": True, "1": True,
                "false": False, "f": False, "no": False, "n": False, "0": False}

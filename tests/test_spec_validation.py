@@ -87,6 +87,12 @@ def test_str_length_min_above_max_names_the_key() -> None:
     assert "contract.text.str_length.max: Value error, max 2 is below min 5" in msg
 
 
+def test_str_length_without_bounds_names_the_key() -> None:
+    # pandera raised a bare ValueError (a traceback) when the contract was built
+    msg = _error(_contract("text", {"dtype": "str", "str_length": {}}))
+    assert "contract.text.str_length: Value error, give min, max or both" in msg
+
+
 def test_equal_bounds_and_one_sided_ranges_are_fine() -> None:
     spec = parse_spec(spec_dict(contract={
         "confidence": {"dtype": "float", "min": 0.5, "max": 0.5},
