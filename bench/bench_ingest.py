@@ -67,7 +67,10 @@ def generate(rows: int) -> Path:
 
 
 def measure(kind: str, csv: Path) -> dict[str, float]:
-    # imports first: their time is start-up, not throughput
+    # imports first: their time is start-up, not throughput (pandera imports its polars
+    # checks, and through them hypothesis, on the first validation in a process)
+    import pandera.backends.polars.builtin_checks  # noqa: F401
+
     from checks.contract import enforce_contract
     from labelgate.lake import ingest_source, load_batches
     from labelgate.spec import parse_spec
