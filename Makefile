@@ -57,7 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py --rows 1000000 --incremental 10000
 
 # the stage benchmarks too (detection quality with planted flips, near-dup, review budgets)
-bench-all: bench data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
+bench-all: bench mpnet data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
 	$(BIN)/python bench/bench_label_issues.py
 	$(BIN)/python bench/bench_dedup.py
 	$(BIN)/python bench/bench_review.py

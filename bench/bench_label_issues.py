@@ -275,13 +275,15 @@ EMBEDDING_STORE = Path(__file__).resolve().parents[1] / "data" / "bench" / "stor
 
 
 def labelgate_embeddings_recipe(
-    df: pl.DataFrame, *, seed: int = 13, folds: int = 5
+    df: pl.DataFrame, *, seed: int = 13, folds: int = 5, model: str = "all-MiniLM-L6-v2"
 ) -> BoolArray:
-    """labelgate with `label_issues.embeddings: true` (all-MiniLM-L6-v2 beside the n-grams).
-    Vectors are cached by text in data/bench/store, so only a dataset's first call embeds."""
+    """labelgate with `label_issues.embeddings: <model>` (sentence embeddings beside the
+    n-grams). Vectors are cached by text in data/bench/store, so only a dataset's first call
+    embeds."""
     from labelgate.embeddings import embed_texts
 
-    vectors = embed_texts(df.get_column("text").to_list(), cache=EMBEDDING_STORE / "embeddings")
+    vectors = embed_texts(df.get_column("text").to_list(), model=model,
+                          cache=EMBEDDING_STORE / "embeddings")
     res = find_label_issues(
         df, id_column="id", label_column="label", text_columns=["text"], folds=folds, seed=seed,
         embeddings=vectors,
@@ -289,10 +291,28 @@ def labelgate_embeddings_recipe(
     return res.table.get_column("is_label_issue").to_numpy()
 
 
+def labelgate_mpnet_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5) -> BoolArray:
+    """`label_issues.embeddings: all-mpnet-base-v2` (make mpnet)."""
+    return labelgate_embeddings_recipe(df, seed=seed, folds=folds, model="all-mpnet-base-v2")
+
+
+def _mpnet_installed() -> bool:
+    from labelgate.embeddings import ARCHIVED_MODELS
+
+    try:
+        for dist in ARCHIVED_MODELS["all-mpnet-base-v2"].parts:
+            importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 Recipe = Callable[[pl.DataFrame], BoolArray]
 TEXT_RECIPES: dict[str, Recipe] = {"plain": plain_recipe, "labelgate": labelgate_recipe}
 if importlib.util.find_spec("sentence_transformers") is not None:
     TEXT_RECIPES["lg+emb"] = labelgate_embeddings_recipe
+    if _mpnet_installed():
+        TEXT_RECIPES["lg+mpnet"] = labelgate_mpnet_recipe
 TABULAR_RECIPES: dict[str, Recipe] = {
     "plain": plain_tabular_recipe,
     "labelgate": labelgate_tabular_recipe,
