@@ -149,7 +149,7 @@ def _check_environment(spec: Path, s: Spec) -> None:
     from labelgate.steps import check_environment  # the model libraries: only when needed
 
     try:
-        check_environment(s)
+        check_environment(s, notice=lambda line: err.print(escape(line), soft_wrap=True))
     except LabelgateError as exc:
         err.print(f"[red]error:[/red] {escape(f'{spec}: {exc}')}", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT) from None

