@@ -214,9 +214,10 @@ class FakeArchive:
     """MiniLM's folder shipped as 'fake-mini' in three fake packages (what
     all-mpnet-base-v2's five packages look like), models put together under tmp/home."""
 
-    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, pristine: list[Path]) -> None:
         self.mini = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
-        self.parts = _split_zip(self.mini, tmp / "parts", inner="mini", parts=3)
+        (tmp / "parts").mkdir()
+        self.parts = [Path(shutil.copy(p, tmp / "parts" / p.name)) for p in pristine]
         self.dists = [f"fake-mini-part-{i:03d}" for i in (1, 2, 3)]
         files = {p.relative_to(self.mini).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in sorted(self.mini.rglob("*")) if p.is_file()}
@@ -251,9 +252,18 @@ class FakeArchive:
         return sorted(p.name for p in self.home.iterdir() if p.name.endswith(".tmp"))
 
 
+@pytest.fixture(scope="module")
+def pristine_parts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """MiniLM's folder deflated and split once per module (each test copies the parts)."""
+    mini = embeddings.resolve_model(embeddings.DEFAULT_MODEL)
+    return _split_zip(mini, tmp_path_factory.mktemp("parts"), inner="mini", parts=3)
+
+
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeArchive:
-    return FakeArchive(tmp_path, monkeypatch)
+def fake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pristine_parts: list[Path]
+) -> FakeArchive:
+    return FakeArchive(tmp_path, monkeypatch, pristine_parts)
 
 
 def test_a_model_split_across_packages_is_put_together_once(fake: FakeArchive) -> None:
