@@ -161,25 +161,29 @@ def _bundled_folder(name: str) -> Path | None:
 def resolve_model(
     name: str, *, base_dir: Path | None = None, notice: Notice | None = None
 ) -> Path:
-    """The folder of a sentence-transformers model: a local folder (relative paths from
-    ``base_dir``, the spec's folder; it wins over a packaged model of the same name), a
-    bundled model's package folder, or an archived model put together from its packages
-    (``notice`` hears when that happens). Model-hub names are refused: runs never
+    """The folder of a sentence-transformers model: a bundled model's package folder, an
+    archived model put together from its packages (``notice`` hears when that happens), or
+    a local folder (relative paths from ``base_dir``, the spec's folder; a folder named
+    like a packaged model is reached as ``./name``). Model-hub names are refused: runs never
     download."""
     path = Path(name).expanduser()
     local = path if path.is_absolute() or base_dir is None else base_dir / path
-    if local.is_dir():
+    if name in ARCHIVED_MODELS or name in BUNDLED_MODELS:
+        if notice is not None and base_dir is not None and local.is_dir():
+            notice(f"embeddings: {name!r} is the packaged model; the folder {local} is not "
+                   f"used (write ./{name} to use it)")
+        if name in ARCHIVED_MODELS:
+            folder = _archived_folder(name, ARCHIVED_MODELS[name], notice)
+        else:
+            found = _bundled_folder(name)
+            if found is None:
+                raise InputError(
+                    f"{_KEY}: {name!r} comes from the package {BUNDLED_MODELS[name][0]}, "
+                    f"which is not installed here; install it with: {EXTRA_HINT}"
+                )
+            folder = found
+    elif local.is_dir():
         folder = local
-    elif name in ARCHIVED_MODELS:
-        folder = _archived_folder(name, ARCHIVED_MODELS[name], notice)
-    elif name in BUNDLED_MODELS:
-        found = _bundled_folder(name)
-        if found is None:
-            raise InputError(
-                f"{_KEY}: {name!r} comes from the package {BUNDLED_MODELS[name][0]}, which is "
-                f"not installed here; install it with: {EXTRA_HINT}"
-            )
-        folder = found
     else:
         raise SpecError(
             f"{_KEY}: {name!r} is neither a packaged model ({KNOWN_MODELS}) nor a "
@@ -197,11 +201,13 @@ _WRITE_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EFB
 
 
 def _complete(folder: Path, spec: ArchivedModel) -> bool:
-    """An assembled folder with its marker and every file at its recorded size (what a
-    truncated or deleted file, or a copy interrupted by hand, fails)."""
+    """An assembled folder whose marker records this model's files (their hashes, checked
+    when it was put together) and every file at its recorded size (what a truncated or
+    deleted file, or a copy interrupted by hand, fails)."""
     try:
-        sizes = json.loads((folder / _ASSEMBLED).read_text(encoding="utf-8"))["sizes"]
-        return set(sizes) == set(spec.files) and all(
+        marker = json.loads((folder / _ASSEMBLED).read_text(encoding="utf-8"))
+        sizes = marker["sizes"]
+        return marker["sha256"] == dict(spec.files) and set(sizes) == set(spec.files) and all(
             (folder / rel).stat().st_size == size for rel, size in sizes.items()
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -251,21 +257,34 @@ def _archived_folder(name: str, spec: ArchivedModel, notice: Notice | None) -> P
     paths = _part_files(name, spec)
     try:
         home.mkdir(parents=True, exist_ok=True)
-        lock = (home / f".{target.name}.lock").open("a")
+        # read-only is enough for flock (a models folder shared by several users)
+        fd = os.open(home / f".{target.name}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
     except OSError as exc:
         raise _models_folder_error(home, exc) from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one assembler at a time (threads and processes)
+    try:
+        try:  # one assembler at a time (threads and processes)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if notice is not None:
+                notice(f"embeddings: {name}: waiting for another run putting it together "
+                       f"in {target}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         if _complete(target, spec):  # put together while this one waited
             return target
         for leftover in home.glob(f".{target.name}.*.tmp"):  # from a killed run
             shutil.rmtree(leftover, ignore_errors=True)
         if notice is not None:
-            again = f"{target} was damaged: putting it together again" if target.exists() \
-                else f"putting it together in {target}"
+            again = f"{target} was damaged or older: putting it together again" \
+                if target.exists() else f"putting it together in {target}"
             notice(f"embeddings: {name}: {again} from its {len(paths)} packages "
                    "(once; ~420 MB)")
+        if target.exists():  # damaged: its space is needed for the new copy
+            shutil.rmtree(target)
         assemble_archive(paths, inner=spec.folder, dest=target, files=spec.files, name=name)
+    except OSError as exc:  # flock refused (some network filesystems), rmtree failed
+        raise _models_folder_error(home, exc) from None
+    finally:
+        os.close(fd)
     return target
 
 
@@ -363,20 +382,30 @@ def assemble_archive(
                 f"({'; '.join(wrong[:3])}); reinstall the packages"
             )
         sizes = {rel: (tmp / rel).stat().st_size for rel in files}
-        (tmp / _ASSEMBLED).write_text(json.dumps({"model": name, "sizes": sizes,
-                                                  "sha256": dict(files)}))
+        with (tmp / _ASSEMBLED).open("w", encoding="utf-8") as fh:
+            json.dump({"model": name, "sizes": sizes, "sha256": dict(files)}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         if dest.exists():  # damaged or half-made (the lock holder decides)
             shutil.rmtree(dest)
         tmp.rename(dest)
         done = True
+        dir_fd = os.open(home, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a power cut
+        finally:
+            os.close(dir_fd)
     except InputError:
         raise
     except OSError as exc:
-        if exc.errno in _WRITE_ERRNOS:
+        where = Path(exc.filename) if isinstance(exc.filename, str) else None
+        if where is not None and where.is_relative_to(home):
             raise _models_folder_error(home, exc) from None
-        raise _broken_parts(name, exc) from None
+        if exc.errno in _WRITE_ERRNOS and where is None:
+            raise _models_folder_error(home, exc) from None
+        raise _broken_parts(name, exc) from exc
     except Exception as exc:  # zlib.error, BadZipFile, EOFError: the parts are damaged
-        raise _broken_parts(name, exc) from None
+        raise _broken_parts(name, exc) from exc
     finally:
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -433,7 +462,8 @@ def check_model(
 def _packaged(name: str, folder: Path) -> bool:
     """Whether ``folder`` is the packaged model ``name`` (not a local folder so named)."""
     if name in ARCHIVED_MODELS:
-        return folder.parent == models_home() and _complete(folder, ARCHIVED_MODELS[name])
+        spec = ARCHIVED_MODELS[name]
+        return folder.name == f"{name}-{spec.sha256[:12]}" and _complete(folder, spec)
     if name in BUNDLED_MODELS:
         return folder == _bundled_folder(name)
     return False

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -296,8 +297,8 @@ def test_a_damaged_copy_is_put_together_again(fake: FakeArchive) -> None:
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated (a full disk, a bad copy)
     notes: list[str] = []
     assert embeddings.check_model("fake-mini", notice=notes.append) == folder
-    assert notes[0].startswith(f"embeddings: fake-mini: {folder} was damaged: putting it "
-                               "together again from its 3 packages")
+    assert notes[0].startswith(f"embeddings: fake-mini: {folder} was damaged or older: "
+                               "putting it together again from its 3 packages")
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == fake.spec.sha256
     # a leftover of a killed run is cleared by the next one that assembles
     leftover = fake.home / f".{folder.name}.999-dead.tmp"
@@ -365,12 +366,47 @@ def test_missing_parts_and_an_unwritable_models_folder_say_what_to_do(
         embeddings.check_model("fake-mini")
 
 
-def test_a_local_folder_wins_over_a_packaged_name(fake: FakeArchive, tmp_path: Path) -> None:
+def test_a_packaged_name_stays_packaged_beside_a_folder_so_named(
+    fake: FakeArchive, tmp_path: Path
+) -> None:
     spec_dir = tmp_path / "spec"
     shutil.copytree(fake.mini, spec_dir / "fake-mini")  # e.g. a fine-tuned copy
-    folder = embeddings.check_model("fake-mini", base_dir=spec_dir)
-    assert folder == spec_dir / "fake-mini" and not fake.home.exists()
-    assert embeddings.model_identity("fake-mini", folder).startswith("fake-mini:")
+    notes: list[str] = []
+    assert embeddings.check_model("fake-mini", base_dir=spec_dir, notice=notes.append) == (
+        fake.folder)
+    assert notes[0] == (f"embeddings: 'fake-mini' is the packaged model; the folder "
+                        f"{spec_dir / 'fake-mini'} is not used (write ./fake-mini to use it)")
+    folder = embeddings.check_model("./fake-mini", base_dir=spec_dir)
+    assert folder == spec_dir / "fake-mini"
+    assert embeddings.model_identity("./fake-mini", folder).startswith("fake-mini:")
+    assert embeddings.model_identity("fake-mini", folder).startswith("fake-mini:")  # not it
+
+
+def test_a_copy_made_for_other_files_is_put_together_again(fake: FakeArchive) -> None:
+    folder = embeddings.check_model("fake-mini")
+    marker = folder / "_labelgate_assembled.json"
+    data = json.loads(marker.read_text())
+    data["sha256"]["vocab.txt"] = "0" * 64  # as an older labelgate pinned it
+    marker.write_text(json.dumps(data))
+    notes: list[str] = []
+    assert embeddings.check_model("fake-mini", notice=notes.append) == folder
+    assert "was damaged or older: putting it together again" in notes[0]
+    assert json.loads(marker.read_text())["sha256"] == dict(fake.spec.files)
+
+
+def test_a_lock_the_filesystem_refuses_is_exit_2_not_a_traceback(
+    fake: FakeArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(InputError, match=r"cannot write the model to .*No locks available.*"
+                                         r"set LABELGATE_MODELS"):
+        embeddings.check_model("fake-mini")
 
 
 def test_joined_files_read_and_seek_like_one_file(tmp_path: Path) -> None:
