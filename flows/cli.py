@@ -541,6 +541,9 @@ def serve(
             quality_pipeline,
             name=f"{s.name}-serve",
             schedules=[schedule],
+            # one run at a time: a tick while a run is still going waits for it (a second
+            # run would only fail on the dataset's run lock)
+            concurrency_limit=1,
             parameters={"spec_path": str(path.resolve()),
                         "store": _absolute_store(store)},
             tags=["labelgate"],

@@ -155,6 +155,7 @@ def test_deploy_from_prefect_yaml_and_run_with_a_worker(server: Server, tmp_path
     assert schedule["schedule"]["timezone"] == "Europe/Berlin"
     assert schedule["active"] is True
     assert nightly["work_pool_name"] == "local-process"
+    assert nightly["global_concurrency_limit"]["limit"] == 1  # one run at a time
     assert nightly["parameters"]["spec_path"] == "data/examples/tweets/spec.yaml"
 
     store = tmp_path / "store"
@@ -205,6 +206,14 @@ def test_labelgate_serve_runs_on_its_schedule(server: Server, tmp_path: Path) ->
     deployments = server.post("/deployments/filter", {})
     assert isinstance(deployments, list)
     assert [d["name"] for d in deployments] == ["tweets-sentiment-serve"]
+    assert deployments[0]["global_concurrency_limit"]["limit"] == 1
+    # a run takes longer than the 5 s interval: the ticks meanwhile waited for it (without
+    # the limit they started and failed on the dataset's run lock)
+    runs = server.post("/flow_runs/filter", {})
+    assert isinstance(runs, list) and len(runs) >= 2
+    states = [r["state"]["type"] for r in runs]
+    assert "COMPLETED" in states
+    assert not {"FAILED", "CRASHED"} & set(states), states
 
 
 def test_labelgate_serve_needs_a_server(tmp_path: Path) -> None:
