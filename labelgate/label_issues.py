@@ -11,9 +11,10 @@ Three ways to get the predicted probabilities that confident learning needs:
   probabilities: consensus label and its quality per item, quality per annotator.
 
 Then cleanlab scores every row (self-confidence label quality, 0..1), flags issues and estimates
-the noise matrix and an overall health score. Above ``batched_min_rows`` rows (or with
-``batched=True``) the flags come from cleanlab's batched path
-(``find_label_issues_batched``), which needs memory per batch only.
+the noise matrix and an overall health score, from a confident joint that by default is
+corrected per true class (`estimate_confident_joint`). Above ``batched_min_rows`` rows (or
+with ``batched=True``) the flags come from cleanlab's batched path (``LabelInspector``, one
+batch at a time; with ``joint_calibration="cleanlab"``, ``find_label_issues_batched`` as is).
 """
 
 from __future__ import annotations
@@ -292,8 +293,11 @@ def _flag_issues(
     filter_by: str,
     batch_size: int,
     joint: IntArray | None = None,
+    calibration: str = "per_class",
 ) -> BoolArray:
     if batched:
+        if joint is not None and calibration == "per_class":
+            return _flag_batched(labels, probs, joint=joint, batch_size=batch_size)
         from cleanlab.experimental.label_issues_batched import find_label_issues_batched
 
         mask = find_label_issues_batched(
@@ -308,6 +312,31 @@ def _flag_issues(
             confident_joint=joint if uses_joint else None,
         )
     return np.asarray(mask, dtype=bool)
+
+
+def _flag_batched(
+    labels: IntArray, probs: FloatArray, *, joint: IntArray, batch_size: int
+) -> BoolArray:
+    """cleanlab's batched path (`LabelInspector`: thresholds, then self-confidence scores, one
+    batch at a time) with the number of issues taken from ``joint`` instead of cleanlab's
+    uncalibrated count (which measured 0.80 F1 where this measured 0.96 on SMS spam with 5%
+    flips). As in ``find_label_issues_batched``: the lowest-scored rows are flagged, then
+    rows whose given label is the model's top class are unflagged."""
+    from cleanlab.experimental.label_issues_batched import LabelInspector
+
+    inspector = LabelInspector(num_class=probs.shape[1], verbose=False, n_jobs=1)
+    starts = range(0, len(labels), batch_size)
+    for i in starts:
+        inspector.update_confident_thresholds(labels[i : i + batch_size], probs[i : i + batch_size])
+    for i in starts:
+        inspector.score_label_quality(labels[i : i + batch_size], probs[i : i + batch_size])
+    scores = inspector.get_quality_scores()
+    count = int(joint.sum() - np.trace(joint))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[np.argsort(scores, kind="stable")[:count]] = True
+    given = probs[np.arange(len(labels)), labels]
+    mask &= given + 1e-6 < probs.max(axis=1)
+    return mask
 
 
 def _quality(labels: IntArray, probs: FloatArray) -> npt.NDArray[np.float64]:
@@ -485,7 +514,7 @@ def find_label_issues(
     annotation_label_column: str | None = None,
     classes: Sequence[str] | None = None,
     batched: bool | None = None,
-    batched_min_rows: int = 200_000,
+    batched_min_rows: int = 2_000_000,
     batch_size: int = 100_000,
     filter_by: str = "both",
     joint_calibration: str = "per_class",
@@ -619,7 +648,7 @@ def find_label_issues(
         joint = estimate_confident_joint(train_labels, probs, calibration=joint_calibration)
     is_issue = _flag_issues(
         train_labels, probs, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
-        joint=joint,
+        joint=joint, calibration=joint_calibration,
     )
     if max_label_quality is not None:
         is_issue = is_issue & (quality < max_label_quality)

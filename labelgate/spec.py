@@ -487,7 +487,7 @@ class LabelIssuesSpec(_Model):
         "noise rate).",
     )
     batched: bool | None = Field(
-        default=None, description="Use cleanlab's batched path (default: above 200,000 rows)."
+        default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
     )
     top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
     embeddings: EmbeddingsSpec | None = Field(
