@@ -157,6 +157,7 @@ def find_saved(reports: Path, *, fingerprint: str) -> SavedLabelIssues | None:
             per_class=pl.DataFrame(saved["per_class"]),
             annotators=pl.DataFrame(saved["annotators"]) if saved["annotators"] else None,
             probabilities=matrix,
+            filter_by=str(saved.get("section", {}).get("filter_by", "both")),
         )
         metrics = {str(k): float(v) for k, v in saved["metrics"].items()}
         return SavedLabelIssues(result, metrics, dict(saved["section"]), folder.name)

@@ -448,7 +448,7 @@ class ColumnContract(_Model):
 
 
 LabelIssueFilter = Literal[
-    "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+    "auto", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
     "predicted_neq_given", "low_self_confidence", "low_normalized_margin",
 ]
 
@@ -476,7 +476,12 @@ class LabelIssuesSpec(_Model):
     )
     folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
     seed: int = Field(default=13, description="Seed of the folds and the model.")
-    filter_by: LabelIssueFilter = Field(default="both", description="cleanlab's filter_by.")
+    filter_by: LabelIssueFilter = Field(
+        default="auto",
+        description="cleanlab's filter_by. auto: both (per-class pruning) on text and on "
+        "supplied predictions, low_self_confidence (the lowest-quality rows, as many as the "
+        "joint estimates) for the built-in feature-columns model (measured best on each).",
+    )
     joint_calibration: Literal["per_class", "cleanlab"] = Field(
         default="per_class",
         description="How the confident joint (rows given label i that are truly j) that sets "

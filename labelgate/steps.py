@@ -288,7 +288,7 @@ def summarize_label_issues(
         "method": result.method,
         "path": result.path,
         "folds": li.folds if result.method != "predictions" else None,
-        "filter_by": li.filter_by,
+        "filter_by": result.filter_by,
         "joint_calibration": li.joint_calibration,
         "classes": result.classes,
         "count": count,
