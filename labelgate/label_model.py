@@ -21,8 +21,9 @@ Model choice (measured on real data with planted flips, see bench/bench_label_is
   per-class joint and a ranked cut (`labelgate.label_issues`), the pair measured strict F1
   +0.01 on average over penguins, breast cancer, digits, iris and wine against the three
   averaged (10 flip seeds x 5% / 10%; penguins +0.04 / +0.01, iris +0.06 / +0.02, wine
-  -0.02 / -0.01), and boosting alone 0.05-0.15 lower). The pair costs extra time over
-  boosting (digits features, 10 classes: 2 k rows 6 s -> ~10 s), hence the limit.
+  -0.02 / -0.01), and boosting alone 0.05-0.15 lower). Time (digits features, 10 classes,
+  1,797 rows, 5 folds): the pair ~6 s, the earlier three-model average ~14 s; extra trees
+  grow with the rows, hence the limit.
 * text plus feature columns: the features are standardised (numeric) or one-hot encoded
   (categorical) and appended to the sparse text matrix for the linear model.
 * text with sentence embeddings (``embeddings``, `labelgate.embeddings`): a multinomial
@@ -62,6 +63,7 @@ from labelgate.partition import Mapper, serial_map
 
 __all__ = [
     "CHAR_NGRAM_MAX_ROWS",
+    "TABULAR_ENSEMBLE_MAX_ROWS",
     "FoldJob",
     "FoldResult",
     "assign_folds",
@@ -295,6 +297,7 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
 
 
 CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost ~5x word n-grams)
+TABULAR_ENSEMBLE_MAX_ROWS = 10_000  # extra trees + logistic regression up to here, then boosting
 
 
 @dataclass(frozen=True)
@@ -376,7 +379,7 @@ def out_of_fold_probabilities(
     n_classes: int | None = None,
     char_ngrams: bool | None = None,
     char_ngram_max_rows: int = CHAR_NGRAM_MAX_ROWS,
-    tabular_ensemble_max_rows: int = 10_000,
+    tabular_ensemble_max_rows: int = TABULAR_ENSEMBLE_MAX_ROWS,
     alpha: float = 5e-5,
     epochs: int | None = None,
     n_jobs: int = 2,

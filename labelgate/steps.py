@@ -20,7 +20,7 @@ from labelgate.errors import InputError
 from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.label_issues import LabelIssuesResult, find_label_issues
 from labelgate.label_issues import accept_reviewed as _accept_reviewed
-from labelgate.label_model import CHAR_NGRAM_MAX_ROWS, joined_text
+from labelgate.label_model import CHAR_NGRAM_MAX_ROWS, TABULAR_ENSEMBLE_MAX_ROWS, joined_text
 from labelgate.partition import Mapper, serial_map
 from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
@@ -185,8 +185,9 @@ def model_description(spec: Spec, *, method: str, rows: int) -> str | None:
     if li is None or method == "predictions":
         return None
     if not spec.model_text_columns():
-        return "gradient boosting on the feature columns (small tables: averaged with "\
-            "extra trees and a logistic regression)"
+        if rows <= TABULAR_ENSEMBLE_MAX_ROWS:
+            return "extra trees and a logistic regression on the feature columns, averaged"
+        return "gradient boosting on the feature columns"
     grams = "word and character n-grams" if rows <= CHAR_NGRAM_MAX_ROWS else "word n-grams"
     model = f"{grams}, logistic regression (SGD)"
     if spec.columns.features and not spec.is_instruction:
