@@ -120,7 +120,8 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "min_label_health",
             "label_issues.health_score",
             "min",
-            "cleanlab's overall label health score (0..1)",
+            "label health score (0..1): 1 - the estimated noise rate (label_issues."
+            "joint_calibration: cleanlab gives cleanlab's overall label health score)",
             upper=1.0,
         ),
         GateCheck(

@@ -48,6 +48,9 @@ METHODS = ("cross_validated", "predictions", "multiannotator")
 # (`estimate_confident_joint`), then does cleanlab's per-given-label scaling; "cleanlab" does
 # only the latter (cleanlab's default).
 JOINT_CALIBRATIONS = ("per_class", "cleanlab")
+# bound of 1 / (the share of a true class's rows the confident joint counts): see
+# estimate_confident_joint (measured 1.1-1.7 on the benchmark sets)
+MAX_INV_RATE = 4.0
 # filters that cut a ranking (with per_class: as many rows as the joint says are mislabelled)
 RANKED_FILTERS = ("low_self_confidence", "low_normalized_margin")
 FILTERS = ("auto", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
@@ -268,23 +271,27 @@ def estimate_confident_joint(
     "per_class" models the uncalibrated count as C[i, j] = N[i, j] * a[j], where a[j] is the
     rate at which rows of true class j are counted (the same whatever their given label:
     confident learning's class-conditional noise assumption), and solves the row totals
-    sum_j C[i, j] / a[j] = n[i] for the a[j]. The rates are capped at 1; a singular or
-    non-positive solution falls back to cleanlab's scaling, which is applied last in every
-    case (a no-op when the solve was exact).
+    sum_j C[i, j] / a[j] = n[i] for the a[j], by bounded least squares over the classes that
+    have rows: 1 <= 1/a[j] <= ``MAX_INV_RATE`` (a class counted at under a quarter of its rows
+    is too thinly seen to scale up further). A class no row is given keeps cleanlab's scaling;
+    cleanlab's row scaling is applied last in every case (a no-op when the solve was exact).
     """
     from cleanlab.count import calibrate_confident_joint, compute_confident_joint
 
+    labels = np.asarray(labels, dtype=np.int64)
     k = probs.shape[1]
     raw = np.asarray(compute_confident_joint(labels, probs, calibrate=False), dtype=np.float64)
-    if calibration == "per_class":
-        counts = np.bincount(labels, minlength=k).astype(np.float64)
-        try:
-            inv_rate = np.linalg.solve(raw, counts)
-        except np.linalg.LinAlgError:
-            inv_rate = np.ones(k)
-        if not np.all(np.isfinite(inv_rate)) or np.any(inv_rate <= 0):
-            inv_rate = np.ones(k)
-        raw = raw * np.clip(inv_rate, 1.0, None)[None, :]
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    seen = counts > 0
+    if calibration == "per_class" and seen.sum() >= 2:
+        from scipy.optimize import lsq_linear
+
+        inv_rate = np.ones(k)
+        # rows of seen classes counted into an unseen class's column keep factor 1
+        target = counts[seen] - raw[np.ix_(seen, ~seen)].sum(axis=1)
+        fit = lsq_linear(raw[np.ix_(seen, seen)], target, bounds=(1.0, MAX_INV_RATE))
+        inv_rate[seen] = fit.x
+        raw = raw * inv_rate[None, :]
     joint = calibrate_confident_joint(np.rint(raw).astype(np.int64), labels)
     return np.asarray(joint, dtype=np.int64)
 
@@ -299,6 +306,8 @@ def _flag_issues(
     joint: IntArray | None = None,
     calibration: str = "per_class",
 ) -> BoolArray:
+    if len(np.unique(labels)) < 2:
+        return np.zeros(len(labels), dtype=bool)  # one class: nothing to confuse it with
     if batched:
         if joint is not None and calibration == "per_class":
             return _flag_batched(labels, probs, joint=joint, batch_size=batch_size)
@@ -325,7 +334,8 @@ def _flag_ranked(
 ) -> BoolArray:
     """The rows with the lowest label quality (cleanlab's score ``method``), as many as
     ``joint`` estimates are mislabelled; rows whose given label is the model's top class are
-    not flagged. cleanlab's ``low_self_confidence`` filter, counted by the per-class joint."""
+    not flagged (as in cleanlab's batched path; its ``low_self_confidence`` filter keeps
+    them). cleanlab's ranked filter, counted by the per-class joint."""
     from cleanlab.rank import get_label_quality_scores
 
     scores = get_label_quality_scores(labels, probs, method=method)
@@ -345,7 +355,9 @@ def _flag_batched(
     labels: IntArray, probs: FloatArray, *, joint: IntArray, batch_size: int
 ) -> BoolArray:
     """cleanlab's batched path (`LabelInspector`: thresholds, then self-confidence scores, one
-    batch at a time) with the number of issues taken from ``joint`` instead of cleanlab's
+    batch at a time; the flags equal `_flag_ranked`'s with self_confidence, and as the joint
+    and the scores are computed over all rows, it saves no memory here) with the number of
+    issues taken from ``joint`` instead of cleanlab's
     uncalibrated count (strict F1 on SMS spam with 5% flips, mpnet probabilities: 0.80 with
     cleanlab's count, 0.96 with this one). As in ``find_label_issues_batched``: the
     lowest-scored rows are flagged, then rows whose given label is the model's top class are
@@ -557,8 +569,9 @@ def find_label_issues(
     from ``batched_min_rows`` rows on. ``filter_by`` is cleanlab's filter for the standard
     path; "auto" is "both" (per-class pruning) on text and supplied probabilities and
     "low_self_confidence" (a ranked cut) for the built-in feature-columns model, each measured
-    best there on real data with planted flips. Its counts come from
-    `estimate_confident_joint` with ``joint_calibration``. ``pred_probs`` lets a caller
+    best there on real data with planted flips. With ``joint_calibration="per_class"`` its
+    counts come from `estimate_confident_joint`; with "cleanlab", from cleanlab itself.
+    ``pred_probs`` lets a caller
     that already has out-of-fold probabilities (rows aligned with ``df``, columns with
     ``classes``) skip the model. The annotations frame (multiannotator) is long format with
     columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
@@ -676,10 +689,18 @@ def find_label_issues(
     joint = None
     if len(np.unique(train_labels)) >= 2:
         joint = estimate_confident_joint(train_labels, probs, calibration=joint_calibration)
-    is_issue = _flag_issues(
-        train_labels, probs, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
-        joint=joint, calibration=joint_calibration,
-    )
+    ran = filter_by  # what the report names
+    if mat is not None:
+        ran = "crowdlab_consensus"  # flags: the given label differs from CROWDLAB's consensus
+        is_issue = np.zeros(df.height, dtype=bool)  # set below
+    else:
+        if use_batched:
+            ran = ("low_self_confidence (batched)" if joint_calibration == "per_class"
+                   else "find_label_issues_batched")
+        is_issue = _flag_issues(
+            train_labels, probs, batched=use_batched, filter_by=filter_by,
+            batch_size=batch_size, joint=joint, calibration=joint_calibration,
+        )
     if max_label_quality is not None:
         is_issue = is_issue & (quality < max_label_quality)
     annotators_frame: pl.DataFrame | None = None
@@ -752,5 +773,5 @@ def find_label_issues(
         per_class=_per_class(table, cls),
         annotators=annotators_frame,
         probabilities=probs,
-        filter_by=filter_by,
+        filter_by=ran,
     )

@@ -535,13 +535,73 @@ def test_per_class_joint_counts_the_flips_that_cleanlab_undercounts() -> None:
     assert abs(per_class[0, 1] - truth[0, 1]) < abs(cleanlab[0, 1] - truth[0, 1]) / 2
 
 
-def test_per_class_joint_falls_back_to_cleanlab_when_singular() -> None:
-    """A class no row is given (3 classes, 2 seen): the counts cannot be solved per class."""
+def test_per_class_joint_ignores_a_class_no_row_has() -> None:
+    """A class listed but given to no row (a predictions file that knows a later class): the
+    two seen classes are corrected as if it were not there."""
     labels, probs2, _ = _unequal_sharpness()
     probs = np.concatenate([probs2 * 0.9, np.full((len(labels), 1), 0.1, np.float32)], axis=1)
-    per_class = estimate_confident_joint(labels, probs, calibration="per_class")
+    three = estimate_confident_joint(labels, probs, calibration="per_class")
+    two = estimate_confident_joint(labels, probs2, calibration="per_class")
+    assert np.array_equal(three[:2, :2], two)
+    assert three[2].sum() == 0
     cleanlab = estimate_confident_joint(labels, probs, calibration="cleanlab")
-    assert np.array_equal(per_class, cleanlab)
+    assert not np.array_equal(three, cleanlab)
+
+
+def test_per_class_joint_survives_a_tiny_confusable_class() -> None:
+    """3 rows of a third class, two scored as class 0: the exact solve would need a negative
+    rate; the bounded one keeps the correction of the large classes."""
+    labels, probs2, truth = _unequal_sharpness()
+    extra = np.array([[0.9, 0.05, 0.05], [0.85, 0.1, 0.05], [0.1, 0.1, 0.8]], np.float32)
+    probs = np.concatenate([np.concatenate([probs2 * 0.95, np.full((len(labels), 1), 0.05,
+                                            np.float32)], axis=1), extra])
+    labels3 = np.concatenate([labels, [2, 2, 2]])
+    joint = estimate_confident_joint(labels3, probs, calibration="per_class")
+    cleanlab = estimate_confident_joint(labels3, probs, calibration="cleanlab")
+    assert abs(joint[1, 0] - truth[1, 0]) <= 0.1 * truth[1, 0]
+    assert cleanlab[1, 0] < 0.8 * truth[1, 0]
+
+
+def test_per_class_joint_scales_a_thinly_counted_class_at_most_4x() -> None:
+    """A rare class scored diffusely (1 of its 50 rows clears its own threshold) must not
+    turn the confident flips into it into hundreds."""
+    rng = np.random.default_rng(1)
+    a = np.column_stack([rng.uniform(0.85, 1.0, 1010), np.zeros(1010), np.zeros(1010)])
+    a[:, 2] = 1 - a[:, 0]
+    a[:10] = [0.3, 0.0, 0.7]  # 10 rows labelled a that read like c
+    b = np.column_stack([np.zeros(300), rng.uniform(0.85, 1.0, 300), np.zeros(300)])
+    b[:, 0] = 1 - b[:, 1]
+    c = np.tile([0.6, 0.1, 0.3], (50, 1))
+    c[0] = [0.05, 0.05, 0.9]
+    probs = np.vstack([a, b, c]).astype(np.float32)
+    labels = np.repeat([0, 1, 2], [1010, 300, 50])
+    raw = estimate_confident_joint(labels, probs, calibration="cleanlab")
+    joint = estimate_confident_joint(labels, probs, calibration="per_class")
+    assert raw[0, 2] >= 9  # cleanlab counts the 10
+    assert joint[0, 2] <= 4 * raw[0, 2] + 1  # exactly solved: about 50x
+
+
+def test_one_class_is_flagged_nowhere_with_every_filter() -> None:
+    df = _toy().with_columns(pl.lit("neutral").alias("label"))
+    probs = np.tile(np.array([[0.2, 0.6, 0.2]], np.float32), (df.height, 1))
+    for filter_by in ("auto", "both", "low_self_confidence", "low_normalized_margin"):
+        res = find_label_issues(df.drop("text"), id_column="id", label_column="label",
+                                pred_probs=probs, classes=CLASSES, filter_by=filter_by)
+        assert res.issue_rate == 0.0 and res.health_score == 1.0
+
+
+def test_report_names_the_filter_that_ran() -> None:
+    flips = {"t010": "positive", "t020": "neutral"}
+    df = _toy().with_columns(
+        pl.col("id").replace_strict(flips, default=None).fill_null(pl.col("label")).alias("label")
+    )
+    args = {"id_column": "id", "label_column": "label", "text_columns": ["text"]}
+    assert find_label_issues(df, **args).filter_by == "both"  # type: ignore[arg-type]
+    batched = find_label_issues(df, **args, batched=True)  # type: ignore[arg-type]
+    assert batched.filter_by == "low_self_confidence (batched)"
+    plain = find_label_issues(df, **args, batched=True,  # type: ignore[arg-type]
+                              joint_calibration="cleanlab")
+    assert plain.filter_by == "find_label_issues_batched"
 
 
 def _sms_sample() -> pl.DataFrame:
