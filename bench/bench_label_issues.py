@@ -315,7 +315,8 @@ def labelgate_embeddings_recipe(
     from labelgate.embeddings import embed_texts
 
     vectors = embed_texts(df.get_column("text").to_list(), model=model,
-                          cache=EMBEDDING_STORE / "embeddings")
+                          cache=EMBEDDING_STORE / "embeddings",
+                          notice=lambda msg: print(msg, file=sys.stderr, flush=True))
     res = find_label_issues(
         df, id_column="id", label_column="label", text_columns=["text"], folds=folds, seed=seed,
         embeddings=vectors,
