@@ -209,10 +209,17 @@ def test_labelgate_serve_runs_on_its_schedule(server: Server, tmp_path: Path) ->
     assert deployments[0]["global_concurrency_limit"]["limit"] == 1
     # a run takes longer than the 5 s interval: the ticks meanwhile waited for it (without
     # the limit they started and failed on the dataset's run lock)
-    runs = server.post("/flow_runs/filter", {})
-    assert isinstance(runs, list) and len(runs) >= 2
-    states = [r["state"]["type"] for r in runs]
-    assert "COMPLETED" in states
+    # the report is written before the flow run is marked COMPLETED: wait for the state
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        runs = server.post("/flow_runs/filter", {})
+        assert isinstance(runs, list)
+        states = [r["state"]["type"] for r in runs]
+        if "COMPLETED" in states:
+            break
+        time.sleep(1)
+    assert len(states) >= 2
+    assert "COMPLETED" in states, states
     assert not {"FAILED", "CRASHED"} & set(states), states
 
 
