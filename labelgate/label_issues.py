@@ -93,6 +93,8 @@ class LabelIssuesResult:
     annotators: pl.DataFrame | None = None
     probabilities: FloatArray | None = None  # rows x classes, float32, out of fold
     filter_by: str = "both"  # the filter that ran ("auto" resolved)
+    passes: int = 1  # 2: models trained again without the first pass's flagged rows
+    left_out: int = 0  # rows the second pass did not train on
 
     def probability_frame(self) -> pl.DataFrame:
         """id + one float32 column per class (what the review queue reads)."""
@@ -560,6 +562,7 @@ def find_label_issues(
     source: str = "items",
     mapper: Mapper = serial_map,
     embeddings: FloatArray | None = None,
+    passes: int = 2,
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
@@ -578,6 +581,15 @@ def find_label_issues(
     ``label_column``). ``mapper`` runs the built-in model's folds (`labelgate.partition`).
     ``embeddings`` (one row per row of ``df``, `labelgate.embeddings.embed_texts`) joins the
     built-in text model (`labelgate.label_model.out_of_fold_probabilities`).
+    ``passes=2`` (the built-in model, not multiannotator) scores every row a second time with
+    models trained without the rows the first pass flagged (iterative noisy
+    cross-validation, Chen et al. 2019): noisy training labels blur the model, and the
+    flips it then misses are the ones that look like the class they were flipped into.
+    Measured on real data with planted flips (bench/bench_label_issues.py): strict F1
+    +0.01..+0.04 on every table and on text +0.00..+0.03, except VADER snippets by source
+    (-0.003); the price is twice the training time. The row's own label still never trains
+    the model that scores it; it can only change which *other* rows the second pass leaves
+    out.
     """
     if method not in METHODS:
         raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
@@ -590,6 +602,8 @@ def find_label_issues(
             f"label_issues.joint_calibration: got {joint_calibration!r}, expected one of "
             f"{list(JOINT_CALIBRATIONS)}"
         )
+    if passes not in (1, 2):
+        raise InputError(f"label_issues.passes: got {passes!r}, expected 1 or 2")
     _check_columns(df, [id_column, label_column, *text_columns, *feature_columns], source=source)
     ids = df.get_column(id_column)
     _check_ids(ids, source=source, id_column=id_column)
@@ -657,6 +671,7 @@ def find_label_issues(
                 f"'{label_column}' value (ids {_ids_preview(bad_ids)}): nothing to check"
             )
 
+    probs: FloatArray | None = None
     if pred_probs is not None:
         probs = np.asarray(pred_probs, dtype=np.float32)
         if probs.shape != (df.height, len(cls)):
@@ -670,12 +685,6 @@ def find_label_issues(
         probs = validate_predictions(
             predictions, ids=ids, classes=cls, id_column=id_column, source="predictions"
         )
-    else:
-        probs = out_of_fold_probabilities(
-            df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
-            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
-            embeddings=embeddings,
-        )
 
     if filter_by == "auto":
         # measured (planted flips, bench/bench_label_issues.py): per-class pruning on text,
@@ -684,6 +693,29 @@ def find_label_issues(
         filter_by = "low_self_confidence" if tabular else "both"
     use_batched = batched if batched is not None else df.height >= batched_min_rows
     path = "batched" if use_batched else "standard"
+
+    def flag(labels: IntArray, p: FloatArray) -> BoolArray:
+        joint_p = None
+        if len(np.unique(labels)) >= 2:
+            joint_p = estimate_confident_joint(labels, p, calibration=joint_calibration)
+        return _flag_issues(
+            labels, p, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
+            joint=joint_p, calibration=joint_calibration,
+        )
+
+    left_out: list[int] = []
+    if probs is None:
+        def leave_out(first: FloatArray) -> BoolArray:
+            mask = flag(train_labels, first)
+            left_out.append(int(mask.sum()))
+            return mask
+
+        probs = out_of_fold_probabilities(
+            df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
+            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
+            embeddings=embeddings,
+            leave_out=leave_out if passes == 2 and mat is None else None,
+        )
     suggested_codes = probs.argmax(axis=1)
     quality = _quality(train_labels, probs)
     joint = None
@@ -774,4 +806,6 @@ def find_label_issues(
         annotators=annotators_frame,
         probabilities=probs,
         filter_by=ran,
+        passes=2 if left_out and left_out[0] else 1,
+        left_out=left_out[0] if left_out else 0,
     )

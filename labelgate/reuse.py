@@ -158,6 +158,8 @@ def find_saved(reports: Path, *, fingerprint: str) -> SavedLabelIssues | None:
             annotators=pl.DataFrame(saved["annotators"]) if saved["annotators"] else None,
             probabilities=matrix,
             filter_by=str(saved.get("section", {}).get("filter_by", "both")),
+            passes=int(saved.get("section", {}).get("passes", 1)),
+            left_out=int(saved.get("section", {}).get("left_out", 0)),
         )
         metrics = {str(k): float(v) for k, v in saved["metrics"].items()}
         return SavedLabelIssues(result, metrics, dict(saved["section"]), folder.name)

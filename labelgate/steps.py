@@ -235,6 +235,7 @@ def detect_label_issues(
         source="items",
         mapper=mapper,
         embeddings=embeddings,
+        passes=li.passes,
     )
     outcome = summarize_label_issues(result, valid=valid, spec=spec)
     outcome.section["model"] = model_description(
@@ -291,6 +292,8 @@ def summarize_label_issues(
         "folds": li.folds if result.method != "predictions" else None,
         "filter_by": result.filter_by,
         "joint_calibration": li.joint_calibration,
+        "passes": result.passes,
+        "left_out": result.left_out,
         "classes": result.classes,
         "count": count,
         "rate": result.issue_rate,

@@ -233,3 +233,13 @@ def test_cli_check_and_run_refuse_the_spec(tmp_path: Path, overrides: dict[str, 
         res = runner.invoke(app, [command, str(path)])
         assert res.exit_code == 2, (command, res.output)
         assert f"  {key}: " in res.output and "ok" not in res.output.split()
+
+
+# --------------------------------------------------------------------------- label issues
+
+
+def test_label_issue_passes_other_than_one_or_two_name_the_key() -> None:
+    msg = _error(spec_dict(label_issues={"method": "cross_validated", "passes": 3}))
+    assert "label_issues.passes" in msg
+    assert parse_spec(spec_dict(label_issues={"passes": 1})).label_issues.passes == 1  # type: ignore[union-attr]
+    assert parse_spec(spec_dict(label_issues={})).label_issues.passes == 2  # type: ignore[union-attr]

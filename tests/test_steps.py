@@ -108,3 +108,22 @@ def test_predictions_may_know_a_class_no_row_has_when_the_contract_lists_it(
     outcome = detect_label_issues(valid, spec=spec2, predictions=preds)
     assert outcome.result.classes == classes
     assert outcome.result.issue_ids.to_list() == []
+
+
+def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
+    from labelgate.report import _label_issues_markdown
+    from labelgate.steps import detect_label_issues
+    from tests.conftest import item_rows
+
+    rows = item_rows(120)
+    rows[6]["sentiment"] = "positive" if rows[6]["sentiment"] != "positive" else "negative"
+    valid = pl.DataFrame(rows)
+    two = detect_label_issues(valid, spec=parse_spec(spec_dict(label_issues={})))
+    one = detect_label_issues(valid, spec=parse_spec(spec_dict(label_issues={"passes": 1})))
+    flagged_first = int(one.result.table.get_column("is_label_issue").sum())
+    assert flagged_first >= 1
+    assert (two.section["passes"], two.section["left_out"]) == (2, flagged_first)
+    assert (one.section["passes"], one.section["left_out"]) == (1, 0)
+    text = "\n".join(_label_issues_markdown(two.section))
+    assert f"without the {flagged_first} rows the first pass flagged" in text
+    assert "second pass" not in "\n".join(_label_issues_markdown(one.section))
