@@ -57,6 +57,7 @@ from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifie
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
@@ -324,7 +325,17 @@ class FoldResult:
 
 
 def fit_fold(job: FoldJob) -> FoldResult:
-    """Fit the fold's model on the other folds and predict its own rows (a pure part)."""
+    """Fit the fold's model on the other folds and predict its own rows (a pure part).
+
+    BLAS runs on one thread here: OpenBLAS's multi-threaded sums differ in the last bits
+    with the thread count and the matrix size, so a logistic regression fitted in a
+    single-threaded Dask worker and in the flow's process would disagree (~1e-6); the
+    probabilities are the same wherever a fold runs."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_fold(job)
+
+
+def _fit_fold(job: FoldJob) -> FoldResult:
     p = job.params
     te = np.flatnonzero(job.fold_of == job.fold)
     train = job.fold_of != job.fold
@@ -462,7 +473,7 @@ def out_of_fold_probabilities(
         todo = jobs if exclude is None else [
             replace(j, params={**j.params, "exclude": exclude}) for j in jobs
         ]
-        for fold in mapper(fit_fold, todo, name="fold"):
+        for fold in mapper(fit_fold, todo, name="fold" if exclude is None else "refold"):
             out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
         return out
 

@@ -117,16 +117,17 @@ def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path
     assert len(mine["label_issues"]) == 3000 - len(  # type: ignore[arg-type]
         {(b, r) for b, r, *_ in mine["quarantine"]})  # type: ignore[attr-defined]
 
-    # the parts ran as task runs of the Dask flow run: 2 batches, 5 folds, 1 MinHash shard
+    # the parts ran as task runs of the Dask flow run: 2 batches, 5 folds twice (the second
+    # pass: "refold"), 1 MinHash shard
     runs = server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 5})
     dask_run = next(r for r in runs if r["parameters"]["store"] == str(remote))  # type: ignore[union-attr, index]
     tasks = server.post("/task_runs/filter", {
         "flow_runs": {"id": {"any_": [dask_run["id"]]}}, "limit": 200,
     })
     names = sorted(t["name"] for t in tasks)  # type: ignore[union-attr, index]
-    assert [n for n in names if n.startswith(("contract-", "fold-", "minhash-"))] == [
+    assert [n for n in names if n.startswith(("contract-", "fold-", "refold-", "minhash-"))] == [
         "contract-0", "contract-1", "fold-0", "fold-1", "fold-2", "fold-3", "fold-4",
-        "minhash-0",
+        "minhash-0", "refold-0", "refold-1", "refold-2", "refold-3", "refold-4",
     ]
     assert all(t["state"]["type"] == "COMPLETED" for t in tasks)  # type: ignore[union-attr, index]
 
@@ -146,7 +147,7 @@ def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path
     tasks = server.post("/task_runs/filter", {
         "flow_runs": {"id": {"any_": [child["id"]]}}, "limit": 200,
     })
-    assert sum(t["name"].startswith("fold-") for t in tasks) == 5  # type: ignore[union-attr, index]
+    assert sum(t["name"].startswith(("fold-", "refold-")) for t in tasks) == 10  # type: ignore[union-attr, index]
 
 
 def test_dask_needs_a_reachable_scheduler_and_a_server(server: Server, tmp_path: Path) -> None:  # noqa: F811
