@@ -3,7 +3,7 @@
 Three ways to get the predicted probabilities that confident learning needs:
 
 * ``cross_validated`` (default): out-of-fold probabilities from a model trained here
-  (:func:`labelgate.label_model.out_of_fold_probabilities`).
+  (:func:`labelgate.label_model.out_of_fold`).
 * ``predictions``: probabilities supplied by the user (e.g. from a larger model), validated by
   :func:`validate_predictions`.
 * ``multiannotator``: a long annotations frame (item, annotator, label) and CROWDLAB
@@ -29,7 +29,7 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
-from labelgate.label_model import out_of_fold_probabilities
+from labelgate.label_model import out_of_fold
 from labelgate.partition import Mapper, serial_map
 
 __all__ = [
@@ -580,7 +580,7 @@ def find_label_issues(
     columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
     ``label_column``). ``mapper`` runs the built-in model's folds (`labelgate.partition`).
     ``embeddings`` (one row per row of ``df``, `labelgate.embeddings.embed_texts`) joins the
-    built-in text model (`labelgate.label_model.out_of_fold_probabilities`).
+    built-in text model (`labelgate.label_model.out_of_fold`).
     ``passes=2`` (the built-in model, not multiannotator) scores every row a second time with
     models trained without the rows the first pass flagged (iterative noisy
     cross-validation, Chen et al. 2019): noisy training labels blur the model, and the
@@ -603,7 +603,7 @@ def find_label_issues(
             f"label_issues.joint_calibration: got {joint_calibration!r}, expected one of "
             f"{list(JOINT_CALIBRATIONS)}"
         )
-    if passes not in (1, 2):
+    if type(passes) is not int or passes not in (1, 2):
         raise InputError(f"label_issues.passes: got {passes!r}, expected 1 or 2")
     _check_columns(df, [id_column, label_column, *text_columns, *feature_columns], source=source)
     ids = df.get_column(id_column)
@@ -704,19 +704,21 @@ def find_label_issues(
             joint=joint_p, calibration=joint_calibration,
         )
 
-    left_out: list[int] = []
+    left_out = 0
     if probs is None:
         def leave_out(first: FloatArray) -> BoolArray:
             mask = flag(train_labels, first)
-            left_out.append(int(mask.sum()))
+            if max_label_quality is not None:
+                mask &= _quality(train_labels, first) < max_label_quality
             return mask
 
-        probs = out_of_fold_probabilities(
+        fitted = out_of_fold(
             df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
             folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
             embeddings=embeddings,
             leave_out=leave_out if passes == 2 and mat is None else None,
         )
+        probs, left_out = fitted.probabilities, fitted.left_out
     suggested_codes = probs.argmax(axis=1)
     quality = _quality(train_labels, probs)
     joint = None
@@ -807,6 +809,6 @@ def find_label_issues(
         annotators=annotators_frame,
         probabilities=probs,
         filter_by=ran,
-        passes=2 if left_out and left_out[0] else 1,
-        left_out=left_out[0] if left_out else 0,
+        passes=2 if left_out else 1,
+        left_out=left_out,
     )

@@ -78,10 +78,13 @@ __all__ = [
     "TABULAR_ENSEMBLE_MAX_ROWS",
     "FoldJob",
     "FoldResult",
+    "OutOfFold",
     "assign_folds",
     "auto_epochs",
     "fit_fold",
     "joined_text",
+    "keep_every_class",
+    "out_of_fold",
     "out_of_fold_probabilities",
     "text_matrix",
     "word_ngram_counts",
@@ -337,16 +340,8 @@ class FoldResult:
 
 def fit_fold(job: FoldJob) -> FoldResult:
     """Fit the fold's model on the other folds and predict its own rows (a pure part).
-
-    BLAS runs on one thread here: OpenBLAS's multi-threaded sums differ in the last bits
-    with the thread count and the matrix size, so a logistic regression fitted in a
-    single-threaded Dask worker and in the flow's process would disagree (~1e-6); the
-    probabilities are the same wherever a fold runs."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_fold(job)
-
-
-def _fit_fold(job: FoldJob) -> FoldResult:
+    Training rows in ``params["exclude"]`` are left out, unless that leaves fewer than two
+    classes (`keep_every_class` keeps a class from vanishing in the first place)."""
     p = job.params
     te = np.flatnonzero(job.fold_of == job.fold)
     train = job.fold_of != job.fold
@@ -392,6 +387,28 @@ def _fit_fold(job: FoldJob) -> FoldResult:
     return FoldResult(te, classes, probs)
 
 
+def keep_every_class(y: IntArray, fold_of: IntArray, drop: BoolArray) -> BoolArray:
+    """``drop`` minus every row of a class that it would remove from some fold's training
+    rows entirely (that fold's model would never see the class and would score its rows 0
+    for it, flagging them all). Such a class keeps all its rows in the second pass."""
+    folds = int(fold_of.max()) + 1 if len(fold_of) else 0
+    k = int(y.max()) + 1 if len(y) else 0
+    total = np.bincount(y * folds + fold_of, minlength=k * folds).reshape(k, folds)
+    dropped = np.bincount(y[drop] * folds + fold_of[drop], minlength=k * folds).reshape(
+        k, folds
+    )
+    train_total = total.sum(axis=1, keepdims=True) - total
+    train_dropped = dropped.sum(axis=1, keepdims=True) - dropped
+    wiped = ((train_total > 0) & (train_dropped == train_total)).any(axis=1)
+    return np.asarray(drop & ~wiped[y], dtype=bool)
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    probabilities: FloatArray  # rows x classes, float32
+    left_out: int  # rows the second pass's models did not train on (0: one pass ran)
+
+
 def auto_epochs(n_rows: int) -> int:
     """SGD passes: 10 up to 100k rows, then a constant budget of ~1M example updates per fold
     (200k rows: 5, 1M rows: 1); more passes bought nothing measurable at large N."""
@@ -399,6 +416,13 @@ def auto_epochs(n_rows: int) -> int:
 
 
 def out_of_fold_probabilities(
+    features: pl.DataFrame, labels: npt.ArrayLike, **kwargs: Any
+) -> FloatArray:
+    """`out_of_fold`'s probabilities (same arguments)."""
+    return out_of_fold(features, labels, **kwargs).probabilities
+
+
+def out_of_fold(
     features: pl.DataFrame,
     labels: npt.ArrayLike,
     *,
@@ -416,7 +440,7 @@ def out_of_fold_probabilities(
     mapper: Mapper = serial_map,
     embeddings: npt.NDArray[np.float32] | None = None,
     leave_out: Callable[[FloatArray], BoolArray] | None = None,
-) -> FloatArray:
+) -> OutOfFold:
     """Predicted class probabilities (float32, rows x classes) where row i is scored only by a
     model trained on the other folds.
 
@@ -429,9 +453,16 @@ def out_of_fold_probabilities(
 
     ``leave_out`` asks for a second pass: given the first pass's probabilities it names the
     rows (a boolean mask, e.g. those flagged as label issues) that the second pass's models do
-    not train on. Every row is scored again, still only by models of the other folds. The
-    result is the second pass's probabilities for a feature-columns model and the average of
-    the two passes for a text model (see the module docstring for what was measured).
+    not train on, except the rows of a class the mask would take out of a fold's training
+    entirely (`keep_every_class`); when no row is left out, the second pass is skipped.
+    Every row is scored again, still only by models of the other folds. The probabilities
+    are the second pass's for a feature-columns model and the average of the two passes for
+    a text model (see the module docstring for what was measured).
+
+    BLAS runs on one thread in this process while the folds are fitted: OpenBLAS's
+    multi-threaded sums differ in the last bits with the thread count and the matrix size, so
+    a logistic regression fitted here and in a Dask worker (whose nanny sets
+    OPENBLAS_NUM_THREADS=1) would disagree by ~1e-6.
     """
     y = np.asarray(labels, dtype=np.int64)
     n = features.height
@@ -488,15 +519,16 @@ def out_of_fold_probabilities(
             out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
         return out
 
-    first = run(None)
-    if leave_out is None:
-        return first
-    drop = np.asarray(leave_out(first), dtype=bool)
-    if not drop.any():
-        return first
-    second = run(drop)
+    with threadpool_limits(limits=1, user_api="blas"):
+        first = run(None)
+        if leave_out is None:
+            return OutOfFold(first, 0)
+        drop = keep_every_class(y, fold_of, np.asarray(leave_out(first), dtype=bool))
+        if not drop.any():
+            return OutOfFold(first, 0)
+        second = run(drop)
     if text_columns:
         # n-gram models vary more between fits: the two passes averaged measured better than
         # the second alone (module docstring)
-        return ((first + second) / 2).astype(np.float32)
-    return second
+        return OutOfFold(((first + second) / 2).astype(np.float32), int(drop.sum()))
+    return OutOfFold(second, int(drop.sum()))

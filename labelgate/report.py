@@ -296,8 +296,8 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
         weights = f" ({li['embedding_model']})" if li.get("embedding_model") else ""
         lines += [f"model (out-of-fold probabilities): {li['model']}{weights}", ""]
     if li.get("passes") == 2:
-        lines += [f"second pass: models trained again without the {li['left_out']} rows the "
-                  "first pass flagged, every row scored again out of fold", ""]
+        lines += [f"second pass: models trained again without {li['left_out']} rows the first "
+                  "pass flagged, every row scored again out of fold", ""]
     if li.get("reused_from"):
         lines += [f"reused from run {li['reused_from']} (same rows, labels, settings and "
                   "model)", ""]

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -491,8 +492,8 @@ class LabelIssuesSpec(_Model):
         "only. Also sets the noise matrix and the health score (per_class: 1 - the estimated "
         "noise rate).",
     )
-    passes: Literal[1, 2] = Field(
-        default=2,
+    passes: StrictInt = Field(
+        default=2, ge=1, le=2,
         description="cross_validated: 2 scores every row again with models trained without the "
         "rows the first pass flagged (still out of fold; measured on planted flips: F1 "
         "+0.01..+0.08 on tables, -0.01..+0.03 on text, at twice the training time); 1: one "

@@ -16,7 +16,7 @@ from labelgate.label_issues import (
     find_label_issues,
     validate_predictions,
 )
-from labelgate.label_model import assign_folds, out_of_fold_probabilities
+from labelgate.label_model import assign_folds, out_of_fold, out_of_fold_probabilities
 
 CLASSES = ["negative", "neutral", "positive"]
 
@@ -785,3 +785,59 @@ def test_passes_other_than_one_or_two_are_refused() -> None:
     with pytest.raises(InputError, match=r"label_issues\.passes"):
         find_label_issues(df, id_column="id", label_column="label", text_columns=["t"],
                           passes=3)
+    with pytest.raises(InputError, match=r"label_issues\.passes"):
+        find_label_issues(df, id_column="id", label_column="label", text_columns=["t"],
+                          passes=True)
+
+
+def test_a_class_the_first_pass_flags_entirely_keeps_its_rows_in_the_second() -> None:
+    from labelgate.label_model import keep_every_class
+
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+    fold_of = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+    drop = np.array([1, 0, 0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
+    # class 2 has one training row per fold; its row in fold 0 is dropped, so fold 1's model
+    # would never see class 2: both its rows stay. Classes 0 and 1 keep rows in every fold.
+    assert keep_every_class(y, fold_of, drop).tolist() == [
+        True, False, False, False, True, True, False, False, False, False,
+    ]
+    assert not keep_every_class(y, fold_of, np.zeros(10, dtype=bool)).any()
+
+
+def test_second_pass_never_scores_a_small_class_zero_by_leaving_it_out() -> None:
+    """Three classes, one of 8 rows: when the first pass flags every training row of the small
+    class in a fold, the second pass keeps them (it would otherwise score that fold's rows of
+    the class 0 and flag them all)."""
+    rng = np.random.default_rng(5)
+    y = np.repeat(["a", "b", "c"], [60, 60, 8])
+    centre = {"a": 0.0, "b": 3.0, "c": 1.5}
+    x = np.array([centre[v] for v in y]) + rng.normal(scale=0.9, size=len(y))
+    df = pl.DataFrame({"id": np.arange(len(y)), "x": x, "z": rng.normal(size=len(y)),
+                       "label": y.tolist()})
+    res = find_label_issues(df, id_column="id", label_column="label", feature_columns=["x", "z"])
+    assert res.probabilities is not None
+    small = np.flatnonzero(y == "c")
+    assert (res.probabilities[small, 2] > 0).all()  # every fold's model saw class c
+
+
+def test_second_pass_honours_max_label_quality_and_is_skipped_when_nothing_is_left_out() -> None:
+    df, _ = _sms_with_flips()
+    df = df.head(1500)
+    args = {"id_column": "id", "label_column": "label", "text_columns": ["text"],
+            "max_label_quality": 0.05}
+    one = find_label_issues(df, **args, passes=1)  # type: ignore[arg-type]
+    two = find_label_issues(df, **args)  # type: ignore[arg-type]
+    flagged_first = int(one.table.get_column("is_label_issue").sum())
+    unfiltered = find_label_issues(df, **{**args, "max_label_quality": None},  # type: ignore[arg-type]
+                                   passes=1)
+    assert 0 < flagged_first < int(unfiltered.table.get_column("is_label_issue").sum())
+    assert two.left_out == flagged_first  # only the rows the threshold lets through
+    # leaving out only the small class's rows would leave it out entirely: nothing is left
+    # out, so one pass runs and the result says so
+    y = np.array([0] * 80 + [1] * 6)
+    x = pl.DataFrame({"x": np.r_[np.zeros(80), np.ones(6)]
+                      + np.random.default_rng(0).normal(scale=2.0, size=86)})
+    fitted = out_of_fold(x, y, text_columns=[], feature_columns=["x"], leave_out=lambda p: y == 1)
+    assert fitted.left_out == 0
+    assert np.array_equal(fitted.probabilities,
+                          out_of_fold(x, y, text_columns=[], feature_columns=["x"]).probabilities)

@@ -240,6 +240,8 @@ def test_cli_check_and_run_refuse_the_spec(tmp_path: Path, overrides: dict[str, 
 
 def test_label_issue_passes_other_than_one_or_two_name_the_key() -> None:
     msg = _error(spec_dict(label_issues={"method": "cross_validated", "passes": 3}))
-    assert "label_issues.passes" in msg
+    assert "label_issues.passes: Input should be less than or equal to 2" in msg
+    assert "label_issues.passes" in _error(spec_dict(label_issues={"passes": True}))
+    assert "label_issues.passes" in _error(spec_dict(label_issues={"passes": 2.0}))
     assert parse_spec(spec_dict(label_issues={"passes": 1})).label_issues.passes == 1  # type: ignore[union-attr]
     assert parse_spec(spec_dict(label_issues={})).label_issues.passes == 2  # type: ignore[union-attr]

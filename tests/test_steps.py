@@ -125,5 +125,5 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     assert (two.section["passes"], two.section["left_out"]) == (2, flagged_first)
     assert (one.section["passes"], one.section["left_out"]) == (1, 0)
     text = "\n".join(_label_issues_markdown(two.section))
-    assert f"without the {flagged_first} rows the first pass flagged" in text
+    assert f"without {flagged_first} rows the first pass flagged" in text
     assert "second pass" not in "\n".join(_label_issues_markdown(one.section))
