@@ -588,9 +588,8 @@ def find_label_issues(
     Measured on real data with planted flips (bench/bench_label_issues.py, 5% / 10%): strict
     F1 +0.01..+0.08 on five tables (digits at 5%: -0.002), on text -0.01..+0.03 (the loss on
     crowd-labelled tweets, where more of the crowd's own errors are flagged); the price is
-    twice the training time. The row's own label still never trains
-    the model that scores it; it can only change which *other* rows the second pass leaves
-    out.
+    twice the training time. The row's own label still never trains the model that scores
+    it; it can only change which *other* rows the second pass leaves out.
     """
     if method not in METHODS:
         raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
@@ -695,22 +694,24 @@ def find_label_issues(
     use_batched = batched if batched is not None else df.height >= batched_min_rows
     path = "batched" if use_batched else "standard"
 
-    def flag(labels: IntArray, p: FloatArray) -> BoolArray:
-        joint_p = None
-        if len(np.unique(labels)) >= 2:
-            joint_p = estimate_confident_joint(labels, p, calibration=joint_calibration)
-        return _flag_issues(
-            labels, p, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
+    def joint_of(p: FloatArray) -> IntArray | None:
+        if len(np.unique(train_labels)) < 2:
+            return None
+        return estimate_confident_joint(train_labels, p, calibration=joint_calibration)
+
+    def flag(p: FloatArray, joint_p: IntArray | None) -> BoolArray:
+        mask = _flag_issues(
+            train_labels, p, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
             joint=joint_p, calibration=joint_calibration,
         )
+        if max_label_quality is not None:
+            mask &= _quality(train_labels, p) < max_label_quality
+        return mask
 
     left_out = 0
     if probs is None:
         def leave_out(first: FloatArray) -> BoolArray:
-            mask = flag(train_labels, first)
-            if max_label_quality is not None:
-                mask &= _quality(train_labels, first) < max_label_quality
-            return mask
+            return flag(first, joint_of(first))
 
         fitted = out_of_fold(
             df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
@@ -721,9 +722,7 @@ def find_label_issues(
         probs, left_out = fitted.probabilities, fitted.left_out
     suggested_codes = probs.argmax(axis=1)
     quality = _quality(train_labels, probs)
-    joint = None
-    if len(np.unique(train_labels)) >= 2:
-        joint = estimate_confident_joint(train_labels, probs, calibration=joint_calibration)
+    joint = joint_of(probs)
     ran = filter_by  # what the report names
     if mat is not None:
         ran = "crowdlab_consensus"  # flags: the given label differs from CROWDLAB's consensus
@@ -732,12 +731,7 @@ def find_label_issues(
         if use_batched:
             ran = ("low_self_confidence (batched)" if joint_calibration == "per_class"
                    else "find_label_issues_batched")
-        is_issue = _flag_issues(
-            train_labels, probs, batched=use_batched, filter_by=filter_by,
-            batch_size=batch_size, joint=joint, calibration=joint_calibration,
-        )
-    if max_label_quality is not None:
-        is_issue = is_issue & (quality < max_label_quality)
+        is_issue = flag(probs, joint)
     annotators_frame: pl.DataFrame | None = None
     extra: dict[str, pl.Series] = {}
     if mat is not None:
