@@ -295,6 +295,9 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
     if li.get("model"):
         weights = f" ({li['embedding_model']})" if li.get("embedding_model") else ""
         lines += [f"model (out-of-fold probabilities): {li['model']}{weights}", ""]
+    if li.get("filter_by") and li.get("joint_calibration"):
+        lines += [f"flags: filter {li['filter_by']}, counted by the "
+                  f"{li['joint_calibration']} joint", ""]
     if li.get("passes") == 2:
         lines += [f"second pass: models trained again without {li['left_out']} rows the first "
                   "pass flagged, every row scored again out of fold", ""]

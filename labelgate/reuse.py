@@ -158,6 +158,9 @@ def find_saved(reports: Path, *, fingerprint: str) -> SavedLabelIssues | None:
             annotators=pl.DataFrame(saved["annotators"]) if saved["annotators"] else None,
             probabilities=matrix,
             filter_by=str(saved.get("section", {}).get("filter_by", "both")),
+            joint_calibration=str(
+                saved.get("section", {}).get("joint_calibration", "per_class")
+            ),
             passes=int(saved.get("section", {}).get("passes", 1)),
             left_out=int(saved.get("section", {}).get("left_out", 0)),
         )

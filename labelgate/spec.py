@@ -483,13 +483,17 @@ class LabelIssuesSpec(_Model):
         "supplied predictions, low_self_confidence (the lowest-quality rows, as many as the "
         "joint estimates) for the built-in feature-columns model (measured best on each).",
     )
-    joint_calibration: Literal["per_class", "cleanlab"] = Field(
-        default="per_class",
-        description="How the confident joint (rows given label i that are truly j) that sets "
-        "how many rows are flagged is scaled: per_class corrects each true class for how often "
-        "its rows are counted confidently, then scales rows as cleanlab does (measured: more "
-        "flips found on imbalanced data, the same elsewhere); cleanlab: cleanlab's scaling "
-        "only. Also sets the noise matrix and the health score (per_class: 1 - the estimated "
+    joint_calibration: Literal["auto", "per_class", "posterior", "cleanlab"] = Field(
+        default="auto",
+        description="How the joint (rows given label i that are truly j) that sets how many "
+        "rows are flagged is estimated: per_class corrects each true class of cleanlab's "
+        "confident joint for how often its rows are counted confidently, then scales rows as "
+        "cleanlab does (measured: more flips found on imbalanced data, the same elsewhere); "
+        "posterior refines that joint into the sum of every row's posterior over its true "
+        "class under the class-conditional noise model (EM; a steadier count); cleanlab: "
+        "cleanlab's scaling only. auto: posterior for the built-in feature-columns model up to "
+        "10,000 rows with a ranked cut, per_class elsewhere (each measured best there). Also "
+        "sets the noise matrix and the health score (per_class, posterior: 1 - the estimated "
         "noise rate).",
     )
     passes: StrictInt = Field(

@@ -291,7 +291,7 @@ def summarize_label_issues(
         "path": result.path,
         "folds": li.folds if result.method != "predictions" else None,
         "filter_by": result.filter_by,
-        "joint_calibration": li.joint_calibration,
+        "joint_calibration": result.joint_calibration,
         "passes": result.passes,
         "left_out": result.left_out,
         "classes": result.classes,

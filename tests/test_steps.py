@@ -127,3 +127,6 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     text = "\n".join(_label_issues_markdown(two.section))
     assert f"without {flagged_first} rows the first pass flagged" in text
     assert "second pass" not in "\n".join(_label_issues_markdown(one.section))
+    # text: per-pair pruning counted by the per-class joint ("auto" resolved in the report)
+    assert (two.section["filter_by"], two.section["joint_calibration"]) == ("both", "per_class")
+    assert "flags: filter both, counted by the per_class joint" in text
