@@ -55,8 +55,11 @@ COUNTING_CALIBRATIONS = ("per_class", "posterior")
 # bound of 1 / (the share of a true class's rows the confident joint counts): see
 # estimate_confident_joint (measured 1.1-1.7 on the benchmark sets)
 MAX_INV_RATE = 4.0
-# filters that cut a ranking (with per_class: as many rows as the joint says are mislabelled)
+# filters that cut a ranking (with per_class or posterior: as many rows as the joint says are
+# mislabelled)
 RANKED_FILTERS = ("low_self_confidence", "low_normalized_margin")
+# filters whose number of flags comes from the joint (per-pair pruning or a ranked cut)
+JOINT_COUNTED_FILTERS = ("both", "prune_by_noise_rate", "prune_by_class", *RANKED_FILTERS)
 FILTERS = ("auto", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
            "predicted_neq_given", "low_self_confidence", "low_normalized_margin")
 
@@ -307,7 +310,7 @@ def estimate_confident_joint(
 
 
 POSTERIOR_SHARPEN = 2.0  # probabilities are squared (then renormalised) in `posterior_joint`
-POSTERIOR_MAX_ITER = 100
+POSTERIOR_MAX_ITER = 1000
 
 
 def posterior_joint(
@@ -317,38 +320,43 @@ def posterior_joint(
     class, under confident learning's class-conditional noise model: P(true = j | x, given = i)
     is proportional to q_j(x) * T[i, j], where T[i, j] = P(given = i | true = j). T starts from
     ``joint`` (e.g. `estimate_confident_joint`'s) and is re-estimated from the posteriors until
-    it settles (EM). ``q`` are the out-of-fold probabilities raised to ``sharpen`` and
-    renormalised: the small-table ensemble (extra trees + logistic regression, averaged) is
-    under-confident, and the likelihood of the given labels under this model peaks near 2 on
-    penguins, iris and digits (1.8-2.1) with planted flips.
+    no cell of the joint moves by 0.01 rows (EM). ``q`` are the probabilities raised to
+    ``sharpen`` and renormalised: the default 2 suits the built-in small-table ensemble (extra
+    trees + logistic regression, averaged), which is under-confident; the likelihood of the
+    given labels under this model peaks near 2 on penguins, iris and digits (1.8-2.1) with
+    planted flips. Calibrated probabilities want ``sharpen=1`` (2 over-counts them).
 
     A confident-joint count only counts the rows above a class's threshold and scales them up,
     so it has the sampling error of a thinned count (penguins, 17 planted flips: standard
-    deviation 1.7 rows); the posterior sums over every row (0.8 rows). Rows sum to the number
-    of rows given each label, like cleanlab's calibrated joint."""
-    from cleanlab.count import calibrate_confident_joint
+    deviation 1.7 rows); the posterior sums over every row (0.8 rows). Classes that no row is
+    given are left out (no row is counted as truly of them). Rows sum to the number of rows
+    given each label, like cleanlab's calibrated joint."""
+    from cleanlab.internal.util import round_preserving_row_totals
 
     labels = np.asarray(labels, dtype=np.int64)
     k = probs.shape[1]
-    q = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None) ** sharpen
+    p = np.asarray(probs, dtype=np.float64)
+    if not np.isfinite(p).all():
+        raise InputError("label_issues: probabilities must be finite (a NaN or inf was given)")
+    seen = np.bincount(labels, minlength=k) > 0
+    q = np.clip(p, 1e-12, None) ** sharpen
+    q[:, ~seen] = 0.0
     q /= q.sum(axis=1, keepdims=True)
     eps = 1e-3  # keeps every transition possible (a zero would stay zero under EM)
     t = np.asarray(joint, dtype=np.float64) + eps
     t /= t.sum(axis=0, keepdims=True)
-    soft = np.zeros((k, k))
+    soft: npt.NDArray[np.float64] = np.zeros((k, k))
     for _ in range(POSTERIOR_MAX_ITER):
         post = q * t[labels, :]
         post /= post.sum(axis=1, keepdims=True)
-        soft = np.zeros((k, k))
-        np.add.at(soft, labels, post)
-        t_new = (soft + eps) / (soft + eps).sum(axis=0, keepdims=True)
-        settled = np.abs(t_new - t).max() < 1e-7
-        t = t_new
-        if settled:
+        new = np.stack([np.bincount(labels, weights=post[:, j], minlength=k) for j in range(k)],
+                       axis=1).astype(np.float64)
+        moved = np.abs(new - soft).max()
+        soft = new
+        t = (soft + eps) / (soft + eps).sum(axis=0, keepdims=True)
+        if moved < 0.01:
             break
-    return np.asarray(
-        calibrate_confident_joint(np.rint(soft).astype(np.int64), labels), dtype=np.int64
-    )
+    return np.asarray(round_preserving_row_totals(soft), dtype=np.int64)
 
 
 def _flag_issues(
@@ -390,7 +398,7 @@ def _flag_ranked(
     """The rows with the lowest label quality (cleanlab's score ``method``), as many as
     ``joint`` estimates are mislabelled; rows whose given label is the model's top class are
     not flagged (as in cleanlab's batched path; its ``low_self_confidence`` filter keeps
-    them). cleanlab's ranked filter, counted by the per-class joint."""
+    them). cleanlab's ranked filter, counted by the per-class or the posterior joint."""
     from cleanlab.rank import get_label_quality_scores
 
     scores = get_label_quality_scores(labels, probs, method=method)
@@ -735,6 +743,12 @@ def find_label_issues(
                 f"label_issues: pred_probs has shape {probs.shape}, expected "
                 f"({df.height}, {len(cls)})"
             )
+        if not np.isfinite(probs).all():
+            bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+            raise InputError(
+                f"label_issues: pred_probs has NaN or inf in {len(bad)} row(s) (ids "
+                f"{_ids_preview(ids.gather(bad[:5]).to_list())})"
+            )
     elif method == "predictions":
         if predictions is None:
             raise InputError("label_issues.method 'predictions' needs a predictions frame")
@@ -747,14 +761,15 @@ def find_label_issues(
         # a ranked cut on the small-table models (5 tables, 10 flip seeds: +0.03 F1)
         tabular = method == "cross_validated" and not text_columns
         filter_by = "low_self_confidence" if tabular else "both"
+    use_batched = batched if batched is not None else df.height >= batched_min_rows
     if joint_calibration == "auto":
         # measured (planted flips, 5 tables, flip seeds 7-26): the posterior count on the
         # small-table ensemble, whose probabilities `posterior_joint` was tuned on
         small_table = (method == "cross_validated" and not text_columns
                        and df.height <= TABULAR_ENSEMBLE_MAX_ROWS)
-        posterior = small_table and filter_by in RANKED_FILTERS and pred_probs is None
+        ranked = filter_by in RANKED_FILTERS or use_batched  # the batched path is a ranked cut
+        posterior = small_table and ranked and pred_probs is None
         joint_calibration = "posterior" if posterior else "per_class"
-    use_batched = batched if batched is not None else df.height >= batched_min_rows
     path = "batched" if use_batched else "standard"
 
     def joint_of(p: FloatArray) -> IntArray | None:

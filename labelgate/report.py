@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from labelgate.gate import GateVerdict
+from labelgate.label_issues import JOINT_COUNTED_FILTERS
 from labelgate.lake import Batch
 from labelgate.runs import RunContext, reports_root
 
@@ -295,9 +296,12 @@ def _label_issues_markdown(li: Mapping[str, Any]) -> list[str]:
     if li.get("model"):
         weights = f" ({li['embedding_model']})" if li.get("embedding_model") else ""
         lines += [f"model (out-of-fold probabilities): {li['model']}{weights}", ""]
-    if li.get("filter_by") and li.get("joint_calibration"):
-        lines += [f"flags: filter {li['filter_by']}, counted by the "
-                  f"{li['joint_calibration']} joint", ""]
+    if li.get("filter_by"):
+        # only these filters take their number of flags from the joint
+        counted = str(li["filter_by"]).removesuffix(" (batched)") in JOINT_COUNTED_FILTERS
+        how = (f", counted by the {li['joint_calibration']} joint"
+               if counted and li.get("joint_calibration") else "")
+        lines += [f"flags: filter {li['filter_by']}{how}", ""]
     if li.get("passes") == 2:
         lines += [f"second pass: models trained again without {li['left_out']} rows the first "
                   "pass flagged, every row scored again out of fold", ""]

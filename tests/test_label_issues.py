@@ -12,6 +12,7 @@ import pytest
 from labelgate.errors import InputError
 from labelgate.label_issues import (
     LabelIssuesResult,
+    _flag_ranked,
     estimate_confident_joint,
     find_label_issues,
     posterior_joint,
@@ -492,9 +493,9 @@ def test_planted_flips_in_a_real_table_are_found() -> None:
     tp = (flagged & planted).sum()
     # Measured (flip seed 7, posterior count): 58 flagged, precision 0.931, recall 0.947
     # (seeds 8-9: 0.929 / 0.912, 0.931 / 0.947). With the per-class count: 61 flagged, 0.918 /
-    # 0.982 (seeds 8-9: 0.915 / 0.947, 0.915 / 0.947). One pass (`passes=1`): 63 flagged, 0.873 / 0.965 (seeds 8-9:
-    # 0.869 / 0.930, 0.931 / 0.947). Before that (boosting + extra trees + logistic regression
-    # averaged, per-class pruning): 61 flagged, 0.820 / 0.877.
+    # 0.982 (seeds 8-9: 0.915 / 0.947, 0.915 / 0.947); one pass (`passes=1`): 63 flagged,
+    # 0.873 / 0.965 (seeds 8-9: 0.869 / 0.930, 0.931 / 0.947). Before that (boosting + extra
+    # trees + logistic regression averaged, per-class pruning): 61 flagged, 0.820 / 0.877.
     assert res.filter_by == "low_self_confidence"
     assert tp / planted.sum() >= 0.93
     assert tp / flagged.sum() >= 0.88
@@ -643,6 +644,34 @@ def test_posterior_joint_finds_each_flip_pair_of_clear_cases() -> None:
     expected = np.diag([96, 98, 100])
     expected[0, 2], expected[1, 0] = 4, 2
     assert joint.tolist() == expected.tolist()
+
+
+def test_posterior_joint_counts_no_row_into_a_class_no_row_is_given() -> None:
+    # 600 clean rows of two classes; a third class (in the class list, given to no row)
+    # gets 0.1 everywhere: no row is truly of it, and a one-row class keeps its row
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 300)
+    two = rng.dirichlet([8, 1], 600)
+    two[300:] = two[300:, ::-1]
+    probs = np.column_stack([two * 0.9, np.full(600, 0.1)]).astype(np.float32)
+    joint = posterior_joint(labels, probs, estimate_confident_joint(labels, probs))
+    assert joint[:, 2].sum() == 0 and joint[2].sum() == 0
+    assert joint.sum(axis=1).tolist() == [300, 300, 0]
+    labels4 = np.concatenate([labels, [2]])
+    probs4 = np.vstack([probs, [[0.3, 0.3, 0.4]]]).astype(np.float32)
+    joint4 = posterior_joint(labels4, probs4, estimate_confident_joint(labels4, probs4))
+    assert joint4.sum(axis=1).tolist() == [300, 300, 1]
+    with pytest.raises(InputError, match="finite"):
+        posterior_joint(labels, np.where(probs > 0.5, np.nan, probs), joint)
+
+
+def test_supplied_probabilities_with_nan_are_refused() -> None:
+    df = _toy().drop("text")
+    probs = np.full((df.height, 3), 1 / 3, np.float32)
+    probs[4, 1] = np.nan
+    with pytest.raises(InputError, match=r"pred_probs has NaN or inf in 1 row\(s\) \(ids 't004'\)"):
+        find_label_issues(df, id_column="id", label_column="label", pred_probs=probs,
+                          classes=CLASSES)
 
 
 def test_one_class_is_flagged_nowhere_with_every_filter() -> None:
@@ -816,12 +845,24 @@ def test_auto_joint_is_the_posterior_on_small_tables_only(
     assert auto.probabilities is not None
     codes = np.searchsorted(np.array(auto.classes), np.array(noisy))
     joint = estimate_confident_joint(codes, auto.probabilities, calibration="posterior")
-    assert auto.table.get_column("is_label_issue").sum() <= joint.sum() - np.trace(joint)
+    ranked = _flag_ranked(codes, auto.probabilities, joint=joint, method="self_confidence")
+    assert np.array_equal(auto.table.get_column("is_label_issue").to_numpy(), ranked)
+    per_class_joint = estimate_confident_joint(codes, auto.probabilities)
+    assert not np.array_equal(  # the two counts differ here (14 and 15 flags)
+        ranked, _flag_ranked(codes, auto.probabilities, joint=per_class_joint,
+                             method="self_confidence"))
     explicit = find_label_issues(df, **args, joint_calibration="per_class")  # type: ignore[arg-type]
     assert explicit.joint_calibration == "per_class"
     both = find_label_issues(df, **args, filter_by="both")  # type: ignore[arg-type]
     assert both.joint_calibration == "per_class"  # per-pair pruning: not measured with it
-    monkeypatch.setattr(li, "TABULAR_ENSEMBLE_MAX_ROWS", 100)  # a "large" table: boosting
+    # with batched=True the cut is ranked whatever filter_by says
+    batched = find_label_issues(df, **args, filter_by="both", batched=True)  # type: ignore[arg-type]
+    assert batched.joint_calibration == "posterior"
+    # supplied probabilities: not the ensemble the squaring suits
+    supplied = find_label_issues(df, **args, pred_probs=auto.probabilities)  # type: ignore[arg-type]
+    assert supplied.joint_calibration == "per_class"
+    # a table over the ensemble's size (the resolution only: the model stays the ensemble here)
+    monkeypatch.setattr(li, "TABULAR_ENSEMBLE_MAX_ROWS", 100)
     assert find_label_issues(df, **args).joint_calibration == "per_class"  # type: ignore[arg-type]
 
 

@@ -130,3 +130,7 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     # text: per-pair pruning counted by the per-class joint ("auto" resolved in the report)
     assert (two.section["filter_by"], two.section["joint_calibration"]) == ("both", "per_class")
     assert "flags: filter both, counted by the per_class joint" in text
+    # filters that do not take their count from a joint say only the filter
+    crowd = _label_issues_markdown({**two.section, "filter_by": "crowdlab_consensus"})
+    assert "flags: filter crowdlab_consensus\n" in "\n".join(crowd) + "\n"
+    assert "counted by" not in "\n".join(crowd)
