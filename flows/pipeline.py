@@ -67,7 +67,7 @@ def quality_pipeline(
         dups = stages.dedup(spec, run, result) if spec.dedup and rows else None
         split = stages.splits(spec, run, result, issues, dups) if spec.splits and rows else None
         outcomes = stages.Outcomes(agreement, issues, dups, split, sft, review)
-        metrics = stages.metrics(spec, run, result, outcomes)
+        metrics = stages.metrics(spec, run, result, outcomes, batches)
         verdict = stages.gate(spec, run, metrics)
         published = (
             stages.publish(spec, run, split, verdict, metrics, batches)

@@ -58,6 +58,13 @@ GATE_CHECKS: dict[str, GateCheck] = {
         ),
         GateCheck("min_rows", "rows_valid", "min", "valid rows in total"),
         GateCheck(
+            "max_rejected_lines",
+            "rejected_lines",
+            "max",
+            "input lines in records the reader could not parse (a CSV record's every "
+            "physical line, e.g. a broken quote's line; one per bad JSON line)",
+        ),
+        GateCheck(
             "min_krippendorff_alpha",
             "agreement.krippendorff_alpha",
             "min",

@@ -41,7 +41,7 @@ from markupsafe import Markup
 
 from labelgate import plots
 from labelgate.report import COEFFICIENTS as _COEFFICIENTS
-from labelgate.report import consensus_applied_text
+from labelgate.report import consensus_applied_text, csv_lines_text
 
 __all__ = ["TREND_METRICS", "render_html", "write_html"]
 
@@ -297,6 +297,8 @@ def _rows_section(report: Mapping[str, Any]) -> Section:
         f"excluded {parts[2][1]:,}"
         + (" — adds up" if balanced else f" — DOES NOT ADD UP (sum is {total:,})")
     )))
+    for text in csv_lines_text(_as_rows(report.get("sources"))):
+        sec.add(Part("text", text=text))
     sec.add(Part("rowbar", segments=parts))
     sec.add(Part("facts", facts=[
         (name, f"{n:,} ({fmt_pct(n / n_in if n_in else 0.0)})", name if n else "")

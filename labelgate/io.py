@@ -41,7 +41,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +58,33 @@ _RAW_EXCERPT = 200
 
 
 @dataclass(frozen=True)
+class LineCounts:
+    """A CSV file's physical lines, accounted for: `total = header + record_lines + blank`.
+
+    `record_lines` counts the lines of every record, parsed or rejected (a quoted value
+    that spans lines takes several); `rejected` lists the physical line numbers (1-based,
+    the header is line 1) of the records that were rejected.
+    """
+
+    total: int
+    header: int
+    records: int
+    record_lines: int
+    blank: int = 0
+    rejected: tuple[int, ...] = ()
+
+    def balanced(self) -> bool:
+        return self.total == self.header + self.record_lines + self.blank
+
+
+@dataclass(frozen=True)
 class ReadResult:
-    """Parsed rows (with `_row`) and unparseable records (row, reason, raw)."""
+    """Parsed rows (with `_row`) and unparseable records (row, reason, raw); for CSV,
+    the file's physical-line arithmetic."""
 
     rows: pl.DataFrame
     rejects: pl.DataFrame
+    lines: LineCounts | None = None
 
 
 def match_files(source: AnySource, *, base_dir: Path, key: str) -> list[Path]:
@@ -161,39 +183,71 @@ def _with_row(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> ReadResult:
-    # Every column is read as text: types are the contract's business, so a bad value
-    # becomes a quarantined row with its reason instead of a failed read.
+    """Read a CSV file: polars when the result accounts for every physical line, record
+    by record (`_read_csv_by_record`) otherwise."""
+    data = src if isinstance(src, bytes) else path.read_bytes()
+    df = _read_csv_fast(path, data, source)
+    if df is not None:
+        lines = _fast_line_counts(data, df)
+        if lines is not None:
+            return ReadResult(_with_row(df), _no_rejects(), lines)
+    return _read_csv_by_record(path, data, source, key=key)
+
+
+def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame | None:
+    """The file read by polars, every column as text (types are the contract's business,
+    so a bad value becomes a quarantined row), or None when a record may be bad."""
     try:
-        df = pl.read_csv(
-            src if isinstance(src, Path) else io.BytesIO(src),
-            infer_schema=False,
-            separator=source.separator,
-            encoding=source.encoding,
-            raise_if_empty=True,
-        )
+        df = pl.read_csv(data, infer_schema=False, separator=source.separator,
+                         encoding=source.encoding, raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: no header and no rows; expected a CSV header line") from None
     except (pl.exceptions.PolarsError, UnicodeDecodeError):
-        pass  # a bad record (ragged, bad quote, bad bytes): find it record by record
-    else:
-        # polars pads a short record with nulls, so only a null in the last column can
-        # hide one: those files (rarely clean ones) are checked record by record too.
-        # polars decodes the header lossily: a U+FFFD in a name may be a bad byte.
-        if any('"' in c for c in df.columns):
-            df = _fix_quoted_header(df, src, source)
-        short = (
-            df.width > 1
-            and df.get_column(df.columns[-1]).null_count() > 0
-            and (
-                # a blank line reads as an all-null row; the by-record path skips it
-                bool(df.select(pl.all_horizontal(pl.all().is_null()).any()).item())
-                or _has_short_records(src, source, last=df.columns[-1])
-            )
+        return None  # a bad record (ragged, bad quote, bad bytes): find it record by record
+    if any('"' in c for c in df.columns):
+        df = _fix_quoted_header(df, data, source)
+    # polars pads a short record with nulls, so only a null in the last column can hide
+    # one: those files (rarely clean ones) are checked record by record too. polars
+    # decodes the header lossily: a U+FFFD in a name may be a bad byte.
+    short = (
+        df.width > 1
+        and df.get_column(df.columns[-1]).null_count() > 0
+        and (
+            # a blank line reads as an all-null row; the by-record path skips it
+            bool(df.select(pl.all_horizontal(pl.all().is_null()).any()).item())
+            or _has_short_records(data, source, last=df.columns[-1])
         )
-        if not short and not any("\ufffd" in c for c in df.columns):
-            return ReadResult(_with_row(df), _no_rejects())
-    data = src if isinstance(src, bytes) else path.read_bytes()
-    return _read_csv_by_record(path, data, source, key=key)
+    )
+    if short or any("\ufffd" in c for c in df.columns):
+        return None
+    return df
+
+
+def _physical_lines(data: bytes) -> int:
+    """Lines as the `csv` module counts them: a line ends in \\n, \\r\\n or a lone \\r;
+    a last line without an end counts too."""
+    breaks = data.count(b"\n")
+    if b"\r" in data:
+        breaks += data.count(b"\r") - data.count(b"\r\n")
+    return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
+
+
+def _fast_line_counts(data: bytes, df: pl.DataFrame) -> LineCounts | None:
+    """The physical-line arithmetic of a file polars read as `df`: 1 header line, and per
+    row one line plus the line breaks inside its quoted values. None when it does not add
+    up (then the file is read record by record, which accounts for every line)."""
+    if any("\n" in c or "\r" in c for c in df.columns):
+        return None
+    total = _physical_lines(data)  # a BOM holds no line break
+    text = pl.col(pl.String)
+    breaks = text.str.count_matches("\n", literal=True).fill_null(0).sum()
+    if b"\r" in data:  # \r\n is one break; a lone \r is one too
+        breaks = breaks + (text.str.count_matches("\r", literal=True).fill_null(0).sum()
+                           - text.str.count_matches("\r\n", literal=True).fill_null(0).sum())
+    inside = int(df.select(pl.sum_horizontal(breaks)).item() or 0) if df.width else 0
+    if total != 1 + df.height + inside:
+        return None
+    return LineCounts(total=total, header=1, records=df.height, record_lines=total - 1)
 
 
 def _fix_quoted_header(df: pl.DataFrame, src: Path | bytes, source: AnySource) -> pl.DataFrame:
@@ -274,11 +328,55 @@ def _shown(value: str) -> str:
 
 
 def _read_csv_by_record(path: Path, data: bytes, source: AnySource, *, key: str) -> ReadResult:
+    """Read `data` record by record with Python's `csv` module, accounting for every line.
+
+    Returns the parsed rows (`_row` = record number) and the rejects; `ReadResult.lines`
+    has the physical-line arithmetic. A malformed record that spans lines is a broken
+    quote: its first line is rejected alone and reading resumes on the second line (see
+    `_records`)."""
     text, maybe_bad = _decode(path, data, source.encoding)
     sep = source.separator
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    lines = list(io.StringIO(text, newline=""))
+    header, start = _csv_header(path, lines, sep=sep, key=key)
+    width = len(header)
     hint = (f"if the file is Latin-1 set sources.{key}.encoding: latin1, or utf8-lossy to "
             f"replace the bad bytes")
+    columns: list[list[str | None]] = [[] for _ in header]
+    rows: list[int] = []
+    rejects: list[dict[str, object]] = []
+    tally = _LineTally(header=start)
+    for rec in _records(lines, start=start, sep=sep, header=header):
+        if rec.fields == [] and width > 1 and rec.error is None:
+            tally.blank += 1  # a blank line is not a record
+            continue
+        tally.records += 1
+        tally.record_lines += rec.last - rec.first + 1
+        fields = rec.fields if rec.fields or rec.error is not None else [""]
+        reason = _record_problem(rec, fields, header=header, maybe_bad=maybe_bad, hint=hint)
+        if reason is not None:
+            tally.rejected_lines.extend(range(rec.first, rec.last + 1))
+            raw = rec.raw if rec.raw is not None else sep.join(fields)
+            rejects.append({ROW: tally.records, "reason": reason,
+                            "raw": _shown(raw)[:_RAW_EXCERPT]})
+            continue
+        rows.append(tally.records)
+        for col, value in zip(columns, fields, strict=True):
+            col.append(value if value != "" else None)
+    tally.total = len(lines)
+    df = pl.DataFrame(
+        {name: pl.Series(name, values, dtype=pl.String)
+         for name, values in zip(header, columns, strict=True)}
+    )
+    if ROW in df.columns:
+        raise InputError(f"{path}: input has a column named {ROW!r}, which labelgate reserves")
+    df = df.select(pl.Series(ROW, rows, dtype=pl.Int64), pl.all())  # as _with_row does
+    return ReadResult(df, pl.DataFrame(rejects, schema=REJECT_SCHEMA), tally.freeze())
+
+
+def _csv_header(path: Path, lines: list[str], *, sep: str, key: str) -> tuple[list[str], int]:
+    """The header's names and the number of physical lines it takes (1 unless a quoted
+    name spans lines); `InputError` for a missing, malformed or non-UTF-8 header."""
+    reader = csv.reader(iter(lines), delimiter=sep, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -286,67 +384,132 @@ def _read_csv_by_record(path: Path, data: bytes, source: AnySource, *, key: str)
     except csv.Error as exc:
         raise InputError(f"{path}: cannot parse the CSV header (line 1): {exc}") from None
     if any(_has_bad_bytes(h) for h in header):
-        raise InputError(f"{path}: the header (line 1) has bytes that are not UTF-8; {hint}")
-    width = len(header)
-    if len(set(header)) != width:
+        raise InputError(
+            f"{path}: the header (line 1) has bytes that are not UTF-8; if the file is "
+            f"Latin-1 set sources.{key}.encoding: latin1, or utf8-lossy to replace them")
+    if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{path}: duplicate column name(s) {dupes} in the header")
-    columns: list[list[str | None]] = [[] for _ in header]
-    rows: list[int] = []
-    rejects: list[dict[str, object]] = []
-    record = 0
-    for line, fields, error in _records(reader, after=reader.line_num):
-        if fields == [] and width > 1 and error is None:
-            continue  # a blank line is not a record
-        record += 1
-        reason: str | None = None
-        if error is not None:
-            reason = f"malformed CSV at line {line}: {error}"
-        elif fields == []:
-            fields = [""]
-        if reason is None and len(fields) != width:
-            reason = (f"{len(fields)} field(s), the header has {width} (line {line}); "
-                      f"a separator or quote is missing or extra")
-        if reason is None and maybe_bad:
-            bad = [header[i] for i, v in enumerate(fields) if _has_bad_bytes(v)]
-            if bad:
-                reason = f"bytes that are not UTF-8 in column {bad[0]!r} (line {line}); {hint}"
-        if reason is not None:
-            raw = _shown(sep.join(fields or []))[:_RAW_EXCERPT]
-            rejects.append({ROW: record, "reason": reason, "raw": raw})
-            continue
-        rows.append(record)
-        for col, value in zip(columns, fields, strict=True):
-            col.append(value if value != "" else None)
-    df = pl.DataFrame(
-        {name: pl.Series(name, values, dtype=pl.String) for name, values in zip(header, columns,
-                                                                               strict=True)}
-    )
-    if ROW in df.columns:
-        raise InputError(f"{path}: input has a column named {ROW!r}, which labelgate reserves")
-    df = df.select(pl.Series(ROW, rows, dtype=pl.Int64), pl.all())  # as _with_row does
-    return ReadResult(df, pl.DataFrame(rejects, schema=REJECT_SCHEMA))
+    return header, reader.line_num
 
 
-def _records(
-    reader: Iterator[list[str]], *, after: int
-) -> Iterator[tuple[int, list[str], str | None]]:
-    """(first physical line, fields, parse error) per record after line `after`; a
-    malformed record's fields are empty and the reader resumes on the next line."""
-    last = after
+@dataclass
+class _LineTally:
+    """Running counts of a CSV file's physical lines while it is read record by record."""
+
+    header: int
+    total: int = 0
+    records: int = 0
+    record_lines: int = 0
+    blank: int = 0
+    rejected_lines: list[int] = field(default_factory=list)
+
+    def freeze(self) -> LineCounts:
+        return LineCounts(
+            total=self.total, header=self.header, records=self.records,
+            record_lines=self.record_lines, blank=self.blank,
+            rejected=tuple(self.rejected_lines),
+        )
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One CSV record: its first and last physical line (1-based), fields, parse error,
+    and the raw text to show when the fields are not available."""
+
+    first: int
+    last: int
+    fields: list[str]
+    error: str | None = None
+    raw: str | None = None
+
+
+def _record_problem(
+    rec: _Record, fields: list[str], *, header: list[str], maybe_bad: bool, hint: str
+) -> str | None:
+    """Why `rec` cannot be a row (naming its line or lines), or None when it is fine."""
+    where = f"line {rec.first}" if rec.first == rec.last else f"lines {rec.first}-{rec.last}"
+    if rec.error is not None:
+        return f"malformed CSV at {where}: {rec.error}"
+    if len(fields) != len(header):
+        return (f"{len(fields)} field(s), the header has {len(header)} ({where}); "
+                f"a separator or quote is missing or extra")
+    if maybe_bad:
+        bad = [header[i] for i, v in enumerate(fields) if _has_bad_bytes(v)]
+        if bad:
+            return f"bytes that are not UTF-8 in column {bad[0]!r} ({where}); {hint}"
+    return None
+
+
+def _records(lines: list[str], *, start: int, sep: str, header: list[str]) -> Iterator[_Record]:
+    """The records of `lines` after the first `start` (the header), in order.
+
+    A malformed record (a parse error or the wrong number of fields) that spans several
+    physical lines is a quote left open on its first line: that line is yielded alone as
+    a broken quote and reading starts again on the second line, so the lines a broken
+    quote ran into are read as the records they are. Well-formed records that span lines
+    (a quoted multi-line value, closed later) are kept whole.
+    """
+    pos = start  # 0-based index of the next unread line
+    while pos < len(lines):
+        reader = csv.reader(map(lines.__getitem__, range(pos, len(lines))), delimiter=sep,
+                            strict=True)
+        read = 0  # lines this reader has consumed
+        for fields, error, line_num in _parse(reader):
+            first, last = pos + read + 1, pos + line_num
+            read = line_num
+            malformed = error is not None or bool(fields and len(fields) != len(header))
+            if malformed and last > first:
+                yield _broken_quote(lines[first - 1], first, sep=sep, header=header,
+                                    next_whole=_whole_record(lines[first], sep, len(header)))
+                pos = first
+                break
+            raw = lines[first - 1].rstrip("\r\n") if error is not None else None
+            yield _Record(first, last, fields, error, raw=raw)
+        else:
+            return
+
+
+def _parse(reader: Any) -> Iterator[tuple[list[str], str | None, int]]:
+    """(fields, error, lines consumed so far) per record; a malformed record has no
+    fields, and the reader resumes on the line after the error."""
     while True:
         try:
-            fields = next(reader)
-            error = None
+            fields, error = next(reader), None
         except StopIteration:
             return
         except csv.Error as exc:
             fields, error = [], str(exc)
             if "unexpected end of data" in error:
                 error = "a quoted field is not closed before the end of the file"
-        line_num: int = reader.line_num  # type: ignore[attr-defined]
-        yield last + 1, fields, error
-        last = line_num
+        yield fields, error, reader.line_num
+
+
+def _whole_record(line: str, sep: str, width: int) -> bool:
+    """Whether `line` alone parses as one record of `width` fields."""
+    try:
+        return len(next(csv.reader([line], delimiter=sep, strict=True))) == width
+    except (csv.Error, StopIteration):
+        return False
+
+
+def _broken_quote(
+    line: str, number: int, *, sep: str, header: list[str], next_whole: bool
+) -> _Record:
+    """The rejected record for a quote opened on physical line `number` and not closed
+    there, naming the column whose field the quote opens; `next_whole`: the next line
+    reads as a record of its own."""
+    text = line.rstrip("\r\n")
+    try:  # closing the quote at the line's end shows which field it opened
+        opened = len(next(csv.reader([text + '"'], delimiter=sep)))
+        column = f" in column {header[opened - 1]!r}" if 0 < opened <= len(header) else ""
+    except (csv.Error, StopIteration):
+        column = ""
+    after = (f"line {number + 1} reads as a record of its own" if next_whole else
+             "the record it starts is malformed")
+    error = (f"a quote opened{column} is not closed on its line, and {after}: line {number} "
+             f"is rejected alone and reading resumes on line {number + 1} (broken quote)")
+    return _Record(number, number, [], error, raw=text)
 
 
 def _read_jsonl(path: Path, src: Path | bytes) -> ReadResult:

@@ -21,12 +21,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from labelgate.annotations import wide_to_long
 from labelgate.errors import InputError
-from labelgate.io import BATCH, match_files, read_file
+from labelgate.io import BATCH, ReadResult, match_files, read_file
 from labelgate.spec import AnnotationSourceSpec, AnySource
 
 _HASH_CHUNK = 1 << 20
@@ -47,6 +48,13 @@ class Batch:
     path: str
     ingested_at: str
     reused: bool = False
+    # CSV only: physical lines (header included), the lines of rejected records, and the
+    # first `REJECTED_AT_MAX` of their line numbers (None / 0 / () for other formats)
+    lines: int | None = None
+    record_lines: int = 0
+    blank_lines: int = 0
+    rejected_lines: int = 0
+    rejected_at: tuple[int, ...] = ()
 
     @property
     def data_path(self) -> Path:
@@ -87,7 +95,9 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
     fmt = source.format_for(path, key=key)
     options: dict[str, object] = {"format": fmt}
     if fmt == "csv":
-        options |= {"encoding": source.encoding, "separator": source.separator}
+        # reader 2 accounts for every physical line (a broken quote no longer swallows the
+        # lines after it): batches read by the older reader are read again
+        options |= {"encoding": source.encoding, "separator": source.separator, "reader": 2}
     if fmt == "label-studio" and isinstance(source, AnnotationSourceSpec):
         options |= {"item_field": source.item_field, "from_name": source.from_name}
     try:
@@ -113,9 +123,22 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         rejected=rejects.height,
         path=str(target),
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        **_line_fields(result),
     )
     write_batch(batch, {"data": rows, "rejects": rejects})
     return batch
+
+
+REJECTED_AT_MAX = 100
+
+
+def _line_fields(result: ReadResult) -> dict[str, Any]:
+    """A CSV read's line accounting as `Batch` fields."""
+    if result.lines is None:
+        return {}
+    n = result.lines
+    return {"lines": n.total, "record_lines": n.record_lines, "blank_lines": n.blank,
+            "rejected_lines": len(n.rejected), "rejected_at": n.rejected[:REJECTED_AT_MAX]}
 
 
 def existing_batch(target: Path) -> Batch | None:
@@ -124,6 +147,7 @@ def existing_batch(target: Path) -> Batch | None:
     if not marker.is_file():
         return None
     meta = json.loads(marker.read_text())
+    meta["rejected_at"] = tuple(meta.get("rejected_at", ()))
     return Batch(**{**meta, "path": str(target), "reused": True})
 
 

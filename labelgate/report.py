@@ -85,6 +85,9 @@ def build_report(
                 "rows": b.rows,
                 "rejected": b.rejected,
                 "reused": b.reused,
+                **({"lines": b.lines, "record_lines": b.record_lines,
+                    "blank_lines": b.blank_lines, "rejected_lines": b.rejected_lines,
+                    "rejected_at": list(b.rejected_at)} if b.lines is not None else {}),
             }
             for b in batches
         ],
@@ -166,6 +169,26 @@ def _num(value: object) -> str:
     return "—" if value is None else str(value)
 
 
+def csv_lines_text(sources: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One sentence per CSV input file with the arithmetic of its physical lines and the
+    line numbers of its rejected records (empty when no source is CSV)."""
+    out = []
+    for s in sources:
+        if s.get("lines") is None:
+            continue
+        lines, records, blank = int(s["lines"]), int(s["record_lines"]), int(s["blank_lines"])
+        text = (f"{Path(str(s['file'])).name}: {lines:,} lines = {lines - records - blank:,} "
+                f"header + {records:,} in {int(s['rows']) + int(s['rejected']):,} records + "
+                f"{blank:,} blank")
+        shown = [int(n) for n in s.get("rejected_at") or []]
+        if shown:
+            more = int(s["rejected_lines"]) - len(shown)
+            text += (f"; rejected records cover {int(s['rejected_lines']):,} line(s): "
+                     + ", ".join(map(str, shown)) + (f" and {more:,} more" if more else ""))
+        out.append(text)
+    return out
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as Markdown: verdict first, then the arithmetic, then the details."""
     gate = report["gate"]
@@ -197,6 +220,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f" + excluded {rows['excluded']}" + ("" if rows["balanced"] else "  **(DOES NOT ADD UP)**"),
         "",
     ]
+    lines += [f"- {md_cell(t, max_len=None)}" for t in csv_lines_text(report["sources"])]
+    lines += [""] if lines[-1] != "" else []
     lines += _table(
         ["source", "file", "batch", "rows", "unparseable", "ingest reused", "contract cached"],
         [

@@ -752,7 +752,8 @@ def _kept(spec: Spec, result: ContractResult, outcomes: Outcomes) -> ContractRes
 @task(name="metrics", cache_policy=NO_CACHE)
 @faults.boundaries("metrics")
 def metrics(
-    spec: Spec, run: RunContext, result: ContractResult, outcomes: Outcomes
+    spec: Spec, run: RunContext, result: ContractResult, outcomes: Outcomes,
+    batches: list[Batch],
 ) -> dict[str, float]:
     """The run's metrics for the gate: contract metrics, every stage's own, and the
     comparisons with earlier passing runs (metrics_history)."""
@@ -763,6 +764,8 @@ def metrics(
         else steps.row_metrics(kept.rows_input, kept.rows_valid, kept.rows_quarantined)
     )
     base["rows_excluded"] = float(outcomes.excluded)
+    base["rejected_lines"] = float(sum(
+        b.rejected_lines if b.lines is not None else b.rejected for b in batches))
     if outcomes.review is not None:
         base["review.changed_labels"] = float(outcomes.review["n_changed"])
     current = steps.merge_metrics(

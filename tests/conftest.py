@@ -90,6 +90,7 @@ def prefect_server() -> Iterator[None]:
 # --- "What it survives": each reliability case's outcome, for scripts/survival_report.py ---
 SURVIVAL_MODULES = {
     "test_bad_input": "bad input",
+    "test_csv_lines": "bad input (CSV lines)",
     "test_properties": "bad input (properties)",
     "test_crash": "crashes",
     "test_concurrency": "concurrency",
