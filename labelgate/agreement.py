@@ -19,7 +19,7 @@ Definitions (items with fewer than two labels are excluded from agreement and co
   with a note) when fewer than two distinct values occur among pairable labels.
 - Bootstrap CI for alpha: items with >= 2 labels resampled with replacement ``n_boot``
   times (seeded); alpha is linear in per-item coincidence sums, so each resample is one
-  matrix product: 20k items x 1000 resamples take well under a second.
+  matrix product.
 - Gwet's AC1 (nominal, hand-written, Gwet 2008 / 2014 with q = number of categories) and
   AC2 with the same weights as kappa for ordinal / interval.
 - Specific agreement per category (Uebersax 1982): agreeing pairs in the category over all
@@ -35,8 +35,7 @@ and ``dawid_skene_gold_accuracy`` are measured on the gold items; when gold accu
 majority ties, the majority figure is in-sample (slightly optimistic).
 
 ``AgreementReport.to_dict()`` leaves out the per-item ``consensus`` frame: store that one as
-Parquet / in DuckDB. Measured: 20k items x 5 annotators (40% missing, 60k labels), the whole
-``compute_agreement`` with 1000 bootstrap resamples and gold takes ~0.75 s on 2 cores.
+Parquet / in DuckDB. Timings: docs/benchmarks/agreement.md.
 """
 
 from __future__ import annotations
@@ -458,6 +457,639 @@ def _default_weights(level: Level) -> KappaWeights | None:
     return {"nominal": None, "ordinal": "linear", "interval": "quadratic"}[level]
 
 
+# --------------------------------------------------------------------------- report parts
+
+
+@dataclass(frozen=True)
+class _Coverage:
+    """How many labels each item has (``labels_per_item``: shape (n_items,))."""
+
+    labels_per_item: IntArray
+    n_multi: int  # items with >= 2 labels
+    n_single: int  # items with exactly one label
+
+
+@dataclass(frozen=True)
+class _Coefficients:
+    """The agreement coefficients of one count matrix (NaN where undefined)."""
+
+    percent_agreement: float
+    alpha: float
+    alpha_ci_low: float
+    alpha_ci_high: float
+    alpha_n_boot: int
+    fleiss: float
+    fleiss_n_items: int
+    fleiss_labels_per_item: int
+    fleiss_generalized: float
+    ac1: float
+    ac2: float
+
+
+@dataclass(frozen=True)
+class _PairScores:
+    """Cohen's kappa per annotator pair and its summary."""
+
+    table: pl.DataFrame  # annotator_a, annotator_b, n_shared, percent_agreement, cohen_kappa
+    mean_kappa: float
+    n_scored: int
+    n_skipped: int
+
+
+@dataclass(frozen=True)
+class _GoldScores:
+    """Gold labels per item and each annotator's score on them."""
+
+    item_codes: IntArray  # (n_items,): gold category code, -1 without gold
+    n_gold: IntArray  # (n_annotators,): labels given on gold items
+    n_correct: FloatArray  # (n_annotators,): of those, labels equal to gold
+    accuracy: FloatArray  # (n_annotators,): n_correct / n_gold, NaN under min_gold_items
+
+
+def _coverage(counts: IntArray) -> _Coverage:
+    """Labels per item and the multi / single label item counts.
+
+    Parameters
+    ----------
+    counts : IntArray
+        Items x categories label counts, shape (n_items, n_categories).
+
+    Returns
+    -------
+    _Coverage
+        ``labels_per_item`` of shape (n_items,) and the two item counts.
+    """
+    m = counts.sum(axis=1)
+    return _Coverage(labels_per_item=m, n_multi=int((m >= 2).sum()),
+                     n_single=int((m == 1).sum()))
+
+
+def _input_notes(enc: EncodedAnnotations, coverage: _Coverage) -> list[str]:
+    """Notes on what the encoding dropped and which items cannot count for agreement.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations (their null and duplicate counts).
+    coverage : _Coverage
+        Labels per item of ``enc``.
+
+    Returns
+    -------
+    list[str]
+        Zero to four report notes, in report order.
+    """
+    notes: list[str] = []
+    if coverage.n_single:
+        notes.append(
+            f"{coverage.n_single} item(s) have a single label: excluded from agreement"
+        )
+    if enc.n_null_labels:
+        notes.append(f"{enc.n_null_labels} row(s) with a null label dropped as missing")
+    if enc.n_duplicates_dropped:
+        notes.append(
+            f"{enc.n_duplicates_dropped} repeated (item, annotator) label(s) dropped: "
+            "kept the latest by timestamp"
+        )
+    if coverage.n_multi == 0:
+        notes.append("no item has two or more labels: agreement coefficients are undefined")
+    return notes
+
+
+def _coefficients(
+    enc: EncodedAnnotations,
+    counts: IntArray,
+    *,
+    n_multi: int,
+    weights_kind: KappaWeights | None,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> tuple[_Coefficients, list[str]]:
+    """Percent agreement, Krippendorff's alpha (with its bootstrap CI), Fleiss, Gwet.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        Gives the measurement level, category values and number of categories.
+    counts : IntArray
+        Items x categories label counts of ``enc``, shape (n_items, n_categories).
+    n_multi : int
+        Items with two or more labels (for the notes).
+    weights_kind : {"linear", "quadratic"} or None
+        Category weights of Gwet's AC2.
+    n_boot, confidence, seed
+        Bootstrap of alpha: resamples, interval coverage, random seed.
+
+    Returns
+    -------
+    tuple[_Coefficients, list[str]]
+        The coefficients, and notes on alpha being undefined or Fleiss' kappa using a
+        subset of the items.
+    """
+    notes: list[str] = []
+    pa = percent_agreement(counts)
+    alpha = krippendorff_alpha(counts, level=enc.level, values=enc.values)
+    if n_multi and math.isnan(alpha):
+        notes.append("Krippendorff's alpha undefined: a single value among items with >= 2 "
+                     "labels (no variation to be reliable about)")
+    ci_low, ci_high, n_boot_ok = (
+        bootstrap_alpha(counts, level=enc.level, values=enc.values, n_boot=n_boot,
+                        confidence=confidence, seed=seed)
+        if not math.isnan(alpha) else (NAN, NAN, 0)
+    )
+    fk, fk_items, fk_raters = fleiss_kappa(counts)
+    if fk_items and fk_items < n_multi:
+        notes.append(
+            f"Fleiss' kappa (statsmodels) uses the {fk_items} of {n_multi} items with the modal "
+            f"{fk_raters} labels per item; fleiss_kappa_generalized uses all {n_multi}"
+        )
+    fk_gen = fleiss_kappa_generalized(counts)
+    ac1 = gwet_ac(counts, n_categories=enc.n_categories)
+    w_matrix = agreement_weights(enc.values, weights_kind)
+    ac2 = gwet_ac(counts, weights=w_matrix, n_categories=enc.n_categories)
+    coefficients = _Coefficients(
+        percent_agreement=pa, alpha=alpha, alpha_ci_low=ci_low, alpha_ci_high=ci_high,
+        alpha_n_boot=n_boot_ok, fleiss=fk, fleiss_n_items=fk_items,
+        fleiss_labels_per_item=fk_raters, fleiss_generalized=fk_gen, ac1=ac1, ac2=ac2,
+    )
+    return coefficients, notes
+
+
+def _pair_scores(
+    enc: EncodedAnnotations,
+    *,
+    weights_kind: KappaWeights | None,
+    min_shared_items: int,
+) -> tuple[_PairScores, list[str]]:
+    """Cohen's kappa per annotator pair, their mean, and how many pairs were not scored.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations.
+    weights_kind : {"linear", "quadratic"} or None
+        Kappa weighting on category positions.
+    min_shared_items : int
+        Pairs sharing fewer items get no kappa.
+
+    Returns
+    -------
+    tuple[_PairScores, list[str]]
+        One table row per annotator pair that shares an item, the summary, and a note on
+        pairs sharing too few items (or no note).
+    """
+    pairs = _cohen_pairs(enc, weights=weights_kind, min_shared_items=min_shared_items)
+    notes: list[str] = []
+    n_short = int((pairs["n_shared"] < min_shared_items).sum())
+    if n_short:
+        notes.append(
+            f"{n_short} annotator pair(s) share fewer than {min_shared_items} items: no Cohen's "
+            "kappa for them"
+        )
+    kappas = pairs["cohen_kappa"].drop_nulls()
+    mean_kappa = float(kappas.mean()) if kappas.len() else NAN  # type: ignore[arg-type]
+    scores = _PairScores(table=pairs, mean_kappa=mean_kappa, n_scored=kappas.len(),
+                         n_skipped=int(pairs["cohen_kappa"].is_null().sum()))
+    return scores, notes
+
+
+def _gold_scores(
+    enc: EncodedAnnotations,
+    gold: pl.DataFrame | None,
+    *,
+    item_column: str,
+    label_column: str,
+    source: str,
+    min_gold_items: int,
+) -> _GoldScores:
+    """Gold label per item and each annotator's labels on gold items, right and total.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations.
+    gold : pl.DataFrame or None
+        One row per gold item (``item_column``, ``label_column``); None: no gold.
+    item_column, label_column, source
+        Gold column names, and the name of the gold input in messages.
+    min_gold_items : int
+        Annotators with fewer gold labels get a NaN ``accuracy``.
+
+    Returns
+    -------
+    _GoldScores
+        Arrays of shape (n_items,) and (n_annotators,).
+    """
+    gold_codes = (
+        _gold_codes(enc, gold, item_column=item_column, label_column=label_column,
+                    source=source)
+        if gold is not None else np.full(enc.n_items, -1, dtype=np.int64)
+    )
+    row_gold = gold_codes[enc.item_idx]
+    has_gold = row_gold >= 0
+    n_ann = enc.n_annotators
+    n_gold = np.bincount(enc.annotator_idx[has_gold], minlength=n_ann)
+    n_gold_correct = np.asarray(np.bincount(  # weighted: already float64
+        enc.annotator_idx[has_gold],
+        weights=(enc.label_idx[has_gold] == row_gold[has_gold]).astype(np.float64),
+        minlength=n_ann,
+    ), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gold_acc = np.where(n_gold >= min_gold_items, n_gold_correct / n_gold, np.nan)
+    return _GoldScores(item_codes=gold_codes, n_gold=n_gold, n_correct=n_gold_correct,
+                       accuracy=gold_acc)
+
+
+def _consensus_table(
+    enc: EncodedAnnotations,
+    mv: MajorityVote,
+    ds: DawidSkene,
+    *,
+    crowdlab: pl.DataFrame | None,
+    gold_codes: IntArray | None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """The per-item consensus frame and the names of its consensus columns.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations (items and categories).
+    mv, ds : MajorityVote, DawidSkene
+        The two consensus results, rows in the order of ``enc.items``.
+    crowdlab : pl.DataFrame or None
+        ``crowdlab_consensus_frame`` output (item, crowdlab, ...), joined on item.
+    gold_codes : IntArray or None
+        Gold category code per item (shape (n_items,), -1 without gold); None: no gold
+        column.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, list[str]]
+        One row per item (item, majority, dawid_skene, n_labels, agreement,
+        majority_tie_broken_by, dawid_skene_posterior[, crowdlab columns][, gold]), and the
+        consensus columns to compare.
+    """
+    cats = enc.categories
+    consensus = pl.DataFrame([
+        enc.items.alias("item"),
+        _labels(cats, mv.label_idx, "majority"),
+        _labels(cats, ds.label_idx, "dawid_skene"),
+        pl.Series("n_labels", mv.n_labels),
+        pl.Series("agreement", mv.n_votes / mv.n_labels),
+        pl.Series("majority_tie_broken_by", mv.tie_broken_by, dtype=pl.String),
+        pl.Series("dawid_skene_posterior", ds.posterior[np.arange(enc.n_items), ds.label_idx]),
+    ])
+    methods = ["majority", "dawid_skene"]
+    if crowdlab is not None:
+        if "item" not in crowdlab.columns or "crowdlab" not in crowdlab.columns:
+            raise InputError(
+                f"CROWDLAB consensus: columns {crowdlab.columns}; expected item, crowdlab "
+                "(see crowdlab_consensus_frame)"
+            )
+        cl = crowdlab.with_columns(pl.col("item").cast(enc.items.dtype),
+                                   pl.col("crowdlab").cast(cats.dtype))
+        consensus = consensus.join(cl, on="item", how="left", maintain_order="left")
+        methods.append("crowdlab")
+    if gold_codes is not None:
+        consensus = consensus.with_columns(
+            pl.when(pl.Series(gold_codes >= 0))
+            .then(_labels(cats, np.maximum(gold_codes, 0), "gold"))
+            .alias("gold")
+        )
+    return consensus, methods
+
+
+@dataclass(frozen=True)
+class _Consensus:
+    """The consensus labels of every item and how the methods compare."""
+
+    majority: MajorityVote
+    dawid_skene: DawidSkene
+    table: pl.DataFrame  # one row per item (``_consensus_table``)
+    comparison: pl.DataFrame  # ``compare_consensus`` of the table's methods
+    notes: list[str]
+
+
+def _consensus(
+    enc: EncodedAnnotations,
+    gold: _GoldScores,
+    *,
+    crowdlab: pl.DataFrame | None,
+    with_gold: bool,
+    max_iter: int,
+) -> _Consensus:
+    """Majority vote (gold accuracy breaks ties), Dawid-Skene, and their comparison.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations.
+    gold : _GoldScores
+        Gold per item and the annotators' gold accuracy (shape (n_annotators,)).
+    crowdlab : pl.DataFrame or None
+        ``crowdlab_consensus_frame`` output to compare as a third method.
+    with_gold : bool
+        Whether gold was given (adds a gold column to the table).
+    max_iter : int
+        Dawid-Skene EM iterations at most.
+
+    Returns
+    -------
+    _Consensus
+        Both results (rows follow ``enc.items``), the per-item table, the comparison, and a
+        note when Dawid-Skene did not converge.
+    """
+    mv = majority_vote(enc, annotator_gold_accuracy=gold.accuracy)
+    ds = dawid_skene(enc, max_iter=max_iter)
+    notes: list[str] = []
+    if not ds.converged:
+        notes.append(f"Dawid-Skene did not converge in {ds.n_iter} iterations")
+    table, methods = _consensus_table(enc, mv, ds, crowdlab=crowdlab,
+                                      gold_codes=gold.item_codes if with_gold else None)
+    return _Consensus(majority=mv, dawid_skene=ds, table=table,
+                      comparison=compare_consensus(table, methods=methods), notes=notes)
+
+
+def _per_class_table(
+    enc: EncodedAnnotations, counts: IntArray, *, majority: IntArray
+) -> pl.DataFrame:
+    """Per category: labels, share of labels, majority wins and specific agreement.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations (categories).
+    counts : IntArray
+        Items x categories label counts, shape (n_items, n_categories).
+    majority : IntArray
+        Majority category code per item, shape (n_items,).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per category: category, n_labels, share, n_majority, specific_agreement.
+    """
+    spec = specific_agreement(counts)
+    return pl.DataFrame([
+        enc.categories.alias("category"),
+        pl.Series("n_labels", counts.sum(axis=0)),
+        pl.Series("share", counts.sum(axis=0) / counts.sum()),
+        pl.Series("n_majority", np.bincount(majority, minlength=enc.n_categories)),
+        pl.Series("specific_agreement", spec),
+    ]).with_columns(pl.col("specific_agreement").fill_nan(None))
+
+
+def _confusion_table(enc: EncodedAnnotations, counts: IntArray) -> pl.DataFrame:
+    """The pair confusion matrix in long form.
+
+    Parameters
+    ----------
+    enc, counts
+        As in ``_per_class_table``: the categories and the (n_items, n_categories) counts.
+
+    Returns
+    -------
+    pl.DataFrame
+        n_categories ** 2 rows (label_a, label_b, n_pairs), label_a major.
+    """
+    conf = pair_confusion(counts)
+    k = enc.n_categories
+    cats = enc.categories
+    return pl.DataFrame([
+        _labels(cats, np.repeat(np.arange(k), k), "label_a"),
+        _labels(cats, np.tile(np.arange(k), k), "label_b"),
+        pl.Series("n_pairs", conf.ravel()),
+    ])
+
+
+def _annotator_table(
+    enc: EncodedAnnotations,
+    counts: IntArray,
+    *,
+    pairs: pl.DataFrame,
+    gold: _GoldScores,
+    ds: DawidSkene,
+) -> pl.DataFrame:
+    """Per annotator: labels, leave-one-out consensus agreement, gold and kappa scores.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations.
+    counts : IntArray
+        Items x categories label counts, shape (n_items, n_categories).
+    pairs : pl.DataFrame
+        Cohen's kappa per annotator pair (``_cohen_pairs``).
+    gold : _GoldScores
+        The annotators' gold counts.
+    ds : DawidSkene
+        Gives each annotator's estimated accuracy.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per annotator (order of ``enc.annotators``): annotator, n_labels,
+        n_items_shared, consensus_agreement, n_gold, gold_accuracy, dawid_skene_accuracy,
+        mean_cohen_kappa, n_kappa_pairs.
+    """
+    n_ann = enc.n_annotators
+    credit, valid = _loo_consensus_credit(enc, counts)
+    n_shared_items = np.bincount(enc.annotator_idx, weights=valid, minlength=n_ann)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loo = np.bincount(enc.annotator_idx, weights=credit * valid, minlength=n_ann) / (
+            n_shared_items
+        )
+    pair_long = pl.concat([
+        pairs.select(pl.col("annotator_a").alias("annotator"), "cohen_kappa"),
+        pairs.select(pl.col("annotator_b").alias("annotator"), "cohen_kappa"),
+    ])
+    per_ann_kappa = pair_long.group_by("annotator").agg(
+        pl.col("cohen_kappa").mean().alias("mean_cohen_kappa"),
+        pl.col("cohen_kappa").count().alias("n_kappa_pairs"),
+    )
+    n_gold = gold.n_gold
+    return pl.DataFrame([
+        enc.annotators.alias("annotator"),
+        pl.Series("n_labels", np.bincount(enc.annotator_idx, minlength=n_ann)),
+        pl.Series("n_items_shared", n_shared_items.astype(np.int64)),
+        pl.Series("consensus_agreement", loo),
+        pl.Series("n_gold", n_gold),
+        pl.Series("gold_accuracy", np.where(n_gold > 0, gold.n_correct / np.maximum(n_gold, 1),
+                                            np.nan)),
+        pl.Series("dawid_skene_accuracy", ds.annotator_accuracy),
+    ]).join(per_ann_kappa, on="annotator", how="left", maintain_order="left").with_columns(
+        pl.col("n_kappa_pairs").fill_null(0),
+        pl.col("consensus_agreement", "gold_accuracy").fill_nan(None),
+    )
+
+
+def _flag_annotators(
+    annotators: pl.DataFrame,
+    *,
+    min_agreement: float | None,
+    min_kappa: float | None,
+    min_gold_accuracy: float | None,
+    min_gold_items: int,
+) -> pl.DataFrame:
+    """Add ``flag_reasons`` (null when none) and ``flagged`` to the annotator table.
+
+    Parameters
+    ----------
+    annotators : pl.DataFrame
+        ``_annotator_table`` output, one row per annotator.
+    min_agreement, min_kappa, min_gold_accuracy : float or None
+        Thresholds on consensus_agreement, mean_cohen_kappa and gold_accuracy; None: not
+        checked.
+    min_gold_items : int
+        Gold accuracy counts only for annotators with this many gold labels.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``annotators`` with two more columns, same rows.
+    """
+    reasons: list[pl.Expr] = []
+    if min_agreement is not None:
+        reasons.append(pl.when(pl.col("consensus_agreement") < min_agreement)
+                       .then(pl.lit(f"consensus_agreement < {min_agreement}")))
+    if min_kappa is not None:
+        reasons.append(pl.when(pl.col("mean_cohen_kappa") < min_kappa)
+                       .then(pl.lit(f"mean_cohen_kappa < {min_kappa}")))
+    if min_gold_accuracy is not None:
+        reasons.append(
+            pl.when((pl.col("gold_accuracy") < min_gold_accuracy)
+                    & (pl.col("n_gold") >= min_gold_items))
+            .then(pl.lit(f"gold_accuracy < {min_gold_accuracy}"))
+        )
+    return annotators.with_columns(
+        (pl.concat_str(reasons, separator="; ", ignore_nulls=True) if reasons
+         else pl.lit(None, dtype=pl.String)).alias("flag_reasons")
+    ).with_columns(
+        pl.when(pl.col("flag_reasons") == "").then(None).otherwise(pl.col("flag_reasons"))
+        .alias("flag_reasons")
+    ).with_columns(pl.col("flag_reasons").is_not_null().alias("flagged"))
+
+
+def _gold_agreement(codes: IntArray, gold_codes: IntArray) -> float:
+    """Share of gold items (``gold_codes >= 0``) where ``codes`` equals gold; NaN if none.
+
+    Both arrays have shape (n_items,).
+    """
+    gold_items = gold_codes >= 0
+    return float((codes[gold_items] == gold_codes[gold_items]).mean()) if gold_items.any() \
+        else NAN
+
+
+def _count_metrics(enc: EncodedAnnotations, coverage: _Coverage) -> dict[str, float | int | None]:
+    """Gate metrics on the size of the input: rows, labels, items, annotators, categories.
+
+    Parameters
+    ----------
+    enc : EncodedAnnotations
+        The encoded annotations.
+    coverage : _Coverage
+        Labels per item of ``enc``.
+
+    Returns
+    -------
+    dict[str, float | int | None]
+        Ten integer metrics, in report order.
+    """
+    m = coverage.labels_per_item
+    return {
+        "n_input_rows": enc.n_input_rows,
+        "n_labels": int(enc.item_idx.size),
+        "n_null_labels": enc.n_null_labels,
+        "n_duplicates_dropped": enc.n_duplicates_dropped,
+        "n_items": enc.n_items,
+        "n_items_multi_label": coverage.n_multi,
+        "n_items_single_label": coverage.n_single,
+        "min_labels_per_item": int(m.min()) if m.size else 0,
+        "n_annotators": enc.n_annotators,
+        "n_categories": enc.n_categories,
+    }
+
+
+def _coefficient_metrics(
+    coefficients: _Coefficients,
+    pairs: _PairScores,
+    *,
+    weights_kind: KappaWeights | None,
+) -> dict[str, float | int | None]:
+    """Gate metrics of the agreement coefficients.
+
+    Parameters
+    ----------
+    coefficients : _Coefficients
+        The whole-matrix coefficients.
+    pairs : _PairScores
+        Cohen's kappa summary.
+    weights_kind : {"linear", "quadratic"} or None
+        None: Gwet's AC2 is reported as NaN (it would equal AC1).
+
+    Returns
+    -------
+    dict[str, float | int | None]
+        Fourteen metrics, in report order.
+    """
+    c = coefficients
+    return {
+        "percent_agreement": c.percent_agreement,
+        "krippendorff_alpha": c.alpha,
+        "krippendorff_alpha_ci_low": c.alpha_ci_low,
+        "krippendorff_alpha_ci_high": c.alpha_ci_high,
+        "krippendorff_alpha_n_boot": c.alpha_n_boot,
+        "fleiss_kappa": c.fleiss,
+        "fleiss_kappa_n_items": c.fleiss_n_items,
+        "fleiss_kappa_labels_per_item": c.fleiss_labels_per_item,
+        "fleiss_kappa_generalized": c.fleiss_generalized,
+        "mean_cohen_kappa": pairs.mean_kappa,
+        "n_cohen_pairs": pairs.n_scored,
+        "n_cohen_pairs_skipped": pairs.n_skipped,
+        "gwet_ac1": c.ac1,
+        "gwet_ac2": c.ac2 if weights_kind is not None else NAN,
+    }
+
+
+def _consensus_metrics(
+    gold: _GoldScores,
+    consensus: _Consensus,
+    *,
+    annotators: pl.DataFrame,
+) -> dict[str, float | int | None]:
+    """Gate metrics on gold, the consensus methods and flagged annotators.
+
+    Parameters
+    ----------
+    gold : _GoldScores
+        Gold per item and per annotator.
+    consensus : _Consensus
+        The consensus results (rows follow the items); the comparison's first row is
+        majority vs Dawid-Skene.
+    annotators : pl.DataFrame
+        The flagged annotator table.
+
+    Returns
+    -------
+    dict[str, float | int | None]
+        Seven metrics, in report order.
+    """
+    scored_gold = gold.accuracy[np.isfinite(gold.accuracy)]
+    mv, ds = consensus.majority, consensus.dawid_skene
+    return {
+        "n_gold_items_labelled": int((gold.item_codes >= 0).sum()),
+        "min_annotator_gold_accuracy": float(scored_gold.min()) if scored_gold.size else NAN,
+        "majority_gold_accuracy": _gold_agreement(mv.label_idx, gold.item_codes),
+        "dawid_skene_gold_accuracy": _gold_agreement(ds.label_idx, gold.item_codes),
+        "majority_vs_dawid_skene_disagreement": float(
+            consensus.comparison["share_differ"][0]
+        ),
+        "n_majority_ties": int(sum(r != "none" for r in mv.tie_broken_by)),
+        "n_flagged_annotators": int(annotators["flagged"].sum()),
+    }
+
+
 def compute_agreement(
     annotations: pl.DataFrame,
     *,
@@ -498,225 +1130,34 @@ def compute_agreement(
         categories=categories, source=source,
     )
     weights_kind = _default_weights(level) if kappa_weights == "default" else kappa_weights
-    notes: list[str] = []
     counts = enc.counts()
-    m = counts.sum(axis=1)
-    n_multi = int((m >= 2).sum())
-    n_single = int((m == 1).sum())
-    if n_single:
-        notes.append(f"{n_single} item(s) have a single label: excluded from agreement")
-    if enc.n_null_labels:
-        notes.append(f"{enc.n_null_labels} row(s) with a null label dropped as missing")
-    if enc.n_duplicates_dropped:
-        notes.append(
-            f"{enc.n_duplicates_dropped} repeated (item, annotator) label(s) dropped: "
-            "kept the latest by timestamp"
-        )
-    if n_multi == 0:
-        notes.append("no item has two or more labels: agreement coefficients are undefined")
-
-    # Coefficients.
-    pa = percent_agreement(counts)
-    alpha = krippendorff_alpha(counts, level=level, values=enc.values)
-    if n_multi and math.isnan(alpha):
-        notes.append("Krippendorff's alpha undefined: a single value among items with >= 2 "
-                     "labels (no variation to be reliable about)")
-    ci_low, ci_high, n_boot_ok = (
-        bootstrap_alpha(counts, level=level, values=enc.values, n_boot=n_boot,
-                        confidence=confidence, seed=seed)
-        if not math.isnan(alpha) else (NAN, NAN, 0)
+    coverage = _coverage(counts)
+    coefficients, coefficient_notes = _coefficients(
+        enc, counts, n_multi=coverage.n_multi, weights_kind=weights_kind, n_boot=n_boot,
+        confidence=confidence, seed=seed,
     )
-    fk, fk_items, fk_raters = fleiss_kappa(counts)
-    if fk_items and fk_items < n_multi:
-        notes.append(
-            f"Fleiss' kappa (statsmodels) uses the {fk_items} of {n_multi} items with the modal "
-            f"{fk_raters} labels per item; fleiss_kappa_generalized uses all {n_multi}"
-        )
-    fk_gen = fleiss_kappa_generalized(counts)
-    ac1 = gwet_ac(counts, n_categories=enc.n_categories)
-    w_matrix = agreement_weights(enc.values, weights_kind)
-    ac2 = gwet_ac(counts, weights=w_matrix, n_categories=enc.n_categories)
-
-    pairs = _cohen_pairs(enc, weights=weights_kind, min_shared_items=min_shared_items)
-    n_skipped = int(pairs["cohen_kappa"].is_null().sum())
-    n_short = int((pairs["n_shared"] < min_shared_items).sum())
-    if n_short:
-        notes.append(
-            f"{n_short} annotator pair(s) share fewer than {min_shared_items} items: no Cohen's "
-            "kappa for them"
-        )
-    kappas = pairs["cohen_kappa"].drop_nulls()
-    mean_kappa = float(kappas.mean()) if kappas.len() else NAN  # type: ignore[arg-type]
-
-    # Gold.
-    gold_codes = (
-        _gold_codes(enc, gold, item_column=gold_item_column, label_column=gold_label_column,
-                    source=gold_source)
-        if gold is not None else np.full(enc.n_items, -1, dtype=np.int64)
+    pairs, pair_notes = _pair_scores(enc, weights_kind=weights_kind,
+                                     min_shared_items=min_shared_items)
+    gold_scores = _gold_scores(enc, gold, item_column=gold_item_column,
+                               label_column=gold_label_column, source=gold_source,
+                               min_gold_items=min_gold_items)
+    consensus = _consensus(enc, gold_scores, crowdlab=crowdlab, with_gold=gold is not None,
+                           max_iter=dawid_skene_max_iter)
+    annot = _flag_annotators(
+        _annotator_table(enc, counts, pairs=pairs.table, gold=gold_scores,
+                         ds=consensus.dawid_skene),
+        min_agreement=min_annotator_agreement, min_kappa=min_annotator_kappa,
+        min_gold_accuracy=min_annotator_gold_accuracy, min_gold_items=min_gold_items,
     )
-    row_gold = gold_codes[enc.item_idx]
-    has_gold = row_gold >= 0
-    n_ann = enc.n_annotators
-    n_gold = np.bincount(enc.annotator_idx[has_gold], minlength=n_ann)
-    n_gold_correct = np.bincount(
-        enc.annotator_idx[has_gold],
-        weights=(enc.label_idx[has_gold] == row_gold[has_gold]).astype(np.float64),
-        minlength=n_ann,
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gold_acc = np.where(n_gold >= min_gold_items, n_gold_correct / n_gold, np.nan)
-
-    # Consensus.
-    mv = majority_vote(enc, annotator_gold_accuracy=gold_acc)
-    ds = dawid_skene(enc, max_iter=dawid_skene_max_iter)
-    if not ds.converged:
-        notes.append(f"Dawid-Skene did not converge in {ds.n_iter} iterations")
-    cats = enc.categories
-    consensus = pl.DataFrame([
-        enc.items.alias("item"),
-        _labels(cats, mv.label_idx, "majority"),
-        _labels(cats, ds.label_idx, "dawid_skene"),
-        pl.Series("n_labels", mv.n_labels),
-        pl.Series("agreement", mv.n_votes / mv.n_labels),
-        pl.Series("majority_tie_broken_by", mv.tie_broken_by, dtype=pl.String),
-        pl.Series("dawid_skene_posterior", ds.posterior[np.arange(enc.n_items), ds.label_idx]),
-    ])
-    methods = ["majority", "dawid_skene"]
-    if crowdlab is not None:
-        if "item" not in crowdlab.columns or "crowdlab" not in crowdlab.columns:
-            raise InputError(
-                f"CROWDLAB consensus: columns {crowdlab.columns}; expected item, crowdlab "
-                "(see crowdlab_consensus_frame)"
-            )
-        cl = crowdlab.with_columns(pl.col("item").cast(enc.items.dtype),
-                                   pl.col("crowdlab").cast(cats.dtype))
-        consensus = consensus.join(cl, on="item", how="left", maintain_order="left")
-        methods.append("crowdlab")
-    if gold is not None:
-        consensus = consensus.with_columns(
-            pl.when(pl.Series(gold_codes >= 0))
-            .then(_labels(cats, np.maximum(gold_codes, 0), "gold"))
-            .alias("gold")
-        )
-    comparison = compare_consensus(consensus, methods=methods)
-    n_ties = int(sum(r != "none" for r in mv.tie_broken_by))
-
-    # Per class.
-    spec = specific_agreement(counts)
-    per_class = pl.DataFrame([
-        cats.alias("category"),
-        pl.Series("n_labels", counts.sum(axis=0)),
-        pl.Series("share", counts.sum(axis=0) / counts.sum()),
-        pl.Series("n_majority", np.bincount(mv.label_idx, minlength=enc.n_categories)),
-        pl.Series("specific_agreement", spec),
-    ]).with_columns(pl.col("specific_agreement").fill_nan(None))
-    conf = pair_confusion(counts)
-    k = enc.n_categories
-    confusion = pl.DataFrame([
-        _labels(cats, np.repeat(np.arange(k), k), "label_a"),
-        _labels(cats, np.tile(np.arange(k), k), "label_b"),
-        pl.Series("n_pairs", conf.ravel()),
-    ])
-
-    # Per annotator.
-    credit, valid = _loo_consensus_credit(enc, counts)
-    n_shared_items = np.bincount(enc.annotator_idx, weights=valid, minlength=n_ann)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loo = np.bincount(enc.annotator_idx, weights=credit * valid, minlength=n_ann) / (
-            n_shared_items
-        )
-    pair_long = pl.concat([
-        pairs.select(pl.col("annotator_a").alias("annotator"), "cohen_kappa"),
-        pairs.select(pl.col("annotator_b").alias("annotator"), "cohen_kappa"),
-    ])
-    per_ann_kappa = pair_long.group_by("annotator").agg(
-        pl.col("cohen_kappa").mean().alias("mean_cohen_kappa"),
-        pl.col("cohen_kappa").count().alias("n_kappa_pairs"),
-    )
-    annot = pl.DataFrame([
-        enc.annotators.alias("annotator"),
-        pl.Series("n_labels", np.bincount(enc.annotator_idx, minlength=n_ann)),
-        pl.Series("n_items_shared", n_shared_items.astype(np.int64)),
-        pl.Series("consensus_agreement", loo),
-        pl.Series("n_gold", n_gold),
-        pl.Series("gold_accuracy", np.where(n_gold > 0, n_gold_correct / np.maximum(n_gold, 1),
-                                            np.nan)),
-        pl.Series("dawid_skene_accuracy", ds.annotator_accuracy),
-    ]).join(per_ann_kappa, on="annotator", how="left", maintain_order="left").with_columns(
-        pl.col("n_kappa_pairs").fill_null(0),
-        pl.col("consensus_agreement", "gold_accuracy").fill_nan(None),
-    )
-    reasons: list[pl.Expr] = []
-    if min_annotator_agreement is not None:
-        reasons.append(pl.when(pl.col("consensus_agreement") < min_annotator_agreement)
-                       .then(pl.lit(f"consensus_agreement < {min_annotator_agreement}")))
-    if min_annotator_kappa is not None:
-        reasons.append(pl.when(pl.col("mean_cohen_kappa") < min_annotator_kappa)
-                       .then(pl.lit(f"mean_cohen_kappa < {min_annotator_kappa}")))
-    if min_annotator_gold_accuracy is not None:
-        reasons.append(
-            pl.when((pl.col("gold_accuracy") < min_annotator_gold_accuracy)
-                    & (pl.col("n_gold") >= min_gold_items))
-            .then(pl.lit(f"gold_accuracy < {min_annotator_gold_accuracy}"))
-        )
-    annot = annot.with_columns(
-        (pl.concat_str(reasons, separator="; ", ignore_nulls=True) if reasons
-         else pl.lit(None, dtype=pl.String)).alias("flag_reasons")
-    ).with_columns(
-        pl.when(pl.col("flag_reasons") == "").then(None).otherwise(pl.col("flag_reasons"))
-        .alias("flag_reasons")
-    ).with_columns(pl.col("flag_reasons").is_not_null().alias("flagged"))
-
-    # Gate metrics.
-    scored_gold = gold_acc[np.isfinite(gold_acc)]
-    gold_items = gold_codes >= 0
-
-    def consensus_gold_acc(codes: IntArray) -> float:
-        return float((codes[gold_items] == gold_codes[gold_items]).mean()) if gold_items.any() \
-            else NAN
-
-    metrics: dict[str, float | int | None] = {
-        "n_input_rows": enc.n_input_rows,
-        "n_labels": int(enc.item_idx.size),
-        "n_null_labels": enc.n_null_labels,
-        "n_duplicates_dropped": enc.n_duplicates_dropped,
-        "n_items": enc.n_items,
-        "n_items_multi_label": n_multi,
-        "n_items_single_label": n_single,
-        "min_labels_per_item": int(m.min()) if m.size else 0,
-        "n_annotators": enc.n_annotators,
-        "n_categories": enc.n_categories,
-        "percent_agreement": pa,
-        "krippendorff_alpha": alpha,
-        "krippendorff_alpha_ci_low": ci_low,
-        "krippendorff_alpha_ci_high": ci_high,
-        "krippendorff_alpha_n_boot": n_boot_ok,
-        "fleiss_kappa": fk,
-        "fleiss_kappa_n_items": fk_items,
-        "fleiss_kappa_labels_per_item": fk_raters,
-        "fleiss_kappa_generalized": fk_gen,
-        "mean_cohen_kappa": mean_kappa,
-        "n_cohen_pairs": kappas.len(),
-        "n_cohen_pairs_skipped": n_skipped,
-        "gwet_ac1": ac1,
-        "gwet_ac2": ac2 if weights_kind is not None else NAN,
-        "n_gold_items_labelled": int(gold_items.sum()),
-        "min_annotator_gold_accuracy": float(scored_gold.min()) if scored_gold.size else NAN,
-        "majority_gold_accuracy": consensus_gold_acc(mv.label_idx),
-        "dawid_skene_gold_accuracy": consensus_gold_acc(ds.label_idx),
-        "majority_vs_dawid_skene_disagreement": float(comparison["share_differ"][0]),
-        "n_majority_ties": n_ties,
-        "n_flagged_annotators": int(annot["flagged"].sum()),
+    metrics = {
+        **_count_metrics(enc, coverage),
+        **_coefficient_metrics(coefficients, pairs, weights_kind=weights_kind),
+        **_consensus_metrics(gold_scores, consensus, annotators=annot),
     }
+    notes = _input_notes(enc, coverage) + coefficient_notes + pair_notes + consensus.notes
     return AgreementReport(
-        level=level,
-        categories=cats.to_list(),
-        metrics=metrics,
-        pairs=pairs,
-        per_class=per_class,
-        confusion=confusion,
-        annotators=annot,
-        consensus=consensus,
-        consensus_comparison=comparison,
-        notes=notes,
+        level=level, categories=enc.categories.to_list(), metrics=metrics, pairs=pairs.table,
+        per_class=_per_class_table(enc, counts, majority=consensus.majority.label_idx),
+        confusion=_confusion_table(enc, counts), annotators=annot, consensus=consensus.table,
+        consensus_comparison=consensus.comparison, notes=notes,
     )

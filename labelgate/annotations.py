@@ -62,6 +62,161 @@ def _annotator_id(completed_by: Any, *, where: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _TaskRows:
+    """The labelled annotations of one Label Studio task, and what it skipped."""
+
+    rows: list[tuple[str, str, str, Any, str | None]]  # item, annotator, label, time, id
+    n_annotations: int
+    n_cancelled: int
+    n_without_choice: int
+
+
+def _read_tasks(path: Path) -> list[Any]:
+    """The task list of a Label Studio JSON export.
+
+    Parameters
+    ----------
+    path : Path
+        The export file.
+
+    Returns
+    -------
+    list[Any]
+        The top-level JSON list, one entry per task (not yet checked).
+    """
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read a Label Studio JSON export: {exc}") from exc
+    if not isinstance(tasks, list):
+        raise InputError(
+            f"{path}: expected a JSON list of tasks, got {type(tasks).__name__}"
+        )
+    return tasks
+
+
+def _task_item(task: Mapping[str, Any], *, item_field: str | None, where: str) -> Any:
+    """The item id of a task: ``data[item_field]``, or the task ``id`` without a field.
+
+    Parameters
+    ----------
+    task : Mapping[str, Any]
+        One task of the export.
+    item_field : str or None
+        The ``data`` field holding the item id; None: the task id is the item id.
+    where : str
+        The task, for messages.
+
+    Returns
+    -------
+    Any
+        The id as found in the JSON (not yet a string).
+    """
+    if item_field is None:
+        if "id" not in task:
+            raise InputError(f"{where}: no 'id'; pass item_field to take the item id from data")
+        return task["id"]
+    data = task.get("data")
+    if not isinstance(data, Mapping) or data.get(item_field) is None:
+        found = sorted(data) if isinstance(data, Mapping) else []
+        raise InputError(
+            f"{where}: data has no field {item_field!r} (found {found}); "
+            "expected the item id there"
+        )
+    return data[item_field]
+
+
+def _single_choice(ann: Mapping[str, Any], *, from_name: str | None, where: str) -> str | None:
+    """The one choice of an annotation's ``choices`` result, None when it has none.
+
+    Parameters
+    ----------
+    ann : Mapping[str, Any]
+        One annotation of a task.
+    from_name : str or None
+        The choice control to read; None: any, as long as there is only one.
+    where : str
+        The annotation, for messages.
+
+    Returns
+    -------
+    str or None
+        The chosen label as text; None when the annotation chose nothing.
+    """
+    choices = [
+        r for r in ann.get("result") or []
+        if r.get("type") == "choices"
+        and (from_name is None or r.get("from_name") == from_name)
+    ]
+    controls = sorted({str(r.get("from_name")) for r in choices})
+    if len(controls) > 1:
+        raise InputError(
+            f"{where}: choices from several controls {controls}; pass from_name"
+        )
+    picked = [c for r in choices for c in (r.get("value") or {}).get("choices") or []]
+    if not picked:
+        return None
+    if len(picked) > 1:
+        raise InputError(
+            f"{where}: {len(picked)} choices {picked}; expected one (single-label)"
+        )
+    return str(picked[0])
+
+
+def _task_rows(
+    task: Any,
+    *,
+    position: int,
+    path: Path,
+    item_field: str | None,
+    from_name: str | None,
+) -> _TaskRows:
+    """One annotation row per labelled annotation of a task; cancelled and empty ones counted.
+
+    Parameters
+    ----------
+    task : Any
+        One entry of the export's task list (must be an object).
+    position : int
+        Its index in the list, for messages about a task without an id.
+    path : Path
+        The export file, for messages.
+    item_field, from_name : str or None
+        As in ``parse_label_studio_export``.
+
+    Returns
+    -------
+    _TaskRows
+        Rows of (item, annotator, label, timestamp text, annotation id) and the counts.
+    """
+    if not isinstance(task, Mapping):
+        raise InputError(f"{path}: task #{position} is {type(task).__name__}; expected an object")
+    where = f"{path}: task {task.get('id', f'#{position}')}"
+    item = _task_item(task, item_field=item_field, where=where)
+    rows: list[tuple[str, str, str, Any, str | None]] = []
+    n_annotations = n_cancelled = n_without_choice = 0
+    for a_pos, ann in enumerate(task.get("annotations") or []):
+        n_annotations += 1
+        a_where = f"{where}, annotation {ann.get('id', f'#{a_pos}')}"
+        if ann.get("was_cancelled"):
+            n_cancelled += 1
+            continue
+        label = _single_choice(ann, from_name=from_name, where=a_where)
+        if label is None:
+            n_without_choice += 1
+            continue
+        rows.append((
+            str(item),
+            _annotator_id(ann.get("completed_by"), where=a_where),
+            label,
+            ann.get("updated_at") or ann.get("created_at"),
+            None if ann.get("id") is None else str(ann["id"]),
+        ))
+    return _TaskRows(rows=rows, n_annotations=n_annotations, n_cancelled=n_cancelled,
+                     n_without_choice=n_without_choice)
+
+
 def parse_label_studio_export(
     path: str | Path,
     *,
@@ -77,80 +232,25 @@ def parse_label_studio_export(
     annotations and annotations without a choice are skipped and counted.
     """
     path = Path(path)
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: cannot read a Label Studio JSON export: {exc}") from exc
-    if not isinstance(tasks, list):
-        raise InputError(
-            f"{path}: expected a JSON list of tasks, got {type(tasks).__name__}"
-        )
-    rows: dict[str, list[Any]] = {
-        "item": [], "annotator": [], "label": [], "timestamp": [], "annotation_id": []
-    }
-    n_annotations = n_cancelled = n_without_choice = 0
-    for t_pos, task in enumerate(tasks):
-        if not isinstance(task, Mapping):
-            raise InputError(f"{path}: task #{t_pos} is {type(task).__name__}; expected an object")
-        task_id = task.get("id", f"#{t_pos}")
-        where = f"{path}: task {task_id}"
-        if item_field is None:
-            if "id" not in task:
-                raise InputError(f"{where}: no 'id'; pass item_field to take the item id from data")
-            item = task["id"]
-        else:
-            data = task.get("data")
-            if not isinstance(data, Mapping) or data.get(item_field) is None:
-                found = sorted(data) if isinstance(data, Mapping) else []
-                raise InputError(
-                    f"{where}: data has no field {item_field!r} (found {found}); "
-                    "expected the item id there"
-                )
-            item = data[item_field]
-        for a_pos, ann in enumerate(task.get("annotations") or []):
-            n_annotations += 1
-            a_where = f"{where}, annotation {ann.get('id', f'#{a_pos}')}"
-            if ann.get("was_cancelled"):
-                n_cancelled += 1
-                continue
-            choices = [
-                r for r in ann.get("result") or []
-                if r.get("type") == "choices"
-                and (from_name is None or r.get("from_name") == from_name)
-            ]
-            controls = sorted({str(r.get("from_name")) for r in choices})
-            if len(controls) > 1:
-                raise InputError(
-                    f"{a_where}: choices from several controls {controls}; pass from_name"
-                )
-            picked = [c for r in choices for c in (r.get("value") or {}).get("choices") or []]
-            if not picked:
-                n_without_choice += 1
-                continue
-            if len(picked) > 1:
-                raise InputError(
-                    f"{a_where}: {len(picked)} choices {picked}; expected one (single-label)"
-                )
-            rows["item"].append(str(item))
-            rows["annotator"].append(_annotator_id(ann.get("completed_by"), where=a_where))
-            rows["label"].append(str(picked[0]))
-            rows["timestamp"].append(ann.get("updated_at") or ann.get("created_at"))
-            rows["annotation_id"].append(None if ann.get("id") is None else str(ann["id"]))
+    tasks = _read_tasks(path)
+    parts = [
+        _task_rows(task, position=t_pos, path=path, item_field=item_field, from_name=from_name)
+        for t_pos, task in enumerate(tasks)
+    ]
+    names = ("item", "annotator", "label", "timestamp", "annotation_id")
+    rows = [row for part in parts for row in part.rows]
     frame = pl.DataFrame(
-        rows,
-        schema={
-            "item": pl.String, "annotator": pl.String, "label": pl.String,
-            "timestamp": pl.String, "annotation_id": pl.String,
-        },
+        {name: [row[i] for row in rows] for i, name in enumerate(names)},
+        schema=dict.fromkeys(names, pl.String),
     ).with_columns(
         pl.col("timestamp").str.to_datetime(time_zone="UTC", strict=False)
     )
     return LabelStudioExport(
         annotations=frame,
         n_tasks=len(tasks),
-        n_annotations=n_annotations,
-        n_cancelled=n_cancelled,
-        n_without_choice=n_without_choice,
+        n_annotations=sum(part.n_annotations for part in parts),
+        n_cancelled=sum(part.n_cancelled for part in parts),
+        n_without_choice=sum(part.n_without_choice for part in parts),
     )
 
 
@@ -312,6 +412,95 @@ def resolve_categories(
     return cats
 
 
+def _check_annotation_frame(
+    annotations: pl.DataFrame,
+    *,
+    item_column: str,
+    annotator_column: str,
+    label_column: str,
+    level: Level,
+    source: str,
+) -> None:
+    """Raise an InputError for an unknown level, missing columns, no rows, or null items or
+    annotators.
+
+    Parameters
+    ----------
+    annotations : pl.DataFrame
+        Long annotations, one row per label.
+    item_column, annotator_column, label_column : str
+        The columns that must be there (item and annotator also without nulls).
+    level : Level
+        Must be one of ``LEVELS``.
+    source : str
+        The input's name in messages.
+    """
+    if level not in LEVELS:
+        raise InputError(f"{source}: level {level!r} is not one of {list(LEVELS)}")
+    missing = [c for c in (item_column, annotator_column, label_column)
+               if c not in annotations.columns]
+    if missing:
+        raise InputError(
+            f"{source}: missing column(s) {missing}; found {annotations.columns}"
+        )
+    if annotations.height == 0:
+        raise InputError(f"{source}: no annotation rows; expected at least one labelled item")
+    for col in (item_column, annotator_column):
+        n_null = annotations[col].null_count()
+        if n_null:
+            raise InputError(f"{source}: column {col!r} has {n_null} null value(s); expected none")
+
+
+def _keep_latest_labels(
+    frame: pl.DataFrame,
+    *,
+    item_column: str,
+    annotator_column: str,
+    timestamp_column: str | None,
+    has_timestamp: bool,
+    source: str,
+) -> tuple[pl.DataFrame, int]:
+    """One label per (item, annotator): the latest by timestamp, or an InputError without one.
+
+    Parameters
+    ----------
+    frame : pl.DataFrame
+        Annotations without null labels: item, annotator, label[, timestamp] columns.
+    item_column, annotator_column : str
+        The key of a label.
+    timestamp_column : str or None
+        The declared timestamp column.
+    has_timestamp : bool
+        Whether ``frame`` has it; without it repeats are an error.
+    source : str
+        The input's name in messages.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, int]
+        ``frame`` with repeats dropped (rows reordered when any were), and how many.
+    """
+    key = [item_column, annotator_column]
+    dup_mask = frame.select(pl.struct(key).is_duplicated()).to_series()
+    if not dup_mask.any():
+        return frame, 0
+    if not has_timestamp:
+        first = frame.filter(dup_mask).unique(key, maintain_order=True).head(3).select(key)
+        raise InputError(
+            f"{source}: {int(dup_mask.sum())} rows label an item twice by the same annotator "
+            f"(e.g. {first.rows()}); expected one label per ({item_column}, "
+            f"{annotator_column}), or a {timestamp_column!r} column to keep the latest"
+        )
+    assert timestamp_column is not None
+    latest = (
+        frame.with_row_index("_row")
+        .sort([timestamp_column, "_row"], nulls_last=False)
+        .unique(key, keep="last", maintain_order=False)
+        .drop("_row")
+    )
+    return latest, frame.height - latest.height
+
+
 def encode_annotations(
     annotations: pl.DataFrame,
     *,
@@ -324,21 +513,9 @@ def encode_annotations(
     source: str = "annotations",
 ) -> EncodedAnnotations:
     """Validate long annotations and encode them as integer codes (rules: module docstring)."""
-    if level not in LEVELS:
-        raise InputError(f"{source}: level {level!r} is not one of {list(LEVELS)}")
-    missing = [c for c in (item_column, annotator_column, label_column)
-               if c not in annotations.columns]
-    if missing:
-        raise InputError(
-            f"{source}: missing column(s) {missing}; found {annotations.columns}"
-        )
-    n_input = annotations.height
-    if n_input == 0:
-        raise InputError(f"{source}: no annotation rows; expected at least one labelled item")
-    for col in (item_column, annotator_column):
-        n_null = annotations[col].null_count()
-        if n_null:
-            raise InputError(f"{source}: column {col!r} has {n_null} null value(s); expected none")
+    _check_annotation_frame(annotations, item_column=item_column,
+                            annotator_column=annotator_column, label_column=label_column,
+                            level=level, source=source)
     has_ts = timestamp_column is not None and timestamp_column in annotations.columns
     keep = [item_column, annotator_column, label_column] + ([timestamp_column] if has_ts else [])
     frame = annotations.select(keep)
@@ -346,29 +523,14 @@ def encode_annotations(
     frame = frame.drop_nulls(label_column)
     if frame.height == 0:
         raise InputError(f"{source}: column {label_column!r} is all null; expected labels")
-    key = [item_column, annotator_column]
-    dup_mask = frame.select(pl.struct(key).is_duplicated()).to_series()
-    n_dups = 0
-    if dup_mask.any():
-        if not has_ts:
-            first = frame.filter(dup_mask).unique(key, maintain_order=True).head(3).select(key)
-            raise InputError(
-                f"{source}: {int(dup_mask.sum())} rows label an item twice by the same annotator "
-                f"(e.g. {first.rows()}); expected one label per ({item_column}, "
-                f"{annotator_column}), or a {timestamp_column!r} column to keep the latest"
-            )
-        assert timestamp_column is not None
-        before = frame.height
-        frame = (
-            frame.with_row_index("_row")
-            .sort([timestamp_column, "_row"], nulls_last=False)
-            .unique(key, keep="last", maintain_order=False)
-            .drop("_row")
-        )
-        n_dups = before - frame.height
+    frame, n_dups = _keep_latest_labels(
+        frame, item_column=item_column, annotator_column=annotator_column,
+        timestamp_column=timestamp_column, has_timestamp=has_ts, source=source,
+    )
+    where = f"{source}: column {label_column!r}"
     cats = resolve_categories(frame[label_column], level=level, categories=categories,
-                              where=f"{source}: column {label_column!r}")
-    label_idx = encode_labels(frame[label_column], cats, where=f"{source}: column {label_column!r}")
+                              where=where)
+    label_idx = encode_labels(frame[label_column], cats, where=where)
     values = (
         cats.cast(pl.Float64).to_numpy().astype(np.float64)
         if level == "interval"
@@ -387,7 +549,7 @@ def encode_annotations(
         item_idx=idx["i"].to_numpy().astype(np.int64),
         annotator_idx=idx["a"].to_numpy().astype(np.int64),
         label_idx=label_idx,
-        n_input_rows=n_input,
+        n_input_rows=annotations.height,
         n_null_labels=n_null_labels,
         n_duplicates_dropped=n_dups,
     )

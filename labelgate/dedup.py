@@ -151,26 +151,27 @@ def _check_columns(df: pl.DataFrame, columns: Sequence[str], role: str) -> None:
         )
 
 
-def find_duplicates(
+def _check_dedup_input(
     df: pl.DataFrame,
     *,
     id_column: str,
     text_columns: Sequence[str],
-    label_column: str | None = None,
-    near: bool = True,
-    threshold: float = 0.9,
-    shingle: int = 5,
-    num_perm: int = 128,
-    seed: int = 13,
-    mapper: Mapper = serial_map,
-) -> DuplicateResult:
-    """Exact (normalized key) and near (MinHash LSH) duplicate clusters of ``df``.
+    label_column: str | None,
+    threshold: float,
+    shingle: int,
+    num_perm: int,
+) -> None:
+    """Raise an InputError for missing columns, bad settings, or null / repeated ids.
 
-    ``id_column`` must be unique and non-null. See the module docstring for the rules.
-    ``mapper`` runs the MinHash shards (`labelgate.partition`).
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The frame to deduplicate.
+    id_column, text_columns, label_column
+        Its columns (the id must be unique and non-null).
+    threshold, shingle, num_perm
+        Near-duplicate settings: threshold in (0, 1], shingle >= 1, num_perm >= 2.
     """
-    if isinstance(text_columns, str):
-        text_columns = [text_columns]
     if not text_columns:
         raise InputError("dedup: text_columns is empty; expected at least one text column")
     _check_columns(df, [id_column], "id")
@@ -192,42 +193,125 @@ def find_duplicates(
             "value(s); expected unique ids"
         )
 
+
+def _keyed_rows(
+    df: pl.DataFrame,
+    *,
+    id_column: str,
+    text_columns: Sequence[str],
+    label_column: str | None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each row's normalized key, and the distinct keys numbered in key order.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The frame to deduplicate (n rows).
+    id_column, text_columns, label_column
+        Its id, text and optional label columns.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, pl.DataFrame]
+        ``rows``: n rows of id[, label], key. ``keys``: one row per distinct key (k,
+        key, exact_group = smallest id with that key), sorted by key, so the numbering does
+        not depend on row order.
+    """
     text = df.select(
         pl.concat_str(
             [pl.col(c).cast(pl.String).fill_null("") for c in text_columns], separator=_JOIN
         ).alias("key")
     ).get_column("key")
-    base = df.select(
+    rows = df.select(
         pl.col(id_column).alias("id"),
         *([pl.col(label_column).alias("label")] if label_column is not None else []),
     ).with_columns(_normalize_series(text))
-    # one row per distinct key, numbered in key order (independent of row order)
     keys = (
-        base.group_by("key")
+        rows.group_by("key")
         .agg(pl.col("id").min().alias("exact_group"))
         .sort("key")
         .with_row_index("k")
     )
-    n_keys = keys.height
-    edges_a: I64Array = np.empty(0, dtype=np.int64)
-    edges_b: I64Array = np.empty(0, dtype=np.int64)
-    sigs: U32Matrix | None = None
-    stats: dict[str, Any] = {"bands": 0, "rows_per_band": 0, "candidate_pairs": 0,
-                             "verified_pairs": 0}
-    if near and n_keys > 1:
-        sigs, has_text = _signatures(keys.get_column("key"), shingle=shingle,
-                                     num_perm=num_perm, seed=seed, mapper=mapper)
-        bands, per_band = lsh_bands(threshold, num_perm)
-        cand = _candidate_pairs(sigs, has_text, bands=bands, rows=per_band)
-        sim = _estimated_jaccard(sigs, cand[:, 0], cand[:, 1])
-        keep = sim >= threshold
-        edges_a, edges_b = cand[keep, 0], cand[keep, 1]
-        stats = {"bands": bands, "rows_per_band": per_band, "candidate_pairs": len(cand),
-                 "verified_pairs": int(keep.sum())}
+    return rows, keys
 
-    comp = _components(n_keys, edges_a, edges_b)
+
+@dataclass(frozen=True)
+class _NearPairs:
+    """Verified near-duplicate pairs of distinct keys, and the MinHash signatures."""
+
+    a: I64Array  # (n_pairs,): key number of one side
+    b: I64Array  # (n_pairs,): key number of the other
+    signatures: U32Matrix | None  # (n_keys, num_perm); None when near matching did not run
+    stats: dict[str, Any]  # bands, rows_per_band, candidate_pairs, verified_pairs
+
+
+def _near_pairs(
+    keys: pl.Series,
+    *,
+    near: bool,
+    threshold: float,
+    shingle: int,
+    num_perm: int,
+    seed: int,
+    mapper: Mapper,
+) -> _NearPairs:
+    """MinHash LSH candidates among the distinct keys, kept when the estimate >= threshold.
+
+    Parameters
+    ----------
+    keys : pl.Series
+        The distinct normalized keys (n_keys), in key-number order.
+    near : bool
+        False: no near matching (no pairs, no signatures).
+    threshold, shingle, num_perm, seed, mapper
+        As in ``find_duplicates``.
+
+    Returns
+    -------
+    _NearPairs
+        Pair arrays of equal length, signatures of shape (n_keys, num_perm) or None, and
+        the LSH counts for the summary (all 0 when near matching did not run).
+    """
+    empty: I64Array = np.empty(0, dtype=np.int64)
+    if not (near and keys.len() > 1):
+        return _NearPairs(a=empty, b=empty, signatures=None,
+                          stats={"bands": 0, "rows_per_band": 0, "candidate_pairs": 0,
+                                 "verified_pairs": 0})
+    sigs, has_text = _signatures(keys, shingle=shingle, num_perm=num_perm, seed=seed,
+                                 mapper=mapper)
+    bands, per_band = lsh_bands(threshold, num_perm)
+    cand = _candidate_pairs(sigs, has_text, bands=bands, rows=per_band)
+    sim = _estimated_jaccard(sigs, cand[:, 0], cand[:, 1])
+    keep = sim >= threshold
+    return _NearPairs(
+        a=cand[keep, 0], b=cand[keep, 1], signatures=sigs,
+        stats={"bands": bands, "rows_per_band": per_band, "candidate_pairs": len(cand),
+               "verified_pairs": int(keep.sum())},
+    )
+
+
+def _clustered_rows(rows: pl.DataFrame, keys: pl.DataFrame, near: _NearPairs) -> pl.DataFrame:
+    """Every row with its cluster: the connected components of exact keys and near pairs.
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        ``_keyed_rows`` rows (n rows: id[, label], key).
+    keys : pl.DataFrame
+        ``_keyed_rows`` keys (n_keys rows: k, key, exact_group).
+    near : _NearPairs
+        The near-duplicate edges between key numbers.
+
+    Returns
+    -------
+    pl.DataFrame
+        n rows (order not fixed): id[, label], key, k, exact_group, comp, cluster_id
+        (smallest id in the cluster), cluster_size, rep_k (the representative's key
+        number).
+    """
+    comp = _components(keys.height, near.a, near.b)
     keys = keys.with_columns(pl.Series("comp", comp, dtype=pl.Int64))
-    rows = base.join(keys.select("key", "k", "exact_group", "comp"), on="key", how="left")
+    rows = rows.join(keys.select("key", "k", "exact_group", "comp"), on="key", how="left")
     rows = rows.with_columns(
         pl.col("id").min().over("comp").alias("cluster_id"),
         pl.len().over("comp").cast(pl.UInt32).alias("cluster_size"),
@@ -235,31 +319,74 @@ def find_duplicates(
     rep_k = rows.filter(pl.col("id") == pl.col("cluster_id")).select(
         "comp", pl.col("k").alias("rep_k")
     )
-    rows = rows.join(rep_k, on="comp", how="left")
+    return rows.join(rep_k, on="comp", how="left")
+
+
+def _cluster_members(
+    rows: pl.DataFrame, *, signatures: U32Matrix | None, with_label: bool
+) -> pl.DataFrame:
+    """The members of clusters with two or more rows, with kind and similarity.
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        ``_clustered_rows`` output.
+    signatures : U32Matrix or None
+        MinHash signatures (n_keys, num_perm) for the similarity to the representative;
+        None: similarity 1.0.
+    with_label : bool
+        Whether ``rows`` has a label column to carry over.
+
+    Returns
+    -------
+    pl.DataFrame
+        cluster_id, id, exact_group, kind, similarity, is_representative[, label], sorted
+        by cluster_id, id.
+    """
     exact = pl.col("k") == pl.col("rep_k")
     member = rows.filter(pl.col("cluster_size") > 1)
-    if sigs is not None and member.height:
+    if signatures is not None and member.height:
         sim_rep = _estimated_jaccard(
-            sigs,
+            signatures,
             member.get_column("k").to_numpy().astype(np.int64),
             member.get_column("rep_k").to_numpy().astype(np.int64),
         )
         member = member.with_columns(pl.Series("sim", sim_rep, dtype=pl.Float64))
     else:
         member = member.with_columns(pl.lit(1.0).alias("sim"))
-    clusters = member.select(
+    return member.select(
         "cluster_id",
         "id",
         "exact_group",
         pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
         pl.when(exact).then(1.0).otherwise(pl.col("sim")).alias("similarity"),
         (pl.col("id") == pl.col("cluster_id")).alias("is_representative"),
-        *(["label"] if label_column is not None else []),
+        *(["label"] if with_label else []),
     ).sort(["cluster_id", "id"])
-    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
-    id_dtype = cluster_of.schema["id"]
-    if label_column is not None and clusters.height:
-        conflicts = (
+
+
+def _label_conflicts(
+    clusters: pl.DataFrame, *, id_dtype: pl.DataType, with_label: bool
+) -> pl.DataFrame:
+    """Clusters whose members carry more than one distinct (non-null) label.
+
+    Parameters
+    ----------
+    clusters : pl.DataFrame
+        ``_cluster_members`` output.
+    id_dtype : pl.DataType
+        The id column's dtype (for the empty frame's cluster_id).
+    with_label : bool
+        Whether ``clusters`` has a label column; False: no conflicts.
+
+    Returns
+    -------
+    pl.DataFrame
+        cluster_id, cluster_size, n_labels, labels (sorted), one row per conflicting
+        cluster, sorted by cluster_id.
+    """
+    if with_label and clusters.height:
+        return (
             clusters.group_by("cluster_id")
             .agg(
                 pl.len().cast(pl.UInt32).alias("cluster_size"),
@@ -270,12 +397,31 @@ def find_duplicates(
             .select("cluster_id", "cluster_size", "n_labels", "labels")
             .sort("cluster_id")
         )
-    else:
-        conflicts = pl.DataFrame(schema={"cluster_id": id_dtype, "cluster_size": pl.UInt32,
-                                         "n_labels": pl.UInt32, "labels": pl.List(pl.String)})
+    return pl.DataFrame(schema={"cluster_id": id_dtype, "cluster_size": pl.UInt32,
+                                "n_labels": pl.UInt32, "labels": pl.List(pl.String)})
+
+
+def _cluster_summary(
+    clusters: pl.DataFrame, conflicts: pl.DataFrame, *, n_rows: int, n_keys: int
+) -> dict[str, Any]:
+    """Row, text and cluster counts for the summary.
+
+    Parameters
+    ----------
+    clusters, conflicts : pl.DataFrame
+        ``_cluster_members`` and ``_label_conflicts`` output.
+    n_rows, n_keys : int
+        Input rows and distinct normalized texts.
+
+    Returns
+    -------
+    dict[str, Any]
+        rows, distinct_texts, rows_in_clusters, clusters, duplicate_rows, exact_rows,
+        near_rows, conflicting_clusters.
+    """
     n_clusters = clusters.get_column("cluster_id").n_unique() if clusters.height else 0
-    summary: dict[str, Any] = {
-        "rows": df.height,
+    return {
+        "rows": n_rows,
         "distinct_texts": n_keys,
         "rows_in_clusters": clusters.height,
         "clusters": n_clusters,
@@ -283,12 +429,50 @@ def find_duplicates(
         "exact_rows": int((clusters.get_column("kind") == "exact").sum()),
         "near_rows": int((clusters.get_column("kind") == "near").sum()),
         "conflicting_clusters": conflicts.height,
+    }
+
+
+def find_duplicates(
+    df: pl.DataFrame,
+    *,
+    id_column: str,
+    text_columns: Sequence[str],
+    label_column: str | None = None,
+    near: bool = True,
+    threshold: float = 0.9,
+    shingle: int = 5,
+    num_perm: int = 128,
+    seed: int = 13,
+    mapper: Mapper = serial_map,
+) -> DuplicateResult:
+    """Exact (normalized key) and near (MinHash LSH) duplicate clusters of ``df``.
+
+    ``id_column`` must be unique and non-null. See the module docstring for the rules.
+    ``mapper`` runs the MinHash shards (`labelgate.partition`).
+    """
+    if isinstance(text_columns, str):
+        text_columns = [text_columns]
+    _check_dedup_input(df, id_column=id_column, text_columns=text_columns,
+                       label_column=label_column, threshold=threshold, shingle=shingle,
+                       num_perm=num_perm)
+    with_label = label_column is not None
+    base, keys = _keyed_rows(df, id_column=id_column, text_columns=text_columns,
+                             label_column=label_column)
+    pairs = _near_pairs(keys.get_column("key"), near=near, threshold=threshold,
+                        shingle=shingle, num_perm=num_perm, seed=seed, mapper=mapper)
+    rows = _clustered_rows(base, keys, pairs)
+    clusters = _cluster_members(rows, signatures=pairs.signatures, with_label=with_label)
+    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
+    conflicts = _label_conflicts(clusters, id_dtype=cluster_of.schema["id"],
+                                 with_label=with_label)
+    summary: dict[str, Any] = {
+        **_cluster_summary(clusters, conflicts, n_rows=df.height, n_keys=keys.height),
         "threshold": threshold,
         "shingle": shingle,
         "num_perm": num_perm,
         "seed": seed,
         "near": near,
-        **stats,
+        **pairs.stats,
     }
     result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
                              summary=summary)

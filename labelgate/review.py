@@ -122,10 +122,9 @@ REJECTED_SCHEMA: dict[str, Any] = {
 class MixRule:
     """Shares of a review batch per reason (normalized; unused shares flow down the list).
 
-    The defaults favour flagged label issues: on real tweets with 10% planted flips
-    (bench/bench_review.py), a 5% review budget spent only on label issues fixed 44% of the
-    planted errors, random picks 5%, and unflagged low-margin items 4% (active learning
-    picks what the model needs, not what is wrong), so uncertain items get a small share.
+    The defaults favour flagged label issues and give uncertain items (active learning:
+    what the model needs, not what is wrong) a small share; the measurement behind them is
+    in docs/benchmarks/review.md.
     """
 
     label_issue: float = 0.7
@@ -205,6 +204,339 @@ def _prob_of(probs: pl.DataFrame, labels: pl.DataFrame, column: str) -> pl.Serie
     return joined.get_column("_p")
 
 
+_PICK_SCHEMA: dict[str, Any] = {"id": pl.String, "score": pl.Float64, "reason": pl.String}
+
+
+def _label_issue_rows(label_issues: pl.DataFrame) -> pl.DataFrame:
+    """The label-issue table's columns the queue uses, typed.
+
+    Parameters
+    ----------
+    label_issues : pl.DataFrame
+        The label-issue stage's table (id, given_label, suggested_label, label_quality,
+        is_label_issue, possibly more).
+
+    Returns
+    -------
+    pl.DataFrame
+        Same rows, those five columns (ids and labels as text, a null flag as False).
+    """
+    _require(label_issues, ["id", "given_label", "suggested_label", "label_quality",
+                            "is_label_issue"], what="label_issues")
+    return label_issues.select(
+        pl.col("id").cast(pl.String),
+        pl.col("given_label").cast(pl.String),
+        pl.col("suggested_label").cast(pl.String),
+        pl.col("label_quality").cast(pl.Float64),
+        pl.col("is_label_issue").cast(pl.Boolean).fill_null(False),
+    )
+
+
+def _consensus_rows(consensus: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The agreement stage's consensus table, typed and one row per id; None if empty.
+
+    Parameters
+    ----------
+    consensus : pl.DataFrame or None
+        id (or item), majority, dawid_skene, agreement, possibly more.
+
+    Returns
+    -------
+    pl.DataFrame or None
+        id, majority, dawid_skene, agreement; the first row of a repeated id.
+    """
+    if consensus is None or not consensus.height:
+        return None
+    if "id" not in consensus.columns and "item" in consensus.columns:
+        consensus = consensus.rename({"item": "id"})
+    _require(consensus, ["id", "majority", "dawid_skene", "agreement"], what="consensus")
+    return consensus.select(
+        pl.col("id").cast(pl.String), pl.col("majority").cast(pl.String),
+        pl.col("dawid_skene").cast(pl.String), pl.col("agreement").cast(pl.Float64),
+    ).unique("id", keep="first", maintain_order=True)
+
+
+def _probability_rows(probs: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Out-of-fold probabilities with a text ``id`` column; None if empty.
+
+    Parameters
+    ----------
+    probs : pl.DataFrame or None
+        id (or, without one, the first column) + one float column per class.
+
+    Returns
+    -------
+    pl.DataFrame or None
+        Same shape, the id column named ``id`` and cast to text.
+    """
+    if probs is None or not probs.height:
+        return None
+    probs = probs.rename({probs.columns[0]: "id"}) if "id" not in probs.columns else probs
+    return probs.with_columns(pl.col("id").cast(pl.String))
+
+
+def _reason_pools(
+    li: pl.DataFrame,
+    *,
+    cons: pl.DataFrame | None,
+    probs: pl.DataFrame | None,
+    mix: MixRule,
+) -> dict[str, pl.DataFrame]:
+    """The candidates of each review reason, with their score (lower = review first).
+
+    Parameters
+    ----------
+    li : pl.DataFrame
+        ``_label_issue_rows`` output.
+    cons, probs : pl.DataFrame or None
+        ``_consensus_rows`` and ``_probability_rows`` output.
+    mix : MixRule
+        Gives the low-agreement cut and the uncertainty measure.
+
+    Returns
+    -------
+    dict[str, pl.DataFrame]
+        Reason -> (id, score) candidates; a reason without its input is absent.
+    """
+    pools: dict[str, pl.DataFrame] = {}
+    pools["label_issue"] = li.filter(pl.col("is_label_issue")).select(
+        "id", pl.col("label_quality").alias("score"))
+    if cons is not None:
+        disagree = cons.filter(
+            pl.col("majority").is_not_null() & pl.col("dawid_skene").is_not_null()
+            & (pl.col("majority") != pl.col("dawid_skene"))
+        )
+        pools["consensus_disagreement"] = disagree.select(
+            "id", pl.col("agreement").fill_null(0.0).alias("score"))
+        pools["low_agreement"] = cons.filter(
+            pl.col("agreement") < mix.low_agreement_below
+        ).select("id", pl.col("agreement").alias("score"))
+    if probs is not None:
+        unc = uncertainty_scores(probs, method=mix.uncertainty)
+        unflagged = li.filter(~pl.col("is_label_issue")).select("id")
+        pools["uncertain"] = unc.join(unflagged, on="id", how="semi").select("id", "score")
+    return pools
+
+
+def _ordered_pools(
+    pools: dict[str, pl.DataFrame],
+    *,
+    reasons: Sequence[str],
+    reviewed: Collection[str],
+) -> dict[str, pl.DataFrame]:
+    """Each item under its first reason only, each pool sorted by score, ties by id.
+
+    Parameters
+    ----------
+    pools : dict[str, pl.DataFrame]
+        ``_reason_pools`` output.
+    reasons : Sequence[str]
+        The reasons in priority order.
+    reviewed : Collection[str]
+        Ids a reviewer already decided: they count as taken.
+
+    Returns
+    -------
+    dict[str, pl.DataFrame]
+        Reason -> (id, score), in priority order; reasons left with no item are absent.
+    """
+    taken: pl.DataFrame = pl.DataFrame(
+        {"id": sorted({str(i) for i in reviewed})}, schema={"id": pl.String}
+    )
+    ordered: dict[str, pl.DataFrame] = {}
+    for reason in reasons:
+        pool = pools.get(reason)
+        if pool is None or pool.height == 0:
+            continue
+        pool = (pool.unique("id", keep="first").join(taken, on="id", how="anti")
+                .sort(["score", "id"], nulls_last=True))
+        ordered[reason] = pool
+        taken = pl.concat([taken, pool.select("id")])
+    return ordered
+
+
+def _take(
+    ordered: dict[str, pl.DataFrame], *, start: dict[str, int], count: dict[str, int]
+) -> list[pl.DataFrame]:
+    """From each pool, ``count[reason]`` rows from ``start[reason]`` (default 0).
+
+    Parameters
+    ----------
+    ordered : dict[str, pl.DataFrame]
+        ``_ordered_pools`` output.
+    start, count : dict[str, int]
+        Per reason, where to start and how many to take (none when 0 or absent).
+
+    Returns
+    -------
+    list[pl.DataFrame]
+        One (id, score, reason) frame per reason that gives rows, in priority order.
+    """
+    return [
+        ordered[r].slice(start.get(r, 0), count[r]).with_columns(pl.lit(r).alias("reason"))
+        for r in ordered if count.get(r, 0) > 0
+    ]
+
+
+def _gold_rows(
+    gold: pl.DataFrame,
+    *,
+    picked: pl.DataFrame,
+    base: pl.DataFrame,
+    n_wanted: int,
+    seed: int,
+) -> pl.DataFrame:
+    """Up to ``n_wanted`` gold items drawn at random (seeded), none already picked.
+
+    Parameters
+    ----------
+    gold : pl.DataFrame
+        Known-correct items (id, ...).
+    picked : pl.DataFrame
+        The items already queued (id, ...).
+    base : pl.DataFrame
+        The label-issue rows (id, ...): only gold items among them can be shown.
+    n_wanted : int
+        How many gold items the queue wants.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    pl.DataFrame
+        (id, score = null, reason = "gold"), min(n_wanted, eligible) rows in id order.
+    """
+    _require(gold, ["id"], what="gold")
+    ids = (gold.select(pl.col("id").cast(pl.String)).unique(maintain_order=True)
+           .join(picked.select("id"), on="id", how="anti")
+           .join(base.select("id"), on="id", how="semi").sort("id"))
+    n_gold = min(n_wanted, ids.height)
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = (
+        rng.choice(ids.height, size=n_gold, replace=False).tolist() if n_gold else []
+    )
+    return ids[sorted(int(i) for i in chosen)].with_columns(
+        pl.lit(None, pl.Float64).alias("score"), pl.lit("gold").alias("reason"))
+
+
+def _refill(
+    picked: pl.DataFrame,
+    ordered: dict[str, pl.DataFrame],
+    *,
+    quota: dict[str, int],
+    n_slots: int,
+    shares: dict[str, float],
+) -> pl.DataFrame:
+    """Give gold slots that found no gold item back to the reasons, by share.
+
+    Parameters
+    ----------
+    picked : pl.DataFrame
+        The queued (id, score, reason) rows.
+    ordered : dict[str, pl.DataFrame]
+        ``_ordered_pools`` output.
+    quota : dict[str, int]
+        Rows already taken from each pool (its first rows).
+    n_slots : int
+        The slots to fill.
+    shares : dict[str, float]
+        The mix's shares per reason.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``picked`` plus the next rows of the pools, sorted by reason priority (stable).
+    """
+    refill = _allocate(
+        n_slots, shares, {r: ordered[r].height - quota.get(r, 0) for r in ordered},
+    )
+    extra = _take(ordered, start=quota, count=refill)
+    return pl.concat([picked, *extra]).sort(
+        pl.col("reason").replace_strict({r: i for i, r in enumerate(REASONS)}),
+        maintain_order=True,
+    )
+
+
+def _interleave_gold(rows: pl.DataFrame, gold_rows: pl.DataFrame, *, seed: int) -> pl.DataFrame:
+    """Put the gold rows at seeded random positions among the queued rows.
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        The queued (id, reason, score) rows, in order.
+    gold_rows : pl.DataFrame
+        The gold (id, score, reason) rows, in order.
+    seed : int
+        Seed of the positions.
+
+    Returns
+    -------
+    pl.DataFrame
+        (id, reason, score): both inputs' rows, each keeping its own order.
+    """
+    if not gold_rows.height:
+        return rows
+    rng = np.random.default_rng(seed)
+    total = rows.height + gold_rows.height
+    slots = set(int(i) for i in rng.choice(total, size=gold_rows.height, replace=False))
+    order = np.empty(total, dtype=np.int64)
+    gi, qi = rows.height, 0
+    for pos in range(total):
+        if pos in slots:
+            order[pos] = gi
+            gi += 1
+        else:
+            order[pos] = qi
+            qi += 1
+    return pl.concat([rows, gold_rows.select("id", "reason", "score")])[order.tolist()]
+
+
+def _queue_frame(
+    rows: pl.DataFrame,
+    base: pl.DataFrame,
+    *,
+    cons: pl.DataFrame | None,
+    probs: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Number the queue and add the given / suggested labels and their probabilities.
+
+    Parameters
+    ----------
+    rows : pl.DataFrame
+        The queue (id, reason, score), in review order.
+    base : pl.DataFrame
+        id, given_label, suggested_label, given_probability of the label-issue rows.
+    cons, probs : pl.DataFrame or None
+        ``_consensus_rows`` (fills labels for items only it knows) and
+        ``_probability_rows`` output.
+
+    Returns
+    -------
+    pl.DataFrame
+        The queue in ``QUEUE_SCHEMA``, one row per input row.
+    """
+    queue = rows.with_row_index("priority", offset=1).with_columns(
+        pl.col("priority").cast(pl.Int64)
+    ).join(base, on="id", how="left", maintain_order="left")
+    if cons is not None:  # items only the agreement stage knows: majority as given label
+        queue = queue.join(
+            cons.select("id", "majority", "dawid_skene"), on="id", how="left",
+            maintain_order="left",
+        ).with_columns(
+            pl.coalesce("given_label", "majority").alias("given_label"),
+            pl.coalesce("suggested_label", "dawid_skene").alias("suggested_label"),
+        )
+    if probs is not None:
+        queue = queue.with_columns(
+            pl.coalesce("given_probability", _prob_of(probs, queue, "given_label"))
+            .alias("given_probability"),
+            _prob_of(probs, queue, "suggested_label").alias("suggested_probability"),
+        )
+    else:
+        queue = queue.with_columns(pl.lit(None, pl.Float64).alias("suggested_probability"))
+    return queue.select([pl.col(c).cast(t) for c, t in QUEUE_SCHEMA.items()])
+
+
 def review_queue(
     label_issues: pl.DataFrame,
     *,
@@ -232,135 +564,28 @@ def review_queue(
     if not (0.0 <= gold_rate <= 1.0):
         raise InputError(f"review: gold_rate {gold_rate} outside 0..1")
     mix = mix or MixRule()
-    _require(label_issues, ["id", "given_label", "suggested_label", "label_quality",
-                            "is_label_issue"], what="label_issues")
-    li = label_issues.select(
-        pl.col("id").cast(pl.String),
-        pl.col("given_label").cast(pl.String),
-        pl.col("suggested_label").cast(pl.String),
-        pl.col("label_quality").cast(pl.Float64),
-        pl.col("is_label_issue").cast(pl.Boolean).fill_null(False),
-    )
+    li = _label_issue_rows(label_issues)
     base = li.select("id", "given_label", "suggested_label",
                      pl.col("label_quality").alias("given_probability"))
-    pools: dict[str, pl.DataFrame] = {}
-    pools["label_issue"] = li.filter(pl.col("is_label_issue")).select(
-        "id", pl.col("label_quality").alias("score"))
-
-    cons = None
-    if consensus is not None and consensus.height:
-        if "id" not in consensus.columns and "item" in consensus.columns:
-            consensus = consensus.rename({"item": "id"})
-        _require(consensus, ["id", "majority", "dawid_skene", "agreement"], what="consensus")
-        cons = consensus.select(
-            pl.col("id").cast(pl.String), pl.col("majority").cast(pl.String),
-            pl.col("dawid_skene").cast(pl.String), pl.col("agreement").cast(pl.Float64),
-        ).unique("id", keep="first", maintain_order=True)
-        disagree = cons.filter(
-            pl.col("majority").is_not_null() & pl.col("dawid_skene").is_not_null()
-            & (pl.col("majority") != pl.col("dawid_skene"))
-        )
-        pools["consensus_disagreement"] = disagree.select(
-            "id", pl.col("agreement").fill_null(0.0).alias("score"))
-        pools["low_agreement"] = cons.filter(
-            pl.col("agreement") < mix.low_agreement_below
-        ).select("id", pl.col("agreement").alias("score"))
-    if probs is not None and probs.height:
-        probs = probs.rename({probs.columns[0]: "id"}) if "id" not in probs.columns else probs
-        probs = probs.with_columns(pl.col("id").cast(pl.String))
-        unc = uncertainty_scores(probs, method=mix.uncertainty)
-        unflagged = li.filter(~pl.col("is_label_issue")).select("id")
-        pools["uncertain"] = unc.join(unflagged, on="id", how="semi").select("id", "score")
-
-    # Each item under its first reason only; each pool sorted by score, ties by id. Items a
-    # reviewer decided count as taken.
-    taken: pl.DataFrame = pl.DataFrame(
-        {"id": sorted({str(i) for i in reviewed})}, schema={"id": pl.String}
-    )
-    ordered: dict[str, pl.DataFrame] = {}
-    for reason in mix.shares():
-        pool = pools.get(reason)
-        if pool is None or pool.height == 0:
-            continue
-        pool = (pool.unique("id", keep="first").join(taken, on="id", how="anti")
-                .sort(["score", "id"], nulls_last=True))
-        ordered[reason] = pool
-        taken = pl.concat([taken, pool.select("id")])
+    cons = _consensus_rows(consensus)
+    probs = _probability_rows(probs)
+    pools = _reason_pools(li, cons=cons, probs=probs, mix=mix)
+    ordered = _ordered_pools(pools, reasons=list(mix.shares()), reviewed=reviewed)
 
     n_gold_wanted = round(limit * gold_rate) if gold is not None else 0
-    budget = limit - n_gold_wanted
-    quota = _allocate(budget, mix.shares(), {r: p.height for r, p in ordered.items()})
-    parts = [
-        ordered[r].head(quota[r]).with_columns(pl.lit(r).alias("reason"))
-        for r in mix.shares() if quota.get(r, 0) > 0
-    ]
-    picked = (pl.concat(parts) if parts
-              else pl.DataFrame(schema={"id": pl.String, "score": pl.Float64,
-                                        "reason": pl.String}))
-
-    gold_rows = pl.DataFrame(schema={"id": pl.String, "score": pl.Float64, "reason": pl.String})
+    quota = _allocate(limit - n_gold_wanted, mix.shares(),
+                      {r: p.height for r, p in ordered.items()})
+    parts = _take(ordered, start={}, count=quota)
+    picked = pl.concat(parts) if parts else pl.DataFrame(schema=_PICK_SCHEMA)
+    gold_rows = pl.DataFrame(schema=_PICK_SCHEMA)
     if gold is not None and n_gold_wanted > 0:
-        _require(gold, ["id"], what="gold")
-        ids = (gold.select(pl.col("id").cast(pl.String)).unique(maintain_order=True)
-               .join(picked.select("id"), on="id", how="anti")
-               .join(base.select("id"), on="id", how="semi").sort("id"))
-        n_gold = min(n_gold_wanted, ids.height)
-        rng = np.random.default_rng(seed)
-        chosen: list[int] = (
-            rng.choice(ids.height, size=n_gold, replace=False).tolist() if n_gold else []
-        )
-        gold_rows = ids[sorted(int(i) for i in chosen)].with_columns(
-            pl.lit(None, pl.Float64).alias("score"), pl.lit("gold").alias("reason"))
-        if n_gold < n_gold_wanted:  # too few gold items: give the slots back to the queue
-            refill = _allocate(
-                n_gold_wanted - n_gold, mix.shares(),
-                {r: ordered[r].height - quota.get(r, 0) for r in ordered},
-            )
-            extra = [
-                ordered[r].slice(quota.get(r, 0), refill[r]).with_columns(pl.lit(r).alias("reason"))
-                for r in ordered if refill.get(r, 0) > 0
-            ]
-            picked = pl.concat([picked, *extra]).sort(
-                pl.col("reason").replace_strict({r: i for i, r in enumerate(REASONS)}),
-                maintain_order=True,
-            )
-
-    rows = picked.select("id", "reason", "score")
-    if gold_rows.height:
-        rng = np.random.default_rng(seed + 1)
-        total = rows.height + gold_rows.height
-        slots = set(int(i) for i in rng.choice(total, size=gold_rows.height, replace=False))
-        order = np.empty(total, dtype=np.int64)
-        gi, qi = rows.height, 0
-        for pos in range(total):
-            if pos in slots:
-                order[pos] = gi
-                gi += 1
-            else:
-                order[pos] = qi
-                qi += 1
-        rows = pl.concat([rows, gold_rows.select("id", "reason", "score")])[order.tolist()]
-
-    queue = rows.with_row_index("priority", offset=1).with_columns(
-        pl.col("priority").cast(pl.Int64)
-    ).join(base, on="id", how="left", maintain_order="left")
-    if cons is not None:  # items only the agreement stage knows: majority as given label
-        queue = queue.join(
-            cons.select("id", "majority", "dawid_skene"), on="id", how="left",
-            maintain_order="left",
-        ).with_columns(
-            pl.coalesce("given_label", "majority").alias("given_label"),
-            pl.coalesce("suggested_label", "dawid_skene").alias("suggested_label"),
-        )
-    if probs is not None and probs.height:
-        queue = queue.with_columns(
-            pl.coalesce("given_probability", _prob_of(probs, queue, "given_label"))
-            .alias("given_probability"),
-            _prob_of(probs, queue, "suggested_label").alias("suggested_probability"),
-        )
-    else:
-        queue = queue.with_columns(pl.lit(None, pl.Float64).alias("suggested_probability"))
-    return queue.select([pl.col(c).cast(t) for c, t in QUEUE_SCHEMA.items()])
+        gold_rows = _gold_rows(gold, picked=picked, base=base, n_wanted=n_gold_wanted,
+                               seed=seed)
+        if gold_rows.height < n_gold_wanted:  # too few gold items: slots back to the queue
+            picked = _refill(picked, ordered, quota=quota,
+                             n_slots=n_gold_wanted - gold_rows.height, shares=mix.shares())
+    rows = _interleave_gold(picked.select("id", "reason", "score"), gold_rows, seed=seed + 1)
+    return _queue_frame(rows, base, cons=cons, probs=probs)
 
 
 def _allocate(budget: int, shares: dict[str, float], available: dict[str, int]) -> dict[str, int]:
@@ -548,27 +773,53 @@ def read_corrections(path: str | Path, *, id_field: str = ID_FIELD,
     return read_corrections_file(path, id_field=id_field, from_name=from_name).corrections
 
 
-def read_corrections_file(path: str | Path, *, id_field: str = ID_FIELD,
-                          from_name: str | None = None) -> CorrectionsFile:
-    """``read_corrections``, also saying which rows were skipped unanswered (an empty label:
-    id and row number) so the import reports them rather than dropping them silently."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such corrections file")
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        export = parse_label_studio_export(path, item_field=id_field, from_name=from_name)
-        ann = export.annotations
-        return CorrectionsFile(
-            corrections=ann.select(
-                pl.col("item").alias("id"), "label", pl.col("annotator").alias("reviewer"),
-                pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
-                (pl.lit(f"{path}: annotation ") + pl.col("annotation_id").fill_null("?"))
-                .alias("where"),
-            ),
-            unlabelled=pl.DataFrame(schema={"id": pl.String, "row": pl.Int64}),
-            n_skipped_annotations=export.n_cancelled + export.n_without_choice,
-        )
+def _label_studio_corrections(
+    path: Path, *, id_field: str, from_name: str | None
+) -> CorrectionsFile:
+    """Reviewer answers from a Label Studio JSON export.
+
+    Parameters
+    ----------
+    path : Path
+        The export file.
+    id_field, from_name
+        As in ``read_corrections``.
+
+    Returns
+    -------
+    CorrectionsFile
+        One correction per completed annotation (``CORRECTION_COLUMNS``), no unlabelled
+        rows, and the cancelled / empty annotations counted.
+    """
+    export = parse_label_studio_export(path, item_field=id_field, from_name=from_name)
+    ann = export.annotations
+    return CorrectionsFile(
+        corrections=ann.select(
+            pl.col("item").alias("id"), "label", pl.col("annotator").alias("reviewer"),
+            pl.col("timestamp").cast(pl.Datetime("us", "UTC")),
+            (pl.lit(f"{path}: annotation ") + pl.col("annotation_id").fill_null("?"))
+            .alias("where"),
+        ),
+        unlabelled=pl.DataFrame(schema={"id": pl.String, "row": pl.Int64}),
+        n_skipped_annotations=export.n_cancelled + export.n_without_choice,
+    )
+
+
+def _read_sheet(path: Path, *, suffix: str) -> pl.DataFrame:
+    """A CSV (all text) or JSONL corrections sheet as read, with its required columns.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    suffix : str
+        Its lowercased suffix: ``.csv``, ``.jsonl`` or ``.ndjson`` (others are an error).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per line, with at least id, label, reviewer.
+    """
     try:
         if suffix == ".csv":
             raw = pl.read_csv(path, infer_schema_length=0)
@@ -587,6 +838,25 @@ def read_corrections_file(path: str | Path, *, id_field: str = ID_FIELD,
             f"{path}: missing column(s) {missing}; expected id, label, reviewer[, timestamp]; "
             f"the file has {raw.columns}"
         )
+    return raw
+
+
+def _sheet_corrections(raw: pl.DataFrame, *, path: Path) -> CorrectionsFile:
+    """The answered rows of a corrections sheet, and the unanswered ones (empty label).
+
+    Parameters
+    ----------
+    raw : pl.DataFrame
+        ``_read_sheet`` output: id, label, reviewer[, timestamp] (ISO 8601 text).
+    path : Path
+        The file, for ``where`` and messages.
+
+    Returns
+    -------
+    CorrectionsFile
+        Answered rows in ``CORRECTION_COLUMNS`` (text stripped), and (id, row) of the rows
+        with no label (rows numbered from 1).
+    """
     row = pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
     every = raw.select(
         pl.col("id").cast(pl.String).str.strip_chars(),
@@ -616,6 +886,19 @@ def read_corrections_file(path: str | Path, *, id_field: str = ID_FIELD,
     return CorrectionsFile(corrections=corrections, unlabelled=unlabelled)
 
 
+def read_corrections_file(path: str | Path, *, id_field: str = ID_FIELD,
+                          from_name: str | None = None) -> CorrectionsFile:
+    """``read_corrections``, also saying which rows were skipped unanswered (an empty label:
+    id and row number) so the import reports them rather than dropping them silently."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such corrections file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _label_studio_corrections(path, id_field=id_field, from_name=from_name)
+    return _sheet_corrections(_read_sheet(path, suffix=suffix), path=path)
+
+
 @dataclass(frozen=True)
 class ValidatedCorrections:
     """A corrections file, checked: what to apply, what was rejected and why, gold answers."""
@@ -633,6 +916,92 @@ class ValidatedCorrections:
         counts = self.rejected.group_by("check").len().sort(["len", "check"],
                                                            descending=[True, False])
         return {str(k): int(n) for k, n in counts.iter_rows()}
+
+
+def _split_gold_answers(
+    corr: pl.DataFrame, gold: pl.DataFrame | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Set apart the answers on gold items.
+
+    Parameters
+    ----------
+    corr : pl.DataFrame
+        Corrections (``CORRECTION_COLUMNS`` + ``_pos``).
+    gold : pl.DataFrame or None
+        Gold items (id, label); None or empty: no gold.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, pl.DataFrame]
+        The corrections on other items (same columns), and the answers on gold items
+        (``CORRECTION_COLUMNS`` + gold_label; an empty frame without gold).
+    """
+    if gold is None or not gold.height:
+        return corr, pl.DataFrame()
+    _require(gold, ["id", "label"], what="gold")
+    g = gold.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)
+                    .alias("gold_label")).unique("id", keep="first")
+    return corr.join(g, on="id", how="anti"), corr.join(g, on="id", how="inner").drop("_pos")
+
+
+def _reject_unknown(
+    corr: pl.DataFrame, *, current: pl.DataFrame, known: list[str]
+) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Take out corrections of unknown ids and to unknown labels, with their reasons.
+
+    Parameters
+    ----------
+    corr : pl.DataFrame
+        Corrections (``CORRECTION_COLUMNS`` + ``_pos``).
+    current : pl.DataFrame
+        The valid items (id, old_label), one row per id.
+    known : list[str]
+        The classes.
+
+    Returns
+    -------
+    tuple[pl.DataFrame, list[pl.DataFrame]]
+        The remaining corrections, and the unknown-id and unknown-label rejects (the
+        corrections' columns + check, reason).
+    """
+    unknown_id = corr.join(current, on="id", how="anti").with_columns(
+        pl.lit("unknown_id").alias("check"),
+        (pl.lit("unknown id: ") + pl.col("id")
+         + pl.lit(" is not among the latest run's valid items")).alias("reason"))
+    corr = corr.join(current, on="id", how="semi")
+    bad_label = ~pl.col("label").is_in(known)
+    unknown_label = corr.filter(bad_label).with_columns(
+        pl.lit("unknown_label").alias("check"),
+        (pl.lit("unknown label: ") + pl.col("label") + pl.lit(f" not in classes {known}"))
+        .alias("reason"))
+    return corr.filter(~bad_label), [unknown_id, unknown_label]
+
+
+def _latest_per_id(corr: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Per id the latest correction (timestamp, then file order); the others as rejects.
+
+    Parameters
+    ----------
+    corr : pl.DataFrame
+        Corrections (``CORRECTION_COLUMNS`` + ``_pos``).
+
+    Returns
+    -------
+    tuple[pl.DataFrame, pl.DataFrame or None]
+        One row per id (sorted by id), and the superseded corrections with check and
+        reason naming the winner (None when no id repeats).
+    """
+    ranked = corr.sort(["id", "timestamp", "_pos"], nulls_last=False)
+    latest = ranked.unique("id", keep="last", maintain_order=True)
+    dups = ranked.join(latest.select("_pos"), on="_pos", how="anti")
+    if not dups.height:
+        return latest, None
+    winner = latest.select("id", pl.col("where").alias("_winner"))
+    return latest, dups.join(winner, on="id").with_columns(
+        pl.lit("duplicate").alias("check"),
+        (pl.lit("duplicate correction of id ") + pl.col("id")
+         + pl.lit(": superseded by the later one at ") + pl.col("_winner")).alias("reason")
+    ).drop("_winner")
 
 
 def validate_corrections(
@@ -653,40 +1022,11 @@ def validate_corrections(
     ).with_row_index("_pos")
     current = items.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)
                            .alias("old_label")).unique("id", keep="first")
-    known = [str(c) for c in classes]
-    rejected: list[pl.DataFrame] = []
-
-    gold_answers = pl.DataFrame()
-    if gold is not None and gold.height:
-        _require(gold, ["id", "label"], what="gold")
-        g = gold.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)
-                        .alias("gold_label")).unique("id", keep="first")
-        gold_answers = corr.join(g, on="id", how="inner").drop("_pos")
-        corr = corr.join(g, on="id", how="anti")
-
-    unknown_id = corr.join(current, on="id", how="anti")
-    rejected.append(unknown_id.with_columns(
-        pl.lit("unknown_id").alias("check"),
-        (pl.lit("unknown id: ") + pl.col("id")
-         + pl.lit(" is not among the latest run's valid items")).alias("reason")))
-    corr = corr.join(current, on="id", how="semi")
-    bad_label = ~pl.col("label").is_in(known)
-    rejected.append(corr.filter(bad_label).with_columns(
-        pl.lit("unknown_label").alias("check"),
-        (pl.lit("unknown label: ") + pl.col("label") + pl.lit(f" not in classes {known}"))
-        .alias("reason")))
-    corr = corr.filter(~bad_label)
-
-    ranked = corr.sort(["id", "timestamp", "_pos"], nulls_last=False)
-    latest = ranked.unique("id", keep="last", maintain_order=True)
-    dups = ranked.join(latest.select("_pos"), on="_pos", how="anti")
-    if dups.height:
-        winner = latest.select("id", pl.col("where").alias("_winner"))
-        rejected.append(dups.join(winner, on="id").with_columns(
-            pl.lit("duplicate").alias("check"),
-            (pl.lit("duplicate correction of id ") + pl.col("id")
-             + pl.lit(": superseded by the later one at ") + pl.col("_winner")).alias("reason")
-        ).drop("_winner"))
+    corr, gold_answers = _split_gold_answers(corr, gold)
+    corr, rejected = _reject_unknown(corr, current=current, known=[str(c) for c in classes])
+    latest, duplicates = _latest_per_id(corr)
+    if duplicates is not None:
+        rejected.append(duplicates)
     applied = latest.sort("_pos").join(current, on="id", how="left", maintain_order="left")
     applied = applied.select(
         "id", "old_label", pl.col("label").alias("new_label"),
