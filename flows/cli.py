@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.review_cli import review_app
-from labelgate import warehouse
+from labelgate import dag, warehouse
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
 from labelgate.locking import ensure_store_dir
@@ -179,7 +179,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     if isinstance(exc, GateFailedError):
         found = read_latest(working_store(s, store, pull_first=False), s.name)
         report = found[1] if found else None
-    _print_stage_times(state.state_details.flow_run_id, report)
+    _print_stage_times(state.state_details.flow_run_id, s, report)
     if report is not None:
         _print_summary(report)
     if exc is None:
@@ -215,35 +215,11 @@ def _dask_runner(address: str) -> Any:
     return dask_runner(address)
 
 
-def _stage_rows(report: dict[str, Any] | None) -> dict[str, str]:
-    """What each stage did, in rows, from the report (for the stage table)."""
-    if report is None:
-        return {}
-    rows = report["rows"]
-    out = {
-        "ingest": f"{rows['input']:,} in",
-        "enforce-contract": f"{rows['quarantined']:,} quarantined",
-        "report": f"{rows['valid']:,} valid",
-    }
-    if "label_issues" in report:
-        li = report["label_issues"]
-        out["label-issues"] = f"{li['count']:,} flagged" + (
-            " (reused)" if "reused_from" in li else "")
-    if "duplicates" in report:
-        out["dedup"] = f"{report['duplicates']['count']:,} duplicates"
-    if "splits" in report:
-        out["splits"] = f"{rows['excluded']:,} excluded"
-    if "published" in report:
-        out["publish"] = f"v{report['published']['version']}: {report['published']['rows']:,}"
-    if "review" in report:
-        out["corrections"] = f"{report['review']['n_changed']:,} relabeled"
-    if "agreement" in report:
-        out["agreement"] = f"{report['agreement'].get('metrics', {}).get('n_labels', 0):,} labels"
-    return out
-
-
-def _print_stage_times(flow_run_id: Any, report: dict[str, Any] | None = None) -> None:
-    """A table of the run's stages (Prefect task runs) with their wall times and rows."""
+def _print_stage_times(flow_run_id: Any, spec: Spec,
+                       report: dict[str, Any] | None = None) -> None:
+    """The run's stages, in declaration order (`labelgate.dag`): state and wall time of
+    each one's Prefect task run (a stage the spec runs but this run skipped shows
+    `skipped`), and what it did, from the report."""
     if flow_run_id is None:
         return
     from prefect.client.orchestration import get_client
@@ -257,22 +233,26 @@ def _print_stage_times(flow_run_id: Any, report: dict[str, Any] | None = None) -
     except Exception as exc:  # the table is a courtesy; never fail a run over it
         err.print(f"(stage times unavailable: {exc})")
         return
+    runs: dict[str, list[Any]] = {}
+    for tr in task_runs:
+        runs.setdefault(tr.name.rsplit("-", 1)[0], []).append(tr)
     table = Table("stage", "state", "seconds", "rows", title="stages")
-    rows = _stage_rows(report)
+    names = ["prepare-run", *(s.name for s in dag.STAGES if s.when(spec))]
+    summaries = {s.name: s.summary for s in dag.STAGES}
     total = 0.0
-    parts: dict[str, list[float]] = {}  # `--dask`: a stage's parts ran as task runs of their own
-    for tr in sorted(task_runs, key=lambda t: t.start_time or t.expected_start_time or 0):
-        seconds = tr.total_run_time.total_seconds()
-        name = tr.name.rsplit("-", 1)[0]
-        if tr.task_key.startswith("part"):
-            parts.setdefault(name, []).append(seconds)
-            continue
+    for name in names + sorted(set(runs) - set(names)):
+        mine = [tr for tr in runs.get(name, []) if not tr.task_key.startswith("part")]
+        seconds = sum(tr.total_run_time.total_seconds() for tr in mine)
         total += seconds
-        state = tr.state.name if tr.state else "—"
-        table.add_row(name, state, f"{seconds:.2f}", rows.get(name, ""))
-    for name, times in parts.items():  # inside their stage's time: not added to the total
-        table.add_row(f"  {name} parts (on Dask)", f"{len(times)} runs",
-                      f"{sum(times):.2f}", f"max {max(times):.2f} s")
+        summary = summaries.get(name)
+        did = summary(report) if summary is not None and report is not None else None
+        state = ", ".join(sorted({tr.state.name if tr.state else "—" for tr in mine}))
+        table.add_row(name, state or "skipped", f"{seconds:.2f}" if mine else "", did or "")
+        parts = [tr for tr in runs.get(name, []) if tr.task_key.startswith("part")]
+        if parts:  # `--dask`: a stage's parts ran as task runs of their own (in its time)
+            times = [tr.total_run_time.total_seconds() for tr in parts]
+            table.add_row(f"  {name} parts (on Dask)", f"{len(times)} runs",
+                          f"{sum(times):.2f}", f"max {max(times):.2f} s")
     table.add_row("total", "", f"{total:.2f}", "")
     out.print(table)
 
@@ -303,7 +283,7 @@ def check(spec: SpecArg) -> None:
         f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)",
         soft_wrap=True,
     )
-    runs = _stages_of(s)
+    runs = dag.stages_of(s)
     out.print("stages: " + " → ".join(name for name, on in runs.items() if on), soft_wrap=True)
     if s.sources.annotations is not None:
         ag = s.agreement_settings()
@@ -325,40 +305,13 @@ def check(spec: SpecArg) -> None:
     for note in s.notes():
         out.print(f"note: {note}", soft_wrap=True)
     for name in s.gate:
-        stage = _STAGE_OF_METRIC.get(GATE_CHECKS[name].metric.split(".", 1)[0])
-        if stage is not None and not runs[stage]:
+        stage = dag.stage_of_metric(GATE_CHECKS[name].metric)
+        if stage is not None and not runs[stage.name]:
             err.print(
-                f"warning: gate.{name} needs the {stage} stage, which this spec does not run "
-                f"({_STAGE_NEEDS[stage]}); it will fail as not computed",
+                f"warning: gate.{name} needs the {stage.name} stage, which this spec does not "
+                f"run ({stage.needs}); it will fail as not computed",
                 soft_wrap=True,
             )
-
-
-_STAGE_OF_METRIC = {
-    "agreement": "agreement", "label_issues": "label issues", "dedup": "dedup",
-    "splits": "splits", "sft": "sft checks",
-}
-_STAGE_NEEDS = {
-    "agreement": "set sources.annotations", "label issues": "add a label_issues section",
-    "dedup": "add a dedup section", "splits": "add a splits section",
-    "sft checks": "task: instruction",
-}
-
-
-def _stages_of(s: Spec) -> dict[str, bool]:
-    """Which stages a run of `s` executes, in order."""
-    return {
-        "ingest": True,
-        "sft checks": s.is_instruction,
-        "contract": True,
-        "agreement": s.sources.annotations is not None,
-        "label issues": s.label_issues is not None and s.columns.label is not None,
-        "dedup": s.dedup is not None,
-        "splits": s.splits is not None,
-        "gate": True,
-        "publish": s.publish is not None,
-        "report": True,
-    }
 
 
 @app.command()

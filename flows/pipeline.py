@@ -1,28 +1,34 @@
-"""The `quality_pipeline` flow: the DAG of stages for one dataset spec.
+"""The `quality_pipeline` flow: walks the stage declaration (`labelgate.dag.STAGES`).
 
-The body only sequences tasks and branches on their results; all data work is in tasks/
-(thin) over labelgate/ and checks/ (pure).
+The flow itself only opens the run (lock, store, run record), calls each declared stage's
+task with the values it names, and closes the run; what the stages are, in which order,
+and when each runs is said once, in `labelgate.dag`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from labelgate import dag
 from labelgate.errors import GateFailedError
-from tasks import stages
+from labelgate.results import results_of
+from labelgate.spec import Spec
+from labelgate.store import RunStore
 from tasks.partition import dask_runner, on_dask
+from tasks.run import prepare_run, push_store, record_error
 
 
 @flow(name="quality-pipeline")
 def quality_pipeline(
     spec_path: str, store: str | None = None, dask_address: str | None = None
 ) -> dict[str, Any]:
-    """Run one spec: ingest → [canonicalize, instruction data] → contract (+ SFT checks) →
-    [reviewer corrections] → [agreement (→ consensus label)] → store → [label issues] → [dedup] →
-    [splits] → gate → [publish, if the gate passed] → report.
+    """Run one spec: each stage of `labelgate.dag.STAGES` whose conditions hold, in order
+    (ingest → [canonicalize] → contract → corrections → [agreement → consensus label] →
+    store → [label issues] → [dedup] → [splits] → metrics → gate → [publish] → report).
 
     One run per dataset at a time: `prepare_run` takes the dataset's lock (another run in
     progress: `RunLockedError`, CLI exit 2) and marks runs left `running` by a killed
@@ -38,55 +44,56 @@ def quality_pipeline(
     if dask_address and not on_dask():
         on_cluster = quality_pipeline.with_options(task_runner=dask_runner(dask_address))
         return on_cluster(spec_path, store, dask_address)
-    prepared = stages.prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
-    spec, run = prepared.spec, prepared.run
+    prepared = prepare_run(spec_path, store, flow_run_id=flow_run.get_id())
+    spec, rs = prepared.spec, prepared.store
     try:
-        batches = stages.ingest(spec, run)
-        canonical = stages.canonicalize(spec, batches) if spec.is_instruction else None
-        result, sft = stages.contract(spec, run, batches, canonical)
-        result, review = stages.corrections(spec, run, result)
-        # no valid row left (every row quarantined): the row stages have nothing to work on;
-        # the gate (quarantine rate, min_rows) and the report say what happened
-        rows = result.rows_valid > 0
-        if not rows:
-            get_run_logger().warning(
-                "no valid rows after the contract (%s of %s quarantined): agreement, label "
-                "issues, dedup and splits skipped", result.rows_quarantined, result.rows_input,
-            )
-        agreement = (
-            stages.agreement(spec, run, result)
-            if spec.sources.annotations is not None and rows else None
-        )
-        if agreement is not None and spec.agreement_settings().apply:
-            result, agreement = stages.consensus_label(spec, result, agreement)
-        stored = stages.store(spec, run, result, sft)
-        issues = (
-            stages.label_issues(spec, run, result, agreement) if spec.label_issues and rows
-            else None
-        )
-        dups = stages.dedup(spec, run, result) if spec.dedup and rows else None
-        split = stages.splits(spec, run, result, issues, dups) if spec.splits and rows else None
-        outcomes = stages.Outcomes(agreement, issues, dups, split, sft, review)
-        metrics = stages.metrics(spec, run, result, outcomes, batches)
-        verdict = stages.gate(spec, run, metrics)
-        published = (
-            stages.publish(spec, run, split, verdict, metrics, batches)
-            if verdict.passed and spec.publish and split is not None
-            else None
-        )
-        report = stages.report(
-            spec, run, batches, result, metrics, verdict, stored, outcomes, published,
-            prepared.abandoned,
-        )
+        values = run_stages(spec, rs, dag.STAGES, abandoned=prepared.abandoned)
     except Exception as exc:  # recorded, then re-raised: the flow run fails with it
-        stages.record_error(run, f"{type(exc).__name__}: {exc}")
+        record_error(rs, f"{type(exc).__name__}: {exc}")
         raise
     finally:
         try:
-            if run.remote is not None:  # a remote store gets the run's results, even errors
-                stages.push_store(run)
-        finally:  # a killed process releases it too (the OS drops the flock)
+            if rs.run.remote is not None:  # a remote store gets the run's results, even errors
+                push_store(rs)
+        finally:  # a killed process releases it too (the OS drops the lock)
             prepared.lock.release()
+    verdict = values["verdict"]
     if not verdict.passed:
-        raise GateFailedError(f"{spec.name}: {verdict.summary()} (report: {run.report_dir})")
+        raise GateFailedError(f"{spec.name}: {verdict.summary()} (report: {rs.report_dir})")
+    report: dict[str, Any] = values["report"]
     return report
+
+
+def run_stages(spec: Spec, store: RunStore, stages: Sequence[dag.Stage], *,
+               abandoned: list[dict[str, Any]]) -> dict[str, Any]:
+    """Call each stage's task whose conditions hold, with the values it names; returns
+    every value given, by name."""
+    values: dict[str, Any] = {"abandoned": abandoned}
+    warned = False
+    for stage in stages:
+        if not stage.when(spec):
+            continue
+        contract = values.get("contract")
+        if stage.needs_rows and contract is not None and contract.rows_valid == 0:
+            if not warned:
+                _warn_no_rows(contract.rows_input, contract.rows_quarantined)
+                warned = True
+            continue
+        if stage.needs_pass and not values["verdict"].passed:
+            continue
+        args = stage.arguments(values | {"results": results_of(values)})
+        if args is None:  # a required input was not given (its stage did not run)
+            continue
+        out = stage.load()(spec, store, **args)
+        values.update(zip(stage.outputs, out if len(stage.outputs) > 1 else (out,),
+                          strict=True))
+    return values
+
+
+def _warn_no_rows(rows_input: int, rows_quarantined: int) -> None:
+    # no valid row left (every row quarantined): the row stages have nothing to work on;
+    # the gate (quarantine rate, min_rows) and the report say what happened
+    get_run_logger().warning(
+        "no valid rows after the contract (%s of %s quarantined): agreement, label "
+        "issues, dedup and splits skipped", rows_quarantined, rows_input,
+    )

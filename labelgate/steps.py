@@ -38,25 +38,43 @@ EXCLUSION_COLUMNS = ("exclusion_policy", "exclusion_reason")
 
 @dataclass(frozen=True)
 class LabelIssuesOutcome:
+    """The label-issue stage's result: per-row table, gate metrics, report section."""
+
     result: LabelIssuesResult
     metrics: dict[str, float]
     section: dict[str, Any]
 
+    def sections(self) -> dict[str, Any]:
+        return {"label_issues": self.section}
+
 
 @dataclass(frozen=True)
 class DedupOutcome:
+    """The dedup stage's result: clusters, gate metrics, report section."""
+
     result: DuplicateResult
     metrics: dict[str, float]
     section: dict[str, Any]
 
+    def sections(self) -> dict[str, Any]:
+        return {"duplicates": self.section}
+
 
 @dataclass(frozen=True)
 class SplitOutcome:
+    """The splits stage's result; its section holds the leakage counts, which the report
+    shows as a section of their own."""
+
     result: SplitResult
     kept: pl.DataFrame  # valid rows that go to the splits, with `split` (maybe relabeled)
     excluded: pl.DataFrame  # id, split, exclusion_policy, exclusion_reason
     metrics: dict[str, float]
     section: dict[str, Any]
+
+    def sections(self) -> dict[str, Any]:
+        section = dict(self.section)
+        leakage = section.pop("leakage")
+        return {"leakage": leakage, "splits": section}
 
 
 def canonicalize(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:

@@ -75,7 +75,7 @@ def test_gate_failure_exits_1_without_traceback(make_spec: SpecFactory) -> None:
 def test_a_bug_still_shows_its_traceback(make_spec: SpecFactory) -> None:
     """An unexpected exception in a stage keeps Prefect's traceback (and exits 3)."""
     prelude = (
-        "import tasks.stages as st\n"
+        "import tasks.contract as st\n"
         "def bug(*a, **k): raise RuntimeError('planted bug')\n"
         "st._contract_by_batch = bug\n"
     )

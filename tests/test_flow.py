@@ -147,11 +147,12 @@ def test_cli_spec_commands(make_spec: SpecFactory, tmp_path: Path) -> None:
     spec = make_spec()
     ok = runner.invoke(app, ["check", str(spec)])
     assert ok.exit_code == 0 and "ok" in ok.output
-    assert "stages: ingest → contract → gate → report" in ok.output
+    assert ("stages: ingest → enforce-contract → corrections → store → metrics → gate → "
+            "report") in ok.output
     spec.write_text(spec.read_text() + "  max_label_issue_rate: 0.2\n")
     warned = runner.invoke(app, ["check", str(spec)])
     assert warned.exit_code == 0
-    assert "gate.max_label_issue_rate needs the label issues stage" in warned.output
+    assert "gate.max_label_issue_rate needs the label-issues stage" in warned.output
     spec.write_text(spec.read_text().replace("max_quarantine_rate", "max_quarantine_rat"))
     typo = runner.invoke(app, ["check", str(spec)])
     assert typo.exit_code == 2

@@ -4,7 +4,7 @@ import duckdb
 import pytest
 
 from labelgate.errors import InputError
-from tasks.stages import _transient
+from tasks.common import _transient
 
 
 class _State:

@@ -1,0 +1,244 @@
+"""The pipeline's stages, declared once.
+
+`STAGES` is the DAG as an ordered list of `Stage` declarations, as Kedro's pipeline is a
+list of nodes with named inputs and outputs. Everything that needs the stage list derives
+it from here: the Prefect flow walks it (`flows/pipeline.py`), `labelgate check` prints
+which stages a spec runs, the CLI's stage table and the report's section order follow it,
+and the docs' list of stages is generated from it.
+
+A stage names the task that does its work as ``"module:function"`` (imported only by the
+flow, so this module stays free of Prefect), the values it takes from earlier stages, and
+the values it gives. Adding a stage is one module under ``tasks/`` (plus its pure code
+under ``labelgate/``) and one line here.
+
+Values flow by name. A stage runs when its `when` holds for the spec, its required
+inputs are present (an input named ``"x?"`` is optional: ``None`` when absent), and, with
+``needs_rows``, the contract left at least one valid row; with ``needs_pass``, only when
+the gate passed. A stage that gives a name an earlier stage gave replaces it (reviewer
+corrections give a new ``contract``), as a later Kedro node would read a new dataset
+version.
+
+Two names are provided by the flow rather than a stage: ``abandoned`` (earlier runs that
+`prepare_run` found left running) and ``results`` (every stage result so far, in
+declaration order, for the stages that gather metrics and sections).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from labelgate.spec import Spec
+
+FLOW_INPUTS = frozenset({"abandoned", "results"})
+
+
+def always(spec: Spec) -> bool:
+    """The `when` of a stage that every run executes."""
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of the DAG.
+
+    Parameters
+    ----------
+    name
+        The stage's name, as the Prefect task run and the CLI's stage table show it.
+    task
+        ``"module:function"`` of the task that runs it; called with ``(spec, store,
+        **inputs)`` and returning one value per output (a tuple when there are several).
+    inputs
+        Names of values earlier stages gave; a trailing ``?`` makes one optional.
+    outputs
+        Names of the values it gives.
+    when
+        Whether a spec runs the stage at all.
+    doc
+        One line on what it does, for ``labelgate check``, the CLI and the docs.
+    needs
+        What a spec must say for the stage to run (for messages), e.g.
+        ``"a dedup section"``.
+    needs_rows, needs_pass
+        Skip the stage when the contract left no valid row / when the gate failed.
+    metric_prefix
+        The prefix of the gate metrics it computes (``"dedup"`` for ``dedup.*``), so
+        ``labelgate check`` can warn about a gate check whose stage will not run.
+    summary
+        What the stage did, in a few words, from report.json (the CLI's stage table).
+    """
+
+    name: str
+    task: str
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    when: Callable[[Spec], bool] = always
+    doc: str = ""
+    needs: str = ""
+    needs_rows: bool = False
+    needs_pass: bool = False
+    metric_prefix: str | None = None
+    summary: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    def load(self) -> Callable[..., Any]:
+        """The task function named by `task`."""
+        module, _, attr = self.task.partition(":")
+        fn: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+        return fn
+
+    def required(self) -> tuple[str, ...]:
+        return tuple(n for n in self.inputs if not n.endswith("?"))
+
+    def arguments(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The keyword arguments for the task from the values given so far, or None when
+        a required input is missing (the stage is skipped)."""
+        args: dict[str, Any] = {}
+        for name in self.inputs:
+            key = name.rstrip("?")
+            value = values.get(key)
+            if value is None and not name.endswith("?"):
+                return None
+            args[key] = value
+        return args
+
+
+def _instruction(s: Spec) -> bool:
+    return s.is_instruction
+
+
+def _annotations(s: Spec) -> bool:
+    return s.sources.annotations is not None
+
+
+def _consensus(s: Spec) -> bool:
+    return s.sources.annotations is not None and s.agreement_settings().apply
+
+
+def _label_issues(s: Spec) -> bool:
+    return s.label_issues is not None and s.columns.label is not None
+
+
+def _dedup(s: Spec) -> bool:
+    return s.dedup is not None
+
+
+def _splits(s: Spec) -> bool:
+    return s.splits is not None
+
+
+def _publish(s: Spec) -> bool:
+    return s.publish is not None
+
+
+def _count(section: str, key: str, what: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """A summary reading ``report[section][key]`` as a count."""
+
+    def summary(report: Mapping[str, Any]) -> str | None:
+        part = report.get(section)
+        return f"{int(part[key]):,} {what}" if isinstance(part, Mapping) else None
+
+    return summary
+
+
+def _label_issues_summary(report: Mapping[str, Any]) -> str | None:
+    li = report.get("label_issues")
+    if not isinstance(li, Mapping):
+        return None
+    return f"{li['count']:,} flagged" + (" (reused)" if "reused_from" in li else "")
+
+
+def _agreement_summary(report: Mapping[str, Any]) -> str | None:
+    ag = report.get("agreement")
+    if not isinstance(ag, Mapping):
+        return None
+    return f"{ag.get('metrics', {}).get('n_labels', 0):,} labels"
+
+
+def _published_summary(report: Mapping[str, Any]) -> str | None:
+    p = report.get("published")
+    return f"v{p['version']}: {p['rows']:,}" if isinstance(p, Mapping) else None
+
+
+STAGES: list[Stage] = [
+    Stage("ingest", "tasks.ingest:ingest", (), ("batches",),
+          doc="read each input file into a content-addressed Parquet lake batch",
+          summary=_count("rows", "input", "in")),
+    Stage("canonicalize", "tasks.ingest:canonicalize", ("batches",), ("canonical",),
+          when=_instruction, needs="task: instruction", metric_prefix="sft",
+          doc="instruction data: each batch's rows in the canonical frame"),
+    Stage("enforce-contract", "tasks.contract:enforce_contract", ("batches", "canonical?"),
+          ("contract", "sft"), doc="the pandera contract; bad rows quarantined with reasons",
+          summary=_count("rows", "quarantined", "quarantined")),
+    Stage("corrections", "tasks.contract:corrections", ("contract",), ("contract", "review"),
+          doc="reviewer corrections (labelgate review import) applied to the labels",
+          metric_prefix="review", summary=_count("review", "n_changed", "relabeled")),
+    Stage("agreement", "tasks.agreement:agreement", ("contract",), ("agreement",),
+          when=_annotations, needs="set sources.annotations", needs_rows=True,
+          metric_prefix="agreement",
+          doc="inter-annotator agreement, annotator quality and consensus",
+          summary=_agreement_summary),
+    Stage("consensus-label", "tasks.agreement:consensus_label", ("contract", "agreement"),
+          ("contract", "agreement"), when=_consensus, needs="agreement.apply: true",
+          doc="the consensus label becomes the items' training label"),
+    Stage("store", "tasks.contract:store_rows", ("contract", "sft?"), ("stored",),
+          doc="valid rows to Parquet, the quarantine to DuckDB"),
+    Stage("label-issues", "tasks.label_issues:label_issues", ("contract", "agreement?"),
+          ("label_issues",), when=_label_issues, needs="add a label_issues section",
+          needs_rows=True, metric_prefix="label_issues",
+          doc="cleanlab's probable label errors on out-of-fold probabilities",
+          summary=_label_issues_summary),
+    Stage("dedup", "tasks.dedup:dedup", ("contract",), ("dedup",), when=_dedup,
+          needs="add a dedup section", needs_rows=True, metric_prefix="dedup",
+          doc="exact and near-duplicate clusters",
+          summary=_count("duplicates", "count", "duplicates")),
+    Stage("splits", "tasks.splits:splits", ("contract", "label_issues?", "dedup?"),
+          ("splits",), when=_splits, needs="add a splits section", needs_rows=True,
+          metric_prefix="splits",
+          doc="sticky, stratified, grouped splits; flagged-row policy; leakage",
+          summary=_count("rows", "excluded", "excluded")),
+    Stage("metrics", "tasks.gate:metrics", ("contract", "batches", "results"), ("metrics",),
+          doc="the run's metrics for the gate, with the comparisons to earlier runs"),
+    Stage("gate", "tasks.gate:gate", ("metrics",), ("verdict",),
+          doc="the metrics against the spec's thresholds"),
+    Stage("publish", "tasks.publish:publish", ("splits", "verdict", "metrics", "batches"),
+          ("published",), when=_publish, needs="add a publish section", needs_pass=True,
+          doc="the clean splits as a new published version (only when the gate passed)",
+          summary=_published_summary),
+    Stage("report", "tasks.report:report",
+          ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),
+          ("report",), doc="report.json, report.md, report.html and Prefect artifacts",
+          summary=_count("rows", "valid", "valid")),
+]
+
+
+def stages_of(spec: Spec, stages: Sequence[Stage] | None = None) -> dict[str, bool]:
+    """Which declared stages a run of `spec` executes (by `when`), in order."""
+    return {s.name: s.when(spec) for s in (STAGES if stages is None else stages)}
+
+
+def stage_of_metric(metric: str, stages: Sequence[Stage] | None = None) -> Stage | None:
+    """The stage whose metrics start with `metric`'s prefix (``dedup.count`` → dedup)."""
+    prefix = metric.split(".", 1)[0] if "." in metric else None
+    for s in STAGES if stages is None else stages:
+        if prefix is not None and s.metric_prefix == prefix:
+            return s
+    return None
+
+
+def validate(stages: Sequence[Stage]) -> None:
+    """Raise `ValueError` when a stage reads a value no earlier stage gives."""
+    given = set(FLOW_INPUTS)
+    seen: set[str] = set()
+    for s in stages:
+        if s.name in seen:
+            raise ValueError(f"stage {s.name!r} is declared twice")
+        seen.add(s.name)
+        missing = [n for n in s.inputs if n.rstrip("?") not in given]
+        if missing:
+            raise ValueError(
+                f"stage {s.name!r} reads {missing}, which no earlier stage gives; "
+                f"given so far: {sorted(given)}")
+        given.update(s.outputs)

@@ -1,0 +1,44 @@
+"""The shape every stage result shares: gate metrics and report sections.
+
+A stage's typed result (e.g. `steps.LabelIssuesOutcome`, `tasks.agreement.AgreementOutcome`)
+carries its own tables plus `metrics` (flat ``stage.metric`` names the gate reads) and
+`sections()` (the report.json entries it contributes, by key). The flow keeps every such
+result in declaration order (`labelgate.dag`), so the metrics stage gathers metrics and
+the report its sections without knowing which stages ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class StageResult(Protocol):
+    """What the metrics and report stages read from a stage's result."""
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+    def sections(self) -> dict[str, Any]: ...
+
+
+def gather_metrics(results: Iterable[StageResult]) -> dict[str, float]:
+    """Every result's metrics, merged in order (a later result's name wins)."""
+    out: dict[str, float] = {}
+    for r in results:
+        out.update(r.metrics)
+    return out
+
+
+def gather_sections(results: Iterable[StageResult]) -> dict[str, Any]:
+    """Every result's report sections, merged in order."""
+    out: dict[str, Any] = {}
+    for r in results:
+        out.update(r.sections())
+    return out
+
+
+def results_of(values: Mapping[str, Any]) -> dict[str, StageResult]:
+    """The values that are stage results (those with metrics and sections), in order."""
+    return {k: v for k, v in values.items() if isinstance(v, StageResult)}

@@ -1,0 +1,139 @@
+"""Probable label errors: cleanlab on out-of-fold probabilities, reused when unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import polars as pl
+from prefect import get_run_logger
+
+from checks.contract import ContractResult
+from labelgate import reuse, steps
+from labelgate.review import latest_corrections
+from labelgate.spec import Spec
+from labelgate.store import RunStore
+from tasks.agreement import AgreementOutcome
+from tasks.common import HOUR, stage_task
+from tasks.partition import mapper as stages_mapper
+
+_LABEL_ISSUE_COLUMNS = (
+    "id", "given_label", "suggested_label", "label_quality", "is_label_issue", "rank"
+)
+
+
+@stage_task("label-issues", timeout=4 * HOUR)
+def label_issues(
+    spec: Spec, store: RunStore, contract: ContractResult, agreement: AgreementOutcome | None
+) -> steps.LabelIssuesOutcome:
+    """Flag probable label errors; store them per row in DuckDB and label_issues.parquet."""
+    valid = contract.valid
+    predictions = _predictions(spec, store)
+    annotations = _annotations(spec, valid, agreement)
+    fingerprint = reuse.label_issues_fingerprint(
+        valid, spec=spec, predictions=predictions, annotations=annotations
+    )
+    saved = store.saved_label_issues(fingerprint)
+    if saved is not None:
+        # same rows, labels and settings as an earlier run: its (deterministic) result
+        outcome = steps.LabelIssuesOutcome(
+            saved.result, saved.metrics, {**saved.section, "reused_from": saved.run_id}
+        )
+        get_run_logger().info("label issues: inputs unchanged since run %s, reused", saved.run_id)
+    else:
+        outcome = _detect(spec, store, valid, predictions, annotations, agreement)
+    # a label a reviewer set or confirmed is not a probable error (reviews only add up, so
+    # a saved result with earlier reviews accepted stays right under the new ones)
+    reviewed = _reviewed_ids(spec, store, valid)
+    if reviewed:
+        outcome = steps.accept_reviewed(outcome, reviewed, valid=valid, spec=spec)
+    if saved is None:
+        reuse.save_label_issues(
+            store.report_dir, fingerprint=fingerprint, result=outcome.result,
+            metrics=outcome.metrics, section=outcome.section,
+        )
+    else:
+        reuse.write_outputs(store.report_dir, outcome.result)
+    # label_issues.parquet and probabilities.parquet (the review queue's uncertainty picks
+    # read them) are in the report folder now; the warehouse gets the per-row table
+    table = outcome.result.table.with_columns(pl.col("id").cast(pl.String))
+    store.record_rows("label_issues", table.select(list(_LABEL_ISSUE_COLUMNS)))
+    section = outcome.section
+    get_run_logger().info(
+        "label issues (%s, %s path): %s of %s rows flagged (%.2f%%), health %.3f",
+        section["method"], section["path"], section["count"], contract.rows_valid,
+        100 * section["rate"], section["health_score"],
+    )
+    return outcome
+
+
+def _predictions(spec: Spec, store: RunStore) -> pl.DataFrame | None:
+    """A larger model's predictions, when the spec names them."""
+    if spec.sources.predictions is None:
+        return None
+    batches = store.ingest(spec.sources.predictions, key="predictions", base_dir=spec.base_dir)
+    rows, _ = store.load(batches)
+    return rows.drop("_batch", "_row", strict=False)
+
+
+def _annotations(spec: Spec, valid: pl.DataFrame,
+                 agreement: AgreementOutcome | None) -> pl.DataFrame | None:
+    """The annotations of the run's rows (CROWDLAB scores only those), id column renamed."""
+    if agreement is None or agreement.annotations is None:
+        return None
+    item = spec.annotation_columns()[0]
+    annotations = agreement.annotations.rename({item: spec.columns.id}) if (
+        item != spec.columns.id) else agreement.annotations
+    # annotations on items this run does not have are counted by the agreement stage
+    known = valid.get_column(spec.columns.id).cast(pl.String).implode()
+    return annotations.filter(pl.col(spec.columns.id).cast(pl.String).is_in(known))
+
+
+def _detect(spec: Spec, store: RunStore, valid: pl.DataFrame,
+            predictions: pl.DataFrame | None, annotations: pl.DataFrame | None,
+            agreement: AgreementOutcome | None) -> steps.LabelIssuesOutcome:
+    vectors = steps.label_issue_embeddings(
+        valid, spec=spec, store=store.root, progress=_embedding_progress(),
+        notice=get_run_logger().info,
+    )
+    outcome = steps.detect_label_issues(
+        valid, spec=spec, predictions=predictions, annotations=annotations,
+        mapper=stages_mapper(), embeddings=vectors,
+    )
+    if agreement is not None and "consensus_label" in outcome.result.table.columns:
+        outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
+    return outcome
+
+
+def _embedding_progress() -> Callable[[int, int], None]:
+    """Log sentence-encoding progress (the library reports ~10 steps) with the rate since the
+    model was loaded."""
+    logger = get_run_logger()
+    started = [time.monotonic()]
+
+    def report(done: int, total: int) -> None:
+        if done == 0:
+            started[0] = time.monotonic()
+            logger.info("embeddings: model loaded, encoding %s text(s)", f"{total:,}")
+            return
+        rate = done / max(time.monotonic() - started[0], 1e-9)
+        logger.info("embeddings: %s of %s encoded (%.0f/s)", f"{done:,}", f"{total:,}", rate)
+
+    return report
+
+
+def _reviewed_ids(spec: Spec, store: RunStore, valid: pl.DataFrame) -> set[str]:
+    """Ids whose current label is their latest reviewer decision (review import overlays)."""
+    label = spec.columns.label
+    overlay = store.corrections()
+    if label is None or overlay.height == 0:
+        return set()
+    latest = latest_corrections(overlay).select("id", "new_label")  # as the corrections apply
+    current = valid.select(
+        pl.col(spec.columns.id).cast(pl.String).alias("id"),
+        pl.col(label).cast(pl.String).alias("label"),
+    )
+    same = current.join(latest, on="id", how="inner").filter(
+        pl.col("label") == pl.col("new_label")
+    )
+    return set(same.get_column("id").to_list())

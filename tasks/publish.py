@@ -1,0 +1,87 @@
+"""Publishing the clean splits as a new version (only after a passing gate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger
+
+from labelgate import steps
+from labelgate.gate import GateVerdict
+from labelgate.lake import Batch
+from labelgate.publish import PublishedVersion, current_version, publish_version
+from labelgate.spec import Spec
+from labelgate.store import RunStore
+from tasks import faults
+from tasks.common import stage_task
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """The version published: its number, folder, rows and splits."""
+
+    section: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def sections(self) -> dict[str, Any]:
+        return {"published": self.section}
+
+
+# no retries: a retry after the rename would publish a second version
+@stage_task("publish")
+def publish(
+    spec: Spec,
+    store: RunStore,
+    splits: steps.SplitOutcome,
+    verdict: GateVerdict,
+    metrics: dict[str, float],
+    batches: list[Batch],
+) -> PublishOutcome:
+    """Write published/<dataset>/v<N>/ and move `current` (only called when the gate passed).
+
+    A write error (disk full, read-only store) leaves no new version folder (publish_version
+    removes its temporary folder) and `current` where it was; the error says where it is."""
+    root = store.published_root
+    try:
+        version = _publish_version(spec, store, splits, verdict, metrics, batches)
+    except OSError as exc:  # disk full, read-only store...: say what was kept
+        now = current_version(root)
+        raise OSError(
+            exc.errno,
+            f"{store.dataset}: publishing failed ({exc}); `current` "
+            + (f"points to v{now}" if now is not None else "absent (no version published yet)")
+            + ", earlier versions untouched",
+        ) from exc
+    rows = int(version.manifest["rows"])
+    store.record_rows("published", pl.DataFrame(
+        {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
+    get_run_logger().info("published v%s at %s", version.version, version.path)
+    return PublishOutcome({"version": version.version, "path": str(version.path),
+                           "current": str(version.path.parent / "current"), "rows": rows,
+                           "splits": version.manifest["splits"]})
+
+
+def _publish_version(
+    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch],
+) -> PublishedVersion:
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    return publish_version(
+        steps.split_frames(splits.kept, spec=spec),
+        root=store.published_root,
+        key_column=spec.columns.id,
+        label_column=spec.columns.label,
+        run_id=store.run.run_id,
+        spec_hash=store.run.spec_hash,
+        gate_passed=verdict.passed,
+        formats=spec.publish_formats(),
+        jsonl_style=steps.jsonl_style(pub.jsonl),
+        gate=verdict.to_dict(),
+        metrics=metrics,
+        lineage=[b.batch for b in batches],
+        before_switch=lambda _: faults.fault_point("publish", "switch"),
+    )

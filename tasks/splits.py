@@ -1,0 +1,38 @@
+"""Sticky splits, the flagged-row policy and the leakage check."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger
+
+from checks.contract import ContractResult
+from labelgate import steps
+from labelgate.spec import Spec
+from labelgate.store import RunStore
+from tasks.common import stage_task
+
+
+@stage_task("splits", retry_io=True)
+def splits(
+    spec: Spec,
+    store: RunStore,
+    contract: ContractResult,
+    label_issues: steps.LabelIssuesOutcome | None,
+    dedup: steps.DedupOutcome | None,
+) -> steps.SplitOutcome:
+    """Sticky splits (assignments kept in DuckDB), flagged-row policy, leakage check."""
+    outcome: steps.SplitOutcome = store.assign_splits(
+        lambda previous: steps.make_splits(
+            contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
+            issues=label_issues, dups=dedup,
+        ),
+        lambda made: made.result.assignments,
+    )
+    store.record_rows(
+        "exclusions",
+        outcome.excluded.rename({"exclusion_policy": "policy", "exclusion_reason": "reason"}),
+    )
+    get_run_logger().info(
+        "splits: %s", ", ".join(f"{r['split']}/{r['label']} {r['rows']}"
+                                for r in outcome.section["counts"]),
+    )
+    return outcome
