@@ -427,13 +427,62 @@ def make_splits(
     Flagged rows are label issues and members of duplicate clusters with conflicting labels.
     Every valid row gets a (sticky) assignment; the policy then excludes some of them with a
     named reason, so valid = kept + excluded.
+
+    Parameters
+    ----------
+    valid
+        The run's valid rows, one per id.
+    previous
+        Earlier runs' assignments (key, split, ...), for stickiness; None on a first run.
+    issues, dups
+        The label-issue and dedup results, when those stages ran.
+
+    Returns
+    -------
+    SplitOutcome
+        Assignments, the kept rows (with ``split``), the excluded rows (id, split, policy,
+        reason), the ``splits.*`` metrics and the report section (with the leakage).
     """
     sp = spec.splits
     if sp is None:
         raise ValueError("make_splits needs a splits section")
-    id_col, label = spec.columns.id, spec.columns.label
-    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
-    frame = valid.with_columns(pl.col(id_col).cast(pl.String).alias("_lg_key"))
+    frame, unit_column = _flagged_frame(valid, spec=spec, issues=issues, dups=dups)
+    result = assign_splits(
+        frame, key_column="_lg_key", label_column=spec.columns.label, run_id=run_id,
+        fractions={str(k): v for k, v in sp.fractions.items()}, stratify=sp.stratify,
+        group_column=spec.columns.group, unit_column=unit_column, seed=sp.seed,
+        previous=previous,
+    )
+    frame = frame.join(
+        result.assignments.select(pl.col("key").alias("_lg_key"), "split"), on="_lg_key",
+        how="left",
+    )
+    kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
+    leaks = leakage(
+        kept, key_column="_lg_key", group_column=spec.columns.group,
+        duplicates=dups.result.clusters.with_columns(
+            pl.col("cluster_id", "id", "exact_group").cast(pl.String)
+        ) if dups is not None else None,
+    )
+    excluded_out = excluded.select(
+        pl.col(spec.columns.id).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
+    )
+    metrics, section = _split_summary(
+        valid, kept, excluded_out, spec=spec, result=result, filtered=filtered,
+        flagged=int(frame.get_column(FLAG).sum()), leaks=leaks,
+    )
+    return SplitOutcome(result, kept.drop("_lg_key"), excluded_out, metrics,
+                        {**section, "leakage": leaks})
+
+
+def _flagged_frame(
+    valid: pl.DataFrame, *, spec: Spec, issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> tuple[pl.DataFrame, str | None]:
+    """`valid` with ``_lg_key`` (the id as text), the label-issue columns, the duplicate
+    cluster as ``_lg_unit`` and the ``FLAG`` column; and the unit column's name (None
+    without dedup)."""
+    frame = valid.with_columns(pl.col(spec.columns.id).cast(pl.String).alias("_lg_key"))
     flagged = pl.lit(False)
     if issues is not None:
         flags = issues.result.table.select(
@@ -452,28 +501,21 @@ def make_splits(
         unit_column = "_lg_unit"
         conflicted = dups.result.conflicts.get_column("cluster_id").cast(pl.String)
         flagged = flagged | pl.col("_lg_unit").is_in(conflicted.implode())
-    frame = frame.with_columns(flagged.alias(FLAG))
-    result = assign_splits(
-        frame,
-        key_column="_lg_key",
-        label_column=label,
-        run_id=run_id,
-        fractions={str(k): v for k, v in sp.fractions.items()},
-        stratify=sp.stratify,
-        group_column=spec.columns.group,
-        unit_column=unit_column,
-        seed=sp.seed,
-        previous=previous,
-    )
-    frame = frame.join(
-        result.assignments.select(pl.col("key").alias("_lg_key"), "split"), on="_lg_key",
-        how="left",
-    )
+    return frame.with_columns(flagged.alias(FLAG)), unit_column
+
+
+def _apply_policies(
+    frame: pl.DataFrame, *, spec: Spec, issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The flagged-row policy, `dedup.keep: one` and the publish filter over the assigned
+    rows: (kept, excluded with policy and reason, rows the publish filter removed)."""
+    sp = spec.splits
+    assert sp is not None
+    label = spec.columns.label
     relabel = issues is not None
     policy = apply_flag_policy(
-        frame,
-        flagged_column=FLAG,
-        policy=sp.flagged,
+        frame, flagged_column=FLAG, policy=sp.flagged,
         label_column=label if label is not None else "_lg_key",  # used by relabel only
         suggested_column="suggested_label" if relabel else None,
         quality_column="label_quality" if relabel else None,
@@ -488,24 +530,26 @@ def make_splits(
             keep="one", split_column="split", splits=("train", "validation", "test"),
         )
         excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
-    filtered = 0
-    if clauses:
-        keep, reason = filter_expr(clauses, kept.schema)
-        marked = kept.with_columns(keep.alias("_lg_keep"), reason.alias("exclusion_reason"))
-        out = marked.filter(~pl.col("_lg_keep")).drop("_lg_keep").with_columns(
-            pl.lit("publish_filter").alias("exclusion_policy")
-        )
-        filtered = out.height
-        kept = marked.filter(pl.col("_lg_keep")).drop("_lg_keep", "exclusion_reason")
-        excluded = pl.concat([excluded, out], how="diagonal_relaxed")
-    leaks = leakage(
-        kept,
-        key_column="_lg_key",
-        group_column=spec.columns.group,
-        duplicates=dups.result.clusters.with_columns(
-            pl.col("cluster_id", "id", "exact_group").cast(pl.String)
-        ) if dups is not None else None,
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    if not clauses:
+        return kept, excluded, 0
+    keep, reason = filter_expr(clauses, kept.schema)
+    marked = kept.with_columns(keep.alias("_lg_keep"), reason.alias("exclusion_reason"))
+    out = marked.filter(~pl.col("_lg_keep")).drop("_lg_keep").with_columns(
+        pl.lit("publish_filter").alias("exclusion_policy")
     )
+    kept = marked.filter(pl.col("_lg_keep")).drop("_lg_keep", "exclusion_reason")
+    return kept, pl.concat([excluded, out], how="diagonal_relaxed"), out.height
+
+
+def _split_summary(
+    valid: pl.DataFrame, kept: pl.DataFrame, excluded: pl.DataFrame, *, spec: Spec,
+    result: SplitResult, filtered: int, flagged: int, leaks: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The ``splits.*`` metrics and the report section (without the leakage)."""
+    sp = spec.splits
+    assert sp is not None
+    label = spec.columns.label
     label_expr = pl.col(label).cast(pl.String) if label is not None else pl.lit(None, pl.String)
     counts = (
         kept.group_by("split", label_expr.alias("label"))
@@ -514,22 +558,20 @@ def make_splits(
     )
     test_counts = counts.filter(pl.col("split") == "test")
     # classes the published rows can have: a class the publish filter removes is not missing
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
     classes_of = kept if clauses else valid
     n_classes = classes_of.select(label_expr.n_unique()).item() if label is not None else 1
     test_rows = test_counts.get_column("rows").to_list()
     min_test = 0 if test_counts.height < n_classes else int(min(test_rows, default=0))
-    excluded_out = excluded.select(
-        pl.col(id_col).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
-    )
     by_policy = (
-        excluded_out.group_by("exclusion_policy").agg(pl.len().alias("rows"),
-                                                      pl.col("exclusion_reason").first())
+        excluded.group_by("exclusion_policy").agg(pl.len().alias("rows"),
+                                                  pl.col("exclusion_reason").first())
         .sort("exclusion_policy")
     )
     metrics = {
         "splits.leakage": float(leaks["total"]),
         "splits.min_test_rows_per_class": float(min_test),
-        "splits.excluded": float(excluded_out.height),
+        "splits.excluded": float(excluded.height),
         "splits.filtered": float(filtered),
         "splits.moved": float(result.summary.get("moved_rows", 0)),
         "splits.new": float(result.summary.get("new_rows", 0)),
@@ -543,17 +585,11 @@ def make_splits(
         "group": spec.columns.group,
         "counts": counts.to_dicts(),
         "summary": {k: v for k, v in result.summary.items() if not isinstance(v, dict)},
-        "flagged_rows": int(frame.get_column(FLAG).sum()),
+        "flagged_rows": flagged,
         "excluded": by_policy.rename({"exclusion_policy": "policy",
                                       "exclusion_reason": "example_reason"}).to_dicts(),
     }
-    return SplitOutcome(
-        result,
-        kept.drop("_lg_key"),
-        excluded_out,
-        metrics,
-        {**section, "leakage": leaks},
-    )
+    return metrics, section
 
 
 def split_frames(kept: pl.DataFrame, *, spec: Spec) -> dict[str, pl.DataFrame]:
