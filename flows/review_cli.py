@@ -208,44 +208,23 @@ def export(
         sp = load_spec(spec)
         if not sp.columns.text:
             raise _BadInputError(f"{spec}: columns.text is empty; review needs a text to show")
-        text_column = sp.columns.text[0]
         root = remote.working_store(sp, store)
         latest = _LatestRun(sp, root)
-        issues = latest.label_issues()
         gold = _gold(sp, root) if gold_rate > 0 else None
         if gold_rate > 0 and gold is None:
             raise _BadInputError(f"{spec}: --gold-rate {gold_rate} needs sources.gold in the spec")
-        mix = review.MixRule(uncertainty="entropy" if uncertainty == "entropy" else "margin")
         # items a reviewer already decided are not sent again (their label is the reviewer's)
         reviewed = set(review.load_corrections(root, sp.name).get_column("id").to_list())
+        issues = latest.label_issues()
         queue = review.review_queue(
-            issues, consensus=latest.consensus, probs=latest.probabilities(), limit=limit,
-            mix=mix, gold=gold, gold_rate=gold_rate, seed=seed, reviewed=reviewed,
+            issues, consensus=latest.consensus, probs=latest.probabilities(),
+            limit=limit, gold=gold, gold_rate=gold_rate, seed=seed, reviewed=reviewed,
+            mix=review.MixRule(uncertainty="entropy" if uncertainty == "entropy" else "margin"),
         )
-        items = latest.items.with_columns(pl.col(sp.columns.id).cast(pl.String))
-        classes = _classes(sp, latest.items.get_column(latest.label),
-                           issues.get_column("given_label"),
-                           issues.get_column("suggested_label"))
-        default_dir = root / "review" / sp.name / latest.run_id
-        suffix = {"label-studio": "tasks.json", "csv": "review.csv", "jsonl": "review.jsonl"}
-        target = out_path if out_path is not None else default_dir / suffix[fmt]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "label-studio":
-            tasks, config = review.to_label_studio(
-                queue, items, text_column=text_column, classes=classes, id_column=sp.columns.id
-            )
-            target.write_text(json.dumps(tasks, indent=1, ensure_ascii=False))
-            (target.parent / "labeling-config.xml").write_text(config)
-        elif fmt == "csv":
-            review.to_csv(queue, items, target, text_column=text_column,
-                          id_column=sp.columns.id)
-        else:
-            review.to_jsonl(queue, items, target, text_column=text_column,
-                            id_column=sp.columns.id)
-        queue.write_parquet(target.parent / "queue.parquet")
-    except _BadInputError as exc:
-        raise _fail(str(exc)) from None
-    except (LabelgateError, FileNotFoundError) as exc:
+        default = root / "review" / sp.name / latest.run_id / _EXPORT_FILE[fmt]
+        target = out_path if out_path is not None else default
+        _write_export(queue, issues, sp, latest, target, fmt=fmt)
+    except (_BadInputError, LabelgateError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     counts = queue.group_by("reason").len().sort("reason").iter_rows()
     out.print(f"{sp.name} run {latest.run_id}: {queue.height} item(s) for review "
@@ -256,6 +235,32 @@ def export(
     if fmt == "label-studio":
         out.print(f"labeling config: {target.parent / 'labeling-config.xml'}")
     raise typer.Exit(EXIT_OK)
+
+
+_EXPORT_FILE = {"label-studio": "tasks.json", "csv": "review.csv", "jsonl": "review.jsonl"}
+
+
+def _write_export(queue: pl.DataFrame, issues: pl.DataFrame, sp: Spec, latest: _LatestRun,
+                  target: Path, *, fmt: str) -> None:
+    """The queue in `fmt` at `target` (Label Studio also gets its labeling config), and
+    queue.parquet beside it."""
+    text_column = sp.columns.text[0]
+    items = latest.items.with_columns(pl.col(sp.columns.id).cast(pl.String))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "label-studio":
+        classes = _classes(sp, latest.items.get_column(latest.label),
+                           issues.get_column("given_label"),
+                           issues.get_column("suggested_label"))
+        tasks, config = review.to_label_studio(
+            queue, items, text_column=text_column, classes=classes, id_column=sp.columns.id
+        )
+        target.write_text(json.dumps(tasks, indent=1, ensure_ascii=False))
+        (target.parent / "labeling-config.xml").write_text(config)
+    elif fmt == "csv":
+        review.to_csv(queue, items, target, text_column=text_column, id_column=sp.columns.id)
+    else:
+        review.to_jsonl(queue, items, target, text_column=text_column, id_column=sp.columns.id)
+    queue.write_parquet(target.parent / "queue.parquet")
 
 
 def _why_empty(file: Path, skipped: str | None) -> str:
