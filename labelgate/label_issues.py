@@ -15,6 +15,9 @@ the noise matrix and an overall health score, from a confident joint that by def
 corrected per true class (`estimate_confident_joint`). Above ``batched_min_rows`` rows (or
 with ``batched=True``) the flags come from cleanlab's batched path (``LabelInspector``, one
 batch at a time; with ``joint_calibration="cleanlab"``, ``find_label_issues_batched`` as is).
+The posterior joint (``joint_calibration="posterior"``) is research code kept in
+`labelgate.experimental` and re-exported here. What was measured, and on which data, is in
+``docs/benchmarks/label-issues.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
+from labelgate.experimental import POSTERIOR_MAX_ITER as POSTERIOR_MAX_ITER
+from labelgate.experimental import POSTERIOR_SHARPEN as POSTERIOR_SHARPEN
+from labelgate.experimental import posterior_joint as posterior_joint
 from labelgate.label_model import TABULAR_ENSEMBLE_MAX_ROWS, out_of_fold
 from labelgate.partition import Mapper, serial_map
 
@@ -53,7 +59,7 @@ JOINT_CALIBRATIONS = ("auto", "per_class", "posterior", "cleanlab")
 # the calibrations whose joint sets the count of a ranked cut (and the health score)
 COUNTING_CALIBRATIONS = ("per_class", "posterior")
 # bound of 1 / (the share of a true class's rows the confident joint counts): see
-# estimate_confident_joint (measured 1.1-1.7 on the benchmark sets)
+# estimate_confident_joint
 MAX_INV_RATE = 4.0
 # filters that cut a ranking (with per_class or posterior: as many rows as the joint says are
 # mislabelled)
@@ -162,28 +168,125 @@ def validate_predictions(
     source: str = "predictions",
     tolerance: float = 0.01,
 ) -> FloatArray:
-    """Check user-supplied probabilities and return them as float32 (len(ids) x len(classes)),
-    rows aligned with ``ids`` and columns with ``classes``.
+    """Check user-supplied probabilities and return them aligned with ``ids`` and ``classes``.
 
-    Raises InputError naming the problem: missing id or class column, duplicate id, id in the
-    predictions that is not in the data, data id without predictions, a value that is not a
-    number, null/NaN/inf or negative probability, or a row not summing to 1 within
-    ``tolerance``. Extra columns are ignored. Text columns (a CSV file is read as text) are
-    parsed as numbers.
+    Extra columns are ignored. Text columns (a CSV file is read as text) are parsed as numbers.
+
+    Parameters
+    ----------
+    predictions : pl.DataFrame
+        One row per id: ``id_column`` and one probability column per class.
+    ids : pl.Series, length n
+        The data's ids, in data order.
+    classes : sequence of str, length k
+        The class order of the output columns.
+    id_column : str
+        The id column of ``predictions``.
+    source : str
+        Names ``predictions`` in error messages.
+    tolerance : float
+        How far from 1 a row's sum may be.
+
+    Returns
+    -------
+    FloatArray, shape (n, k)
+        float32 probabilities, rows aligned with ``ids``, each row renormalised to sum to 1.
+
+    Raises
+    ------
+    InputError
+        Naming the problem: missing id or class column, duplicate id, id in the predictions
+        that is not in the data, data id without predictions, a value that is not a number,
+        null/NaN/inf or negative probability, or a row not summing to 1 within ``tolerance``.
+    """
+    _check_prediction_columns(predictions, classes, id_column=id_column, source=source)
+    predictions = _numeric_classes(predictions, classes, id_column=id_column, source=source)
+    want = ids.cast(pl.String)
+    _check_prediction_ids(predictions, want, id_column=id_column, source=source)
+    aligned = pl.DataFrame({id_column: want}).join(
+        predictions.select(pl.col(id_column).cast(pl.String), *[pl.col(c) for c in classes]),
+        on=id_column,
+        how="left",
+        maintain_order="left",
+    )
+    probs = aligned.select([pl.col(c).cast(pl.Float64) for c in classes]).to_numpy()
+    row_ids = aligned.get_column(id_column).to_list()
+    _check_finite_nonnegative(probs, row_ids=row_ids, classes=classes, source=source)
+    sums = _checked_row_sums(
+        probs, row_ids=row_ids, classes=classes, source=source, tolerance=tolerance,
+        unused=_unused_columns(predictions, classes, id_column=id_column),
+    )
+    normalised: FloatArray = (probs / sums[:, None]).astype(np.float32)
+    return normalised
+
+
+def _unused_columns(
+    predictions: pl.DataFrame, classes: Sequence[str], *, id_column: str
+) -> list[str]:
+    """The columns of ``predictions`` that are neither the id column nor a class.
+
+    Parameters
+    ----------
+    predictions : pl.DataFrame
+        The supplied predictions.
+    classes : sequence of str
+        The class names.
+    id_column : str
+        The id column.
+
+    Returns
+    -------
+    list of str
+        Column names, in frame order.
+    """
+    return [c for c in predictions.columns if c != id_column and c not in classes]
+
+
+def _check_prediction_columns(
+    predictions: pl.DataFrame, classes: Sequence[str], *, id_column: str, source: str
+) -> None:
+    """Raise InputError unless ``predictions`` has ``id_column`` and a column per class.
+
+    Parameters
+    ----------
+    predictions : pl.DataFrame
+        The supplied predictions.
+    classes : sequence of str
+        The class names, each wanted as a column.
+    id_column : str
+        The id column.
+    source : str
+        Names ``predictions`` in error messages.
     """
     _check_columns(predictions, [id_column], source=source)
     missing = [c for c in classes if c not in predictions.columns]
     if missing:
-        unused = [c for c in predictions.columns if c != id_column and c not in classes]
+        unused = _unused_columns(predictions, classes, id_column=id_column)
         hint = f"; column(s) not used: {unused}" if unused else ""
         raise InputError(
             f"{source}: missing probability column(s) for class(es) {missing}; expected one "
             f"column per class {list(classes)} plus '{id_column}'{hint}"
         )
-    predictions = _numeric_classes(predictions, classes, id_column=id_column, source=source)
+
+
+def _check_prediction_ids(
+    predictions: pl.DataFrame, want: pl.Series, *, id_column: str, source: str
+) -> None:
+    """Raise InputError unless the prediction ids are unique and exactly the data's ids.
+
+    Parameters
+    ----------
+    predictions : pl.DataFrame
+        The supplied predictions, with ``id_column``.
+    want : pl.Series of str, length n
+        The data's ids, as text.
+    id_column : str
+        The id column of ``predictions``.
+    source : str
+        Names ``predictions`` in error messages.
+    """
     pred_ids = predictions.get_column(id_column).cast(pl.String)
     _check_ids(pred_ids, source=source, id_column=id_column)
-    want = ids.cast(pl.String)
     unknown = pred_ids.filter(~pred_ids.is_in(want.implode()))
     if unknown.len():
         raise InputError(
@@ -196,17 +299,28 @@ def validate_predictions(
             f"{source}: no predictions for {absent.len()} id(s) "
             f"{_ids_preview(absent.to_list())}, expected one row per data id"
         )
-    aligned = (
-        pl.DataFrame({id_column: want})
-        .join(
-            predictions.select(pl.col(id_column).cast(pl.String), *[pl.col(c) for c in classes]),
-            on=id_column,
-            how="left",
-            maintain_order="left",
-        )
-    )
-    probs = aligned.select([pl.col(c).cast(pl.Float64) for c in classes]).to_numpy()
-    row_ids = aligned.get_column(id_column).to_list()
+
+
+def _check_finite_nonnegative(
+    probs: npt.NDArray[np.float64],
+    *,
+    row_ids: Sequence[object],
+    classes: Sequence[str],
+    source: str,
+) -> None:
+    """Raise InputError at the first null/NaN/inf or negative probability.
+
+    Parameters
+    ----------
+    probs : ndarray of float64, shape (n, k)
+        Probabilities aligned with ``row_ids`` and ``classes`` (NaN where null).
+    row_ids : sequence, length n
+        The id of each row, for the message.
+    classes : sequence of str, length k
+        The class of each column, for the message.
+    source : str
+        Names the predictions in error messages.
+    """
     bad = ~np.isfinite(probs)
     if bad.any():
         r, c = np.argwhere(bad)[0]
@@ -222,22 +336,53 @@ def validate_predictions(
             f"{source}: row for id {row_ids[r]!r} has negative probability {probs[r, c]:.4g} "
             f"in column '{classes[c]}' ({int(neg.any(axis=1).sum())} row(s)), expected >= 0"
         )
-    sums = probs.sum(axis=1)
+
+
+def _checked_row_sums(
+    probs: npt.NDArray[np.float64],
+    *,
+    row_ids: Sequence[object],
+    classes: Sequence[str],
+    source: str,
+    tolerance: float,
+    unused: list[str],
+) -> npt.NDArray[np.float64]:
+    """The row sums of ``probs``; InputError at the first row not within ``tolerance`` of 1.
+
+    Parameters
+    ----------
+    probs : ndarray of float64, shape (n, k)
+        Finite, non-negative probabilities.
+    row_ids : sequence, length n
+        The id of each row, for the message.
+    classes : sequence of str, length k
+        The class of each column, for the message.
+    source : str
+        Names the predictions in error messages.
+    tolerance : float
+        How far from 1 a sum may be.
+    unused : list of str
+        Columns of the predictions that are not classes (named in the message as a hint).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Each row's sum.
+    """
+    sums: npt.NDArray[np.float64] = probs.sum(axis=1)
     off = np.abs(sums - 1.0) > tolerance
     if off.any():
         r = int(np.flatnonzero(off)[0])
-        unused = [c for c in predictions.columns if c != id_column and c not in classes]
         hint = (
-            f"; column(s) {unused} are not classes: a class no row has yet must be listed in "
-            "the label column's contract isin" if unused else ""
+            f"; column(s) {unused} are not classes: a class no row has yet must be listed "
+            "in the label column's contract isin" if unused else ""
         )
         raise InputError(
             f"{source}: row for id {row_ids[r]!r} sums to {sums[r]:.4g} over the classes "
             f"{list(classes)}, expected 1 ± {tolerance} ({int(off.sum())} row(s) off; are the "
             f"columns probabilities, not logits?){hint}"
         )
-    normalised: FloatArray = (probs / sums[:, None]).astype(np.float32)
-    return normalised
+    return sums
 
 
 def _numeric_classes(
@@ -271,20 +416,33 @@ def _numeric_classes(
 def estimate_confident_joint(
     labels: IntArray, probs: FloatArray, *, calibration: str = "per_class"
 ) -> IntArray:
-    """cleanlab's confident joint C (C[i, j]: rows given label i that are confidently of class
-    j), scaled so each row i sums to the number of rows labelled i.
+    """cleanlab's confident joint, scaled so each row i sums to the number of rows labelled i.
 
-    cleanlab scales each row by one factor, which is right only if every true class is counted
-    confidently at the same rate. It is not: a class whose rows the model scores less sharply
-    (often the large class of an imbalanced set) has more rows below its threshold, so the
-    flips into the other classes are undercounted (on SMS spam with 5% flips, 0.84 of them).
-    "per_class" models the uncalibrated count as C[i, j] = N[i, j] * a[j], where a[j] is the
-    rate at which rows of true class j are counted (the same whatever their given label:
-    confident learning's class-conditional noise assumption), and solves the row totals
-    sum_j C[i, j] / a[j] = n[i] for the a[j], by bounded least squares over the classes that
-    have rows: 1 <= 1/a[j] <= ``MAX_INV_RATE`` (a class counted at under a quarter of its rows
-    is too thinly seen to scale up further). A class no row is given keeps cleanlab's scaling;
-    cleanlab's row scaling is applied last in every case (a no-op when the solve was exact).
+    C[i, j] counts the rows given label i that are confidently of class j. cleanlab scales each
+    row by one factor, which is right only if every true class is counted confidently at the
+    same rate. It is not: a class whose rows the model scores less sharply (often the large
+    class of an imbalanced set) has more rows below its threshold, so the flips into the other
+    classes are undercounted. "per_class" models the uncalibrated count as
+    C[i, j] = N[i, j] * a[j], where a[j] is the rate at which rows of true class j are counted
+    (the same whatever their given label: confident learning's class-conditional noise
+    assumption), and solves the row totals sum_j C[i, j] / a[j] = n[i] for the a[j] (see
+    `_scaled_per_true_class`). A class no row is given keeps cleanlab's scaling; cleanlab's row
+    scaling is applied last in every case (a no-op when the solve was exact). "posterior" then
+    refines that joint with `labelgate.experimental.posterior_joint`.
+
+    Parameters
+    ----------
+    labels : IntArray, shape (n,)
+        Given class codes 0..k-1.
+    probs : FloatArray, shape (n, k)
+        Out-of-fold predicted probabilities.
+    calibration : str
+        One of `JOINT_CALIBRATIONS` other than "auto"; "cleanlab" is cleanlab's own scaling.
+
+    Returns
+    -------
+    IntArray, shape (k, k)
+        The calibrated confident joint (given label i, true label j).
     """
     from cleanlab.count import calibrate_confident_joint, compute_confident_joint
 
@@ -294,14 +452,7 @@ def estimate_confident_joint(
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     seen = counts > 0
     if calibration in COUNTING_CALIBRATIONS and seen.sum() >= 2:
-        from scipy.optimize import lsq_linear
-
-        inv_rate = np.ones(k)
-        # rows of seen classes counted into an unseen class's column keep factor 1
-        target = counts[seen] - raw[np.ix_(seen, ~seen)].sum(axis=1)
-        fit = lsq_linear(raw[np.ix_(seen, seen)], target, bounds=(1.0, MAX_INV_RATE))
-        inv_rate[seen] = fit.x
-        raw = raw * inv_rate[None, :]
+        raw = _scaled_per_true_class(raw, counts, seen=seen)
     joint = np.asarray(calibrate_confident_joint(np.rint(raw).astype(np.int64), labels),
                        dtype=np.int64)
     if calibration == "posterior" and seen.sum() >= 2:
@@ -309,54 +460,38 @@ def estimate_confident_joint(
     return joint
 
 
-POSTERIOR_SHARPEN = 2.0  # probabilities are squared (then renormalised) in `posterior_joint`
-POSTERIOR_MAX_ITER = 1000
+def _scaled_per_true_class(
+    raw: npt.NDArray[np.float64], counts: npt.NDArray[np.float64], *, seen: BoolArray
+) -> npt.NDArray[np.float64]:
+    """The uncalibrated confident joint with each true-class column scaled by 1 / a[j].
 
+    The factors solve sum_j raw[i, j] / a[j] = counts[i] over the seen classes by bounded
+    least squares, 1 <= 1/a[j] <= ``MAX_INV_RATE`` (a class counted at under a quarter of its
+    rows is too thinly seen to scale up further). Rows of seen classes counted into an unseen
+    class's column keep factor 1.
 
-def posterior_joint(
-    labels: IntArray, probs: FloatArray, joint: IntArray, *, sharpen: float = POSTERIOR_SHARPEN
-) -> IntArray:
-    """The joint of (given, true) labels as the sum of each row's posterior over its true
-    class, under confident learning's class-conditional noise model: P(true = j | x, given = i)
-    is proportional to q_j(x) * T[i, j], where T[i, j] = P(given = i | true = j). T starts from
-    ``joint`` (e.g. `estimate_confident_joint`'s) and is re-estimated from the posteriors until
-    no cell of the joint moves by 0.01 rows (EM). ``q`` are the probabilities raised to
-    ``sharpen`` and renormalised: the default 2 suits the built-in small-table ensemble (extra
-    trees + logistic regression, averaged), which is under-confident; the likelihood of the
-    given labels under this model peaks near 2 on penguins, iris and digits (1.8-2.1) with
-    planted flips. Calibrated probabilities want ``sharpen=1`` (2 over-counts them).
+    Parameters
+    ----------
+    raw : ndarray of float64, shape (k, k)
+        cleanlab's uncalibrated confident joint (given label i, true label j).
+    counts : ndarray of float64, shape (k,)
+        Rows given each label.
+    seen : BoolArray, shape (k,)
+        Classes given to at least one row.
 
-    A confident-joint count only counts the rows above a class's threshold and scales them up,
-    so it has the sampling error of a thinned count (penguins, 17 planted flips: standard
-    deviation 1.7 rows); the posterior sums over every row (0.8 rows). Classes that no row is
-    given are left out (no row is counted as truly of them). Rows sum to the number of rows
-    given each label, like cleanlab's calibrated joint."""
-    from cleanlab.internal.util import round_preserving_row_totals
+    Returns
+    -------
+    ndarray of float64, shape (k, k)
+        ``raw`` with column j multiplied by 1 / a[j] (1 for unseen classes).
+    """
+    from scipy.optimize import lsq_linear
 
-    labels = np.asarray(labels, dtype=np.int64)
-    k = probs.shape[1]
-    p = np.asarray(probs, dtype=np.float64)
-    if not np.isfinite(p).all():
-        raise InputError("label_issues: probabilities must be finite (a NaN or inf was given)")
-    seen = np.bincount(labels, minlength=k) > 0
-    q = np.clip(p, 1e-12, None) ** sharpen
-    q[:, ~seen] = 0.0
-    q /= q.sum(axis=1, keepdims=True)
-    eps = 1e-3  # keeps every transition possible (a zero would stay zero under EM)
-    t = np.asarray(joint, dtype=np.float64) + eps
-    t /= t.sum(axis=0, keepdims=True)
-    soft: npt.NDArray[np.float64] = np.zeros((k, k))
-    for _ in range(POSTERIOR_MAX_ITER):
-        post = q * t[labels, :]
-        post /= post.sum(axis=1, keepdims=True)
-        new = np.stack([np.bincount(labels, weights=post[:, j], minlength=k) for j in range(k)],
-                       axis=1).astype(np.float64)
-        moved = np.abs(new - soft).max()
-        soft = new
-        t = (soft + eps) / (soft + eps).sum(axis=0, keepdims=True)
-        if moved < 0.01:
-            break
-    return np.asarray(round_preserving_row_totals(soft), dtype=np.int64)
+    inv_rate = np.ones(len(counts))
+    target = counts[seen] - raw[np.ix_(seen, ~seen)].sum(axis=1)
+    fit = lsq_linear(raw[np.ix_(seen, seen)], target, bounds=(1.0, MAX_INV_RATE))
+    inv_rate[seen] = fit.x
+    scaled: npt.NDArray[np.float64] = raw * inv_rate[None, :]
+    return scaled
 
 
 def _flag_issues(
@@ -417,14 +552,30 @@ def _cut(labels: IntArray, probs: FloatArray, scores: npt.NDArray[np.floating[An
 def _flag_batched(
     labels: IntArray, probs: FloatArray, *, joint: IntArray, batch_size: int
 ) -> BoolArray:
-    """cleanlab's batched path (`LabelInspector`: thresholds, then self-confidence scores, one
-    batch at a time; the flags equal `_flag_ranked`'s with self_confidence, and as the joint
-    and the scores are computed over all rows, it saves no memory here) with the number of
-    issues taken from ``joint`` instead of cleanlab's
-    uncalibrated count (strict F1 on SMS spam with 5% flips, mpnet probabilities: 0.80 with
-    cleanlab's count, 0.96 with this one). As in ``find_label_issues_batched``: the
-    lowest-scored rows are flagged, then rows whose given label is the model's top class are
-    unflagged."""
+    """cleanlab's batched path with the number of issues taken from ``joint``.
+
+    `LabelInspector` computes thresholds, then self-confidence scores, one batch at a time;
+    the flags equal `_flag_ranked`'s with self_confidence, and as the joint and the scores are
+    computed over all rows, it saves no memory here. The count comes from ``joint`` instead of
+    cleanlab's uncalibrated count. As in ``find_label_issues_batched``: the lowest-scored rows
+    are flagged, then rows whose given label is the model's top class are unflagged.
+
+    Parameters
+    ----------
+    labels : IntArray, shape (n,)
+        Given class codes 0..k-1.
+    probs : FloatArray, shape (n, k)
+        Out-of-fold probabilities.
+    joint : IntArray, shape (k, k)
+        The calibrated joint; its off-diagonal sum is the number of rows cut.
+    batch_size : int
+        Rows per batch.
+
+    Returns
+    -------
+    BoolArray, shape (n,)
+        The flagged rows.
+    """
     from cleanlab.experimental.label_issues_batched import LabelInspector
 
     inspector = LabelInspector(num_class=probs.shape[1], verbose=False, n_jobs=1)
@@ -596,6 +747,725 @@ def _majority(mat: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64]:
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass(frozen=True)
+class _Labels:
+    """The classes and the label each row is judged on.
+
+    ``judged`` (shape (n,), codes into ``classes``) is the dataset's label or, for the
+    multiannotator method where the dataset has none, the annotators' majority vote.
+    ``annotations`` (shape (n, annotators), class codes, NaN where not labelled) and
+    ``annotators`` (their names) are set for the multiannotator method only.
+    """
+
+    classes: list[str]
+    judged: IntArray
+    annotations: npt.NDArray[np.float64] | None = None
+    annotators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Flagger:
+    """How rows are flagged once the probabilities are known (every "auto" resolved).
+
+    ``labels`` (shape (n,)) are the judged class codes; ``filter_by``, ``calibration``,
+    ``batched``, ``batch_size`` and ``max_label_quality`` are `find_label_issues`'s options.
+    """
+
+    labels: IntArray
+    filter_by: str
+    calibration: str
+    batched: bool
+    batch_size: int
+    max_label_quality: float | None
+
+    def joint(self, probs: FloatArray) -> IntArray | None:
+        """The calibrated confident joint, shape (k, k); None with fewer than two classes."""
+        if len(np.unique(self.labels)) < 2:
+            return None
+        return estimate_confident_joint(self.labels, probs, calibration=self.calibration)
+
+    def flag(self, probs: FloatArray, joint: IntArray | None) -> BoolArray:
+        """The flagged rows, shape (n,), from ``probs`` (n, k) and ``joint`` (k, k)."""
+        mask = _flag_issues(
+            self.labels, probs, batched=self.batched, filter_by=self.filter_by,
+            batch_size=self.batch_size, joint=joint, calibration=self.calibration,
+        )
+        if self.max_label_quality is not None:
+            mask &= _quality(self.labels, probs) < self.max_label_quality
+        return mask
+
+    def leave_out(self, first: FloatArray) -> BoolArray:
+        """The rows a second pass leaves out of training: the first pass's flags, shape (n,)."""
+        return self.flag(first, self.joint(first))
+
+    @property
+    def name(self) -> str:
+        """The filter that ran, as the report names it."""
+        if not self.batched:
+            return self.filter_by
+        if self.calibration in COUNTING_CALIBRATIONS:
+            return "low_self_confidence (batched)"
+        return "find_label_issues_batched"
+
+
+def _checked_ids(
+    df: pl.DataFrame, columns: Sequence[str], *, id_column: str, source: str
+) -> pl.Series:
+    """The id column of ``df``, once ``columns`` are present and the ids unique and non-null.
+
+    Parameters
+    ----------
+    df : pl.DataFrame, n rows
+        The items.
+    columns : sequence of str
+        Columns ``df`` must have.
+    id_column, source : str
+        The id column and the frame's name (for error messages).
+
+    Returns
+    -------
+    pl.Series, length n
+        The ids, dtype kept.
+    """
+    _check_columns(df, columns, source=source)
+    ids = df.get_column(id_column)
+    _check_ids(ids, source=source, id_column=id_column)
+    return ids
+
+
+def _check_options(method: str, *, filter_by: str, joint_calibration: str, passes: int) -> None:
+    """Raise InputError naming the first option that is not one of its allowed values.
+
+    Parameters
+    ----------
+    method, filter_by, joint_calibration : str
+        Checked against `METHODS`, `FILTERS` and `JOINT_CALIBRATIONS`.
+    passes : int
+        Must be the integer 1 or 2 (not a bool).
+    """
+    if method not in METHODS:
+        raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
+    if filter_by not in FILTERS:
+        raise InputError(
+            f"label_issues.filter_by: got {filter_by!r}, expected one of {list(FILTERS)}"
+        )
+    if joint_calibration not in JOINT_CALIBRATIONS:
+        raise InputError(
+            f"label_issues.joint_calibration: got {joint_calibration!r}, expected one of "
+            f"{list(JOINT_CALIBRATIONS)}"
+        )
+    if type(passes) is not int or passes not in (1, 2):
+        raise InputError(f"label_issues.passes: got {passes!r}, expected 1 or 2")
+
+
+def _resolve_labels(
+    df: pl.DataFrame,
+    *,
+    ids: pl.Series,
+    id_column: str,
+    label_column: str,
+    classes: Sequence[str] | None,
+    annotations: pl.DataFrame | None,
+    annotator_column: str,
+    annotation_label_column: str | None,
+    multiannotator: bool,
+    source: str,
+) -> _Labels:
+    """The classes, each row's judged label and (multiannotator) the annotation matrix.
+
+    Parameters
+    ----------
+    df : pl.DataFrame, n rows
+        The items, with ``label_column`` (string labels; nulls only when ``multiannotator``).
+    ids : pl.Series, length n
+        The items' ids (checked unique and non-null), from ``id_column``.
+    classes : sequence of str, optional
+        The class order (default: the labels seen, sorted).
+    annotations, annotator_column, annotation_label_column
+        The multiannotator method's long frame and its columns (`_annotated`).
+    multiannotator : bool
+        Whether the labels come from annotators (CROWDLAB).
+    source : str
+        Names ``df`` in error messages.
+
+    Returns
+    -------
+    _Labels
+        At least two classes; every row has a judged label.
+    """
+    given = df.get_column(label_column).cast(pl.String)
+    mat: npt.NDArray[np.float64] | None = None
+    names: list[str] = []
+    if multiannotator:
+        cls, mat, names = _annotated(
+            given, annotations, classes, ids=ids, id_column=id_column,
+            annotator_column=annotator_column, label_column=label_column,
+            ann_label=annotation_label_column or label_column, source=source,
+        )
+    else:
+        _check_no_null_labels(given, ids=ids, label_column=label_column, source=source)
+        cls = list(classes) if classes is not None else sorted(set(given.to_list()))
+    _check_classes(given, cls, label_column=label_column, source=source)
+    code_of = {c: i for i, c in enumerate(cls)}
+    given_codes = np.asarray(
+        given.replace_strict(code_of, default=-1, return_dtype=pl.Int64).to_numpy(),
+        dtype=np.int64,
+    )
+    if mat is None:
+        return _Labels(cls, given_codes.copy())
+    judged = _majority_fallback(given_codes, mat, n_classes=len(cls), ids=ids,
+                                label_column=label_column)
+    return _Labels(cls, judged, mat, tuple(names))
+
+
+def _annotated(
+    given: pl.Series,
+    annotations: pl.DataFrame | None,
+    classes: Sequence[str] | None,
+    *,
+    ids: pl.Series,
+    id_column: str,
+    annotator_column: str,
+    label_column: str,
+    ann_label: str,
+    source: str,
+) -> tuple[list[str], npt.NDArray[np.float64], list[str]]:
+    """The multiannotator method's classes and annotation matrix.
+
+    Parameters
+    ----------
+    given : pl.Series of str, length n
+        The items' own labels (null where an item has none), from ``label_column``.
+    annotations : pl.DataFrame, optional
+        The long frame: ``id_column``, ``annotator_column``, ``ann_label``; None is an error.
+    classes : sequence of str, optional
+        The class order, if fixed.
+    ids : pl.Series, length n
+        The items' ids.
+    source : str
+        Names the items in error messages.
+
+    Returns
+    -------
+    classes : list of str
+        The class names (`_annotated_classes`).
+    matrix : ndarray of float64, shape (n, annotators)
+        Class codes, NaN where the annotator did not label the item (`_annotation_matrix`).
+    annotators : list of str
+        The annotators' names, one per column.
+    """
+    if annotations is None:
+        raise InputError("label_issues.method 'multiannotator' needs an annotations frame")
+    cls = _annotated_classes(given, annotations, classes, ann_label=ann_label,
+                             label_column=label_column, source=source)
+    mat, names = _annotation_matrix(
+        annotations, ids=ids, id_column=id_column, annotator_column=annotator_column,
+        label_column=ann_label, classes=cls, source="annotations",
+    )
+    return cls, mat, names
+
+
+def _annotated_classes(
+    given: pl.Series,
+    annotations: pl.DataFrame,
+    classes: Sequence[str] | None,
+    *,
+    ann_label: str,
+    label_column: str,
+    source: str,
+) -> list[str]:
+    """The classes of the multiannotator method: ``classes``, or every label seen, sorted.
+
+    Parameters
+    ----------
+    given : pl.Series of str, length n
+        The items' own labels (null where an item has none).
+    annotations : pl.DataFrame
+        The long annotations frame.
+    classes : sequence of str, optional
+        The class order, if fixed.
+    ann_label, label_column : str
+        The annotations' label column and the items' label column.
+    source : str
+        Names the items in error messages.
+
+    Returns
+    -------
+    list of str
+        The class names.
+
+    Raises
+    ------
+    InputError
+        If the items and the annotators share no label (two label scales: every row would
+        disagree with every annotator).
+    """
+    seen = set(given.drop_nulls().to_list())
+    if ann_label in annotations.columns:
+        voted = set(annotations.get_column(ann_label).cast(pl.String).drop_nulls().to_list())
+        if seen and voted and not seen & voted:
+            raise InputError(
+                f"annotations: column '{ann_label}' has labels {sorted(voted)[:8]} and "
+                f"{source} column '{label_column}' has {sorted(seen)[:8]}: no label in "
+                "common, so CROWDLAB cannot compare them; map both to one set of classes"
+            )
+        seen |= voted
+    return list(classes) if classes is not None else sorted(seen)
+
+
+def _check_no_null_labels(
+    given: pl.Series, *, ids: pl.Series, label_column: str, source: str
+) -> None:
+    """Raise InputError naming the ids of rows without a label.
+
+    Parameters
+    ----------
+    given : pl.Series of str, length n
+        The labels.
+    ids : pl.Series, length n
+        The ids, for the message.
+    label_column, source : str
+        The label column and the frame's name, for the message.
+    """
+    nulls = given.is_null()
+    if nulls.any():
+        bad_ids = ids.filter(nulls).to_list()
+        raise InputError(
+            f"{source}: column '{label_column}' is null for {len(bad_ids)} row(s) "
+            f"(ids {_ids_preview(bad_ids)}), expected a label on every row"
+        )
+
+
+def _check_classes(
+    given: pl.Series, classes: list[str], *, label_column: str, source: str
+) -> None:
+    """Raise InputError if a label is outside ``classes`` or there are fewer than two classes.
+
+    Parameters
+    ----------
+    given : pl.Series of str, length n
+        The labels (nulls ignored).
+    classes : list of str
+        The class names.
+    label_column, source : str
+        The label column and the frame's name, for the message.
+    """
+    labelled = given.drop_nulls()
+    unknown = labelled.filter(~labelled.is_in(classes)).unique()
+    if unknown.len():
+        raise InputError(
+            f"{source}: column '{label_column}' has label(s) {sorted(unknown.to_list())} "
+            f"outside the classes {classes}"
+        )
+    if len(classes) < 2:
+        raise InputError(
+            f"{source}: column '{label_column}' has {len(classes)} class(es) {classes}, "
+            "expected >= 2"
+        )
+
+
+def _majority_fallback(
+    given_codes: IntArray,
+    mat: npt.NDArray[np.float64],
+    *,
+    n_classes: int,
+    ids: pl.Series,
+    label_column: str,
+) -> IntArray:
+    """Each row's own label code or, where it has none, the annotators' majority vote.
+
+    Parameters
+    ----------
+    given_codes : IntArray, shape (n,)
+        Class codes of the items' own labels, -1 where an item has none.
+    mat : ndarray of float64, shape (n, annotators)
+        Annotation class codes, NaN where the annotator did not label the item.
+    n_classes : int
+        The number of classes, k.
+    ids : pl.Series, length n
+        The ids, for the message.
+    label_column : str
+        The items' label column, for the message.
+
+    Returns
+    -------
+    IntArray, shape (n,)
+        Class codes, every one >= 0.
+
+    Raises
+    ------
+    InputError
+        If an item has neither a label nor an annotation.
+    """
+    vote = _majority(mat, n_classes)
+    judged = np.where(given_codes >= 0, given_codes, vote)
+    unlabeled = judged < 0
+    if unlabeled.any():
+        bad_ids = ids.filter(pl.Series(unlabeled)).to_list()
+        raise InputError(
+            f"annotations: {len(bad_ids)} item(s) have no annotation and no "
+            f"'{label_column}' value (ids {_ids_preview(bad_ids)}): nothing to check"
+        )
+    return judged
+
+
+def _supplied_probabilities(
+    pred_probs: FloatArray | None,
+    predictions: pl.DataFrame | None,
+    *,
+    method: str,
+    ids: pl.Series,
+    classes: list[str],
+    id_column: str,
+) -> FloatArray | None:
+    """The probabilities the caller supplied, checked; None when the model must make them.
+
+    Parameters
+    ----------
+    pred_probs : FloatArray, shape (n, k), optional
+        Out-of-fold probabilities from the caller (take precedence).
+    predictions : pl.DataFrame, optional
+        The ``predictions`` method's frame (`validate_predictions`).
+    method : str
+        The resolved method.
+    ids : pl.Series, length n
+        The data's ids.
+    classes : list of str, length k
+        The class order.
+    id_column : str
+        The id column of ``predictions``.
+
+    Returns
+    -------
+    FloatArray, shape (n, k), or None
+        float32 probabilities aligned with ``ids`` and ``classes``.
+    """
+    if pred_probs is not None:
+        probs = np.asarray(pred_probs, dtype=np.float32)
+        if probs.shape != (ids.len(), len(classes)):
+            raise InputError(
+                f"label_issues: pred_probs has shape {probs.shape}, expected "
+                f"({ids.len()}, {len(classes)})"
+            )
+        if not np.isfinite(probs).all():
+            bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+            raise InputError(
+                f"label_issues: pred_probs has NaN or inf in {len(bad)} row(s) (ids "
+                f"{_ids_preview(ids.gather(bad[:5]).to_list())})"
+            )
+        return probs
+    if method == "predictions":
+        if predictions is None:
+            raise InputError("label_issues.method 'predictions' needs a predictions frame")
+        return validate_predictions(
+            predictions, ids=ids, classes=classes, id_column=id_column, source="predictions"
+        )
+    return None
+
+
+def _plan_flags(
+    labels: IntArray,
+    *,
+    builtin_tabular: bool,
+    n_rows: int,
+    supplied: bool,
+    filter_by: str,
+    joint_calibration: str,
+    batched: bool | None,
+    batched_min_rows: int,
+    batch_size: int,
+    max_label_quality: float | None,
+) -> _Flagger:
+    """Resolve the "auto" options of `find_label_issues` into a `_Flagger`.
+
+    ``filter_by="auto"`` is a ranked cut ("low_self_confidence") for the built-in model on
+    feature columns only, "both" elsewhere. ``joint_calibration="auto"`` is "posterior" for
+    that model up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows (the small-table ensemble whose
+    probabilities `posterior_joint` was tuned on) with a ranked cut (the batched path is one)
+    and no supplied probabilities, "per_class" elsewhere. docs/benchmarks/label-issues.md
+    has the measurements behind both choices.
+
+    Parameters
+    ----------
+    labels : IntArray, shape (n,)
+        The judged class codes.
+    builtin_tabular : bool
+        Whether the built-in model scores feature columns only (cross_validated, no text).
+    n_rows : int
+        The number of rows, n.
+    supplied : bool
+        Whether the caller passed ``pred_probs``.
+    filter_by, joint_calibration, batched, batched_min_rows, batch_size, max_label_quality
+        `find_label_issues`'s options.
+
+    Returns
+    -------
+    _Flagger
+        With no option left "auto" and ``batched`` decided.
+    """
+    if filter_by == "auto":
+        filter_by = "low_self_confidence" if builtin_tabular else "both"
+    use_batched = batched if batched is not None else n_rows >= batched_min_rows
+    if joint_calibration == "auto":
+        small_table = builtin_tabular and n_rows <= TABULAR_ENSEMBLE_MAX_ROWS
+        ranked = filter_by in RANKED_FILTERS or use_batched  # the batched path is a ranked cut
+        posterior = small_table and ranked and not supplied
+        joint_calibration = "posterior" if posterior else "per_class"
+    return _Flagger(labels, filter_by, joint_calibration, use_batched, batch_size,
+                    max_label_quality)
+
+
+@dataclass(frozen=True)
+class _Crowdlab:
+    """CROWDLAB's verdict per item (shapes (n,)) and per annotator."""
+
+    consensus: IntArray  # class codes; the judged label where an item has no annotation
+    quality: npt.NDArray[np.float64]  # consensus quality (0..1); self-confidence elsewhere
+    agreement: npt.NDArray[np.float64]  # annotator agreement, NaN without annotations
+    n_annotations: IntArray
+    annotators: pl.DataFrame | None  # annotator, quality, agreement_with_consensus, n_labels
+
+
+def _crowdlab(
+    labels: _Labels,
+    mat: npt.NDArray[np.float64],
+    probs: FloatArray,
+    *,
+    quality: npt.NDArray[np.float64],
+    calibrate_probs: bool,
+) -> _Crowdlab:
+    """CROWDLAB (``get_label_quality_multiannotator``) on the items with an annotation.
+
+    Parameters
+    ----------
+    labels : _Labels
+        The classes, judged labels and annotator names.
+    mat : ndarray of float64, shape (n, annotators)
+        Annotation class codes, NaN where the annotator did not label the item.
+    probs : FloatArray, shape (n, k)
+        Out-of-fold probabilities.
+    quality : ndarray of float64, shape (n,)
+        Self-confidence label quality, kept for items without an annotation.
+    calibrate_probs : bool
+        Passed to CROWDLAB.
+
+    Returns
+    -------
+    _Crowdlab
+        Per-item consensus, quality and agreement; per-annotator statistics (None when no
+        item has an annotation).
+    """
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    keep = np.flatnonzero(~np.isnan(mat).all(axis=1))
+    n_ann = (~np.isnan(mat)).sum(axis=1)
+    agreement = np.full(len(labels.judged), np.nan)
+    consensus = labels.judged.copy()
+    quality = quality.copy()
+    if not (len(keep) and mat.shape[1] >= 1):
+        return _Crowdlab(consensus, quality, agreement, n_ann.astype(np.int64), None)
+    out = get_label_quality_multiannotator(
+        _labels_frame(mat[keep], labels.annotators), probs[keep], verbose=False,
+        return_detailed_quality=False, calibrate_probs=calibrate_probs,
+    )
+    lq = out["label_quality"]
+    consensus[keep] = lq["consensus_label"].to_numpy().astype(np.int64)
+    quality[keep] = np.clip(lq["consensus_quality_score"].to_numpy(), 0.0, 1.0)
+    agreement[keep] = lq["annotator_agreement"].to_numpy()
+    return _Crowdlab(consensus, quality, agreement, n_ann.astype(np.int64),
+                     _annotator_frame(out["annotator_stats"]))
+
+
+def _labels_frame(sub: npt.NDArray[np.float64], names: Sequence[str]) -> Any:
+    """CROWDLAB's input: a pandas frame of the annotators who labelled any of these items.
+
+    Parameters
+    ----------
+    sub : ndarray of float64, shape (m, annotators)
+        Annotation class codes of the annotated items, NaN where not labelled.
+    names : sequence of str, length annotators
+        The annotators' names.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (m, annotators with a label here)
+        Columns named by annotator.
+    """
+    import pandas as pd
+
+    live = np.flatnonzero(~np.isnan(sub).all(axis=0))
+    return pd.DataFrame(sub[:, live], columns=[names[int(j)] for j in live])
+
+
+def _annotator_frame(stats: Any) -> pl.DataFrame:
+    """CROWDLAB's annotator statistics, best annotator first.
+
+    Parameters
+    ----------
+    stats : pandas.DataFrame
+        ``annotator_stats`` of ``get_label_quality_multiannotator``, indexed by annotator.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per annotator: annotator, quality, agreement_with_consensus, n_labels;
+        sorted by quality descending, then name.
+    """
+    return pl.DataFrame(
+        {
+            "annotator": [str(a) for a in stats.index],
+            "quality": stats["annotator_quality"].to_numpy().astype(np.float64),
+            "agreement_with_consensus": stats["agreement_with_consensus"]
+            .to_numpy()
+            .astype(np.float64),
+            "n_labels": stats["num_examples_labeled"].to_numpy().astype(np.int64),
+        }
+    ).sort(["quality", "annotator"], descending=[True, False])
+
+
+def _issue_table(
+    ids: pl.Series,
+    classes: Sequence[str],
+    *,
+    given: IntArray,
+    suggested: npt.NDArray[np.integer[Any]],
+    quality: npt.NDArray[np.float64],
+    is_issue: BoolArray,
+    extra: dict[str, pl.Series],
+) -> pl.DataFrame:
+    """The result table (`LabelIssuesResult.table`), one row per input row.
+
+    Parameters
+    ----------
+    ids : pl.Series, length n
+        The ids (the column is named ``id``).
+    classes : sequence of str, length k
+        Class names of the codes.
+    given, suggested : ndarray of int, shape (n,)
+        The judged and the suggested class codes.
+    quality : ndarray of float64, shape (n,)
+        Label quality, 0..1 (rank 1 = lowest).
+    is_issue : BoolArray, shape (n,)
+        The flags.
+    extra : dict of str to pl.Series
+        Further columns (length n), appended in order.
+
+    Returns
+    -------
+    pl.DataFrame
+        id, given_label, suggested_label, label_quality, is_label_issue, rank, then ``extra``.
+    """
+    return pl.DataFrame(
+        {
+            "id": ids,
+            "given_label": pl.Series([classes[c] for c in given], dtype=pl.String),
+            "suggested_label": pl.Series([classes[c] for c in suggested], dtype=pl.String),
+            "label_quality": pl.Series(quality, dtype=pl.Float64),
+            "is_label_issue": pl.Series(is_issue, dtype=pl.Boolean),
+            "rank": pl.Series(_rank(quality), dtype=pl.Int64),
+            **extra,
+        }
+    )
+
+
+def _scored_table(
+    ids: pl.Series, labels: _Labels, probs: FloatArray, flagger: _Flagger, *,
+    calibrate_probs: bool,
+) -> tuple[pl.DataFrame, IntArray | None, pl.DataFrame | None, str]:
+    """Score and flag every row: the result table, the joint, the annotators and the filter.
+
+    Parameters
+    ----------
+    ids : pl.Series, length n
+        The ids.
+    labels : _Labels
+        Classes, judged labels and (multiannotator) annotations.
+    probs : FloatArray, shape (n, k)
+        Out-of-fold probabilities.
+    flagger : _Flagger
+        The resolved flagging options.
+    calibrate_probs : bool
+        Passed to CROWDLAB.
+
+    Returns
+    -------
+    table : pl.DataFrame
+        `_issue_table`'s, with the CROWDLAB columns for the multiannotator method.
+    joint : IntArray, shape (k, k), or None
+        The calibrated confident joint (None with fewer than two classes).
+    annotators : pl.DataFrame or None
+        CROWDLAB's per-annotator statistics.
+    filter_name : str
+        The filter that ran ("crowdlab_consensus": the judged label differs from CROWDLAB's
+        consensus).
+    """
+    quality = _quality(labels.judged, probs)
+    joint = flagger.joint(probs)
+    cls, judged = labels.classes, labels.judged
+    if labels.annotations is None:
+        table = _issue_table(ids, cls, given=judged, suggested=probs.argmax(axis=1),
+                             quality=quality, is_issue=flagger.flag(probs, joint), extra={})
+        return table, joint, None, flagger.name
+    crowd = _crowdlab(labels, labels.annotations, probs, quality=quality,
+                      calibrate_probs=calibrate_probs)
+    extra = {
+        "consensus_label": pl.Series([cls[c] for c in crowd.consensus], dtype=pl.String),
+        "num_annotations": pl.Series(crowd.n_annotations),
+        "annotator_agreement": pl.Series(crowd.agreement, dtype=pl.Float64).fill_nan(None),
+    }
+    table = _issue_table(ids, cls, given=judged, suggested=crowd.consensus,
+                         quality=crowd.quality, is_issue=judged != crowd.consensus, extra=extra)
+    return table, joint, crowd.annotators, "crowdlab_consensus"
+
+
+def _result(
+    ids: pl.Series,
+    labels: _Labels,
+    probs: FloatArray,
+    flagger: _Flagger,
+    *,
+    method: str,
+    left_out: int,
+    calibrate_probs: bool,
+) -> LabelIssuesResult:
+    """Score and flag every row and assemble the result.
+
+    Parameters
+    ----------
+    ids : pl.Series, length n
+        The ids.
+    labels : _Labels
+        Classes (k), judged labels and (multiannotator) annotations.
+    probs : FloatArray, shape (n, k)
+        Out-of-fold probabilities.
+    flagger : _Flagger
+        The resolved flagging options.
+    method : str
+        The method that ran.
+    left_out : int
+        Rows the second pass did not train on (0: one pass).
+    calibrate_probs : bool
+        Passed to CROWDLAB.
+
+    Returns
+    -------
+    LabelIssuesResult
+        Table, noise matrix, health score (0 where cleanlab gives NaN) and per-class counts.
+    """
+    table, joint, annotators, ran = _scored_table(ids, labels, probs, flagger,
+                                                  calibrate_probs=calibrate_probs)
+    noise, health = _joint_and_health(labels.judged, probs, labels.classes,
+                                      calibration=flagger.calibration, confident_joint=joint)
+    return LabelIssuesResult(
+        method=method, path="batched" if flagger.batched else "standard",
+        classes=labels.classes, table=table, noise_matrix=noise,
+        health_score=0.0 if math.isnan(health) else health,
+        per_class=_per_class(table, labels.classes), annotators=annotators,
+        probabilities=probs, filter_by=ran, joint_calibration=flagger.calibration,
+        passes=2 if left_out else 1, left_out=left_out,
+    )
+
+
 def find_label_issues(
     df: pl.DataFrame,
     *,
@@ -627,261 +1497,66 @@ def find_label_issues(
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
-    ``df`` holds one row per item: ``id_column`` (unique), ``label_column`` (string labels)
-    and the model inputs (``text_columns`` and/or ``feature_columns``). ``classes`` fixes the
-    class order (default: sorted labels seen). ``batched=None`` picks cleanlab's batched path
-    from ``batched_min_rows`` rows on. ``filter_by`` is cleanlab's filter for the standard
-    path; "auto" is "both" (per-class pruning) on text and supplied probabilities and
-    "low_self_confidence" (a ranked cut) for the built-in feature-columns model, each measured
-    best there on real data with planted flips. With ``joint_calibration="per_class"`` its
-    counts come from `estimate_confident_joint`; with "posterior", from `posterior_joint`;
-    with "cleanlab", from cleanlab itself; "auto" is posterior for the built-in model on
-    feature columns up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows with a ranked cut (measured
-    there), per_class elsewhere.
-    ``pred_probs`` lets a caller
-    that already has out-of-fold probabilities (rows aligned with ``df``, columns with
-    ``classes``) skip the model. The annotations frame (multiannotator) is long format with
-    columns ``id_column``, ``annotator_column`` and ``annotation_label_column`` (default:
-    ``label_column``). ``mapper`` runs the built-in model's folds (`labelgate.partition`).
-    ``embeddings`` (one row per row of ``df``, `labelgate.embeddings.embed_texts`) joins the
-    built-in text model (`labelgate.label_model.out_of_fold`).
-    ``passes=2`` (the built-in model, not multiannotator) scores every row a second time with
-    models trained without the rows the first pass flagged (iterative noisy
-    cross-validation, Chen et al. 2019): noisy training labels blur the model, and the
-    flips it then misses are the ones that look like the class they were flipped into.
-    Measured on real data with planted flips (bench/bench_label_issues.py, 5% / 10%): strict
-    F1 +0.01..+0.08 on five tables (digits at 5%: -0.002), on text -0.01..+0.03 (the loss on
-    crowd-labelled tweets, where more of the crowd's own errors are flagged); the price is
-    twice the training time. The row's own label still never trains the model that scores
-    it; it can only change which *other* rows the second pass leaves out.
+    Parameters
+    ----------
+    df : pl.DataFrame, n rows
+        ``id_column`` (unique), ``label_column`` (string labels) and the model inputs,
+        ``text_columns`` and/or ``feature_columns``; ``source`` names it in errors.
+    method, filter_by, joint_calibration : str
+        One of `METHODS`, `FILTERS` (cleanlab's filter) and `JOINT_CALIBRATIONS` (the joint
+        that counts the flags). "auto" is a ranked cut counted by `posterior_joint` for the
+        built-in model on feature columns (up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows), else
+        "both" and "per_class" (`_plan_flags`).
+    folds, seed, n_jobs, mapper, embeddings
+        The built-in model's (`labelgate.label_model.out_of_fold`); ``embeddings``: (n, d).
+    predictions, annotations : pl.DataFrame, optional
+        The predictions method's probabilities (`validate_predictions`); the multiannotator
+        method's long frame (``id_column``, ``annotator_column``, ``annotation_label_column``).
+    classes : sequence of str, optional
+        The class order, k classes (default: the labels seen, sorted).
+    batched, batched_min_rows, batch_size
+        ``batched=None`` takes cleanlab's batched path from ``batched_min_rows`` rows on.
+    max_label_quality : float, optional
+        Flag only rows whose label quality is below it.
+    pred_probs : FloatArray, shape (n, k), optional
+        Out-of-fold probabilities the caller already has: the model is skipped.
+    calibrate_probs : bool
+        Passed to CROWDLAB.
+    passes : {1, 2}
+        2 (built-in model, not multiannotator): every row is scored again by models trained
+        without the rows the first pass flagged (iterative noisy cross-validation, Chen et al.
+        2019). A row's own label never trains the model that scores it.
+
+    Returns
+    -------
+    LabelIssuesResult
+        One table row per row of ``df``, in input order.
     """
-    if method not in METHODS:
-        raise InputError(f"label_issues.method: got {method!r}, expected one of {list(METHODS)}")
-    if filter_by not in FILTERS:
-        raise InputError(
-            f"label_issues.filter_by: got {filter_by!r}, expected one of {list(FILTERS)}"
-        )
-    if joint_calibration not in JOINT_CALIBRATIONS:
-        raise InputError(
-            f"label_issues.joint_calibration: got {joint_calibration!r}, expected one of "
-            f"{list(JOINT_CALIBRATIONS)}"
-        )
-    if type(passes) is not int or passes not in (1, 2):
-        raise InputError(f"label_issues.passes: got {passes!r}, expected 1 or 2")
-    _check_columns(df, [id_column, label_column, *text_columns, *feature_columns], source=source)
-    ids = df.get_column(id_column)
-    _check_ids(ids, source=source, id_column=id_column)
-    given = df.get_column(label_column).cast(pl.String)
-
-    mat: npt.NDArray[np.float64] | None = None
-    annotator_names: list[str] = []
-    if method == "multiannotator":
-        if annotations is None:
-            raise InputError("label_issues.method 'multiannotator' needs an annotations frame")
-        ann_label = annotation_label_column or label_column
-        seen = set(given.drop_nulls().to_list())
-        if ann_label in annotations.columns:
-            voted = set(annotations.get_column(ann_label).cast(pl.String).drop_nulls().to_list())
-            if seen and voted and not seen & voted:
-                # two label scales (ratings -4..4 vs negative/neutral/positive): every row
-                # would disagree with every annotator
-                raise InputError(
-                    f"annotations: column '{ann_label}' has labels {sorted(voted)[:8]} and "
-                    f"{source} column '{label_column}' has {sorted(seen)[:8]}: no label in "
-                    "common, so CROWDLAB cannot compare them; map both to one set of classes"
-                )
-            seen |= voted
-        cls = list(classes) if classes is not None else sorted(seen)
-        mat, annotator_names = _annotation_matrix(
-            annotations, ids=ids, id_column=id_column, annotator_column=annotator_column,
-            label_column=ann_label, classes=cls, source="annotations",
-        )
-    else:
-        nulls = given.is_null()
-        if nulls.any():
-            bad_ids = ids.filter(nulls).to_list()
-            raise InputError(
-                f"{source}: column '{label_column}' is null for {len(bad_ids)} row(s) "
-                f"(ids {_ids_preview(bad_ids)}), expected a label on every row"
-            )
-        cls = list(classes) if classes is not None else sorted(set(given.to_list()))
-    unknown = given.drop_nulls().filter(~given.drop_nulls().is_in(cls)).unique()
-    if unknown.len():
-        raise InputError(
-            f"{source}: column '{label_column}' has label(s) {sorted(unknown.to_list())} "
-            f"outside the classes {cls}"
-        )
-    if len(cls) < 2:
-        raise InputError(
-            f"{source}: column '{label_column}' has {len(cls)} class(es) {cls}, expected >= 2"
-        )
-    code_of = {c: i for i, c in enumerate(cls)}
-    given_codes = np.asarray(
-        given.replace_strict(code_of, default=-1, return_dtype=pl.Int64).to_numpy(),
-        dtype=np.int64,
+    _check_options(method, filter_by=filter_by, joint_calibration=joint_calibration, passes=passes)
+    ids = _checked_ids(df, [id_column, label_column, *text_columns, *feature_columns],
+                       id_column=id_column, source=source)
+    labels = _resolve_labels(
+        df, ids=ids, id_column=id_column, label_column=label_column, classes=classes,
+        annotations=annotations, annotator_column=annotator_column,
+        annotation_label_column=annotation_label_column,
+        multiannotator=method == "multiannotator", source=source,
     )
-
-    # The label each row is judged on: the dataset's label, or (multiannotator, where the
-    # dataset has none) the annotators' majority vote.
-    train_labels = given_codes.copy()
-    if mat is not None:
-        vote = _majority(mat, len(cls))
-        train_labels = np.where(given_codes >= 0, given_codes, vote)
-        unlabeled = train_labels < 0
-        if unlabeled.any():
-            bad_ids = ids.filter(pl.Series(unlabeled)).to_list()
-            raise InputError(
-                f"annotations: {len(bad_ids)} item(s) have no annotation and no "
-                f"'{label_column}' value (ids {_ids_preview(bad_ids)}): nothing to check"
-            )
-
-    probs: FloatArray | None = None
-    if pred_probs is not None:
-        probs = np.asarray(pred_probs, dtype=np.float32)
-        if probs.shape != (df.height, len(cls)):
-            raise InputError(
-                f"label_issues: pred_probs has shape {probs.shape}, expected "
-                f"({df.height}, {len(cls)})"
-            )
-        if not np.isfinite(probs).all():
-            bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
-            raise InputError(
-                f"label_issues: pred_probs has NaN or inf in {len(bad)} row(s) (ids "
-                f"{_ids_preview(ids.gather(bad[:5]).to_list())})"
-            )
-    elif method == "predictions":
-        if predictions is None:
-            raise InputError("label_issues.method 'predictions' needs a predictions frame")
-        probs = validate_predictions(
-            predictions, ids=ids, classes=cls, id_column=id_column, source="predictions"
-        )
-
-    if filter_by == "auto":
-        # measured (planted flips, bench/bench_label_issues.py): per-class pruning on text,
-        # a ranked cut on the small-table models (5 tables, 10 flip seeds: +0.03 F1)
-        tabular = method == "cross_validated" and not text_columns
-        filter_by = "low_self_confidence" if tabular else "both"
-    use_batched = batched if batched is not None else df.height >= batched_min_rows
-    if joint_calibration == "auto":
-        # measured (planted flips, 5 tables, flip seeds 7-26): the posterior count on the
-        # small-table ensemble, whose probabilities `posterior_joint` was tuned on
-        small_table = (method == "cross_validated" and not text_columns
-                       and df.height <= TABULAR_ENSEMBLE_MAX_ROWS)
-        ranked = filter_by in RANKED_FILTERS or use_batched  # the batched path is a ranked cut
-        posterior = small_table and ranked and pred_probs is None
-        joint_calibration = "posterior" if posterior else "per_class"
-    path = "batched" if use_batched else "standard"
-
-    def joint_of(p: FloatArray) -> IntArray | None:
-        if len(np.unique(train_labels)) < 2:
-            return None
-        return estimate_confident_joint(train_labels, p, calibration=joint_calibration)
-
-    def flag(p: FloatArray, joint_p: IntArray | None) -> BoolArray:
-        mask = _flag_issues(
-            train_labels, p, batched=use_batched, filter_by=filter_by, batch_size=batch_size,
-            joint=joint_p, calibration=joint_calibration,
-        )
-        if max_label_quality is not None:
-            mask &= _quality(train_labels, p) < max_label_quality
-        return mask
-
+    probs = _supplied_probabilities(pred_probs, predictions, method=method, ids=ids,
+                                    classes=labels.classes, id_column=id_column)
+    flagger = _plan_flags(
+        labels.judged, builtin_tabular=method == "cross_validated" and not text_columns,
+        n_rows=df.height, supplied=pred_probs is not None, filter_by=filter_by,
+        joint_calibration=joint_calibration, batched=batched, batched_min_rows=batched_min_rows,
+        batch_size=batch_size, max_label_quality=max_label_quality,
+    )
     left_out = 0
     if probs is None:
-        def leave_out(first: FloatArray) -> BoolArray:
-            return flag(first, joint_of(first))
-
+        second_pass = passes == 2 and labels.annotations is None
         fitted = out_of_fold(
-            df, train_labels, text_columns=text_columns, feature_columns=feature_columns,
-            folds=folds, seed=seed, n_classes=len(cls), n_jobs=n_jobs, mapper=mapper,
-            embeddings=embeddings,
-            leave_out=leave_out if passes == 2 and mat is None else None,
+            df, labels.judged, text_columns=text_columns, feature_columns=feature_columns,
+            folds=folds, seed=seed, n_classes=len(labels.classes), n_jobs=n_jobs, mapper=mapper,
+            embeddings=embeddings, leave_out=flagger.leave_out if second_pass else None,
         )
         probs, left_out = fitted.probabilities, fitted.left_out
-    suggested_codes = probs.argmax(axis=1)
-    quality = _quality(train_labels, probs)
-    joint = joint_of(probs)
-    ran = filter_by  # what the report names
-    if mat is not None:
-        ran = "crowdlab_consensus"  # flags: the given label differs from CROWDLAB's consensus
-        is_issue = np.zeros(df.height, dtype=bool)  # set below
-    else:
-        if use_batched:
-            ran = ("low_self_confidence (batched)" if joint_calibration in COUNTING_CALIBRATIONS
-                   else "find_label_issues_batched")
-        is_issue = flag(probs, joint)
-    annotators_frame: pl.DataFrame | None = None
-    extra: dict[str, pl.Series] = {}
-    if mat is not None:
-        import pandas as pd
-        from cleanlab.multiannotator import get_label_quality_multiannotator
-
-        has_ann = ~np.isnan(mat).all(axis=1)
-        keep = np.flatnonzero(has_ann)
-        n_ann = (~np.isnan(mat)).sum(axis=1)
-        agreement = np.full(df.height, np.nan)
-        consensus = train_labels.copy()
-        if len(keep) and mat.shape[1] >= 1:
-            sub = mat[keep]
-            live = np.flatnonzero(~np.isnan(sub).all(axis=0))
-            labels_frame = pd.DataFrame(
-                sub[:, live], columns=[annotator_names[int(j)] for j in live]
-            )
-            out = get_label_quality_multiannotator(
-                labels_frame, probs[keep], verbose=False, return_detailed_quality=False,
-                calibrate_probs=calibrate_probs,
-            )
-            lq = out["label_quality"]
-            consensus[keep] = lq["consensus_label"].to_numpy().astype(np.int64)
-            quality[keep] = np.clip(lq["consensus_quality_score"].to_numpy(), 0.0, 1.0)
-            agreement[keep] = lq["annotator_agreement"].to_numpy()
-            stats = out["annotator_stats"]
-            annotators_frame = pl.DataFrame(
-                {
-                    "annotator": [str(a) for a in stats.index],
-                    "quality": stats["annotator_quality"].to_numpy().astype(np.float64),
-                    "agreement_with_consensus": stats["agreement_with_consensus"]
-                    .to_numpy()
-                    .astype(np.float64),
-                    "n_labels": stats["num_examples_labeled"].to_numpy().astype(np.int64),
-                }
-            ).sort(["quality", "annotator"], descending=[True, False])
-        suggested_codes = consensus
-        is_issue = train_labels != consensus
-        extra = {
-            "consensus_label": pl.Series([cls[c] for c in consensus], dtype=pl.String),
-            "num_annotations": pl.Series(n_ann.astype(np.int64)),
-            "annotator_agreement": pl.Series(agreement, dtype=pl.Float64).fill_nan(None),
-        }
-
-    table = pl.DataFrame(
-        {
-            "id": ids,
-            "given_label": pl.Series([cls[c] for c in train_labels], dtype=pl.String),
-            "suggested_label": pl.Series([cls[c] for c in suggested_codes], dtype=pl.String),
-            "label_quality": pl.Series(quality, dtype=pl.Float64),
-            "is_label_issue": pl.Series(is_issue, dtype=pl.Boolean),
-            "rank": pl.Series(_rank(quality), dtype=pl.Int64),
-            **extra,
-        }
-    )
-    noise, health = _joint_and_health(
-        train_labels, probs, cls, calibration=joint_calibration, confident_joint=joint
-    )
-    if math.isnan(health):
-        health = 0.0
-    return LabelIssuesResult(
-        method=method,
-        path=path,
-        classes=cls,
-        table=table,
-        noise_matrix=noise,
-        health_score=health,
-        per_class=_per_class(table, cls),
-        annotators=annotators_frame,
-        probabilities=probs,
-        filter_by=ran,
-        joint_calibration=joint_calibration,
-        passes=2 if left_out else 1,
-        left_out=left_out,
-    )
+    return _result(ids, labels, probs, flagger, method=method, left_out=left_out,
+                   calibrate_probs=calibrate_probs)

@@ -4,52 +4,36 @@ Confident learning (cleanlab) is only as good as the predicted probabilities it 
 those must be *out of fold*: the model that scores a row never trained on that row, or it has
 memorised the (possibly wrong) label and the error becomes invisible.
 
-Model choice (measured on real data with planted flips, see bench/bench_label_issues.py):
+Models:
 
 * text columns: word 1-2 grams (tokenised, hashed and counted in polars) plus, up to
-  ``char_ngram_max_rows`` rows, ``char_wb`` 2-5 grams (sklearn HashingVectorizer; ~5x the cost
-  of word n-grams); n-grams seen in fewer than 2 rows dropped; sublinear TF-IDF; logistic
-  regression trained by SGD (log loss, alpha 5e-5; 10 epochs up to 100k rows, fewer above).
-  Stronger regularisation than sklearn's LogisticRegression default measured better here
-  (noisy labels), and SGD is linear time: lbfgs LogisticRegression on the same features took
-  ~25x longer. The text matrix uses no labels, so it is built once for all folds; only the
-  classifier is fitted per fold.
+  ``char_ngram_max_rows`` rows, ``char_wb`` 2-5 grams (sklearn HashingVectorizer, several
+  times the cost of word n-grams); n-grams seen in fewer than 2 rows dropped; sublinear
+  TF-IDF; logistic regression trained by SGD (log loss, alpha 5e-5, stronger regularisation
+  than sklearn's LogisticRegression default, for noisy labels; 10 epochs up to 100k rows,
+  fewer above; SGD is linear time). The text matrix uses no labels, so it is built once for
+  all folds; only the classifier is fitted per fold.
 * numeric / categorical feature columns only: ``HistGradientBoostingClassifier`` with native
   categorical support; up to ``tabular_ensemble_max_rows`` rows instead the average of
   ``ExtraTreesClassifier`` (200 trees) and ``LogisticRegression``, both on the standardised /
-  one-hot features (boosting is over-confident on small tables: on planted flips, with the
-  per-class joint and a ranked cut (`labelgate.label_issues`), the pair measured strict F1
-  +0.01 on average over penguins, breast cancer, digits, iris and wine against the three
-  averaged (10 flip seeds x 5% / 10%; penguins +0.04 / +0.01, iris +0.06 / +0.02, wine
-  -0.02 / -0.01), and boosting alone 0.05-0.15 lower). Time (digits features, 10 classes,
-  1,797 rows, 5 folds): the pair ~6 s, the earlier three-model average ~14 s; extra trees
-  grow with the rows, hence the limit.
+  one-hot features (boosting is over-confident on small tables; extra trees grow with the
+  rows, hence the limit).
 * text plus feature columns: the features are standardised (numeric) or one-hot encoded
   (categorical) and appended to the sparse text matrix for the linear model.
 * text with sentence embeddings (``embeddings``, `labelgate.embeddings`): a multinomial
   ``LogisticRegression`` (C=1) on the unit-length embeddings is fitted in each fold beside
-  the n-gram model and the two probabilities are averaged. Alone, the embedding model was no
-  better than the n-grams (accuracy 0.867 vs 0.856 on VADER snippets by source, worse on
-  long drug reviews); averaged, the two disagree usefully: strict F1 with planted flips
-  (bench/bench_label_issues.py, 5% / 10%) +0.05 / +0.04 on VADER snippets by source,
-  +0.03..+0.07 on binary VADER pairs, +0.03 on CrowdFlower tweets (+0.05..+0.12 on 2,000 of
-  them), +0.01 on drug reviews. C=4 and C=16 measured the same or worse; an MLP in place of
-  the logistic regression +0.05 / +0.03 on tweets but nothing on VADER or drug reviews, and a
-  kNN member or a geometric mean nothing.
+  the n-gram model and the two probabilities are averaged.
 
 A second pass (``leave_out``; `labelgate.label_issues.find_label_issues` ``passes=2``, the
 default) fits every fold again without the rows the first pass flagged and scores every
-row again, out of fold as before. Strict F1 with planted flips (5% / 10%), one pass -> two:
-tables (10 flip seeds; the second pass's probabilities) penguins 0.924 / 0.953 -> 0.950 /
-0.975, breast cancer 0.877 / 0.909 -> 0.890 / 0.926, digits 0.939 / 0.953 -> 0.937 / 0.968,
-iris 0.871 / 0.813 -> 0.900 / 0.891, wine 0.874 / 0.930 -> 0.889 / 0.944; text (the two
-passes averaged; the second alone was 0.01 lower on VADER snippets by source) SMS spam
-0.926 / 0.924 -> 0.927 / 0.950, binary VADER 0.880 / 0.905 -> 0.884 / 0.916, drug reviews
-0.292 / 0.412 -> 0.313 / 0.426, VADER by source 0.797 / 0.843 -> 0.791 / 0.842, CrowdFlower
-tweets 0.595 / 0.710 -> 0.586 / 0.708 (more of the crowd's own errors flagged).
+row again, out of fold as before: the second pass's probabilities for a feature-columns
+model, the two passes averaged for a text model.
 
 Folds are stratified (``StratifiedKFold`` with ``shuffle=True`` and the given seed), so the
 same inputs and seed give the same probabilities.
+
+Why these models and settings (strict F1 with planted flips, timings, the variants that did
+not help) is in ``docs/benchmarks/label-issues.md``.
 """
 
 from __future__ import annotations
@@ -171,9 +155,8 @@ def word_ngram_counts(
     """Term counts (float64) of lower-cased word 1-2 grams (sklearn's default token pattern).
 
     Polars tokenises, hashes (into ``n_features`` buckets, like HashingVectorizer) and counts,
-    multi-threaded, ``chunk_rows`` rows at a time to bound memory: ~10x faster than sklearn's
-    HashingVectorizer on a million tweets. Columns present in fewer than ``min_rows`` rows are
-    dropped (like ``min_df``; uses no labels).
+    multi-threaded, ``chunk_rows`` rows at a time to bound memory. Columns present in fewer
+    than ``min_rows`` rows are dropped (like ``min_df``; uses no labels).
     """
     n = text.len()
     mats = [
@@ -312,7 +295,7 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
     )
 
 
-CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost ~5x word n-grams)
+CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost more than word ones)
 TABULAR_ENSEMBLE_MAX_ROWS = 10_000  # extra trees + logistic regression up to here, then boosting
 
 
@@ -411,7 +394,7 @@ class OutOfFold:
 
 def auto_epochs(n_rows: int) -> int:
     """SGD passes: 10 up to 100k rows, then a constant budget of ~1M example updates per fold
-    (200k rows: 5, 1M rows: 1); more passes bought nothing measurable at large N."""
+    (200k rows: 5, 1M rows: 1)."""
     return 10 if n_rows <= 100_000 else max(1, round(1_000_000 / n_rows))
 
 
@@ -441,30 +424,75 @@ def out_of_fold(
     embeddings: npt.NDArray[np.float32] | None = None,
     leave_out: Callable[[FloatArray], BoolArray] | None = None,
 ) -> OutOfFold:
-    """Predicted class probabilities (float32, rows x classes) where row i is scored only by a
-    model trained on the other folds.
+    """Predicted class probabilities where row i is scored only by a model of the other folds.
 
-    ``labels`` are integer class codes 0..K-1 aligned with ``features``. ``char_ngrams=None``
-    turns char n-grams on below ``char_ngram_max_rows`` rows (they cost ~5x the time of word
-    n-grams and matter less once there is plenty of data). ``mapper`` runs the folds (one
-    `fit_fold` part each; `labelgate.partition`): the features are built once, here.
-    ``embeddings`` (rows x dimensions, `labelgate.embeddings`) adds a logistic regression on
-    them to each fold of a text model, averaged with the n-gram model.
+    Parameters
+    ----------
+    features : pl.DataFrame, n rows
+        The model inputs: ``text_columns`` and/or ``feature_columns``.
+    labels : array-like of int, shape (n,)
+        Class codes 0..k-1 aligned with ``features``; ``n_classes`` is k (default: max + 1).
+    folds, seed, alpha, epochs, n_jobs
+        Stratified folds (`assign_folds`); the SGD model's regularisation, passes (default
+        `auto_epochs`) and threads.
+    char_ngrams, char_ngram_max_rows, tabular_ensemble_max_rows
+        ``char_ngrams=None``: char n-grams up to ``char_ngram_max_rows`` rows. Feature columns
+        only: extra trees + logistic regression up to ``tabular_ensemble_max_rows`` rows.
+    mapper : Mapper
+        Runs the folds (one `fit_fold` part each; `labelgate.partition`).
+    embeddings : ndarray of float32, shape (n, d), optional
+        Sentence embeddings: a logistic regression on them joins each fold of a text model.
+    leave_out : callable, optional
+        Asks for a second pass (`_passes`): first-pass probabilities (n, k) -> rows (n,) the
+        second pass's models do not train on. Every row is scored again, out of fold.
 
-    ``leave_out`` asks for a second pass: given the first pass's probabilities it names the
-    rows (a boolean mask, e.g. those flagged as label issues) that the second pass's models do
-    not train on, except the rows of a class the mask would take out of a fold's training
-    entirely (`keep_every_class`); when no row is left out, the second pass is skipped.
-    Every row is scored again, still only by models of the other folds. The probabilities
-    are the second pass's for a feature-columns model and the average of the two passes for
-    a text model (see the module docstring for what was measured).
-
-    BLAS runs on one thread in this process while the folds are fitted: OpenBLAS's
-    multi-threaded sums differ in the last bits with the thread count and the matrix size, so
-    a logistic regression fitted here and in a Dask worker (whose nanny sets
-    OPENBLAS_NUM_THREADS=1) would disagree by ~1e-6.
+    Returns
+    -------
+    OutOfFold
+        float32 probabilities (n, k) (a text model's two passes averaged, else the last
+        pass's) and the number of rows the second pass left out (0: one pass).
     """
     y = np.asarray(labels, dtype=np.int64)
+    n = features.height
+    _check_model_inputs(features, y, text_columns=text_columns, feature_columns=feature_columns)
+    k = int(n_classes) if n_classes is not None else int(y.max()) + 1
+    fold_of = assign_folds(y, folds=folds, seed=seed)
+    if not text_columns:
+        model = "hgb"
+        x, params = _tabular_inputs(features, feature_columns, seed=seed,
+                                    ensemble=n <= tabular_ensemble_max_rows)
+    else:
+        model = "linear"
+        x, params = _text_inputs(
+            features, text_columns, feature_columns, seed=seed, alpha=alpha,
+            embeddings=embeddings,
+            char_ngrams=char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows,
+            epochs=epochs if epochs is not None else auto_epochs(n), n_jobs=n_jobs,
+            part_jobs=n_jobs if mapper is serial_map else 1,
+        )
+    jobs = [FoldJob(f, x, y, fold_of, model, params) for f in range(folds)]
+    return _passes(jobs, y, fold_of, n_classes=k, mapper=mapper, leave_out=leave_out,
+                   average=bool(text_columns))
+
+
+def _check_model_inputs(
+    features: pl.DataFrame,
+    y: IntArray,
+    *,
+    text_columns: Sequence[str],
+    feature_columns: Sequence[str],
+) -> None:
+    """Raise InputError unless there is one label per row and the model columns exist.
+
+    Parameters
+    ----------
+    features : pl.DataFrame, n rows
+        The model inputs.
+    y : IntArray, shape (n,)
+        Class codes.
+    text_columns, feature_columns : sequence of str
+        The model's columns; at least one, all in ``features``.
+    """
     n = features.height
     if len(y) != n:
         raise InputError(f"label_issues: {len(y)} labels for {n} feature rows")
@@ -476,59 +504,179 @@ def out_of_fold(
             f"label_issues: column(s) {missing} not in the data; "
             f"available: {features.columns}"
         )
-    k = int(n_classes) if n_classes is not None else int(y.max()) + 1
-    fold_of = assign_folds(y, folds=folds, seed=seed)
 
-    if not text_columns:
-        x_tab = _tabular_frame(features, feature_columns).to_numpy()
-        cat = np.asarray(_categorical_mask(features, feature_columns))
-        tab_params: dict[str, Any] = {"categorical": cat, "seed": seed}
-        if n <= tabular_ensemble_max_rows:
-            tab_params["x_linear"] = _sparse_tabular(features, feature_columns)
-        jobs: list[FoldJob] = [
-            FoldJob(f, x_tab, y, fold_of, "hgb", tab_params) for f in range(folds)
-        ]
-    else:
-        use_char = char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows
-        x_all = text_matrix(
-            joined_text(features, text_columns), char_ngrams=use_char, n_jobs=n_jobs, seed=seed
-        )
-        if feature_columns:
-            x_all = sp.hstack([x_all, _sparse_tabular(features, feature_columns)], format="csr")
-        n_epochs = epochs if epochs is not None else auto_epochs(n)
-        # parts run side by side on other workers: one thread each there (no oversubscription,
-        # no thread pools nested in the workers' own); in process the folds use n_jobs
-        part_jobs = n_jobs if mapper is serial_map else 1
-        params: dict[str, Any] = {
-            "seed": seed, "alpha": alpha, "epochs": n_epochs, "n_jobs": part_jobs
-        }
-        if embeddings is not None:
-            if embeddings.shape[0] != n:
-                raise InputError(
-                    f"label_issues: {embeddings.shape[0]} embedding rows for {n} feature rows"
-                )
-            params["x_embed"] = embeddings
-        jobs = [FoldJob(f, x_all, y, fold_of, "linear", params) for f in range(folds)]
 
-    def run(exclude: BoolArray | None) -> FloatArray:
-        out = np.zeros((n, k), dtype=np.float32)
-        todo = jobs if exclude is None else [
-            replace(j, params={**j.params, "exclude": exclude}) for j in jobs
-        ]
-        for fold in mapper(fit_fold, todo, name="fold" if exclude is None else "refold"):
-            out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
-        return out
+def _tabular_inputs(
+    features: pl.DataFrame, feature_columns: Sequence[str], *, seed: int, ensemble: bool
+) -> tuple[npt.NDArray[np.float64], dict[str, Any]]:
+    """The matrix and the `FoldJob` params of the "hgb" model (feature columns only).
 
+    Parameters
+    ----------
+    features : pl.DataFrame, n rows
+        Holds ``feature_columns``: numeric, boolean, string or categorical columns (m of them).
+    seed : int
+        The models' seed.
+    ensemble : bool
+        Fit extra trees + logistic regression on the standardised / one-hot features
+        (``params["x_linear"]``) instead of boosting.
+
+    Returns
+    -------
+    x : ndarray of float64, shape (n, m)
+        Numeric values and categorical codes (`_tabular_frame`).
+    params : dict
+        ``categorical`` (which of the m columns are), ``seed`` and, for the ensemble,
+        ``x_linear`` (sparse, n rows).
+    """
+    x_tab = _tabular_frame(features, feature_columns).to_numpy()
+    cat = np.asarray(_categorical_mask(features, feature_columns))
+    params: dict[str, Any] = {"categorical": cat, "seed": seed}
+    if ensemble:
+        params["x_linear"] = _sparse_tabular(features, feature_columns)
+    return x_tab, params
+
+
+def _text_inputs(
+    features: pl.DataFrame,
+    text_columns: Sequence[str],
+    feature_columns: Sequence[str],
+    *,
+    seed: int,
+    alpha: float,
+    embeddings: npt.NDArray[np.float32] | None,
+    char_ngrams: bool,
+    epochs: int,
+    n_jobs: int,
+    part_jobs: int,
+) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """The matrix and the `FoldJob` params of the "linear" model (text, plus any features).
+
+    Parameters
+    ----------
+    features : pl.DataFrame, n rows
+        Holds the text (`joined_text` of ``text_columns``) and the ``feature_columns``
+        appended to its matrix.
+    seed, alpha, epochs
+        The seed (hashing and SGD), the SGD model's regularisation and passes.
+    embeddings : ndarray of float32, shape (n, d), optional
+        Sentence embeddings for a second model per fold.
+    char_ngrams : bool
+        Whether the text matrix has char n-grams.
+    n_jobs, part_jobs : int
+        Threads for the text matrix and for each part's model: parts that run side by side
+        on other workers get one thread each (no oversubscription, no thread pools nested in
+        the workers' own); in process the folds use ``n_jobs``.
+
+    Returns
+    -------
+    x : scipy.sparse.csr_matrix, n rows
+        TF-IDF n-grams (`text_matrix`), then the encoded feature columns.
+    params : dict
+        ``seed``, ``alpha``, ``epochs``, ``n_jobs`` (= ``part_jobs``) and, with embeddings,
+        ``x_embed``.
+    """
+    n = features.height
+    x_all = text_matrix(
+        joined_text(features, text_columns), char_ngrams=char_ngrams, n_jobs=n_jobs, seed=seed
+    )
+    if feature_columns:
+        x_all = sp.hstack([x_all, _sparse_tabular(features, feature_columns)], format="csr")
+    params: dict[str, Any] = {"seed": seed, "alpha": alpha, "epochs": epochs, "n_jobs": part_jobs}
+    if embeddings is not None:
+        if embeddings.shape[0] != n:
+            raise InputError(
+                f"label_issues: {embeddings.shape[0]} embedding rows for {n} feature rows"
+            )
+        params["x_embed"] = embeddings
+    return x_all, params
+
+
+def _run_folds(
+    jobs: Sequence[FoldJob],
+    *,
+    mapper: Mapper,
+    shape: tuple[int, int],
+    exclude: BoolArray | None,
+) -> FloatArray:
+    """Fit every fold (through ``mapper``) and gather the out-of-fold probabilities.
+
+    Parameters
+    ----------
+    jobs : sequence of FoldJob
+        One per fold.
+    mapper : Mapper
+        Runs the parts (named "fold", or "refold" when ``exclude`` is given).
+    shape : (n, k)
+        Rows and classes of the output.
+    exclude : BoolArray, shape (n,), optional
+        Rows no model trains on (`fit_fold`).
+
+    Returns
+    -------
+    FloatArray, shape (n, k)
+        float32; 0 for a class a fold's model never saw.
+    """
+    out = np.zeros(shape, dtype=np.float32)
+    todo = jobs if exclude is None else [
+        replace(j, params={**j.params, "exclude": exclude}) for j in jobs
+    ]
+    for fold in mapper(fit_fold, todo, name="fold" if exclude is None else "refold"):
+        out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
+    return out
+
+
+def _passes(
+    jobs: Sequence[FoldJob],
+    y: IntArray,
+    fold_of: IntArray,
+    *,
+    n_classes: int,
+    mapper: Mapper,
+    leave_out: Callable[[FloatArray], BoolArray] | None,
+    average: bool,
+) -> OutOfFold:
+    """One pass over the folds and, if ``leave_out`` names rows, a second without them.
+
+    The second pass's models do not train on the rows ``leave_out`` names, except the rows of
+    a class the mask would take out of a fold's training entirely (`keep_every_class`); when
+    no row is left out, the second pass is skipped.
+
+    BLAS runs on one thread in this process while the folds are fitted: OpenBLAS's
+    multi-threaded sums differ in the last bits with the thread count and the matrix size, so
+    a logistic regression fitted here and in a Dask worker (whose nanny sets
+    OPENBLAS_NUM_THREADS=1) would disagree.
+
+    Parameters
+    ----------
+    jobs : sequence of FoldJob
+        One per fold.
+    y, fold_of : IntArray, shape (n,)
+        Class codes and fold numbers.
+    n_classes : int
+        k.
+    mapper : Mapper
+        Runs the parts.
+    leave_out : callable, optional
+        The first pass's probabilities (n, k) -> rows to leave out (boolean, (n,)).
+    average : bool
+        Return the two passes averaged (text models: n-gram models vary more between fits)
+        rather than the second alone.
+
+    Returns
+    -------
+    OutOfFold
+        The probabilities (float32, (n, k)) and the number of rows left out.
+    """
+    shape = (len(y), n_classes)
     with threadpool_limits(limits=1, user_api="blas"):
-        first = run(None)
+        first = _run_folds(jobs, mapper=mapper, shape=shape, exclude=None)
         if leave_out is None:
             return OutOfFold(first, 0)
         drop = keep_every_class(y, fold_of, np.asarray(leave_out(first), dtype=bool))
         if not drop.any():
             return OutOfFold(first, 0)
-        second = run(drop)
-    if text_columns:
-        # n-gram models vary more between fits: the two passes averaged measured better than
-        # the second alone (module docstring)
+        second = _run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)
+    if average:
         return OutOfFold(((first + second) / 2).astype(np.float32), int(drop.sum()))
     return OutOfFold(second, int(drop.sum()))
