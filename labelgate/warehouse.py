@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from labelgate.gate import GateVerdict
 from labelgate.lake import Batch
@@ -134,21 +141,32 @@ def _lock_timeout(explicit: float | None) -> float:
 
 
 def _open(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
-    """duckdb.connect, retried with backoff while another process holds the file.
+    """duckdb.connect, retried (tenacity) while another process holds the file: waits of
+    0.05 s, twice as long each time up to 2 s, the last one cut short so that the last
+    attempt is ``lock_timeout`` seconds after the first; then DuckDB's error, as it came.
 
     DuckDB allows one process to open a database file for writing; the pipeline opens the
     warehouse briefly per task, so runs of different datasets sharing a store take turns.
     """
-    deadline = time.monotonic() + lock_timeout
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if _LOCK_ERROR not in str(exc) or time.monotonic() >= deadline:
-                raise
-        _sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
-        delay = min(delay * 2, 2.0)
+    backoff = wait_exponential(multiplier=0.05, max=2.0)
+
+    def wait(state: RetryCallState) -> float:
+        left = lock_timeout - (state.seconds_since_start or 0.0)
+        return min(backoff(state), max(left, 0.0))
+
+    attempts = Retrying(
+        retry=retry_if_exception(_held_elsewhere),
+        stop=stop_after_delay(lock_timeout),
+        wait=wait,
+        sleep=_sleep,
+        reraise=True,
+    )
+    return attempts(duckdb.connect, str(path), read_only=read_only)
+
+
+def _held_elsewhere(exc: BaseException) -> bool:
+    """DuckDB's refusal while another process has the file open for writing."""
+    return isinstance(exc, duckdb.IOException) and _LOCK_ERROR in str(exc)
 
 
 @contextmanager
