@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger
 
-from labelgate import locking, remote, steps
+from labelgate import steps
 from labelgate.locking import RunLock
-from labelgate.runs import new_run
 from labelgate.spec import Spec, load_spec
-from labelgate.store import RunStore
+from labelgate.store import RunStore, open_run
 from tasks.common import HOUR, stage_task
 
 
@@ -35,20 +33,14 @@ def prepare_run(spec_path: str, store: str | None, flow_run_id: str | None = Non
     spec = load_spec(spec_path)
     # a missing embedding model fails before any data is read
     steps.check_environment(spec, notice=get_run_logger().info)
-    url = remote.store_url(spec, store)
-    run = new_run(
-        dataset=spec.name, spec_path=str(Path(spec_path).resolve()),
-        spec_hash=spec.fingerprint(),
-        store=remote.working_store(spec, store, pull_first=False), remote=url,
-    )
-    lock = locking.acquire(run.store_dir, run.dataset, run_id=run.run_id)
-    rs = RunStore(run)
+    rs, lock = open_run(spec, spec_path, store)
     try:
         _sync(rs, "pull")
         abandoned = rs.start(flow_run_id=flow_run_id)
     except BaseException:
         lock.release()
         raise
+    run = rs.run
     log = get_run_logger()
     log.info("run %s of %s, store %s", run.run_id, run.dataset, run.store)
     for run_id, _ in abandoned:

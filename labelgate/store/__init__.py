@@ -25,16 +25,17 @@ from typing import Any
 
 import polars as pl
 
-from labelgate import lake, remote, reuse, warehouse
+from labelgate import lake, locking, remote, reuse, warehouse
 from labelgate.agreement import AgreementReport
 from labelgate.gate import GateVerdict
 from labelgate.lake import Batch
+from labelgate.locking import RunLock
 from labelgate.review import load_corrections, load_gold_answers
-from labelgate.runs import RunContext, reports_root
+from labelgate.runs import RunContext, new_run, reports_root
 from labelgate.spec import AnySource, Spec
 from labelgate.splits import load_assignments, save_assignments
 
-__all__ = ["RunStore"]
+__all__ = ["RunStore", "open_run"]
 
 
 @dataclass
@@ -211,11 +212,20 @@ class RunStore:
                                  **counts)
 
 
-def open_store(run: RunContext) -> RunStore:
-    """The store of `run` (its folder exists: `prepare_run` created it)."""
-    return RunStore(run)
+def open_run(spec: Spec, spec_path: str, store: str | None) -> tuple[RunStore, RunLock]:
+    """A new run of `spec` in its store (`store` overrides the spec's; a remote URL gets a
+    local working copy), with the dataset's run lock held.
 
-
-def spec_base(spec: Spec) -> Path:
-    """Where a spec's relative source paths start."""
-    return spec.base_dir
+    Raises
+    ------
+    RunLockedError
+        Another run of the dataset holds the lock (the message names it).
+    """
+    url = remote.store_url(spec, store)
+    run = new_run(
+        dataset=spec.name, spec_path=str(Path(spec_path).resolve()),
+        spec_hash=spec.fingerprint(),
+        store=remote.working_store(spec, store, pull_first=False), remote=url,
+    )
+    lock = locking.acquire(run.store_dir, run.dataset, run_id=run.run_id)
+    return RunStore(run), lock
