@@ -163,7 +163,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     _check_environment(spec, s)  # and a missing embedding model
     _check_store(spec, s, store)  # and a store that cannot be a folder (created here)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # a fresh PREFECT_HOME migrates its database first (14-16 s here; the default limit is 20)
+    # a fresh PREFECT_HOME migrates its database first, which can outlast the default limit
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     from flows.pipeline import quality_pipeline
 

@@ -271,11 +271,10 @@ def _fix_quoted_header(df: pl.DataFrame, src: Path | bytes, source: AnySource) -
 def _has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bool:
     """Whether any record has fewer fields than the header (polars pads those with nulls).
 
-    pyarrow's CSV parser counts fields per record in C++ (0.09 s for 1 M rows here), so a
-    clean file whose last column has empty values keeps the fast path; any doubt (an
-    encoding pyarrow cannot check, a parse error) answers yes and the caller reads the
-    file record by record. It runs on one thread: pyarrow's threaded reader (with
-    `newlines_in_values`) took 0.15 s on the same file (2 cores, bench/bench_ingest.py).
+    pyarrow's CSV parser counts the fields per record in C++, so a clean file whose last
+    column has empty values keeps the fast path; any doubt (an encoding pyarrow cannot
+    check, a parse error) answers yes and the caller reads the file record by record. It
+    runs on one thread (docs/benchmarks/readers.md says why).
     """
     if source.encoding == "utf8-lossy":
         return True

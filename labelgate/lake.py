@@ -171,9 +171,7 @@ def _write_unit(
     tmp.chmod(0o755)  # mkdtemp makes it private; the lake is shared with readers
     try:
         for name, frame in frames.items():
-            # zstd level 1 (polars' default is 3): at 1 M rows of tweets the write took
-            # 0.29 s instead of 0.40 s and the read back 0.05 s instead of 0.07 s, for a
-            # file 15% larger (bench/bench_ingest.py)
+            # zstd level 1, not polars' default 3 (docs/benchmarks/readers.md)
             frame.write_parquet(
                 tmp / f"{name}.parquet", compression="zstd", compression_level=1,
                 statistics=True,

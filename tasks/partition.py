@@ -1,7 +1,7 @@
 """Where the parts of a partitioned stage run (see `labelgate.partition`).
 
 With the flow's default task runner the parts run in the stage's own process
-(`serial_map`): no task-run overhead (~50 ms each) and no copies of the data. When the
+(`serial_map`): no task-run overhead and no copies of the data. When the
 flow runs on prefect-dask's `DaskTaskRunner` (`labelgate run --dask ADDR`), each part is
 submitted as its own task run (`part`, named `<stage part>-<i>`) and runs on a Dask worker;
 the stage gathers the results in order. Parts are pure functions of their argument, so
