@@ -49,6 +49,11 @@ _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 _VALUE_EXCERPT = 120
 _IDX = "__lg_idx"
+_PART = "__lg_part"  # merge_batches: the position of a row's batch
+# a failed cell: its row (position in the coerced frame), column, value and check name
+_FAILURE_SCHEMA: dict[str, Any] = {
+    _IDX: pl.UInt32, "column": pl.String, "failure_case": pl.String, "check": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -132,53 +137,35 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     """The rows of `df` (coerced) that can fail `build_schema`'s schema, in order.
 
     pandera validating only these reports the same failures as on all of `df`, and its
-    check-by-check passes run over a few rows instead of all (bench/bench_ingest.py, 1 M
-    rows, 1.5% failing: 0.19 s instead of 0.21 s for `enforce_contract`). A row is left
-    out only when each contracted cell passes what pandera checks, computed here in one
-    polars pass with the same expressions: not null (nor NaN in a float column) unless
-    nullable; each check's expression true (for `str_length`, byte bounds that imply
-    it); and for `unique`, a hash no other row's value has, so every occurrence of a
-    repeated value is kept, in order, and `unique` finds the same first occurrence. A
-    null cell of a nullable column passes (pandera's checks
-    ignore nulls there). Where polars rejects an expression (a check that does not fit
-    the column's dtype), all rows are validated and pandera reports as before.
-    tests/test_contract.py compares this with validating every row.
+    check-by-check passes run over a few rows instead of all (measured against validating
+    every row: docs/benchmarks/contract.md). A row is left out only when each contracted
+    cell passes what pandera checks (`_cell_passes`), computed here in one polars pass.
+    Where polars rejects an expression (a check that does not fit the column's dtype), all
+    rows are validated and pandera reports as before. tests/test_contract.py compares this
+    with validating every row.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The coerced rows with `_IDX`, shape (n_rows, n_columns + 1).
+    spec : Spec
+        The spec whose contract is enforced.
+
+    Returns
+    -------
+    pl.DataFrame
+        The rows that can fail, shape (n_candidates, n_columns + 1), n_candidates <= n_rows.
     """
     passes: list[pl.Expr] = []
     for name in spec.contracted_columns():
         if name not in df.columns:
             continue
         c = spec.contract_for(name)
-        col = pl.col(name)
-        is_float = df.schema[name].is_float()
-        cell: list[pl.Expr] = []
-        if c.nullable is False:
-            cell.append(col.is_not_null())
-            if is_float:
-                cell.append(col.is_not_nan())
-        if c.unique:
-            cell.append(~col.hash().is_duplicated())
-        if c.isin is not None:
-            cell.append(col.is_in(frozenset(c.isin)))  # pandera's Check.isin
-        if (c.min is not None or c.max is not None) and is_float:
-            cell.append(col.is_not_nan())  # _not_nan_check
-        if c.min is not None:
-            cell.append(col.ge(c.min))  # Check.ge
-        if c.max is not None:
-            cell.append(col.le(c.max))  # Check.le
-        if c.str_length is not None:
-            # Check.str_length counts characters; a character is 1 to 4 UTF-8 bytes, so
-            # these byte bounds (no counting: 15x cheaper) imply it holds
-            lo, hi = c.str_length.min, c.str_length.max
-            n_bytes = col.str.len_bytes()
-            if lo is not None:
-                cell.append(n_bytes.ge(lo if lo <= 1 else 4 * lo))
-            if hi is not None:
-                cell.append(n_bytes.le(hi))
-        if c.regex is not None:
-            cell.append(_regex_match(name, c.regex))
+        cell = _cell_passes(name, c, is_float=df.schema[name].is_float())
         if cell:
+            col = pl.col(name)
             ok = pl.all_horizontal(cell).fill_null(False)
+            # a null cell of a nullable column passes (pandera's checks ignore nulls there)
             passes.append(ok if c.nullable is False else col.is_null() | ok)
     if not passes:
         return df
@@ -187,6 +174,59 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     except pl.exceptions.PolarsError:
         return df
     return df.filter(~ok_rows)
+
+
+def _cell_passes(name: str, c: ColumnContract, *, is_float: bool) -> list[pl.Expr]:
+    """Conditions that together imply a non-null cell of `name` passes every check of `c`.
+
+    The same expressions pandera's checks evaluate: not null (nor NaN in a float column)
+    unless nullable; each check's expression true (for `str_length`, byte bounds that
+    imply it); and for `unique`, a hash no other row's value has, so every occurrence of a
+    repeated value is kept, in order, and `unique` finds the same first occurrence.
+
+    Parameters
+    ----------
+    name : str
+        The column.
+    c : ColumnContract
+        Its contract.
+    is_float : bool
+        Whether the coerced column is a float column.
+
+    Returns
+    -------
+    list of pl.Expr
+        Boolean expressions over the frame, each of length n_rows; empty when the column
+        has no check.
+    """
+    col = pl.col(name)
+    cell: list[pl.Expr] = []
+    if c.nullable is False:
+        cell.append(col.is_not_null())
+        if is_float:
+            cell.append(col.is_not_nan())
+    if c.unique:
+        cell.append(~col.hash().is_duplicated())
+    if c.isin is not None:
+        cell.append(col.is_in(frozenset(c.isin)))  # pandera's Check.isin
+    if (c.min is not None or c.max is not None) and is_float:
+        cell.append(col.is_not_nan())  # _not_nan_check
+    if c.min is not None:
+        cell.append(col.ge(c.min))  # Check.ge
+    if c.max is not None:
+        cell.append(col.le(c.max))  # Check.le
+    if c.str_length is not None:
+        # Check.str_length counts characters; a character is 1 to 4 UTF-8 bytes, so
+        # these byte bounds (no counting; docs/benchmarks/contract.md) imply it holds
+        lo, hi = c.str_length.min, c.str_length.max
+        n_bytes = col.str.len_bytes()
+        if lo is not None:
+            cell.append(n_bytes.ge(lo if lo <= 1 else 4 * lo))
+        if hi is not None:
+            cell.append(n_bytes.le(hi))
+    if c.regex is not None:
+        cell.append(_regex_match(name, c.regex))
+    return cell
 
 
 def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -219,9 +259,7 @@ def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
             pl.col(name).cast(pl.String).alias("failure_case"),
         )
         failures.append(bad.with_columns(pl.lit("dtype").alias("check")))
-    empty = pl.DataFrame(
-        schema={_IDX: pl.UInt32, "column": pl.String, "failure_case": pl.String, "check": pl.String}
-    )
+    empty = pl.DataFrame(schema=_FAILURE_SCHEMA)
     return out, pl.concat([empty, *failures]) if failures else empty
 
 
@@ -290,91 +328,16 @@ def _enforce(
     """`enforce_contract`, and the coerced frame of every input row (for cross-batch
     checks)."""
     check_columns(rows.columns, spec, where=where or f"sources.{source}")
-    id_col = spec.columns.id
     df = rows.with_row_index(_IDX)
     df, dtype_failures = _coerce(df, spec)
-    for name in spec.contracted_columns():
-        c = spec.contract_for(name)
-        if (c.min is not None or c.max is not None) and not df.schema[name].is_numeric():
-            raise InputError(
-                f"sources.{source}: contract.{name}.min/max need a numeric column, but "
-                f"{name!r} is {df.schema[name]}; set contract.{name}.dtype: int or float"
-            )
-    schema = build_schema(spec, df.columns)
-    checked = _rows_to_validate(df, spec)
-    try:
-        schema.validate(checked, lazy=True)
-        failures = pl.DataFrame(
-            schema={_IDX: pl.UInt32, "column": pl.String, "failure_case": pl.String,
-                    "check": pl.String}
-        )
-    except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases
-        no_index = fc.filter(pl.col("index").is_null())
-        if no_index.height:
-            # schema-level failures (a wrong dtype the coercion could not fix, a missing column)
-            first = no_index.row(0, named=True)
-            raise InputError(
-                f"sources.{source}: column {first['column']!r} fails {first['check']}: "
-                f"{first['failure_case']}"
-            ) from None
-        # `index` is the position in `checked`; its `_IDX` is the position in `df`
-        failures = fc.select(
-            checked.get_column(_IDX).gather(fc.get_column("index").cast(pl.UInt32))
-            .cast(pl.UInt32),
-            pl.col("column").cast(pl.String),
-            pl.col("failure_case").cast(pl.String),
-            pl.col("check").cast(pl.String),
-        )
-    # A cell that failed its dtype is null after the cast: report only the dtype failure.
-    failures = failures.join(dtype_failures.select(_IDX, "column"), on=[_IDX, "column"], how="anti")
-    # A NaN also fails `max` (polars orders NaN last): report only `nan`.
-    nan = failures.filter(pl.col("check") == "nan").select(_IDX, "column")
-    failures = pl.concat([
-        failures.filter(~pl.col("check").is_in(["min", "max"])),
-        failures.filter(pl.col("check").is_in(["min", "max"])).join(
-            nan, on=[_IDX, "column"], how="anti"),
-    ])
-    all_failures = pl.concat([dtype_failures, failures]).sort(_IDX, "column", "check")
-
-    contracts = {name: spec.contract_for(name) for name in spec.contracted_columns()}
-
-    def reason(r: dict[str, Any]) -> str:
-        return _reason(r["column"], r["check"], r["failure_case"], contracts[r["column"]])
-
-    keys = df.select(
-        pl.col(_IDX),
-        pl.col(BATCH).alias("batch"),
-        pl.col(ROW).alias("row"),
-        pl.col(id_col).cast(pl.String).alias("id"),
-    )
-    # one reason per distinct (column, check, value): a value repeated in many rows (a
-    # common bad label, a missing text) is described once
-    cell = ["column", "check", "failure_case"]
-    reasons = all_failures.select(cell).unique(maintain_order=True).with_columns(
-        pl.struct(cell).map_elements(reason, return_dtype=pl.String).alias("reason")
-    )
-    quarantine = (
-        all_failures.join(keys, on=_IDX, how="left")
-        .join(reasons, on=cell, how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(pl.lit(source).alias("source"))
-        .rename({"failure_case": "failure_value"})
-        .with_columns(pl.col("failure_value").str.slice(0, _VALUE_EXCERPT))
-    )
+    _require_numeric_bounds(df, spec=spec, source=source)
+    failures = _schema_failures(df, spec=spec, source=source)
+    all_failures = _reportable_failures(failures, dtype_failures=dtype_failures)
+    quarantine = _quarantine_records(all_failures, df, spec=spec, source=source)
     bad_idx = quarantine.get_column(_IDX).unique()
     quarantine = quarantine.select(list(QUARANTINE_SCHEMA))
     if rejects is not None and rejects.height:
-        parsed = rejects.select(
-            pl.lit(source).alias("source"),
-            pl.col(BATCH).alias("batch"),
-            pl.col(ROW).alias("row"),
-            pl.lit(None, dtype=pl.String).alias("id"),
-            pl.lit("_record").alias("column"),
-            pl.lit("parse").alias("check"),
-            pl.col("raw").str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
-            pl.col("reason"),
-        )
-        quarantine = pl.concat([quarantine, parsed])
+        quarantine = pl.concat([quarantine, _reject_records(rejects, source=source)])
     valid = df.filter(~pl.col(_IDX).is_in(bad_idx.implode())).drop(_IDX)
     n_rejects = rejects.height if rejects is not None else 0
     result = ContractResult(
@@ -384,6 +347,180 @@ def _enforce(
         rows_quarantined=bad_idx.len() + n_rejects,
     )
     return result, df.drop(_IDX)
+
+
+def _require_numeric_bounds(df: pl.DataFrame, *, spec: Spec, source: str) -> None:
+    """`InputError` for a contracted `min`/`max` on a column that is not numeric.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The coerced rows, shape (n_rows, n_columns).
+    spec : Spec
+        The spec whose contract is enforced.
+    source : str
+        The source name, for the message.
+    """
+    for name in spec.contracted_columns():
+        c = spec.contract_for(name)
+        if (c.min is not None or c.max is not None) and not df.schema[name].is_numeric():
+            raise InputError(
+                f"sources.{source}: contract.{name}.min/max need a numeric column, but "
+                f"{name!r} is {df.schema[name]}; set contract.{name}.dtype: int or float"
+            )
+
+
+def _schema_failures(df: pl.DataFrame, *, spec: Spec, source: str) -> pl.DataFrame:
+    """pandera's failed cells of `df`, validated lazily on the rows that can fail.
+
+    Parameters
+    ----------
+    df, spec : pl.DataFrame, Spec
+        As `_rows_to_validate`.
+    source : str
+        The source name, for error messages.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per failed (row, column, check), shape (n_failures, 4), in
+        `_FAILURE_SCHEMA` (`_IDX` is the position in `df`), in pandera's order.
+
+    Raises
+    ------
+    InputError
+        On a schema-level failure (a wrong dtype the coercion could not fix).
+    """
+    schema = build_schema(spec, df.columns)
+    checked = _rows_to_validate(df, spec)
+    try:
+        schema.validate(checked, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc: pl.DataFrame = exc.failure_cases
+    else:
+        return pl.DataFrame(schema=_FAILURE_SCHEMA)
+    no_index = fc.filter(pl.col("index").is_null())
+    if no_index.height:
+        # schema-level failures (a wrong dtype the coercion could not fix, a missing column)
+        first = no_index.row(0, named=True)
+        raise InputError(
+            f"sources.{source}: column {first['column']!r} fails {first['check']}: "
+            f"{first['failure_case']}"
+        ) from None
+    # `index` is the position in `checked`; its `_IDX` is the position in `df`
+    return fc.select(
+        checked.get_column(_IDX).gather(fc.get_column("index").cast(pl.UInt32))
+        .cast(pl.UInt32),
+        pl.col("column").cast(pl.String),
+        pl.col("failure_case").cast(pl.String),
+        pl.col("check").cast(pl.String),
+    )
+
+
+def _reportable_failures(
+    failures: pl.DataFrame, *, dtype_failures: pl.DataFrame
+) -> pl.DataFrame:
+    """Every failure to report, once: a cell's dtype failure hides its other checks, and a
+    NaN's `nan` hides its `min`/`max`.
+
+    Parameters
+    ----------
+    failures : pl.DataFrame
+        pandera's failed cells, shape (n_failures, 4), `_FAILURE_SCHEMA`.
+    dtype_failures : pl.DataFrame
+        The cells that did not parse as their dtype, shape (n_dtype, 4), `_FAILURE_SCHEMA`.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_reported, 4), `_FAILURE_SCHEMA`, sorted by `_IDX`, column, check.
+    """
+    # A cell that failed its dtype is null after the cast: report only the dtype failure.
+    failures = failures.join(dtype_failures.select(_IDX, "column"), on=[_IDX, "column"], how="anti")
+    # A NaN also fails `max` (polars orders NaN last): report only `nan`.
+    nan = failures.filter(pl.col("check") == "nan").select(_IDX, "column")
+    bounds = pl.col("check").is_in(["min", "max"])
+    failures = pl.concat([
+        failures.filter(~bounds),
+        failures.filter(bounds).join(nan, on=[_IDX, "column"], how="anti"),
+    ])
+    return pl.concat([dtype_failures, failures]).sort(_IDX, "column", "check")
+
+
+def _quarantine_records(
+    failures: pl.DataFrame, df: pl.DataFrame, *, spec: Spec, source: str
+) -> pl.DataFrame:
+    """The quarantine records of `failures`: row keys and a reason joined on.
+
+    Parameters
+    ----------
+    failures : pl.DataFrame
+        The failures to report, shape (n_reported, 4), `_FAILURE_SCHEMA`.
+    df : pl.DataFrame
+        The coerced rows with `_IDX`, `_batch`, `_row` and the id column, shape
+        (n_rows, n_columns + 1).
+    spec : Spec
+        The spec whose contract is enforced.
+    source : str
+        The source name, written into each record.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_reported, 9): `_IDX` and the `QUARANTINE_SCHEMA` columns (not yet in
+        that order or cast), in the order of `failures`.
+    """
+    contracts = {name: spec.contract_for(name) for name in spec.contracted_columns()}
+
+    def reason(r: dict[str, Any]) -> str:
+        return _reason(r["column"], r["check"], r["failure_case"], contracts[r["column"]])
+
+    keys = df.select(
+        pl.col(_IDX),
+        pl.col(BATCH).alias("batch"),
+        pl.col(ROW).alias("row"),
+        pl.col(spec.columns.id).cast(pl.String).alias("id"),
+    )
+    # one reason per distinct (column, check, value): a value repeated in many rows (a
+    # common bad label, a missing text) is described once
+    cell = ["column", "check", "failure_case"]
+    reasons = failures.select(cell).unique(maintain_order=True).with_columns(
+        pl.struct(cell).map_elements(reason, return_dtype=pl.String).alias("reason")
+    )
+    return (
+        failures.join(keys, on=_IDX, how="left")
+        .join(reasons, on=cell, how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(pl.lit(source).alias("source"))
+        .rename({"failure_case": "failure_value"})
+        .with_columns(pl.col("failure_value").str.slice(0, _VALUE_EXCERPT))
+    )
+
+
+def _reject_records(rejects: pl.DataFrame, *, source: str) -> pl.DataFrame:
+    """Quarantine records (check `parse`) for records the reader could not parse.
+
+    Parameters
+    ----------
+    rejects : pl.DataFrame
+        `_batch`, `_row`, reason, raw; shape (n_rejects, 4).
+    source : str
+        The source name, written into each record.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rejects, 8), the `QUARANTINE_SCHEMA` columns in order.
+    """
+    return rejects.select(
+        pl.lit(source).alias("source"),
+        pl.col(BATCH).alias("batch"),
+        pl.col(ROW).alias("row"),
+        pl.lit(None, dtype=pl.String).alias("id"),
+        pl.lit("_record").alias("column"),
+        pl.lit("parse").alias("check"),
+        pl.col("raw").str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
+        pl.col("reason"),
+    )
 
 
 # --- one batch at a time ---------------------------------------------------------------
@@ -456,54 +593,85 @@ def merge_batches(
         return enforce_contract(pl.DataFrame(), spec=spec, source=source)
     # parts are told apart by position, not by `_batch`: one file matched twice is the same
     # batch twice, and its second copy's rows repeat the first's ids
-    part = "__lg_part"
-    valid = pl.concat(
-        [p.result.valid.with_columns(pl.lit(i, pl.UInt32).alias(part))
-         for i, p in enumerate(parts)], how="diagonal_relaxed",
-    )
+    valid = _tag_parts([p.result.valid for p in parts])
     quarantine = pl.concat([p.result.quarantine for p in parts])
     rows_input = sum(p.result.rows_input for p in parts)
     rows_quarantined = sum(p.result.rows_quarantined for p in parts)
-    columns = unique_columns(spec)
-    if len(parts) > 1 and columns:
-        keys = pl.concat(
-            [p.keys.with_columns(pl.lit(i, pl.UInt32).alias(part)) for i, p in enumerate(parts)],
-            how="diagonal_relaxed",
-        )
-        id_col = spec.columns.id
-        found = []
-        for name in columns:
-            col = pl.col(name)
-            repeat = keys.filter(
-                col.is_not_null() & col.is_first_distinct().over(part) & ~col.is_first_distinct()
-            )
-            contract = spec.contract_for(name)
-            found.append(repeat.select(
-                pl.col(part),
-                pl.lit(source).alias("source"),
-                pl.col(BATCH).alias("batch"),
-                pl.col(ROW).cast(pl.Int64).alias("row"),
-                pl.col(id_col).cast(pl.String).alias("id"),
-                pl.lit(name).alias("column"),
-                pl.lit("unique").alias("check"),
-                col.cast(pl.String).str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
-                col.cast(pl.String).map_elements(
-                    partial(_reason, name, "unique", c=contract), return_dtype=pl.String
-                ).alias("reason"),
-            ))
-        across = pl.concat(found)
+    if len(parts) > 1 and unique_columns(spec):
+        keys = _tag_parts([p.keys for p in parts])
+        across = _repeats_across_batches(keys, spec=spec, source=source)
         if across.height:
-            bad = across.select(pl.col(part), pl.col("batch").alias(BATCH),
+            bad = across.select(pl.col(_PART), pl.col("batch").alias(BATCH),
                                 pl.col("row").cast(valid.schema[ROW]).alias(ROW)).unique()
-            on = [part, BATCH, ROW]
-            newly = valid.join(bad, on=on, how="semi").height
+            on = [_PART, BATCH, ROW]
+            rows_quarantined += valid.join(bad, on=on, how="semi").height
             valid = valid.join(bad, on=on, how="anti", maintain_order="left")
-            rows_quarantined += newly
             quarantine = pl.concat([
                 quarantine,
-                across.drop(part).cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
+                across.drop(_PART).cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
             ])
     return ContractResult(
-        valid=valid.drop(part), quarantine=quarantine, rows_input=rows_input,
+        valid=valid.drop(_PART), quarantine=quarantine, rows_input=rows_input,
         rows_quarantined=rows_quarantined,
     )
+
+
+def _tag_parts(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """`frames` concatenated (columns unioned), each row tagged with its frame's position.
+
+    Parameters
+    ----------
+    frames : list of pl.DataFrame
+        One frame per batch, in batch order; frame i has shape (n_i, k_i).
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (sum n_i, |union of columns| + 1); `_PART` (UInt32) is i.
+    """
+    return pl.concat(
+        [f.with_columns(pl.lit(i, pl.UInt32).alias(_PART)) for i, f in enumerate(frames)],
+        how="diagonal_relaxed",
+    )
+
+
+def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> pl.DataFrame:
+    """`unique` failures across batches: a value's first row in its batch, when an earlier
+    batch (or an earlier row of another batch) already has the value.
+
+    Parameters
+    ----------
+    keys : pl.DataFrame
+        Every parsed row's `_PART`, `_batch`, `_row`, id and `unique` columns (coerced), in
+        batch order; shape (n_rows, 3 + n_key_columns).
+    spec, source : Spec, str
+        The contract's spec and the source name written into each record.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_repeats, 9): `_PART` then the `QUARANTINE_SCHEMA` columns, one record per
+        repeated (row, column), column by column.
+    """
+    id_col = spec.columns.id
+    found = []
+    for name in unique_columns(spec):
+        col = pl.col(name)
+        repeat = keys.filter(
+            col.is_not_null() & col.is_first_distinct().over(_PART) & ~col.is_first_distinct()
+        )
+        contract = spec.contract_for(name)
+        found.append(repeat.select(
+            pl.col(_PART),
+            pl.lit(source).alias("source"),
+            pl.col(BATCH).alias("batch"),
+            pl.col(ROW).cast(pl.Int64).alias("row"),
+            pl.col(id_col).cast(pl.String).alias("id"),
+            pl.lit(name).alias("column"),
+            pl.lit("unique").alias("check"),
+            col.cast(pl.String).str.slice(0, _VALUE_EXCERPT).alias("failure_value"),
+            col.cast(pl.String).map_elements(
+                partial(_reason, name, "unique", c=contract), return_dtype=pl.String
+            ).alias("reason"),
+        ))
+    return pl.concat(found)

@@ -188,24 +188,23 @@ def _message(position: pl.Expr) -> pl.Expr:
 
 
 def _structure_checks(rules: SftRules) -> list[_Check]:
-    has_messages = pl.col("__n") > 0
+    """The eight chat-structure checks on `messages` under `rules` (the `sft:` section),
+    `chat_empty` .. `chat_empty_content` in report order, over the `_derived` frame."""
+    return [*_message_checks(rules), *_turn_checks(rules)]
+
+
+def _message_checks(rules: SftRules) -> list[_Check]:
+    """`chat_empty`, `chat_role` (`rules.allowed_roles`), `chat_system_position`,
+    `chat_first_turn`: four checks over the `_derived` frame."""
     bad_role_at = _first("__bad_role")
     # computed on failing rows only (int_range inside list.eval is slow on all rows)
-    late_system_at = (
-        _first(
-            pl.col("messages")
-            .list.slice(1)
-            .list.eval(pl.element().struct.field("role") == "system")
-        )
-        + 1
-    )
-    empty_at = _first("__blank_ctx")
-    allowed = str(rules.allowed_roles)
+    is_system = pl.element().struct.field("role") == "system"
+    late_system_at = _first(pl.col("messages").list.slice(1).list.eval(is_system)) + 1
     return [
         _Check(
             "chat_empty",
             "messages",
-            ~has_messages,
+            ~(pl.col("__n") > 0),
             pl.lit(None, dtype=pl.String),
             pl.lit("the conversation has no messages"),
         ),
@@ -217,10 +216,8 @@ def _structure_checks(rules: SftRules) -> list[_Check]:
             pl.format(
                 "message {} has role {}, not one of sft.allowed_roles {}",
                 bad_role_at,
-                pl.concat_str(
-                    pl.lit("'"), _message(bad_role_at).struct.field("role"), pl.lit("'")
-                ).fill_null("null"),
-                pl.lit(allowed),
+                _quoted(_message(bad_role_at).struct.field("role")),
+                pl.lit(str(rules.allowed_roles)),
             ),
         ),
         _Check(
@@ -243,6 +240,15 @@ def _structure_checks(rules: SftRules) -> list[_Check]:
                 "before each assistant turn"
             ),
         ),
+    ]
+
+
+def _turn_checks(rules: SftRules) -> list[_Check]:
+    """`chat_user_before_assistant`, `chat_alternation` (unless
+    `rules.allow_consecutive_user_turns`), `chat_ends_with_assistant`, `chat_empty_content`:
+    four checks over the `_derived` frame."""
+    empty_at = _first("__blank_ctx")
+    return [
         _Check(
             "chat_user_before_assistant",
             "messages",
@@ -268,11 +274,11 @@ def _structure_checks(rules: SftRules) -> list[_Check]:
         _Check(
             "chat_ends_with_assistant",
             "messages",
-            has_messages & ~pl.col("__ends_assistant"),
+            (pl.col("__n") > 0) & ~pl.col("__ends_assistant"),
             pl.col("__last_role"),
             pl.format(
                 "the last message is {}, not the assistant's: no response to train on",
-                pl.concat_str(pl.lit("'"), pl.col("__last_role"), pl.lit("'")).fill_null("null"),
+                _quoted(pl.col("__last_role")),
             ),
         ),
         _Check(
@@ -287,6 +293,11 @@ def _structure_checks(rules: SftRules) -> list[_Check]:
             ),
         ),
     ]
+
+
+def _quoted(text: pl.Expr) -> pl.Expr:
+    """`'text'`, or `null` when the text is null."""
+    return pl.concat_str(pl.lit("'"), text, pl.lit("'")).fill_null("null")
 
 
 def _length_checks(rules: SftRules) -> list[_Check]:
@@ -316,8 +327,34 @@ def _length_checks(rules: SftRules) -> list[_Check]:
 
 
 def _content_checks(rules: SftRules) -> list[_Check]:
+    """The text checks, in report order: `empty_prompt`, `empty_response`, the length
+    bounds, `response_echoes_prompt`, `pattern:<name>`, `truncated` (as `rules` enable).
+
+    Parameters
+    ----------
+    rules : SftRules
+        The spec's `sft:` section.
+
+    Returns
+    -------
+    list of _Check
+        Over the `_derived` frame; the first two are always the `empty_*` checks.
+    """
+    out = [*_empty_checks(), *_length_checks(rules)]
+    if rules.reject_echo:
+        out.append(_echo_check())
+    out += _pattern_checks(rules)
+    truncated = _truncation_check(rules)
+    if truncated is not None:
+        out.append(truncated)
+    return out
+
+
+def _empty_checks() -> list[_Check]:
+    """`empty_prompt` (when there are messages) and `empty_response` (when the
+    conversation ends with an assistant turn)."""
     response = pl.col("response")
-    out = [
+    return [
         _Check(
             "empty_prompt",
             "prompt",
@@ -336,34 +373,43 @@ def _content_checks(rules: SftRules) -> list[_Check]:
             pl.lit("the response is empty or whitespace only"),
         ),
     ]
-    out += _length_checks(rules)
-    if rules.reject_echo:
-        others = [pl.col("prompt"), pl.col("__last_user"), pl.col("__instruction")]
-        first, squashed = _first_char(response), _squashed(response)
-        exotic = [_exotic_ws(e) for e in (response, *others)]
-        pre = [
-            ~_blank(response)
-            & pl.any_horizontal([(first == _first_char(o)).fill_null(False) for o in others]),
-            pl.any_horizontal(
-                [(squashed == _squashed(o)).fill_null(False) for o in others]
-                + [e.fill_null(False) for e in exotic]
-            ),
-        ]
-        norm = _normalized(response)
-        echo = pl.any_horizontal([(norm == _normalized(o)).fill_null(False) for o in others])
-        out.append(
-            _Check(
-                "response_echoes_prompt",
-                "response",
-                echo,
-                _excerpt(response),
-                pl.lit(
-                    "the response repeats the prompt (same text after lowercasing and folding "
-                    "whitespace; sft.reject_echo)"
-                ),
-                pre=pre,
-            )
-        )
+
+
+def _echo_check() -> _Check:
+    """`response_echoes_prompt`: the normalized response equals the normalized prompt, last
+    user turn or instruction. Two cheap pre-filters (first character, then the text without
+    ASCII whitespace) leave few rows to normalize."""
+    response = pl.col("response")
+    others = [pl.col("prompt"), pl.col("__last_user"), pl.col("__instruction")]
+    first, squashed = _first_char(response), _squashed(response)
+    exotic = [_exotic_ws(e) for e in (response, *others)]
+    pre = [
+        ~_blank(response)
+        & pl.any_horizontal([(first == _first_char(o)).fill_null(False) for o in others]),
+        pl.any_horizontal(
+            [(squashed == _squashed(o)).fill_null(False) for o in others]
+            + [e.fill_null(False) for e in exotic]
+        ),
+    ]
+    norm = _normalized(response)
+    echo = pl.any_horizontal([(norm == _normalized(o)).fill_null(False) for o in others])
+    return _Check(
+        "response_echoes_prompt",
+        "response",
+        echo,
+        _excerpt(response),
+        pl.lit(
+            "the response repeats the prompt (same text after lowercasing and folding "
+            "whitespace; sft.reject_echo)"
+        ),
+        pre=pre,
+    )
+
+
+def _pattern_checks(rules: SftRules) -> list[_Check]:
+    """`pattern:<name>` per pattern and searched field (`sft.patterns`, then
+    `sft.extra_patterns`)."""
+    out: list[_Check] = []
     for key, p in rules.all_patterns():
         fields: Sequence[str] = ("prompt", "response") if p.field == "both" else (p.field,)
         what = f": {p.description}" if p.description else ""
@@ -383,36 +429,41 @@ def _content_checks(rules: SftRules) -> list[_Check]:
                     ),
                 )
             )
+    return out
+
+
+def _truncation_check(rules: SftRules) -> _Check | None:
+    """`truncated`: a non-empty response at a truncation limit that does not end a
+    sentence; None when neither `sft.truncation_chars` nor `sft.truncation_tokens` is set."""
     limits = []
     if rules.truncation_chars is not None:
-        limits.append(("chars", "characters", rules.truncation_chars))
+        limits.append(("chars", rules.truncation_chars))
     if rules.truncation_tokens is not None:
-        limits.append(("tokens", "tokens", rules.truncation_tokens))
-    if limits:
-        ends = response.str.contains(rules.sentence_end).fill_null(True)
-        at_limit = pl.lit(False)
-        for unit, _, limit in limits:
-            at_limit = at_limit | (pl.col(f"__response_{unit}") >= limit)
-        bounds = " or ".join(f"sft.truncation_{u} {v}" for u, _, v in limits)
-        measures = [pl.col("__response_chars")]
-        tokens = ""
-        if rules.truncation_tokens is not None:
-            measures.append(pl.col("__response_tokens"))
-            tokens = " / {} tokens"
-        out.append(
-            _Check(
-                "truncated",
-                "response",
-                ~_blank(response) & at_limit & ~ends,
-                _excerpt(response.str.slice(-_VALUE_EXCERPT)),
-                pl.format(
-                    f"the response stops mid-sentence at {{}} characters{tokens}, at the "
-                    f"length limit ({bounds}); no sentence end (sft.sentence_end)",
-                    *measures,
-                ),
-            )
-        )
-    return out
+        limits.append(("tokens", rules.truncation_tokens))
+    if not limits:
+        return None
+    response = pl.col("response")
+    ends = response.str.contains(rules.sentence_end).fill_null(True)
+    at_limit = pl.lit(False)
+    for unit, limit in limits:
+        at_limit = at_limit | (pl.col(f"__response_{unit}") >= limit)
+    bounds = " or ".join(f"sft.truncation_{u} {v}" for u, v in limits)
+    measures = [pl.col("__response_chars")]
+    tokens = ""
+    if rules.truncation_tokens is not None:
+        measures.append(pl.col("__response_tokens"))
+        tokens = " / {} tokens"
+    return _Check(
+        "truncated",
+        "response",
+        ~_blank(response) & at_limit & ~ends,
+        _excerpt(response.str.slice(-_VALUE_EXCERPT)),
+        pl.format(
+            f"the response stops mid-sentence at {{}} characters{tokens}, at the "
+            f"length limit ({bounds}); no sentence end (sft.sentence_end)",
+            *measures,
+        ),
+    )
 
 
 def _keys(df: pl.DataFrame) -> list[pl.Expr]:

@@ -56,6 +56,7 @@ CANONICAL_SCHEMA: dict[str, Any] = {
 }
 _PASSTHROUGH = ("_batch", "_row")  # labelgate.io's lineage columns, kept when present
 _TURN_SEP = "\n\n"
+_NULL = pl.lit(None, dtype=pl.String)
 
 
 class _Model(BaseModel):
@@ -141,7 +142,7 @@ def _turn(role: str, content: pl.Expr) -> pl.Expr:
 
 
 def _with_system(system: pl.Expr | None, turns: list[pl.Expr]) -> pl.Expr:
-    # concat_arr then to_list: 20x faster than concat_list of structs (polars 2.1)
+    # concat_arr then to_list: faster than concat_list of structs (docs/benchmarks/contract.md)
     if system is None:
         return pl.concat_arr(turns).arr.to_list()
     has_system = system.is_not_null() & (system.str.strip_chars() != "")
@@ -224,53 +225,16 @@ def to_canonical(
     if cols.system is not None and style != "chat":
         _require(df, [("system", cols.system)], where=where, style=style)
         system = _text(df, cols.system, where=where, key="system")
-
-    null = pl.lit(None, dtype=pl.String)
+    ids = pl.col(id_column).cast(pl.String).alias("id")
     if style == "alpaca":
-        need = [("instruction", cols.instruction), ("output", cols.output)]
-        if cols.input is not None:
-            need.append(("input", cols.input))
-        _require(df, need, where=where, style=style)
-        instruction = _text(df, cols.instruction, where=where, key="instruction")
-        output = _text(df, cols.output, where=where, key="output")
-        inp = _text(df, cols.input, where=where, key="input") if cols.input is not None else null
-        user = _user_content(instruction, inp)
-        frame = df.select(
-            pl.col(id_column).cast(pl.String).alias("id"),
-            _with_system(system, [_turn("user", user), _turn("assistant", output)]).alias(
-                "messages"
-            ),
-            user.alias("prompt"),
-            output.alias("response"),
-            instruction.alias("instruction"),
-            inp.alias("input"),
-        )
+        frame = _alpaca_frame(df, cols, ids=ids, system=system, where=where)
     elif style == "prompt_response":
-        _require(
-            df, [("prompt", cols.prompt), ("response", cols.response)], where=where, style=style
-        )
-        prompt = _text(df, cols.prompt, where=where, key="prompt")
-        response = _text(df, cols.response, where=where, key="response")
-        frame = df.select(
-            pl.col(id_column).cast(pl.String).alias("id"),
-            _with_system(system, [_turn("user", prompt), _turn("assistant", response)]).alias(
-                "messages"
-            ),
-            prompt.alias("prompt"),
-            response.alias("response"),
-            null.alias("instruction"),
-            null.alias("input"),
-        )
+        frame = _prompt_response_frame(df, cols, ids=ids, system=system, where=where)
     elif style == "chat":
         _require(df, [("messages", cols.messages)], where=where, style=style)
         if df.schema[cols.messages] == pl.String:
             df = _decode_messages(df, cols, where=where)
-        messages = _chat_messages(df, cols, where=where).alias("messages")
-        frame = (
-            df.select(pl.col(id_column).cast(pl.String).alias("id"), messages)
-            .with_columns(_prompt_and_response())
-            .with_columns(null.alias("instruction"), null.alias("input"))
-        )
+        frame = _chat_frame(df, cols, ids=ids, where=where)
     else:  # pragma: no cover - Literal guards it; a spec typo fails in the spec model
         raise InputError(
             f"{where}: unknown style {style!r}; expected alpaca, chat, prompt_response"
@@ -279,6 +243,104 @@ def to_canonical(
     extra = [c for c in (*keep, *_PASSTHROUGH) if c in df.columns and c not in frame.columns]
     out = pl.concat([frame, df.select(extra)], how="horizontal") if extra else frame
     return out.cast({"messages": pl.List(MESSAGE)})
+
+
+def _alpaca_frame(
+    df: pl.DataFrame, cols: InstructionColumns, *, ids: pl.Expr, system: pl.Expr | None,
+    where: str,
+) -> pl.DataFrame:
+    """The canonical columns of Alpaca rows.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The source rows, shape (n_rows, k).
+    cols : InstructionColumns
+        Which columns hold instruction, input and output.
+    ids : pl.Expr
+        The id column as text, named `id`.
+    system : pl.Expr or None
+        The system prompt text, if the source has one.
+    where : str
+        The source, for error messages.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rows, 6): the `CANONICAL_SCHEMA` columns.
+    """
+    need = [("instruction", cols.instruction), ("output", cols.output)]
+    if cols.input is not None:
+        need.append(("input", cols.input))
+    _require(df, need, where=where, style="alpaca")
+    instruction = _text(df, cols.instruction, where=where, key="instruction")
+    output = _text(df, cols.output, where=where, key="output")
+    inp = (
+        _text(df, cols.input, where=where, key="input") if cols.input is not None else _NULL
+    )
+    return _one_exchange(
+        df, ids=ids, system=system, prompt=_user_content(instruction, inp), response=output,
+        instruction=instruction, inp=inp,
+    )
+
+
+def _prompt_response_frame(
+    df: pl.DataFrame, cols: InstructionColumns, *, ids: pl.Expr, system: pl.Expr | None,
+    where: str,
+) -> pl.DataFrame:
+    """The canonical columns of prompt/response rows (parameters as `_alpaca_frame`).
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rows, 6): the `CANONICAL_SCHEMA` columns; instruction and input null.
+    """
+    _require(
+        df, [("prompt", cols.prompt), ("response", cols.response)], where=where,
+        style="prompt_response",
+    )
+    prompt = _text(df, cols.prompt, where=where, key="prompt")
+    response = _text(df, cols.response, where=where, key="response")
+    return _one_exchange(df, ids=ids, system=system, prompt=prompt, response=response)
+
+
+def _one_exchange(
+    df: pl.DataFrame, *, ids: pl.Expr, system: pl.Expr | None, prompt: pl.Expr,
+    response: pl.Expr, instruction: pl.Expr = _NULL, inp: pl.Expr = _NULL,
+) -> pl.DataFrame:
+    """The canonical frame of one user turn (`prompt`) and one assistant turn (`response`),
+    after the system prompt when there is one; shape (n_rows, 6), `CANONICAL_SCHEMA`'s
+    columns."""
+    return df.select(
+        ids,
+        _with_system(system, [_turn("user", prompt), _turn("assistant", response)]).alias(
+            "messages"
+        ),
+        prompt.alias("prompt"),
+        response.alias("response"),
+        instruction.alias("instruction"),
+        inp.alias("input"),
+    )
+
+
+def _chat_frame(
+    df: pl.DataFrame, cols: InstructionColumns, *, ids: pl.Expr, where: str
+) -> pl.DataFrame:
+    """The canonical columns of chat rows whose messages column is a list (decoded);
+    parameters as `_alpaca_frame` (`cols`: the messages column, its role and content
+    fields and the role map).
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rows, 6): the `CANONICAL_SCHEMA` columns; instruction and input null.
+    """
+    messages = _chat_messages(df, cols, where=where).alias("messages")
+    return (
+        df.select(ids, messages)
+        .with_columns(_prompt_and_response())
+        .with_columns(_NULL.alias("instruction"), _NULL.alias("input"))
+    )
 
 
 def _prompt_and_response() -> list[pl.Expr]:
@@ -328,27 +390,7 @@ def from_canonical(
     _no_response(df)
     if style == "chat":
         return df.select("messages", *keep)
-    m = pl.col("messages")
-    context = m.list.head(m.list.len() - 1)  # the final turn is the assistant's (checked)
-    roles = context.list.eval(pl.element().struct.field("role"))
-    # index of the last user turn in the context (-1: none); no int_range in list.eval (slow)
-    is_user_reversed = roles.list.reverse().list.eval(pl.element() == "user")
-    last_user = (
-        pl.when(is_user_reversed.list.any())
-        .then(roles.list.len().cast(pl.Int64) - 1 - is_user_reversed.list.arg_max())
-        .otherwise(-1)
-    )
-    derived_instruction = context.list.get(last_user, null_on_oob=True).struct.field("content")
-    lines = _render(context)
-    before = lines.list.head(last_user.clip(lower_bound=0)).list.join("\n")
-    after = lines.list.slice(last_user + 1).list.join("\n")
-    derived_input = (
-        pl.when(before == "")
-        .then(after)
-        .when(after == "")
-        .then(before)
-        .otherwise(pl.concat_str([before, pl.lit("\n"), after]))
-    )
+    derived_instruction, derived_input = _alpaca_from_turns()
     from_alpaca = pl.col("instruction").is_not_null()
     out = df.with_columns(
         pl.when(from_alpaca)
@@ -377,6 +419,40 @@ def from_canonical(
         pl.col("response").alias("output"),
         *keep,
     )
+
+
+def _alpaca_from_turns() -> tuple[pl.Expr, pl.Expr]:
+    """Alpaca `instruction` and `input` of a conversation that did not come from Alpaca.
+
+    Returns
+    -------
+    tuple of (pl.Expr, pl.Expr)
+        String expressions over `messages` (whose final turn is the assistant's): the last
+        user turn's content (null when there is none), and the other turns before the
+        response rendered as `role: content` lines, joined by newlines (empty when none).
+    """
+    m = pl.col("messages")
+    context = m.list.head(m.list.len() - 1)  # the final turn is the assistant's (checked)
+    roles = context.list.eval(pl.element().struct.field("role"))
+    # index of the last user turn in the context (-1: none); no int_range in list.eval (slow)
+    is_user_reversed = roles.list.reverse().list.eval(pl.element() == "user")
+    last_user = (
+        pl.when(is_user_reversed.list.any())
+        .then(roles.list.len().cast(pl.Int64) - 1 - is_user_reversed.list.arg_max())
+        .otherwise(-1)
+    )
+    instruction = context.list.get(last_user, null_on_oob=True).struct.field("content")
+    lines = _render(context)
+    before = lines.list.head(last_user.clip(lower_bound=0)).list.join("\n")
+    after = lines.list.slice(last_user + 1).list.join("\n")
+    inp = (
+        pl.when(before == "")
+        .then(after)
+        .when(after == "")
+        .then(before)
+        .otherwise(pl.concat_str([before, pl.lit("\n"), after]))
+    )
+    return instruction, inp
 
 
 def write_jsonl(rows: pl.DataFrame, path: Path) -> Path:

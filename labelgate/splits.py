@@ -157,48 +157,12 @@ def assign_splits(
     _require(df, [key_column, label_column, group_column, unit_column], "splits")
     _unique_keys(df.get_column(key_column), "splits")
     links = [c for c in (group_column, unit_column) if c is not None]
-    work = df.select(
-        pl.col(key_column).cast(pl.String).alias("key"),
-        (pl.col(label_column).cast(pl.String) if label_column else pl.lit(None, pl.String))
-        .alias("label"),
-        *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
-    ).with_row_index("_i")
-    work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
-
     prev = _previous(previous)
-    work = work.join(prev, on="key", how="left")
-    rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
-                                                   return_dtype=pl.Int8)
-    work = work.with_columns(rank.max().over("unit").alias("_unit_rank"))
-
-    # strata of units: majority label, ties to the smallest label
+    work = _unit_rows(df, key_column=key_column, label_column=label_column, links=links,
+                      previous=prev)
     use_strata = stratify and label_column is not None
-    if use_strata:
-        unit_stratum = (
-            work.group_by("unit", "label")
-            .len()
-            .sort(["unit", "len", "label"], descending=[False, True, False], nulls_last=True)
-            .group_by("unit", maintain_order=True)
-            .agg(pl.col("label").first().alias("stratum"))
-        )
-    else:
-        unit_stratum = work.select("unit").unique().with_columns(
-            pl.lit(None, pl.String).alias("stratum")
-        )
-    units = (
-        work.group_by("unit")
-        .agg(pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"))
-        .join(unit_stratum, on="unit", how="left")
-    )
-    chosen = _assign_new_units(units, target=target, seed=seed)
-    units = units.join(chosen, on="unit", how="left").with_columns(
-        pl.coalesce(
-            pl.col("rank").replace_strict(dict(enumerate(SPLITS)), default=None,
-                                          return_dtype=pl.String),
-            pl.col("new_split"),
-        ).alias("split")
-    )
-    work = work.join(units.select("unit", "split", "stratum"), on="unit", how="left")
+    units = _unit_splits(work, target=target, seed=seed, use_strata=use_strata)
+    work = work.join(units, on="unit", how="left")
     assignments = work.select(
         "key",
         "split",
@@ -227,6 +191,96 @@ def assign_splits(
         removed=removed,
         summary=_summary(assignments, target, removed.height, use_strata),
     )
+
+
+def _unit_rows(
+    df: pl.DataFrame,
+    *,
+    key_column: str,
+    label_column: str | None,
+    links: list[str],
+    previous: pl.DataFrame,
+) -> pl.DataFrame:
+    """One row per input row: its key, label, unit, previous split and its unit's rank.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The rows to assign, shape (n_rows, k).
+    key_column, label_column : str, str or None
+        The key and (optional) label columns of ``df``.
+    links : list of str
+        The group / unit columns that join rows into units.
+    previous : pl.DataFrame
+        ``_previous``'s frame: key, previous_split, previous_first_run.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rows, 8 + len(links)): _i, key, label, the ``_link<i>`` columns, unit,
+        previous_split, previous_first_run and ``_unit_rank`` (the most held-out previous
+        split rank among the unit's rows, null for a new unit).
+    """
+    work = df.select(
+        pl.col(key_column).cast(pl.String).alias("key"),
+        (pl.col(label_column).cast(pl.String) if label_column else pl.lit(None, pl.String))
+        .alias("label"),
+        *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
+    ).with_row_index("_i")
+    work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
+    work = work.join(previous, on="key", how="left")
+    rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
+                                                   return_dtype=pl.Int8)
+    return work.with_columns(rank.max().over("unit").alias("_unit_rank"))
+
+
+def _unit_splits(
+    work: pl.DataFrame, *, target: dict[str, float], seed: int, use_strata: bool
+) -> pl.DataFrame:
+    """Each unit's split (its sticky one, else a new one) and stratum.
+
+    Parameters
+    ----------
+    work : pl.DataFrame
+        ``_unit_rows``'s frame, shape (n_rows, k).
+    target : dict of str to float
+        The validated fractions.
+    seed : int
+        Seeds the order in which new units are assigned.
+    use_strata : bool
+        Stratify by the unit's majority label (ties to the smallest label).
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_units, 3): unit, split, stratum.
+    """
+    if use_strata:
+        unit_stratum = (
+            work.group_by("unit", "label")
+            .len()
+            .sort(["unit", "len", "label"], descending=[False, True, False], nulls_last=True)
+            .group_by("unit", maintain_order=True)
+            .agg(pl.col("label").first().alias("stratum"))
+        )
+    else:
+        unit_stratum = work.select("unit").unique().with_columns(
+            pl.lit(None, pl.String).alias("stratum")
+        )
+    units = (
+        work.group_by("unit")
+        .agg(pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"))
+        .join(unit_stratum, on="unit", how="left")
+    )
+    chosen = _assign_new_units(units, target=target, seed=seed)
+    units = units.join(chosen, on="unit", how="left").with_columns(
+        pl.coalesce(
+            pl.col("rank").replace_strict(dict(enumerate(SPLITS)), default=None,
+                                          return_dtype=pl.String),
+            pl.col("new_split"),
+        ).alias("split")
+    )
+    return units.select("unit", "split", "stratum")
 
 
 def _previous(previous: pl.DataFrame | None) -> pl.DataFrame:
@@ -398,6 +452,48 @@ def apply_flag_policy(
 
     ``len(kept) + len(excluded) == len(df)`` always.
     """
+    _require_policy_columns(df, policy=policy, flagged_column=flagged_column,
+                            label_column=label_column, split_column=split_column,
+                            suggested_column=suggested_column, quality_column=quality_column)
+    flagged = pl.col(flagged_column).fill_null(False).cast(pl.Boolean)
+    if policy == "keep":
+        return FlagPolicyResult(df, df.clear().with_columns(
+            pl.lit(policy).alias("exclusion_policy"),
+            pl.lit("", pl.String).alias("exclusion_reason"),
+        ))
+    if policy == "drop":
+        out = flagged
+        reason = pl.lit("flagged row dropped (policy drop)")
+    elif policy == "drop_from_test":
+        out = flagged & (pl.col(split_column) == "test")
+        reason = pl.lit("flagged row in test dropped (policy drop_from_test)")
+    else:
+        assert suggested_column is not None
+        df, out, reason = _relabel(
+            df, flagged=flagged, label_column=label_column, suggested_column=suggested_column,
+            quality_column=quality_column, relabel_min_quality=relabel_min_quality,
+        )
+    mask = df.select(out.alias("_out")).get_column("_out")
+    excluded = df.filter(mask).with_columns(
+        pl.lit(policy).alias("exclusion_policy"), reason.alias("exclusion_reason")
+    )
+    if policy == "relabel":
+        excluded = excluded.drop("relabeled")
+    return FlagPolicyResult(df.filter(~mask), excluded)
+
+
+def _require_policy_columns(
+    df: pl.DataFrame,
+    *,
+    policy: str,
+    flagged_column: str,
+    label_column: str,
+    split_column: str,
+    suggested_column: str | None,
+    quality_column: str | None,
+) -> None:
+    """SpecError for an unknown policy or a relabel without a suggested label column;
+    InputError naming the columns ``policy`` reads that ``df`` lacks."""
     if policy not in FLAG_POLICIES:
         raise SpecError(f"splits.flagged is {policy!r}; expected one of {list(FLAG_POLICIES)}")
     needed: list[str | None] = [flagged_column, label_column]
@@ -408,49 +504,59 @@ def apply_flag_policy(
             raise SpecError("splits.flagged is 'relabel' but no suggested label column is set")
         needed += [suggested_column, quality_column]
     _require(df, needed, f"flag policy {policy}")
-    flagged = pl.col(flagged_column).fill_null(False).cast(pl.Boolean)
-    empty_reason = [pl.lit(policy).alias("exclusion_policy"),
-                    pl.lit("", pl.String).alias("exclusion_reason")]
-    if policy == "keep":
-        return FlagPolicyResult(df, df.clear().with_columns(empty_reason))
-    if policy == "drop":
-        out = flagged
-        reason = pl.lit("flagged row dropped (policy drop)")
-    elif policy == "drop_from_test":
-        out = flagged & (pl.col(split_column) == "test")
-        reason = pl.lit("flagged row in test dropped (policy drop_from_test)")
+
+
+def _relabel(
+    df: pl.DataFrame,
+    *,
+    flagged: pl.Expr,
+    label_column: str,
+    suggested_column: str,
+    quality_column: str | None,
+    relabel_min_quality: float,
+) -> tuple[pl.DataFrame, pl.Expr, pl.Expr]:
+    """The ``relabel`` policy: flagged rows with a good enough suggestion take it.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The rows, shape (n_rows, k).
+    flagged : pl.Expr
+        Boolean, true for a flagged row (nulls filled with false).
+    label_column, suggested_column, quality_column : str, str, str or None
+        The given label, the suggested label and (optional) its quality.
+    relabel_min_quality : float
+        The least quality a suggestion needs.
+
+    Returns
+    -------
+    tuple of (pl.DataFrame, pl.Expr, pl.Expr)
+        ``df`` with ``given_label``, the new label and ``relabeled`` (shape (n_rows, k + 2));
+        the mask of rows to exclude; the reason an excluded row is excluded.
+    """
+    has = pl.col(suggested_column).is_not_null()
+    if quality_column is None:
+        ok = has
+        reason = pl.lit("flagged row without a suggested label (policy relabel)")
     else:
-        assert suggested_column is not None
-        has = pl.col(suggested_column).is_not_null()
-        if quality_column is None:
-            ok = has
-            reason = pl.lit("flagged row without a suggested label (policy relabel)")
-        else:
-            q = pl.col(quality_column)
-            ok = has & q.is_not_null() & (q >= relabel_min_quality)
-            reason = (
-                pl.when(~has).then(pl.lit("flagged row without a suggested label (policy relabel)"))
-                .when(q.is_null()).then(pl.lit(f"flagged row without {quality_column} "
-                                                "(policy relabel)"))
-                .otherwise(pl.format(
-                    "suggested label quality {} < splits.relabel_min_quality "
-                    f"{relabel_min_quality} (policy relabel)", q.round(4)))
-            )
-        out = flagged & ~ok
-        relabel = flagged & ok
-        df = df.with_columns(
-            pl.col(label_column).alias("given_label"),
-            pl.when(relabel).then(pl.col(suggested_column).cast(df.schema[label_column]))
-            .otherwise(pl.col(label_column)).alias(label_column),
-            relabel.alias("relabeled"),
+        q = pl.col(quality_column)
+        ok = has & q.is_not_null() & (q >= relabel_min_quality)
+        reason = (
+            pl.when(~has).then(pl.lit("flagged row without a suggested label (policy relabel)"))
+            .when(q.is_null()).then(pl.lit(f"flagged row without {quality_column} "
+                                            "(policy relabel)"))
+            .otherwise(pl.format(
+                "suggested label quality {} < splits.relabel_min_quality "
+                f"{relabel_min_quality} (policy relabel)", q.round(4)))
         )
-    mask = df.select(out.alias("_out")).get_column("_out")
-    excluded = df.filter(mask).with_columns(
-        pl.lit(policy).alias("exclusion_policy"), reason.alias("exclusion_reason")
+    relabel = flagged & ok
+    df = df.with_columns(
+        pl.col(label_column).alias("given_label"),
+        pl.when(relabel).then(pl.col(suggested_column).cast(df.schema[label_column]))
+        .otherwise(pl.col(label_column)).alias(label_column),
+        relabel.alias("relabeled"),
     )
-    if policy == "relabel":
-        excluded = excluded.drop("relabeled")
-    return FlagPolicyResult(df.filter(~mask), excluded)
+    return df, flagged & ~ok, reason
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -494,6 +600,41 @@ def save_assignments(
     _require(assignments, ["key", "split", "first_run"], "save_assignments")
     _unique_keys(assignments.get_column("key"), "save_assignments")
     _ensure_table(con)
+    incoming = _incoming(assignments)
+    view = "_labelgate_split_incoming"
+    con.register(view, incoming)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _refuse_backwards(con, view=view, dataset=dataset)
+            _upsert(con, view=view, dataset=dataset, run_id=run_id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister(view)
+    return incoming.height
+
+
+def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
+    """The assignments to store: key, split, first_run (String) and rank (Int8).
+
+    Parameters
+    ----------
+    assignments : pl.DataFrame
+        Unique keys, split, first_run; shape (n_rows, k).
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_rows, 4); rank is the split's held-out rank.
+
+    Raises
+    ------
+    InputError
+        A split not in ``SPLITS``.
+    """
     incoming = assignments.select(
         pl.col("key").cast(pl.String), pl.col("split").cast(pl.String),
         pl.col("first_run").cast(pl.String),
@@ -503,47 +644,46 @@ def save_assignments(
     bad = incoming.filter(pl.col("rank") < 0).get_column("split").unique().to_list()
     if bad:
         raise InputError(f"save_assignments: unknown split(s) {bad}; expected {list(SPLITS)}")
+    return incoming
+
+
+def _refuse_backwards(con: duckdb.DuckDBPyConnection, *, view: str, dataset: str) -> None:
+    """InputError (up to three examples) if ``view`` moves a stored key of ``dataset`` to a
+    less held-out split."""
+    backwards = con.execute(
+        f"SELECT s.split_key, s.split, i.split FROM {quote_ident(TABLE)} s "  # noqa: S608
+        f"JOIN {quote_ident(view)} i ON s.split_key = i.key WHERE s.dataset = ? "
+        "AND i.rank < CASE s.split WHEN 'train' THEN 0 WHEN 'validation' THEN 1 "
+        "ELSE 2 END ORDER BY s.split_key LIMIT 3",
+        [dataset],
+    ).fetchall()
+    if backwards:
+        raise InputError(
+            f"save_assignments: {dataset}: would move stored key(s) to a less "
+            f"held-out split, e.g. {backwards} (key, stored, new); a key only moves "
+            "towards test"
+        )
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, *, view: str, dataset: str, run_id: str) -> None:
+    """Replace ``dataset``'s stored rows of the keys in ``view`` (keeping a stored
+    ``first_run``), with ``last_run`` = ``run_id``; inside the caller's transaction."""
     table = quote_ident(TABLE)
-    view = "_labelgate_split_incoming"
-    con.register(view, incoming)
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            backwards = con.execute(
-                f"SELECT s.split_key, s.split, i.split FROM {table} s "  # noqa: S608
-                f"JOIN {quote_ident(view)} i ON s.split_key = i.key WHERE s.dataset = ? "
-                "AND i.rank < CASE s.split WHEN 'train' THEN 0 WHEN 'validation' THEN 1 "
-                "ELSE 2 END ORDER BY s.split_key LIMIT 3",
-                [dataset],
-            ).fetchall()
-            if backwards:
-                raise InputError(
-                    f"save_assignments: {dataset}: would move stored key(s) to a less "
-                    f"held-out split, e.g. {backwards} (key, stored, new); a key only moves "
-                    "towards test"
-                )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _labelgate_split_stage AS "  # noqa: S608
-                f"SELECT i.key AS split_key, i.split, COALESCE(s.first_run, i.first_run) "
-                f"AS first_run FROM {quote_ident(view)} i LEFT JOIN {table} s "
-                "ON s.dataset = ? AND s.split_key = i.key",
-                [dataset],
-            )
-            con.execute(
-                f"DELETE FROM {table} WHERE dataset = ? AND split_key IN "  # noqa: S608
-                "(SELECT split_key FROM _labelgate_split_stage)",
-                [dataset],
-            )
-            con.execute(
-                f"INSERT INTO {table} (dataset, split_key, split, first_run, last_run) "  # noqa: S608
-                "SELECT ?, split_key, split, first_run, ? FROM _labelgate_split_stage",
-                [dataset, run_id],
-            )
-            con.execute("DROP TABLE _labelgate_split_stage")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.unregister(view)
-    return incoming.height
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _labelgate_split_stage AS "  # noqa: S608
+        f"SELECT i.key AS split_key, i.split, COALESCE(s.first_run, i.first_run) "
+        f"AS first_run FROM {quote_ident(view)} i LEFT JOIN {table} s "
+        "ON s.dataset = ? AND s.split_key = i.key",
+        [dataset],
+    )
+    con.execute(
+        f"DELETE FROM {table} WHERE dataset = ? AND split_key IN "  # noqa: S608
+        "(SELECT split_key FROM _labelgate_split_stage)",
+        [dataset],
+    )
+    con.execute(
+        f"INSERT INTO {table} (dataset, split_key, split, first_run, last_run) "  # noqa: S608
+        "SELECT ?, split_key, split, first_run, ? FROM _labelgate_split_stage",
+        [dataset, run_id],
+    )
+    con.execute("DROP TABLE _labelgate_split_stage")
