@@ -18,7 +18,8 @@ from labelgate.agreement import compute_agreement
 from labelgate.errors import InputError, SpecError
 from labelgate.gate import GATE_CHECKS, agreement_gate_metrics, evaluate_gate
 from labelgate.lake import ingest_source, load_annotations, load_batches
-from labelgate.report import _agreement_markdown, agreement_section
+from labelgate.report import agreement_lines as _agreement_markdown
+from labelgate.report import agreement_section
 from labelgate.spec import AnnotationSourceSpec, parse_spec
 from tests.conftest import LABELS, SpecFactory, item_rows, spec_dict, write_csv
 

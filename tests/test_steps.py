@@ -111,7 +111,7 @@ def test_predictions_may_know_a_class_no_row_has_when_the_contract_lists_it(
 
 
 def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
-    from labelgate.report import _label_issues_markdown
+    from labelgate.report import label_issues_lines as _label_issues_markdown
     from labelgate.steps import detect_label_issues
     from tests.conftest import item_rows
 
