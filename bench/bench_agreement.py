@@ -20,7 +20,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labelgate.agreement import compute_agreement
+from labelgate.stages.agreement.core import compute_agreement
 
 
 def simulate(items: int, annotators: int, missing: float, seed: int) -> tuple[pl.DataFrame,

@@ -56,8 +56,8 @@ VARIANTS = ("prefilter", "plain")
 
 def prepare(csv: Path, out: Path) -> tuple[Path, Path]:
     """Ingest `csv` once; its rows and rejects as Parquet files in `out`."""
-    from labelgate.lake import ingest_source, load_batches
     from labelgate.spec import parse_spec
+    from labelgate.store.lake import ingest_source, load_batches
 
     spec = parse_spec({**SPEC, "sources": {"items": {"path": str(csv)}}})
     batches = ingest_source(

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ingest import generate  # noqa: E402
 
-from labelgate import io as lio  # noqa: E402
 from labelgate.spec import SourceSpec  # noqa: E402
+from labelgate.stages.ingest import readers as lio  # noqa: E402
 
 
 def _time(path: Path, repeats: int) -> tuple[float, float, lio.ReadResult]:

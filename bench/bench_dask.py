@@ -87,7 +87,7 @@ def _show(title: str, r: dict[str, object]) -> None:
 
 
 def _feature_matrix_mib(csv: Path) -> float:
-    from labelgate.label_model import text_matrix
+    from labelgate.stages.label_issues.models import text_matrix
 
     text = pl.read_csv(csv, columns=["text"], infer_schema=False).get_column("text").fill_null("")
     x = text_matrix(text, char_ngrams=text.len() <= 50_000)

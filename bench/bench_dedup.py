@@ -1,4 +1,5 @@
-"""Benchmark: exact + near-duplicate detection (labelgate.dedup) on 100 k and 1 M short texts.
+"""Benchmark: exact + near-duplicate detection (labelgate.stages.dedup) on 100 k and 1 M short
+texts.
 
     .venv/bin/python bench/bench_dedup.py                    # 100000 and 1000000 rows
     .venv/bin/python bench/bench_dedup.py --rows 100000 --compare
@@ -85,7 +86,7 @@ def peak_mib() -> float:
 
 
 def measure(kind: str, path: Path, threshold: float) -> dict[str, float]:
-    from labelgate.dedup import find_duplicates
+    from labelgate.stages.dedup import find_duplicates
 
     df = pl.read_parquet(path)
     if kind == "distinct":  # worst case: every text distinct (a unique suffix), same dups
@@ -107,7 +108,7 @@ def measure(kind: str, path: Path, threshold: float) -> dict[str, float]:
 def signatures_only(df: pl.DataFrame, kind: str) -> dict[str, float]:
     import numpy as np
 
-    from labelgate.dedup import _shingle_hashes, normalize_text
+    from labelgate.stages.dedup import _shingle_hashes, normalize_text
 
     keys = normalize_text(df.get_column("text")).unique().sort()
     flat, off = _shingle_hashes(keys, shingle=5)

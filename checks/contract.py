@@ -26,8 +26,8 @@ import polars as pl
 from pandera.api.polars.types import PolarsData
 
 from labelgate.errors import InputError
-from labelgate.io import BATCH, ROW
 from labelgate.spec import ColumnContract, DType, Spec
+from labelgate.stages.ingest.readers import BATCH, ROW
 
 QUARANTINE_SCHEMA: dict[str, Any] = {
     "source": pl.String,

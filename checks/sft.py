@@ -1,6 +1,6 @@
 """Contract checks for instruction-response (SFT) data, on the canonical frame.
 
-`check_sft` reads the frame `labelgate.instructions.to_canonical` builds (id, messages,
+`check_sft` reads the frame `labelgate.stages.instructions.to_canonical` builds (id, messages,
 prompt, response, instruction; `_batch`/`_row` when present) and returns quarantine
 records in `checks.contract.QUARANTINE_SCHEMA`: one per failed (row, column, check), with
 a reason that names the spec key (`sft.<field>`). The rules live in `SftRules`, the
@@ -41,9 +41,9 @@ import polars as pl
 
 from checks.contract import QUARANTINE_SCHEMA, ContractResult, enforce_contract
 from labelgate.errors import InputError
-from labelgate.instructions import DEFAULT_PATTERNS, SftPattern, SftRules
-from labelgate.io import BATCH, ROW
 from labelgate.spec import Spec
+from labelgate.stages.ingest.readers import BATCH, ROW
+from labelgate.stages.instructions import DEFAULT_PATTERNS, SftPattern, SftRules
 
 _IDX = "__lg_idx"
 _VALUE_EXCERPT = 120
@@ -481,7 +481,7 @@ def _require(df: pl.DataFrame, where: str) -> None:
     if missing:
         raise InputError(
             f"{where}: the SFT checks need the canonical columns {list(_REQUIRED)} "
-            f"(labelgate.instructions.to_canonical); missing {missing}"
+            f"(labelgate.stages.instructions.to_canonical); missing {missing}"
         )
 
 

@@ -21,13 +21,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.review_cli import review_app
-from labelgate import dag, warehouse
+from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
-from labelgate.locking import ensure_store_dir
-from labelgate.remote import is_remote, store_url, working_store
 from labelgate.report import read_latest
 from labelgate.spec import Spec, json_schema, load_spec
+from labelgate.store import warehouse
+from labelgate.store.locking import ensure_store_dir
+from labelgate.store.remote import is_remote, store_url, working_store
 
 EXIT_PASS, EXIT_GATE_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -146,7 +147,7 @@ def _check_store(spec: Path, s: Spec, store: str | None) -> None:
 def _check_environment(spec: Path, s: Spec) -> None:
     """What the run needs that the spec names (an embedding model): exit 2 before Prefect
     starts, naming the spec."""
-    from labelgate.steps import check_environment  # the model libraries: only when needed
+    from labelgate.stages.steps import check_environment  # the model libraries: only when needed
 
     try:
         check_environment(s, notice=lambda line: err.print(escape(line), soft_wrap=True))
@@ -542,7 +543,7 @@ def _published_root(s: Spec, store: str | None) -> Path:
 @publish_app.command("ls")
 def publish_ls(spec: SpecArg, store: StoreOpt = None) -> None:
     """List published versions with row counts, gate verdicts and which is current."""
-    from labelgate.publish import list_versions
+    from labelgate.stages.publish import list_versions
 
     s = _load(spec)
     frame = list_versions(_published_root(s, store))
@@ -559,7 +560,7 @@ def diff(
 ) -> None:
     """Rows added, removed and relabeled per split between two published versions."""
     from labelgate.errors import InputError
-    from labelgate.publish import diff_versions
+    from labelgate.stages.publish import diff_versions
 
     s = _load(spec)
     root = _published_root(s, store)

@@ -18,11 +18,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from labelgate import remote, review, warehouse
 from labelgate.errors import LabelgateError
-from labelgate.lake import ingest_source, load_batches
-from labelgate.runs import reports_root
 from labelgate.spec import Spec, load_spec
+from labelgate.stages import review
+from labelgate.store import remote, warehouse
+from labelgate.store.lake import ingest_source, load_batches
+from labelgate.store.runs import reports_root
 
 EXIT_OK, EXIT_INPUT = 0, 2
 PROBABILITIES_FILE = "probabilities.parquet"  # per run, beside label_issues.parquet (optional)

@@ -9,13 +9,13 @@ import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from labelgate import steps
-from labelgate.agreement import AgreementReport, compute_agreement
 from labelgate.gate import agreement_gate_metrics
-from labelgate.lake import Batch, load_annotations
 from labelgate.report import agreement_section
 from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.agreement.core import AgreementReport, compute_agreement
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch, load_annotations
 from tasks.common import stage_task
 
 

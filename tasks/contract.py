@@ -18,10 +18,10 @@ from checks.contract import (
     merge_batches,
 )
 from checks.sft import enforce_instruction_contract, sft_summary
-from labelgate.lake import Batch
-from labelgate.review import apply_corrections, reviewer_accuracy
 from labelgate.spec import Spec
+from labelgate.stages.review import apply_corrections, reviewer_accuracy
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch
 from tasks.common import HOUR, stage_task
 from tasks.ingest import Canonical
 from tasks.partition import mapper as stages_mapper

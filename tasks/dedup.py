@@ -6,8 +6,8 @@ import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from labelgate import steps
 from labelgate.spec import Spec
+from labelgate.stages import steps
 from labelgate.store import RunStore
 from tasks.common import HOUR, stage_task
 from tasks.partition import mapper as stages_mapper

@@ -11,12 +11,12 @@ from prefect import get_run_logger
 
 from checks.contract import ContractResult
 from checks.quality import contract_metrics
-from labelgate import steps
 from labelgate.gate import GateVerdict, evaluate_gate, history_metrics
-from labelgate.lake import Batch
 from labelgate.results import gather_metrics
 from labelgate.spec import Spec
+from labelgate.stages import steps
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch
 from tasks.common import stage_task
 
 

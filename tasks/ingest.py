@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import polars as pl
 from prefect import get_run_logger
 
-from labelgate import steps
-from labelgate.lake import Batch
 from labelgate.spec import Spec
+from labelgate.stages import steps
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch
 from tasks.common import HOUR, stage_task
 
 

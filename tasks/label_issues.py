@@ -9,10 +9,10 @@ import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from labelgate import reuse, steps
-from labelgate.review import latest_corrections
 from labelgate.spec import Spec
-from labelgate.store import RunStore
+from labelgate.stages import steps
+from labelgate.stages.review import latest_corrections
+from labelgate.store import RunStore, reuse
 from tasks.agreement import AgreementOutcome
 from tasks.common import HOUR, stage_task
 from tasks.partition import mapper as stages_mapper

@@ -8,12 +8,12 @@ from typing import Any
 import polars as pl
 from prefect import get_run_logger
 
-from labelgate import steps
 from labelgate.gate import GateVerdict
-from labelgate.lake import Batch
-from labelgate.publish import PublishedVersion, current_version, publish_version
 from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.publish import PublishedVersion, current_version, publish_version
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch
 from tasks import faults
 from tasks.common import stage_task
 

@@ -13,13 +13,13 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from checks.contract import ContractResult
 from checks.quality import class_counts
-from labelgate import steps
 from labelgate.gate import GateVerdict
-from labelgate.lake import Batch
 from labelgate.report import RowCounts, build_report, render_markdown, write_report
 from labelgate.results import gather_sections
 from labelgate.spec import Spec
+from labelgate.stages import steps
 from labelgate.store import RunStore
+from labelgate.store.lake import Batch
 from tasks.agreement import AgreementOutcome
 from tasks.common import ARTIFACT_ROWS, artifact_key, json_rows, stage_task
 from tasks.contract import Stored
@@ -69,7 +69,8 @@ def _content(
     metrics: dict[str, float], verdict: GateVerdict, stored: Stored,
     results: Mapping[str, Any], rows: RowCounts,
 ) -> dict[str, Any]:
-    """report.json's content: the fixed part, then each stage result's sections."""
+    """report.json's content: the fixed part, then each stage result's sections in the
+    order of the stage declaration (the order report.md and report.html show them)."""
     sections = gather_sections(results.values())
     paths = {"report": str(store.report_dir),
              "report_html": str(store.report_dir / "report.html"),
@@ -88,7 +89,7 @@ def _content(
     content = build_report(
         store.run, rows=rows, quarantine=contract.quarantine, classes=classes,
         batches=batches + (agreement.batches if isinstance(agreement, AgreementOutcome) else []),
-        metrics=metrics, verdict=verdict, paths=paths, agreement=sections.pop("agreement", None),
+        metrics=metrics, verdict=verdict, paths=paths,
     )
     content.update(sections)
     for source in content["sources"]:  # which items batches' contract results were cached

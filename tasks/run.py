@@ -7,10 +7,10 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from labelgate import steps
-from labelgate.locking import RunLock
 from labelgate.spec import Spec, load_spec
+from labelgate.stages import steps
 from labelgate.store import RunStore, open_run
+from labelgate.store.locking import RunLock
 from tasks.common import HOUR, stage_task
 
 

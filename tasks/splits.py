@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from labelgate import steps
 from labelgate.spec import Spec
+from labelgate.stages import steps
 from labelgate.store import RunStore
 from tasks.common import stage_task
 

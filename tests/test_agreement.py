@@ -15,7 +15,9 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from labelgate.agreement import (
+from labelgate.errors import InputError
+from labelgate.stages.agreement.annotations import Level
+from labelgate.stages.agreement.core import (
     _alpha_features,
     _alpha_from_sums,
     agreement_weights,
@@ -37,8 +39,6 @@ from labelgate.agreement import (
     to_cleanlab_multiannotator,
     wide_to_long,
 )
-from labelgate.annotations import Level
-from labelgate.errors import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "agreement"
 NAN = np.nan

@@ -13,14 +13,14 @@ import polars as pl
 import pytest
 import yaml
 
-from labelgate import warehouse
-from labelgate.agreement import compute_agreement
 from labelgate.errors import InputError, SpecError
 from labelgate.gate import GATE_CHECKS, agreement_gate_metrics, evaluate_gate
-from labelgate.lake import ingest_source, load_annotations, load_batches
 from labelgate.report import agreement_lines as _agreement_markdown
 from labelgate.report import agreement_section
 from labelgate.spec import AnnotationSourceSpec, parse_spec
+from labelgate.stages.agreement.core import compute_agreement
+from labelgate.store import warehouse
+from labelgate.store.lake import ingest_source, load_annotations, load_batches
 from tests.conftest import LABELS, SpecFactory, item_rows, spec_dict, write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "agreement"

@@ -18,8 +18,8 @@ import pytest
 
 from checks.contract import ContractResult, enforce_contract
 from labelgate.errors import InputError, SpecError
-from labelgate.lake import Batch, ingest_source, load_batches
 from labelgate.spec import SourceSpec, parse_spec
+from labelgate.store.lake import Batch, ingest_source, load_batches
 from tests.conftest import item_rows, spec_dict, write_csv
 
 HEADER = "tweet_id,text,sentiment,confidence"
@@ -86,7 +86,7 @@ def test_folder_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"dir\.csv is a folder"):
         _ingest(tmp_path, "dir.csv")
     with pytest.raises(InputError, match=r"dir\.csv: is a folder"):
-        from labelgate.io import read_file
+        from labelgate.stages.ingest.readers import read_file
 
         read_file(tmp_path / "dir.csv", fmt="csv", source=SourceSpec(path="x"))
 

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import _ExpectedErrorsWithoutTraceback, app
-from labelgate import locking
 from labelgate.errors import GateFailedError, InputError
+from labelgate.store import locking
 from tests.conftest import SpecFactory
 
 ROOT = Path(__file__).parents[1]

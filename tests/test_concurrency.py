@@ -1,4 +1,4 @@
-"""Concurrent runs: one run per dataset at a time (labelgate/locking.py); runs of different
+"""Concurrent runs: one run per dataset at a time (labelgate/store/locking.py); runs of different
 datasets sharing a store take turns on the DuckDB file (warehouse.connect retries)."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from labelgate import locking, warehouse
 from labelgate.errors import RunLockedError
+from labelgate.store import locking, warehouse
 from tests.conftest import SpecFactory, item_rows, spec_dict, write_csv
 
 ROOT = Path(__file__).parents[1]
@@ -57,7 +57,7 @@ def lock_holder(tmp_path: Path) -> Iterator[Holder]:
     holder = Holder(f"""
         import sys
         from pathlib import Path
-        from labelgate import locking
+        from labelgate.store import locking
         lock = locking.acquire(Path({str(tmp_path / "store")!r}), "tiny-tweets",
                                run_id="20260101T000000Z-abcdef")
         print("held", flush=True)

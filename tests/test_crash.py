@@ -26,8 +26,8 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from labelgate import locking, warehouse
-from labelgate.publish import MANIFEST, current_version
+from labelgate.stages.publish import MANIFEST, current_version
+from labelgate.store import locking, warehouse
 from tests.conftest import item_rows, spec_dict, write_csv
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -186,7 +186,7 @@ def test_disk_full_while_publishing_keeps_the_previous_version(
     """A write error (ENOSPC) mid-publish: exit 3 with the error and where `current` is,
     v1 intact, no v2 or temporary folder, the run recorded as error; the next run
     publishes v2."""
-    from labelgate import publish
+    from labelgate.stages import publish
 
     spec = _write_project(tmp_path)
     runner = CliRunner()

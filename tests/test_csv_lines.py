@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 import yaml
 
-from labelgate.io import read_file
-from labelgate.lake import ingest_source
 from labelgate.spec import SourceSpec
+from labelgate.stages.ingest.readers import read_file
+from labelgate.store.lake import ingest_source
 
 HEADER = "id,text,label"
 

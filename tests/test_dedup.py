@@ -1,4 +1,4 @@
-"""Exact and near-duplicate clusters (labelgate.dedup) on hand-made texts."""
+"""Exact and near-duplicate clusters (labelgate.stages.dedup) on hand-made texts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from labelgate.dedup import find_duplicates, keep_cluster_members, lsh_bands, normalize_text
 from labelgate.errors import InputError
+from labelgate.stages.dedup import find_duplicates, keep_cluster_members, lsh_bands, normalize_text
 
 LONG = (
     "the quick brown fox jumps over the lazy dog while the farmer watches from the porch, "
@@ -200,7 +200,7 @@ def test_near_clusters_agree_with_exact_jaccard() -> None:
 
 @pytest.mark.parametrize("text", ["hello world, hello", "ab", "", "zürich 😊 → nyc 😊 → zürich"])
 def test_shingle_hashes_are_one_per_distinct_character_shingle(text: str) -> None:
-    from labelgate.dedup import _shingle_hashes
+    from labelgate.stages.dedup import _shingle_hashes
 
     flat, offsets = _shingle_hashes(pl.Series([text, "other"]), shingle=5)
     first = flat[int(offsets[0]) : int(offsets[1])]

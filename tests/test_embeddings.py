@@ -17,10 +17,11 @@ import polars as pl
 import pytest
 from conftest import SpecFactory
 
-from labelgate import embeddings, steps
 from labelgate.errors import InputError, SpecError
-from labelgate.label_issues import find_label_issues
 from labelgate.spec import load_spec
+from labelgate.stages import steps
+from labelgate.stages.label_issues import embeddings
+from labelgate.stages.label_issues.detect import find_label_issues
 
 pytest.importorskip("sentence_transformers", reason="the embeddings extra is not installed")
 
@@ -589,7 +590,7 @@ def test_step_embeds_caches_and_says_which_model(make_spec: SpecFactory, tmp_pat
 
 def test_the_cache_travels_with_a_remote_store(tmp_path: Path) -> None:
     """A nightly runner with an empty disk pulls the parts: it encodes only new texts."""
-    from labelgate.remote import open_remote, pull, push
+    from labelgate.store.remote import open_remote, pull, push
 
     local = tmp_path / "runner-a"
     embeddings.embed_texts(["seen last night"], cache=embeddings.cache_dir(local, "tw"))
@@ -608,7 +609,7 @@ def test_reuse_fingerprint_follows_the_local_model_content(
 ) -> None:
     import shutil
 
-    from labelgate import reuse
+    from labelgate.store import reuse
 
     shutil.copytree(embeddings.resolve_model(embeddings.DEFAULT_MODEL), tmp_path / "mini")
     spec = load_spec(make_spec(label_issues={"embeddings": "mini"}))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labelgate.html_report import write_html
+from labelgate.report.html import write_html
 from tests.test_html_report import (
     HOSTILE,
     HOSTILE_TABLE,

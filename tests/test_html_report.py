@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from labelgate import plots
-from labelgate.agreement import compute_agreement
-from labelgate.html_report import fmt_num, fmt_pct, render_html, write_html
+from labelgate.report import plots
+from labelgate.report.html import fmt_num, fmt_pct, render_html, write_html
+from labelgate.stages.agreement.core import compute_agreement
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_TABLE = "great crew </table><b>bold</b> & more"
@@ -481,7 +481,7 @@ def test_write_html_is_atomic_and_leaves_no_temp(tmp_path: Path,
     def boom(*_: Any, **__: Any) -> str:
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr("labelgate.html_report.render_html", boom)
+    monkeypatch.setattr("labelgate.report.html.render_html", boom)
     with pytest.raises(RuntimeError):
         write_html(base_report(), path=target)
     assert target.read_text(encoding="utf-8") == before
@@ -491,7 +491,7 @@ def test_write_html_is_atomic_and_leaves_no_temp(tmp_path: Path,
     def replace_fails(*_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("labelgate.html_report.os.replace", replace_fails)
+    monkeypatch.setattr("labelgate.report.html.os.replace", replace_fails)
     with pytest.raises(OSError, match="disk full"):
         write_html(base_report(), path=target)
     assert target.read_text(encoding="utf-8") == before
@@ -508,8 +508,9 @@ def _section(page: str, section_id: str) -> str:
 
 
 def test_shapes_the_stage_modules_return() -> None:
-    """The result shapes of labelgate.label_issues / splits / dedup as they are today: cleanlab's
-    joint noise matrix in long form, splits._summary without per-class counts, leakage()."""
+    """The result shapes of labelgate.stages.label_issues.detect / splits / dedup as they are
+    today: cleanlab's joint noise matrix in long form, splits._summary without per-class
+    counts, leakage()."""
     rep = base_report()
     rep["label_issues"] = {
         "method": "predictions", "count": 2, "rate": 0.01, "health_score": 0.9,

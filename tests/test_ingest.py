@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from labelgate.errors import InputError
-from labelgate.io import read_file
-from labelgate.lake import ingest_source, load_batches
 from labelgate.spec import SourceSpec
+from labelgate.stages.ingest.readers import read_file
+from labelgate.store.lake import ingest_source, load_batches
 from tests.conftest import item_rows, write_csv
 
 

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 import yaml
 
-from labelgate.instructions import AlpacaRecord, ChatRecord
+from labelgate.stages.instructions import AlpacaRecord, ChatRecord
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 
@@ -211,9 +211,9 @@ def test_topic_label_issues_and_rating_agreement_on_instruction_data(tmp_path: P
 def test_canonicalize_errors_name_the_file_and_row() -> None:
     import polars as pl
 
-    from labelgate import steps
     from labelgate.errors import InputError
     from labelgate.spec import parse_spec
+    from labelgate.stages import steps
 
     spec = parse_spec({
         "name": "x", "task": "instruction",

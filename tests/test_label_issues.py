@@ -1,4 +1,5 @@
-"""Tests for the label-issue stage (labelgate.label_issues, labelgate.label_model)."""
+"""Tests for the label-issue stage (labelgate.stages.label_issues.detect,
+labelgate.stages.label_issues.models)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from labelgate.errors import InputError
-from labelgate.label_issues import (
+from labelgate.stages.label_issues.detect import (
     LabelIssuesResult,
     _flag_ranked,
     estimate_confident_joint,
@@ -18,7 +19,11 @@ from labelgate.label_issues import (
     posterior_joint,
     validate_predictions,
 )
-from labelgate.label_model import assign_folds, out_of_fold, out_of_fold_probabilities
+from labelgate.stages.label_issues.models import (
+    assign_folds,
+    out_of_fold,
+    out_of_fold_probabilities,
+)
 
 CLASSES = ["negative", "neutral", "positive"]
 
@@ -831,7 +836,7 @@ def test_second_pass_finds_the_flips_the_first_misses_in_real_penguins() -> None
 def test_auto_joint_is_the_posterior_on_small_tables_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import labelgate.label_issues as li
+    import labelgate.stages.label_issues.detect as li
 
     base = _penguins()
     noisy, _ = _flip_uniformly(base.get_column("label").to_list(), rate=0.05, seed=7)
@@ -867,7 +872,7 @@ def test_auto_joint_is_the_posterior_on_small_tables_only(
 
 
 def test_second_pass_models_never_train_on_the_rows_left_out() -> None:
-    from labelgate.label_model import FoldJob, fit_fold
+    from labelgate.stages.label_issues.models import FoldJob, fit_fold
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 40)
@@ -913,7 +918,7 @@ def test_passes_other_than_one_or_two_are_refused() -> None:
 
 
 def test_a_class_the_first_pass_flags_entirely_keeps_its_rows_in_the_second() -> None:
-    from labelgate.label_model import keep_every_class
+    from labelgate.stages.label_issues.models import keep_every_class
 
     y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
     fold_of = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from checks.contract import enforce_contract
 from labelgate.errors import LabelgateError
-from labelgate.io import read_file
 from labelgate.spec import SourceSpec, parse_spec
+from labelgate.stages.ingest.readers import read_file
 from tests.conftest import spec_dict
 
 PROPERTY = settings(max_examples=60, deadline=None,

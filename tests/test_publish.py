@@ -10,9 +10,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-import labelgate.publish as publish
+import labelgate.stages.publish as publish
 from labelgate.errors import GateFailedError, InputError
-from labelgate.publish import (
+from labelgate.stages.publish import (
     AlpacaStyle,
     ChatStyle,
     JsonlStyle,

@@ -14,7 +14,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem  # type: ignore[import-untyped]
 
 from labelgate.errors import InputError
-from labelgate.remote import (
+from labelgate.store.remote import (
     RemoteStore,
     is_remote,
     local_cache_dir,

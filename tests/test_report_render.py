@@ -1,5 +1,5 @@
-"""report.md and report.html from one view model (labelgate.report_view), and report.json's
-published schema (labelgate.report_model)."""
+"""report.md and report.html from one view model (labelgate.report.view), and report.json's
+published schema (labelgate.report.model)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from labelgate import report_view
 from labelgate.gate import CheckResult, GateVerdict
-from labelgate.html_report import render_html
-from labelgate.lake import Batch
 from labelgate.report import (
     RowCounts,
     build_report,
@@ -24,9 +21,12 @@ from labelgate.report import (
     section_lines,
     write_report,
 )
-from labelgate.report_model import Report, report_json_schema
-from labelgate.report_view import Plot, build_sections
-from labelgate.runs import RunContext
+from labelgate.report import view as report_view
+from labelgate.report.html import render_html
+from labelgate.report.model import Report, report_json_schema
+from labelgate.report.view import Plot, build_sections
+from labelgate.store.lake import Batch
+from labelgate.store.runs import RunContext
 from tests.conftest import SpecFactory, item_rows
 from tests.test_html_report import HOSTILE, HOSTILE_LABEL, full_report, parse
 

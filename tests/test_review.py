@@ -16,8 +16,9 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.review_cli import review_app
-from labelgate import review, warehouse
 from labelgate.errors import InputError
+from labelgate.stages import review
+from labelgate.store import warehouse
 
 CLASSES = ["negative", "neutral", "positive"]
 

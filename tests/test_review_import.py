@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from labelgate import review
 from labelgate.errors import InputError
+from labelgate.stages import review
 from tests.test_review import _cli, _store
 
 runner = CliRunner()

@@ -20,7 +20,9 @@ from checks.sft import (
     conflicting_responses,
 )
 from labelgate.errors import InputError
-from labelgate.instructions import (
+from labelgate.spec import SourceSpec
+from labelgate.stages.ingest.readers import read_file
+from labelgate.stages.instructions import (
     CANONICAL_SCHEMA,
     AlpacaRecord,
     ChatRecord,
@@ -29,8 +31,6 @@ from labelgate.instructions import (
     to_canonical,
     write_jsonl,
 )
-from labelgate.io import read_file
-from labelgate.spec import SourceSpec
 
 EXAMPLE = Path(__file__).parents[1] / "data" / "examples" / "chitchat"
 Msg = dict[str, str]

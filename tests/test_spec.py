@@ -222,7 +222,7 @@ def test_publish_filter_expression() -> None:
     import polars as pl
 
     from labelgate.errors import InputError
-    from labelgate.publish import filter_expr, parse_filter
+    from labelgate.stages.publish import filter_expr, parse_filter
 
     df = pl.DataFrame({"quality": [5, 3, None, 4], "topic": ["a", "a", "a", "spam"]})
     keep, reason = filter_expr(parse_filter("quality >= 4 and topic != 'spam'"), df.schema)

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from checks.contract import enforce_contract
 from labelgate.errors import SpecError
-from labelgate.lake import ingest_source
 from labelgate.spec import parse_spec
+from labelgate.store.lake import ingest_source
 from tests.conftest import item_rows, spec_dict, write_csv
 
 

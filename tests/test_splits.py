@@ -10,14 +10,13 @@ import polars as pl
 import pytest
 
 from labelgate.errors import InputError, SpecError
-from labelgate.splits import (
+from labelgate.stages.splits import (
     apply_flag_policy,
     assign_splits,
     leakage,
-    load_assignments,
-    save_assignments,
     validate_fractions,
 )
+from labelgate.store.assignments import load_assignments, save_assignments
 
 RANK = {"train": 0, "validation": 1, "test": 2}
 

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from labelgate.spec import Spec, parse_spec
-from labelgate.steps import apply_consensus
+from labelgate.stages.steps import apply_consensus
 from tests.conftest import spec_dict
 
 
@@ -28,8 +28,8 @@ def test_apply_consensus_relabels_items_that_have_one() -> None:
 
 
 def test_crowdlab_comparison_counts_differences() -> None:
-    from labelgate.label_issues import LabelIssuesResult
-    from labelgate.steps import LabelIssuesOutcome, compare_with_crowdlab
+    from labelgate.stages.label_issues.detect import LabelIssuesResult
+    from labelgate.stages.steps import LabelIssuesOutcome, compare_with_crowdlab
 
     table = pl.DataFrame({"id": ["a", "b", "c"], "consensus_label": ["x", "y", "y"]})
     result = LabelIssuesResult(
@@ -49,7 +49,7 @@ def _predictions_case(
 ) -> tuple[pl.DataFrame, Spec, pl.DataFrame]:
     """Valid rows (60 tiny tweets) and a predictions CSV read the way the label-issues stage
     reads it (ingest_source + load_batches: every CSV column arrives as text)."""
-    from labelgate.lake import ingest_source, load_batches
+    from labelgate.store.lake import ingest_source, load_batches
     from tests.conftest import item_rows, write_csv
 
     rows = item_rows()
@@ -72,7 +72,7 @@ def _confident(labels: list[str], classes: list[str]) -> dict[str, list[float]]:
 
 
 def test_predictions_from_a_csv_file_flag_the_disagreeing_row(tmp_path: Path) -> None:
-    from labelgate.steps import detect_label_issues
+    from labelgate.stages.steps import detect_label_issues
     from tests.conftest import item_rows
 
     labels = [r["sentiment"] for r in item_rows()]
@@ -90,7 +90,7 @@ def test_predictions_may_know_a_class_no_row_has_when_the_contract_lists_it(
     tmp_path: Path,
 ) -> None:
     from labelgate.errors import InputError
-    from labelgate.steps import detect_label_issues
+    from labelgate.stages.steps import detect_label_issues
     from tests.conftest import item_rows
 
     labels = [r["sentiment"] for r in item_rows()]
@@ -112,7 +112,7 @@ def test_predictions_may_know_a_class_no_row_has_when_the_contract_lists_it(
 
 def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     from labelgate.report import label_issues_lines as _label_issues_markdown
-    from labelgate.steps import detect_label_issues
+    from labelgate.stages.steps import detect_label_issues
     from tests.conftest import item_rows
 
     rows = item_rows(120)

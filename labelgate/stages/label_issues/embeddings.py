@@ -4,7 +4,8 @@ A bag of n-grams cannot tell that "great flick" and "wonderful movie" say the sa
 sentence encoder can. With ``label_issues.embeddings`` set, every text is embedded once (a
 sentence-transformers model, run on this machine: nothing is downloaded) and a logistic
 regression on the embeddings joins the n-gram model in each fold; the two out-of-fold
-probabilities are averaged (`labelgate.label_model`). What that gains, and what encoding
+probabilities are averaged (`labelgate.stages.label_issues.models`). What that gains, and what
+encoding
 costs, is measured in docs/benchmarks/store.md.
 
 The default model, ``all-MiniLM-L6-v2`` (Apache-2.0, 384 dimensions), comes from the PyPI

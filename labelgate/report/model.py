@@ -122,7 +122,7 @@ class Gate(_Open):
 
 
 class Review(_Open):
-    """Reviewer corrections applied this run (``labelgate.review.CorrectionStats``)."""
+    """Reviewer corrections applied this run (``labelgate.stages.review.CorrectionStats``)."""
 
     n_corrections: int | None = None
     n_ids_corrected: int | None = None
@@ -144,7 +144,7 @@ class Published(_Open):
 
 
 class Leakage(_Open):
-    """Leakage across splits (``labelgate.splits.leakage``): any count above 0 is a leak."""
+    """Leakage across splits (``labelgate.stages.splits.leakage``): any count above 0 is a leak."""
 
     exact_pairs: int | None = None
     near_pairs: int | None = None

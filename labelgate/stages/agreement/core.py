@@ -30,7 +30,8 @@ Definitions (items with fewer than two labels are excluded from agreement and co
   majority of the other labels on the item (a tie among the others gives 1/size of the tied
   set if the label is in it).
 
-Consensus labels and their tie rule: see ``labelgate.consensus``. ``majority_gold_accuracy``
+Consensus labels and their tie rule: see ``labelgate.stages.agreement.consensus``.
+``majority_gold_accuracy``
 and ``dawid_skene_gold_accuracy`` are measured on the gold items; when gold accuracy breaks
 majority ties, the majority figure is in-sample (slightly optimistic).
 
@@ -52,7 +53,8 @@ import polars as pl
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from labelgate.annotations import (
+from labelgate.errors import InputError
+from labelgate.stages.agreement.annotations import (
     LEVELS,
     EncodedAnnotations,
     FloatArray,
@@ -66,7 +68,7 @@ from labelgate.annotations import (
     to_cleanlab_multiannotator,
     wide_to_long,
 )
-from labelgate.consensus import (
+from labelgate.stages.agreement.consensus import (
     DawidSkene,
     MajorityVote,
     compare_consensus,
@@ -74,7 +76,6 @@ from labelgate.consensus import (
     dawid_skene,
     majority_vote,
 )
-from labelgate.errors import InputError
 
 __all__ = [
     "LEVELS",

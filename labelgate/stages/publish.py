@@ -26,7 +26,7 @@ JSONL styles (what Axolotl, Unsloth and TRL read):
 - ``ChatStyle``: ``{"messages": [{"role": "system", ...}, {"role": "user", ...},
   {"role": "assistant", ...}]}``; the system message (a template too) is optional.
 - ``InstructionStyle``: instruction data (the canonical frame of
-  ``labelgate.instructions``): format ``chat`` writes each row's whole ``messages`` list
+  ``labelgate.stages.instructions``): format ``chat`` writes each row's whole ``messages`` list
   (multi-turn), format ``alpaca`` ``{"instruction", "input", "output"}`` (earlier turns of a
   multi-turn row go to ``input``), both through ``instructions.from_canonical``. Their files
   are ``<split>.chat.jsonl`` and ``<split>.alpaca.jsonl`` (formats ``chat``, ``alpaca``).
@@ -56,7 +56,7 @@ from typing import Any, Literal
 import polars as pl
 
 from labelgate.errors import GateFailedError, InputError
-from labelgate.instructions import from_canonical
+from labelgate.stages.instructions import from_canonical
 
 MANIFEST = "manifest.json"
 CURRENT = "current"

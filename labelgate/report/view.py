@@ -2,7 +2,7 @@
 
 Each part of ``report.json`` (see ``labelgate.report.build_report``) is turned into one
 `Section` here, once: a title and an ordered list of `Part` (text, facts, tables, notes,
-plots, ...). ``labelgate.report.render_markdown`` and ``labelgate.html_report.render_html``
+plots, ...). ``labelgate.report.render_markdown`` and ``labelgate.report.html.render_html``
 render the same list of Sections with the jinja2 templates ``report.md.j2`` and
 ``report.html.j2``; neither writes a section of its own. Sections, in order:
 
@@ -19,7 +19,7 @@ a stage that adds a key does not break a report; scalar keys a builder does not 
 shown as facts under the section.
 
 Plots are `Plot` values drawn only when a renderer shows them (the HTML page), so this
-module imports neither matplotlib nor ``labelgate.report`` / ``labelgate.html_report``.
+module imports neither matplotlib nor ``labelgate.report`` / ``labelgate.report.html``.
 Escaping is the renderer's: jinja2's autoescape for HTML, the ``md`` filters (`md_cell`)
 for Markdown, which leave no pipe, newline or raw HTML in a value.
 """
@@ -39,7 +39,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from labelgate.label_issues import JOINT_COUNTED_FILTERS
+from labelgate.stages.label_issues.detect import JOINT_COUNTED_FILTERS
 
 TREND_RUNS = 30
 TEXT_EXCERPT = 240
@@ -65,13 +65,7 @@ COEFFICIENTS = (  # agreement coefficients shown in reports: (metric key, name)
     ("gwet_ac1", "Gwet's AC1"),
     ("gwet_ac2", "Gwet's AC2 (weighted)"),
 )
-_KNOWN_SECTIONS = frozenset({
-    "dataset", "run_id", "spec_path", "spec_hash", "started_at", "finished_at", "rows",
-    "sources", "quarantine", "classes", "metrics", "gate", "paths", "agreement",
-    "label_issues", "duplicates", "leakage", "splits", "exclusions", "review", "sft",
-    "published",
-})
-# leakage counts (labelgate.splits.leakage); any above 0 is a leak
+# leakage counts (labelgate.stages.splits.leakage); any above 0 is a leak
 _LEAK_KEYS = ("exact_pairs", "near_pairs", "group_overlap", "groups_across_splits",
               "clusters_across_splits", "group_rows_across_splits", "total")
 
@@ -108,7 +102,7 @@ class Table:
 class Plot:
     """A plot, drawn only when a renderer shows it (Markdown leaves plots out).
 
-    `kind` names a function of ``labelgate.plots``, called with `args` and `kwargs`; it is
+    `kind` names a function of ``labelgate.report.plots``, called with `args` and `kwargs`; it is
     imported then, so building the view needs no matplotlib. `fail_colors` draws every bar
     in the failure colour.
     """
@@ -126,7 +120,7 @@ class Plot:
         Markup
             The ``<svg>`` element; matplotlib has escaped every text in it.
         """
-        from labelgate import plots
+        from labelgate.report import plots
 
         kwargs = dict(self.kwargs)
         if self.fail_colors:
@@ -136,7 +130,7 @@ class Plot:
 
 
 def _plot(kind: str, *args: Any, fail_colors: bool = False, **kwargs: Any) -> Plot:
-    """A `Plot` of ``labelgate.plots.<kind>(*args, **kwargs)``."""
+    """A `Plot` of ``labelgate.report.plots.<kind>(*args, **kwargs)``."""
     return Plot(kind, args, kwargs, fail_colors)
 
 
@@ -1327,8 +1321,38 @@ def paths_view(report: Mapping[str, Any]) -> Section | None:
 # ------------------------------------------------------------------------ assembly
 
 
+# the report's fixed part: shown by the sections before and after the stage sections
+_FIXED_KEYS = frozenset({
+    "dataset", "run_id", "spec_path", "spec_hash", "started_at", "finished_at", "rows",
+    "sources", "quarantine", "classes", "metrics", "gate", "paths", "exclusions",
+})
+SectionView = Callable[[Mapping[str, Any], Mapping[str, Any], "pl.DataFrame | None"],
+                       "Section | None"]
+
+
+def _leakage_alone(leak: Mapping[str, Any], report: Mapping[str, Any],
+                   frame: pl.DataFrame | None) -> Section | None:
+    """Leakage without dedup; with dedup, the duplicates section shows it."""
+    return None if _mapping(report.get("duplicates")) is not None else duplicates_view(None, leak)
+
+
+# report.json section key -> its view; a key without one is shown by `generic_view`
+SECTION_VIEWS: dict[str, SectionView] = {
+    "review": lambda s, r, f: review_view(s),
+    "sft": lambda s, r, f: sft_view(s),
+    "agreement": lambda s, r, f: agreement_view(s, _mapping(r.get("gate"))),
+    "label_issues": lambda s, r, f: label_issues_view(s, f),
+    "duplicates": lambda s, r, f: duplicates_view(s, _mapping(r.get("leakage"))),
+    "leakage": _leakage_alone,
+    "splits": lambda s, r, f: splits_view(s),
+    "published": lambda s, r, f: published_view(s),
+}
+
+
 def stage_sections(report: Mapping[str, Any], frame: pl.DataFrame | None = None) -> list[Section]:
-    """The optional stage sections whose keys are in `report`, in report order.
+    """The sections the stages added to `report`, in report order (the order of the stage
+    declaration, `labelgate.dag`): each by its view in `SECTION_VIEWS`, any other key by
+    `generic_view`, so a new stage's section is shown without a renderer of its own.
 
     Parameters
     ----------
@@ -1336,25 +1360,19 @@ def stage_sections(report: Mapping[str, Any], frame: pl.DataFrame | None = None)
         The report dict (or only some of its keys).
     frame
         The per-row label-issue table, for the label-quality histogram.
-
-    Returns
-    -------
-    list[Section]
-        review, SFT, label issues, agreement, duplicates and leakage, splits, published.
     """
-    def get(key: str) -> Mapping[str, Any] | None:
-        """The report's section `key` if it is a mapping."""
-        return _mapping(report.get(key))
-
-    review, sft, li, ag = get("review"), get("sft"), get("label_issues"), get("agreement")
-    dup, leak, splits, pub = get("duplicates"), get("leakage"), get("splits"), get("published")
-    out = [review_view(review)] if review is not None else []
-    out += [sft_view(sft)] if sft is not None else []
-    out += [label_issues_view(li, frame)] if li is not None else []
-    out += [agreement_view(ag, get("gate"))] if ag is not None else []
-    out += [duplicates_view(dup, leak)] if dup is not None or leak is not None else []
-    out += [splits_view(splits)] if splits is not None else []
-    out += [published_view(pub)] if pub is not None else []
+    out: list[Section] = []
+    for key, value in report.items():
+        if key in _FIXED_KEYS:
+            continue
+        view = SECTION_VIEWS.get(key)
+        mapping = _mapping(value)
+        if view is not None and mapping is not None:
+            section = view(mapping, report, frame)
+        else:
+            section = generic_view(key, value)
+        if section is not None:
+            out.append(section)
     return out
 
 
@@ -1381,8 +1399,8 @@ def build_sections(
     Returns
     -------
     list[Section]
-        Gate, rows, contract failures, classes, the stage sections, trends, all metrics,
-        any other key, paths (those with nothing to show are left out).
+        Gate, rows, contract failures, classes, the stage sections (in report order),
+        trends, all metrics, paths (those with nothing to show are left out).
     """
     sections: list[Section | None] = [
         gate_view(report), rows_view(report), quarantine_view(report), classes_view(report),
@@ -1391,7 +1409,6 @@ def build_sections(
     if history is not None:
         sections.append(trends_view(history, report, runs=trend_runs))
     sections.append(metrics_view(report))
-    sections += [generic_view(k, v) for k, v in report.items() if k not in _KNOWN_SECTIONS]
     sections.append(paths_view(report))
     return [s for s in sections if s is not None]
 
@@ -1422,7 +1439,7 @@ def md_code(text: str) -> str:
 def _environment() -> Environment:
     """The templates' jinja2 environment: HTML autoescaped, the Markdown filters registered."""
     env = Environment(
-        loader=PackageLoader("labelgate", "templates"),
+        loader=PackageLoader("labelgate.report", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -1441,7 +1458,7 @@ def render_template(name: str, **context: Any) -> str:
     Parameters
     ----------
     name
-        The template's file name in ``labelgate/templates``.
+        The template's file name in ``labelgate/report/templates``.
     **context
         The template's variables.
 

@@ -29,8 +29,8 @@ from pydantic import (
 
 from labelgate.errors import SpecError
 from labelgate.gate import GATE_CHECKS
-from labelgate.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules, Style
-from labelgate.publish import FilterClause, parse_filter
+from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules, Style
+from labelgate.stages.publish import FilterClause, parse_filter
 
 Format = Literal["csv", "jsonl", "parquet"]
 AnnotationFormat = Literal["csv", "jsonl", "parquet", "label-studio"]
@@ -869,7 +869,7 @@ class Spec(_Model):
         return ag.item or self.columns.id, ag.annotator, ag.label, ag.timestamp
 
     def agreement_options(self) -> dict[str, Any]:
-        """Keyword arguments for `labelgate.agreement.compute_agreement` (no data)."""
+        """Keyword arguments for `labelgate.stages.agreement.core.compute_agreement` (no data)."""
         ag = self.agreement_settings()
         item, annotator, label, timestamp = self.annotation_columns()
         gold_item, gold_label = self.gold_columns()

@@ -14,17 +14,21 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from labelgate import embeddings as embedding_models
-from labelgate.dedup import DuplicateResult, find_duplicates, keep_cluster_members
 from labelgate.errors import InputError
-from labelgate.instructions import CANONICAL_SCHEMA, to_canonical
-from labelgate.label_issues import LabelIssuesResult, find_label_issues
-from labelgate.label_issues import accept_reviewed as _accept_reviewed
-from labelgate.label_model import CHAR_NGRAM_MAX_ROWS, TABULAR_ENSEMBLE_MAX_ROWS, joined_text
 from labelgate.partition import Mapper, serial_map
-from labelgate.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.spec import JsonlSpec, Spec
-from labelgate.splits import (
+from labelgate.stages.dedup import DuplicateResult, find_duplicates, keep_cluster_members
+from labelgate.stages.instructions import CANONICAL_SCHEMA, to_canonical
+from labelgate.stages.label_issues import embeddings as embedding_models
+from labelgate.stages.label_issues.detect import LabelIssuesResult, find_label_issues
+from labelgate.stages.label_issues.detect import accept_reviewed as _accept_reviewed
+from labelgate.stages.label_issues.models import (
+    CHAR_NGRAM_MAX_ROWS,
+    TABULAR_ENSEMBLE_MAX_ROWS,
+    joined_text,
+)
+from labelgate.stages.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
+from labelgate.stages.splits import (
     SplitResult,
     apply_flag_policy,
     assign_splits,
@@ -79,7 +83,7 @@ class SplitOutcome:
 
 def canonicalize(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
     """task instruction: one file's rows (`where` names it in errors) as the canonical
-    frame (`labelgate.instructions`), with the label, group, contracted and filtered
+    frame (`labelgate.stages.instructions`), with the label, group, contracted and filtered
     columns, the spec's id column and `_batch`/`_row` carried along."""
     style = spec.sources.items.style
     if style is None:

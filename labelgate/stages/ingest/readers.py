@@ -47,9 +47,9 @@ from typing import Any
 
 import polars as pl
 
-from labelgate.annotations import parse_label_studio_export
 from labelgate.errors import InputError
 from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
+from labelgate.stages.agreement.annotations import parse_label_studio_export
 
 ROW = "_row"
 BATCH = "_batch"

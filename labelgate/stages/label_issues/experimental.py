@@ -4,7 +4,8 @@ As cleanlab keeps ``cleanlab.experimental``, this module holds code whose method
 correctness) is under study: its defaults were tuned on a handful of benchmark sets and may
 change between releases. What was measured lives in ``docs/benchmarks/label-issues.md``.
 
-The stable entry points stay in `labelgate.label_issues`, which re-exports the names here
+The stable entry points stay in `labelgate.stages.label_issues.detect`, which re-exports the names
+here
 (``posterior_joint``, ``POSTERIOR_SHARPEN``, ``POSTERIOR_MAX_ITER``) and uses
 `posterior_joint` for ``joint_calibration="posterior"``.
 """
@@ -37,7 +38,8 @@ def posterior_joint(
 
     Under confident learning's class-conditional noise model, P(true = j | x, given = i) is
     proportional to q_j(x) * T[i, j], where T[i, j] = P(given = i | true = j). T starts from
-    ``joint`` (e.g. `labelgate.label_issues.estimate_confident_joint`'s) and is re-estimated
+    ``joint`` (e.g. `labelgate.stages.label_issues.detect.estimate_confident_joint`'s) and is
+    re-estimated
     from the posteriors until no cell of the joint moves by 0.01 rows (EM). ``q`` are the
     probabilities raised to ``sharpen`` and renormalised: the default 2 suits the built-in
     small-table ensemble (extra trees + logistic regression, averaged), which is

@@ -20,11 +20,13 @@ Models:
   rows, hence the limit).
 * text plus feature columns: the features are standardised (numeric) or one-hot encoded
   (categorical) and appended to the sparse text matrix for the linear model.
-* text with sentence embeddings (``embeddings``, `labelgate.embeddings`): a multinomial
+* text with sentence embeddings (``embeddings``, `labelgate.stages.label_issues.embeddings`): a
+multinomial
   ``LogisticRegression`` (C=1) on the unit-length embeddings is fitted in each fold beside
   the n-gram model and the two probabilities are averaged.
 
-A second pass (``leave_out``; `labelgate.label_issues.find_label_issues` ``passes=2``, the
+A second pass (``leave_out``; `labelgate.stages.label_issues.detect.find_label_issues`
+``passes=2``, the
 default) fits every fold again without the rows the first pass flagged and scores every
 row again, out of fold as before: the second pass's probabilities for a feature-columns
 model, the two passes averaged for a text model.

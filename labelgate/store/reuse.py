@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from labelgate import embeddings
-from labelgate.label_issues import LabelIssuesResult
 from labelgate.spec import Spec
+from labelgate.stages.label_issues import embeddings
+from labelgate.stages.label_issues.detect import LabelIssuesResult
 
 FINGERPRINT_FILE = "label_issues.fingerprint"
 SAVED_FILE = "label_issues.saved.json"

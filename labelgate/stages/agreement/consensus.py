@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from labelgate.annotations import EncodedAnnotations, FloatArray, IntArray
 from labelgate.errors import InputError
+from labelgate.stages.agreement.annotations import EncodedAnnotations, FloatArray, IntArray
 
 TIE_NONE = "none"
 TIE_GOLD = "gold_accuracy"

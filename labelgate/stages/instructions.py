@@ -54,7 +54,8 @@ CANONICAL_SCHEMA: dict[str, Any] = {
     "instruction": pl.String,
     "input": pl.String,
 }
-_PASSTHROUGH = ("_batch", "_row")  # labelgate.io's lineage columns, kept when present
+# the readers' lineage columns (labelgate.stages.ingest.readers), kept when present
+_PASSTHROUGH = ("_batch", "_row")
 _TURN_SEP = "\n\n"
 _NULL = pl.lit(None, dtype=pl.String)
 

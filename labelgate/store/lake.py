@@ -25,10 +25,10 @@ from typing import Any
 
 import polars as pl
 
-from labelgate.annotations import wide_to_long
 from labelgate.errors import InputError
-from labelgate.io import BATCH, ReadResult, match_files, read_file
 from labelgate.spec import AnnotationSourceSpec, AnySource
+from labelgate.stages.agreement.annotations import wide_to_long
+from labelgate.stages.ingest.readers import BATCH, ReadResult, match_files, read_file
 
 _HASH_CHUNK = 1 << 20
 MARKER = "_batch.json"

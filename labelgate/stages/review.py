@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
@@ -40,9 +39,14 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import polars as pl
 
-from labelgate.annotations import parse_label_studio_export
 from labelgate.errors import InputError
-from labelgate.lake import MARKER, Batch, content_hash, existing_batch, lake_dir, write_batch
+from labelgate.stages.agreement.annotations import parse_label_studio_export
+from labelgate.store.corrections import (
+    CORRECTIONS_SOURCE,
+    load_corrections,
+    load_gold_answers,
+    store_corrections,
+)
 
 __all__ = [
     "CORRECTIONS_SOURCE",
@@ -73,7 +77,6 @@ Reason = Literal["label_issue", "consensus_disagreement", "low_agreement", "unce
 REASONS: tuple[str, ...] = (
     "label_issue", "consensus_disagreement", "low_agreement", "uncertain", "gold",
 )
-CORRECTIONS_SOURCE = "corrections"  # lake/<dataset>/corrections/batch=<hash>/
 ID_FIELD = "item_id"  # the task data field holding the item id in Label Studio exports
 FROM_NAME, TO_NAME = "label", "text"  # control names in the labeling config
 
@@ -96,17 +99,6 @@ CORRECTION_COLUMNS: dict[str, Any] = {
     "where": pl.String,  # file and row / annotation, for messages
 }
 
-OVERLAY_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "old_label": pl.String,
-    "new_label": pl.String,
-    "changed": pl.Boolean,
-    "reviewer": pl.String,
-    "timestamp": pl.Datetime("us", "UTC"),  # when the reviewer decided (import time if unknown)
-    "imported_at": pl.Datetime("us", "UTC"),
-    "where": pl.String,
-    "_batch": pl.String,
-}
 
 REJECTED_SCHEMA: dict[str, Any] = {
     **CORRECTION_COLUMNS,
@@ -1065,71 +1057,6 @@ def reviewer_accuracy(answers: pl.DataFrame, gold: pl.DataFrame | None = None) -
 
 
 # --------------------------------------------------------------------------- overlay
-
-
-def store_corrections(
-    validated: ValidatedCorrections,
-    *,
-    source_file: str | Path,
-    dataset: str,
-    store: Path,
-    imported_at: datetime | None = None,
-) -> Batch:
-    """Write the applied corrections as an overlay batch in the lake:
-    ``lake/<dataset>/corrections/batch=<hash>/`` with ``data.parquet`` (``OVERLAY_SCHEMA``:
-    who, when, old label, new label), ``rejects.parquet`` (rejected, with reasons) and
-    ``_batch.json``. The hash covers the file's bytes: importing the same file again is a
-    no-op (the existing batch is returned with ``reused=True``)."""
-    source_file = Path(source_file)
-    digest = content_hash(source_file, options={"format": "corrections"})
-    root = lake_dir(store, dataset, CORRECTIONS_SOURCE)
-    target = root / f"batch={digest}"
-    existing = existing_batch(target)
-    if existing is not None:
-        return existing
-    now = (imported_at or datetime.now(UTC)).astimezone(UTC)
-    data = validated.applied.with_columns(
-        pl.col("timestamp").fill_null(pl.lit(now).cast(pl.Datetime("us", "UTC"))),
-        pl.lit(now).cast(pl.Datetime("us", "UTC")).alias("imported_at"),
-        pl.lit(digest).alias("_batch"),
-    ).select([pl.col(c).cast(t) for c, t in OVERLAY_SCHEMA.items()])
-    rejects = validated.rejected.with_columns(pl.lit(digest).alias("_batch"))
-    batch = Batch(
-        dataset=dataset, source=CORRECTIONS_SOURCE, batch=digest, file=str(source_file),
-        format="corrections", rows=data.height, rejected=rejects.height, path=str(target),
-        ingested_at=now.isoformat(timespec="seconds"),
-    )
-    frames = {"data": data, "rejects": rejects}
-    if validated.gold_answers.height:
-        frames["gold_answers"] = validated.gold_answers
-    write_batch(batch, frames)
-    return batch
-
-
-def load_corrections(store: Path, dataset: str) -> pl.DataFrame:
-    """Every complete corrections batch of a dataset (``OVERLAY_SCHEMA``), oldest first."""
-    root = lake_dir(store, dataset, CORRECTIONS_SOURCE)
-    frames = [
-        pl.read_parquet(d / "data.parquet")
-        for d in sorted(root.glob("batch=*")) if (d / MARKER).is_file()
-    ]
-    if not frames:
-        return pl.DataFrame(schema=OVERLAY_SCHEMA)
-    return pl.concat(
-        [f.select([pl.col(c).cast(t) for c, t in OVERLAY_SCHEMA.items()]) for f in frames]
-    ).sort(["imported_at", "timestamp"])
-
-
-def load_gold_answers(store: Path, dataset: str) -> pl.DataFrame:
-    """Reviewer answers on gold items across every corrections batch (id, label, reviewer,
-    timestamp, where, gold_label): feed ``reviewer_accuracy``."""
-    root = lake_dir(store, dataset, CORRECTIONS_SOURCE)
-    frames = [
-        pl.read_parquet(d / "gold_answers.parquet")
-        for d in sorted(root.glob("batch=*"))
-        if (d / MARKER).is_file() and (d / "gold_answers.parquet").is_file()
-    ]
-    return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from labelgate.warehouse import WAREHOUSE_FILE
+from labelgate.store.warehouse import WAREHOUSE_FILE
 
 
 @dataclass(frozen=True)

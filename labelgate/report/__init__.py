@@ -2,7 +2,7 @@
 
 Written to `<store>/reports/<dataset>/<run_id>/`; `<store>/reports/<dataset>/latest` is a
 symlink to the newest run's folder, replaced atomically. report.md and report.html show the
-same sections (`labelgate.report_view`); report.json's shape is `labelgate.report_model`.
+same sections (`labelgate.report.view`); report.json's shape is `labelgate.report.model`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from labelgate import report_view as view
 from labelgate.gate import GateVerdict
-from labelgate.html_report import write_html
-from labelgate.lake import Batch
-from labelgate.report_view import COEFFICIENTS, consensus_applied_text, csv_lines_text, md_cell
-from labelgate.runs import RunContext, reports_root
+from labelgate.report import view
+from labelgate.report.html import write_html
+from labelgate.report.view import COEFFICIENTS, consensus_applied_text, csv_lines_text, md_cell
+from labelgate.store.lake import Batch
+from labelgate.store.runs import RunContext, reports_root
 
 if TYPE_CHECKING:  # sklearn/statsmodels behind it: the CLI's quick commands skip them
-    from labelgate.agreement import AgreementReport
+    from labelgate.stages.agreement.core import AgreementReport
 
 __all__ = [
     "COEFFICIENTS",
@@ -219,7 +219,7 @@ def write_report(
     """Write report.md, report.html and report.json, then point `latest` at this run.
 
     report.json is written last, through a temp file and a rename: it marks the run's
-    report folder complete (a remote store's sync relies on it, `labelgate.remote`).
+    report folder complete (a remote store's sync relies on it, `labelgate.store.remote`).
     Returns the folder. `history` (metrics_history rows) feeds the HTML trend plots.
     """
     out = run.report_dir

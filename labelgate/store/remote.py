@@ -35,7 +35,7 @@ Ordering keeps each side consistent for a reader at every moment:
 
 Concurrency is out of scope: one runner per store (not per dataset: the warehouse is
 shared, and a push replaces it whole, so two machines pushing to one store lose the
-earlier push's warehouse rows). The local run lock (`labelgate.locking`) does not cover
+earlier push's warehouse rows). The local run lock (`labelgate.store.locking`) does not cover
 the remote. Transfer errors (network, permissions) propagate as the backend raised them
 (mostly ``OSError``), with a note naming the remote path.
 """
@@ -59,12 +59,12 @@ from typing import Any
 import fsspec.core  # type: ignore[import-untyped]
 from fsspec.registry import known_implementations  # type: ignore[import-untyped]
 
-from labelgate import warehouse
 from labelgate.errors import InputError
-from labelgate.lake import MARKER as BATCH_MARKER
-from labelgate.publish import CURRENT, MANIFEST
 from labelgate.spec import Spec
-from labelgate.warehouse import WAREHOUSE_FILE
+from labelgate.stages.publish import CURRENT, MANIFEST
+from labelgate.store import warehouse
+from labelgate.store.lake import MARKER as BATCH_MARKER
+from labelgate.store.warehouse import WAREHOUSE_FILE
 
 LINK_SUFFIX = ".link"
 CACHE_ENV = "LABELGATE_CACHE_DIR"

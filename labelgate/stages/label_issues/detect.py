@@ -3,7 +3,7 @@
 Three ways to get the predicted probabilities that confident learning needs:
 
 * ``cross_validated`` (default): out-of-fold probabilities from a model trained here
-  (:func:`labelgate.label_model.out_of_fold`).
+  (:func:`labelgate.stages.label_issues.models.out_of_fold`).
 * ``predictions``: probabilities supplied by the user (e.g. from a larger model), validated by
   :func:`validate_predictions`.
 * ``multiannotator``: a long annotations frame (item, annotator, label) and CROWDLAB
@@ -16,7 +16,8 @@ corrected per true class (`estimate_confident_joint`). Above ``batched_min_rows`
 with ``batched=True``) the flags come from cleanlab's batched path (``LabelInspector``, one
 batch at a time; with ``joint_calibration="cleanlab"``, ``find_label_issues_batched`` as is).
 The posterior joint (``joint_calibration="posterior"``) is research code kept in
-`labelgate.experimental` and re-exported here. What was measured, and on which data, is in
+`labelgate.stages.label_issues.experimental` and re-exported here. What was measured, and on which
+data, is in
 ``docs/benchmarks/label-issues.md``.
 """
 
@@ -32,11 +33,11 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
-from labelgate.experimental import POSTERIOR_MAX_ITER as POSTERIOR_MAX_ITER
-from labelgate.experimental import POSTERIOR_SHARPEN as POSTERIOR_SHARPEN
-from labelgate.experimental import posterior_joint as posterior_joint
-from labelgate.label_model import TABULAR_ENSEMBLE_MAX_ROWS, out_of_fold
 from labelgate.partition import Mapper, serial_map
+from labelgate.stages.label_issues.experimental import POSTERIOR_MAX_ITER as POSTERIOR_MAX_ITER
+from labelgate.stages.label_issues.experimental import POSTERIOR_SHARPEN as POSTERIOR_SHARPEN
+from labelgate.stages.label_issues.experimental import posterior_joint as posterior_joint
+from labelgate.stages.label_issues.models import TABULAR_ENSEMBLE_MAX_ROWS, out_of_fold
 
 __all__ = [
     "JOINT_CALIBRATIONS",
@@ -428,7 +429,7 @@ def estimate_confident_joint(
     assumption), and solves the row totals sum_j C[i, j] / a[j] = n[i] for the a[j] (see
     `_scaled_per_true_class`). A class no row is given keeps cleanlab's scaling; cleanlab's row
     scaling is applied last in every case (a no-op when the solve was exact). "posterior" then
-    refines that joint with `labelgate.experimental.posterior_joint`.
+    refines that joint with `labelgate.stages.label_issues.experimental.posterior_joint`.
 
     Parameters
     ----------
@@ -1508,7 +1509,8 @@ def find_label_issues(
         built-in model on feature columns (up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows), else
         "both" and "per_class" (`_plan_flags`).
     folds, seed, n_jobs, mapper, embeddings
-        The built-in model's (`labelgate.label_model.out_of_fold`); ``embeddings``: (n, d).
+        The built-in model's (`labelgate.stages.label_issues.models.out_of_fold`); ``embeddings``:
+        (n, d).
     predictions, annotations : pl.DataFrame, optional
         The predictions method's probabilities (`validate_predictions`); the multiannotator
         method's long frame (``id_column``, ``annotator_column``, ``annotation_label_column``).

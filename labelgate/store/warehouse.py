@@ -37,10 +37,10 @@ from tenacity import (
 )
 
 from labelgate.gate import GateVerdict
-from labelgate.lake import Batch
+from labelgate.store.lake import Batch
 
 if TYPE_CHECKING:  # the agreement stack imports sklearn/statsmodels: not needed at runtime here
-    from labelgate.agreement import AgreementReport
+    from labelgate.stages.agreement.core import AgreementReport
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -212,7 +212,7 @@ def abandon_runs(
 ) -> list[tuple[str, datetime | None]]:
     """Mark the dataset's runs still `running` as `abandoned` (finished_at now, a message).
 
-    Call only while holding the dataset's run lock (`labelgate.locking`): then no live
+    Call only while holding the dataset's run lock (`labelgate.store.locking`): then no live
     process owns such a run; it was killed or its machine stopped. Returns (run_id,
     started_at) of the runs marked, oldest first.
     """

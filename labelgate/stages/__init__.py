@@ -1,0 +1,1 @@
+"""Stages: one module or subpackage per stage (pure; no Prefect)."""

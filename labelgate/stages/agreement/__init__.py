@@ -1,0 +1,1 @@
+"""Agreement: coefficients, annotator quality, consensus."""

@@ -1,0 +1,1 @@
+"""Ingest: readers for CSV, JSONL, Parquet and Label Studio exports."""

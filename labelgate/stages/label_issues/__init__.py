@@ -1,0 +1,1 @@
+"""Label issues: out-of-fold models, embeddings, cleanlab."""
