@@ -159,7 +159,9 @@ def _agreement_summary(report: Mapping[str, Any]) -> str | None:
 
 def _published_summary(report: Mapping[str, Any]) -> str | None:
     p = report.get("published")
-    return f"v{p['version']}: {p['rows']:,}" if isinstance(p, Mapping) else None
+    if not isinstance(p, Mapping):
+        return None
+    return f"v{p['version']}: {p['rows']:,}" + (" (unchanged)" if p.get("unchanged") else "")
 
 
 STAGES: list[Stage] = [

@@ -55,12 +55,17 @@ def publish(
             + ", earlier versions untouched",
         ) from exc
     rows = int(version.manifest["rows"])
-    store.record_rows("published", pl.DataFrame(
-        {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
-    get_run_logger().info("published v%s at %s", version.version, version.path)
+    if version.unchanged:
+        get_run_logger().info("published content unchanged, current stays v%s (%s)",
+                              version.version, version.path)
+    else:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
+        get_run_logger().info("published v%s at %s", version.version, version.path)
     return PublishOutcome({"version": version.version, "path": str(version.path),
                            "current": str(version.path.parent / "current"), "rows": rows,
-                           "splits": version.manifest["splits"]})
+                           "splits": version.manifest["splits"],
+                           "unchanged": version.unchanged})
 
 
 def _publish_version(

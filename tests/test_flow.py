@@ -409,7 +409,8 @@ def test_remote_store_round_trip(make_spec: SpecFactory, tmp_path: Path,
     assert [s["reused"] for s in second["sources"]] == [True]
     assert [s["contract_cached"] for s in second["sources"]] == [True]
     assert second["label_issues"]["reused_from"] == first["run_id"]
-    assert second["published"]["version"] == 2  # its v1 was pulled: the next is v2
+    # its v1 was pulled: the same content publishes nothing, current stays v1
+    assert (second["published"]["version"], second["published"]["unchanged"]) == (1, True)
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     try:
         runs = con.execute("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()

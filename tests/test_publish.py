@@ -73,20 +73,32 @@ def test_publish_writes_version_manifest_and_current(tmp_path: Path) -> None:
     assert set(m["files"]) == {"train.parquet", "train.jsonl", "test.parquet", "test.jsonl"}
     train = pl.read_parquet(v.path / "train.parquet")
     assert train.get_column("id").to_list() == ["t1", "t2", "t3"]  # sorted by key
-    v2 = publish_(tmp_path)
-    assert v2.version == 2
+    v2 = publish_(tmp_path, splits=splits(relabel=True))
+    assert v2.version == 2 and not v2.unchanged
     assert os.readlink(tmp_path / "current") == "v2"
 
 
-def test_republish_is_byte_identical(tmp_path: Path) -> None:
-    a = publish_(tmp_path)
+def test_the_same_content_again_publishes_nothing(tmp_path: Path) -> None:
+    first = publish_(tmp_path)
     shuffled = {k: df.reverse() for k, df in reversed(list(splits().items()))}
-    b = publish_(tmp_path, splits=shuffled)
+    again = publish_(tmp_path, splits=shuffled, run_id="r2")
+    assert again.unchanged and again.version == 1 and again.path == first.path
+    assert again.manifest["run_id"] == "r1"  # current's manifest, not rewritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+    changed = publish_(tmp_path, splits=splits(relabel=True), run_id="r3")
+    assert (changed.version, changed.unchanged) == (2, False)
+    # back to v1's content: a new version (v3), since current (v2) differs
+    assert publish_(tmp_path, run_id="r4").version == 3
+
+
+def test_republish_is_byte_identical(tmp_path: Path) -> None:
+    a = publish_(tmp_path / "a")
+    shuffled = {k: df.reverse() for k, df in reversed(list(splits().items()))}
+    b = publish_(tmp_path / "b", splits=shuffled)
     for name in a.manifest["files"]:
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert a.manifest["content_hash"] == b.manifest["content_hash"]
-    ma = (a.path / "manifest.json").read_text().replace('"version": 1', '"version": 2')
-    assert ma == (b.path / "manifest.json").read_text()
+    assert (a.path / "manifest.json").read_text() == (b.path / "manifest.json").read_text()
 
 
 @pytest.mark.parametrize("writer", ["_write_parquet", "_write_jsonl"])
@@ -112,7 +124,7 @@ def test_killed_publish_leaves_current_and_previous_versions_intact(
     assert os.readlink(tmp_path / "current") == "v1"
     assert {p.name: p.read_bytes() for p in first.path.iterdir()} == before
     monkeypatch.setattr(publish, writer, real)
-    assert publish_(tmp_path, run_id="r3").version == 2
+    assert publish_(tmp_path, splits=splits(relabel=True), run_id="r3").version == 2
 
 
 def test_a_stale_temporary_folder_from_a_killed_process_is_invisible(tmp_path: Path) -> None:
@@ -120,7 +132,7 @@ def test_a_stale_temporary_folder_from_a_killed_process_is_invisible(tmp_path: P
     (tmp_path / ".tmp-v2-dead").mkdir()
     (tmp_path / ".tmp-v2-dead" / "train.parquet").write_bytes(b"half")
     assert list_versions(tmp_path).get_column("version").to_list() == [1]
-    assert publish_(tmp_path).version == 2
+    assert publish_(tmp_path, splits=splits(relabel=True)).version == 2
     assert not (tmp_path / ".tmp-v2-dead").exists()
 
 

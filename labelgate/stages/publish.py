@@ -209,9 +209,13 @@ def filter_expr(
 
 @dataclass(frozen=True)
 class PublishedVersion:
+    """A published version: its number, folder and manifest; ``unchanged``: this publish
+    found the same content as ``current`` and wrote nothing (``current`` stays)."""
+
     version: int
     path: Path
     manifest: dict[str, Any]
+    unchanged: bool = False
 
 
 def _template(text: str, columns: Sequence[str], where: str) -> pl.Expr:
@@ -356,6 +360,10 @@ def publish_version(
     input batch hashes. Raises GateFailedError (nothing written) when ``gate_passed`` is false.
     ``before_switch(path)`` is called once ``v<N>`` is complete and renamed, just before
     ``current`` moves (the crash tests kill the process there).
+
+    When the data files would be the same as ``current``'s (same ``content_hash``),
+    nothing is published: the temporary folder is removed and ``current``'s version is
+    returned with ``unchanged=True``.
     """
     root = Path(root)
     _check_request(splits, root=root, run_id=run_id, gate_passed=gate_passed, formats=formats)
@@ -371,6 +379,10 @@ def publish_version(
             label_column=label_column, formats=formats, style=style, gate=gate,
             metrics=metrics, lineage=lineage, extras=extras,
         )
+        same = _same_as_current(root, manifest["content_hash"])
+        if same is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return same
         _write_manifest(tmp, manifest)
         os.rename(tmp, final)
     except BaseException:
@@ -581,6 +593,21 @@ def _point_current(root: Path, final: Path) -> None:
     os.symlink(final.name, link)
     os.replace(link, root / CURRENT)
     _fsync(root)
+
+
+def _same_as_current(root: Path, content_hash: str) -> PublishedVersion | None:
+    """``current``'s version when its data files hash to ``content_hash``, else None."""
+    now = current_version(root)
+    if now is None:
+        return None
+    try:
+        manifest = read_manifest(root, now)
+    except (OSError, ValueError):
+        return None  # a damaged current is replaced, not kept
+    if manifest.get("content_hash") != content_hash:
+        return None
+    return PublishedVersion(version=now, path=root / f"v{now}", manifest=manifest,
+                            unchanged=True)
 
 
 def current_version(root: Path | str) -> int | None:
