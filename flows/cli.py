@@ -338,6 +338,7 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
         with warehouse.connect(path, read_only=True) as con:
             last = warehouse.latest_run(con, s.name)
             metrics = warehouse.run_metrics(con, last.run_id) if last else {}
+            details = warehouse.run_details(con, last.run_id) if last else {}
             published = con.execute(
                 "SELECT version, run_id FROM published WHERE dataset = ? "
                 "ORDER BY version DESC LIMIT 1", [s.name],
@@ -348,10 +349,10 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
     if last is None:
         err.print(f"[red]error:[/red] no finished run of {s.name!r} in {path}; run `labelgate run`")
         raise typer.Exit(EXIT_INPUT)
-    verdict = evaluate_gate(metrics, s.gate)
+    verdict = evaluate_gate(metrics, s.gate, details=details)
     finished = (last.finished_at.isoformat(timespec="seconds")
                 if last.finished_at is not None else "unfinished")
-    out.print(f"{s.name} run {last.run_id} ({finished}): {verdict.summary()}")
+    out.print(f"{s.name} run {last.run_id} ({finished}): {verdict.summary()}", soft_wrap=True)
     if verdict.checks:
         out.print(_verdict_table(verdict))
     if s.publish is not None and (published is None or published[1] != last.run_id):

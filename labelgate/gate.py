@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import polars as pl
+
 
 @dataclass(frozen=True)
 class GateCheck:
@@ -260,8 +262,54 @@ def history_metrics(
     return out
 
 
-def evaluate_gate(metrics: Mapping[str, float], thresholds: Mapping[str, float]) -> GateVerdict:
-    """Compare metrics against thresholds by registered check name."""
+def named(names: Sequence[object], *, one: str, many: str, limit: int = 3) -> str | None:
+    """Who a gate value belongs to, for its message: ``"class 'neutral'"``, or
+    ``"classes 'a', 'b'"`` (at most `limit` named, then how many more); None for none."""
+    shown = sorted(str(n) for n in names)
+    if not shown:
+        return None
+    text = ", ".join(repr(n) for n in shown[:limit])
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return f"{one if len(shown) == 1 else many} {text}{more}"
+
+
+def smallest_class(counts: pl.DataFrame) -> str | None:
+    """The class(es) with the fewest rows in `counts` (label, rows), named."""
+    if counts.height == 0:
+        return None
+    low = counts.get_column("rows").min()
+    return named(counts.filter(pl.col("rows") == low).get_column("label").to_list(),
+                 one="class", many="classes")
+
+
+def annotator_details(annotators: pl.DataFrame, metrics: Mapping[str, float]) -> dict[str, str]:
+    """Who the agreement gate metrics belong to: the annotator(s) with the lowest gold
+    accuracy (``gold_accuracy`` equal to the metric) and the flagged annotators."""
+    out: dict[str, str] = {}
+    low = metrics.get(AGREEMENT_PREFIX + "min_annotator_gold_accuracy")
+    if low is not None and "gold_accuracy" in annotators.columns:
+        who = annotators.filter((pl.col("gold_accuracy") - low).abs() < 1e-12)
+        text = named(who.get_column("annotator").to_list(), one="annotator", many="annotators")
+        if text:
+            out[AGREEMENT_PREFIX + "min_annotator_gold_accuracy"] = text
+    if "flagged" in annotators.columns:
+        flagged = annotators.filter(pl.col("flagged")).get_column("annotator").to_list()
+        text = named(flagged, one="annotator", many="annotators")
+        if text:
+            out[AGREEMENT_PREFIX + "n_flagged_annotators"] = text
+    return out
+
+
+def evaluate_gate(
+    metrics: Mapping[str, float], thresholds: Mapping[str, float], *,
+    details: Mapping[str, str] | None = None,
+) -> GateVerdict:
+    """Compare metrics against thresholds by registered check name.
+
+    ``details``: metric name -> who the value belongs to (``"class 'neutral'"``, an
+    annotator), added to that check's message so a failure names its class or annotator.
+    """
+    details = details or {}
     results = []
     for name, threshold in thresholds.items():
         check = GATE_CHECKS.get(name)
@@ -291,7 +339,9 @@ def evaluate_gate(metrics: Mapping[str, float], thresholds: Mapping[str, float])
                 observed,
                 threshold,
                 passed,
-                f"{check.metric} {_fmt(observed)} {op} gate.{name} {_fmt(threshold)}",
+                f"{check.metric} {_fmt(observed)}"
+                + (f" ({details[check.metric]})" if check.metric in details else "")
+                + f" {op} gate.{name} {_fmt(threshold)}",
             )
         )
     return GateVerdict(passed=all(r.passed for r in results), checks=results)

@@ -9,7 +9,7 @@ import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from labelgate.gate import agreement_gate_metrics
+from labelgate.gate import agreement_gate_metrics, annotator_details
 from labelgate.report import agreement_section
 from labelgate.spec import Spec
 from labelgate.stages import steps
@@ -32,6 +32,11 @@ class AgreementOutcome:
 
     def sections(self) -> dict[str, Any]:
         return {"agreement": self.section}
+
+    @property
+    def details(self) -> dict[str, str]:
+        """Which annotators the agreement gate metrics name."""
+        return annotator_details(self.report.annotators, self.metrics)
 
 
 def _ingest_annotations(spec: Spec, store: RunStore) -> tuple[list[Batch], list[Batch]]:

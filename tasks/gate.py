@@ -10,8 +10,8 @@ import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
-from checks.quality import contract_metrics
-from labelgate.gate import GateVerdict, evaluate_gate, history_metrics
+from checks.quality import class_counts, contract_metrics
+from labelgate.gate import GateVerdict, evaluate_gate, history_metrics, smallest_class
 from labelgate.results import gather_metrics
 from labelgate.spec import Spec
 from labelgate.stages import steps
@@ -42,9 +42,10 @@ def excluded_rows(results: Mapping[str, Any]) -> int:
 def metrics(
     spec: Spec, store: RunStore, contract: ContractResult, batches: list[Batch],
     results: Mapping[str, Any],
-) -> dict[str, float]:
+) -> tuple[dict[str, float], dict[str, str]]:
     """The run's metrics for the gate: contract metrics, every stage's own, and the
-    comparisons with earlier passing runs (metrics_history)."""
+    comparisons with earlier passing runs (metrics_history); and who some of them belong
+    to (the smallest class, the annotator with the lowest gold accuracy), for messages."""
     label = spec.columns.label
     kept = kept_rows(spec, contract, results.get("splits"))
     base = (
@@ -59,13 +60,21 @@ def metrics(
     earlier = store.metric_history()
     rows = earlier.filter(pl.col("run_id") != store.run.run_id).select(
         "run_id", "metric", "value")
-    return current | history_metrics(current, rows.rows())
+    details = {k: v for r in results.values() for k, v in getattr(r, "details", {}).items()}
+    if label is not None:
+        smallest = smallest_class(class_counts(kept.valid, label_column=label,
+                                               classes_of=contract.valid))
+        if smallest is not None:
+            details["min_rows_per_class"] = smallest
+    return current | history_metrics(current, rows.rows()), details
 
 
 @stage_task("gate", timeout=600, retry_io=True)
-def gate(spec: Spec, store: RunStore, metrics: dict[str, float]) -> GateVerdict:
-    """Compare the run's metrics with the spec's thresholds; record both."""
-    verdict = evaluate_gate(metrics, spec.gate)
-    store.record_verdict(metrics, verdict)
+def gate(spec: Spec, store: RunStore, metrics: dict[str, float],
+         metric_details: dict[str, str] | None = None) -> GateVerdict:
+    """Compare the run's metrics with the spec's thresholds (a failure names the class or
+    annotator it is about); record both."""
+    verdict = evaluate_gate(metrics, spec.gate, details=metric_details)
+    store.record_verdict(metrics, verdict, details=metric_details)
     get_run_logger().info(verdict.summary())
     return verdict

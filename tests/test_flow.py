@@ -98,7 +98,8 @@ def test_failed_gate_fails_the_flow_run(make_spec: SpecFactory) -> None:
     assert state.is_failed()
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, GateFailedError)
-    assert "min_rows_per_class 20 < gate.min_rows_per_class 1000" in str(exc)
+    assert ("min_rows_per_class 20 (classes 'negative', 'neutral', 'positive') < "
+            "gate.min_rows_per_class 1000") in str(exc)
     assert _latest_report(spec)["gate"]["passed"] is False  # the report is still written
 
 
@@ -131,7 +132,8 @@ def test_cli_exit_codes(make_spec: SpecFactory, tmp_path: Path) -> None:
     spec.write_text(text)
     tightened = runner.invoke(app, ["gate", str(spec)])
     assert tightened.exit_code == 1
-    assert "min_rows_per_class 20 < gate.min_rows_per_class 500" in tightened.output
+    assert ("min_rows_per_class 20 (classes 'negative', 'neutral', 'positive') < "
+            "gate.min_rows_per_class 500") in tightened.output
 
     failed = runner.invoke(app, ["run", str(spec)])
     assert failed.exit_code == 1

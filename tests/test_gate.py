@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
 import pytest
 
-from labelgate.gate import GATE_CHECKS, evaluate_gate
+from labelgate.gate import GATE_CHECKS, annotator_details, evaluate_gate, smallest_class
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,42 @@ def test_history_metrics_compare_with_the_median_of_passing_runs() -> None:
     assert "label_issues.rate_increase 0.18 > gate.max_label_issue_rate_increase 0.05" in (
         verdict.summary()
     )
+
+
+# --- failures name their class or annotator ----------------------------------------------
+
+
+def test_a_failed_check_names_who_it_is_about() -> None:
+    verdict = evaluate_gate(
+        {"min_rows_per_class": 4.0, "rows_valid": 90.0},
+        {"min_rows_per_class": 5, "min_rows": 10},
+        details={"min_rows_per_class": "class 'neutral'"},
+    )
+    [failed] = verdict.failed
+    assert failed.message == "min_rows_per_class 4 (class 'neutral') < gate.min_rows_per_class 5"
+    assert verdict.checks[1].message == "rows_valid 90 >= gate.min_rows 10"
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([("a", 9), ("b", 3), ("c", 5)], "class 'b'"),
+        ([("a", 3), ("b", 3), ("c", 5)], "classes 'a', 'b'"),
+        ([(c, 1) for c in "edcba"], "classes 'a', 'b', 'c' and 2 more"),
+        ([], None),
+    ],
+)
+def test_smallest_class(rows: list[tuple[str, int]], expected: str | None) -> None:
+    counts = pl.DataFrame(rows, schema={"label": pl.String, "rows": pl.UInt32}, orient="row")
+    assert smallest_class(counts) == expected
+
+
+def test_annotator_details_name_the_lowest_gold_accuracy_and_the_flagged() -> None:
+    annotators = pl.DataFrame({
+        "annotator": ["ann1", "ann2", "ann3"], "gold_accuracy": [0.9, 0.55, None],
+        "flagged": [False, True, True],
+    })
+    got = annotator_details(annotators, {"agreement.min_annotator_gold_accuracy": 0.55})
+    assert got == {"agreement.min_annotator_gold_accuracy": "annotator 'ann2'",
+                   "agreement.n_flagged_annotators": "annotators 'ann2', 'ann3'"}
+    assert annotator_details(annotators.with_columns(pl.lit(False).alias("flagged")), {}) == {}

@@ -134,3 +134,18 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     crowd = _label_issues_markdown({**two.section, "filter_by": "crowdlab_consensus"})
     assert "flags: filter crowdlab_consensus\n" in "\n".join(crowd) + "\n"
     assert "counted by" not in "\n".join(crowd)
+
+
+def test_the_test_split_check_names_its_class(tmp_path: Path) -> None:
+    from labelgate.stages.steps import _test_class_details
+
+    spec = parse_spec(spec_dict(splits={}), base_dir=tmp_path)
+    valid = pl.DataFrame({"sentiment": ["negative", "neutral", "positive"]})
+    counts = [{"split": "test", "label": "negative", "rows": 4},
+              {"split": "test", "label": "positive", "rows": 2},
+              {"split": "train", "label": "neutral", "rows": 9}]
+    key = "splits.min_test_rows_per_class"
+    assert _test_class_details(counts, valid, valid, spec=spec) == {
+        key: "class 'neutral' without a test row"}
+    counts.append({"split": "test", "label": "neutral", "rows": 7})
+    assert _test_class_details(counts, valid, valid, spec=spec) == {key: "class 'positive'"}

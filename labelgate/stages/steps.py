@@ -6,7 +6,7 @@ shows. Pure: no Prefect, no warehouse; tasks/ wraps these with storage and loggi
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
+from labelgate.gate import named
 from labelgate.partition import Mapper, serial_map
 from labelgate.spec import JsonlSpec, Spec
 from labelgate.stages.dedup import DuplicateResult, find_duplicates, keep_cluster_members
@@ -74,6 +75,7 @@ class SplitOutcome:
     excluded: pl.DataFrame  # id, split, exclusion_policy, exclusion_reason
     metrics: dict[str, float]
     section: dict[str, Any]
+    details: dict[str, str] = field(default_factory=dict)  # metric -> the class it names
 
     def sections(self) -> dict[str, Any]:
         section = dict(self.section)
@@ -476,7 +478,27 @@ def make_splits(
         flagged=int(frame.get_column(FLAG).sum()), leaks=leaks,
     )
     return SplitOutcome(result, kept.drop("_lg_key"), excluded_out, metrics,
-                        {**section, "leakage": leaks})
+                        {**section, "leakage": leaks},
+                        _test_class_details(section["counts"], valid, kept, spec=spec))
+
+
+def _test_class_details(counts: list[dict[str, Any]], valid: pl.DataFrame,
+                        kept: pl.DataFrame, *, spec: Spec) -> dict[str, str]:
+    """Who ``splits.min_test_rows_per_class`` belongs to: the class(es) with no test row,
+    else those with the fewest."""
+    label = spec.columns.label
+    if label is None:
+        return {}
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    classes = (kept if clauses else valid).get_column(label).cast(pl.String).unique()
+    test = {r["label"]: r["rows"] for r in counts if r["split"] == "test"}
+    missing = [c for c in classes.to_list() if c not in test]
+    if missing:
+        text = named(missing, one="class", many="classes")
+        return {"splits.min_test_rows_per_class": f"{text} without a test row"} if text else {}
+    low = min(test.values(), default=None)
+    text = named([c for c, n in test.items() if n == low], one="class", many="classes")
+    return {"splits.min_test_rows_per_class": text} if text else {}
 
 
 def _flagged_frame(

@@ -200,10 +200,14 @@ class RunStore:
         keep = earlier.get_column("run_id").unique(maintain_order=True).tail(last_runs - 1)
         return earlier.filter(pl.col("run_id").is_in(keep.implode()))
 
-    def record_verdict(self, metrics: Mapping[str, float], verdict: GateVerdict) -> None:
+    def record_verdict(self, metrics: Mapping[str, float], verdict: GateVerdict, *,
+                       details: Mapping[str, str] | None = None) -> None:
+        """The run's metrics (with ``gate_passed``), who they belong to, and the verdict."""
         with warehouse.connect(self.run.warehouse) as con:
             recorded = {**metrics, "gate_passed": float(verdict.passed)}
             warehouse.record_metrics(con, recorded, run_id=self.run.run_id,
+                                     dataset=self.dataset)
+            warehouse.record_details(con, details or {}, run_id=self.run.run_id,
                                      dataset=self.dataset)
             warehouse.record_gate(con, verdict, run_id=self.run.run_id, dataset=self.dataset)
 

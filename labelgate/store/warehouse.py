@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS gate_results (
     threshold DOUBLE, passed BOOLEAN, message VARCHAR);
 CREATE TABLE IF NOT EXISTS metrics_history (
     run_id VARCHAR, dataset VARCHAR, metric VARCHAR, value DOUBLE, recorded_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS metric_details (
+    run_id VARCHAR, dataset VARCHAR, metric VARCHAR, detail VARCHAR);
 CREATE TABLE IF NOT EXISTS agreement_metrics (
     run_id VARCHAR, dataset VARCHAR, metric VARCHAR, value DOUBLE, ci_low DOUBLE,
     ci_high DOUBLE);
@@ -478,6 +480,23 @@ def metric_history(
     if metrics is not None:
         frame = frame.filter(pl.col("metric").is_in(metrics))
     return frame
+
+
+def record_details(
+    con: duckdb.DuckDBPyConnection, details: Mapping[str, str], *, run_id: str, dataset: str
+) -> None:
+    """Who this run's metrics belong to (metric -> e.g. ``"class 'neutral'"``)."""
+    con.execute("DELETE FROM metric_details WHERE run_id = ?", [run_id])  # idempotent
+    if details:
+        con.executemany("INSERT INTO metric_details VALUES (?, ?, ?, ?)",
+                        [[run_id, dataset, k, v] for k, v in sorted(details.items())])
+
+
+def run_details(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, str]:
+    """The metric details `record_details` stored for `run_id`."""
+    rows = con.execute("SELECT metric, detail FROM metric_details WHERE run_id = ?",
+                       [run_id]).fetchall()
+    return {str(m): str(d) for m, d in rows}
 
 
 def run_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, float]:
