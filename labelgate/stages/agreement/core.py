@@ -37,37 +37,59 @@ majority ties, the majority figure is in-sample (slightly optimistic).
 
 ``AgreementReport.to_dict()`` leaves out the per-item ``consensus`` frame: store that one as
 Parquet / in DuckDB. Timings: docs/benchmarks/agreement.md.
+
+The pieces: ``coefficients`` (the whole-matrix coefficients), ``pairs`` (Cohen's kappa per
+annotator pair), ``annotators`` (gold scores, per-annotator table, flags), ``tables``
+(consensus, per-class and confusion tables); this module puts them together. Every name
+listed in ``__all__`` (and ``agreement_weights``, ``_alpha_features``, ``_alpha_from_sums``)
+stays importable from here.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import krippendorff
 import numpy as np
 import polars as pl
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from labelgate.errors import InputError
 from labelgate.stages.agreement.annotations import (
     LEVELS,
     EncodedAnnotations,
-    FloatArray,
     IntArray,
     LabelStudioExport,
     Level,
     encode_annotations,
-    encode_labels,
     parse_label_studio_export,
     read_label_studio_export,
     to_cleanlab_multiannotator,
     wide_to_long,
 )
+from labelgate.stages.agreement.annotators import (
+    _annotator_table,
+    _flag_annotators,
+    _gold_scores,
+    _GoldScores,
+)
+from labelgate.stages.agreement.coefficients import (
+    NAN,
+    KappaWeights,
+    _Coefficients,
+    _coefficients,
+    bootstrap_alpha,
+    fleiss_kappa,
+    fleiss_kappa_generalized,
+    gwet_ac,
+    krippendorff_alpha,
+    pair_confusion,
+    percent_agreement,
+    specific_agreement,
+)
+from labelgate.stages.agreement.coefficients import _alpha_features as _alpha_features
+from labelgate.stages.agreement.coefficients import _alpha_from_sums as _alpha_from_sums
+from labelgate.stages.agreement.coefficients import agreement_weights as agreement_weights
 from labelgate.stages.agreement.consensus import (
     DawidSkene,
     MajorityVote,
@@ -75,6 +97,13 @@ from labelgate.stages.agreement.consensus import (
     crowdlab_consensus_frame,
     dawid_skene,
     majority_vote,
+)
+from labelgate.stages.agreement.pairs import _pair_scores, _PairScores
+from labelgate.stages.agreement.tables import (
+    _confusion_table,
+    _Consensus,
+    _consensus,
+    _per_class_table,
 )
 
 __all__ = [
@@ -105,311 +134,6 @@ __all__ = [
     "to_cleanlab_multiannotator",
     "wide_to_long",
 ]
-
-KappaWeights = Literal["linear", "quadratic"]
-NAN = float("nan")
-
-
-# --------------------------------------------------------------------------- coefficients
-# All of these take the items x categories count matrix n[u, k] (how many annotators gave
-# item u category k), so they also work on "distribution of raters" data.
-
-
-def _pairable(counts: IntArray | FloatArray) -> tuple[FloatArray, FloatArray]:
-    n = np.asarray(counts, dtype=np.float64)
-    m = n.sum(axis=1)
-    keep = m >= 2
-    return n[keep], m[keep]
-
-
-def agreement_weights(values: FloatArray, kind: KappaWeights | None) -> FloatArray:
-    """Gwet's weight matrix on category values: identity, linear or quadratic."""
-    k = values.shape[0]
-    if kind is None or k < 2:
-        return np.eye(k)
-    diff = np.abs(values[:, None] - values[None, :])
-    span = float(values.max() - values.min())
-    if kind == "linear":
-        return np.asarray(1.0 - diff / span, dtype=np.float64)
-    return np.asarray(1.0 - (diff / span) ** 2, dtype=np.float64)
-
-
-def percent_agreement(counts: IntArray | FloatArray, *, weights: FloatArray | None = None) -> float:
-    """Mean over items with >= 2 labels of the share of agreeing (ordered) label pairs."""
-    n, m = _pairable(counts)
-    if n.shape[0] == 0:
-        return NAN
-    nw = n if weights is None else n @ weights.T
-    per_item = (n * (nw - 1.0)).sum(axis=1) / (m * (m - 1.0))
-    return float(per_item.mean())
-
-
-def _category_shares(counts: IntArray | FloatArray) -> FloatArray:
-    n = np.asarray(counts, dtype=np.float64)
-    m = n.sum(axis=1)
-    rated = m >= 1
-    return np.asarray((n[rated] / m[rated, None]).mean(axis=0), dtype=np.float64)
-
-
-def fleiss_kappa_generalized(counts: IntArray | FloatArray) -> float:
-    """Fleiss' kappa for unequal label counts per item (Gwet 2014): pa over items with >= 2
-    labels, chance agreement from the mean per-item category shares over all rated items."""
-    pa = percent_agreement(counts)
-    pi = _category_shares(counts)
-    pe = float((pi**2).sum())
-    return NAN if math.isnan(pa) or pe >= 1.0 else (pa - pe) / (1.0 - pe)
-
-
-def gwet_ac(
-    counts: IntArray | FloatArray,
-    *,
-    weights: FloatArray | None = None,
-    n_categories: int | None = None,
-) -> float:
-    """Gwet's AC1 (``weights=None``) or AC2 (a category weight matrix), raw-data form for any
-    number of raters with missing labels (Gwet 2014; irrCAC ``gwet.ac1.raw``)."""
-    n = np.asarray(counts, dtype=np.float64)
-    q = n.shape[1] if n_categories is None else n_categories
-    pa = percent_agreement(n, weights=weights)
-    if math.isnan(pa) or q < 2:
-        return NAN
-    pi = _category_shares(n)
-    w_sum = float(q if weights is None else weights.sum())
-    pe = w_sum * float((pi * (1.0 - pi)).sum()) / (q * (q - 1.0))
-    return (pa - pe) / (1.0 - pe)
-
-
-def fleiss_kappa(counts: IntArray | FloatArray) -> tuple[float, int, int]:
-    """statsmodels' Fleiss kappa on the items with the modal label count (>= 2; the larger
-    count wins a tie). Returns (kappa, items used, labels per item)."""
-    n = np.asarray(counts, dtype=np.float64)
-    m = n.sum(axis=1).astype(np.int64)
-    m = m[m >= 2]
-    if m.size == 0:
-        return NAN, 0, 0
-    freq = np.bincount(m)
-    modal = int(np.flatnonzero(freq == freq.max()).max())
-    table = n[n.sum(axis=1) == modal]
-    p = table.sum(axis=0) / table.sum()
-    if float((p**2).sum()) >= 1.0:  # one category only: chance agreement is 1
-        return NAN, table.shape[0], modal
-    return float(sm_fleiss_kappa(table, method="fleiss")), table.shape[0], modal
-
-
-def specific_agreement(counts: IntArray | FloatArray) -> FloatArray:
-    """Per category: agreeing label pairs in it / all label pairs involving it (NaN if none)."""
-    n, m = _pairable(counts)
-    agree = (n * (n - 1.0)).sum(axis=0)
-    possible = (n * (m[:, None] - 1.0)).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(possible > 0, agree / possible, np.nan), dtype=np.float64)
-
-
-def pair_confusion(counts: IntArray | FloatArray) -> IntArray:
-    """Category x category counts over all ordered label pairs on the same item."""
-    n, _ = _pairable(counts)
-    table = n.T @ n - np.diag(n.sum(axis=0))
-    return np.rint(table).astype(np.int64)
-
-
-def _distinct_pairable_values(counts: IntArray | FloatArray) -> int:
-    n, _ = _pairable(counts)
-    return int((n.sum(axis=0) > 0).sum())
-
-
-def krippendorff_alpha(
-    counts: IntArray | FloatArray, *, level: Level, values: FloatArray | None = None
-) -> float:
-    """Krippendorff's alpha (krippendorff package); NaN when it is undefined (fewer than two
-    distinct values among items with >= 2 labels). ``values``: the category values (interval
-    level); category positions otherwise."""
-    n = np.asarray(counts, dtype=np.float64)
-    if _distinct_pairable_values(n) < 2:
-        return NAN
-    domain = np.arange(n.shape[1], dtype=np.float64) if values is None else values
-    return float(
-        krippendorff.alpha(value_counts=n, value_domain=domain, level_of_measurement=level)
-    )
-
-
-def _alpha_features(n: FloatArray, m: FloatArray, level: Level, values: FloatArray) -> FloatArray:
-    """Per-item sums that alpha is linear in (pairable items only)."""
-    if level == "interval":
-        v = values - values.mean()
-        s1 = n @ v
-        s2 = n @ (v * v)
-        d_o = (2.0 * m * s2 - 2.0 * s1 * s1) / (m - 1.0)
-        return np.column_stack([d_o, m, s1, s2])
-    if level == "nominal":
-        d_o = (m * m - (n * n).sum(axis=1)) / (m - 1.0)
-        return np.column_stack([d_o, n])
-    o = (n[:, :, None] * n[:, None, :]) / (m - 1.0)[:, None, None]
-    k = n.shape[1]
-    o[:, np.arange(k), np.arange(k)] -= n / (m - 1.0)[:, None]
-    return o.reshape(n.shape[0], k * k)
-
-
-def _alpha_from_sums(sums: FloatArray, level: Level, k: int) -> FloatArray:
-    """Alpha for each row of summed per-item features (rows = resamples)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if level == "interval":
-            d_o, tot, s1, s2 = sums.T
-            d_e = 2.0 * tot * s2 - 2.0 * s1 * s1
-            return np.asarray(1.0 - (tot - 1.0) * d_o / d_e, dtype=np.float64)
-        if level == "nominal":
-            d_o, n_c = sums[:, 0], sums[:, 1:]
-            tot = n_c.sum(axis=1)
-            d_e = tot * tot - (n_c * n_c).sum(axis=1)
-            return np.asarray(1.0 - (tot - 1.0) * d_o / d_e, dtype=np.float64)
-        o = sums.reshape(-1, k, k)
-        n_c = o.sum(axis=2)
-        tot = n_c.sum(axis=1)
-        cum = np.concatenate([np.zeros((n_c.shape[0], 1)), np.cumsum(n_c, axis=1)], axis=1)
-        lo = np.minimum.outer(np.arange(k), np.arange(k))
-        hi = np.maximum.outer(np.arange(k), np.arange(k))
-        between = cum[:, hi + 1] - cum[:, lo]
-        delta = (between - (n_c[:, :, None] + n_c[:, None, :]) / 2.0) ** 2
-        d_o = (o * delta).sum(axis=(1, 2))
-        d_e = (n_c[:, :, None] * n_c[:, None, :] * delta).sum(axis=(1, 2))
-        return np.asarray(1.0 - (tot - 1.0) * d_o / d_e, dtype=np.float64)
-
-
-def bootstrap_alpha(
-    counts: IntArray | FloatArray,
-    *,
-    level: Level,
-    values: FloatArray | None = None,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, int]:
-    """Percentile bootstrap interval for alpha, resampling items with >= 2 labels.
-
-    Returns (low, high, number of resamples where alpha was defined). Deterministic for a
-    seed; memory is bounded by resampling in chunks of about 2 M item draws.
-    """
-    n, m = _pairable(counts)
-    k = n.shape[1]
-    if n_boot <= 0 or n.shape[0] == 0:
-        return NAN, NAN, 0
-    vals = np.arange(k, dtype=np.float64) if values is None else values
-    feats = _alpha_features(n, m, level, vals)
-    n_items = n.shape[0]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, 2_000_000 // n_items))
-    alphas: list[FloatArray] = []
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        draws = rng.integers(0, n_items, size=(b, n_items))
-        draws += (np.arange(b) * n_items)[:, None]
-        w = np.bincount(draws.ravel(), minlength=b * n_items).reshape(b, n_items)
-        alphas.append(_alpha_from_sums(w @ feats, level, k))
-        done += b
-    boot = np.concatenate(alphas)
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        return NAN, NAN, 0
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boot, [tail, 1.0 - tail])
-    return float(low), float(high), int(boot.size)
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _labels(categories: pl.Series, codes: IntArray, name: str) -> pl.Series:
-    return categories.gather(codes).alias(name)
-
-
-def _cohen_pairs(
-    enc: EncodedAnnotations,
-    *,
-    weights: KappaWeights | None,
-    min_shared_items: int,
-) -> pl.DataFrame:
-    rows = pl.DataFrame({"i": enc.item_idx, "a": enc.annotator_idx, "l": enc.label_idx})
-    pairs = (
-        rows.join(rows, on="i", suffix="_b")
-        .filter(pl.col("a") < pl.col("a_b"))
-        .group_by("a", "a_b")
-        .agg(pl.col("l"), pl.col("l_b"))
-        .sort("a", "a_b")
-    )
-    labels = np.arange(enc.n_categories)
-    out: dict[str, list[Any]] = {
-        "annotator_a": [], "annotator_b": [], "n_shared": [], "percent_agreement": [],
-        "cohen_kappa": [],
-    }
-    for a, b, la, lb in pairs.iter_rows():
-        x, y = np.asarray(la), np.asarray(lb)
-        kappa: float | None = None
-        if x.size >= min_shared_items:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # constant raters: sklearn warns, gives NaN
-                kappa = float(cohen_kappa_score(x, y, labels=labels, weights=weights))
-            if math.isnan(kappa):
-                kappa = None
-        out["annotator_a"].append(enc.annotators[a])
-        out["annotator_b"].append(enc.annotators[b])
-        out["n_shared"].append(int(x.size))
-        out["percent_agreement"].append(float((x == y).mean()))
-        out["cohen_kappa"].append(kappa)
-    dtype = enc.annotators.dtype
-    return pl.DataFrame(
-        out,
-        schema={"annotator_a": dtype, "annotator_b": dtype, "n_shared": pl.Int64,
-                "percent_agreement": pl.Float64, "cohen_kappa": pl.Float64},
-    )
-
-
-def _gold_codes(
-    enc: EncodedAnnotations,
-    gold: pl.DataFrame,
-    *,
-    item_column: str,
-    label_column: str,
-    source: str,
-) -> IntArray:
-    """Gold category code per encoded item, -1 where the item has no gold label."""
-    missing = [c for c in (item_column, label_column) if c not in gold.columns]
-    if missing:
-        raise InputError(f"{source}: missing column(s) {missing}; found {gold.columns}")
-    for col in (item_column, label_column):
-        if gold[col].null_count():
-            raise InputError(
-                f"{source}: column {col!r} has {gold[col].null_count()} null value(s); "
-                "expected none"
-            )
-    dup = gold[item_column].filter(gold[item_column].is_duplicated()).unique().sort()
-    if dup.len():
-        raise InputError(
-            f"{source}: column {item_column!r} repeats items {dup.head(5).to_list()}; "
-            "expected one gold label per item"
-        )
-    codes = encode_labels(gold[label_column], enc.categories,
-                          where=f"{source}: column {label_column!r}")
-    items = enc.items
-    g_items = gold[item_column]
-    if g_items.dtype != items.dtype:
-        items, g_items = items.cast(pl.String), g_items.cast(pl.String)
-    g = pl.DataFrame([g_items.alias("_item"), pl.Series("_gold", codes)])
-    joined = items.alias("_item").to_frame().join(g, on="_item", how="left",
-                                                  maintain_order="left")
-    return joined["_gold"].fill_null(-1).to_numpy().astype(np.int64)
-
-
-def _loo_consensus_credit(enc: EncodedAnnotations, counts: IntArray) -> tuple[FloatArray,
-                                                                             FloatArray]:
-    """Per label row: credit for matching the majority of the other labels, and validity."""
-    others = counts[enc.item_idx].astype(np.float64)
-    others[np.arange(others.shape[0]), enc.label_idx] -= 1.0
-    valid = others.sum(axis=1) >= 1
-    top = others.max(axis=1, keepdims=True)
-    is_top = (others == top) & (top > 0)
-    mine = is_top[np.arange(others.shape[0]), enc.label_idx]
-    credit = np.where(mine, 1.0 / np.maximum(is_top.sum(axis=1), 1), 0.0)
-    return credit, valid.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -458,9 +182,6 @@ def _default_weights(level: Level) -> KappaWeights | None:
     return {"nominal": None, "ordinal": "linear", "interval": "quadratic"}[level]
 
 
-# --------------------------------------------------------------------------- report parts
-
-
 @dataclass(frozen=True)
 class _Coverage:
     """How many labels each item has (``labels_per_item``: shape (n_items,))."""
@@ -468,43 +189,6 @@ class _Coverage:
     labels_per_item: IntArray
     n_multi: int  # items with >= 2 labels
     n_single: int  # items with exactly one label
-
-
-@dataclass(frozen=True)
-class _Coefficients:
-    """The agreement coefficients of one count matrix (NaN where undefined)."""
-
-    percent_agreement: float
-    alpha: float
-    alpha_ci_low: float
-    alpha_ci_high: float
-    alpha_n_boot: int
-    fleiss: float
-    fleiss_n_items: int
-    fleiss_labels_per_item: int
-    fleiss_generalized: float
-    ac1: float
-    ac2: float
-
-
-@dataclass(frozen=True)
-class _PairScores:
-    """Cohen's kappa per annotator pair and its summary."""
-
-    table: pl.DataFrame  # annotator_a, annotator_b, n_shared, percent_agreement, cohen_kappa
-    mean_kappa: float
-    n_scored: int
-    n_skipped: int
-
-
-@dataclass(frozen=True)
-class _GoldScores:
-    """Gold labels per item and each annotator's score on them."""
-
-    item_codes: IntArray  # (n_items,): gold category code, -1 without gold
-    n_gold: IntArray  # (n_annotators,): labels given on gold items
-    n_correct: FloatArray  # (n_annotators,): of those, labels equal to gold
-    accuracy: FloatArray  # (n_annotators,): n_correct / n_gold, NaN under min_gold_items
 
 
 def _coverage(counts: IntArray) -> _Coverage:
@@ -555,421 +239,6 @@ def _input_notes(enc: EncodedAnnotations, coverage: _Coverage) -> list[str]:
     if coverage.n_multi == 0:
         notes.append("no item has two or more labels: agreement coefficients are undefined")
     return notes
-
-
-def _coefficients(
-    enc: EncodedAnnotations,
-    counts: IntArray,
-    *,
-    n_multi: int,
-    weights_kind: KappaWeights | None,
-    n_boot: int,
-    confidence: float,
-    seed: int,
-) -> tuple[_Coefficients, list[str]]:
-    """Percent agreement, Krippendorff's alpha (with its bootstrap CI), Fleiss, Gwet.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        Gives the measurement level, category values and number of categories.
-    counts : IntArray
-        Items x categories label counts of ``enc``, shape (n_items, n_categories).
-    n_multi : int
-        Items with two or more labels (for the notes).
-    weights_kind : {"linear", "quadratic"} or None
-        Category weights of Gwet's AC2.
-    n_boot, confidence, seed
-        Bootstrap of alpha: resamples, interval coverage, random seed.
-
-    Returns
-    -------
-    tuple[_Coefficients, list[str]]
-        The coefficients, and notes on alpha being undefined or Fleiss' kappa using a
-        subset of the items.
-    """
-    notes: list[str] = []
-    pa = percent_agreement(counts)
-    alpha = krippendorff_alpha(counts, level=enc.level, values=enc.values)
-    if n_multi and math.isnan(alpha):
-        notes.append("Krippendorff's alpha undefined: a single value among items with >= 2 "
-                     "labels (no variation to be reliable about)")
-    ci_low, ci_high, n_boot_ok = (
-        bootstrap_alpha(counts, level=enc.level, values=enc.values, n_boot=n_boot,
-                        confidence=confidence, seed=seed)
-        if not math.isnan(alpha) else (NAN, NAN, 0)
-    )
-    fk, fk_items, fk_raters = fleiss_kappa(counts)
-    if fk_items and fk_items < n_multi:
-        notes.append(
-            f"Fleiss' kappa (statsmodels) uses the {fk_items} of {n_multi} items with the modal "
-            f"{fk_raters} labels per item; fleiss_kappa_generalized uses all {n_multi}"
-        )
-    fk_gen = fleiss_kappa_generalized(counts)
-    ac1 = gwet_ac(counts, n_categories=enc.n_categories)
-    w_matrix = agreement_weights(enc.values, weights_kind)
-    ac2 = gwet_ac(counts, weights=w_matrix, n_categories=enc.n_categories)
-    coefficients = _Coefficients(
-        percent_agreement=pa, alpha=alpha, alpha_ci_low=ci_low, alpha_ci_high=ci_high,
-        alpha_n_boot=n_boot_ok, fleiss=fk, fleiss_n_items=fk_items,
-        fleiss_labels_per_item=fk_raters, fleiss_generalized=fk_gen, ac1=ac1, ac2=ac2,
-    )
-    return coefficients, notes
-
-
-def _pair_scores(
-    enc: EncodedAnnotations,
-    *,
-    weights_kind: KappaWeights | None,
-    min_shared_items: int,
-) -> tuple[_PairScores, list[str]]:
-    """Cohen's kappa per annotator pair, their mean, and how many pairs were not scored.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations.
-    weights_kind : {"linear", "quadratic"} or None
-        Kappa weighting on category positions.
-    min_shared_items : int
-        Pairs sharing fewer items get no kappa.
-
-    Returns
-    -------
-    tuple[_PairScores, list[str]]
-        One table row per annotator pair that shares an item, the summary, and a note on
-        pairs sharing too few items (or no note).
-    """
-    pairs = _cohen_pairs(enc, weights=weights_kind, min_shared_items=min_shared_items)
-    notes: list[str] = []
-    n_short = int((pairs["n_shared"] < min_shared_items).sum())
-    if n_short:
-        notes.append(
-            f"{n_short} annotator pair(s) share fewer than {min_shared_items} items: no Cohen's "
-            "kappa for them"
-        )
-    kappas = pairs["cohen_kappa"].drop_nulls()
-    mean_kappa = float(kappas.mean()) if kappas.len() else NAN  # type: ignore[arg-type]
-    scores = _PairScores(table=pairs, mean_kappa=mean_kappa, n_scored=kappas.len(),
-                         n_skipped=int(pairs["cohen_kappa"].is_null().sum()))
-    return scores, notes
-
-
-def _gold_scores(
-    enc: EncodedAnnotations,
-    gold: pl.DataFrame | None,
-    *,
-    item_column: str,
-    label_column: str,
-    source: str,
-    min_gold_items: int,
-) -> _GoldScores:
-    """Gold label per item and each annotator's labels on gold items, right and total.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations.
-    gold : pl.DataFrame or None
-        One row per gold item (``item_column``, ``label_column``); None: no gold.
-    item_column, label_column, source
-        Gold column names, and the name of the gold input in messages.
-    min_gold_items : int
-        Annotators with fewer gold labels get a NaN ``accuracy``.
-
-    Returns
-    -------
-    _GoldScores
-        Arrays of shape (n_items,) and (n_annotators,).
-    """
-    gold_codes = (
-        _gold_codes(enc, gold, item_column=item_column, label_column=label_column,
-                    source=source)
-        if gold is not None else np.full(enc.n_items, -1, dtype=np.int64)
-    )
-    row_gold = gold_codes[enc.item_idx]
-    has_gold = row_gold >= 0
-    n_ann = enc.n_annotators
-    n_gold = np.bincount(enc.annotator_idx[has_gold], minlength=n_ann)
-    n_gold_correct = np.asarray(np.bincount(  # weighted: already float64
-        enc.annotator_idx[has_gold],
-        weights=(enc.label_idx[has_gold] == row_gold[has_gold]).astype(np.float64),
-        minlength=n_ann,
-    ), dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gold_acc = np.where(n_gold >= min_gold_items, n_gold_correct / n_gold, np.nan)
-    return _GoldScores(item_codes=gold_codes, n_gold=n_gold, n_correct=n_gold_correct,
-                       accuracy=gold_acc)
-
-
-def _consensus_table(
-    enc: EncodedAnnotations,
-    mv: MajorityVote,
-    ds: DawidSkene,
-    *,
-    crowdlab: pl.DataFrame | None,
-    gold_codes: IntArray | None,
-) -> tuple[pl.DataFrame, list[str]]:
-    """The per-item consensus frame and the names of its consensus columns.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations (items and categories).
-    mv, ds : MajorityVote, DawidSkene
-        The two consensus results, rows in the order of ``enc.items``.
-    crowdlab : pl.DataFrame or None
-        ``crowdlab_consensus_frame`` output (item, crowdlab, ...), joined on item.
-    gold_codes : IntArray or None
-        Gold category code per item (shape (n_items,), -1 without gold); None: no gold
-        column.
-
-    Returns
-    -------
-    tuple[pl.DataFrame, list[str]]
-        One row per item (item, majority, dawid_skene, n_labels, agreement,
-        majority_tie_broken_by, dawid_skene_posterior[, crowdlab columns][, gold]), and the
-        consensus columns to compare.
-    """
-    cats = enc.categories
-    consensus = pl.DataFrame([
-        enc.items.alias("item"),
-        _labels(cats, mv.label_idx, "majority"),
-        _labels(cats, ds.label_idx, "dawid_skene"),
-        pl.Series("n_labels", mv.n_labels),
-        pl.Series("agreement", mv.n_votes / mv.n_labels),
-        pl.Series("majority_tie_broken_by", mv.tie_broken_by, dtype=pl.String),
-        pl.Series("dawid_skene_posterior", ds.posterior[np.arange(enc.n_items), ds.label_idx]),
-    ])
-    methods = ["majority", "dawid_skene"]
-    if crowdlab is not None:
-        if "item" not in crowdlab.columns or "crowdlab" not in crowdlab.columns:
-            raise InputError(
-                f"CROWDLAB consensus: columns {crowdlab.columns}; expected item, crowdlab "
-                "(see crowdlab_consensus_frame)"
-            )
-        cl = crowdlab.with_columns(pl.col("item").cast(enc.items.dtype),
-                                   pl.col("crowdlab").cast(cats.dtype))
-        consensus = consensus.join(cl, on="item", how="left", maintain_order="left")
-        methods.append("crowdlab")
-    if gold_codes is not None:
-        consensus = consensus.with_columns(
-            pl.when(pl.Series(gold_codes >= 0))
-            .then(_labels(cats, np.maximum(gold_codes, 0), "gold"))
-            .alias("gold")
-        )
-    return consensus, methods
-
-
-@dataclass(frozen=True)
-class _Consensus:
-    """The consensus labels of every item and how the methods compare."""
-
-    majority: MajorityVote
-    dawid_skene: DawidSkene
-    table: pl.DataFrame  # one row per item (``_consensus_table``)
-    comparison: pl.DataFrame  # ``compare_consensus`` of the table's methods
-    notes: list[str]
-
-
-def _consensus(
-    enc: EncodedAnnotations,
-    gold: _GoldScores,
-    *,
-    crowdlab: pl.DataFrame | None,
-    with_gold: bool,
-    max_iter: int,
-) -> _Consensus:
-    """Majority vote (gold accuracy breaks ties), Dawid-Skene, and their comparison.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations.
-    gold : _GoldScores
-        Gold per item and the annotators' gold accuracy (shape (n_annotators,)).
-    crowdlab : pl.DataFrame or None
-        ``crowdlab_consensus_frame`` output to compare as a third method.
-    with_gold : bool
-        Whether gold was given (adds a gold column to the table).
-    max_iter : int
-        Dawid-Skene EM iterations at most.
-
-    Returns
-    -------
-    _Consensus
-        Both results (rows follow ``enc.items``), the per-item table, the comparison, and a
-        note when Dawid-Skene did not converge.
-    """
-    mv = majority_vote(enc, annotator_gold_accuracy=gold.accuracy)
-    ds = dawid_skene(enc, max_iter=max_iter)
-    notes: list[str] = []
-    if not ds.converged:
-        notes.append(f"Dawid-Skene did not converge in {ds.n_iter} iterations")
-    table, methods = _consensus_table(enc, mv, ds, crowdlab=crowdlab,
-                                      gold_codes=gold.item_codes if with_gold else None)
-    return _Consensus(majority=mv, dawid_skene=ds, table=table,
-                      comparison=compare_consensus(table, methods=methods), notes=notes)
-
-
-def _per_class_table(
-    enc: EncodedAnnotations, counts: IntArray, *, majority: IntArray
-) -> pl.DataFrame:
-    """Per category: labels, share of labels, majority wins and specific agreement.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations (categories).
-    counts : IntArray
-        Items x categories label counts, shape (n_items, n_categories).
-    majority : IntArray
-        Majority category code per item, shape (n_items,).
-
-    Returns
-    -------
-    pl.DataFrame
-        One row per category: category, n_labels, share, n_majority, specific_agreement.
-    """
-    spec = specific_agreement(counts)
-    return pl.DataFrame([
-        enc.categories.alias("category"),
-        pl.Series("n_labels", counts.sum(axis=0)),
-        pl.Series("share", counts.sum(axis=0) / counts.sum()),
-        pl.Series("n_majority", np.bincount(majority, minlength=enc.n_categories)),
-        pl.Series("specific_agreement", spec),
-    ]).with_columns(pl.col("specific_agreement").fill_nan(None))
-
-
-def _confusion_table(enc: EncodedAnnotations, counts: IntArray) -> pl.DataFrame:
-    """The pair confusion matrix in long form.
-
-    Parameters
-    ----------
-    enc, counts
-        As in ``_per_class_table``: the categories and the (n_items, n_categories) counts.
-
-    Returns
-    -------
-    pl.DataFrame
-        n_categories ** 2 rows (label_a, label_b, n_pairs), label_a major.
-    """
-    conf = pair_confusion(counts)
-    k = enc.n_categories
-    cats = enc.categories
-    return pl.DataFrame([
-        _labels(cats, np.repeat(np.arange(k), k), "label_a"),
-        _labels(cats, np.tile(np.arange(k), k), "label_b"),
-        pl.Series("n_pairs", conf.ravel()),
-    ])
-
-
-def _annotator_table(
-    enc: EncodedAnnotations,
-    counts: IntArray,
-    *,
-    pairs: pl.DataFrame,
-    gold: _GoldScores,
-    ds: DawidSkene,
-) -> pl.DataFrame:
-    """Per annotator: labels, leave-one-out consensus agreement, gold and kappa scores.
-
-    Parameters
-    ----------
-    enc : EncodedAnnotations
-        The encoded annotations.
-    counts : IntArray
-        Items x categories label counts, shape (n_items, n_categories).
-    pairs : pl.DataFrame
-        Cohen's kappa per annotator pair (``_cohen_pairs``).
-    gold : _GoldScores
-        The annotators' gold counts.
-    ds : DawidSkene
-        Gives each annotator's estimated accuracy.
-
-    Returns
-    -------
-    pl.DataFrame
-        One row per annotator (order of ``enc.annotators``): annotator, n_labels,
-        n_items_shared, consensus_agreement, n_gold, gold_accuracy, dawid_skene_accuracy,
-        mean_cohen_kappa, n_kappa_pairs.
-    """
-    n_ann = enc.n_annotators
-    credit, valid = _loo_consensus_credit(enc, counts)
-    n_shared_items = np.bincount(enc.annotator_idx, weights=valid, minlength=n_ann)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loo = np.bincount(enc.annotator_idx, weights=credit * valid, minlength=n_ann) / (
-            n_shared_items
-        )
-    pair_long = pl.concat([
-        pairs.select(pl.col("annotator_a").alias("annotator"), "cohen_kappa"),
-        pairs.select(pl.col("annotator_b").alias("annotator"), "cohen_kappa"),
-    ])
-    per_ann_kappa = pair_long.group_by("annotator").agg(
-        pl.col("cohen_kappa").mean().alias("mean_cohen_kappa"),
-        pl.col("cohen_kappa").count().alias("n_kappa_pairs"),
-    )
-    n_gold = gold.n_gold
-    return pl.DataFrame([
-        enc.annotators.alias("annotator"),
-        pl.Series("n_labels", np.bincount(enc.annotator_idx, minlength=n_ann)),
-        pl.Series("n_items_shared", n_shared_items.astype(np.int64)),
-        pl.Series("consensus_agreement", loo),
-        pl.Series("n_gold", n_gold),
-        pl.Series("gold_accuracy", np.where(n_gold > 0, gold.n_correct / np.maximum(n_gold, 1),
-                                            np.nan)),
-        pl.Series("dawid_skene_accuracy", ds.annotator_accuracy),
-    ]).join(per_ann_kappa, on="annotator", how="left", maintain_order="left").with_columns(
-        pl.col("n_kappa_pairs").fill_null(0),
-        pl.col("consensus_agreement", "gold_accuracy").fill_nan(None),
-    )
-
-
-def _flag_annotators(
-    annotators: pl.DataFrame,
-    *,
-    min_agreement: float | None,
-    min_kappa: float | None,
-    min_gold_accuracy: float | None,
-    min_gold_items: int,
-) -> pl.DataFrame:
-    """Add ``flag_reasons`` (null when none) and ``flagged`` to the annotator table.
-
-    Parameters
-    ----------
-    annotators : pl.DataFrame
-        ``_annotator_table`` output, one row per annotator.
-    min_agreement, min_kappa, min_gold_accuracy : float or None
-        Thresholds on consensus_agreement, mean_cohen_kappa and gold_accuracy; None: not
-        checked.
-    min_gold_items : int
-        Gold accuracy counts only for annotators with this many gold labels.
-
-    Returns
-    -------
-    pl.DataFrame
-        ``annotators`` with two more columns, same rows.
-    """
-    reasons: list[pl.Expr] = []
-    if min_agreement is not None:
-        reasons.append(pl.when(pl.col("consensus_agreement") < min_agreement)
-                       .then(pl.lit(f"consensus_agreement < {min_agreement}")))
-    if min_kappa is not None:
-        reasons.append(pl.when(pl.col("mean_cohen_kappa") < min_kappa)
-                       .then(pl.lit(f"mean_cohen_kappa < {min_kappa}")))
-    if min_gold_accuracy is not None:
-        reasons.append(
-            pl.when((pl.col("gold_accuracy") < min_gold_accuracy)
-                    & (pl.col("n_gold") >= min_gold_items))
-            .then(pl.lit(f"gold_accuracy < {min_gold_accuracy}"))
-        )
-    return annotators.with_columns(
-        (pl.concat_str(reasons, separator="; ", ignore_nulls=True) if reasons
-         else pl.lit(None, dtype=pl.String)).alias("flag_reasons")
-    ).with_columns(
-        pl.when(pl.col("flag_reasons") == "").then(None).otherwise(pl.col("flag_reasons"))
-        .alias("flag_reasons")
-    ).with_columns(pl.col("flag_reasons").is_not_null().alias("flagged"))
 
 
 def _gold_agreement(codes: IntArray, gold_codes: IntArray) -> float:
