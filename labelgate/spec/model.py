@@ -1,0 +1,322 @@
+"""The top-level spec model, `Spec`: one dataset's sources, columns, contract, stage
+sections and gate, with the checks that span sections and the helpers stages call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from labelgate.gate import GATE_CHECKS
+from labelgate.spec.base import _Model
+from labelgate.spec.contract import ColumnContract, Columns
+from labelgate.spec.sources import Sources
+from labelgate.spec.stages import (
+    _INSTRUCTION_FORMATS,
+    _PUBLISH_FORMATS,
+    AgreementSpec,
+    DedupSpec,
+    LabelIssuesSpec,
+    PublishFormat,
+    PublishSpec,
+    SplitsSpec,
+)
+from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules
+
+
+def _gate_schema(schema: dict[str, Any]) -> None:
+    schema["propertyNames"] = {"enum": sorted(GATE_CHECKS)}
+    schema["description"] = "Gate thresholds by check name: " + "; ".join(
+        f"{c.name}: {c.description}" for c in GATE_CHECKS.values()
+    )
+
+
+class Spec(_Model):
+    """One dataset: where it is, what it must look like, and when it is good enough."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="labelgate spec")
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Dataset name; lake, report and published paths use it.",
+    )
+    task: Literal["classification", "instruction"] = Field(
+        default="classification",
+        description="classification | instruction (instruction-response pairs for SFT).",
+    )
+    store: str = Field(
+        default="store",
+        description="Folder for the Parquet lake, warehouse.duckdb, reports (relative to spec).",
+    )
+    sources: Sources
+    columns: Columns
+    contract: dict[str, ColumnContract] = Field(default_factory=dict)
+    agreement: AgreementSpec | None = Field(
+        default=None, description="Inter-annotator agreement settings (needs annotations)."
+    )
+    label_issues: LabelIssuesSpec | None = Field(
+        default=None, description="Label-error detection (runs when this section is present)."
+    )
+    dedup: DedupSpec | None = Field(
+        default=None, description="Duplicate detection (runs when this section is present)."
+    )
+    splits: SplitsSpec | None = Field(
+        default=None, description="Train/validation/test splits (runs when present)."
+    )
+    publish: PublishSpec | None = Field(
+        default=None, description="Versioned published splits (needs splits; gate must pass)."
+    )
+    sft: SftRules | None = Field(
+        default=None,
+        description="task instruction: SFT contract checks (defaults apply when absent).",
+    )
+    gate: dict[str, float] = Field(
+        default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
+    )
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("gate")
+    @classmethod
+    def _known_checks(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            check = GATE_CHECKS.get(name)
+            if check is None:
+                raise ValueError(
+                    f"unknown gate check {name!r}; valid checks: {', '.join(sorted(GATE_CHECKS))}"
+                )
+            check.validate_threshold(threshold)
+        return value
+
+    @model_validator(mode="after")
+    def _agreement_needs_annotations(self) -> Spec:
+        if self.agreement is not None and self.sources.annotations is None:
+            raise ValueError("agreement: set sources.annotations (the labels to measure)")
+        ann = self.sources.annotations
+        if (
+            ann is not None
+            and ann.is_label_studio()
+            and self.agreement is not None
+            and self.agreement.item is not None
+        ):
+            raise ValueError(
+                "agreement.item does not apply to a label-studio export (its item column is "
+                "'item'; use sources.annotations.item_field to pick the task data field)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _task_keys(self) -> Spec:
+        cols, items = self.columns, self.sources.items
+        for key in ("gold", "predictions"):
+            src = getattr(self.sources, key)
+            if src is not None and src.style is not None:
+                raise ValueError(f"sources.{key}.style: only sources.items has a style")
+        formats = (self.publish.formats or []) if self.publish is not None else []
+        if self.task == "classification":
+            if cols.label is None:
+                raise ValueError("columns.label: required for task classification")
+            if not cols.text and not cols.features:
+                raise ValueError(
+                    "name at least one input column in columns.text or columns.features"
+                )
+            extra = [
+                k for k, v in (("sources.items.style", items.style), ("sft", self.sft),
+                               ("columns.instruction", cols.instruction)) if v is not None
+            ]
+            extra += [f"publish.formats {f}" for f in formats if f in ("alpaca", "chat")]
+            if extra:
+                raise ValueError(f"{', '.join(extra)}: apply to task instruction only")
+            return self
+        if items.style is None:
+            raise ValueError(
+                "sources.items.style: required for task instruction (alpaca | chat | "
+                "prompt_response)"
+            )
+        if cols.text or cols.features:
+            raise ValueError(
+                "columns.text/features: not used by task instruction (the text is the "
+                "canonical prompt and response; map source columns in columns.instruction)"
+            )
+        canonical = set(CANONICAL_SCHEMA) - {"id"}
+        named = [("columns.label", cols.label), ("columns.group", cols.group)]
+        clashes = [f"{k} {v!r}" for k, v in named if v in canonical]
+        if cols.id in canonical:
+            clashes.append(f"columns.id {cols.id!r}")
+        if clashes:
+            raise ValueError(
+                f"{', '.join(clashes)}: clash with the canonical columns "
+                f"{sorted(canonical)}; rename the source column"
+            )
+        if self.label_issues is not None and cols.label is None:
+            raise ValueError("label_issues: needs columns.label (the label to check)")
+        return self
+
+    @model_validator(mode="after")
+    def _stage_dependencies(self) -> Spec:
+        if self.publish is not None and self.splits is None:
+            raise ValueError("publish: needs a splits section (what would be published?)")
+        li = self.label_issues
+        if li is not None and li.method == "predictions" and self.sources.predictions is None:
+            raise ValueError("label_issues.method predictions: set sources.predictions")
+        if li is not None and li.method == "multiannotator" and self.sources.annotations is None:
+            raise ValueError("label_issues.method multiannotator: set sources.annotations")
+        if li is not None and li.method == "cross_validated" and not self.text_columns():
+            raise ValueError("label_issues: cross_validated needs columns.text or features")
+        if li is not None and li.embeddings is not None:
+            if li.method == "predictions":
+                raise ValueError(
+                    "label_issues.embeddings: not with method predictions (the probabilities "
+                    "come from sources.predictions; no model is trained here)"
+                )
+            if not self.model_text_columns():
+                raise ValueError(
+                    "label_issues.embeddings: needs text to embed (columns.text); the "
+                    "features-only model does not use embeddings"
+                )
+        return self
+
+    @property
+    def is_instruction(self) -> bool:
+        return self.task == "instruction"
+
+    def instruction_columns(self) -> InstructionColumns:
+        """task instruction: the source column mapping (the formats' names by default)."""
+        return self.columns.instruction or InstructionColumns()
+
+    def sft_rules(self) -> SftRules:
+        """task instruction: the `sft` section, or its defaults."""
+        return self.sft if self.sft is not None else SftRules()
+
+    def text_columns(self) -> list[str]:
+        """What label-issue models and reports read: the canonical prompt and response for
+        instruction data, else columns.text (or features)."""
+        if self.is_instruction:
+            return ["prompt", "response"]
+        return self.columns.text or self.columns.features
+
+    def model_text_columns(self) -> list[str]:
+        """The text columns the label-issue model reads (none: a features-only model)."""
+        return self.text_columns() if self.is_instruction else list(self.columns.text)
+
+    def dedup_columns(self) -> list[str]:
+        """What duplicates are found on: prompts for instruction data (a near-duplicate
+        prompt is one split unit: no paraphrase of a test prompt in train)."""
+        return ["prompt"] if self.is_instruction else self.text_columns()
+
+    def publish_formats(self) -> list[PublishFormat]:
+        pub = self.publish
+        if pub is not None and pub.formats is not None:
+            return list(pub.formats)
+        return list(_INSTRUCTION_FORMATS if self.is_instruction else _PUBLISH_FORMATS)
+
+    def keep_columns(self) -> list[str]:
+        """task instruction: source columns carried into the canonical frame (label, group,
+        contracted and filtered columns; the id column too when it is not named `id`)."""
+        canonical = set(CANONICAL_SCHEMA)
+        cols = [self.columns.id, *self.columns.required(), *self.contract]
+        if self.publish is not None:
+            cols += [c.column for c in self.publish.filter_clauses()]
+        return [c for c in dict.fromkeys(cols) if c not in canonical]
+
+    def notes(self) -> list[str]:
+        """What the spec leaves out, for `labelgate check` (stages skipped and why)."""
+        out: list[str] = []
+        if self.is_instruction:
+            style = self.sources.items.style
+            out.append(
+                f"instruction data, style {style}: canonical prompt/response; SFT checks "
+                + ("from the sft section" if self.sft is not None else "with default rules")
+            )
+            if self.columns.label is None:
+                skipped = ["label issues", "per-class row counts"]
+                if self.splits is not None and self.splits.stratify:
+                    skipped.append("stratified splits")
+                out.append(f"no columns.label: skipping {', '.join(skipped)}")
+        return out
+
+    def agreement_settings(self) -> AgreementSpec:
+        """The agreement section, or its defaults when only annotations are given."""
+        return self.agreement if self.agreement is not None else AgreementSpec()
+
+    def annotation_columns(self) -> tuple[str, str, str, str | None]:
+        """(item, annotator, label, timestamp) column names of the long annotations frame."""
+        ann = self.sources.annotations
+        ag = self.agreement_settings()
+        if ann is not None and ann.is_label_studio():
+            return "item", "annotator", "label", "timestamp"
+        return ag.item or self.columns.id, ag.annotator, ag.label, ag.timestamp
+
+    def agreement_options(self) -> dict[str, Any]:
+        """Keyword arguments for `labelgate.stages.agreement.core.compute_agreement` (no data)."""
+        ag = self.agreement_settings()
+        item, annotator, label, timestamp = self.annotation_columns()
+        gold_item, gold_label = self.gold_columns()
+        weights: str | None = "default" if ag.kappa_weights is None else ag.kappa_weights
+        return {
+            "item_column": item,
+            "annotator_column": annotator,
+            "label_column": label,
+            "timestamp_column": timestamp,
+            "level": ag.level,
+            "categories": ag.categories,
+            "gold_item_column": gold_item,
+            "gold_label_column": gold_label,
+            "kappa_weights": None if weights == "none" else weights,
+            "min_shared_items": ag.min_shared_items,
+            "min_gold_items": ag.min_gold_items,
+            "min_annotator_agreement": ag.min_annotator_agreement,
+            "min_annotator_kappa": ag.min_annotator_kappa,
+            "min_annotator_gold_accuracy": ag.min_annotator_gold_accuracy,
+            "n_boot": ag.bootstrap.n,
+            "confidence": ag.bootstrap.confidence,
+            "seed": ag.bootstrap.seed,
+        }
+
+    def gold_columns(self) -> tuple[str, str]:
+        """(item, label) column names of the gold file."""
+        ag = self.agreement_settings()
+        return ag.gold_item or self.columns.id, ag.gold_label
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the spec, made absolute against the spec file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self._base_dir / p).resolve()
+
+    def store_dir(self, override: str | Path | None = None) -> Path:
+        """The store folder: `--store` if given (relative to the working directory)."""
+        if override is not None:
+            return Path(override).expanduser().resolve()
+        return self.resolve(self.store)
+
+    def contract_for(self, column: str) -> ColumnContract:
+        """The effective contract of a column: role defaults, overridden by the spec.
+
+        The id column defaults to non-null and unique; label and text columns to non-null.
+        """
+        defaults: dict[str, Any] = {}
+        if column == self.columns.id:
+            defaults = {"nullable": False, "unique": True}
+        elif column == self.columns.label or column in self.columns.text:
+            defaults = {"nullable": False}
+        explicit = self.contract.get(column)
+        if explicit is not None:
+            defaults.update(explicit.model_dump(exclude_none=True))
+        return ColumnContract(**defaults)
+
+    def contracted_columns(self) -> list[str]:
+        """Role columns first, then other contracted columns, each once."""
+        cols = self.columns.required()
+        return cols + [c for c in self.contract if c not in cols]
+
+    def fingerprint(self) -> str:
+        """Hash of the spec's content (key order and formatting do not matter)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]

