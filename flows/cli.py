@@ -276,14 +276,25 @@ def _print_summary(report: dict[str, Any]) -> None:
 
 @app.command()
 def check(spec: SpecArg) -> None:
-    """Validate SPEC without reading any data; say which stages will run."""
+    """Validate SPEC and its sources' files and headers (no data read); say which stages
+    will run. Exit 2 naming the file, key or column that is wrong."""
+    from labelgate.stages.ingest.preflight import check_sources
+
     s = _load(spec)
     _check_environment(spec, s)
+    sources = check_sources(s)
+    problems = [p for c in sources for p in c.problems]
+    for problem in problems:
+        err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True)
+    if problems:
+        raise typer.Exit(EXIT_INPUT)
     out.print(
         f"{spec}: ok — dataset {s.name!r}, task {s.task}, "
         f"{len(s.contract)} contracted column(s), {len(s.gate)} gate check(s)",
         soft_wrap=True,
     )
+    out.print("sources: " + ", ".join(f"{c.key} {len(c.files)} file(s)" for c in sources)
+              + " (headers have the columns the spec names)", soft_wrap=True)
     runs = dag.stages_of(s)
     out.print("stages: " + " → ".join(name for name, on in runs.items() if on), soft_wrap=True)
     if s.sources.annotations is not None:

@@ -390,7 +390,7 @@ def test_flow_label_studio_export_and_failing_agreement_gate(make_spec: SpecFact
     assert [c["passed"] for c in report["gate"]["checks"]] == [False, True]
 
 
-def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory) -> None:
+def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from flows.cli import app
@@ -400,8 +400,9 @@ def test_cli_check_reports_agreement_and_warns(make_spec: SpecFactory) -> None:
         sources={"items": {"path": "items/*.csv"}, "annotations": {"path": "a.csv"}},
         agreement={"level": "ordinal", "categories": ["negative", "neutral", "positive"]},
     )
+    (tmp_path / "a.csv").write_text("tweet_id,annotator,label\n")  # check reads its header
     ok = runner.invoke(app, ["check", str(spec)])
-    assert ok.exit_code == 0
+    assert ok.exit_code == 0, ok.output
     assert "agreement: level ordinal, columns item=tweet_id annotator=annotator" in ok.output
     spec = make_spec(gate={"min_krippendorff_alpha": 0.6})
     warned = runner.invoke(app, ["check", str(spec)])

@@ -153,3 +153,27 @@ def test_filter_drops_the_traceback_of_expected_errors(exc: Exception) -> None:
 def test_filter_keeps_the_traceback_of_other_errors() -> None:
     text = _formatted(KeyError("bug"))
     assert text.startswith("Task run failed with exception: KeyError('bug')\nTraceback")
+
+
+def test_check_reads_the_headers_and_names_what_is_missing(make_spec: SpecFactory,
+                                                             tmp_path: Path) -> None:
+    """`labelgate check` reads each source's header (only the header): a missing file or
+    a missing column is exit 2 naming the key, the file and the column."""
+    spec = make_spec()
+    ok = CliRunner().invoke(app, ["check", str(spec)])
+    assert ok.exit_code == 0, ok.output
+    assert "sources: items 1 file(s)" in ok.output
+
+    part = tmp_path / "items" / "part1.csv"
+    lines = part.read_text().splitlines()
+    part.write_text("\n".join([lines[0].replace("sentiment", "sentimnet"), *lines[1:]]) + "\n")
+    bad = CliRunner().invoke(app, ["check", str(spec)])
+    assert bad.exit_code == 2, bad.output
+    assert f"{part}: missing column(s) ['sentiment'] named in the spec (sources.items)" in (
+        bad.output)
+    assert "sentimnet" in bad.output and "ok —" not in bad.output
+
+    gone = make_spec(sources={"items": {"path": "nowhere/*.csv"}})
+    missing = CliRunner().invoke(app, ["check", str(gone)])
+    assert missing.exit_code == 2, missing.output
+    assert "sources.items.path: no file matches" in missing.output
