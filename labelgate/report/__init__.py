@@ -2,7 +2,8 @@
 
 Written to `<store>/reports/<dataset>/<run_id>/`; `<store>/reports/<dataset>/latest` is a
 symlink to the newest run's folder, replaced atomically. report.md and report.html show the
-same sections (`labelgate.report.view`); report.json's shape is `labelgate.report.model`.
+same sections (`labelgate.report.sections`, built on the view model
+`labelgate.report.view`); report.json's shape is `labelgate.report.model`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,18 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from labelgate.gate import GateVerdict
-from labelgate.report import view
 from labelgate.report.html import write_html
-from labelgate.report.view import COEFFICIENTS, consensus_applied_text, csv_lines_text, md_cell
+from labelgate.report.render import render_template
+from labelgate.report.sections import build_sections, stage_sections
+from labelgate.report.sections.agreement import COEFFICIENTS
+from labelgate.report.sections.run import header, kpis
+from labelgate.report.view import (
+    Fact,
+    Section,
+    consensus_applied_text,
+    csv_lines_text,
+    md_cell,
+)
 from labelgate.store.lake import Batch
 from labelgate.store.runs import RunContext, reports_root
 
@@ -169,11 +179,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     Returns
     -------
     str
-        report.md: the `report_view.build_sections` list rendered by ``report.md.j2``
+        report.md: the `build_sections` list rendered by ``report.md.j2``
         (no plots; folded tables cut to their first rows).
     """
-    return _markdown(view.build_sections(report), head=view.header(report),
-                     kpis=view.kpis(report))
+    return _markdown(build_sections(report), head=header(report), kpis=kpis(report))
 
 
 def section_lines(key: str, section: Mapping[str, Any]) -> list[str]:
@@ -192,7 +201,7 @@ def section_lines(key: str, section: Mapping[str, Any]) -> list[str]:
     list[str]
         The lines report.md has for it.
     """
-    return _markdown(view.stage_sections({key: section})).splitlines()
+    return _markdown(stage_sections({key: section})).splitlines()
 
 
 # one section's Markdown, for callers (and tests) that look at a single stage
@@ -200,12 +209,12 @@ label_issues_lines = partial(section_lines, "label_issues")
 agreement_lines = partial(section_lines, "agreement")
 
 
-def _markdown(sections: list[view.Section], *, head: Mapping[str, Any] | None = None,
-              kpis: list[view.Fact] | None = None) -> str:
+def _markdown(sections: list[Section], *, head: Mapping[str, Any] | None = None,
+              kpis: list[Fact] | None = None) -> str:
     """Render `sections` (with the page header when `head` is given) as Markdown, with runs of
     blank lines squeezed to one."""
-    text = view.render_template("report.md.j2", head=head, kpis=kpis or [],
-                                sections=sections, md_rows=MD_ROWS)
+    text = render_template("report.md.j2", head=head, kpis=kpis or [],
+                           sections=sections, md_rows=MD_ROWS)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 

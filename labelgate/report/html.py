@@ -5,7 +5,7 @@ plots, no script and no network, so it opens offline in any browser and can be m
 ``report.json`` (see ``labelgate.report.build_report``), optionally the ``metrics_history``
 rows (run_id, metric, value, recorded_at) for trend plots and the per-row label-issue frame
 (``label_quality``, optionally ``is_label_issue``) for the quality histogram. The sections
-are ``labelgate.report.view.build_sections``, the same list report.md shows: gate, rows,
+are ``labelgate.report.sections.build_sections``, the same list report.md shows: gate, rows,
 contract failures, classes, each stage section present, trends, all metrics, any other key
 and paths.
 
@@ -26,16 +26,10 @@ from typing import Any
 import polars as pl
 from markupsafe import Markup
 
-from labelgate.report.view import (
-    TREND_METRICS,
-    TREND_RUNS,
-    build_sections,
-    fmt_num,
-    fmt_pct,
-    header,
-    kpis,
-    render_template,
-)
+from labelgate.report.render import render_template
+from labelgate.report.sections import build_sections
+from labelgate.report.sections.run import TREND_METRICS, TREND_RUNS, header, kpis
+from labelgate.report.view import fmt_num, fmt_pct
 
 __all__ = ["TREND_METRICS", "fmt_num", "fmt_pct", "render_html", "write_html"]
 

@@ -1,0 +1,72 @@
+"""Rendering the report's sections as text: the jinja2 environment over
+``labelgate/report/templates`` and the Markdown filters it registers.
+
+``render_template("report.md.j2" | "report.html.j2", ...)`` renders the `Section` list of
+``labelgate.report.sections.build_sections``; ``report.html.j2`` is autoescaped, the
+Markdown template escapes every value through the filters here (`md_row`, `md_rule`,
+`md_code` and ``md``, which is `labelgate.report.view.md_cell`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from labelgate.report.view import CELL_MAX, Cell, md_cell
+
+
+def md_row(cells: Sequence[Cell | str]) -> str:
+    """A Markdown table row; cells are escaped, and cut to `CELL_MAX` characters unless
+    they are identifiers or paths (css class ``mono``, already bounded by the builder)."""
+    texts = [md_cell(c.text, max_len=None if "mono" in c.cls else CELL_MAX)
+             if isinstance(c, Cell) else md_cell(c) for c in cells]
+    return "| " + " | ".join(texts) + " |"
+
+
+def md_rule(headers: Sequence[str], numeric: frozenset[int]) -> str:
+    """The Markdown row under the header: numeric columns right-aligned."""
+    return "|" + "".join("---:|" if i in numeric else "---|" for i in range(len(headers)))
+
+
+def md_code(text: str) -> str:
+    """`text` as an indented Markdown code block, HTML-escaped (nothing can end the block)."""
+    safe = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "\n".join("    " + line for line in safe.splitlines())
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    """The templates' jinja2 environment: HTML autoescaped, the Markdown filters registered."""
+    env = Environment(
+        loader=PackageLoader("labelgate.report", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(md=lambda v: md_cell(v, max_len=None), md_row=md_row, md_rule=md_rule,
+                       md_code=md_code)
+    return env
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one of the report templates (``report.html.j2`` is autoescaped; the Markdown
+    template escapes through its ``md`` filters).
+
+    Parameters
+    ----------
+    name
+        The template's file name in ``labelgate/report/templates``.
+    **context
+        The template's variables.
+
+    Returns
+    -------
+    str
+        The rendered text.
+    """
+    return _environment().get_template(name).render(**context)
