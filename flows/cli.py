@@ -424,12 +424,41 @@ def history(
     runs = frame.group_by("run_id", maintain_order=True).agg(
         [pl.col("value").filter(pl.col("metric") == m).first().alias(m) for m in wanted]
     )
-    table = Table(title=f"{s.name}: last {runs.height} run(s)")
-    for name in ("run", *wanted):  # a narrow terminal wraps values instead of cutting them
-        table.add_column(name, overflow="fold")
+    out.print(f"{s.name}: last {runs.height} run(s)", soft_wrap=True)
+    out.print(_history_table(runs, wanted))
+    out.print("  ".join(f"{_short(m)}={m}" for m in wanted if _short(m) != m),
+              soft_wrap=False, style="dim")
+
+
+def _history_table(runs: pl.DataFrame, wanted: list[str]) -> Table:
+    """One row per run (its start as MM-DD HH:MM, the run id's date), short headers, so
+    the default metrics fit 80 columns."""
+    table = Table(pad_edge=False, box=None, header_style="bold")
+    table.add_column("run (UTC)", no_wrap=True)
+    for name in wanted:  # a narrow terminal wraps values instead of cutting them
+        table.add_column(_short(name), overflow="fold", justify="right")
     for row in runs.iter_rows(named=True):
-        table.add_row(row["run_id"], *(_history_cell(m, row[m]) for m in wanted))
-    out.print(table)
+        table.add_row(_run_time(row["run_id"]), *(_history_cell(m, row[m]) for m in wanted))
+    return table
+
+
+_SHORT = {
+    "gate_passed": "gate", "rows_input": "input", "rows_valid": "valid",
+    "quarantine_rate": "quar.", "label_issues.rate": "issues", "label_issues.health_score":
+    "health", "agreement.krippendorff_alpha": "alpha", "splits.leakage": "leaks",
+}
+
+
+def _short(metric: str) -> str:
+    return _SHORT.get(metric, metric)
+
+
+def _run_time(run_id: str) -> str:
+    """``20261201T183534Z-3e61f3`` -> ``12-01 18:35``; another id as it is."""
+    stamp = run_id.split("-", 1)[0]
+    if len(stamp) == 16 and stamp[8] == "T":
+        return f"{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}"
+    return run_id
 
 
 def _did_you_mean(unknown: list[str], known: set[str]) -> str:
@@ -454,7 +483,11 @@ def _history_cell(metric: str, value: float | None) -> str:
         return "—"
     if metric == "gate_passed":
         return "pass" if value >= 0.5 else "[red]FAIL[/red]"
-    return f"{value:.4g}"
+    if metric.endswith("rate"):
+        return f"{100 * value:.1f}%"
+    if float(value).is_integer() and abs(value) < 1e12:
+        return f"{int(value):,}"
+    return f"{value:.3g}"
 
 
 HISTORY_METRICS = (

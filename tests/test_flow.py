@@ -183,6 +183,10 @@ def test_history_and_html_report(make_spec: SpecFactory) -> None:
     assert shown.exit_code == 0, shown.output
     assert "pass" in shown.output and "FAIL" in shown.output
     assert "last 2 run(s)" in shown.output
+    default = runner.invoke(app, ["history", str(spec)], terminal_width=80)
+    assert default.exit_code == 0, default.output
+    assert max(len(line) for line in default.output.splitlines()) <= 80, default.output
+    assert "quar.=quarantine_rate" in default.output and "0.0%" in default.output
     bad = runner.invoke(app, ["history", str(spec), "-m", "nope"])
     assert bad.exit_code == 2 and "no metric 'nope' recorded" in bad.output
     hinted = runner.invoke(app, ["history", str(spec), "-m", "max_quarantine_rate",
