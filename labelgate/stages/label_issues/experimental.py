@@ -6,8 +6,9 @@ change between releases. What was measured lives in ``docs/benchmarks/label-issu
 
 The stable entry points stay in `labelgate.stages.label_issues.detect`, which re-exports the names
 here
-(``posterior_joint``, ``POSTERIOR_SHARPEN``, ``POSTERIOR_MAX_ITER``) and uses
-`posterior_joint` for ``joint_calibration="posterior"``.
+(``posterior_joint``, ``POSTERIOR_SHARPEN``, ``POSTERIOR_MAX_ITER``);
+`labelgate.stages.label_issues.flags` uses `posterior_joint` for
+``joint_calibration="posterior"``.
 """
 
 from __future__ import annotations
