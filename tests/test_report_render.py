@@ -136,9 +136,9 @@ def test_markdown_reads_in_order_verdict_first() -> None:
     assert "valid rows **2,980**" in md
     assert "\n\n\n" not in md and md.endswith("|\n")
     order = [md.index(f"## {t}") for t in ("Gate checks", "Rows", "Contract failures",
-                                             "Classes", "Label issues", "Agreement",
-                                             "Duplicates and leakage", "Splits",
-                                             "All metrics", "publish", "Where things are")]
+                                             "Classes", "Agreement", "Label issues",
+                                             "Duplicates and leakage", "Splits", "publish",
+                                             "All metrics", "Where things are")]
     assert order == sorted(order)
 
 
