@@ -23,6 +23,7 @@ from labelgate.stages.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.stages.label_issues import embeddings as embedding_models
 from labelgate.stages.label_issues.detect import LabelIssuesResult, find_label_issues
 from labelgate.stages.label_issues.detect import accept_reviewed as _accept_reviewed
+from labelgate.stages.label_issues.model_archive import Notice
 from labelgate.stages.label_issues.models import (
     CHAR_NGRAM_MAX_ROWS,
     TABULAR_ENSEMBLE_MAX_ROWS,
@@ -178,7 +179,7 @@ def label_issue_embeddings(
     spec: Spec,
     store: Path | None = None,
     progress: embedding_models.Progress | None = None,
-    notice: embedding_models.Notice | None = None,
+    notice: Notice | None = None,
 ) -> npt.NDArray[np.float32] | None:
     """Sentence embeddings of the model's text (`label_issues.embeddings`), one row per valid
     row, cached in ``store``; None when the spec does not ask for them."""
