@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.issues_cli import issues
 from flows.review_cli import review_app
 from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
@@ -558,6 +559,7 @@ def serve(
 publish_app = typer.Typer(help="Published versions of a dataset's splits.", no_args_is_help=True)
 app.add_typer(publish_app, name="publish")
 app.add_typer(review_app, name="review")
+app.command("issues")(issues)
 
 
 def _shown(value: object) -> str:

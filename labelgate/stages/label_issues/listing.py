@@ -1,0 +1,49 @@
+"""Listing a run's label issues for a person: the flagged rows first, then the rows of
+lowest label quality that were not flagged ("worth a look"), so the flags and the ranking
+tell one story."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from labelgate.errors import InputError
+
+ISSUE_COLUMNS = ("id", "given_label", "suggested_label", "label_quality", "is_label_issue")
+
+
+def worth_a_look(issues: pl.DataFrame, *, top: int, label: str | None = None) -> pl.DataFrame:
+    """The `top` rows most worth reviewing.
+
+    Parameters
+    ----------
+    issues
+        The per-row label-issue table (``label_issues.parquet``): ``ISSUE_COLUMNS``, one
+        row per valid row.
+    top
+        How many rows to return (at most).
+    label
+        Only rows given this label; `InputError` naming the labels when none is.
+
+    Returns
+    -------
+    pl.DataFrame
+        At most `top` rows of ``ISSUE_COLUMNS`` plus ``why`` ("flagged" or "worth a
+        look"): flagged rows by ascending label quality, then unflagged ones the same way.
+    """
+    missing = [c for c in ISSUE_COLUMNS if c not in issues.columns]
+    if missing:
+        raise InputError(f"label issue table lacks column(s) {missing}")
+    frame = issues.select(ISSUE_COLUMNS)
+    if label is not None:
+        labels = sorted(frame.get_column("given_label").drop_nulls().unique().to_list())
+        if label not in labels:
+            raise InputError(f"--label {label!r}: no row has that label; labels: {labels}")
+        frame = frame.filter(pl.col("given_label") == label)
+    flagged = pl.col("is_label_issue").fill_null(False)
+    return (
+        frame.sort([flagged, "label_quality", "id"], descending=[True, False, False],
+                   nulls_last=True)
+        .head(top)
+        .with_columns(pl.when(flagged).then(pl.lit("flagged")).otherwise(pl.lit("worth a look"))
+                      .alias("why"))
+    )
