@@ -89,4 +89,5 @@ def _publish_version(
         metrics=metrics,
         lineage=[b.batch for b in batches],
         before_switch=lambda _: faults.fault_point("publish", "switch"),
+        card={"name": spec.name, "license": pub.license, "description": pub.description},
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 
 import labelgate.stages.publish as publish
 from labelgate.errors import GateFailedError, InputError
@@ -243,3 +244,26 @@ def test_list_and_diff_versions(tmp_path: Path) -> None:
     assert read_manifest(tmp_path, 2)["run_id"] == "r2"
     with pytest.raises(InputError, match=r"no version 'v7'.*\['v1', 'v2'\]"):
         diff_versions(tmp_path, "v7", 1, key_column="id", label_column="sentiment")
+
+
+def test_each_version_has_a_dataset_card_that_datasets_loads(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """README.md with the Hugging Face YAML header: `datasets.load_dataset` on the version
+    folder loads the splits as published; the body says what the gate said."""
+    datasets = pytest.importorskip("datasets", reason="the dev extra installs datasets")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    card = {"name": "tiny", "license": "cc-by-4.0", "description": "Tweets about airlines."}
+    v = publish_(tmp_path / "pub", card=card)
+    text = (v.path / "README.md").read_text()
+    header = yaml.safe_load(text.split("---\n")[1])
+    assert header["license"] == "cc-by-4.0" and header["pretty_name"] == "tiny"
+    assert [f["split"] for f in header["configs"][0]["data_files"]] == ["train", "test"]
+    assert "Tweets about airlines." in text and "min_rows" in text
+    assert "README.md" not in v.manifest["files"]  # not part of the content hash
+    loaded = datasets.load_dataset(str(v.path))
+    assert sorted(loaded) == ["test", "train"]
+    assert loaded["train"].num_rows == 3 and loaded["test"].num_rows == 1
+    assert loaded["train"]["id"] == ["t1", "t2", "t3"]
+    assert loaded["train"].features["confidence"].dtype == "float64"

@@ -271,6 +271,15 @@ class PublishSpec(_Model):
         "true/false, or a quoted string. Other rows are excluded (policy publish_filter).",
     )
 
+    license: str | None = Field(
+        default=None,
+        description="The data's licence for the dataset card's header (a Hugging Face "
+        "licence id such as cc-by-4.0 or mit; default: other).",
+    )
+    description: str | None = Field(
+        default=None, description="A paragraph for the published dataset card (README.md).",
+    )
+
     @field_validator("filter")
     @classmethod
     def _parses(cls, value: str | None) -> str | None:

@@ -56,6 +56,7 @@ from typing import Any, Literal
 import polars as pl
 
 from labelgate.errors import GateFailedError, InputError
+from labelgate.stages.dataset_card import dataset_card
 from labelgate.stages.instructions import from_canonical
 
 MANIFEST = "manifest.json"
@@ -353,6 +354,7 @@ def publish_version(
     lineage: Sequence[str] = (),
     extras: Mapping[str, Any] | None = None,
     before_switch: Callable[[Path], None] | None = None,
+    card: Mapping[str, str | None] | None = None,
 ) -> PublishedVersion:
     """Write ``splits`` as version N+1 under ``root`` and point ``current`` at it.
 
@@ -360,6 +362,9 @@ def publish_version(
     input batch hashes. Raises GateFailedError (nothing written) when ``gate_passed`` is false.
     ``before_switch(path)`` is called once ``v<N>`` is complete and renamed, just before
     ``current`` moves (the crash tests kill the process there).
+
+    ``card``: ``name`` (and optionally ``license``, ``description``) for the version's
+    ``README.md`` dataset card (`labelgate.stages.dataset_card`); None writes no card.
 
     When the data files would be the same as ``current``'s (same ``content_hash``),
     nothing is published: the temporary folder is removed and ``current``'s version is
@@ -384,6 +389,8 @@ def publish_version(
             shutil.rmtree(tmp, ignore_errors=True)
             return same
         _write_manifest(tmp, manifest)
+        if card is not None:
+            _write_card(tmp, manifest, data_files, card)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -585,6 +592,24 @@ def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     )
     _fsync(folder / MANIFEST)
     _fsync(folder)
+
+
+def _write_card(folder: Path, manifest: Mapping[str, Any],
+                data_files: Sequence[tuple[str, pl.DataFrame]],
+                card: Mapping[str, str | None]) -> None:
+    """``README.md``: the dataset card over the first split's Parquet (else JSONL) file;
+    not part of ``content_hash``, like the manifest."""
+    parquet = [frame for name, frame in data_files if name.endswith(".parquet")]
+    plain = [frame for name, frame in data_files if name.count(".") == 1
+             and name.endswith(".jsonl")]
+    frames, suffix = (parquet, "parquet") if parquet else (plain, "jsonl")
+    if not frames:
+        return  # only styled JSONL (alpaca, chat): no single file per split to name
+    text = dataset_card(manifest, schema=dict(frames[0].schema), suffix=suffix,
+                        name=str(card["name"]), license=card.get("license"),
+                        description=card.get("description"))
+    (folder / "README.md").write_text(text, encoding="utf-8")
+    _fsync(folder / "README.md")
 
 
 def _point_current(root: Path, final: Path) -> None:
