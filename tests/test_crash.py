@@ -62,7 +62,7 @@ def verify_version(folder: Path) -> dict[str, Any]:
         digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
         assert digest == info["sha256"], f"{folder / name}: content changed"
     extra = {p.name for p in folder.iterdir()} - set(manifest["files"]) - {
-        MANIFEST, "published_at.txt"}
+        MANIFEST, "published_at.txt", "README.md"}  # the metadata: manifest, time, card
     assert not extra, f"{folder}: files not in the manifest: {extra}"
     return manifest
 

@@ -98,7 +98,8 @@ def _outputs(store: Path) -> dict[str, object]:
     published = store / "published" / DATASET / "current"
     out["published"] = sorted(
         (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
-        for p in published.iterdir() if p.name not in ("manifest.json", "published_at.txt")
+        for p in published.iterdir()
+        if p.name not in ("manifest.json", "published_at.txt", "README.md")
     )
     return out
 
