@@ -223,27 +223,23 @@ def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame |
     return df
 
 
-def _physical_lines(data: bytes) -> int:
-    """Lines as the `csv` module counts them: a line ends in \\n, \\r\\n or a lone \\r;
-    a last line without an end counts too."""
-    breaks = data.count(b"\n")
-    if b"\r" in data:
-        breaks += data.count(b"\r") - data.count(b"\r\n")
-    return breaks + (0 if data.endswith((b"\n", b"\r")) else 1)
+def _newline_lines(data: bytes) -> int:
+    """Lines ended by \\n (a \\r\\n end counts once), a last line without an end too."""
+    return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
 
 def _fast_line_counts(data: bytes, df: pl.DataFrame) -> LineCounts | None:
     """The physical-line arithmetic of a file polars read as `df`: 1 header line, and per
-    row one line plus the line breaks inside its quoted values. None when it does not add
-    up (then the file is read record by record, which accounts for every line)."""
+    row one line plus the line breaks (\\n) inside its quoted values. None when it does
+    not add up (then the file is read record by record, which accounts for every line).
+
+    Lines are counted at \\n here, one pass over the bytes and one over the text columns;
+    a lone \\r inside a quoted value is the value's content, as polars reads it.
+    """
     if any("\n" in c or "\r" in c for c in df.columns):
         return None
-    total = _physical_lines(data)  # a BOM holds no line break
-    text = pl.col(pl.String)
-    breaks = text.str.count_matches("\n", literal=True).fill_null(0).sum()
-    if b"\r" in data:  # \r\n is one break; a lone \r is one too
-        breaks = breaks + (text.str.count_matches("\r", literal=True).fill_null(0).sum()
-                           - text.str.count_matches("\r\n", literal=True).fill_null(0).sum())
+    total = _newline_lines(data)  # a BOM holds no line break
+    breaks = pl.col(pl.String).str.count_matches("\n", literal=True).fill_null(0).sum()
     inside = int(df.select(pl.sum_horizontal(breaks)).item() or 0) if df.width else 0
     if total != 1 + df.height + inside:
         return None
