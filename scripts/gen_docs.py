@@ -40,6 +40,7 @@ BENCHMARKS = "benchmarks"
 SPEC_PAGE, CLI_PAGE, STAGES_PAGE = "reference/spec.md", "reference/cli.md", "reference/stages.md"
 CODE_PAGE = "reference/code.md"
 WAREHOUSE_PAGE = "reference/warehouse.md"
+REPORT_PAGE = "reference/report-json.md"
 # one line per warehouse table (a table missing here is listed without one)
 TABLES = {
     "runs": "one row per run: status, row counts, gate verdict, report folder",
@@ -569,11 +570,35 @@ def warehouse_reference() -> str:
     ])
 
 
+def report_reference() -> str:
+    """report.json's JSON Schema (`labelgate.report.model.report_json_schema`): its top
+    level as a table, then the whole schema."""
+    import json
+
+    from labelgate.report.model import report_json_schema
+
+    schema = report_json_schema()
+    required = set(schema.get("required", []))
+    rows = [[f"`{name}`", "yes" if name in required else "",
+             cell(prop.get("description") or prop.get("title") or "")]
+            for name, prop in schema.get("properties", {}).items()]
+    return "\n".join([
+        "# report.json\n",
+        GENERATED_NOTE.format(source="the report model (`labelgate.report.model`)"),
+        "Every run writes `report.json` beside report.md and report.html; both are rendered "
+        "from the same content. A stage's own section sits under its key, in the order of "
+        "the stage declaration; keys not listed here are allowed (a new stage's section).\n",
+        table(["key", "always", "what it holds"], rows), "",
+        "## The JSON Schema\n",
+        "```json\n" + json.dumps(schema, indent=2) + "\n```",
+    ])
+
+
 def pages() -> dict[str, str]:
     """Every generated page, by its path under docs/."""
     return {SPEC_PAGE: spec_reference(), CLI_PAGE: cli_reference(),
             STAGES_PAGE: stages_reference(), WAREHOUSE_PAGE: warehouse_reference(),
-            CODE_PAGE: code_reference()}
+            CODE_PAGE: code_reference(), REPORT_PAGE: report_reference()}
 
 
 # ------------------------------------------------------------------------ MkDocs hooks
