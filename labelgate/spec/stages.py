@@ -138,9 +138,8 @@ class LabelIssuesSpec(_Model):
     passes: StrictInt = Field(
         default=2, ge=1, le=2,
         description="cross_validated: 2 scores every row again with models trained without the "
-        "rows the first pass flagged (still out of fold; measured on planted flips: F1 "
-        "+0.01..+0.08 on tables, -0.01..+0.03 on text, at twice the training time); 1: one "
-        "pass.",
+        "rows the first pass flagged (still out of fold; at twice the training time; what "
+        "it gains is on the label-issues benchmark page); 1: one pass.",
     )
     batched: bool | None = Field(
         default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
