@@ -315,6 +315,9 @@ def check(spec: SpecArg) -> None:
                and li.method != "predictions" else ""),
             soft_wrap=True,
         )
+    elif s.columns.label is not None:
+        out.print("label issues: off; add a `label_issues:` section (`label_issues: {}` for "
+                  "the defaults) to find probable label errors", soft_wrap=True)
     for note in s.notes():
         out.print(f"note: {note}", soft_wrap=True)
     for name in s.gate:

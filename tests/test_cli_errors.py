@@ -163,6 +163,7 @@ def test_check_reads_the_headers_and_names_what_is_missing(make_spec: SpecFactor
     ok = CliRunner().invoke(app, ["check", str(spec)])
     assert ok.exit_code == 0, ok.output
     assert "sources: items 1 file(s)" in ok.output
+    assert "label issues: off; add a `label_issues:` section" in ok.output  # opt-in, said
 
     part = tmp_path / "items" / "part1.csv"
     lines = part.read_text().splitlines()
