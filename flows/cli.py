@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -173,15 +175,16 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     flow = quality_pipeline
     if dask:
         flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
-    state = flow(str(spec), store, return_state=True)
-    report: dict[str, Any] | None = None
-    if state.is_completed():
-        report = state.result()
-    exc = None if report is not None else state.result(raise_on_failure=False)
-    if isinstance(exc, GateFailedError):
-        found = read_latest(working_store(s, store, pull_first=False), s.name)
-        report = found[1] if found else None
-    _print_stage_times(state.state_details.flow_run_id, s, report)
+    with _prefect_api():  # the flow and the stage table share one API
+        state = flow(str(spec), store, return_state=True)
+        report: dict[str, Any] | None = None
+        if state.is_completed():
+            report = state.result()
+        exc = None if report is not None else state.result(raise_on_failure=False)
+        if isinstance(exc, GateFailedError):
+            found = read_latest(working_store(s, store, pull_first=False), s.name)
+            report = found[1] if found else None
+        _print_stage_times(state.state_details.flow_run_id, s, report)
     if report is not None:
         _print_summary(report)
     if exc is None:
@@ -194,6 +197,26 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
         raise typer.Exit(EXIT_INPUT)
     err.print(f"[red]internal error:[/red] {escape(str(state.message))}", soft_wrap=True)
     raise typer.Exit(EXIT_INTERNAL)
+
+
+@contextmanager
+def _prefect_api() -> Iterator[None]:
+    """One Prefect API for the whole command: `PREFECT_API_URL` when it is set (a running
+    server is reused), else Prefect's temporary local server, started once here. Without
+    this, the flow stops its temporary server when it ends and reading the stage table
+    starts a second one. The server stops when the process exits (Prefect registers that
+    at start, so its log and event workers drain first)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
 
 
 def _dask_runner(address: str) -> Any:
