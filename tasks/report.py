@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -15,6 +16,7 @@ from checks.contract import ContractResult
 from checks.quality import class_counts
 from labelgate.gate import GateVerdict
 from labelgate.report import RowCounts, build_report, render_markdown, write_report
+from labelgate.report.index import write_index
 from labelgate.results import gather_sections
 from labelgate.spec import Spec
 from labelgate.stages import steps
@@ -38,7 +40,8 @@ def report(
     results: Mapping[str, Any],
     abandoned: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Write report.json/md/html, publish them as Prefect artifacts, close the run record.
+    """Write report.json/md/html, publish them as Prefect artifacts, close the run record,
+    then rewrite the store's reports index (``reports/index.html``).
 
     ``results``: every stage result of the run, in declaration order (their sections, in
     that order, follow the report's fixed part). ``abandoned``: earlier runs of the
@@ -60,7 +63,12 @@ def report(
         rows_input=rows.input, rows_valid=rows.valid, rows_quarantined=rows.quarantined,
         rows_excluded=rows.excluded, gate_passed=verdict.passed, report_dir=str(out),
     )
-    get_run_logger().info("report: %s", out / "report.md")
+    logger = get_run_logger()
+    logger.info("report: %s", out / "report.md")
+    try:  # after finish: the index shows this run's verdict; a page to browse, not a result
+        logger.info("reports index: %s", write_index(store.root))
+    except (OSError, duckdb.Error) as err:
+        logger.warning("reports index not rewritten: %s", err)
     return content
 
 

@@ -178,7 +178,16 @@ def test_stage_sentences_are_in_both_outputs() -> None:
         "3 rows quarantined by the SFT checks",
         "reused from run 20261120T000000Z-000001",
         "without 4 rows the first pass flagged",
-        "flags: filter both, counted by the per_class joint",
+        # the settings in plain words (were "flags: filter both, counted by the per_class
+        # joint"), folded away
+        "how flags are chosen", "how many rows are flagged",
+        "rows that are among the least likely of their given class",
+        "(cleanlab filter_by both)",
+        "as many as estimated from cleanlab's confident counts, corrected per true class "
+        "(per_class)",
+        # what became of the flagged rows, first (full_report: drop_from_test, published)
+        "212 rows flagged as probable label errors: 0 dropped from test, 212 published with "
+        "a flag column",
         "applied to the items: 3 labels changed, 27 confirmed, 30 items kept",
         "version v2 (30 rows): /store/published/tiny/v2",
     ):

@@ -31,10 +31,13 @@ from labelgate.report.sections import build_sections
 from labelgate.report.sections.run import TREND_METRICS, TREND_RUNS, header, kpis
 from labelgate.report.view import fmt_num, fmt_pct
 
-__all__ = ["TREND_METRICS", "fmt_num", "fmt_pct", "render_html", "write_html"]
+__all__ = ["CSP", "TREND_METRICS", "fmt_num", "fmt_pct", "render_html", "write_atomic",
+           "write_html"]
 
-_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-        "base-uri 'none'; form-action 'none'")
+# no script, no remote load: the report and the reports index (labelgate.report.index)
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+       "base-uri 'none'; form-action 'none'")
+_CSP = CSP
 
 
 def render_html(
@@ -102,11 +105,31 @@ def write_html(
         target = target / "report.html"
     html = render_html(report, history=history, label_issues=label_issues,
                        trend_runs=trend_runs)
+    return write_atomic(target, html)
+
+
+def write_atomic(target: Path, text: str) -> Path:
+    """Write `text` to `target` atomically: a temp file in the same folder (fsynced, mode
+    0644), then ``os.replace``; a reader sees the old file or the new one, never a part.
+
+    Parameters
+    ----------
+    target
+        The file to write (its folder is created).
+    text
+        The content, written as UTF-8.
+
+    Returns
+    -------
+    Path
+        `target`.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=f"{target.suffix}.tmp",
+                               dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)

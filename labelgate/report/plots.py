@@ -21,7 +21,9 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 __all__ = [
     "COLORS",
@@ -30,6 +32,7 @@ __all__ = [
     "histogram",
     "interval_plot",
     "line_plot",
+    "sparkline",
     "stacked_bars",
 ]
 
@@ -85,19 +88,32 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _pct(value: float) -> str:
+    """A share as a percentage label: one decimal, two below 1% (0.04% is not "0.0%")."""
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.2%}" if 0 < abs(value) < 0.01 else f"{value:.1%}"
+
+
+def _percent_ticks() -> PercentFormatter:
+    """Tick labels for shares (0..1) with as many decimals as the axis range needs, so ticks
+    0.002 apart read 0.2%, 0.4%, ... and not 0%, 0%, 1%."""
+    return PercentFormatter(xmax=1.0, decimals=None)
+
+
 def _figure(height: float, width: float = _WIDTH) -> Figure:
     return Figure(figsize=(width, max(height, 1.2)))
 
 
-def _to_svg(fig: Figure, salt: str) -> str:
+def _to_svg(fig: Figure, salt: str, *, css_class: str = "plot", tight: bool = True) -> str:
     buf = io.StringIO()
     salt_rc: dict[Any, Any] = {"svg.hashsalt": f"labelgate-{salt}"}
     with matplotlib.rc_context(salt_rc):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                    bbox_inches="tight", pad_inches=0.06)
+                    bbox_inches="tight" if tight else None, pad_inches=0.06)
     svg = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1), count=1)
     # Natural size (same font size in every plot); CSS shrinks it to the column if needed.
-    return svg.replace("<svg ", '<svg class="plot" ', 1)
+    return svg.replace("<svg ", f'<svg class="{css_class}" ', 1)
 
 
 def bar_chart(
@@ -138,12 +154,12 @@ def bar_chart(
         if reference is not None:
             ax.axvline(reference, color=FAIL_COLOR, linestyle="--", linewidth=1)
         for yi, v in zip(y, vals, strict=True):
-            text = "—" if not math.isfinite(v) else (f"{v:.1%}" if percent else _fmt(v))
+            text = "—" if not math.isfinite(v) else (_pct(v) if percent else _fmt(v))
             ax.annotate(text, (0.0 if not math.isfinite(v) else max(v, 0.0), yi),
                         xytext=(3, 0), textcoords="offset points", va="center", fontsize=8,
                         color="#24292f")
         if percent:
-            ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0%}")
+            ax.xaxis.set_major_formatter(_percent_ticks())
         return _to_svg(fig, salt)
 
 
@@ -156,24 +172,39 @@ def heatmap(
     xlabel: str,
     ylabel: str,
     normalize_rows: bool = True,
+    shares: bool = False,
+    scale_label: str | None = None,
     salt: str = "heatmap",
 ) -> str:
-    """Counts as a heatmap, each cell annotated with its count. Colour is the share of the
-    row (`normalize_rows`) so a small class's confusions show as clearly as a large one's."""
+    """A matrix as a heatmap, each cell annotated with its value.
+
+    Counts (the default): the colour is the cell's share of its row (`normalize_rows`), so a
+    small class's confusions show as clearly as a large one's; else its share of the largest
+    cell. With `shares`, the cells are shares of all rows (an estimated joint distribution):
+    each is written as a percentage and the colour is the share itself, on a square-root
+    scale (so a 2% cell is visible next to a 45% one) labelled in percent.
+    `scale_label` names the colour scale (default: what the colour shows).
+    """
     counts = np.asarray(matrix, dtype=np.float64)
-    if normalize_rows:
+    peak = float(counts.max()) if counts.size else 0.0
+    norm: Normalize
+    if shares:
+        shade = counts
+        norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=peak if peak > 0 else 1.0)
+    elif normalize_rows:
         totals = counts.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             shade = np.where(totals > 0, counts / np.maximum(totals, 1e-300), 0.0)
+        norm = Normalize(vmin=0.0, vmax=1.0)
     else:
-        peak = counts.max() if counts.size else 0.0
         shade = counts / peak if peak > 0 else counts
+        norm = Normalize(vmin=0.0, vmax=1.0)
     n_rows, n_cols = counts.shape
     side = min(max(0.42 * n_cols + 1.9, 3.2), _WIDTH)
     with matplotlib.rc_context(_style()):
         fig = _figure(0.36 * n_rows + 1.3, width=side + 0.9)
         ax = fig.add_subplot()
-        im = ax.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+        im = ax.imshow(shade, cmap="Blues", norm=norm, aspect="auto")
         ticks = [short(v, 16) for v in col_labels]
         rotate = n_cols > 3 or max((len(t) for t in ticks), default=0) > 9
         ax.set_xticks(np.arange(n_cols), ticks, rotation=30 if rotate else 0,
@@ -187,10 +218,16 @@ def heatmap(
         if n_rows * n_cols <= 400:
             for i in range(n_rows):
                 for j in range(n_cols):
-                    ax.text(j, i, _fmt(counts[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if shade[i, j] > 0.55 else "#24292f")
+                    dark = float(norm(shade[i, j])) > 0.55
+                    ax.text(j, i, _pct(counts[i, j]) if shares else _fmt(counts[i, j]),
+                            ha="center", va="center", fontsize=8,
+                            color="white" if dark else "#24292f")
         bar = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
-        bar.set_label("share of row" if normalize_rows else "share of max")
+        if shares:
+            bar.ax.yaxis.set_major_formatter(_percent_ticks())
+        default = ("share of all rows" if shares else
+                   "share of row" if normalize_rows else "share of max")
+        bar.set_label(scale_label or default)
         bar.outline.set_visible(False)
         return _to_svg(fig, salt)
 
@@ -303,7 +340,7 @@ def line_plot(
         finite = np.flatnonzero(np.isfinite(vals))
         if finite.size:
             last = int(finite[-1])
-            label = f"{vals[last]:.1%}" if percent else _fmt(float(vals[last]))
+            label = _pct(float(vals[last])) if percent else _fmt(float(vals[last]))
             ax.annotate(label, (x[last], vals[last]), xytext=(4, 4), textcoords="offset points",
                         fontsize=8, fontweight="bold")
         ax.set_title(title)
@@ -313,11 +350,41 @@ def line_plot(
         ax.set_axisbelow(True)
         ax.margins(y=0.25)
         if percent:
-            ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:.1%}")
+            ax.yaxis.set_major_formatter(_percent_ticks())
             if finite.size and float(np.nanmin(vals)) >= 0:
                 ax.set_ylim(bottom=0)
         return _to_svg(fig, salt)
 
+
+
+def sparkline(
+    values: Sequence[float | None],
+    *,
+    passed: Sequence[bool | None] | None = None,
+    percent: bool = False,
+    salt: str = "spark",
+) -> str:
+    """A tiny trend line for a table cell (oldest left): no axes, the points coloured by
+    the gate verdict as in `line_plot`, the newest value written at the right."""
+    vals = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    x = np.arange(len(vals))
+    with matplotlib.rc_context(_style()):
+        fig = Figure(figsize=(1.9, 0.42))
+        ax = fig.add_axes((0.02, 0.12, 0.62, 0.76))
+        ax.plot(x, vals, color="#57606a", linewidth=1.0)
+        colors = ([BAR_COLOR] * len(vals) if passed is None else
+                  [PASS_COLOR if p else FAIL_COLOR if p is not None else "#8c959f"
+                   for p in passed])
+        ax.scatter(x, vals, c=colors, s=7, zorder=2)
+        ax.set_axis_off()
+        ax.set_xlim(-0.5, max(len(vals) - 0.5, 0.5))
+        ax.margins(y=0.3)
+        finite = np.flatnonzero(np.isfinite(vals))
+        if finite.size:
+            last = float(vals[int(finite[-1])])
+            fig.text(0.68, 0.5, _pct(last) if percent else _fmt(last), va="center",
+                     fontsize=8, color="#24292f")
+        return _to_svg(fig, salt, css_class="spark", tight=False)
 
 
 def interval_plot(

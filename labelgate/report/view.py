@@ -153,9 +153,13 @@ def _plot(kind: str, *args: Any, fail_colors: bool = False, **kwargs: Any) -> Pl
 
 @dataclass(frozen=True)
 class Part:
-    """A piece of a section, rendered in order: heading, text, facts, plots, table, notes."""
+    """A piece of a section, rendered in order: heading, text, facts, plots, table, notes.
 
-    kind: Literal["heading", "text", "facts", "plots", "table", "notes", "pre", "rowbar"]
+    A ``details`` part is a folded list of (label, value) `facts` under the summary `text`
+    (HTML ``<details>``; Markdown: the summary and a plain list)."""
+
+    kind: Literal["heading", "text", "facts", "plots", "table", "notes", "pre", "rowbar",
+                  "details"]
     text: str = ""
     facts: Sequence[Fact] = ()
     plots: Sequence[Plot] = ()

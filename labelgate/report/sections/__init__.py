@@ -58,7 +58,8 @@ SECTION_VIEWS: dict[str, SectionView] = {
     "review": lambda s, r, f: review_view(s),
     "sft": lambda s, r, f: sft_view(s),
     "agreement": lambda s, r, f: agreement_view(s, _mapping(r.get("gate"))),
-    "label_issues": lambda s, r, f: label_issues_view(s, f),
+    "label_issues": lambda s, r, f: label_issues_view(
+        s, f, splits=_mapping(r.get("splits")), published="published" in r),
     "duplicates": lambda s, r, f: duplicates_view(s, _mapping(r.get("leakage"))),
     "leakage": _leakage_alone,
     "splits": lambda s, r, f: splits_view(s),

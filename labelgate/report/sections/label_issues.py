@@ -30,8 +30,15 @@ from labelgate.report.view import (
 from labelgate.stages.label_issues.detect import JOINT_COUNTED_FILTERS
 
 
-def label_issues_view(li: Mapping[str, Any], frame: pl.DataFrame | None = None) -> Section:
-    """Label issues: the figures, how they were found, plots, per class, noise, top rows.
+def label_issues_view(
+    li: Mapping[str, Any],
+    frame: pl.DataFrame | None = None,
+    *,
+    splits: Mapping[str, Any] | None = None,
+    published: bool = False,
+) -> Section:
+    """Label issues: one sentence on what became of the flagged rows, the figures, the
+    settings (folded), plots, per class, noise, top rows.
 
     Parameters
     ----------
@@ -40,30 +47,147 @@ def label_issues_view(li: Mapping[str, Any], frame: pl.DataFrame | None = None) 
     frame
         The per-row label-issue table (``label_quality``, optionally ``is_label_issue``)
         for the quality histogram; None: no histogram.
+    splits
+        report.json's ``splits`` section (its ``policy``, ``flagged_rows`` and
+        ``excluded``), for what became of the flagged rows; None: no splits stage ran.
+    published
+        Whether the run published a version (report.json has ``published``).
 
     Returns
     -------
     Section
         The section ``label-issues``.
     """
-    texts, used = _label_issues_texts(li)
+    settings, used = _settings(li)
     sec = Section("label-issues", "Label issues")
+    sec.add(Part("text", text=flag_outcome_text(li, splits, published=published)))
     sec.add(Part("facts", facts=[
-        ("method", fmt_num(li.get("method")), ""),
-        *([("cleanlab path", fmt_num(li.get("path")), "")] if li.get("path") else []),
         ("rows flagged", fmt_num(li.get("count")), ""),
         ("issue rate", fmt_pct(_float(li.get("rate"))), ""),
         ("health score", fmt_num(_float(li.get("health_score"))), ""),
-        *_facts(li, skip=("method", "path", "count", "rate", "health_score", *used)),
+        *_facts(li, skip=("count", "rate", "health_score", *used)),
     ]))
-    for text in texts:
-        sec.add(Part("text", text=text))
+    if li.get("reused_from"):
+        sec.add(Part("text", text=f"reused from run {li['reused_from']} (same rows, labels, "
+                                  "settings and model)"))
+    if settings is not None:
+        sec.add(settings)
     figs = _label_issues_plots(li, frame)
     if figs:
         sec.add(Part("plots", plots=figs))
     for table in _label_issue_tables(li):
         sec.table(table)
     return sec
+
+
+def flag_outcome_text(li: Mapping[str, Any], splits: Mapping[str, Any] | None, *,
+                      published: bool = False) -> str:
+    """What became of the flagged rows, in one sentence, by the splits' flag policy.
+
+    Parameters
+    ----------
+    li
+        report.json's ``label_issues`` section (``count``).
+    splits
+        report.json's ``splits`` section: ``policy`` (``splits.flagged``: drop,
+        drop_from_test, relabel or keep), ``flagged_rows`` (label issues and rows of
+        conflicting duplicate clusters) and ``excluded`` (rows per exclusion policy);
+        None: no splits stage ran.
+    published
+        Whether the kept rows were published this run.
+
+    Returns
+    -------
+    str
+        E.g. ``"212 rows flagged as probable label errors: 9 dropped from test, 203
+        published with a flag column"``; only the clauses the policy makes true.
+    """
+    n = _count(li.get("count"))
+    head = (f"{n:,} row flagged as a probable label error" if n == 1
+            else f"{n:,} rows flagged as probable label errors")
+    if splits is None:
+        return head + ": none dropped or relabeled (no splits stage ran)"
+    policy = str(splits.get("policy") or "")
+    flagged = _count(splits.get("flagged_rows", n))
+    out = sum(_count(e.get("rows")) for e in _as_rows(splits.get("excluded"))
+              if e.get("policy") == policy)
+    kept = max(flagged - out, 0)
+    flag = f"{'published' if published else 'kept in the splits'} with a flag column"
+    clauses = {
+        "drop": [f"{out:,} dropped"],
+        "drop_from_test": [f"{out:,} dropped from test", f"{kept:,} {flag}"],
+        "relabel": [f"{kept:,} relabeled", f"{out:,} dropped (no confident suggested label)"],
+        "keep": [f"{kept:,} {flag}"],
+    }.get(policy)
+    if clauses is None:
+        return head
+    if flagged != n:  # conflicting duplicate clusters are flagged too (or reviewed unflagged)
+        head += f" ({flagged:,} flagged rows in all, with conflicting duplicates)"
+    return f"{head}: {', '.join(clauses)}"
+
+
+def _count(value: object) -> int:
+    """A count from report.json (missing or not a number: 0)."""
+    f = _float(value)
+    return int(f) if f is not None else 0
+
+
+# how each cleanlab filter picks the flagged rows, in plain words
+_FILTERS = {
+    "both": "rows that are among the least likely of their given class and of their "
+            "(given, likely true) pair",
+    "prune_by_class": "in each given class, the rows least likely to have that label",
+    "prune_by_noise_rate": "for each (given, likely true) pair, the rows most likely to "
+                           "belong to the other class",
+    "confident_learning": "rows confidently counted under another class than their own",
+    "predicted_neq_given": "rows whose predicted class is not their given label",
+    "low_self_confidence": "the rows with the lowest probability for their given label",
+    "low_normalized_margin": "the rows whose given label trails another class the most",
+}
+_CALIBRATIONS = {
+    "per_class": "cleanlab's confident counts, corrected per true class",
+    "posterior": "every row's probability of each true class, summed",
+    "cleanlab": "cleanlab's confident counts, scaled to the dataset",
+}
+_METHODS = {
+    "cross_validated": "a model trained here, each row scored by a model that did not see it",
+    "predictions": "the predicted probabilities supplied with the data",
+    "multiannotator": "the annotators' labels (CROWDLAB)",
+}
+
+
+def _settings(li: Mapping[str, Any]) -> tuple[Part | None, set[str]]:
+    """How the flags were found, in plain words, as a folded part; the keys it shows."""
+    rows: list[tuple[str, str]] = []
+    used = {"method", "path", "model", "embedding_model", "folds", "filter_by",
+            "joint_calibration", "passes", "left_out", "reused_from"}
+    if li.get("method"):
+        how = _METHODS.get(str(li["method"]), str(li["method"]))
+        rows.append(("how rows were scored", f"{how} ({li['method']})"))
+    if li.get("model"):
+        weights = f" with {li['embedding_model']}" if li.get("embedding_model") else ""
+        rows.append(("model", f"{li['model']}{weights}"))
+    if li.get("folds"):
+        rows.append(("folds", fmt_num(li["folds"])))
+    if li.get("filter_by"):
+        name = str(li["filter_by"]).removesuffix(" (batched)")
+        rows.append(("how flags are chosen", f"{_FILTERS.get(name, name)} "
+                                             f"(cleanlab filter_by {li['filter_by']})"))
+        if name in JOINT_COUNTED_FILTERS and li.get("joint_calibration"):
+            cal = str(li["joint_calibration"])
+            rows.append(("how many rows are flagged", "as many as estimated from "
+                         f"{_CALIBRATIONS.get(cal, cal)} ({cal})"))
+    if li.get("passes") == 2:
+        rows.append(("second pass", f"models trained again without {li.get('left_out')} rows "
+                                    "the first pass flagged, every row scored again"))
+    elif li.get("passes") == 1:
+        rows.append(("passes", "one"))
+    if li.get("path"):
+        rows.append(("cleanlab path", str(li["path"])))
+    if not rows:
+        return None, used
+    return Part("details", text="How the flags were found",
+                facts=[(k, v, "") for k, v in rows]), used
 
 
 def _label_issue_tables(li: Mapping[str, Any]) -> list[Table | None]:
@@ -93,32 +217,6 @@ def _label_issue_tables(li: Mapping[str, Any]) -> list[Table | None]:
     ]
 
 
-def _label_issues_texts(li: Mapping[str, Any]) -> tuple[list[str], set[str]]:
-    """Sentences on the model, the filter, the second pass and reuse; the keys they use."""
-    texts: list[str] = []
-    used: set[str] = set()
-    if li.get("model"):
-        weights = f" ({li['embedding_model']})" if li.get("embedding_model") else ""
-        texts.append(f"model (out-of-fold probabilities): {li['model']}{weights}")
-        used |= {"model", "embedding_model"}
-    if li.get("filter_by"):
-        # only these filters take their number of flags from the joint
-        counted = str(li["filter_by"]).removesuffix(" (batched)") in JOINT_COUNTED_FILTERS
-        how = (f", counted by the {li['joint_calibration']} joint"
-               if counted and li.get("joint_calibration") else "")
-        texts.append(f"flags: filter {li['filter_by']}{how}")
-        used |= {"filter_by", "joint_calibration"}
-    if li.get("passes") == 2:
-        texts.append(f"second pass: models trained again without {li.get('left_out')} rows "
-                     "the first pass flagged, every row scored again out of fold")
-        used |= {"passes", "left_out"}
-    if li.get("reused_from"):
-        texts.append(f"reused from run {li['reused_from']} (same rows, labels, settings and "
-                     "model)")
-        used.add("reused_from")
-    return texts, used
-
-
 def _noise_keys(cell: Mapping[str, Any]) -> tuple[str, str, str]:
     """(given, suggested-or-true, value) keys of a noise-matrix cell, in either shape."""
     given = next((k for k in ("given", "given_label") if k in cell), "given")
@@ -135,11 +233,15 @@ def _label_issues_plots(li: Mapping[str, Any], frame: pl.DataFrame | None) -> li
     if noise:
         given, other, value = _noise_keys(noise[0])
         rl, cl, m = _matrix(noise, given, other, value)
-        what = "estimated joint share" if value == "joint" else "rows"
+        joint = value == "joint"
         figs.append(_plot(
-            "heatmap", rl, cl, m, title=f"Noise matrix ({what})",
+            "heatmap", rl, cl, m,
+            title="Noise matrix (estimated joint share)" if joint else "Noise matrix (rows)",
             xlabel="true label (estimated)" if other == "true_label" else "suggested label",
-            ylabel="given label", salt="noise"))
+            ylabel="given label", shares=joint,
+            scale_label=("estimated share of all rows" if joint
+                         else "share of the given label's rows"),
+            salt="noise"))
     per_class = _as_rows(li.get("per_class"))
     if per_class:
         names = [c.get("class") for c in per_class]
