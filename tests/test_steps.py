@@ -129,11 +129,13 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
     assert "second pass" not in "\n".join(_label_issues_markdown(one.section))
     # text: per-pair pruning counted by the per-class joint ("auto" resolved in the report)
     assert (two.section["filter_by"], two.section["joint_calibration"]) == ("both", "per_class")
-    assert "flags: filter both, counted by the per_class joint" in text
+    # the settings in plain words, cleanlab's terms in brackets (folded away in the report)
+    assert "how flags are chosen" in text and "(cleanlab filter_by both)" in text
+    assert "(per_class)" in text
     # filters that do not take their count from a joint say only the filter
     crowd = _label_issues_markdown({**two.section, "filter_by": "crowdlab_consensus"})
-    assert "flags: filter crowdlab_consensus\n" in "\n".join(crowd) + "\n"
-    assert "counted by" not in "\n".join(crowd)
+    assert "filter_by crowdlab_consensus" in "\n".join(crowd)
+    assert "how many rows are flagged" not in "\n".join(crowd)
 
 
 def test_the_test_split_check_names_its_class(tmp_path: Path) -> None:
