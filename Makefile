@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat test lint bench bench-all schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat test test-fast lint bench bench-all schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ demo-chitchat: $(STAMP)
 
 test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the quick tier for development (under 2 minutes on two cores): the library's tests without
+# those marked `slow` (a Prefect server, large data) or `flow` (a Prefect flow run); CI runs
+# `make test`, everything
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not flow" $(PYTEST_ARGS)
 
 lint: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/ruff check .

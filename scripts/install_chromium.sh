@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Install headless Chromium from Debian's packages for the HTML report's browser test
-# (tests/test_html_browser.py). Idempotent: does nothing when `chromium` is already on PATH.
-# Needs root or passwordless sudo; exits 0 without installing when neither is available, so
-# the test then skips with a message saying so. Usage: scripts/install_chromium.sh
+# (tests/test_html_browser.py, which only looks for a browser and never installs one).
+# CI's script (.ci/run) runs this before `make test`; on a workstation run it yourself.
+# Idempotent: does nothing when a browser the test finds is there ($LABELGATE_CHROMIUM, or
+# chromium, chromium-browser, google-chrome on PATH). Needs root or passwordless sudo and
+# apt-get; exits 0 without installing when they are missing (the browser tests then skip and
+# say why). Usage: bash scripts/install_chromium.sh
 set -euo pipefail
 
-if command -v chromium >/dev/null 2>&1; then
-  exit 0
-fi
+for name in "${LABELGATE_CHROMIUM:-chromium}" chromium chromium-browser google-chrome; do
+  if command -v "$name" >/dev/null 2>&1; then
+    echo "install_chromium: $(command -v "$name") is already there" >&2
+    exit 0
+  fi
+done
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=""
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then

@@ -87,6 +87,25 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
+# --- Test tiers: `make test` runs everything (CI); `make test-fast` deselects `slow` and
+# `flow`. These library tests take 5-50 s each on two cores (real data, many model fits):
+# marked `slow` here, by test id, so the fast tier stays under 2 minutes.
+SLOW_TESTS = {
+    "test_embeddings.py::test_real_tweets_planted_flips_better_with_embeddings",  # ~50 s
+    "test_label_issues.py::test_second_pass_finds_the_flips_the_first_misses_in_real_penguins",
+    "test_label_issues.py::test_auto_joint_is_the_posterior_on_small_tables_only",
+    "test_label_issues.py::test_second_pass_models_never_train_on_the_rows_left_out",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark SLOW_TESTS `slow` (parametrized cases included)."""
+    for item in items:
+        key = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        if key in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 # --- "What it survives": each reliability case's outcome, for scripts/survival_report.py ---
 SURVIVAL_MODULES = {
     "test_bad_input": "bad input",

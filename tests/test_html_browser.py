@@ -1,13 +1,16 @@
 """The HTML report in a real browser: headless Chromium (Debian's `chromium` package) loads
 report.html from disk, and the test reads the DOM it built and a screenshot it took.
 
-Chromium is installed by scripts/install_chromium.sh when missing (once per session; a few
-minutes on a fresh machine). The tests skip, saying why, only when it cannot be installed
-(no root/sudo or no apt-get). Once installed, this module takes ~10 s.
+The tests install nothing: they use the browser in $LABELGATE_CHROMIUM (a path or a command
+name) or the first of chromium, chromium-browser, google-chrome on PATH, and skip, saying
+why, when there is none. `bash scripts/install_chromium.sh` installs Debian's chromium (root
+or passwordless sudo, apt-get); CI's script (.ci/run) runs it before `make test`. With a
+browser this module takes ~10 s.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,8 +31,8 @@ from tests.test_html_report import (
     parse,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-INSTALL = ROOT / "scripts" / "install_chromium.sh"
+CHROMIUM_ENV = "LABELGATE_CHROMIUM"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Would set data-pwned on <body> if any of it ran as markup or script.
 PAYLOAD = ("<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
            "<script>document.body.setAttribute('data-pwned','script')</script>")
@@ -37,21 +40,26 @@ SECTIONS = ("gate", "rows", "contract", "classes", "label-issues", "agreement", 
             "splits", "trends", "metrics", "paths")
 
 
+def find_chromium() -> tuple[str | None, str]:
+    """The browser to use and, when there is none, why: $LABELGATE_CHROMIUM when set (a
+    path or a command name), else the first of CHROMIUM_NAMES on PATH. Installs nothing."""
+    wanted = os.environ.get(CHROMIUM_ENV, "").strip()
+    if wanted:
+        found = shutil.which(wanted)
+        return found, "" if found else f"${CHROMIUM_ENV}={wanted!r} is not an executable"
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found, ""
+    return None, f"none of {', '.join(CHROMIUM_NAMES)} on PATH and ${CHROMIUM_ENV} unset"
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    found = shutil.which("chromium")
-    why = ""
-    if found is None and INSTALL.exists():
-        try:
-            done = subprocess.run(["bash", str(INSTALL)], check=False, timeout=1200,
-                                  capture_output=True, text=True)
-            why = (done.stderr.strip().splitlines() or [""])[-1]
-        except subprocess.TimeoutExpired:
-            why = "install timed out after 1200 s"
-        found = shutil.which("chromium")
+    found, why = find_chromium()
     if found is None:
-        pytest.skip("chromium is not installed and scripts/install_chromium.sh could not "
-                    f"install it (needs root or passwordless sudo, and apt-get): {why}")
+        pytest.skip(f"no Chromium ({why}): `bash scripts/install_chromium.sh` installs it; "
+                    "CI's script (.ci/run) does")
     return found
 
 

@@ -1,9 +1,11 @@
 """Scheduling against a real Prefect server: prefect.yaml → deploy → worker → completed run.
 
 Starts `prefect server start` on 127.0.0.1 (free port, temp PREFECT_HOME), creates a
-process work pool, deploys every deployment in the repo's prefect.yaml, checks the
-schedules, triggers one run with a temp store, and runs a worker until the run completes.
-Everything started is stopped by PID (process group) at the end.
+process work pool, deploys the deployments labelgate ships in the repo's prefect.yaml (by
+name: a deployment a user adds there, perhaps for a work pool of their own, is left alone),
+checks their schedules, triggers one run with a temp store, and runs a worker until the run
+completes. Everything started is stopped by PID (process group) at the end.
+$LABELGATE_PREFECT_YAML points the test at another copy of prefect.yaml.
 """
 
 from __future__ import annotations
@@ -20,12 +22,28 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PREFECT_YAML = Path(os.environ.get("LABELGATE_PREFECT_YAML") or REPO / "prefect.yaml")
 pytestmark = pytest.mark.slow
+
+# The deployments prefect.yaml ships, and what each must say. Users may add their own.
+SHIPPED: dict[str, dict[str, Any]] = {
+    "tweets-sentiment-nightly": {
+        "cron": "30 2 * * *",
+        "entrypoint": "flows/pipeline.py:quality_pipeline",
+        "parameters": {"spec_path": "data/examples/tweets/spec.yaml"},
+    },
+    "all-datasets-nightly": {
+        "cron": "0 3 * * *",
+        "entrypoint": "flows/nightly.py:nightly",
+        "parameters": {"spec_dir": "data/examples", "pattern": "*/spec.yaml"},
+    },
+}
 
 
 def _free_port() -> int:
@@ -143,20 +161,24 @@ def test_deploy_from_prefect_yaml_and_run_with_a_worker(server: Server, tmp_path
     if not shutil.which("prefect", path=str(BIN)):
         pytest.fail("prefect CLI missing from the virtualenv")
     server.cli("work-pool", "create", "local-process", "--type", "process")
-    server.cli("--no-prompt", "deploy", "--all")
+    names = [arg for name in SHIPPED for arg in ("--name", name)]
+    server.cli("--no-prompt", "deploy", "--prefect-file", str(PREFECT_YAML), *names)
 
     deployments = server.post("/deployments/filter", {})
     assert isinstance(deployments, list)
     by_name = {d["name"]: d for d in deployments}
-    assert set(by_name) == {"tweets-sentiment-nightly", "all-datasets-nightly"}
+    assert set(SHIPPED) <= set(by_name), sorted(by_name)
+    for name, want in SHIPPED.items():
+        deployment = by_name[name]
+        [schedule] = deployment["schedules"]
+        assert schedule["schedule"]["cron"] == want["cron"], name
+        assert schedule["schedule"]["timezone"] == "Europe/Berlin", name
+        assert schedule["active"] is True, name
+        assert deployment["entrypoint"] == want["entrypoint"], name
+        assert deployment["work_pool_name"] == "local-process", name
+        assert deployment["global_concurrency_limit"]["limit"] == 1, name  # one run at a time
+        assert want["parameters"].items() <= deployment["parameters"].items(), name
     nightly = by_name["tweets-sentiment-nightly"]
-    [schedule] = nightly["schedules"]
-    assert schedule["schedule"]["cron"] == "30 2 * * *"
-    assert schedule["schedule"]["timezone"] == "Europe/Berlin"
-    assert schedule["active"] is True
-    assert nightly["work_pool_name"] == "local-process"
-    assert nightly["global_concurrency_limit"]["limit"] == 1  # one run at a time
-    assert nightly["parameters"]["spec_path"] == "data/examples/tweets/spec.yaml"
 
     store = tmp_path / "store"
     run = server.post(
