@@ -27,7 +27,7 @@ from labelgate.report.view import (
     fmt_num,
     fmt_pct,
 )
-from labelgate.stages.label_issues.detect import JOINT_COUNTED_FILTERS
+from labelgate.stages.label_issues.options import JOINT_COUNTED_FILTERS
 
 
 def label_issues_view(

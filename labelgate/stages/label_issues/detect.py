@@ -77,6 +77,12 @@ from labelgate.stages.label_issues.multiannotator import _annotator_frame as _an
 from labelgate.stages.label_issues.multiannotator import _Crowdlab as _Crowdlab
 from labelgate.stages.label_issues.multiannotator import _crowdlab
 from labelgate.stages.label_issues.multiannotator import _labels_frame as _labels_frame
+from labelgate.stages.label_issues.options import FILTERS as FILTERS
+from labelgate.stages.label_issues.options import JOINT_CALIBRATIONS as JOINT_CALIBRATIONS
+from labelgate.stages.label_issues.options import (
+    JOINT_COUNTED_FILTERS as JOINT_COUNTED_FILTERS,
+)
+from labelgate.stages.label_issues.options import METHODS as METHODS
 from labelgate.stages.label_issues.predictions import (
     _check_columns,
     _check_ids,
@@ -104,19 +110,6 @@ __all__ = [
     "find_label_issues",
     "validate_predictions",
 ]
-
-METHODS = ("cross_validated", "predictions", "multiannotator")
-# How the confident joint (counts of given label i, true label j) is scaled to the dataset:
-# "per_class" first corrects each true class for how often its rows are counted confidently
-# (`estimate_confident_joint`), then does cleanlab's per-given-label scaling; "cleanlab" does
-# only the latter (cleanlab's default); "posterior" refines the per_class joint into the sum of
-# each row's posterior over its true class (`posterior_joint`); "auto" is posterior for the
-# small-table model with a ranked cut, per_class elsewhere.
-JOINT_CALIBRATIONS = ("auto", "per_class", "posterior", "cleanlab")
-# filters whose number of flags comes from the joint (per-pair pruning or a ranked cut)
-JOINT_COUNTED_FILTERS = ("both", "prune_by_noise_rate", "prune_by_class", *RANKED_FILTERS)
-FILTERS = ("auto", "prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-           "predicted_neq_given", "low_self_confidence", "low_normalized_margin")
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]

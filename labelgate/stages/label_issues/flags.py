@@ -23,17 +23,15 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.stages.label_issues.experimental import posterior_joint
+from labelgate.stages.label_issues.options import COUNTING_CALIBRATIONS as COUNTING_CALIBRATIONS
+from labelgate.stages.label_issues.options import RANKED_FILTERS as RANKED_FILTERS
 
 __all__ = ["COUNTING_CALIBRATIONS", "MAX_INV_RATE", "RANKED_FILTERS", "estimate_confident_joint"]
 
 # the calibrations whose joint sets the count of a ranked cut (and the health score)
-COUNTING_CALIBRATIONS = ("per_class", "posterior")
 # bound of 1 / (the share of a true class's rows the confident joint counts): see
 # estimate_confident_joint
 MAX_INV_RATE = 4.0
-# filters that cut a ranking (with per_class or posterior: as many rows as the joint says are
-# mislabelled)
-RANKED_FILTERS = ("low_self_confidence", "low_normalized_margin")
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
