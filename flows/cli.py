@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -150,7 +151,10 @@ def _check_store(spec: Path, s: Spec, store: str | None) -> None:
 def _check_environment(spec: Path, s: Spec) -> None:
     """What the run needs that the spec names (an embedding model): exit 2 before Prefect
     starts, naming the spec."""
-    from labelgate.stages.steps import check_environment  # the model libraries: only when needed
+    li = s.label_issues
+    if li is None or li.embeddings is None:
+        return  # nothing to check: spare the model libraries' import
+    from labelgate.stages.steps import check_environment
 
     try:
         check_environment(s, notice=lambda line: err.print(escape(line), soft_wrap=True))
@@ -169,13 +173,15 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # a fresh PREFECT_HOME migrates its database first, which can outlast the default limit
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    from flows.pipeline import quality_pipeline
+    # the flow and the stage table share one API; its server starts while the stages load
+    with _prefect_api(warm=lambda: _load_stages(s)):
+        from flows.pipeline import quality_pipeline
 
-    _quiet_expected_errors()
-    flow = quality_pipeline
-    if dask:
-        flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
-    with _prefect_api():  # the flow and the stage table share one API
+        _quiet_expected_errors()  # after Prefect's import configured its logging
+
+        flow = quality_pipeline
+        if dask:
+            flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
         state = flow(str(spec), store, return_state=True)
         report: dict[str, Any] | None = None
         if state.is_completed():
@@ -199,22 +205,48 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     raise typer.Exit(EXIT_INTERNAL)
 
 
+def _load_stages(s: Spec) -> None:
+    """Import the flow and the tasks of the stages `s` runs (with their libraries)."""
+    import flows.pipeline  # noqa: F401
+
+    for stage in dag.STAGES:
+        if stage.when(s):
+            stage.load()
+
+
 @contextmanager
-def _prefect_api() -> Iterator[None]:
+def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
     """One Prefect API for the whole command: `PREFECT_API_URL` when it is set (a running
     server is reused), else Prefect's temporary local server, started once here. Without
     this, the flow stops its temporary server when it ends and reading the stage table
     starts a second one. The server stops when the process exits (Prefect registers that
-    at start, so its log and event workers drain first)."""
+    at start, so its log and event workers drain first). ``warm`` runs while the server
+    starts (it is a process of its own: the two overlap)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value():
+        if warm is not None:
+            warm()
         yield
         return
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    server.start()
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # re-raised in the command's thread below
+            failed.append(exc)
+
+    starter = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+    starter.start()
+    if warm is not None:
+        warm()
+    starter.join()
+    if failed:
+        raise failed[0]
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
 
