@@ -45,6 +45,7 @@ import polars as pl
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
+from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
 from labelgate.stages.label_issues.experimental import POSTERIOR_MAX_ITER as POSTERIOR_MAX_ITER
 from labelgate.stages.label_issues.experimental import POSTERIOR_SHARPEN as POSTERIOR_SHARPEN
 from labelgate.stages.label_issues.experimental import posterior_joint as posterior_joint
@@ -111,9 +112,6 @@ __all__ = [
     "validate_predictions",
 ]
 
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 TABLE_SCHEMA: dict[str, type[pl.DataType]] = {
     "given_label": pl.String,

@@ -38,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError, SpecError
+from labelgate.stages.label_issues.arrays import FloatArray
 from labelgate.stages.label_issues.model_archive import _ASSEMBLED as _ASSEMBLED
 from labelgate.stages.label_issues.model_archive import (
     _KEY,
@@ -78,7 +78,6 @@ __all__ = [
     "resolve_model",
 ]
 
-FloatArray = npt.NDArray[np.float32]
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"

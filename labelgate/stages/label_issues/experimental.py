@@ -17,11 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from labelgate.errors import InputError
+from labelgate.stages.label_issues.arrays import FloatArray, IntArray
 
 __all__ = ["POSTERIOR_MAX_ITER", "POSTERIOR_SHARPEN", "posterior_joint"]
 
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
 POSTERIOR_SHARPEN = 2.0  # probabilities are squared (then renormalised) in `posterior_joint`

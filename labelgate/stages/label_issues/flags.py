@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
 from labelgate.stages.label_issues.experimental import posterior_joint
 from labelgate.stages.label_issues.options import COUNTING_CALIBRATIONS as COUNTING_CALIBRATIONS
 from labelgate.stages.label_issues.options import RANKED_FILTERS as RANKED_FILTERS
@@ -33,9 +34,6 @@ __all__ = ["COUNTING_CALIBRATIONS", "MAX_INV_RATE", "RANKED_FILTERS", "estimate_
 # estimate_confident_joint
 MAX_INV_RATE = 4.0
 
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def estimate_confident_joint(

@@ -16,9 +16,8 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
+from labelgate.stages.label_issues.arrays import IntArray
 from labelgate.stages.label_issues.predictions import _check_columns, _ids_preview
-
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ from threadpoolctl import threadpool_limits
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
+from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
 
 __all__ = [
     "CHAR_NGRAM_MAX_ROWS",
@@ -76,9 +77,6 @@ __all__ = [
     "word_ngram_counts",
 ]
 
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 _HASH_FEATURES = 2**20
 _PARALLEL_MIN_ROWS = 50_000

@@ -16,10 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from labelgate.stages.label_issues.arrays import FloatArray, IntArray
 from labelgate.stages.label_issues.labels import _Labels
-
-FloatArray = npt.NDArray[np.float32]
-IntArray = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
+from labelgate.stages.label_issues.arrays import FloatArray
 
 __all__ = ["validate_predictions"]
 
-FloatArray = npt.NDArray[np.float32]
 
 
 def _check_columns(df: pl.DataFrame, columns: Sequence[str], *, source: str) -> None:
