@@ -1,0 +1,410 @@
+"""Preference data in: three shapes and two Label Studio exports, one judgment frame out.
+
+Preference data arrives as
+
+- **judgments** (long pairwise form): one row per judgment, `prompt`, `response_a` (shown
+  first), `response_b`, `preference` (a | b | tie) and `annotator`;
+- **binarized** pairs: `prompt`, `chosen`, `rejected` (read as a judgment for `a` with no
+  annotator; the display order is unknown, so no position bias is measured on them);
+- **rankings**: `prompt`, `responses` (a list), `ranking` (each response's rank, 1 = best,
+  equal ranks tie) and optionally `annotator`, expanded to one judgment per pair of
+  responses (i < j: `response_a` is the one listed first).
+
+A prompt may be text or a chat list of `{role, content}` (a list column or JSON text); a
+response may be text or a chat list too (its last turn's content is the response).
+`to_judgments` maps any shape to `JUDGMENT_SCHEMA`:
+
+- `id` (String): the source id column when the data has it, else ``<prefix><row>``
+  (rankings: ``<id>:<i>-<j>``, the positions of the two responses);
+- `prompt` (String): the text, or the non-system turns' contents joined by a blank line;
+- `prompt_messages` (List(Struct{role, content})): the chat prompt; ``[user: prompt]``
+  for a text prompt;
+- `response_a`, `response_b` (String);
+- `preference` (String): ``a``, ``b`` or ``tie`` by the value map, else the raw value (the
+  checks quarantine it) and null when missing; `preference_raw` the value as given;
+- `annotator` (String, null without one); `shape` (String); then `_batch`/`_row` when
+  the input had them.
+
+`read_label_studio_pairwise` and `read_label_studio_ranker` read Label Studio JSON exports
+(the `Pairwise` and `Ranker` tags) into the judgments and rankings shapes. Errors name the
+file (`where`), the row and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from labelgate.errors import InputError
+from labelgate.stages.preference.settings import PreferenceColumns, Shape
+
+MESSAGE = pl.Struct({"role": pl.String, "content": pl.String})
+JUDGMENT_SCHEMA: dict[str, Any] = {
+    "id": pl.String,
+    "prompt": pl.String,
+    "prompt_messages": pl.List(MESSAGE),
+    "response_a": pl.String,
+    "response_b": pl.String,
+    "preference": pl.String,
+    "preference_raw": pl.String,
+    "annotator": pl.String,
+    "shape": pl.String,
+}
+_PASSTHROUGH = ("_batch", "_row")
+_TURN_SEP = "\n\n"
+_DEFAULT_MAP = {"a": "a", "b": "b", "tie": "tie"}
+
+
+def _require(df: pl.DataFrame, names: Sequence[tuple[str, str]], *, where: str,
+             shape: str) -> None:
+    missing = [f"{col!r} (preference.columns.{key})" for key, col in names
+               if col not in df.columns]
+    if missing:
+        shown = [c for c in df.columns if not c.startswith("_")]
+        raise InputError(f"{where}: shape {shape!r} needs column(s) {', '.join(missing)}; "
+                         f"the data has {shown}")
+
+
+def _rows(df: pl.DataFrame) -> pl.Series:
+    """The source row numbers (the readers' `_row`, else 1-based positions)."""
+    if "_row" in df.columns:
+        return df.get_column("_row")
+    return pl.Series("_row", range(1, df.height + 1))
+
+
+def _bad_json_row(df: pl.DataFrame, name: str, *, where: str, key: str) -> InputError:
+    rows = _rows(df)
+    for i, value in enumerate(df.get_column(name)):
+        if value is None:
+            continue
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            return InputError(f"{where}: row {rows[i]}, column {name!r} (preference.columns."
+                              f"{key}): not JSON: {exc.msg}: {value[:80]!r}")
+        if not isinstance(parsed, list) or not all(
+                isinstance(t, dict) and {"role", "content"} <= set(t) for t in parsed):
+            return InputError(f"{where}: row {rows[i]}, column {name!r} (preference.columns."
+                              f"{key}): expected a list of {{role, content}} objects, got "
+                              f"{value[:80]!r}")
+    return InputError(f"{where}: column {name!r} (preference.columns.{key}): the chat lists "
+                      "do not share one shape ({role, content} objects expected)")
+
+
+def _turns(df: pl.DataFrame, name: str, *, where: str, key: str) -> pl.DataFrame:
+    """`df` with column `name` as List(MESSAGE) when it holds chat turns (a list column,
+    or JSON text whose every value is a list), else unchanged (text)."""
+    dtype = df.schema[name]
+    if dtype == pl.String:
+        texts = df.get_column(name).drop_nulls()
+        if texts.len() == 0 or not texts.str.strip_chars_start().str.starts_with("[").all():
+            return df
+        try:
+            return df.with_columns(pl.col(name).str.json_decode(pl.List(MESSAGE)))
+        except pl.exceptions.PolarsError:
+            raise _bad_json_row(df, name, where=where, key=key) from None
+    if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+        fields = {f.name for f in dtype.inner.fields}
+        if not {"role", "content"} <= fields:
+            raise InputError(f"{where}: column {name!r} (preference.columns.{key}): turns "
+                             f"need fields role and content; they have {sorted(fields)}")
+        return df.with_columns(pl.col(name).list.eval(pl.struct(
+            pl.element().struct.field("role").cast(pl.String),
+            pl.element().struct.field("content").cast(pl.String))))
+    if dtype == pl.Null or dtype.is_numeric():
+        return df.with_columns(pl.col(name).cast(pl.String))
+    raise InputError(f"{where}: column {name!r} (preference.columns.{key}) holds {dtype}; "
+                     "expected text or a list of {role, content}")
+
+
+def _is_chat(df: pl.DataFrame, name: str) -> bool:
+    return isinstance(df.schema[name], pl.List)
+
+
+def _prompt_columns(df: pl.DataFrame, name: str) -> list[pl.Expr]:
+    """`prompt` (text) and `prompt_messages` (turns) from the prompt column."""
+    col = pl.col(name)
+    if _is_chat(df, name):
+        text = col.list.eval(
+            pl.element().filter(pl.element().struct.field("role") != "system")
+            .struct.field("content")).list.join(_TURN_SEP)
+        return [text.alias("prompt"), col.alias("prompt_messages")]
+    turns = pl.when(col.is_not_null()).then(pl.concat_list(pl.struct(
+        pl.lit("user").alias("role"), col.alias("content"))))
+    return [col.alias("prompt"), turns.alias("prompt_messages")]
+
+
+def _response(df: pl.DataFrame, name: str) -> pl.Expr:
+    """A response as text: the last turn's content of a chat list."""
+    col = pl.col(name)
+    if _is_chat(df, name):
+        return col.list.last().struct.field("content")
+    return col
+
+
+def _ids(df: pl.DataFrame, id_column: str | None, prefix: str) -> pl.Expr:
+    if id_column is not None and id_column in df.columns:
+        return pl.col(id_column).cast(pl.String)
+    return pl.concat_str(pl.lit(prefix), _rows(df).cast(pl.String).alias("__row"))
+
+
+def _preference(raw: pl.Expr, value_map: Mapping[str, str]) -> list[pl.Expr]:
+    text = raw.cast(pl.String)
+    mapped = text.str.strip_chars().replace(dict(value_map))
+    return [mapped.alias("preference"), text.alias("preference_raw")]
+
+
+def _finish(df: pl.DataFrame, selected: pl.DataFrame, shape: str) -> pl.DataFrame:
+    extra = [c for c in _PASSTHROUGH if c in df.columns]
+    out = pl.concat([selected, df.select(extra)], how="horizontal") if extra else selected
+    out = out.with_columns(pl.lit(shape).alias("shape"))
+    return out.select(*JUDGMENT_SCHEMA, *extra).cast(pl.Schema(JUDGMENT_SCHEMA))
+
+
+def to_judgments(
+    df: pl.DataFrame,
+    *,
+    shape: Shape,
+    columns: PreferenceColumns | None = None,
+    value_map: Mapping[str, str] | None = None,
+    id_column: str | None = "id",
+    id_prefix: str = "row-",
+    where: str = "sources.items",
+) -> pl.DataFrame:
+    """One judgment per row (`JUDGMENT_SCHEMA`, see the module docstring) from any shape.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        Source rows, shape (n_rows, k); `_batch`/`_row` are carried through.
+    shape : {"judgments", "binarized", "rankings"}
+    columns : PreferenceColumns
+        The source column names (defaults: the shapes' own).
+    value_map : Mapping[str, str]
+        Raw preference value -> a | b | tie (default: a, b, tie themselves).
+    id_column, id_prefix
+        The id column when the data has one; else ids are `id_prefix` + the row number.
+    where : str
+        The file, for errors.
+
+    Returns
+    -------
+    pl.DataFrame
+        Shape (n_judgments, 9 [+2]): n_rows for judgments and binarized, sum of
+        n(n-1)/2 over rows for rankings.
+    """
+    cols = columns or PreferenceColumns()
+    vmap = value_map or _DEFAULT_MAP
+    if shape == "rankings":
+        return _from_rankings(df, cols, vmap, id_column=id_column, id_prefix=id_prefix,
+                              where=where)
+    if shape == "judgments":
+        need = [("prompt", cols.prompt), ("response_a", cols.response_a),
+                ("response_b", cols.response_b), ("preference", cols.preference)]
+        a, b = cols.response_a, cols.response_b
+    else:
+        need = [("prompt", cols.prompt), ("chosen", cols.chosen), ("rejected", cols.rejected)]
+        a, b = cols.chosen, cols.rejected
+    _require(df, need, where=where, shape=shape)
+    for key, name in need[:3]:
+        df = _turns(df, name, where=where, key=key)
+    annotator = (pl.col(cols.annotator).cast(pl.String)
+                 if shape == "judgments" and cols.annotator in df.columns else
+                 pl.lit(None, pl.String))
+    pref = (_preference(pl.col(cols.preference), vmap) if shape == "judgments"
+            else [pl.lit("a").alias("preference"), pl.lit(None, pl.String)
+                  .alias("preference_raw")])
+    selected = df.select(
+        _ids(df, id_column, id_prefix).alias("id"), *_prompt_columns(df, cols.prompt),
+        _response(df, a).cast(pl.String).alias("response_a"),
+        _response(df, b).cast(pl.String).alias("response_b"),
+        *pref, annotator.alias("annotator"),
+    )
+    return _finish(df, selected, shape)
+
+
+def _list_column(df: pl.DataFrame, name: str, inner: Any, *, where: str,
+                 key: str) -> pl.DataFrame:
+    dtype = df.schema[name]
+    if dtype == pl.String:
+        try:
+            return df.with_columns(pl.col(name).str.json_decode(pl.List(inner)))
+        except pl.exceptions.PolarsError:
+            raise InputError(f"{where}: column {name!r} (preference.columns.{key}): not a "
+                             f"JSON list of {inner} in every row") from None
+    if not isinstance(dtype, pl.List):
+        raise InputError(f"{where}: column {name!r} (preference.columns.{key}) holds "
+                         f"{dtype}; expected a list")
+    try:
+        return df.with_columns(pl.col(name).cast(pl.List(inner)))
+    except pl.exceptions.PolarsError:
+        raise InputError(f"{where}: column {name!r} (preference.columns.{key}): list "
+                         f"items are not {inner}") from None
+
+
+def _from_rankings(df: pl.DataFrame, cols: PreferenceColumns, vmap: Mapping[str, str], *,
+                   id_column: str | None, id_prefix: str, where: str) -> pl.DataFrame:
+    """Rankings expanded to one judgment per pair of responses (i < j)."""
+    _require(df, [("prompt", cols.prompt), ("responses", cols.responses),
+                  ("ranking", cols.ranking)], where=where, shape="rankings")
+    df = _turns(df, cols.prompt, where=where, key="prompt")
+    df = _list_column(df, cols.responses, pl.String, where=where, key="responses")
+    df = _list_column(df, cols.ranking, pl.Float64, where=where, key="ranking")
+    rows = _rows(df)
+    n_resp = df.get_column(cols.responses).list.len()
+    n_rank = df.get_column(cols.ranking).list.len()
+    bad = (n_resp != n_rank).fill_null(True) | df.get_column(cols.ranking).list.eval(
+        pl.element().is_null()).list.any().fill_null(True)
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        raise InputError(f"{where}: row {rows[i]}, column {cols.ranking!r} (preference."
+                         f"columns.ranking): {n_rank[i]} ranks for {n_resp[i]} responses "
+                         "(one rank per response expected, none missing)")
+    annotator = (pl.col(cols.annotator).cast(pl.String) if cols.annotator in df.columns
+                 else pl.lit(None, pl.String))
+    base = df.select(
+        _ids(df, id_column, id_prefix).alias("__id"), *_prompt_columns(df, cols.prompt),
+        pl.col(cols.responses).alias("__r"), pl.col(cols.ranking).alias("__k"),
+        annotator.alias("annotator"), *[c for c in _PASSTHROUGH if c in df.columns],
+    )
+    n = pl.col("__r").list.len()
+    pairs = (base.with_columns(pl.int_ranges(0, n).alias("__i")).explode("__i")
+             .with_columns(pl.int_ranges(pl.col("__i") + 1, n).alias("__j")).explode("__j")
+             .drop_nulls("__j"))
+    ka, kb = pl.col("__k").list.get(pl.col("__i")), pl.col("__k").list.get(pl.col("__j"))
+    pref = pl.when(ka < kb).then(pl.lit("a")).when(ka > kb).then(pl.lit("b")).otherwise(
+        pl.lit("tie"))
+    out = pairs.with_columns(
+        pl.format("{}:{}-{}", "__id", "__i", "__j").alias("id"),
+        pl.col("__r").list.get(pl.col("__i")).alias("response_a"),
+        pl.col("__r").list.get(pl.col("__j")).alias("response_b"),
+        pref.alias("preference"), pl.lit(None, pl.String).alias("preference_raw"),
+    )
+    return _finish(out, out.select(c for c in JUDGMENT_SCHEMA if c != "shape"), "rankings")
+
+
+# --- Label Studio exports --------------------------------------------------------------
+
+
+def _tasks(path: Path) -> list[dict[str, Any]]:
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a Label Studio JSON export: {exc}") from None
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise InputError(f"{path}: a Label Studio JSON export is a list of task objects")
+    return tasks
+
+
+def _annotator(ann: Mapping[str, Any]) -> str | None:
+    who = ann.get("completed_by")
+    if isinstance(who, Mapping):
+        who = who.get("id", who.get("email"))
+    return None if who is None else str(who)
+
+
+def _field(data: Mapping[str, Any], name: str, *, path: Path, task: int) -> Any:
+    if name not in data:
+        raise InputError(f"{path}: task {task} (row {task}): data has no field {name!r}; it "
+                         f"has {sorted(data)}")
+    return data[name]
+
+
+def _results(task: Mapping[str, Any], kind: str) -> list[tuple[Mapping[str, Any], Any]]:
+    """(annotation, value) of each non-cancelled annotation's first `kind` result."""
+    out = []
+    for ann in task.get("annotations") or []:
+        if ann.get("was_cancelled"):
+            continue
+        for res in ann.get("result") or []:
+            if res.get("type") == kind:
+                out.append((ann, res.get("value") or {}))
+                break
+    return out
+
+
+def read_label_studio_pairwise(
+    path: str | Path, *, prompt_field: str = "prompt", a_field: str = "answer1",
+    b_field: str = "answer2",
+) -> pl.DataFrame:
+    """A Label Studio export of a `Pairwise` project as judgments: id (``<task>-<annotation
+    id>``), prompt, response_a (`a_field`, the left one), response_b, preference (value
+    ``selected``: left -> a, right -> b) and annotator (`completed_by`); cancelled
+    annotations are skipped. Shape (n_annotations, 7): `_row` is the task's position."""
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    for t, task in enumerate(_tasks(path), start=1):
+        data = task.get("data") or {}
+        for ann, value in _results(task, "pairwise"):
+            selected = value.get("selected")
+            if selected not in ("left", "right"):
+                raise InputError(f"{path}: task {t} (row {t}), annotation {ann.get('id')}: "
+                                 f"pairwise value selected is {selected!r}; expected left or "
+                                 "right")
+            rows.append({
+                "id": f"{task.get('id', t)}-{ann.get('id', len(rows))}",
+                "prompt": _field(data, prompt_field, path=path, task=t),
+                "response_a": _field(data, a_field, path=path, task=t),
+                "response_b": _field(data, b_field, path=path, task=t),
+                "preference": "a" if selected == "left" else "b",
+                "annotator": _annotator(ann), "_row": t,
+            })
+    return pl.DataFrame(rows, schema={"id": pl.String, "prompt": pl.String,
+                                      "response_a": pl.String, "response_b": pl.String,
+                                      "preference": pl.String, "annotator": pl.String,
+                                      "_row": pl.Int64})
+
+
+def _ranker_order(value: Mapping[str, Any], ids: list[str], *, path: Path,
+                  task: int) -> list[float]:
+    """Each item's rank from a `Ranker` value: buckets in order are rank levels (1, 2, ...);
+    one bucket is an ordering (rank = position)."""
+    ranker = value.get("ranker")
+    if not isinstance(ranker, Mapping) or not ranker:
+        raise InputError(f"{path}: task {task} (row {task}): ranker value is {value!r}; "
+                         "expected {'ranker': {bucket: [item ids]}}")
+    buckets = [list(v) for v in ranker.values()]
+    rank: dict[str, float] = {}
+    if len(buckets) == 1:
+        rank = {str(i): float(p) for p, i in enumerate(buckets[0], start=1)}
+    else:
+        rank = {str(i): float(level) for level, b in enumerate(buckets, start=1) for i in b}
+    missing = [i for i in ids if i not in rank]
+    if missing:
+        raise InputError(f"{path}: task {task} (row {task}): items {missing} are not ranked")
+    return [rank[i] for i in ids]
+
+
+def read_label_studio_ranker(
+    path: str | Path, *, prompt_field: str = "prompt", items_field: str = "items",
+    text_field: str = "body",
+) -> pl.DataFrame:
+    """A Label Studio export of a `Ranker` project as rankings: id, prompt, responses (the
+    task's `items_field` list, each item's `text_field`), ranking (buckets in order are
+    rank levels; a single bucket's order is the ranking) and annotator. Shape
+    (n_annotations, 6)."""
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    for t, task in enumerate(_tasks(path), start=1):
+        data = task.get("data") or {}
+        items = _field(data, items_field, path=path, task=t)
+        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+            raise InputError(f"{path}: task {t} (row {t}): {items_field!r} is not a list of "
+                             "item objects")
+        ids = [str(i.get("id", p)) for p, i in enumerate(items)]
+        texts = [i.get(text_field) for i in items]
+        for ann, value in _results(task, "ranker"):
+            rows.append({
+                "id": f"{task.get('id', t)}-{ann.get('id', len(rows))}",
+                "prompt": _field(data, prompt_field, path=path, task=t),
+                "responses": texts, "ranking": _ranker_order(value, ids, path=path, task=t),
+                "annotator": _annotator(ann), "_row": t,
+            })
+    return pl.DataFrame(rows, schema={"id": pl.String, "prompt": pl.String,
+                                      "responses": pl.List(pl.String),
+                                      "ranking": pl.List(pl.Float64),
+                                      "annotator": pl.String, "_row": pl.Int64})

@@ -1,0 +1,122 @@
+"""The spec's `preference:` section (task preference): how the pairs are read, checked,
+scored and published. Here, beside the stage's code, so the spec model can import it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Shape = Literal["judgments", "binarized", "rankings"]
+PreferenceFormat = Literal["dpo", "dpo_conversational", "reward", "kto", "kto_conversational"]
+PREFERENCE_FORMATS: tuple[PreferenceFormat, ...] = (
+    "dpo", "dpo_conversational", "reward", "kto", "kto_conversational")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PreferenceColumns(_Model):
+    """Which source columns hold the preference data; only the shape's own are read."""
+
+    prompt: str = Field(default="prompt", description="The prompt: text, or a chat list of "
+                        "{role, content} (as a list or as JSON text).")
+    response_a: str = Field(default="response_a", description="judgments: the response "
+                            "shown first.")
+    response_b: str = Field(default="response_b", description="judgments: the response "
+                            "shown second.")
+    preference: str = Field(default="preference", description="judgments: a | b | tie (see "
+                            "preference.values).")
+    annotator: str | None = Field(default="annotator", description="judgments, rankings: who "
+                                  "judged (optional column; null: none).")
+    chosen: str = Field(default="chosen", description="binarized: the preferred response.")
+    rejected: str = Field(default="rejected", description="binarized: the other response.")
+    responses: str = Field(default="responses", description="rankings: the list of responses.")
+    ranking: str = Field(default="ranking", description="rankings: each response's rank, "
+                         "1 = best (equal ranks are ties).")
+
+
+Side = Literal["a", "b", "tie"]
+
+
+def _default_values() -> dict[Side, list[str]]:
+    return {"a": ["a", "A", "1", "left", "response_a"], "b": ["b", "B", "2", "right",
+            "response_b"], "tie": ["tie", "Tie", "TIE", "equal", "0"]}
+
+
+class SwapSpec(_Model):
+    """Probable swapped pairs: an out-of-fold model scores each pair, cleanlab flags the
+    pairs whose recorded preference is probably reversed."""
+
+    enabled: bool = Field(default=True, description="Run the swapped-pair model.")
+    folds: int = Field(default=5, ge=2, le=20, description="Folds, grouped by prompt.")
+    seed: int = Field(default=13, description="Seed of the folds.")
+    min_pairs: int = Field(default=50, ge=10, description="Fewest decided pairs to fit it.")
+
+
+def _default_formats() -> list[PreferenceFormat]:
+    return ["dpo", "dpo_conversational", "reward", "kto"]
+
+
+class PreferencePublishSpec(_Model):
+    """What the published version holds for TRL (needs the spec's publish section)."""
+
+    formats: list[PreferenceFormat] = Field(
+        default_factory=_default_formats, min_length=1,
+        description="dpo: <split>.dpo.jsonl {prompt, chosen, rejected} (DPO, ORPO, CPO); "
+        "dpo_conversational: the same with chat lists; reward: <split>.reward.jsonl "
+        "{prompt, chosen, rejected, margin}; kto: <split>.kto.jsonl {prompt, completion, "
+        "label}, two rows per pair; kto_conversational: with chat lists. Plus "
+        "<split>.parquet (one row per pair) from publish.formats.")
+    ties: Literal["drop", "keep"] = Field(
+        default="drop", description="drop: tied pairs are excluded (policy preference_tie); "
+        "keep: they stay in <split>.parquet (preference tie) but no TRL file can hold them.")
+    flagged: Literal["drop", "flip", "keep"] = Field(
+        default="drop", description="Pairs flagged as probably swapped: drop (policy "
+        "preference_flagged), flip (published reversed) or keep (as recorded, flagged).")
+
+
+class PreferenceSpec(_Model):
+    """The spec's `preference:` section: what preference pairs must look like."""
+
+    shape: Shape = Field(
+        default="judgments",
+        description="judgments: prompt, response_a, response_b, preference, annotator (one "
+        "row per judgment); binarized: prompt, chosen, rejected; rankings: prompt, responses, "
+        "ranking (expanded to pairs).")
+    columns: PreferenceColumns = Field(default_factory=PreferenceColumns)
+    values: dict[Side, list[str]] = Field(
+        default_factory=_default_values,
+        description="Raw preference values read as a, b or tie; any other value is "
+        "quarantined (check preference_value).")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Token budget of a response (whitespace tokens): "
+        "longer is quarantined (response_over_budget); a pair equal within the budget is "
+        "quarantined (identical_after_truncation).")
+    near_identical: float | None = Field(
+        default=0.9, gt=0, le=1, description="Quarantine a pair whose responses' MinHash "
+        "Jaccard (the dedup stage's: character 5-shingles of the normalised text) is at "
+        "least this (null: exact and normalised checks only).")
+    swaps: SwapSpec = Field(default_factory=SwapSpec)
+    min_annotator_judgments: int = Field(
+        default=10, ge=1, description="Fewest decided judgments for an annotator's position "
+        "bias to count in the gate metric.")
+    publish: PreferencePublishSpec = Field(default_factory=PreferencePublishSpec)
+
+    @model_validator(mode="after")
+    def _values_distinct(self) -> PreferenceSpec:
+        seen: dict[str, str] = {}
+        for side, raws in self.values.items():
+            for raw in raws:
+                if raw in seen and seen[raw] != side:
+                    raise ValueError(f"values: {raw!r} is both {seen[raw]} and {side}")
+                seen[raw] = side
+        return self
+
+    def value_map(self) -> dict[str, str]:
+        """Raw value -> a | b | tie (a side with no values listed keeps its own name)."""
+        out = {side: side for side in ("a", "b", "tie")}
+        for side, raws in self.values.items():
+            out.update(dict.fromkeys(raws, side))
+        return out

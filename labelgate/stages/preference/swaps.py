@@ -1,0 +1,133 @@
+"""Probable swapped pairs: an out-of-fold model scores each decided pair, and cleanlab
+flags the pairs whose recorded preference is probably reversed.
+
+Each decided pair (consensus a or b; `labelgate.stages.preference.pairs`) is put in its
+canonical order (lo, hi) and labelled 1 when lo is preferred. The model is a logistic
+regression without intercept on the difference of the two responses' features, so it is
+antisymmetric (swapping the responses flips the probability) and blind to display order:
+
+- TF-IDF (word 1-2-grams, sublinear tf, fitted on prompts and responses together; no
+  label is used) of lo minus that of hi;
+- the same difference weighted by the prompt's TF-IDF (words the response shares with
+  the prompt);
+- scalar differences: cosine similarity to the prompt, log characters, log tokens.
+
+Folds are grouped by prompt (scikit-learn `StratifiedGroupKFold`), so a pair is never
+scored by a model that trained on a pair of the same prompt (invariant 5). cleanlab's
+`find_label_issues` (``filter_by``: prune_by_noise_rate by default) reads the
+out-of-fold probabilities; `label_quality` is the probability of the recorded label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from labelgate.stages.preference.checks import tokens
+
+
+@dataclass(frozen=True)
+class SwapResult:
+    """One row per decided pair: pair_key, p_lo (out-of-fold probability that lo is
+    preferred), label_quality, swapped; plus what was fitted."""
+
+    table: pl.DataFrame
+    summary: dict[str, Any]
+
+
+def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
+    """Features of (prompt, lo, hi): shape (n_pairs, 2 * vocabulary + 3)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    prompts = pairs.get_column("prompt").fill_null("").to_list()
+    lo = pairs.get_column("lo").fill_null("").to_list()
+    hi = pairs.get_column("hi").fill_null("").to_list()
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
+                          max_features=1 << 17, dtype=np.float32)
+    vec.fit(prompts + lo + hi)
+    tp, tl, th = vec.transform(prompts), vec.transform(lo), vec.transform(hi)
+    diff = (tl - th).tocsr()
+    overlap = tp.multiply(diff).tocsr()
+    cos = np.asarray(tp.multiply(tl).sum(axis=1) - tp.multiply(th).sum(axis=1)).ravel()
+    lens = pairs.select(
+        (pl.col("lo").str.len_chars().log1p() - pl.col("hi").str.len_chars().log1p())
+        .alias("c"),
+        (tokens(pl.col("lo")).log1p() - tokens(pl.col("hi")).log1p()).alias("t"),
+    ).to_numpy()
+    dense = np.column_stack([cos, lens]).astype(np.float64)
+    scale = dense.std(axis=0)
+    dense = dense / np.where(scale > 0, scale, 1.0)
+    return sp.hstack([diff, overlap, sp.csr_matrix(dense)]).tocsr()
+
+
+def out_of_fold(features: sp.csr_matrix, labels: np.ndarray[Any, Any],
+                groups: np.ndarray[Any, Any], *, folds: int, seed: int) -> np.ndarray[Any, Any]:
+    """Out-of-fold P(label 1) of a no-intercept logistic regression; folds grouped by
+    `groups` and stratified by `labels`. Shape (n,)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    out = np.full(len(labels), 0.5)
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, test in cv.split(features, labels, groups):
+        if len(np.unique(labels[train])) < 2:
+            continue
+        model = LogisticRegression(C=1.0, fit_intercept=False, solver="liblinear")
+        model.fit(features[train], labels[train])
+        out[test] = model.predict_proba(features[test])[:, 1]
+    return out
+
+
+def find_swapped_pairs(
+    pairs: pl.DataFrame, *, folds: int = 5, seed: int = 13, min_pairs: int = 50,
+    filter_by: str = "prune_by_noise_rate",
+) -> SwapResult:
+    """Flag decided pairs whose recorded preference is probably reversed.
+
+    Parameters
+    ----------
+    pairs : pl.DataFrame
+        `pair_table`'s frame (pair_key, prompt_key, prompt, lo, hi, consensus, ...).
+    folds, seed : int
+        Cross-validation folds (grouped by prompt) and their seed.
+    min_pairs : int
+        Fewer decided pairs (or fewer prompts than folds, or one class): nothing is fitted
+        and nothing flagged (summary ``skipped`` says why).
+
+    Returns
+    -------
+    SwapResult
+        table: one row per decided pair (pair_key, p_lo, label_quality, swapped).
+    """
+    from cleanlab.filter import find_label_issues
+
+    decided = pairs.filter(pl.col("consensus").is_in(["a", "b"]))
+    labels = (decided.get_column("consensus") == "a").cast(pl.Int64).to_numpy()
+    groups = decided.get_column("prompt_key").fill_null("").to_numpy()
+    n_groups = len(np.unique(groups)) if len(groups) else 0
+    why = None
+    if decided.height < min_pairs:
+        why = f"{decided.height} decided pairs (< preference.swaps.min_pairs {min_pairs})"
+    elif n_groups < folds:
+        why = f"{n_groups} prompts for {folds} folds"
+    elif len(np.unique(labels)) < 2 or min(np.bincount(labels)) < folds:
+        why = "too few pairs of one orientation to stratify the folds"
+    if why is not None:
+        table = decided.select("pair_key").with_columns(
+            pl.lit(None, pl.Float64).alias("p_lo"), pl.lit(None, pl.Float64)
+            .alias("label_quality"), pl.lit(False).alias("swapped"))
+        return SwapResult(table, {"fitted": False, "skipped": why, "pairs": decided.height})
+    p_lo = out_of_fold(_features(decided), labels, groups, folds=folds, seed=seed)
+    probs = np.column_stack([1 - p_lo, p_lo])
+    flags = find_label_issues(labels, probs, filter_by=filter_by)
+    quality = probs[np.arange(len(labels)), labels]
+    table = decided.select("pair_key").with_columns(
+        pl.Series("p_lo", p_lo), pl.Series("label_quality", quality),
+        pl.Series("swapped", np.asarray(flags, dtype=bool)))
+    return SwapResult(table, {"fitted": True, "pairs": decided.height, "folds": folds,
+                              "seed": seed, "filter_by": filter_by,
+                              "flagged": int(np.sum(flags))})
