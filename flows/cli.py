@@ -7,11 +7,11 @@ Prefect is imported only by `run`, so `check`, `schema`, `gate` and `report` are
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,8 +206,10 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
 
 
 def _load_stages(s: Spec) -> None:
-    """Import the flow and the tasks of the stages `s` runs (with their libraries)."""
+    """Import the flow and the tasks of the stages `s` runs (with their libraries), and
+    the report's plotting library, which the report task would import last."""
     import flows.pipeline  # noqa: F401
+    import labelgate.report.plots  # noqa: F401
 
     for stage in dag.STAGES:
         if stage.when(s):
@@ -219,36 +221,42 @@ def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
     """One Prefect API for the whole command: `PREFECT_API_URL` when it is set (a running
     server is reused), else Prefect's temporary local server, started once here. Without
     this, the flow stops its temporary server when it ends and reading the stage table
-    starts a second one. The server stops when the process exits (Prefect registers that
-    at start, so its log and event workers drain first). ``warm`` runs while the server
-    starts (it is a process of its own: the two overlap)."""
+    starts a second one. The server is launched first (`flows.server`, without importing
+    Prefect's server package) and boots in its own process while ``warm`` (the stages'
+    imports) runs here; it stops when the process exits, after Prefect's log and event
+    workers drain."""
+    server = None
+    if not _api_url_set():
+        from flows.server import TemporaryServer
+
+        server = TemporaryServer()
+        server.launch()
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if PREFECT_API_URL.value():
-        if warm is not None:
-            warm()
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    failed: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            server.start()
-        except BaseException as exc:  # re-raised in the command's thread below
-            failed.append(exc)
-
-    starter = threading.Thread(target=start, name="prefect-server-start", daemon=True)
-    starter.start()
+    if server is not None and PREFECT_API_URL.value():  # set by the active profile
+        server.stop()
+        server = None
     if warm is not None:
         warm()
-    starter.join()
-    if failed:
-        raise failed[0]
+    if server is None:
+        yield
+        return
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    server.wait(timeout)
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield
+
+
+def _api_url_set() -> bool:
+    """Whether an API URL is known before Prefect's settings are imported: the environment,
+    or Prefect's settings when something (a test harness) has already loaded them."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
+    return False
 
 
 def _dask_runner(address: str) -> Any:
@@ -678,4 +686,20 @@ def diff(
 
 
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    """The `labelgate` command. Once the command has ended and the exit handlers have run
+    (Prefect's: its log and event workers drain, the temporary server stops), the process
+    ends without Python's teardown of the loaded libraries, which takes about a second."""
+    code: list[int] = [EXIT_INTERNAL]
+    atexit.register(_end_now, code)  # registered first, so it runs after all the others
+    try:
+        app()
+    except SystemExit as exc:
+        code[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+
+
+def _end_now(code: list[int]) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code[0])
