@@ -25,6 +25,7 @@ from labelgate.spec.stages import (
     SplitsSpec,
 )
 from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules
+from labelgate.stages.preference.settings import PreferenceSpec
 
 
 def _gate_schema(schema: dict[str, Any]) -> None:
@@ -43,9 +44,11 @@ class Spec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Dataset name; lake, report and published paths use it.",
     )
-    task: Literal["classification", "instruction"] = Field(
+    task: Literal["classification", "instruction", "preference"] = Field(
         default="classification",
-        description="classification | instruction (instruction-response pairs for SFT).",
+        description="classification | instruction (instruction-response pairs for SFT) | "
+        "preference (pairwise judgments, binarized pairs or rankings for RLHF/DPO; the "
+        "preference section says how they are read).",
     )
     store: str = Field(
         default="store",
@@ -72,6 +75,11 @@ class Spec(_Model):
     sft: SftRules | None = Field(
         default=None,
         description="task instruction: SFT contract checks (defaults apply when absent).",
+    )
+    preference: PreferenceSpec | None = Field(
+        default=None,
+        description="task preference: the shape and columns of the judgments, their checks, "
+        "the swapped-pair model and what is published for TRL (defaults apply when absent).",
     )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
@@ -116,6 +124,10 @@ class Spec(_Model):
             if src is not None and src.style is not None:
                 raise ValueError(f"sources.{key}.style: only sources.items has a style")
         formats = (self.publish.formats or []) if self.publish is not None else []
+        if self.task == "preference":
+            return self._preference_keys(formats)
+        if self.preference is not None:
+            raise ValueError("preference: applies to task preference only")
         if self.task == "classification":
             if cols.label is None:
                 raise ValueError("columns.label: required for task classification")
@@ -183,6 +195,38 @@ class Spec(_Model):
     def is_instruction(self) -> bool:
         return self.task == "instruction"
 
+    @property
+    def is_preference(self) -> bool:
+        return self.task == "preference"
+
+    def preference_settings(self) -> PreferenceSpec:
+        """task preference: the `preference` section, or its defaults."""
+        return self.preference if self.preference is not None else PreferenceSpec()
+
+    def _preference_keys(self, formats: list[PublishFormat]) -> Spec:
+        """task preference: the preference section names the data's columns; no label."""
+        cols = self.columns
+        named = (("columns.label", cols.label), ("columns.instruction", cols.instruction),
+                 ("sources.items.style", self.sources.items.style), ("sft", self.sft),
+                 ("sources.annotations", self.sources.annotations),
+                 ("agreement", self.agreement), ("label_issues", self.label_issues),
+                 ("columns.text", cols.text or None), ("columns.features", cols.features or None))
+        extra = [k for k, v in named if v is not None]
+        extra += [f"publish.formats {f}" for f in formats if f != "parquet"]
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)}: not used by task preference (the judgments carry their "
+                "annotators and the preference section names their columns; the TRL files are "
+                "preference.publish.formats)")
+        if self.splits is not None and self.dedup is None:
+            raise ValueError(
+                "splits: task preference needs a dedup section (a prompt and its "
+                "near-duplicates are one split unit): add `dedup: {}`")
+        if self.dedup is not None and self.dedup.keep != "all":
+            raise ValueError("dedup.keep: task preference keeps every judgment of a prompt "
+                             "(all); duplicates group the prompts into split units")
+        return self
+
     def instruction_columns(self) -> InstructionColumns:
         """task instruction: the source column mapping (the formats' names by default)."""
         return self.columns.instruction or InstructionColumns()
@@ -196,6 +240,8 @@ class Spec(_Model):
         instruction data, else columns.text (or features)."""
         if self.is_instruction:
             return ["prompt", "response"]
+        if self.is_preference:
+            return ["prompt"]
         return self.columns.text or self.columns.features
 
     def model_text_columns(self) -> list[str]:
@@ -205,7 +251,7 @@ class Spec(_Model):
     def dedup_columns(self) -> list[str]:
         """What duplicates are found on: prompts for instruction data (a near-duplicate
         prompt is one split unit: no paraphrase of a test prompt in train)."""
-        return ["prompt"] if self.is_instruction else self.text_columns()
+        return ["prompt"] if self.is_instruction or self.is_preference else self.text_columns()
 
     def publish_formats(self) -> list[PublishFormat]:
         pub = self.publish
@@ -225,6 +271,10 @@ class Spec(_Model):
     def notes(self) -> list[str]:
         """What the spec leaves out, for `labelgate check` (stages skipped and why)."""
         out: list[str] = []
+        if self.is_preference:
+            pref = self.preference_settings()
+            out.append(f"preference data, shape {pref.shape}: checks, agreement, biases, "
+                       "consistency" + (", swapped pairs" if pref.swaps.enabled else ""))
         if self.is_instruction:
             style = self.sources.items.style
             out.append(
@@ -313,6 +363,8 @@ class Spec(_Model):
 
     def contracted_columns(self) -> list[str]:
         """Role columns first, then other contracted columns, each once."""
+        if self.is_preference:  # the shape's columns (the id column may be absent)
+            return self.preference_settings().source_columns()
         cols = self.columns.required()
         return cols + [c for c in self.contract if c not in cols]
 

@@ -114,6 +114,13 @@ class PreferenceSpec(_Model):
                 seen[raw] = side
         return self
 
+    def source_columns(self) -> list[str]:
+        """The columns the items must have for the shape."""
+        c = self.columns
+        return {"judgments": [c.prompt, c.response_a, c.response_b, c.preference],
+                "binarized": [c.prompt, c.chosen, c.rejected],
+                "rankings": [c.prompt, c.responses, c.ranking]}[self.shape]
+
     def value_map(self) -> dict[str, str]:
         """Raw value -> a | b | tie (a side with no values listed keeps its own name)."""
         out = {side: side for side in ("a", "b", "tie")}
