@@ -96,13 +96,25 @@ def agreement(spec: Spec, store: RunStore, contract: ContractResult) -> Agreemen
 def consensus_label(
     spec: Spec, store: RunStore, contract: ContractResult, agreement: AgreementOutcome
 ) -> tuple[ContractResult, AgreementOutcome]:
-    """`agreement.apply`: the spec's consensus label becomes the items' training label."""
-    valid, stats = steps.apply_consensus(contract.valid, agreement.report.consensus, spec=spec)
-    get_run_logger().info(
-        "consensus label (%s): %s labels changed, %s confirmed, %s items without annotations",
-        stats["method"], stats.get("changed"), stats.get("confirmed"),
-        stats.get("without_consensus"),
-    )
+    """`agreement.apply`: the spec's consensus label becomes the items' training label (and
+    the only label of items that have none: `columns.label_from_consensus`)."""
+    if spec.columns.label_from_consensus:
+        valid, quarantine, stats = steps.label_from_consensus(
+            contract.valid, agreement.report.consensus, spec=spec)
+        contract = replace(contract, quarantine=pl.concat([contract.quarantine, quarantine]),
+                           rows_quarantined=contract.rows_quarantined + quarantine.height)
+    else:
+        valid, stats = steps.apply_consensus(contract.valid, agreement.report.consensus,
+                                             spec=spec)
+    if spec.columns.label_from_consensus:
+        get_run_logger().info(
+            "consensus label (%s): %s items labeled, %s without a consensus (quarantined)",
+            stats["method"], stats["labeled"], stats["without_consensus"])
+    else:
+        get_run_logger().info(
+            "consensus label (%s): %s labels changed, %s confirmed, %s items without "
+            "annotations", stats["method"], stats.get("changed"), stats.get("confirmed"),
+            stats.get("without_consensus"))
     section = {**agreement.section, "training_label": stats,
                "consensus_applied_to_items": bool(stats.get("applied"))}
     metrics = {**agreement.metrics, "agreement.consensus_changed_labels": float(

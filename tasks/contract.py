@@ -139,6 +139,11 @@ def corrections(
     overlay = store.corrections()
     if label is None or overlay.height == 0:
         return contract, None
+    if spec.columns.label_from_consensus:  # the label does not exist yet: it comes later
+        get_run_logger().warning(
+            "review corrections: not applied; the label comes from the annotators' consensus "
+            "(columns.label_from_consensus), and corrections apply to item labels only")
+        return contract, None
     valid, stats = apply_corrections(
         contract.valid, overlay, id_column=spec.columns.id, label_column=label
     )

@@ -462,3 +462,67 @@ def test_flow_multiannotator_label_issues_compare_consensus(
     assert set(compared) == {"majority", "dawid_skene"}
     assert compared["majority"]["items"] == 30  # the annotated items among the valid ones
     assert {a["annotator"] for a in li["annotators"]} == {"a1", "a2", "a3"}
+
+
+def test_spec_label_from_consensus_when_items_have_no_label() -> None:
+    sources = {"items": {"path": "x.csv"}, "annotations": {"path": "a.csv"}}
+    columns = {"id": "tweet_id", "text": ["text"]}
+    spec = _spec(sources=sources, columns=columns,
+                 agreement={"apply": True, "label": "rating"}, contract={})
+    assert spec.columns.label == "rating" and spec.columns.label_from_consensus
+    assert spec.columns.required() == ["tweet_id", "text"]  # the items need no label column
+    assert "rating" not in spec.contracted_columns()
+    with pytest.raises(SpecError, match=r"agreement\.apply: true"):
+        _spec(sources=sources, columns=columns, agreement={"apply": False}, contract={})
+    with pytest.raises(SpecError, match=r"contract\.rating: the label comes from"):
+        _spec(sources=sources, columns=columns, agreement={"apply": True, "label": "rating"},
+              contract={"rating": {"dtype": "str"}})
+    with pytest.raises(SpecError, match=r"needs sources\.annotations"):
+        _spec(columns={**columns, "label": "sentiment", "label_from_consensus": True})
+
+
+def test_label_from_consensus_quarantines_items_without_one() -> None:
+    from labelgate.stages.steps import label_from_consensus
+
+    spec = _spec(sources={"items": {"path": "x.csv"}, "annotations": {"path": "a.csv"}},
+                 columns={"id": "tweet_id", "text": ["text"]}, contract={},
+                 agreement={"apply": True, "consensus": "majority"})
+    valid = pl.DataFrame({"tweet_id": ["a", "b", "c"], "text": ["x", "y", "z"],
+                          "_batch": ["b1"] * 3, "_row": [1, 2, 3]})
+    consensus = pl.DataFrame({"item": ["a", "c", "zz"], "majority": ["pos", None, "neg"],
+                              "dawid_skene": ["pos", "neg", "neg"]})
+    labeled, quarantine, stats = label_from_consensus(valid, consensus, spec=spec)
+    assert labeled.select("tweet_id", "label").rows() == [("a", "pos")]
+    assert quarantine.select("id", "row", "column", "check").rows() == [
+        ("b", 2, "label", "consensus"), ("c", 3, "label", "consensus")]
+    assert "no majority consensus" in quarantine.get_column("reason")[0]
+    assert (stats["labeled"], stats["without_consensus"]) == (1, 2)
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_ratings_without_a_label_column(make_spec: SpecFactory, tmp_path: Path) -> None:
+    from flows.pipeline import quality_pipeline
+
+    rows = [{k: v for k, v in r.items() if k != "sentiment"} for r in item_rows(60)]
+    write_csv(tmp_path / "ann" / "annotations.csv", annotation_rows())
+    contract = {"tweet_id": {"dtype": "str", "unique": True},
+                "text": {"dtype": "str", "str_length": {"min": 1, "max": 500}}}
+    spec = make_spec(
+        rows, columns={"id": "tweet_id", "text": ["text"]}, contract=contract,
+        sources={"items": {"path": "items/*.csv"}, "annotations": {"path": "ann/*.csv"}},
+        agreement={"consensus": "majority", "apply": True, "bootstrap": {"n": 0}},
+        splits={"fractions": {"train": 0.8, "test": 0.2}, "stratify": True, "seed": 1},
+        gate={"max_quarantine_rate": 0.6, "min_rows_per_class": 5},
+    )
+    report = quality_pipeline(str(spec))
+    rows_ = report["rows"]
+    # 30 of the 60 items have annotations; the other 30 have no label and are quarantined
+    assert (rows_["input"], rows_["valid"], rows_["quarantined"]) == (60, 30, 30)
+    assert report["agreement"]["training_label"]["labeled"] == 30
+    valid = pl.read_parquet(report["paths"]["valid_rows"])
+    labels = dict(valid.select("tweet_id", "label").iter_rows())
+    assert labels["t0004"] == "positive" and labels["t0000"] == "neutral"
+    assert report["gate"]["passed"] is True
+    md = (Path(report["paths"]["report"]) / "report.md").read_text()
+    assert "the items' only label: 30 items labeled, 30 without a consensus quarantined" in md

@@ -446,6 +446,9 @@ def consensus_applied_text(ag: Mapping[str, Any]) -> str:
     t = ag.get("training_label") or {}
     if not ag.get("consensus_applied_to_items") or not t.get("applied"):
         return "not applied to the items: `agreement.apply` is false"
+    if t.get("label_from_consensus"):
+        return (f"the items' only label: {t.get('labeled', 0)} items labeled, "
+                f"{t.get('without_consensus', 0)} without a consensus quarantined")
     return (f"applied to the items: {t.get('changed', 0)} labels changed, "
             f"{t.get('confirmed', 0)} confirmed, {t.get('without_consensus', 0)} items kept "
             "their own label")

@@ -37,6 +37,13 @@ class Columns(_Model):
         "data: a topic, quality rating or accept/reject; without it the label stages are "
         "skipped).",
     )
+    label_from_consensus: bool = Field(
+        default=False,
+        description="The label is the annotators' consensus, not a column of the items: "
+        "needs sources.annotations and agreement.apply: true. Set for you when columns.label "
+        "is left out of such a spec (the label is then named as agreement.label). Items "
+        "without a consensus are quarantined (check `consensus`).",
+    )
     group: str | None = Field(
         default=None,
         description="Rows sharing a value (author, customer, conversation) stay in one split.",
@@ -62,9 +69,11 @@ class Columns(_Model):
         return self
 
     def required(self) -> list[str]:
-        """Every column the data must have, in a stable order."""
+        """Every column the items must have, in a stable order (a label that comes from the
+        annotators' consensus is not one of them)."""
+        label = None if self.label_from_consensus else self.label
         cols = [self.id, *self.text, *self.features]
-        return cols + [c for c in (self.label, self.group) if c is not None]
+        return cols + [c for c in (label, self.group) if c is not None]
 
 
 def _number(value: float) -> str:

@@ -156,6 +156,47 @@ def apply_consensus(
     return relabeled, {"method": method, "applied": True, **counts}
 
 
+def label_from_consensus(
+    valid: pl.DataFrame, consensus: pl.DataFrame, *, spec: Spec, source: str = "items"
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """The label of items that have none of their own (`columns.label_from_consensus`): the
+    spec's consensus of their annotations. An item without one (no annotations, or no
+    consensus among them) has no label and is quarantined (check `consensus`).
+
+    Returns the labeled rows, the quarantine records (`QUARANTINE_SCHEMA`) and counts for
+    the report (labeled, without consensus)."""
+    from checks.contract import QUARANTINE_SCHEMA
+    from labelgate.stages.ingest.readers import BATCH, ROW
+
+    label, id_col = spec.columns.label, spec.columns.id
+    assert label is not None
+    method = spec.agreement_settings().consensus
+    chosen = consensus.select(pl.col("item").cast(pl.String).alias("_lg_item"),
+                              pl.col(method).cast(pl.String).alias(label))
+    joined = valid.drop(label, strict=False).with_columns(
+        pl.col(id_col).cast(pl.String).alias("_lg_item")
+    ).join(chosen, on="_lg_item", how="left", maintain_order="left").drop("_lg_item")
+    has = pl.col(label).is_not_null()
+    missing = joined.filter(~has)
+    reason = (f"no {method} consensus among the annotations (none, or a tie): the label comes "
+              "from the annotators' consensus (columns.label_from_consensus)")
+    quarantine = missing.select(
+        pl.lit(source).alias("source"),
+        pl.col(BATCH).cast(pl.String).alias("batch") if BATCH in missing.columns
+        else pl.lit(None, pl.String).alias("batch"),
+        pl.col(ROW).cast(pl.Int64).alias("row") if ROW in missing.columns
+        else pl.lit(None, pl.Int64).alias("row"),
+        pl.col(id_col).cast(pl.String).alias("id"),
+        pl.lit(label).alias("column"),
+        pl.lit("consensus").alias("check"),
+        pl.lit(None, pl.String).alias("failure_value"),
+        pl.lit(reason).alias("reason"),
+    ).cast(QUARANTINE_SCHEMA)  # type: ignore[arg-type]
+    stats = {"method": method, "applied": True, "label_from_consensus": True,
+             "labeled": joined.height - missing.height, "without_consensus": missing.height}
+    return joined.filter(has), quarantine, stats
+
+
 def prediction_classes(
     valid: pl.DataFrame, *, spec: Spec, predictions: pl.DataFrame | None
 ) -> list[str] | None:
