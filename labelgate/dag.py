@@ -109,6 +109,14 @@ def _instruction(s: Spec) -> bool:
     return s.is_instruction
 
 
+def _preference(s: Spec) -> bool:
+    return s.is_preference
+
+
+def _not_preference(s: Spec) -> bool:
+    return not s.is_preference
+
+
 def _annotations(s: Spec) -> bool:
     return s.sources.annotations is not None
 
@@ -130,7 +138,19 @@ def _splits(s: Spec) -> bool:
 
 
 def _publish(s: Spec) -> bool:
-    return s.publish is not None
+    return s.publish is not None and not s.is_preference
+
+
+def _publish_preference(s: Spec) -> bool:
+    return s.publish is not None and s.is_preference
+
+
+def _preference_summary(report: Mapping[str, Any]) -> str | None:
+    p = report.get("preference")
+    if not isinstance(p, Mapping):
+        return None
+    swapped = p.get("swaps", {}).get("flagged")
+    return f"{p['pairs']:,} pairs" + (f", {swapped:,} swapped?" if swapped else "")
 
 
 def _count(section: str, key: str, what: str) -> Callable[[Mapping[str, Any]], str | None]:
@@ -172,7 +192,12 @@ STAGES: list[Stage] = [
           when=_instruction, needs="task: instruction", metric_prefix="sft",
           doc="instruction data: each batch's rows in the canonical frame"),
     Stage("enforce-contract", "tasks.contract:enforce_contract", ("batches", "canonical?"),
-          ("contract", "sft"), doc="the pandera contract; bad rows quarantined with reasons",
+          ("contract", "sft"), when=_not_preference,
+          doc="the pandera contract; bad rows quarantined with reasons",
+          summary=_count("rows", "quarantined", "quarantined")),
+    Stage("read-pairs", "tasks.preference:read_pairs", ("batches",),
+          ("contract", "pair_checks"), when=_preference, needs="task: preference",
+          doc="preference data: judgments read and checked; bad pairs quarantined with reasons",
           summary=_count("rows", "quarantined", "quarantined")),
     Stage("corrections", "tasks.contract:corrections", ("contract",), ("contract", "review"),
           doc="reviewer corrections (labelgate review import) applied to the labels",
@@ -185,6 +210,11 @@ STAGES: list[Stage] = [
     Stage("consensus-label", "tasks.agreement:consensus_label", ("contract", "agreement"),
           ("contract", "agreement"), when=_consensus, needs="agreement.apply: true",
           doc="the consensus label becomes the items' training label"),
+    Stage("preference", "tasks.preference:preference", ("contract", "pair_checks"),
+          ("contract", "preference"), when=_preference, needs="task: preference",
+          needs_rows=True, metric_prefix="preference",
+          doc="pairs, agreement, position and length bias, contradictions, cycles, "
+          "Bradley-Terry scores, probably swapped pairs", summary=_preference_summary),
     Stage("store", "tasks.contract:store_rows", ("contract", "sft?"), ("stored",),
           doc="valid rows to Parquet, the quarantine to DuckDB"),
     Stage("label-issues", "tasks.label_issues:label_issues", ("contract", "agreement?"),
@@ -209,6 +239,11 @@ STAGES: list[Stage] = [
     Stage("publish", "tasks.publish:publish", ("splits", "verdict", "metrics", "batches"),
           ("published",), when=_publish, needs="add a publish section", needs_pass=True,
           doc="the clean splits as a new published version (only when the gate passed)",
+          summary=_published_summary),
+    Stage("publish-preferences", "tasks.preference:publish_preferences",
+          ("splits", "verdict", "metrics", "batches"), ("published",),
+          when=_publish_preference, needs="add a publish section", needs_pass=True,
+          doc="preference pairs and TRL files as a new published version (gate passed)",
           summary=_published_summary),
     Stage("report", "tasks.report:report",
           ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),

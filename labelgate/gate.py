@@ -186,6 +186,48 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "min",
             "fewest labels (annotators) on any annotated item",
         ),
+        GateCheck(
+            "min_preference_agreement",
+            "preference.percent_agreement",
+            "min",
+            "task preference: agreeing judgment pairs per pair judged twice or more, over "
+            "a, b and tie, averaged (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_length_bias_share",
+            "preference.length_bias_share",
+            "max",
+            "task preference: share of decided judgments whose chosen response has more "
+            "whitespace tokens than the rejected one (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_contradiction_rate",
+            "preference.contradiction_rate",
+            "max",
+            "task preference: share of pairs decided both ways by one annotator (or by rows "
+            "without one) (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_identical_pair_rate",
+            "preference.identical_pair_rate",
+            "max",
+            "task preference: share of judgments quarantined because chosen and rejected "
+            "are identical (exact, normalised, near or within the token budget) (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_position_bias",
+            "preference.max_position_bias",
+            "max",
+            "task preference: the largest share of one annotator's decided judgments for "
+            "the same display position (first or second; 0.5..1; annotators with fewer "
+            "than preference.min_annotator_judgments are left out)",
+            lower=0.5,
+            upper=1.0,
+        ),
     )
 }
 

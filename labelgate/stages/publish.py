@@ -250,6 +250,7 @@ def publish_version(
     extras: Mapping[str, Any] | None = None,
     before_switch: Callable[[Path], None] | None = None,
     card: Mapping[str, str | None] | None = None,
+    extra_files: Sequence[tuple[str, pl.DataFrame]] = (),
 ) -> PublishedVersion:
     """Write ``splits`` as version N+1 under ``root`` and point ``current`` at it.
 
@@ -257,6 +258,10 @@ def publish_version(
     input batch hashes. Raises GateFailedError (nothing written) when ``gate_passed`` is false.
     ``before_switch(path)`` is called once ``v<N>`` is complete and renamed, just before
     ``current`` moves (the crash tests kill the process there).
+
+    ``extra_files``: more (file name, rows) to write beside the splits' files (a ``.parquet``
+    name as Parquet, any other as JSON Lines), hashed with them (task preference: the TRL
+    files).
 
     ``card``: ``name`` (and optionally ``license``, ``description``) for the version's
     ``README.md`` dataset card (`labelgate.stages.dataset_card`); None writes no card.
@@ -269,7 +274,8 @@ def publish_version(
     _check_request(splits, root=root, run_id=run_id, gate_passed=gate_passed, formats=formats)
     style = jsonl_style if jsonl_style is not None else PlainStyle()
     ordered = _ordered_splits(splits, key_column=key_column, label_column=label_column)
-    data_files = _data_files(ordered, formats=formats, style=style)  # InputError: no write
+    data_files = [*_data_files(ordered, formats=formats, style=style),  # InputError: no write
+                  *extra_files]
     version, tmp = _version_folder(root)
     final = root / f"v{version}"
     try:

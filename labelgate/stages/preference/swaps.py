@@ -10,7 +10,11 @@ antisymmetric (swapping the responses flips the probability) and blind to displa
   label is used) of lo minus that of hi;
 - the same difference weighted by the prompt's TF-IDF (words the response shares with
   the prompt);
-- scalar differences: cosine similarity to the prompt, log characters, log tokens.
+- scalar differences: cosine similarity to the prompt, log characters, log tokens;
+- prompt-word x response-word crosses (hashed into `CROSS_FEATURES` columns; each text's
+  `CROSS_WORDS` rarest words of the `CROSS_VOCABULARY` most frequent ones) of lo minus
+  those of hi: what a reply to this kind of prompt says, which a bag of words of the
+  responses alone cannot see (measured on the preference benchmark page).
 
 Folds are grouped by prompt (scikit-learn `StratifiedGroupKFold`), so a pair is never
 scored by a model that trained on a pair of the same prompt (invariant 5). cleanlab's
@@ -29,6 +33,10 @@ import scipy.sparse as sp
 
 from labelgate.stages.preference.checks import tokens
 
+CROSS_VOCABULARY = 4096
+CROSS_WORDS = 16
+CROSS_FEATURES = 1 << 20
+
 
 @dataclass(frozen=True)
 class SwapResult:
@@ -39,8 +47,57 @@ class SwapResult:
     summary: dict[str, Any]
 
 
+def _rarest(words: sp.csr_matrix, df: np.ndarray[Any, Any], k: int) -> sp.csr_matrix:
+    """Each row's `k` words with the lowest document frequency `df` (binary)."""
+    m = words.tocsr()
+    m.sort_indices()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((df[m.indices], rows))
+    starts = np.repeat(m.indptr[:-1], np.diff(m.indptr))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    keep = rank < k
+    return sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32),
+                          (rows[keep], m.indices[keep])), shape=m.shape)
+
+
+def cross_features(prompts: sp.csr_matrix, responses: sp.csr_matrix, *,
+                   n_features: int = CROSS_FEATURES) -> sp.csr_matrix:
+    """Hashed (prompt word, response word) indicators per row: shape (n, n_features).
+
+    `prompts` and `responses` are binary word matrices of the same rows and vocabulary."""
+    p, r = prompts.tocsr(), responses.tocsr()
+    n_p, n_r = np.diff(p.indptr), np.diff(r.indptr)
+    counts = n_p * n_r
+    total = int(counts.sum())
+    k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    per = np.maximum(np.repeat(n_r, counts), 1)
+    pw = p.indices[np.repeat(p.indptr[:-1], counts) + k // per].astype(np.int64)
+    rw = r.indices[np.repeat(r.indptr[:-1], counts) + k % per].astype(np.int64)
+    col = ((pw * 1_000_003 + rw) * 2_654_435_761) % n_features
+    rows = np.repeat(np.arange(p.shape[0]), counts)
+    out = sp.csr_matrix((np.ones(total, dtype=np.float32), (rows, col)),
+                        shape=(p.shape[0], n_features))
+    out.data[:] = 1.0
+    return out
+
+
+def _crosses(prompts: list[str], lo: list[str], hi: list[str]) -> sp.csr_matrix:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer(binary=True, max_features=CROSS_VOCABULARY, min_df=3,
+                          token_pattern=r"(?u)\b\w+\b|[?!]", dtype=np.float32)
+    vec.fit(prompts + lo + hi)
+    mats = [vec.transform(t) for t in (prompts, lo, hi)]
+    df = np.asarray(sum(m.sum(axis=0) for m in mats)).ravel()
+    tp, tl, th = (_rarest(m, df, CROSS_WORDS) for m in mats)
+    diff = (cross_features(tp, tl) - cross_features(tp, th)).tocsr()
+    diff.data /= np.sqrt(CROSS_WORDS)
+    return diff
+
+
 def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
-    """Features of (prompt, lo, hi): shape (n_pairs, 2 * vocabulary + 3)."""
+    """Features of (prompt, lo, hi): shape (n_pairs, 2 * vocabulary + 3 + CROSS_FEATURES)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     prompts = pairs.get_column("prompt").fill_null("").to_list()
@@ -61,7 +118,7 @@ def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
     dense = np.column_stack([cos, lens]).astype(np.float64)
     scale = dense.std(axis=0)
     dense = dense / np.where(scale > 0, scale, 1.0)
-    return sp.hstack([diff, overlap, sp.csr_matrix(dense)]).tocsr()
+    return sp.hstack([diff, overlap, sp.csr_matrix(dense), _crosses(prompts, lo, hi)]).tocsr()
 
 
 def out_of_fold(features: sp.csr_matrix, labels: np.ndarray[Any, Any],

@@ -1,0 +1,94 @@
+"""Spec -> preference stage glue (pure; `tasks/preference.py` wraps it for the flow).
+
+- `read_batch`: one lake batch's rows as judgments (ids: the id column when the data has
+  one, else ``<file stem>:<row>``); the spec's id column is always present;
+- `check_batches`: the judgments of every batch through `check_judgments`;
+- `publish_files`: each split's kept judgments as one row per pair, with the ties and
+  flagged-pair policies, and the TRL files of ``preference.publish.formats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from labelgate.spec import Spec
+from labelgate.stages.preference.checks import PairCheckResult, check_judgments
+from labelgate.stages.preference.read import to_judgments
+from labelgate.stages.preference.trl import TRL_SUFFIX, published_pairs, trl_records
+
+PAIR_FILE_COLUMNS = ("pair_id", "prompt", "prompt_messages", "chosen", "rejected",
+                     "preference", "margin", "judgments", "swapped", "flipped")
+
+
+def read_batch(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
+    """One batch's rows (n, k) as judgments (`JUDGMENT_SCHEMA` + the spec's id and group
+    columns + `_batch`/`_row`)."""
+    pref = spec.preference_settings()
+    id_col = spec.columns.id
+    out = to_judgments(rows, shape=pref.shape, columns=pref.columns,
+                       value_map=pref.value_map(), id_column=id_col,
+                       id_prefix=f"{Path(where).stem}:", where=where)
+    group = spec.columns.group
+    if group is not None and group in rows.columns and pref.shape != "rankings":
+        out = out.with_columns(rows.get_column(group))
+    if id_col not in out.columns:
+        out = out.with_columns(pl.col("id").alias(id_col))
+    return out
+
+
+def check_batches(frames: Sequence[pl.DataFrame], *, spec: Spec) -> PairCheckResult:
+    """The run's judgments (every batch's `read_batch`) through the preference checks."""
+    pref = spec.preference_settings()
+    judgments = pl.concat(list(frames), how="diagonal_relaxed") if frames else pl.DataFrame()
+    return check_judgments(judgments, max_tokens=pref.max_tokens,
+                           near_threshold=pref.near_identical, source="items")
+
+
+def publish_files(
+    kept: pl.DataFrame, *, spec: Spec,
+) -> tuple[dict[str, pl.DataFrame], list[tuple[str, pl.DataFrame]], pl.DataFrame,
+           dict[str, Any]]:
+    """What a preference version publishes.
+
+    Parameters
+    ----------
+    kept : pl.DataFrame
+        The splits stage's kept judgments (with `split` and the pair columns).
+
+    Returns
+    -------
+    (pairs, trl_files, excluded, summary)
+        pairs: split -> one row per pair (`PAIR_FILE_COLUMNS`), the `<split>.parquet`
+        files; trl_files: (`<split>.<format>.jsonl`, rows); excluded: judgments the
+        policies dropped (id, split, exclusion_policy, exclusion_reason); summary: pairs
+        and TRL rows per split and format, the policies.
+    """
+    pol = spec.preference_settings().publish
+    splits: dict[str, pl.DataFrame] = {}
+    files: list[tuple[str, pl.DataFrame]] = []
+    excluded: list[pl.DataFrame] = []
+    counts: dict[str, dict[str, int]] = {}
+    for name in ("train", "validation", "test"):
+        part = kept.filter(pl.col("split") == name)
+        pairs, dropped = published_pairs(part, ties=pol.ties, flagged=pol.flagged)
+        splits[name] = pairs.select(PAIR_FILE_COLUMNS)
+        excluded.append(dropped.with_columns(pl.lit(name).alias("split")))
+        counts[name] = {"pairs": pairs.height}
+        for fmt in pol.formats:
+            records = trl_records(pairs, fmt)
+            files.append((f"{name}.{TRL_SUFFIX[fmt]}.jsonl", records))
+            counts[name][fmt] = records.height
+    summary = {"formats": list(pol.formats), "ties": pol.ties, "flagged": pol.flagged,
+               "files": counts}
+    return splits, files, pl.concat(excluded, how="diagonal_relaxed"), summary
+
+
+def policy_counts(excluded: pl.DataFrame) -> Mapping[str, int]:
+    """Judgments excluded at publish time, by policy."""
+    if excluded.height == 0:
+        return {}
+    return dict(excluded.group_by("exclusion_policy").len().sort("exclusion_policy").rows())

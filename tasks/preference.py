@@ -1,0 +1,139 @@
+"""Preference data (task preference): read and check the judgments, analyse them, publish
+the pairs for TRL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger
+
+from checks.contract import QUARANTINE_SCHEMA, ContractResult
+from labelgate.gate import GateVerdict
+from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.preference import PreferenceAnalysis, analyze
+from labelgate.stages.preference.stage import (
+    check_batches,
+    policy_counts,
+    publish_files,
+    read_batch,
+)
+from labelgate.stages.publish import current_version, publish_version
+from labelgate.store import RunStore
+from labelgate.store.lake import Batch
+from tasks import faults
+from tasks.common import HOUR, stage_task
+from tasks.publish import PublishOutcome
+
+
+@dataclass(frozen=True)
+class PairChecks:
+    """What the preference checks found before the analysis: counts for its metrics."""
+
+    rows_input: int
+    identical_rows: int
+    counts: dict[str, int]
+    rejected: int  # records the readers could not parse (in the batches' counts)
+
+
+@dataclass(frozen=True)
+class PreferenceOutcome:
+    """The preference analysis: gate metrics, the report section, who the worst is."""
+
+    analysis: PreferenceAnalysis
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def sections(self) -> dict[str, Any]:
+        return {"preference": self.analysis.section}
+
+    @property
+    def details(self) -> dict[str, str]:
+        who = self.analysis.section.get("worst_position_bias_annotator")
+        return {"preference.max_position_bias": f"annotator {who!r}"} if who else {}
+
+
+@stage_task("read-pairs", timeout=2 * HOUR)
+def read_pairs(spec: Spec, store: RunStore, batches: list[Batch]
+               ) -> tuple[ContractResult, PairChecks]:
+    """Each batch's rows as judgments (errors name the file, row and field), then the
+    preference checks: failures quarantined with reasons (the contract of task preference)."""
+    frames, rejected = [], 0
+    for b in batches:
+        rows, bad = store.load([b])
+        frames.append(read_batch(rows, spec=spec, where=b.file))
+        rejected += bad.height
+    checked = check_batches(frames, spec=spec)
+    quarantine = checked.quarantine.cast(pl.Schema(QUARANTINE_SCHEMA))
+    result = ContractResult(checked.valid, quarantine, checked.rows_input,
+                            checked.rows_quarantined)
+    get_run_logger().info(
+        "preference checks (%s): %s judgments, %s valid, %s quarantined (%s identical pairs)",
+        spec.preference_settings().shape, checked.rows_input, checked.valid.height,
+        checked.rows_quarantined, checked.identical_rows)
+    return result, PairChecks(checked.rows_input, checked.identical_rows, checked.counts,
+                              rejected)
+
+
+@stage_task("preference", timeout=2 * HOUR)
+def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_checks: PairChecks
+               ) -> tuple[ContractResult, PreferenceOutcome]:
+    """Pairs, agreement, position and length bias, contradictions, cycles, Bradley-Terry
+    scores and probable swapped pairs; each judgment gets its pair's columns."""
+    result = analyze(contract.valid, settings=spec.preference_settings(),
+                     rows_input=pair_checks.rows_input,
+                     identical_rows=pair_checks.identical_rows,
+                     check_counts=pair_checks.counts)
+    m = result.metrics
+    get_run_logger().info(
+        "preference: %s judgments of %s pairs; agreement %s, alpha %s; %s probably swapped",
+        result.judgments.height, result.pairs.height,
+        _fmt(m.get("preference.percent_agreement")), _fmt(m.get("preference.krippendorff_alpha")),
+        int(result.pairs.get_column("swapped").sum()))
+    return replace(contract, valid=result.judgments), PreferenceOutcome(result, result.metrics)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+# no retries: a retry after the rename would publish a second version
+@stage_task("publish-preferences")
+def publish_preferences(
+    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch],
+) -> PublishOutcome:
+    """Write published/<dataset>/v<N>/: <split>.parquet (one row per pair) and the TRL
+    files; ties and flagged pairs by the spec's policies (only when the gate passed)."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    pairs, files, excluded, summary = publish_files(splits.kept, spec=spec)
+    root = store.published_root
+    try:
+        version = publish_version(
+            pairs, root=root, key_column="pair_id", label_column=None,
+            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
+            formats=["parquet"], gate=verdict.to_dict(), metrics=metrics,
+            lineage=[b.batch for b in batches], extra_files=files,
+            extras={"preference": {**summary, "excluded": policy_counts(excluded)}},
+            before_switch=lambda _: faults.fault_point("publish", "switch"),
+            card={"name": spec.name, "license": pub.license, "description": pub.description},
+        )
+    except OSError as exc:
+        now = current_version(root)
+        raise OSError(exc.errno, f"{store.dataset}: publishing failed ({exc}); `current` "
+                      + (f"points to v{now}" if now is not None else "absent")
+                      + ", earlier versions untouched") from exc
+    rows = int(version.manifest["rows"])
+    if not version.unchanged:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
+    get_run_logger().info("published preference pairs v%s at %s (%s pairs)", version.version,
+                          version.path, rows)
+    return PublishOutcome({"version": version.version, "path": str(version.path),
+                           "current": str(version.path.parent / "current"), "rows": rows,
+                           "splits": version.manifest["splits"],
+                           "unchanged": version.unchanged, "preference": summary,
+                           "excluded_by_policy": dict(policy_counts(excluded))})
