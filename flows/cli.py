@@ -182,7 +182,10 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
         flow = quality_pipeline
         if dask:
             flow = quality_pipeline.with_options(task_runner=_dask_runner(dask))
-        state = flow(str(spec), store, return_state=True)
+        from flows.live import live_progress
+
+        with live_progress(err):
+            state = flow(str(spec), store, return_state=True)
         report: dict[str, Any] | None = None
         if state.is_completed():
             report = state.result()

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from labelgate.progress import tracked
+
 __all__ = ["Mapper", "serial_map"]
 
 A = TypeVar("A")
@@ -31,6 +33,5 @@ class Mapper(Protocol):
 
 
 def serial_map(fn: Callable[[A], R], items: Sequence[A], *, name: str) -> list[R]:
-    """Run every part here, in order (`name` is unused)."""
-    del name
-    return [fn(x) for x in items]
+    """Run every part here, in order, reporting `name` parts done (`labelgate.progress`)."""
+    return [fn(x) for x in tracked(items, name, unit="parts")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -11,8 +12,10 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from labelgate import progress
 from labelgate.errors import LabelgateError
 from tasks import faults
+from tasks.progress import StageProgress
 
 HOUR = 3600
 ARTIFACT_ROWS = 200
@@ -52,7 +55,21 @@ def stage_task(name: str, *, timeout: float = HOUR, retry_io: bool = False,
         options |= RETRY_IO
 
     def wrap(fn: Callable[P, R]) -> Any:
-        return task(**options)(faults.boundaries(name)(fn))
+        return task(**options)(_progress(name)(faults.boundaries(name)(fn)))
+
+    return wrap
+
+
+def _progress(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run the stage with its progress going to its log and a progress artifact."""
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with progress.reporting(StageProgress(name), stage=name):
+                return fn(*args, **kwargs)
+
+        return run
 
     return wrap
 

@@ -19,6 +19,7 @@ from prefect.context import FlowRunContext
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
+from labelgate.progress import advance
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -35,7 +36,11 @@ def _submit_map(fn: Callable[[A], R], items: Sequence[A], *, name: str) -> list[
         part.with_options(task_run_name=f"{name}-{i}").submit(fn, item)
         for i, item in enumerate(items)
     ]
-    return [f.result() for f in futures]
+    results = []
+    for i, future in enumerate(futures):
+        results.append(future.result())
+        advance(name, i + 1, len(futures), "parts")
+    return results
 
 
 def on_dask() -> bool:
