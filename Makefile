@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat test test-fast lint bench bench-all schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference test test-fast lint bench bench-all schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ demo-chitchat: $(STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/chitchat/spec.yaml
+
+# Preference data (task preference): 800 chit-chat pairs, simulated judgments, planted
+# defects (identical pairs, swaps, position- and length-biased annotators, contradictions).
+demo-preference: $(STAMP)
+	mkdir -p data/store/.prefect
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/preference/spec.yaml
 
 test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

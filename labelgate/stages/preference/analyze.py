@@ -103,7 +103,7 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
     PreferenceAnalysis
         judgments: `valid` plus `_PAIR_COLUMNS` (n rows); pairs: one row per pair.
     """
-    keyed = pairs_mod.with_pair_keys(valid)
+    keyed = pairs_mod.with_pair_keys(valid.rechunk())
     table = pairs_mod.pair_table(keyed)
     scores = consistency.bradley_terry(table)
     if settings.shape == "rankings":

@@ -171,7 +171,8 @@ def check_judgments(
         valid (rows with no failure, df's columns), quarantine (one record per failure,
         `QUARANTINE_COLUMNS`), rows_input = n, counts by check.
     """
-    df = df.with_row_index("__i")
+    # one chunk: polars 2.1 panics on pl.format over a filtered multi-chunk string column
+    df = df.rechunk().with_row_index("__i")
     parts = _text_failures(df) + _identical_failures(df, near_threshold=near_threshold)
     if max_tokens is not None:
         parts += _budget_failures(df, max_tokens=max_tokens)

@@ -22,8 +22,9 @@ response may be text or a chat list too (its last turn's content is the response
 - `response_a`, `response_b` (String);
 - `preference` (String): ``a``, ``b`` or ``tie`` by the value map, else the raw value (the
   checks quarantine it) and null when missing; `preference_raw` the value as given;
-- `annotator` (String, null without one); `shape` (String); then `_batch`/`_row` when
-  the input had them.
+- `annotator` (String, null without one); `shape` (String); then the source's other
+  columns (metadata, kept as they are; a rankings row's go to each of its pairs) and
+  `_batch`/`_row` when the input had them.
 
 `read_label_studio_pairwise` and `read_label_studio_ranker` read Label Studio JSON exports
 (the `Pairwise` and `Ranker` tags) into the judgments and rankings shapes. Errors name the
@@ -158,8 +159,15 @@ def _preference(raw: pl.Expr, value_map: Mapping[str, str]) -> list[pl.Expr]:
     return [mapped.alias("preference"), text.alias("preference_raw")]
 
 
-def _finish(df: pl.DataFrame, selected: pl.DataFrame, shape: str) -> pl.DataFrame:
-    extra = [c for c in _PASSTHROUGH if c in df.columns]
+def _others(df: pl.DataFrame, used: Sequence[str | None]) -> list[str]:
+    """The source's columns no role reads (metadata carried along)."""
+    return [c for c in df.columns if c not in used and c not in JUDGMENT_SCHEMA
+            and not c.startswith("_")]
+
+
+def _finish(df: pl.DataFrame, selected: pl.DataFrame, shape: str,
+            keep: Sequence[str] = ()) -> pl.DataFrame:
+    extra = [*keep, *(c for c in _PASSTHROUGH if c in df.columns)]
     out = pl.concat([selected, df.select(extra)], how="horizontal") if extra else selected
     out = out.with_columns(pl.lit(shape).alias("shape"))
     return out.select(*JUDGMENT_SCHEMA, *extra).cast(pl.Schema(JUDGMENT_SCHEMA))
@@ -215,6 +223,7 @@ def to_judgments(
     annotator = (pl.col(cols.annotator).cast(pl.String)
                  if shape == "judgments" and cols.annotator in df.columns else
                  pl.lit(None, pl.String))
+    keep = _others(df, [c for _, c in need] + [cols.annotator, id_column])
     pref = (_preference(pl.col(cols.preference), vmap) if shape == "judgments"
             else [pl.lit("a").alias("preference"), pl.lit(None, pl.String)
                   .alias("preference_raw")])
@@ -224,7 +233,7 @@ def to_judgments(
         _response(df, b).cast(pl.String).alias("response_b"),
         *pref, annotator.alias("annotator"),
     )
-    return _finish(df, selected, shape)
+    return _finish(df, selected, shape, keep)
 
 
 def _list_column(df: pl.DataFrame, name: str, inner: Any, *, where: str,
@@ -266,10 +275,11 @@ def _from_rankings(df: pl.DataFrame, cols: PreferenceColumns, vmap: Mapping[str,
                          "(one rank per response expected, none missing)")
     annotator = (pl.col(cols.annotator).cast(pl.String) if cols.annotator in df.columns
                  else pl.lit(None, pl.String))
+    keep = _others(df, [cols.prompt, cols.responses, cols.ranking, cols.annotator, id_column])
     base = df.select(
         _ids(df, id_column, id_prefix).alias("__id"), *_prompt_columns(df, cols.prompt),
         pl.col(cols.responses).alias("__r"), pl.col(cols.ranking).alias("__k"),
-        annotator.alias("annotator"), *[c for c in _PASSTHROUGH if c in df.columns],
+        annotator.alias("annotator"), *keep, *[c for c in _PASSTHROUGH if c in df.columns],
     )
     n = pl.col("__r").list.len()
     pairs = (base.with_columns(pl.int_ranges(0, n).alias("__i")).explode("__i")
@@ -284,7 +294,8 @@ def _from_rankings(df: pl.DataFrame, cols: PreferenceColumns, vmap: Mapping[str,
         pl.col("__r").list.get(pl.col("__j")).alias("response_b"),
         pref.alias("preference"), pl.lit(None, pl.String).alias("preference_raw"),
     )
-    return _finish(out, out.select(c for c in JUDGMENT_SCHEMA if c != "shape"), "rankings")
+    return _finish(out, out.select(c for c in JUDGMENT_SCHEMA if c != "shape"), "rankings",
+                   keep)
 
 
 # --- Label Studio exports --------------------------------------------------------------

@@ -73,8 +73,10 @@ class PreferencePublishSpec(_Model):
         default="drop", description="drop: tied pairs are excluded (policy preference_tie); "
         "keep: they stay in <split>.parquet (preference tie) but no TRL file can hold them.")
     flagged: Literal["drop", "flip", "keep"] = Field(
-        default="drop", description="Pairs flagged as probably swapped: drop (policy "
-        "preference_flagged), flip (published reversed) or keep (as recorded, flagged).")
+        default="keep", description="Pairs flagged as probably swapped: keep (published as "
+        "recorded, `swapped` true in the parquet; the default: the flags' precision depends "
+        "on how much the text says, see the preference benchmark page), drop (policy "
+        "preference_flagged) or flip (published reversed).")
 
 
 class PreferenceSpec(_Model):

@@ -25,16 +25,13 @@ PAIR_FILE_COLUMNS = ("pair_id", "prompt", "prompt_messages", "chosen", "rejected
 
 
 def read_batch(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
-    """One batch's rows (n, k) as judgments (`JUDGMENT_SCHEMA` + the spec's id and group
-    columns + `_batch`/`_row`)."""
+    """One batch's rows (n, k) as judgments (`JUDGMENT_SCHEMA`, the source's other columns,
+    the spec's id column, `_batch`/`_row`)."""
     pref = spec.preference_settings()
     id_col = spec.columns.id
     out = to_judgments(rows, shape=pref.shape, columns=pref.columns,
                        value_map=pref.value_map(), id_column=id_col,
                        id_prefix=f"{Path(where).stem}:", where=where)
-    group = spec.columns.group
-    if group is not None and group in rows.columns and pref.shape != "rankings":
-        out = out.with_columns(rows.get_column(group))
     if id_col not in out.columns:
         out = out.with_columns(pl.col("id").alias(id_col))
     return out
