@@ -11,6 +11,8 @@ from prefect import get_run_logger
 from checks.contract import ContractResult
 from labelgate.spec import Spec
 from labelgate.stages import steps
+from labelgate.stages.label_issues.detect import apply_review_budget
+from labelgate.stages.label_issues.listing import report_rows
 from labelgate.stages.review import latest_corrections
 from labelgate.store import RunStore, reuse
 from tasks.agreement import AgreementOutcome
@@ -45,8 +47,12 @@ def label_issues(
     # a label a reviewer set or confirmed is not a probable error (reviews only add up, so
     # a saved result with earlier reviews accepted stays right under the new ones)
     reviewed = _reviewed_ids(spec, store, valid)
+    budget = spec.label_issues.review_budget if spec.label_issues is not None else None
+    if budget is not None:
+        outcome = _with_budget(outcome, budget, reviewed=reviewed, valid=valid, spec=spec)
     if reviewed:
         outcome = steps.accept_reviewed(outcome, reviewed, valid=valid, spec=spec)
+    outcome = _worth_a_look(outcome, valid=valid, spec=spec)
     if saved is None:
         reuse.save_label_issues(
             store.report_dir, fingerprint=fingerprint, result=outcome.result,
@@ -65,6 +71,34 @@ def label_issues(
         100 * section["rate"], section["health_score"],
     )
     return outcome
+
+
+def _with_budget(outcome: steps.LabelIssuesOutcome, budget: int | float, *,
+                 reviewed: set[str], valid: pl.DataFrame,
+                 spec: Spec) -> steps.LabelIssuesOutcome:
+    """`label_issues.review_budget`: the budget's lowest-quality rows flagged (reviewed rows
+    skipped) in place of the estimated count; the section says how many were estimated."""
+    estimated = int(outcome.result.table.get_column("is_label_issue").sum())
+    result = apply_review_budget(outcome.result, budget, reviewed=reviewed)
+    summary = steps.summarize_label_issues(result, valid=valid, spec=spec)
+    section = {**outcome.section, **summary.section, "review_budget": budget,
+               "estimated_count": estimated}
+    return steps.LabelIssuesOutcome(summary.result, summary.metrics, section)
+
+
+def _worth_a_look(outcome: steps.LabelIssuesOutcome, *, valid: pl.DataFrame,
+                  spec: Spec) -> steps.LabelIssuesOutcome:
+    """The report's table: the flagged rows, then the lowest-quality unflagged ones ("worth
+    a look"), `label_issues.top` in all."""
+    top = spec.label_issues.top if spec.label_issues is not None else 0
+    texts = valid.select(
+        pl.col(spec.columns.id).alias("id"),
+        pl.concat_str([pl.col(c).cast(pl.String) for c in spec.text_columns()],
+                      separator=" | ", ignore_nulls=True).alias("text"),
+    )
+    rows = report_rows(outcome.result.table, texts, top=top)
+    return steps.LabelIssuesOutcome(outcome.result, outcome.metrics,
+                                    {**outcome.section, "top": rows})
 
 
 def _predictions(spec: Spec, store: RunStore) -> pl.DataFrame | None:

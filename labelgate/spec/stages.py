@@ -145,6 +145,19 @@ class LabelIssuesSpec(_Model):
         default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
     )
     top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
+    review_budget: StrictInt | float | None = Field(
+        default=None,
+        description="Flag a fixed amount instead of the estimated count: an integer k >= 1 "
+        "flags the k rows of lowest label quality (the out-of-fold probability of the given "
+        "label), a number between 0 and 1 that share of the rows (rounded, at least one). "
+        "Rows a reviewer already decided are skipped. The noise matrix and the health score "
+        "stay the model's estimate. Default: cleanlab's count.",
+        json_schema_extra=lambda schema: schema.update(
+            anyOf=[{"type": "integer", "minimum": 1},
+                   {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                   {"type": "null"}]
+        ),
+    )
     embeddings: EmbeddingsSpec | None = Field(
         default=None,
         description="Average a logistic regression on sentence embeddings into the text model: "
@@ -170,6 +183,20 @@ class LabelIssuesSpec(_Model):
             raise ValueError(
                 f"got {value!r}: expected true or false, a model name or folder, or "
                 "{model: ..., batch_size: ...}"
+            )
+        return value
+
+    @field_validator("review_budget")
+    @classmethod
+    def _review_budget(cls, value: int | float | None) -> int | float | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"got {value}: expected an integer >= 1 (rows)")
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError(
+                f"got {value}: expected a share between 0 and 1 (exclusive), or an integer "
+                "number of rows"
             )
         return value
 

@@ -206,13 +206,15 @@ def _label_issue_tables(li: Mapping[str, Any]) -> list[Table | None]:
                  lambda c: [c.get("b"), c.get("items"), c.get("differ"),
                             Cell(fmt_pct(c.get("share")))],
                  caption="CROWDLAB consensus vs the agreement stage's", numeric={1, 2, 3}),
-        _records(top, ["id", "given", "suggested", "quality", "text"],
+        _records(top, ["id", "given", "suggested", "quality", "why", "text"],
                  lambda r: [Cell(excerpt(r.get("id"), 40), "mono"),
                             _first(r, "given", "given_label"),
                             _first(r, "suggested", "suggested_label"),
                             _float(_first(r, "quality", "label_quality")),
+                            r.get("why") or "flagged",
                             Cell(excerpt(r.get("text")), "text", excerpt(r.get("text"), 2000))],
-                 caption=f"Top {len(top)} suspicious rows (lowest label quality)",
+                 caption=f"Top {len(top)} suspicious rows: the flagged ones, then the lowest "
+                 "label quality among the rest (worth a look)",
                  numeric={3}),
     ]
 

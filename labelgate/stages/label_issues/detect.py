@@ -107,6 +107,8 @@ __all__ = [
     "METHODS",
     "LabelIssuesResult",
     "accept_reviewed",
+    "apply_review_budget",
+    "budget_rows",
     "estimate_confident_joint",
     "find_label_issues",
     "validate_predictions",
@@ -180,6 +182,50 @@ def accept_reviewed(result: LabelIssuesResult, ids: Collection[str]) -> LabelIss
     reviewed = pl.col("id").cast(pl.String).is_in(pl.Series(list(ids), dtype=pl.String).implode())
     table = result.table.with_columns(pl.col("is_label_issue") & ~reviewed)
     return replace(result, table=table, per_class=_per_class(table, result.classes))
+
+
+def budget_rows(budget: int | float, n_rows: int) -> int:
+    """How many rows a review budget flags: ``budget`` itself when an integer (at most
+    ``n_rows``), else that share of ``n_rows`` rounded, at least one (none of no rows)."""
+    if isinstance(budget, bool) or budget <= 0 or (not isinstance(budget, int) and budget >= 1):
+        raise InputError(
+            f"label_issues.review_budget: got {budget!r}, expected an integer >= 1 or a share "
+            "between 0 and 1"
+        )
+    k = budget if isinstance(budget, int) else max(1, round(budget * n_rows))
+    return min(k, n_rows)
+
+
+def apply_review_budget(
+    result: LabelIssuesResult, budget: int | float, *, reviewed: Collection[str] = ()
+) -> LabelIssuesResult:
+    """The result with exactly the budget's rows flagged: the rows of lowest label quality
+    (ties by input order), skipping ``reviewed`` ids (a reviewer's label is not sent back).
+
+    Parameters
+    ----------
+    result : LabelIssuesResult
+        A label-issue result, n rows.
+    budget : int or float
+        An integer k >= 1 (rows) or a share of the n rows in (0, 1) (`budget_rows`).
+    reviewed : collection of str
+        Ids whose label a reviewer decided: never flagged, and not counted.
+
+    Returns
+    -------
+    LabelIssuesResult
+        ``is_label_issue`` replaced (min(k, unreviewed rows) flagged) and the per-class
+        counts recomputed; quality, rank, noise matrix and health score unchanged.
+    """
+    table = result.table
+    k = budget_rows(budget, table.height)
+    done = pl.Series(sorted({str(i) for i in reviewed}), dtype=pl.String)
+    open_rows = ~pl.col("id").cast(pl.String).is_in(done.implode())
+    order = pl.when(open_rows).then(pl.col("rank")).otherwise(None)
+    flagged = table.with_columns(
+        (order.rank("ordinal").fill_null(table.height + 1) <= k).alias("is_label_issue")
+    )
+    return replace(result, table=flagged, per_class=_per_class(flagged, result.classes))
 
 
 def _checked_ids(

@@ -47,3 +47,35 @@ def worth_a_look(issues: pl.DataFrame, *, top: int, label: str | None = None) ->
         .with_columns(pl.when(flagged).then(pl.lit("flagged")).otherwise(pl.lit("worth a look"))
                       .alias("why"))
     )
+
+
+def report_rows(issues: pl.DataFrame, texts: pl.DataFrame, *, top: int,
+                excerpt: int = 240) -> list[dict[str, object]]:
+    """The report's table of suspicious rows: `worth_a_look`'s rows with a text excerpt.
+
+    Parameters
+    ----------
+    issues
+        The per-row label-issue table (``ISSUE_COLUMNS``).
+    texts
+        ``id`` and ``text`` of the rows (ids compared as text).
+    top
+        How many rows (at most): the flagged ones first, then "worth a look".
+    excerpt
+        Characters of text kept.
+
+    Returns
+    -------
+    list of dict
+        One per row: id, text, given, suggested, quality, why.
+    """
+    rows = worth_a_look(issues, top=top).with_columns(pl.col("id").cast(pl.String))
+    text = texts.select(pl.col("id").cast(pl.String),
+                        pl.col("text").cast(pl.String).str.slice(0, excerpt))
+    joined = rows.join(text.unique("id", keep="first"), on="id", how="left",
+                       maintain_order="left")
+    return joined.select(
+        "id", "text", pl.col("given_label").alias("given"),
+        pl.col("suggested_label").alias("suggested"), pl.col("label_quality").alias("quality"),
+        "why",
+    ).to_dicts()
