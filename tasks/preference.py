@@ -3,9 +3,11 @@ the pairs for TRL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import polars as pl
 from prefect import get_run_logger
 
@@ -20,6 +22,7 @@ from labelgate.stages.preference.stage import (
     publish_files,
     read_batch,
 )
+from labelgate.stages.preference.swaps import Embed
 from labelgate.stages.publish import current_version, publish_version
 from labelgate.store import RunStore
 from labelgate.store.lake import Batch
@@ -84,7 +87,7 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
     result = analyze(contract.valid, settings=spec.preference_settings(),
                      rows_input=pair_checks.rows_input,
                      identical_rows=pair_checks.identical_rows,
-                     check_counts=pair_checks.counts)
+                     check_counts=pair_checks.counts, embed=_encoder(spec, store))
     m = result.metrics
     get_run_logger().info(
         "preference: %s judgments of %s pairs; agreement %s, alpha %s; %s probably swapped",
@@ -92,6 +95,21 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
         _fmt(m.get("preference.percent_agreement")), _fmt(m.get("preference.krippendorff_alpha")),
         int(result.pairs.get_column("swapped").sum()))
     return replace(contract, valid=result.judgments), PreferenceOutcome(result, result.metrics)
+
+
+def _encoder(spec: Spec, store: RunStore) -> Embed | None:
+    """`preference.swaps.embeddings`' encoder, its vectors cached in the store."""
+    model = spec.preference_settings().swaps.embeddings
+    if model is None:
+        return None
+    from labelgate.stages.label_issues import embeddings
+
+    def embed(texts: Sequence[str]) -> np.ndarray[Any, Any]:
+        return embeddings.embed_texts(texts, model=model, base_dir=spec.base_dir,
+                                      cache=embeddings.cache_dir(store.root, spec.name),
+                                      notice=get_run_logger().info)
+
+    return embed
 
 
 def _fmt(value: float | None) -> str:

@@ -326,3 +326,25 @@ def test_flagged_policy_flip() -> None:
     kept, dropped = published_pairs(j, ties="drop", flagged="drop")
     assert kept.get_column("pair_id").to_list() == ["a2"]
     assert dropped.get_column("exclusion_policy").to_list() == ["preference_flagged"]
+
+
+def test_embedding_features_join_the_swap_model() -> None:
+    """An encoder that knows the topic words makes the swaps plain to see."""
+    df, planted = _relevant_pairs(300, swap_every=10)
+    table = pairs.pair_table(pairs.with_pair_keys(to_judgments(df, shape="binarized")))
+    seen: list[int] = []
+
+    def embed(texts: Any) -> np.ndarray[Any, Any]:
+        seen.append(len(texts))
+        out = np.zeros((len(texts), len(TOPICS)))
+        for i, t in enumerate(texts):
+            for k, topic in enumerate(TOPICS):
+                out[i, k] = float(topic in t)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+    result = find_swapped_pairs(table, folds=5, seed=1, embed=embed)
+    assert seen == [3 * table.height] and result.summary["embeddings"] is True
+    flagged = set(table.join(result.table.filter("swapped"), on="pair_key")
+                  .get_column("pair_id").to_list())
+    assert len(flagged & planted) / len(planted) >= 0.9

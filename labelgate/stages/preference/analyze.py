@@ -20,7 +20,7 @@ import polars as pl
 from labelgate.stages.preference import consistency
 from labelgate.stages.preference import pairs as pairs_mod
 from labelgate.stages.preference.settings import PreferenceSpec
-from labelgate.stages.preference.swaps import SwapResult, find_swapped_pairs
+from labelgate.stages.preference.swaps import Embed, SwapResult, find_swapped_pairs
 
 EXCERPT = 160
 _PAIR_COLUMNS = ("pair_id", "consensus", "chosen", "rejected", "margin", "swapped",
@@ -82,8 +82,8 @@ def _max_position_bias(annotators: pl.DataFrame, *, min_judgments: int) -> tuple
 
 
 def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
-            identical_rows: int, check_counts: dict[str, int] | None = None
-            ) -> PreferenceAnalysis:
+            identical_rows: int, check_counts: dict[str, int] | None = None,
+            embed: Embed | None = None) -> PreferenceAnalysis:
     """Analyse valid judgments (`JUDGMENT_SCHEMA` rows that passed the checks).
 
     Parameters
@@ -97,6 +97,8 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
         identical-pair rate).
     check_counts : dict
         Quarantined rows by check, for the report.
+    embed : callable, optional
+        A sentence encoder for the swapped-pair model (`swaps.embeddings`).
 
     Returns
     -------
@@ -109,7 +111,8 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
     if settings.shape == "rankings":
         table = consistency.bt_consensus(table, scores)
     sw = settings.swaps
-    swaps = (find_swapped_pairs(table, folds=sw.folds, seed=sw.seed, min_pairs=sw.min_pairs)
+    swaps = (find_swapped_pairs(table, folds=sw.folds, seed=sw.seed, min_pairs=sw.min_pairs,
+                                embed=embed)
              if sw.enabled else SwapResult(table.select("pair_key").with_columns(
                  pl.lit(None, pl.Float64).alias("p_lo"),
                  pl.lit(None, pl.Float64).alias("label_quality"),

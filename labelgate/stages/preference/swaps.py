@@ -15,7 +15,10 @@ blind to display order:
 - prompt-word x response-word crosses (hashed into `CROSS_FEATURES` columns; each text's
   `CROSS_WORDS` rarest words of the `CROSS_VOCABULARY` most frequent ones) of lo minus
   those of hi: what a reply to this kind of prompt says, which a bag of words of the
-  responses alone cannot see (measured on the preference benchmark page).
+  responses alone cannot see (measured on the preference benchmark page);
+- optionally (``embed``: a sentence encoder) the embeddings' cosine similarity to the
+  prompt, the prompt's embedding times the difference of the responses', and that
+  difference.
 
 Folds are grouped by prompt (scikit-learn `StratifiedGroupKFold`), so a pair is never
 scored by a model that trained on a pair of the same prompt (invariant 5). cleanlab's
@@ -25,6 +28,7 @@ out-of-fold probabilities; `label_quality` is the probability of the recorded la
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,8 @@ from labelgate.stages.preference.checks import tokens
 CROSS_VOCABULARY = 4096
 CROSS_WORDS = 16
 CROSS_FEATURES = 1 << 20
+EMBEDDING_SCALE = 5.0  # puts the embedding block on the TF-IDF block's scale for SGD's L2
+Embed = Callable[[Sequence[str]], np.ndarray[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,18 @@ def _crosses(prompts: list[str], lo: list[str], hi: list[str]) -> sp.csr_matrix:
     return diff
 
 
+def _embedding_features(pairs: pl.DataFrame, embed: Embed) -> sp.csr_matrix:
+    """[cos(p, lo) - cos(p, hi), p * (lo - hi), lo - hi] of unit-length embeddings:
+    shape (n_pairs, 1 + 2 * dimensions)."""
+    n = pairs.height
+    texts = [t or "" for c in ("prompt", "lo", "hi") for t in pairs.get_column(c).to_list()]
+    vectors = np.asarray(embed(texts), dtype=np.float64)
+    ep, el, eh = vectors[:n], vectors[n:2 * n], vectors[2 * n:]
+    cos = (ep * el).sum(axis=1) - (ep * eh).sum(axis=1)
+    block = np.column_stack([cos * EMBEDDING_SCALE, ep * (el - eh) * EMBEDDING_SCALE, el - eh])
+    return sp.csr_matrix(block)
+
+
 def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
     """Features of (prompt, lo, hi): shape (n_pairs, 2 * vocabulary + 3 + CROSS_FEATURES)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -146,7 +164,7 @@ def out_of_fold(features: sp.csr_matrix, labels: np.ndarray[Any, Any],
 
 def find_swapped_pairs(
     pairs: pl.DataFrame, *, folds: int = 5, seed: int = 13, min_pairs: int = 50,
-    filter_by: str = "prune_by_noise_rate",
+    filter_by: str = "prune_by_noise_rate", embed: Embed | None = None,
 ) -> SwapResult:
     """Flag decided pairs whose recorded preference is probably reversed.
 
@@ -159,6 +177,8 @@ def find_swapped_pairs(
     min_pairs : int
         Fewer decided pairs (or fewer prompts than folds, or one class): nothing is fitted
         and nothing flagged (summary ``skipped`` says why).
+    embed : callable, optional
+        Texts -> unit-length vectors (n_texts, d): adds the embedding features.
 
     Returns
     -------
@@ -183,7 +203,10 @@ def find_swapped_pairs(
             pl.lit(None, pl.Float64).alias("p_lo"), pl.lit(None, pl.Float64)
             .alias("label_quality"), pl.lit(False).alias("swapped"))
         return SwapResult(table, {"fitted": False, "skipped": why, "pairs": decided.height})
-    p_lo = out_of_fold(_features(decided), labels, groups, folds=folds, seed=seed)
+    features = _features(decided)
+    if embed is not None:
+        features = sp.hstack([features, _embedding_features(decided, embed)]).tocsr()
+    p_lo = out_of_fold(features, labels, groups, folds=folds, seed=seed)
     probs = np.column_stack([1 - p_lo, p_lo])
     flags = find_label_issues(labels, probs, filter_by=filter_by, n_jobs=1)
     quality = probs[np.arange(len(labels)), labels]
@@ -192,4 +215,5 @@ def find_swapped_pairs(
         pl.Series("swapped", np.asarray(flags, dtype=bool)))
     return SwapResult(table, {"fitted": True, "pairs": decided.height, "folds": folds,
                               "seed": seed, "filter_by": filter_by,
+                              "embeddings": embed is not None,
                               "flagged": int(np.sum(flags))})
