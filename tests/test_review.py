@@ -98,6 +98,33 @@ def test_queue_mix_shares_and_flow_down() -> None:
         ("label_issue", 2), ("uncertain", 3)]
 
 
+def test_queue_ranks_unflagged_rows_by_the_probability_their_label_is_wrong() -> None:
+    """Few flags: the label share goes on to the rows whose label the model does not pick,
+    lowest p(given label) first, before the smallest margins (issue 23)."""
+    issues = pl.DataFrame({
+        "id": ["f", "x", "y", "u", "v"],
+        "given_label": ["negative", "negative", "positive", "neutral", "positive"],
+        "suggested_label": ["positive", "positive", "negative", "neutral", "positive"],
+        "label_quality": [0.02, 0.40, 0.10, 0.34, 0.45],
+        "is_label_issue": [True, False, False, False, False],
+    })
+    probs = pl.DataFrame({
+        "id": ["f", "x", "y", "u", "v"],
+        "negative": [0.01, 0.40, 0.88, 0.33, 0.10],
+        "neutral": [0.01, 0.00, 0.02, 0.34, 0.45],
+        "positive": [0.98, 0.60, 0.10, 0.33, 0.45],
+    })
+    q = review.review_queue(issues, probs=probs, limit=3)
+    # y (p(given) 0.10) before x (0.40), though x's margin (0.2) is smaller than y's (0.78)
+    assert q["id"].to_list() == ["f", "y", "x"]
+    assert q["reason"].to_list() == ["label_issue", "low_label_quality", "low_label_quality"]
+    assert q["score"].to_list() == pytest.approx([0.02, 0.10, 0.40])
+    # past them, the uncertain rows (label picked, smallest margin: u 0.01, then v 0.0)
+    rest = review.review_queue(issues, probs=probs, limit=5)
+    assert rest["id"].to_list()[3:] == ["v", "u"]
+    assert rest["reason"].to_list()[3:] == ["uncertain", "uncertain"]
+
+
 @pytest.mark.parametrize("method", ["margin", "entropy"])
 def test_uncertainty_scores_rank_the_flat_row_first(method: str) -> None:
     u = review.uncertainty_scores(_probs(), method=method).sort("score")

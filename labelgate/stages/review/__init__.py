@@ -1,11 +1,15 @@
 """The review loop: pick the items worth a human's time, export them, take corrections back.
 
 1. ``review_queue`` ranks items for review. Reasons, in priority order:
-   ``label_issue`` (flagged by the label-issue stage, lowest label quality first),
+   ``label_issue`` (flagged by the label-issue stage, lowest label quality first), then
+   ``low_label_quality`` (unflagged items whose given label is not the model's top class,
+   lowest label quality first: ranked by the out-of-fold probability that the given label
+   is wrong, not by margin; both share ``MixRule.label_issue``),
    ``consensus_disagreement`` (majority vote and Dawid-Skene disagree),
    ``low_agreement`` (annotators agree on fewer than ``MixRule.low_agreement_below``),
-   ``uncertain`` (active learning: unflagged items whose out-of-fold probabilities have the
-   smallest margin, or the highest entropy). Each item appears once, under its first reason.
+   ``uncertain`` (active learning: unflagged items whose label the model does pick, with
+   the smallest margin of the out-of-fold probabilities, or the highest entropy). Each
+   item appears once, under its first reason.
    ``MixRule`` gives each reason a share of the budget; a reason with too few candidates
    passes its unused share down the list. Gold items (known answers) can be mixed in at
    ``gold_rate`` at seeded random positions, to measure reviewer accuracy.

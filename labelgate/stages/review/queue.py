@@ -1,9 +1,11 @@
 """The review queue: which items are worth a reviewer's time, in what order.
 
-``review_queue`` ranks items by reason (label issue, consensus disagreement, low agreement,
-uncertain), gives each reason its ``MixRule`` share of the budget (unused shares flow down
-the list) and can mix in gold items at seeded random positions. ``uncertainty_scores`` is
-the active-learning score (margin or entropy of out-of-fold probabilities).
+``review_queue`` ranks items by reason (label issue, then low label quality: unflagged rows
+whose given label the model does not pick, by the probability that it is wrong; consensus
+disagreement, low agreement, uncertain), gives each reason its ``MixRule`` share of the
+budget (unused shares flow down the list) and can mix in gold items at seeded random
+positions. ``uncertainty_scores`` is the active-learning score (margin or entropy of
+out-of-fold probabilities).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import polars as pl
 from labelgate.errors import InputError
 from labelgate.stages.review.common import _require
 
-Reason = Literal["label_issue", "consensus_disagreement", "low_agreement", "uncertain", "gold"]
+Reason = Literal["label_issue", "low_label_quality", "consensus_disagreement", "low_agreement",
+                 "uncertain", "gold"]
 REASONS: tuple[str, ...] = (
-    "label_issue", "consensus_disagreement", "low_agreement", "uncertain", "gold",
+    "label_issue", "low_label_quality", "consensus_disagreement", "low_agreement",
+    "uncertain", "gold",
 )
 
 QUEUE_SCHEMA: dict[str, Any] = {
@@ -208,11 +212,23 @@ def _reason_pools(
     Returns
     -------
     dict[str, pl.DataFrame]
-        Reason -> (id, score) candidates; a reason without its input is absent.
+        Reason -> (id, score) candidates (the label share's also reason and ``_tier``: 0 for
+        flagged rows, 1 for the unflagged rows the model gives another label); a reason
+        without its input is absent.
     """
     pools: dict[str, pl.DataFrame] = {}
-    pools["label_issue"] = li.filter(pl.col("is_label_issue")).select(
-        "id", pl.col("label_quality").alias("score"))
+    # the label share: the flagged rows, then the unflagged rows whose label the model does
+    # not pick (suggested != given), both by label quality: the probability that the given
+    # label is wrong ranks them, not the margin
+    disputed = ~pl.col("is_label_issue") & (pl.col("suggested_label") != pl.col("given_label"))
+    pools["label_issue"] = pl.concat([
+        li.filter(pl.col("is_label_issue")).select(
+            "id", pl.col("label_quality").alias("score"), pl.lit("label_issue").alias("reason"),
+            pl.lit(0).alias("_tier")),
+        li.filter(disputed).select(
+            "id", pl.col("label_quality").alias("score"),
+            pl.lit("low_label_quality").alias("reason"), pl.lit(1).alias("_tier")),
+    ])
     if cons is not None:
         disagree = cons.filter(
             pl.col("majority").is_not_null() & pl.col("dawid_skene").is_not_null()
@@ -225,7 +241,9 @@ def _reason_pools(
         ).select("id", pl.col("agreement").alias("score"))
     if probs is not None:
         unc = uncertainty_scores(probs, method=mix.uncertainty)
-        unflagged = li.filter(~pl.col("is_label_issue")).select("id")
+        unflagged = li.filter(
+            ~pl.col("is_label_issue") & (pl.col("suggested_label") == pl.col("given_label"))
+        ).select("id")
         pools["uncertain"] = unc.join(unflagged, on="id", how="semi").select("id", "score")
     return pools
 
@@ -250,7 +268,8 @@ def _ordered_pools(
     Returns
     -------
     dict[str, pl.DataFrame]
-        Reason -> (id, score), in priority order; reasons left with no item are absent.
+        Reason -> (id, score, reason), in priority order (a pool's tiers first, then score);
+        reasons left with no item are absent.
     """
     taken: pl.DataFrame = pl.DataFrame(
         {"id": sorted({str(i) for i in reviewed})}, schema={"id": pl.String}
@@ -260,8 +279,11 @@ def _ordered_pools(
         pool = pools.get(reason)
         if pool is None or pool.height == 0:
             continue
+        if "_tier" not in pool.columns:
+            pool = pool.with_columns(pl.lit(reason).alias("reason"), pl.lit(0).alias("_tier"))
         pool = (pool.unique("id", keep="first").join(taken, on="id", how="anti")
-                .sort(["score", "id"], nulls_last=True))
+                .sort(["_tier", "score", "id"], nulls_last=True)
+                .select("id", "score", "reason"))
         ordered[reason] = pool
         taken = pl.concat([taken, pool.select("id")])
     return ordered
@@ -285,8 +307,7 @@ def _take(
         One (id, score, reason) frame per reason that gives rows, in priority order.
     """
     return [
-        ordered[r].slice(start.get(r, 0), count[r]).with_columns(pl.lit(r).alias("reason"))
-        for r in ordered if count.get(r, 0) > 0
+        ordered[r].slice(start.get(r, 0), count[r]) for r in ordered if count.get(r, 0) > 0
     ]
 
 
