@@ -25,6 +25,7 @@ from labelgate.spec.stages import (
     SplitsSpec,
 )
 from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules
+from labelgate.stages.multilabel.settings import MultilabelSpec
 from labelgate.stages.preference.settings import PreferenceSpec
 
 
@@ -44,11 +45,12 @@ class Spec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Dataset name; lake, report and published paths use it.",
     )
-    task: Literal["classification", "instruction", "preference"] = Field(
+    task: Literal["classification", "instruction", "preference", "multilabel"] = Field(
         default="classification",
         description="classification | instruction (instruction-response pairs for SFT) | "
         "preference (pairwise judgments, binarized pairs or rankings for RLHF/DPO; the "
-        "preference section says how they are read).",
+        "preference section says how they are read) | multilabel (several tags per row; the "
+        "multilabel section names the tags column).",
     )
     store: str = Field(
         default="store",
@@ -81,6 +83,11 @@ class Spec(_Model):
         description="task preference: the shape and columns of the judgments, their checks, "
         "the swapped-pair model and what is published for TRL (defaults apply when absent).",
     )
+    multilabel: MultilabelSpec | None = Field(
+        default=None,
+        description="task multilabel: the tags column, the allowed tags and how many a row "
+        "may have, label issues and stratified splits (defaults apply when absent).",
+    )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
     )
@@ -98,6 +105,39 @@ class Spec(_Model):
                 )
             check.validate_threshold(threshold)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _label_from_consensus(cls, data: Any) -> Any:
+        """Classification whose labels come only from annotations (`agreement.apply: true`,
+        no columns.label): the consensus is the label, named as the annotations' label."""
+        if not isinstance(data, dict) or data.get("task", "classification") != "classification":
+            return data
+        cols, agreement, sources = data.get("columns"), data.get("agreement"), data.get("sources")
+        if not isinstance(cols, dict) or cols.get("label") is not None:
+            return data
+        if not (isinstance(sources, dict) and sources.get("annotations") is not None
+                and isinstance(agreement, dict) and agreement.get("apply") is True):
+            return data
+        name = agreement.get("label") or "label"
+        return {**data, "columns": {**cols, "label": name, "label_from_consensus": True}}
+
+    @model_validator(mode="after")
+    def _consensus_label(self) -> Spec:
+        cols = self.columns
+        if not cols.label_from_consensus:
+            return self
+        if self.sources.annotations is None or not self.agreement_settings().apply:
+            raise ValueError(
+                "columns.label_from_consensus: needs sources.annotations and agreement.apply: "
+                "true (the consensus is the label)"
+            )
+        if cols.label in self.contract:
+            raise ValueError(
+                f"contract.{cols.label}: the label comes from the annotators' consensus, after "
+                "the contract; declare the allowed labels in agreement.categories"
+            )
+        return self
 
     @model_validator(mode="after")
     def _agreement_needs_annotations(self) -> Spec:
@@ -128,9 +168,17 @@ class Spec(_Model):
             return self._preference_keys(formats)
         if self.preference is not None:
             raise ValueError("preference: applies to task preference only")
+        if self.task == "multilabel":
+            return self._multilabel_keys(formats)
+        if self.multilabel is not None:
+            raise ValueError("multilabel: applies to task multilabel only")
         if self.task == "classification":
             if cols.label is None:
-                raise ValueError("columns.label: required for task classification")
+                raise ValueError(
+                    "columns.label: required for task classification (or leave it out and "
+                    "set sources.annotations with agreement.apply: true: the annotators' "
+                    "consensus is then the label)"
+                )
             if not cols.text and not cols.features:
                 raise ValueError(
                     "name at least one input column in columns.text or columns.features"
@@ -227,6 +275,34 @@ class Spec(_Model):
                              "(all); duplicates group the prompts into split units")
         return self
 
+    def _multilabel_keys(self, formats: list[PublishFormat]) -> Spec:
+        """task multilabel: the tags column is multilabel.column; the text is columns.text."""
+        cols = self.columns
+        named = (("columns.label", cols.label), ("columns.instruction", cols.instruction),
+                 ("sources.items.style", self.sources.items.style), ("sft", self.sft),
+                 ("label_issues", self.label_issues))
+        extra = [k for k, v in named if v is not None]
+        extra += [f"publish.formats {f}" for f in formats if f not in ("parquet", "jsonl")]
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)}: not used by task multilabel (the tags column is "
+                "multilabel.column; label issues are multilabel.issues)")
+        if not cols.text:
+            raise ValueError("columns.text: task multilabel needs the text the tags are about")
+        ann = self.sources.annotations
+        if ann is not None and ann.is_label_studio():
+            raise ValueError("sources.annotations: task multilabel reads long annotations "
+                             "(item, annotator, tags), not a label-studio export")
+        return self
+
+    def multilabel_settings(self) -> MultilabelSpec:
+        """task multilabel: the `multilabel` section, or its defaults."""
+        return self.multilabel if self.multilabel is not None else MultilabelSpec()
+
+    @property
+    def is_multilabel(self) -> bool:
+        return self.task == "multilabel"
+
     def instruction_columns(self) -> InstructionColumns:
         """task instruction: the source column mapping (the formats' names by default)."""
         return self.columns.instruction or InstructionColumns()
@@ -271,6 +347,12 @@ class Spec(_Model):
     def notes(self) -> list[str]:
         """What the spec leaves out, for `labelgate check` (stages skipped and why)."""
         out: list[str] = []
+        if self.columns.label_from_consensus:
+            out.append(
+                f"no label column in the items: the label {self.columns.label!r} is the "
+                f"annotators' {self.agreement_settings().consensus} consensus; items without "
+                "one are quarantined"
+            )
         if self.is_preference:
             pref = self.preference_settings()
             out.append(f"preference data, shape {pref.shape}: checks, agreement, biases, "
@@ -366,6 +448,8 @@ class Spec(_Model):
         if self.is_preference:  # the shape's columns (the id column may be absent)
             return self.preference_settings().source_columns()
         cols = self.columns.required()
+        if self.is_multilabel:
+            cols = [*cols, self.multilabel_settings().column]
         return cols + [c for c in self.contract if c not in cols]
 
     def fingerprint(self) -> str:
