@@ -50,10 +50,11 @@ def _plots(sec: Mapping[str, Any]) -> list[Plot]:
 
 
 def _facts(sec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, value with its note, css class) for the facts part."""
     m: Mapping[str, Any] = sec.get("metrics") or {}
     ag: Mapping[str, Any] = sec.get("agreement") or {}
     lb: Mapping[str, Any] = sec.get("length_bias") or {}
-    return [
+    rows = [
         ("percent agreement", fmt_pct(m.get("percent_agreement"), 1),
          f"over {fmt_num(ag.get('pairs_multi'))} pairs judged twice or more"),
         ("Krippendorff's α (a, b, tie)", fmt_num(m.get("krippendorff_alpha")), ""),
@@ -71,6 +72,7 @@ def _facts(sec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         ("probably swapped pairs", fmt_pct(m.get("swapped_rate"), 2),
          _swap_note(_mapping(sec.get("swaps")) or {})),
     ]
+    return [(label, f"{value} ({note})" if note else value, "") for label, value, note in rows]
 
 
 def _swap_note(sw: Mapping[str, Any]) -> str:
