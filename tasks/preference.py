@@ -97,6 +97,15 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
     return replace(contract, valid=result.judgments), PreferenceOutcome(result, result.metrics)
 
 
+def _exclusions(splits: steps.SplitOutcome, excluded: pl.DataFrame) -> pl.DataFrame:
+    """The splits stage's exclusions and the publish policies' (ties, flagged pairs): the
+    warehouse's exclusions table holds both (recording replaces the run's rows)."""
+    names = {"exclusion_policy": "policy", "exclusion_reason": "reason"}
+    cols = [pl.col("id").cast(pl.String), pl.col("split").cast(pl.String), "policy", "reason"]
+    return pl.concat([splits.excluded.rename(names).select(cols),
+                      excluded.rename(names).select(cols)], how="vertical_relaxed")
+
+
 def _encoder(spec: Spec, store: RunStore) -> Embed | None:
     """`preference.swaps.embeddings`' encoder, its vectors cached in the store."""
     model = spec.preference_settings().swaps.embeddings
@@ -145,6 +154,7 @@ def publish_preferences(
                       + (f"points to v{now}" if now is not None else "absent")
                       + ", earlier versions untouched") from exc
     rows = int(version.manifest["rows"])
+    store.record_rows("exclusions", _exclusions(splits, excluded))
     if not version.unchanged:
         store.record_rows("published", pl.DataFrame(
             {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))

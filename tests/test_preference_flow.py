@@ -42,6 +42,9 @@ def _rows() -> list[dict[str, Any]]:
         {"prompt": "Say yes", "response_a": "  ", "response_b": "yes", "preference": "b",
          "annotator": "ann1"},                                   # empty response
     ]
+    rows += [{"prompt": "Pick one", "response_a": "the left answer", "preference": pref,
+              "response_b": "the right answer", "annotator": who}   # a split decision: tie
+             for pref, who in (("a", "ann1"), ("b", "ann2"), ("tie", "ann3"))]
     return rows
 
 
@@ -78,16 +81,16 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
 
     rows = _rows()
     report = quality_pipeline(str(_spec(tmp_path, rows)))
-    assert report["rows"]["input"] == 75
+    assert report["rows"]["input"] == 78
     assert report["rows"]["quarantined"] == 3
     assert report["gate"]["passed"] is True, report["gate"]
     pref = report["preference"]
-    assert pref["pairs"] == 24 and pref["judgments"] == 72
+    assert pref["pairs"] == 25 and pref["judgments"] == 75
     assert pref["quarantined_by_check"] == {"empty_response": 1, "identical_pair": 1,
                                             "preference_value": 1}
     m = report["metrics"]
-    assert m["preference.identical_pair_rate"] == pytest.approx(1 / 75)
-    assert m["preference.tie_rate"] == 0.0
+    assert m["preference.identical_pair_rate"] == pytest.approx(1 / 78)
+    assert m["preference.tie_rate"] == pytest.approx(1 / 25)
     assert 0.5 < m["preference.percent_agreement"] < 1.0
     assert report["leakage"]["total"] == 0
 
@@ -101,9 +104,13 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
     try:
         q = con.execute('SELECT "row", "check" FROM quarantine WHERE run_id = ? ORDER BY 1',
                         [report["run_id"]]).fetchall()
+        excluded = con.execute("SELECT policy, count(*) FROM exclusions WHERE run_id = ? "
+                               "GROUP BY ALL", [report["run_id"]]).fetchall()
     finally:
         con.close()
     assert q == [(73, "identical_pair"), (74, "preference_value"), (75, "empty_response")]
+    assert excluded == [("preference_tie", 3)]
+    assert report["published"]["excluded_by_policy"] == {"preference_tie": 3}
 
     current = tmp_path / "store/published/tiny-prefs/current"
     prompts: dict[str, str] = {}
