@@ -348,3 +348,43 @@ def test_embedding_features_join_the_swap_model() -> None:
     flagged = set(table.join(result.table.filter("swapped"), on="pair_key")
                   .get_column("pair_id").to_list())
     assert len(flagged & planted) / len(planted) >= 0.9
+
+
+# --- the spec --------------------------------------------------------------------------
+
+
+def _spec(**extra: Any) -> dict[str, Any]:
+    return {"name": "p", "task": "preference", "sources": {"items": {"path": "a.jsonl"}},
+            "columns": {"id": "id"}, **extra}
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"columns": {"id": "id", "label": "y"}}, "columns.label: not used by task preference"),
+    ({"splits": {}}, "splits: task preference needs a dedup section"),
+    ({"dedup": {"keep": "one"}}, "dedup.keep: task preference keeps every judgment"),
+    ({"splits": {}, "dedup": {}, "publish": {"formats": ["jsonl"]}},
+     "publish.formats jsonl: not used by task preference"),
+    ({"preference": {"values": {"a": ["x"], "b": ["x"]}}}, "'x' is both a and b"),
+])
+def test_spec_refuses_what_preference_data_does_not_use(extra: dict[str, Any],
+                                                        message: str) -> None:
+    from pydantic import ValidationError
+
+    from labelgate.spec import Spec
+
+    with pytest.raises(ValidationError, match=message):
+        Spec.model_validate(_spec(**extra))
+
+
+def test_spec_preference_defaults_and_other_tasks() -> None:
+    from pydantic import ValidationError
+
+    from labelgate.spec import Spec
+
+    s = Spec.model_validate(_spec(dedup={}, splits={}, publish={}))
+    assert s.is_preference and s.dedup_columns() == ["prompt"]
+    assert s.contracted_columns() == ["prompt", "response_a", "response_b", "preference"]
+    assert s.preference_settings().publish.flagged == "keep"
+    with pytest.raises(ValidationError, match="preference: applies to task preference only"):
+        Spec.model_validate({**_spec(), "task": "classification", "preference": {},
+                             "columns": {"id": "id", "text": ["t"], "label": "y"}})
