@@ -118,11 +118,23 @@ def _not_preference(s: Spec) -> bool:
 
 
 def _annotations(s: Spec) -> bool:
-    return s.sources.annotations is not None
+    return s.sources.annotations is not None and not s.is_multilabel
+
+
+def _multilabel(s: Spec) -> bool:
+    return s.is_multilabel
+
+
+def _multilabel_splits(s: Spec) -> bool:
+    return s.is_multilabel and s.splits is not None
+
+
+def _publish_multilabel(s: Spec) -> bool:
+    return s.is_multilabel and s.publish is not None
 
 
 def _consensus(s: Spec) -> bool:
-    return s.sources.annotations is not None and s.agreement_settings().apply
+    return _annotations(s) and s.agreement_settings().apply
 
 
 def _label_issues(s: Spec) -> bool:
@@ -134,11 +146,11 @@ def _dedup(s: Spec) -> bool:
 
 
 def _splits(s: Spec) -> bool:
-    return s.splits is not None
+    return s.splits is not None and not s.is_multilabel
 
 
 def _publish(s: Spec) -> bool:
-    return s.publish is not None and not s.is_preference
+    return s.publish is not None and not s.is_preference and not s.is_multilabel
 
 
 def _publish_preference(s: Spec) -> bool:
@@ -151,6 +163,14 @@ def _preference_summary(report: Mapping[str, Any]) -> str | None:
         return None
     swapped = p.get("swaps", {}).get("flagged")
     return f"{p['pairs']:,} pairs" + (f", {swapped:,} swapped?" if swapped else "")
+
+
+def _multilabel_summary(report: Mapping[str, Any]) -> str | None:
+    m = report.get("multilabel")
+    if not isinstance(m, Mapping):
+        return None
+    issues = m.get("issues")
+    return f"{len(m['tags'])} tags" + (f", {issues['flagged']:,} flagged" if issues else "")
 
 
 def _count(section: str, key: str, what: str) -> Callable[[Mapping[str, Any]], str | None]:
@@ -199,6 +219,10 @@ STAGES: list[Stage] = [
           ("contract", "pair_checks"), when=_preference, needs="task: preference",
           doc="preference data: judgments read and checked; bad pairs quarantined with reasons",
           summary=_count("rows", "quarantined", "quarantined")),
+    Stage("check-tags", "tasks.multilabel:check_tags", ("contract",), ("contract", "tag_checks"),
+          when=_multilabel, needs="task: multilabel",
+          doc="multi-label data: the tags read as lists; unknown tags, too few or too many "
+          "quarantined with reasons"),
     Stage("corrections", "tasks.contract:corrections", ("contract",), ("contract", "review"),
           doc="reviewer corrections (labelgate review import) applied to the labels",
           metric_prefix="review", summary=_count("review", "n_changed", "relabeled")),
@@ -215,6 +239,11 @@ STAGES: list[Stage] = [
           needs_rows=True, metric_prefix="preference",
           doc="pairs, agreement, position and length bias, contradictions, cycles, "
           "Bradley-Terry scores, probably swapped pairs", summary=_preference_summary),
+    Stage("multilabel", "tasks.multilabel:multilabel", ("contract",), ("multilabel",),
+          when=_multilabel, needs="task: multilabel", needs_rows=True,
+          metric_prefix="multilabel", summary=_multilabel_summary,
+          doc="tag counts, probable tag errors (out-of-fold one-vs-rest model + cleanlab), "
+          "agreement (Krippendorff's alpha with MASI, per-tag kappa)"),
     Stage("store", "tasks.contract:store_rows", ("contract", "sft?"), ("stored",),
           doc="valid rows to Parquet, the quarantine to DuckDB"),
     Stage("label-issues", "tasks.label_issues:label_issues", ("contract", "agreement?"),
@@ -231,6 +260,12 @@ STAGES: list[Stage] = [
           metric_prefix="splits",
           doc="sticky, stratified, grouped splits; flagged-row policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
+    Stage("multilabel-splits", "tasks.multilabel:multilabel_splits",
+          ("contract", "multilabel", "dedup?"), ("splits",), when=_multilabel_splits,
+          needs="add a splits section", needs_rows=True,
+          doc="multi-label data: sticky, grouped splits stratified over the tags (iterative "
+          "stratification); flagged-row policy; leakage",
+          summary=_count("rows", "excluded", "excluded")),
     Stage("metrics", "tasks.gate:metrics", ("contract", "batches", "results"),
           ("metrics", "metric_details"),
           doc="the run's metrics for the gate, with the comparisons to earlier runs"),
@@ -244,6 +279,11 @@ STAGES: list[Stage] = [
           ("splits", "verdict", "metrics", "batches"), ("published",),
           when=_publish_preference, needs="add a publish section", needs_pass=True,
           doc="preference pairs and TRL files as a new published version (gate passed)",
+          summary=_published_summary),
+    Stage("publish-multilabel", "tasks.multilabel:publish_multilabel",
+          ("splits", "verdict", "metrics", "batches"), ("published",),
+          when=_publish_multilabel, needs="add a publish section", needs_pass=True,
+          doc="multi-label splits (tags as a list column) as a new published version",
           summary=_published_summary),
     Stage("report", "tasks.report:report",
           ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),

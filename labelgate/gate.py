@@ -228,6 +228,53 @@ GATE_CHECKS: dict[str, GateCheck] = {
             lower=0.5,
             upper=1.0,
         ),
+        GateCheck(
+            "max_multilabel_issue_rate",
+            "multilabel.issue_rate",
+            "max",
+            "task multilabel: share of valid rows flagged with probable tag errors (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_tag_issue_rate",
+            "multilabel.max_tag_issue_rate",
+            "max",
+            "task multilabel: the largest share of rows where one tag is probably missing or "
+            "wrongly added (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_rows_per_tag",
+            "multilabel.min_rows_per_tag",
+            "min",
+            "task multilabel: fewest valid rows having any one tag",
+        ),
+        GateCheck(
+            "min_masi_alpha",
+            "multilabel.krippendorff_alpha_masi",
+            "min",
+            "task multilabel: Krippendorff's alpha of the annotators' tag sets with the MASI "
+            "distance (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_tag_kappa",
+            "multilabel.min_tag_kappa",
+            "min",
+            "task multilabel: the lowest per-tag Cohen's kappa (mean over annotator pairs; "
+            "-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "max_tag_share_deviation",
+            "splits.max_tag_share_deviation",
+            "max",
+            "task multilabel: the largest gap between a tag's share of rows in a split and "
+            "the split's fraction (0..1)",
+            upper=1.0,
+        ),
     )
 }
 

@@ -4,8 +4,6 @@ beside the stage's code, so the spec model can import it."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -24,9 +22,6 @@ class MultilabelIssuesSpec(_Model):
     min_tag_rows: int = Field(
         default=5, ge=2, description="A tag with fewer rows that have it (or lack it) than "
         "this is not modelled (its probability is its share of rows).")
-    flagged: Literal["drop", "drop_from_test", "keep"] = Field(
-        default="keep", description="Rows flagged with probable tag errors at split time: "
-        "drop (policy multilabel_issue), drop_from_test, or keep (published with flagged).")
     top: int = Field(default=20, ge=0, le=1000, description="Flagged rows shown in reports.")
 
 
@@ -48,7 +43,8 @@ class MultilabelSpec(_Model):
     issues: MultilabelIssuesSpec = Field(default_factory=MultilabelIssuesSpec)
     stratify: bool = Field(
         default=True, description="Splits: iterative stratification over the tags (new "
-        "split units only; sticky assignments and groups as for single labels).")
+        "split units only; sticky assignments and groups as for single labels; flagged "
+        "rows follow splits.flagged: drop, drop_from_test or keep).")
 
     @model_validator(mode="after")
     def _consistent(self) -> MultilabelSpec:

@@ -1,0 +1,140 @@
+"""Multi-label data (task multilabel): the tag checks, label issues and agreement, splits
+stratified over the tags, and the published list column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger
+
+from checks.contract import ContractResult
+from labelgate.gate import GateVerdict
+from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.multilabel.splitting import make_multilabel_splits, split_frames
+from labelgate.stages.multilabel.stage import (
+    MultilabelAnalysis,
+    TagChecks,
+    analyze,
+    check_contract_tags,
+    tag_names,
+)
+from labelgate.stages.publish import current_version, publish_version
+from labelgate.store import RunStore
+from labelgate.store.lake import Batch
+from tasks import faults
+from tasks.common import HOUR, stage_task
+from tasks.publish import PublishOutcome
+
+
+@dataclass(frozen=True)
+class MultilabelOutcome:
+    """The multilabel stage's result: the analysis, its gate metrics and report section."""
+
+    analysis: MultilabelAnalysis
+    tags: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def sections(self) -> dict[str, Any]:
+        return self.analysis.sections()
+
+    def flagged_ids(self) -> pl.Series | None:
+        rows = self.analysis.issues
+        if rows.height == 0:
+            return None
+        return rows.filter(pl.col("is_label_issue")).get_column("id")
+
+
+@stage_task("check-tags", timeout=2 * HOUR)
+def check_tags(spec: Spec, store: RunStore, contract: ContractResult
+               ) -> tuple[ContractResult, TagChecks]:
+    """The tags column read as lists; rows with unreadable, unknown, too few or too many
+    tags quarantined with reasons (after the contract)."""
+    result, checks = check_contract_tags(contract, spec=spec)
+    get_run_logger().info(
+        "tag checks: %s rows checked, %s quarantined (%s)", contract.valid.height,
+        checks.rows_quarantined,
+        ", ".join(f"{k} {v}" for k, v in checks.counts.items()) or "no failures")
+    return result, checks
+
+
+@stage_task("multilabel", timeout=2 * HOUR)
+def multilabel(spec: Spec, store: RunStore, contract: ContractResult) -> MultilabelOutcome:
+    """Tag counts, probable tag errors (out-of-fold one-vs-rest model + cleanlab) and, with
+    annotations, Krippendorff's alpha (MASI) and per-tag kappa."""
+    annotations = None
+    source = spec.sources.annotations
+    if source is not None:
+        batches = store.ingest(source, key="annotations", base_dir=spec.base_dir)
+        annotations, _ = store.load(batches)
+    result = analyze(contract.valid, spec=spec, annotations=annotations)
+    m = result.metrics
+    get_run_logger().info(
+        "multilabel: %s rows, %s tags, %.2f tags per row; %s probable tag errors; alpha "
+        "(MASI) %s", contract.valid.height, int(m["multilabel.tags"]),
+        m["multilabel.mean_tags_per_row"], int(m.get("multilabel.issues", 0)),
+        f"{m['multilabel.krippendorff_alpha_masi']:.3f}"
+        if "multilabel.krippendorff_alpha_masi" in m else "n/a")
+    return MultilabelOutcome(result, tag_names(contract.valid, spec=spec), result.metrics)
+
+
+@stage_task("multilabel-splits", retry_io=True)
+def multilabel_splits(spec: Spec, store: RunStore, contract: ContractResult,
+                      multilabel: MultilabelOutcome, dedup: steps.DedupOutcome | None = None,
+                      ) -> steps.SplitOutcome:
+    """Sticky, grouped splits stratified over the tags; flagged rows by splits.flagged."""
+    outcome: steps.SplitOutcome = store.assign_splits(
+        lambda previous: make_multilabel_splits(
+            contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
+            flagged_ids=multilabel.flagged_ids(), dups=dedup, names=multilabel.tags),
+        lambda made: made.result.assignments,
+    )
+    store.record_rows("exclusions", outcome.excluded.rename(
+        {"exclusion_policy": "policy", "exclusion_reason": "reason"}))
+    get_run_logger().info(
+        "splits (stratified over tags): %s; largest tag share deviation %.3f",
+        ", ".join(f"{k} {v}" for k, v in outcome.section["rows_per_split"].items()),
+        outcome.metrics["splits.max_tag_share_deviation"])
+    return outcome
+
+
+# no retries: a retry after the rename would publish a second version
+@stage_task("publish-multilabel")
+def publish_multilabel(
+    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch],
+) -> PublishOutcome:
+    """Write published/<dataset>/v<N>/<split>.parquet and .jsonl with the tags as a list
+    column (only when the gate passed)."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    frames = split_frames(splits.kept, spec=spec)
+    root = store.published_root
+    try:
+        version = publish_version(
+            frames, root=root, key_column=spec.columns.id, label_column=None,
+            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
+            formats=spec.publish_formats(), gate=verdict.to_dict(), metrics=metrics,
+            lineage=[b.batch for b in batches],
+            extras={"multilabel": {"column": spec.multilabel_settings().column}},
+            before_switch=lambda _: faults.fault_point("publish", "switch"),
+            card={"name": spec.name, "license": pub.license, "description": pub.description},
+        )
+    except OSError as exc:
+        now = current_version(root)
+        raise OSError(exc.errno, f"{store.dataset}: publishing failed ({exc}); `current` "
+                      + (f"points to v{now}" if now is not None else "absent")
+                      + ", earlier versions untouched") from exc
+    rows = int(version.manifest["rows"])
+    if not version.unchanged:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
+    get_run_logger().info("published multilabel v%s at %s (%s rows)", version.version,
+                          version.path, rows)
+    return PublishOutcome({"version": version.version, "path": str(version.path),
+                           "current": str(version.path.parent / "current"), "rows": rows,
+                           "splits": version.manifest["splits"],
+                           "unchanged": version.unchanged})
