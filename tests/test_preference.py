@@ -388,3 +388,19 @@ def test_spec_preference_defaults_and_other_tasks() -> None:
     with pytest.raises(ValidationError, match="preference: applies to task preference only"):
         Spec.model_validate({**_spec(), "task": "classification", "preference": {},
                              "columns": {"id": "id", "text": ["t"], "label": "y"}})
+
+
+def test_label_studio_convert_writes_what_a_run_reads(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from labelgate.stages.preference.convert import main
+
+    export = tmp_path / "pw.json"
+    export.write_text(json.dumps([_ls_task(1, {"prompt": "p", "answer1": "L", "answer2": "R"},
+                                           [(11, 5, ("pairwise", {"selected": "right"}))])]))
+    out = tmp_path / "judgments.jsonl"
+    assert main(["pairwise", str(export), str(out)]) == 0
+    back = to_judgments(pl.read_ndjson(out), shape="judgments")
+    assert back.select("id", "response_a", "preference", "annotator").rows() == [
+        ("1-11", "L", "b", "5")]
+    assert main(["pairwise", str(tmp_path / "missing.json"), str(out)]) == 2
+    assert "not a Label Studio JSON export" in capsys.readouterr().err
