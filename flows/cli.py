@@ -387,7 +387,7 @@ def check(spec: SpecArg) -> None:
     for note in s.notes():
         out.print(f"note: {note}", soft_wrap=True)
     for name in s.gate:
-        stage = dag.stage_of_metric(GATE_CHECKS[name].metric)
+        stage = dag.stage_of_metric(GATE_CHECKS[name].metric, spec=s)
         if stage is not None and not runs[stage.name]:
             err.print(
                 f"warning: gate.{name} needs the {stage.name} stage, which this spec does not "

@@ -262,7 +262,7 @@ STAGES: list[Stage] = [
           summary=_count("rows", "excluded", "excluded")),
     Stage("multilabel-splits", "tasks.multilabel:multilabel_splits",
           ("contract", "multilabel", "dedup?"), ("splits",), when=_multilabel_splits,
-          needs="add a splits section", needs_rows=True,
+          needs="add a splits section", needs_rows=True, metric_prefix="splits",
           doc="multi-label data: sticky, grouped splits stratified over the tags (iterative "
           "stratification); flagged-row policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
@@ -297,13 +297,17 @@ def stages_of(spec: Spec, stages: Sequence[Stage] | None = None) -> dict[str, bo
     return {s.name: s.when(spec) for s in (STAGES if stages is None else stages)}
 
 
-def stage_of_metric(metric: str, stages: Sequence[Stage] | None = None) -> Stage | None:
-    """The stage whose metrics start with `metric`'s prefix (``dedup.count`` → dedup)."""
+def stage_of_metric(metric: str, stages: Sequence[Stage] | None = None, *,
+                    spec: Spec | None = None) -> Stage | None:
+    """The stage whose metrics start with `metric`'s prefix (``dedup.count`` → dedup).
+    With ``spec``, a stage that `spec` runs comes first (the splits metrics come from
+    ``splits`` or, for task multilabel, ``multilabel-splits``)."""
     prefix = metric.split(".", 1)[0] if "." in metric else None
-    for s in STAGES if stages is None else stages:
-        if prefix is not None and s.metric_prefix == prefix:
-            return s
-    return None
+    found = [s for s in (STAGES if stages is None else stages)
+             if prefix is not None and s.metric_prefix == prefix]
+    running = [s for s in found if spec is not None and s.when(spec)]
+    pick = running or found
+    return pick[0] if pick else None
 
 
 def validate(stages: Sequence[Stage]) -> None:
