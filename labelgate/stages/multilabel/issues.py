@@ -101,7 +101,10 @@ def find_tag_issues(
     flagged = np.zeros(n, dtype=bool)
     quality = np.ones(n, dtype=np.float64)
     if n and k >= 2:
-        flagged = np.asarray(ml_filter.find_label_issues(labels=labels, pred_probs=pred_probs),
+        # n_jobs=1: cleanlab forks a process pool otherwise, which deadlocks in a threaded
+        # process (a Prefect task run)
+        flagged = np.asarray(ml_filter.find_label_issues(labels=labels, pred_probs=pred_probs,
+                                                         n_jobs=1),
                              dtype=bool)
         quality = np.asarray(ml_rank.get_label_quality_scores(labels, pred_probs))
     suggested = pred_probs >= 0.5
