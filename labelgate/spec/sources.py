@@ -31,7 +31,7 @@ _FORMAT_BY_SUFFIX: dict[str, Format] = {
     ".pq": "parquet",
 }
 _LABEL_STUDIO_SUFFIX: dict[str, ReadFormat] = {".json": "label-studio"}
-_COMPRESSION_SUFFIXES = (".gz",)  # read through; the extension before it names the format
+_COMPRESSION_SUFFIXES = (".gz", ".zst")  # read through; the extension before it names the format
 
 
 def _format_from_suffix(
@@ -75,6 +75,11 @@ class _FileSource(_Model):
         default="utf8", description="Text encoding of CSV files."
     )
     separator: str = Field(default=",", min_length=1, max_length=1, description="CSV delimiter.")
+    max_line_bytes: int | None = Field(
+        default=None, gt=0,
+        description="JSON Lines: a line longer than this many bytes is rejected (quarantined "
+        "with its line number) without being read into memory; unset: no limit.",
+    )
 
 
 class SourceSpec(_FileSource):

@@ -98,6 +98,8 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         # reader 2 accounts for every physical line (a broken quote no longer swallows the
         # lines after it): batches read by the older reader are read again
         options |= {"encoding": source.encoding, "separator": source.separator, "reader": 2}
+    if fmt == "jsonl" and source.max_line_bytes is not None:
+        options |= {"max_line_bytes": source.max_line_bytes}
     if fmt == "label-studio" and isinstance(source, AnnotationSourceSpec):
         options |= {"item_field": source.item_field, "from_name": source.from_name}
     try:

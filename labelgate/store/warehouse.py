@@ -16,8 +16,10 @@ Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -36,6 +38,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict
 from labelgate.store.lake import Batch
 
@@ -43,6 +46,7 @@ if TYPE_CHECKING:  # the agreement stack imports sklearn/statsmodels: not needed
     from labelgate.stages.agreement.core import AgreementReport
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+_log = logging.getLogger(__name__)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS label_issues (
@@ -156,14 +160,58 @@ def _open(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
         left = lock_timeout - (state.seconds_since_start or 0.0)
         return min(backoff(state), max(left, 0.0))
 
+    told: list[str] = []
+
+    def tell(state: RetryCallState) -> None:  # once per wait: who holds it, for how long
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if not told and exc is not None:
+            told.append(holder_of(exc))
+            _log.warning("%s is held by %s; waiting up to %.0f s (%s) for it to close",
+                         path, told[0], lock_timeout, LOCK_TIMEOUT_ENV)
+
     attempts = Retrying(
         retry=retry_if_exception(_held_elsewhere),
         stop=stop_after_delay(lock_timeout),
         wait=wait,
         sleep=_sleep,
+        before_sleep=tell,
         reraise=True,
     )
-    return attempts(duckdb.connect, str(path), read_only=read_only)
+    try:
+        return attempts(duckdb.connect, str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if not _held_elsewhere(exc):
+            raise
+        raise WarehouseBusyError(
+            f"{path}: held by {holder_of(exc)}, still after waiting {lock_timeout:.0f} s "
+            f"({LOCK_TIMEOUT_ENV}). DuckDB lets no process write the file while another has "
+            f"it open, even read-only: a notebook or BI tool holding warehouse.duckdb open "
+            f"blocks the run. Close that connection (or open the file per query) and run "
+            f"again (DuckDB: {_LOCK_ERROR})"
+        ) from None
+
+
+class WarehouseBusyError(LabelgateError, duckdb.IOException):
+    """Another process kept the warehouse file open past the wait (CLI exit code 2): the
+    message names it (pid and command line). Also a `duckdb.IOException`, as it was."""
+
+
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def holder_of(exc: BaseException) -> str:
+    """The process DuckDB's lock error names: `PID n (command line)`, or its text."""
+    found = _HOLDER.search(str(exc))
+    if found is None:
+        return "another process"
+    pid = found["pid"]
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = raw.replace(b"\0", b" ").decode(errors="replace").strip()[:160]
+    except OSError:
+        command = ""
+    return f"PID {pid} ({command or found['exe']})"
 
 
 def _held_elsewhere(exc: BaseException) -> bool:

@@ -106,6 +106,7 @@ def match_files(source: AnySource, *, base_dir: Path, key: str) -> list[Path]:
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _PARQUET_MAGIC = b"PAR1"
 _BOM = b"\xef\xbb\xbf"
 _SNIFF = 4096
@@ -126,13 +127,15 @@ def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<na
     if not head:
         raise InputError(f"{path}: file is empty (0 bytes); expected a {fmt} file with rows")
     data: bytes | None = None
-    if head.startswith(_GZIP_MAGIC):
-        data = _gunzip(path)
+    if head.startswith(_GZIP_MAGIC) or head.startswith(_ZSTD_MAGIC):
+        data = _gunzip(path) if head.startswith(_GZIP_MAGIC) else _unzstd(path)
         if not data:
             raise InputError(f"{path}: decompresses to nothing; expected a {fmt} file with rows")
         head = data[:_SNIFF]
-    elif path.suffix.lower() == ".gz":
-        raise InputError(f"{path}: named .gz but is not gzip-compressed (no gzip header)")
+    elif path.suffix.lower() in (".gz", ".zst"):
+        kind = "gzip" if path.suffix.lower() == ".gz" else "zstd"
+        raise InputError(f"{path}: named {path.suffix} but is not {kind}-compressed "
+                         f"(no {kind} header)")
     src: Path | bytes = path if data is None else data
     if fmt != "parquet" and head.startswith(_PARQUET_MAGIC):
         raise InputError(f"{path}: is a Parquet file, not {fmt}; name it .parquet or set "
@@ -141,7 +144,8 @@ def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<na
         _refuse_json_as_csv(path, head, key=key)
         return _read_csv(path, src, source, key=key)
     if fmt == "jsonl":
-        return _read_jsonl(path, src)
+        return _read_jsonl(path, src, max_line_bytes=source.max_line_bytes,
+                           key=key)
     if fmt == "label-studio":
         return _read_label_studio(path, source)
     return _read_parquet(path, src)
@@ -154,6 +158,17 @@ def _gunzip(path: Path) -> bytes:
         raise InputError(f"{path}: cannot decompress gzip: {exc}") from None
     except (EOFError, zlib.error) as exc:
         raise InputError(f"{path}: gzip stream is truncated or corrupt: {exc}") from None
+
+
+def _unzstd(path: Path) -> bytes:
+    """A zstd file's content (pyarrow's codec); `InputError` when truncated or corrupt."""
+    import pyarrow as pa
+
+    try:
+        with pa.CompressedInputStream(pa.OSFile(str(path)), "zstd") as stream:
+            return bytes(stream.read())
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: zstd stream is truncated or corrupt: {exc}") from None
 
 
 def _refuse_json_as_csv(path: Path, head: bytes, *, key: str) -> None:
@@ -186,12 +201,29 @@ def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> 
     """Read a CSV file: polars when the result accounts for every physical line, record
     by record (`_read_csv_by_record`) otherwise."""
     data = src if isinstance(src, bytes) else path.read_bytes()
+    _refuse_too_wide(path, data, source.separator)
     df = _read_csv_fast(path, data, source)
     if df is not None:
         lines = _fast_line_counts(data, df)
         if lines is not None:
             return ReadResult(_with_row(df), _no_rejects(), lines)
     return _read_csv_by_record(path, data, source, key=key)
+
+
+MAX_COLUMNS = 10_000
+
+
+def _refuse_too_wide(path: Path, data: bytes, sep: str) -> None:
+    """A header of more than `MAX_COLUMNS` names is refused before any row is read: every
+    stage carries every column, and a table that wide is not labeled text (issue 27's
+    100,000-column file took minutes per stage). Counted on the first line (a separator
+    inside a quoted name counts too: the limit is far from real headers)."""
+    first = data[: data.find(b"\n")] if b"\n" in data else data
+    n = first.count(sep.encode()) + 1
+    if n > MAX_COLUMNS:
+        raise InputError(f"{path}: the header (line 1) has {n:,} columns, more than "
+                         f"labelgate reads ({MAX_COLUMNS:,}); select the columns the "
+                         f"dataset needs before ingesting it")
 
 
 def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame | None:
@@ -507,8 +539,19 @@ def _broken_quote(
     return _Record(number, number, [], error, raw=text)
 
 
-def _read_jsonl(path: Path, src: Path | bytes) -> ReadResult:
-    data = src if isinstance(src, bytes) else path.read_bytes()
+def _read_jsonl(path: Path, src: Path | bytes, *, max_line_bytes: int | None = None,
+                key: str = "<name>") -> ReadResult:
+    long_lines: list[dict[str, object]] = []
+    if max_line_bytes is not None:
+        with (io.BytesIO(src) if isinstance(src, bytes) else path.open("rb")) as stream:
+            data, long_lines = _cap_lines(stream, max_line_bytes,
+                                          setting=f"sources.{key}.max_line_bytes")
+    else:
+        data = src if isinstance(src, bytes) else path.read_bytes()
+    if long_lines:  # their lines are blank now: the by-line reader keeps the numbering
+        read = _read_jsonl_by_line(path, data, extra_rejects=len(long_lines))
+        rejects = pl.concat([read.rejects, pl.DataFrame(long_lines, schema=REJECT_SCHEMA)])
+        return ReadResult(read.rows, rejects.sort(ROW))
     if b"\n\n" not in data.replace(b"\r\n", b"\n").strip(b"\n"):
         try:  # fast path: well-formed file with no blank lines, so row == line number
             df = pl.read_ndjson(data, infer_schema_length=None)
@@ -519,7 +562,60 @@ def _read_jsonl(path: Path, src: Path | bytes) -> ReadResult:
     return _read_jsonl_by_line(path, data)
 
 
-def _read_jsonl_by_line(path: Path, data: bytes) -> ReadResult:
+_CHUNK = 1 << 20
+
+
+def _cap_lines(stream: io.BufferedIOBase | io.BytesIO, limit: int, *, setting: str
+               ) -> tuple[bytes, list[dict[str, object]]]:
+    """The stream's bytes with every line longer than `limit` bytes left blank, read in
+    1 MiB chunks: a long line is never held whole (its first bytes are kept for the
+    reject). Returns the bytes and a reject (line number, reason, raw start) per long line."""
+    out = bytearray()
+    rejects: list[dict[str, object]] = []
+    line = bytearray()  # the current line, while it is within the limit
+    length, number, over = 0, 1, False
+
+    def end_line() -> None:
+        nonlocal length, number, over
+        if over:
+            rejects.append({ROW: number, "raw": _shown_bytes(bytes(line)), "reason": (
+                f"line {number} is {length:,} bytes, over {setting} ({limit:,}); "
+                f"rejected without being read")})
+        else:
+            out.extend(line)
+        line.clear()
+        length, over = 0, False
+        number += 1
+
+    while chunk := stream.read(_CHUNK):
+        start = 0
+        while start < len(chunk):
+            nl = chunk.find(b"\n", start)
+            stop = len(chunk) if nl < 0 else nl
+            piece = chunk[start:stop]
+            length += len(piece)
+            if not over and length > limit:
+                over = True
+                del line[_RAW_EXCERPT:]
+            if not over:
+                line.extend(piece)
+            elif len(line) < _RAW_EXCERPT:
+                line.extend(piece[: _RAW_EXCERPT - len(line)])
+            if nl < 0:
+                break
+            end_line()
+            out.extend(b"\n")
+            start = nl + 1
+    if length or over:
+        end_line()
+    return bytes(out), rejects
+
+
+def _shown_bytes(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")[:_RAW_EXCERPT]
+
+
+def _read_jsonl_by_line(path: Path, data: bytes, *, extra_rejects: int = 0) -> ReadResult:
     records: list[dict[str, object]] = []
     lines: list[int] = []
     rejects: list[dict[str, object]] = []
@@ -546,9 +642,9 @@ def _read_jsonl_by_line(path: Path, data: bytes) -> ReadResult:
             continue
         records.append(value)
         lines.append(number)
-    if not records and not rejects:
+    if not records and not rejects and not extra_rejects:
         raise InputError(f"{path}: no JSON records (only blank lines)")
-    if not records:
+    if not records and rejects:
         first = rejects[0]
         raise InputError(
             f"{path}: no line is a JSON object (line {first[ROW]}: {first['reason']}); "

@@ -1,0 +1,90 @@
+"""What the reliability battery (bench/battery.py, issue 27) found and the library now does:
+a warehouse held open by another process is refused naming it; zstd input; a JSONL line
+over `max_line_bytes` rejected with its line number; a CSV header too wide refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from labelgate.errors import InputError, LabelgateError
+from labelgate.spec import SourceSpec
+from labelgate.stages.ingest import readers
+from labelgate.store import warehouse
+
+ROWS = [{"id": f"r{i}", "text": f"text {i}", "label": "a"} for i in range(5)]
+
+
+def test_a_warehouse_held_open_elsewhere_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse.connect(path):
+        pass
+    code = ("import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path), "notebook"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        with pytest.raises(warehouse.WarehouseBusyError) as info, warehouse.connect(
+                path, lock_timeout=0):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert isinstance(info.value, LabelgateError)  # the CLI's exit 2, not an internal error
+    message = str(info.value)
+    assert f"PID {holder.pid} (" in message and "notebook" in message  # its command line
+    assert str(path) in message and warehouse.LOCK_TIMEOUT_ENV in message
+
+
+def test_zstd_input_is_read_and_a_truncated_one_named(tmp_path: Path) -> None:
+    raw = ("id,text,label\n" + "".join(f"{r['id']},{r['text']},a\n" for r in ROWS)).encode()
+    packed = pa.Codec("zstd").compress(raw, asbytes=True)
+    good, cut = tmp_path / "a.csv.zst", tmp_path / "b.csv.zst"
+    good.write_bytes(packed)
+    cut.write_bytes(packed[: len(packed) // 2])
+    source = SourceSpec(path="*.zst")
+    result = readers.read_file(good, fmt="csv", source=source)
+    assert result.rows.get_column("id").to_list() == [r["id"] for r in ROWS]
+    with pytest.raises(InputError, match=r"b\.csv\.zst: zstd stream is truncated or corrupt"):
+        readers.read_file(cut, fmt="csv", source=source)
+
+
+def test_jsonl_line_over_max_line_bytes_is_rejected_with_its_line(tmp_path: Path) -> None:
+    lines = [json.dumps(r) for r in ROWS]
+    lines[2] = json.dumps({"id": "big", "text": "x" * 5000, "label": "a"})
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = readers.read_file(path, fmt="jsonl", source=SourceSpec(path="a.jsonl",
+                                                                     max_line_bytes=1000))
+    assert result.rows.get_column("_row").to_list() == [1, 2, 4, 5]
+    [reject] = result.rejects.to_dicts()
+    assert reject["_row"] == 3
+    assert reject["reason"].startswith("line 3 is 5,") and "max_line_bytes (1,000)" in \
+        reject["reason"]
+    assert reject["raw"].startswith('{"id": "big"') and len(reject["raw"]) == 200
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_cap_lines_holds_no_long_line_whatever_the_chunks(
+        monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(readers, "_CHUNK", chunk)
+    data = b"short\n" + b"y" * 300 + b"\nok\n" + b"z" * 40
+    out, rejects = readers._cap_lines(io.BytesIO(data), 30, setting="limit")
+    assert out == b"short\n\nok\n"
+    assert [(r["_row"], r["raw"]) for r in rejects] == [(2, "y" * 200), (4, "z" * 40)]
+
+
+def test_csv_header_wider_than_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    names = ",".join(f"c{i}" for i in range(readers.MAX_COLUMNS + 1))
+    path.write_text(names + os.linesep + "," * readers.MAX_COLUMNS + os.linesep)
+    with pytest.raises(InputError, match=r"wide\.csv: the header \(line 1\) has 10,001 columns"):
+        readers.read_file(path, fmt="csv", source=SourceSpec(path="wide.csv"))
