@@ -22,6 +22,7 @@ from labelgate.report.sections.agreement import agreement_view
 from labelgate.report.sections.duplicates import duplicates_view
 from labelgate.report.sections.generic import generic_view
 from labelgate.report.sections.label_issues import label_issues_view
+from labelgate.report.sections.multilabel import multilabel_view
 from labelgate.report.sections.preference import preference_view
 from labelgate.report.sections.review import review_view, sft_view
 from labelgate.report.sections.run import (
@@ -65,6 +66,7 @@ SECTION_VIEWS: dict[str, SectionView] = {
     "leakage": _leakage_alone,
     "splits": lambda s, r, f: splits_view(s),
     "preference": lambda s, r, f: preference_view(s),
+    "multilabel": lambda s, r, f: multilabel_view(s),
     "published": lambda s, r, f: published_view(s),
 }
 
