@@ -23,12 +23,10 @@ from labelgate.stages.preference.stage import (
     read_batch,
 )
 from labelgate.stages.preference.swaps import Embed
-from labelgate.stages.publish import current_version, publish_version
 from labelgate.store import RunStore
 from labelgate.store.lake import Batch
-from tasks import faults
 from tasks.common import HOUR, stage_task
-from tasks.publish import PublishOutcome
+from tasks.publish import PublishOutcome, write_version
 
 
 @dataclass(frozen=True)
@@ -133,31 +131,13 @@ def publish_preferences(
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/: <split>.parquet (one row per pair) and the TRL
     files; ties and flagged pairs by the spec's policies (only when the gate passed)."""
-    pub = spec.publish
-    if pub is None:
-        raise ValueError("publish stage called without a publish section")
     pairs, files, excluded, summary = publish_files(splits.kept, spec=spec)
-    root = store.published_root
-    try:
-        version = publish_version(
-            pairs, root=root, key_column="pair_id", label_column=None,
-            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
-            formats=["parquet"], gate=verdict.to_dict(), metrics=metrics,
-            lineage=[b.batch for b in batches], extra_files=files,
-            extras={"preference": {**summary, "excluded": policy_counts(excluded)}},
-            before_switch=lambda _: faults.fault_point("publish", "switch"),
-            card={"name": spec.name, "license": pub.license, "description": pub.description},
-        )
-    except OSError as exc:
-        now = current_version(root)
-        raise OSError(exc.errno, f"{store.dataset}: publishing failed ({exc}); `current` "
-                      + (f"points to v{now}" if now is not None else "absent")
-                      + ", earlier versions untouched") from exc
+    version = write_version(
+        spec, store, pairs, verdict=verdict, metrics=metrics, batches=batches,
+        key_column="pair_id", extra_files=files,
+        extras={"preference": {**summary, "excluded": policy_counts(excluded)}})
     rows = int(version.manifest["rows"])
     store.record_rows("exclusions", _exclusions(splits, excluded))
-    if not version.unchanged:
-        store.record_rows("published", pl.DataFrame(
-            {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
     get_run_logger().info("published preference pairs v%s at %s (%s pairs)", version.version,
                           version.path, rows)
     return PublishOutcome({"version": version.version, "path": str(version.path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +92,37 @@ def _publish_version(
         before_switch=lambda _: faults.fault_point("publish", "switch"),
         card={"name": spec.name, "license": pub.license, "description": pub.description},
     )
+
+
+def write_version(
+    spec: Spec, store: RunStore, frames: Mapping[str, pl.DataFrame], *, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch], key_column: str,
+    formats: Sequence[str] = ("parquet",), extras: Mapping[str, Any] | None = None,
+    extra_files: Sequence[tuple[str, pl.DataFrame]] = (),
+) -> PublishedVersion:
+    """`publish_version` for a task's own publish stage (task preference): the spec's
+    card, the gate, the lineage and the crash tests' switch point as `publish` passes them;
+    a write error says what was kept; a new version is recorded in the warehouse."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    root = store.published_root
+    try:
+        version = publish_version(
+            frames, root=root, key_column=key_column, label_column=None,
+            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
+            formats=formats, gate=verdict.to_dict(), metrics=metrics,
+            lineage=[b.batch for b in batches], extras=extras, extra_files=extra_files,
+            before_switch=lambda _: faults.fault_point("publish", "switch"),
+            card={"name": spec.name, "license": pub.license, "description": pub.description},
+        )
+    except OSError as exc:  # disk full, read-only store...: say what was kept
+        now = current_version(root)
+        raise OSError(exc.errno, f"{store.dataset}: publishing failed ({exc}); `current` "
+                      + (f"points to v{now}" if now is not None else "absent")
+                      + ", earlier versions untouched") from exc
+    if not version.unchanged:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)],
+             "rows": [int(version.manifest["rows"])]}))
+    return version
