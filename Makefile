@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat demo-preference test test-fast lint bench bench-all bench-truth schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel test test-fast lint bench bench-all bench-truth schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,13 @@ demo-preference: $(STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/preference/spec.yaml
+
+# Real multi-label data (task multilabel): 4,000 Debian package descriptions with their
+# debtags, planted contract failures, simulated annotators; stratified splits, list column.
+demo-multilabel: $(STAMP)
+	mkdir -p data/store/.prefect
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/multilabel/spec.yaml
 
 test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
