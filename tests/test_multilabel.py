@@ -75,7 +75,8 @@ def test_check_tags_quarantines_with_reasons_naming_row_and_value() -> None:
 def _random_sets(seed: int, items: int = 60) -> tuple[list[tuple[str, str, frozenset[str]]],
                                                       dict[str, list[frozenset[str]]]]:
     rng = random.Random(seed)
-    data, units = [], {}
+    data: list[tuple[str, str, frozenset[str]]] = []
+    units: dict[str, list[frozenset[str]]] = {}
     for item in range(items):
         base = set(rng.sample(TAGS, rng.randint(1, 3)))
         for coder in ("x", "y", "z"):
@@ -253,11 +254,11 @@ def _planted(seed: int, n: int = 600) -> tuple[list[str], np.ndarray[Any, Any],
         texts.append(" ".join(words))
     noisy = y.copy()
     planted = rng.random(n) < 0.08
-    for i in np.flatnonzero(planted):
-        j = rng.integers(len(TAGS))
-        if noisy[i, j] and noisy[i].sum() == 1:
-            j = (j + 1) % len(TAGS)
-        noisy[i, j] ^= 1
+    for r in np.flatnonzero(planted):
+        j = int(rng.integers(len(TAGS)))
+        if noisy[r, j] and noisy[r].sum() == 1:
+            j = int((j + 1) % len(TAGS))
+        noisy[r, j] ^= 1
     return texts, y, noisy, planted
 
 
@@ -271,8 +272,8 @@ def test_label_issues_find_planted_tag_errors() -> None:
     precision, recall = tp / max(flagged.sum(), 1), tp / planted.sum()
     assert precision > 0.6 and recall > 0.6
     # for a flagged planted row, the flipped tag is named as missing or added
-    per_tag = issues.per_tag
-    assert int(per_tag.get_column("missing").sum() + per_tag.get_column("added").sum()) >= tp
+    named = issues.per_tag.select(pl.col("missing").sum() + pl.col("added").sum()).item()
+    assert named >= tp
 
 
 def test_analyze_section_and_metrics() -> None:
