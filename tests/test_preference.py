@@ -404,3 +404,15 @@ def test_label_studio_convert_writes_what_a_run_reads(tmp_path: Path,
         ("1-11", "L", "b", "5")]
     assert main(["pairwise", str(tmp_path / "missing.json"), str(out)]) == 2
     assert "not a Label Studio JSON export" in capsys.readouterr().err
+
+
+def test_binarized_duplicates_reversed_are_contradictions_without_annotators() -> None:
+    df = pl.DataFrame({"prompt": ["p1", "p2", "p1"], "chosen": ["a", "b", "x"],
+                       "rejected": ["x", "c", "a"]})
+    out = analyze(to_judgments(df, shape="binarized"),
+                  settings=PreferenceSpec(shape="binarized"), rows_input=3, identical_rows=0)
+    m = out.metrics
+    assert m["preference.contradiction_rate"] == 0.5 and m["preference.tie_rate"] == 0.5
+    assert "preference.max_position_bias" not in m   # no annotator, no display order
+    assert out.annotators.height == 0
+    assert out.section["swaps"]["fitted"] is False
