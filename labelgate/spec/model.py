@@ -27,6 +27,7 @@ from labelgate.spec.stages import (
 from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules
 from labelgate.stages.multilabel.settings import MultilabelSpec
 from labelgate.stages.preference.settings import PreferenceSpec
+from labelgate.stages.spans.settings import SpansSpec
 
 
 def _gate_schema(schema: dict[str, Any]) -> None:
@@ -45,12 +46,13 @@ class Spec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Dataset name; lake, report and published paths use it.",
     )
-    task: Literal["classification", "instruction", "preference", "multilabel"] = Field(
+    task: Literal["classification", "instruction", "preference", "multilabel", "spans"] = Field(
         default="classification",
         description="classification | instruction (instruction-response pairs for SFT) | "
         "preference (pairwise judgments, binarized pairs or rankings for RLHF/DPO; the "
         "preference section says how they are read) | multilabel (several tags per row; the "
-        "multilabel section names the tags column).",
+        "multilabel section names the tags column) | spans (entity spans over a text; the "
+        "spans section names the spans column).",
     )
     store: str = Field(
         default="store",
@@ -87,6 +89,11 @@ class Spec(_Model):
         default=None,
         description="task multilabel: the tags column, the allowed tags and how many a row "
         "may have, label issues and stratified splits (defaults apply when absent).",
+    )
+    spans: SpansSpec | None = Field(
+        default=None,
+        description="task spans: the spans column, allowed entity types and overlaps, the "
+        "token model and the published formats (defaults apply when absent).",
     )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
@@ -172,6 +179,10 @@ class Spec(_Model):
             return self._multilabel_keys(formats)
         if self.multilabel is not None:
             raise ValueError("multilabel: applies to task multilabel only")
+        if self.task == "spans":
+            return self._spans_keys(formats)
+        if self.spans is not None:
+            raise ValueError("spans: applies to task spans only")
         if self.task == "classification":
             if cols.label is None:
                 raise ValueError(
@@ -294,6 +305,37 @@ class Spec(_Model):
             raise ValueError("sources.annotations: task multilabel reads long annotations "
                              "(item, annotator, tags), not a label-studio export")
         return self
+
+    def _spans_keys(self, formats: list[PublishFormat]) -> Spec:
+        """task spans: the offsets index the one text column; the spans are spans.column."""
+        cols = self.columns
+        named = (("columns.label", cols.label), ("columns.instruction", cols.instruction),
+                 ("sources.items.style", self.sources.items.style), ("sft", self.sft),
+                 ("label_issues", self.label_issues))
+        extra = [k for k, v in named if v is not None]
+        extra += [f"publish.formats {f}" for f in formats if f != "parquet"]
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)}: not used by task spans (the spans column is "
+                "spans.column; label issues are spans.issues; the span files are "
+                "spans.formats)")
+        if len(cols.text) != 1:
+            raise ValueError("columns.text: task spans needs exactly one text column (the "
+                             f"one the offsets index), got {cols.text}")
+        ann = self.sources.annotations
+        if ann is not None and ann.is_label_studio():
+            raise ValueError("sources.annotations: task spans reads rows (item, annotator, "
+                             "spans); convert a Label Studio export with "
+                             "`python -m labelgate.stages.spans.convert`")
+        return self
+
+    def spans_settings(self) -> SpansSpec:
+        """task spans: the `spans` section, or its defaults."""
+        return self.spans if self.spans is not None else SpansSpec()
+
+    @property
+    def is_spans(self) -> bool:
+        return self.task == "spans"
 
     def multilabel_settings(self) -> MultilabelSpec:
         """task multilabel: the `multilabel` section, or its defaults."""
@@ -450,6 +492,8 @@ class Spec(_Model):
         cols = self.columns.required()
         if self.is_multilabel:
             cols = [*cols, self.multilabel_settings().column]
+        if self.is_spans:
+            cols = [*cols, self.spans_settings().column]
         return cols + [c for c in self.contract if c not in cols]
 
     def fingerprint(self) -> str:
