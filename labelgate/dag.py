@@ -118,7 +118,15 @@ def _not_preference(s: Spec) -> bool:
 
 
 def _annotations(s: Spec) -> bool:
-    return s.sources.annotations is not None and not s.is_multilabel
+    return s.sources.annotations is not None and not s.is_multilabel and not s.is_spans
+
+
+def _spans(s: Spec) -> bool:
+    return s.is_spans
+
+
+def _publish_spans(s: Spec) -> bool:
+    return s.is_spans and s.publish is not None
 
 
 def _multilabel(s: Spec) -> bool:
@@ -150,7 +158,8 @@ def _splits(s: Spec) -> bool:
 
 
 def _publish(s: Spec) -> bool:
-    return s.publish is not None and not s.is_preference and not s.is_multilabel
+    return (s.publish is not None and not s.is_preference and not s.is_multilabel
+            and not s.is_spans)
 
 
 def _publish_preference(s: Spec) -> bool:
@@ -171,6 +180,15 @@ def _multilabel_summary(report: Mapping[str, Any]) -> str | None:
         return None
     issues = m.get("issues")
     return f"{len(m['tags'])} tags" + (f", {issues['flagged']:,} flagged" if issues else "")
+
+
+def _spans_summary(report: Mapping[str, Any]) -> str | None:
+    sp = report.get("spans")
+    if not isinstance(sp, Mapping):
+        return None
+    issues = sp.get("issues")
+    return f"{sp['spans']:,} spans" + (
+        f", {issues['flagged_tokens']:,} tokens flagged" if issues else "")
 
 
 def _count(section: str, key: str, what: str) -> Callable[[Mapping[str, Any]], str | None]:
@@ -223,6 +241,10 @@ STAGES: list[Stage] = [
           when=_multilabel, needs="task: multilabel",
           doc="multi-label data: the tags read as lists; unknown tags, too few or too many "
           "quarantined with reasons"),
+    Stage("check-spans", "tasks.spans:check_spans", ("contract",), ("contract", "span_checks"),
+          when=_spans, needs="task: spans",
+          doc="entity spans: offsets, recorded text, types and overlaps checked; rows with "
+          "a bad span quarantined with reasons"),
     Stage("corrections", "tasks.contract:corrections", ("contract",), ("contract", "review"),
           doc="reviewer corrections (labelgate review import) applied to the labels",
           metric_prefix="review", summary=_count("review", "n_changed", "relabeled")),
@@ -244,6 +266,11 @@ STAGES: list[Stage] = [
           metric_prefix="multilabel", summary=_multilabel_summary,
           doc="tag counts, probable tag errors (out-of-fold one-vs-rest model + cleanlab), "
           "agreement (Krippendorff's alpha with MASI, per-tag kappa)"),
+    Stage("spans", "tasks.spans:spans", ("contract",), ("spans",), when=_spans,
+          needs="task: spans", needs_rows=True, metric_prefix="spans",
+          summary=_spans_summary,
+          doc="entity types, probable span errors (out-of-fold token model + cleanlab), "
+          "span agreement (exact/overlap F1 per type, token kappa)"),
     Stage("store", "tasks.contract:store_rows", ("contract", "sft?"), ("stored",),
           doc="valid rows to Parquet, the quarantine to DuckDB"),
     Stage("label-issues", "tasks.label_issues:label_issues", ("contract", "agreement?"),
@@ -285,6 +312,11 @@ STAGES: list[Stage] = [
           when=_publish_multilabel, needs="add a publish section", needs_pass=True,
           doc="multi-label splits (tags as a list column) as a new published version",
           summary=_published_summary),
+    Stage("publish-spans", "tasks.spans:publish_spans",
+          ("splits", "verdict", "metrics", "batches", "spans"), ("published",),
+          when=_publish_spans, needs="add a publish section", needs_pass=True,
+          doc="entity spans as spaCy JSON Lines and Hugging Face token columns, a new "
+          "published version", summary=_published_summary),
     Stage("report", "tasks.report:report",
           ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),
           ("report",), doc="report.json, report.md, report.html and Prefect artifacts",

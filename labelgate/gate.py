@@ -275,6 +275,41 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "the split's fraction (0..1)",
             upper=1.0,
         ),
+        GateCheck(
+            "max_flagged_token_rate",
+            "spans.flagged_token_rate",
+            "max",
+            "task spans: share of tokens flagged as probably mislabeled (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_span_exact_f1",
+            "spans.exact_f1",
+            "min",
+            "task spans: annotators' exact-match span F1, micro over types (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_span_overlap_f1",
+            "spans.overlap_f1",
+            "min",
+            "task spans: annotators' overlap span F1, micro over types (0..1)",
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_token_kappa",
+            "spans.token_kappa",
+            "min",
+            "task spans: annotators' token-level Cohen's kappa over entity types (-1..1)",
+            lower=-1.0,
+            upper=1.0,
+        ),
+        GateCheck(
+            "min_spans_per_type",
+            "spans.min_spans_per_type",
+            "min",
+            "task spans: fewest valid spans of any entity type",
+        ),
     )
 }
 

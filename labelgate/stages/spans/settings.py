@@ -32,16 +32,12 @@ class SpanIssuesSpec(_Model):
 
 class SpansSpec(_Model):
     """The spec's `spans:` section: what a row's spans must look like (the offsets index
-    the one column of columns.text)."""
+    the one column of columns.text; columns.group names the document, the split group)."""
 
     column: str = Field(
         default="spans", description="The spans column: a list (or JSON text) of {start, "
         "end, label[, text]} objects, end exclusive (convert CoNLL and Label Studio NER "
         "exports with `python -m labelgate.stages.spans.convert`).")
-    document: str | None = Field(
-        default=None, description="The column naming each row's document (the split "
-        "group: sentences of one document share a split); null: columns.group, else the "
-        "row is its own document.")
     types: list[str] | None = Field(
         default=None, description="The allowed entity types (check unknown_type); null: "
         "every type seen.")

@@ -1,0 +1,113 @@
+"""Entity spans (task spans): the span checks, probable span errors and agreement, and
+the spaCy and Hugging Face files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from prefect import get_run_logger
+
+from checks.contract import ContractResult
+from labelgate.gate import GateVerdict
+from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.publish import current_version, publish_version
+from labelgate.stages.spans.formats import bio_names
+from labelgate.stages.spans.stage import (
+    SpanChecks,
+    SpansAnalysis,
+    analyze,
+    check_contract_spans,
+    publish_files,
+)
+from labelgate.store import RunStore
+from labelgate.store.lake import Batch
+from tasks import faults
+from tasks.common import HOUR, stage_task
+from tasks.publish import PublishOutcome
+
+
+@dataclass(frozen=True)
+class SpansOutcome:
+    """The spans stage's result: the analysis, its gate metrics and report section."""
+
+    analysis: SpansAnalysis
+    types: list[str]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def sections(self) -> dict[str, Any]:
+        return self.analysis.sections()
+
+
+@stage_task("check-spans", timeout=2 * HOUR)
+def check_spans(spec: Spec, store: RunStore, contract: ContractResult
+                ) -> tuple[ContractResult, SpanChecks]:
+    """Each row's spans read and checked (offsets, recorded text, types, overlaps); a row
+    with a failing span is quarantined, one reason per span (after the contract)."""
+    result, checks = check_contract_spans(contract, spec=spec)
+    get_run_logger().info(
+        "span checks: %s rows, %s valid spans, %s rows quarantined (%s)",
+        contract.valid.height, checks.spans_valid, checks.rows_quarantined,
+        ", ".join(f"{k} {v}" for k, v in checks.counts.items()) or "no failures")
+    return result, checks
+
+
+@stage_task("spans", timeout=2 * HOUR)
+def spans(spec: Spec, store: RunStore, contract: ContractResult) -> SpansOutcome:
+    """Entity types, probable span errors (out-of-fold token model + cleanlab) and, with
+    annotations, span agreement (exact and overlap F1 per type, token kappa)."""
+    annotations = None
+    source = spec.sources.annotations
+    if source is not None:
+        annotations, _ = store.load(store.ingest(source, key="annotations",
+                                                 base_dir=spec.base_dir))
+    result = analyze(contract.valid, spec=spec, annotations=annotations)
+    m = result.metrics
+    get_run_logger().info(
+        "spans: %s rows, %s spans of %s types; %s tokens flagged", contract.valid.height,
+        int(m["spans.spans"]), int(m["spans.types"]), int(m.get("spans.flagged_tokens", 0)))
+    types = [t["type"] for t in result.section["types"]]
+    return SpansOutcome(result, types, result.metrics)
+
+
+# no retries: a retry after the rename would publish a second version
+@stage_task("publish-spans")
+def publish_spans(
+    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch], spans: SpansOutcome,
+) -> PublishOutcome:
+    """Write published/<dataset>/v<N>/: <split>.parquet (id, text, spans, document),
+    <split>.spacy.jsonl and <split>.hf.parquet (only when the gate passed)."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    frames, files = publish_files(splits.kept, spec=spec, types=spans.types)
+    root = store.published_root
+    try:
+        version = publish_version(
+            frames, root=root, key_column=spec.columns.id, label_column=None,
+            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
+            formats=["parquet"], gate=verdict.to_dict(), metrics=metrics,
+            lineage=[b.batch for b in batches], extra_files=files,
+            extras={"spans": {"column": spec.spans_settings().column, "types": spans.types,
+                              "ner_tags": bio_names(spans.types)}},
+            before_switch=lambda _: faults.fault_point("publish", "switch"),
+            card={"name": spec.name, "license": pub.license, "description": pub.description},
+        )
+    except OSError as exc:
+        now = current_version(root)
+        where = f"points to v{now}" if now is not None else "absent"
+        raise OSError(exc.errno, f"{store.dataset}: publishing the spans failed ({exc}); "
+                      f"`current` {where}, earlier versions untouched") from exc
+    n = int(version.manifest["rows"])
+    if not version.unchanged:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)], "rows": [n]}))
+    get_run_logger().info("published spans v%s at %s (%s rows)", version.version,
+                          version.path, n)
+    return PublishOutcome({"version": version.version, "path": str(version.path),
+                           "current": str(version.path.parent / "current"), "rows": n,
+                           "splits": version.manifest["splits"],
+                           "unchanged": version.unchanged})
