@@ -88,3 +88,33 @@ def test_csv_header_wider_than_the_limit_is_refused(tmp_path: Path) -> None:
     path.write_text(names + os.linesep + "," * readers.MAX_COLUMNS + os.linesep)
     with pytest.raises(InputError, match=r"wide\.csv: the header \(line 1\) has 10,001 columns"):
         readers.read_file(path, fmt="csv", source=SourceSpec(path="wide.csv"))
+
+
+@pytest.mark.parametrize("link", ["published", "lake/tiny", "warehouse.duckdb", "locks"])
+def test_a_store_link_out_of_the_store_is_refused(tmp_path: Path, link: str) -> None:
+    from labelgate.store.locking import refuse_links_out
+
+    store, outside = tmp_path / "store", tmp_path / "elsewhere"
+    (store / "lake").mkdir(parents=True)
+    outside.mkdir()
+    (store / link).symlink_to(outside)
+    with pytest.raises(InputError, match=rf"{link} is a symlink to {outside}, outside the"):
+        refuse_links_out(store, "tiny")
+
+
+def test_links_inside_the_store_are_fine(tmp_path: Path) -> None:
+    from labelgate.store.locking import refuse_links_out
+
+    store = tmp_path / "store"
+    (store / "disk2").mkdir(parents=True)
+    (store / "lake").symlink_to(store / "disk2")
+    (store / "published" / "tiny" / "v1").mkdir(parents=True)
+    (store / "published" / "tiny" / "current").symlink_to("v1")
+    refuse_links_out(store, "tiny")
+
+
+def test_a_repeated_header_name_is_refused_on_the_fast_path_too(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("id,text,label,text\n" + "".join(f"r{i},t,a,u\n" for i in range(3)))
+    with pytest.raises(InputError, match=r"dup\.csv: duplicate column name\(s\) \['text'\]"):
+        readers.read_file(path, fmt="csv", source=SourceSpec(path="dup.csv"))

@@ -47,6 +47,32 @@ def lock_path(store: Path, dataset: str) -> Path:
     return Path(store) / LOCKS_DIR / f"{dataset}.lock"
 
 
+# the folders a run of a dataset writes below the store: `<top>/<dataset>` for each top,
+# and the store-wide ones (the warehouse beside them)
+_DATASET_TOPS = ("lake", "curated", "reports", "published", "cache")
+_SHARED = (LOCKS_DIR, "reports/index.html", "warehouse.duckdb")
+
+
+def refuse_links_out(store: Path, dataset: str) -> None:
+    """`InputError` when a path a run of `dataset` writes (`lake/<dataset>`, `published/...`,
+    `locks`, `warehouse.duckdb`, ...) is, or passes through, a symlink that leads out of
+    the store: the run writes inside its store only. Links that stay inside are fine, and
+    so are the run's own `current` and `latest` links (inside a dataset's folder)."""
+    root = Path(store).resolve()
+    paths = [Path(store) / top for top in _DATASET_TOPS]
+    paths += [Path(store) / top / dataset for top in _DATASET_TOPS]
+    paths += [Path(store) / rel for rel in _SHARED]
+    for path in paths:
+        if not (path.is_symlink() or path.parent.is_symlink()):
+            continue
+        target = path.resolve()
+        if target != root and root not in target.parents:
+            raise InputError(
+                f"store {store}: {path} is a symlink to {target}, outside the store; a run "
+                f"writes only inside its store: replace the link with a folder (or point "
+                f"the store itself at the other disk)")
+
+
 def ensure_store_dir(store: Path, *, setting: str = STORE_SETTING) -> Path:
     """Create the store folder (and its parents) if missing; `InputError` naming the store
     and `setting` (where it was set) when it is a file or cannot be created."""

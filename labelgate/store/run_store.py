@@ -226,6 +226,8 @@ def open_run(spec: Spec, spec_path: str, store: str | None) -> tuple[RunStore, R
     ------
     RunLockedError
         Another run of the dataset holds the lock (the message names it).
+    InputError
+        A folder the run writes is a symlink out of the store (`locking.refuse_links_out`).
     """
     url = remote.store_url(spec, store)
     run = new_run(
@@ -233,5 +235,6 @@ def open_run(spec: Spec, spec_path: str, store: str | None) -> tuple[RunStore, R
         spec_hash=spec.fingerprint(),
         store=remote.working_store(spec, store, pull_first=False), remote=url,
     )
+    locking.refuse_links_out(run.store_dir, run.dataset)
     lock = locking.acquire(run.store_dir, run.dataset, run_id=run.run_id)
     return RunStore(run), lock

@@ -39,6 +39,7 @@ import glob
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -250,9 +251,15 @@ def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame |
             or _has_short_records(data, source, last=df.columns[-1])
         )
     )
-    if short or any("\ufffd" in c for c in df.columns):
+    # polars renames a repeated header name (`text_duplicated_0`): the by-record path
+    # refuses duplicate names, naming them
+    renamed = any(_DUPLICATED.search(c) for c in df.columns)
+    if short or renamed or any("\ufffd" in c for c in df.columns):
         return None
     return df
+
+
+_DUPLICATED = re.compile(r"_duplicated_\d+$")
 
 
 def _newline_lines(data: bytes) -> int:
