@@ -124,8 +124,9 @@ def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
     hi = pairs.get_column("hi").fill_null("").to_list()
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2,
                           max_features=1 << 17, dtype=np.float32)
-    vec.fit(prompts + lo + hi)
-    tp, tl, th = vec.transform(prompts), vec.transform(lo), vec.transform(hi)
+    n = len(prompts)
+    every = vec.fit_transform(prompts + lo + hi).tocsr()  # one tokenization of each text
+    tp, tl, th = every[:n], every[n:2 * n], every[2 * n:]
     diff = (tl - th).tocsr()
     overlap = tp.multiply(diff).tocsr()
     cos = np.asarray(tp.multiply(tl).sum(axis=1) - tp.multiply(th).sum(axis=1)).ravel()
@@ -137,8 +138,7 @@ def _features(pairs: pl.DataFrame) -> sp.csr_matrix:
     dense = np.column_stack([cos, lens]).astype(np.float64)
     scale = dense.std(axis=0)
     dense = dense / np.where(scale > 0, scale, 1.0)
-    out = sp.hstack([diff, overlap, sp.csr_matrix(dense), _crosses(prompts, lo, hi)]).tocsr()
-    return out[:, np.unique(out.indices)]  # liblinear's time grows with empty columns too
+    return sp.hstack([diff, overlap, sp.csr_matrix(dense), _crosses(prompts, lo, hi)]).tocsr()
 
 
 def out_of_fold(features: sp.csr_matrix, labels: np.ndarray[Any, Any],
