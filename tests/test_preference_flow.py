@@ -135,3 +135,17 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
     assert manifest["extras"]["preference"]["formats"] == ["dpo", "dpo_conversational",
                                                            "reward", "kto"]
     assert "train.reward.jsonl" in manifest["files"]
+
+
+def test_preference_rerun_is_sticky_and_publishes_nothing_new(tmp_path: Path) -> None:
+    """The same judgments again: the same splits, the same pairs, no new version."""
+    from flows.pipeline import quality_pipeline
+
+    spec = _spec(tmp_path, _rows())
+    first = quality_pipeline(str(spec))
+    second = quality_pipeline(str(spec))
+    assert second["published"]["unchanged"] is True
+    assert second["published"]["version"] == first["published"]["version"] == 1
+    assert second["splits"]["summary"]["moved_rows"] == 0
+    assert second["metrics"]["preference.swapped_rate"] == first["metrics"][
+        "preference.swapped_rate"]
