@@ -1,16 +1,17 @@
 """Dask benchmark: the whole pipeline in process vs with its parts on a Dask LocalCluster.
 
-    .venv/bin/python bench/bench_dask.py [--rows 200000] [--workers 2] [--files 4]
+    .venv/bin/python bench/bench_dask.py [--rows 200000] [--workers 3] [--files 4]
 
 Generates N rows from the real tweets corpus (bench_ingest's generator) split into
 `--files` CSV files (one contract part each), starts a real `prefect server start` on
 127.0.0.1 (free port, temp PREFECT_HOME) and a `distributed.LocalCluster` of `--workers`
 single-threaded worker processes in a process of its own, then runs the flow twice in
-fresh processes: with the default task runner (parts in the stage's process) and on
-prefect-dask's DaskTaskRunner (parts as task runs on the workers). Prints wall time, the
-stages and the parts, the size of the label model's feature matrix (what each fold part
-receives), and checks that both runs flagged the same rows. Everything started is stopped
-by PID.
+fresh processes: with the default task runner (parts in the stage's process, a local
+store folder) and on prefect-dask's DaskTaskRunner (parts as task runs on the workers, the
+store at a `file://` fsspec URL). Prints wall time, the stages and the parts, what each
+worker ran (parts and seconds, from the parts' run logs), the size of the label model's
+feature matrix (what each fold part receives), and checks that both runs flagged the same
+rows. Everything started is stopped by PID.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def _run(env: dict[str, str], spec: Path, store: Path, address: str) -> dict[str, object]:
+def _run(env: dict[str, str], spec: Path, store: Path | str,
+         address: str) -> dict[str, object]:
     from bench_pipeline import CHILD
 
     proc = subprocess.run([sys.executable, "-c", CHILD, str(spec), str(store), address],
@@ -86,6 +88,30 @@ def _show(title: str, r: dict[str, object]) -> None:
               f"longest {max(secs):.2f} s")
 
 
+def _per_worker(api: str, flow_run_id: str) -> dict[str, list[float]]:
+    """Seconds of each part, by the Dask worker that ran it (from the parts' run logs)."""
+    from tasks.partition import WORKER_LOG
+
+    found: dict[str, list[float]] = {}
+    offset = 0
+    while True:
+        body = json.dumps({"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200,
+                           "offset": offset}).encode()
+        req = urllib.request.Request(f"{api}/logs/filter", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            logs = json.load(resp)
+        for log in logs:
+            message = log["message"]
+            if message.startswith(WORKER_LOG):
+                worker, _, rest = message[len(WORKER_LOG):].strip().partition(" pid ")
+                found.setdefault(f"{worker} (pid {rest.split(':')[0]})", []).append(
+                    float(rest.split(":")[1].strip().removesuffix(" s")))
+        if len(logs) < 200:
+            return found
+        offset += 200
+
+
 def _feature_matrix_mib(csv: Path) -> float:
     from labelgate.stages.label_issues.models import text_matrix
 
@@ -97,7 +123,7 @@ def _feature_matrix_mib(csv: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--files", type=int, default=4)
     args = parser.parse_args()
     from bench_ingest import generate
@@ -144,8 +170,13 @@ def main() -> None:
                   f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
             local = _run(env, spec, work / "store-local", "")
             _show("in process", local)
-            dask = _run(env, spec, work / "store-dask", address)
-            _show(f"--dask ({args.workers} workers)", dask)
+            url = f"file://{work / 'store-dask'}"
+            dask = _run(env, spec, url, address)
+            _show(f"--dask ({args.workers} workers), store {url}", dask)
+            print("  what each worker did:")
+            for worker, secs in sorted(_per_worker(env["PREFECT_API_URL"],
+                                                   str(dask["flow_run_id"])).items()):
+                print(f"    {worker}: {len(secs)} parts, {sum(secs):.2f} s")
         finally:
             _stop(cluster)
             _stop(server)

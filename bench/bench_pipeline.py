@@ -56,6 +56,7 @@ for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
 report = state.result(raise_on_failure=False)
 rows = report.get("rows") if isinstance(report, dict) else None
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
+                              "flow_run_id": str(state.state_details.flow_run_id),
                               "parts": parts, "rows": rows}))
 """
 

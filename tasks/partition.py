@@ -10,10 +10,12 @@ the workers need the labelgate package installed but no access to the store.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
@@ -21,14 +23,30 @@ from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 from labelgate.progress import advance
 
+WORKER_LOG = "ran on Dask worker"
 A = TypeVar("A")
 R = TypeVar("R")
 
 
 @task(name="part", cache_policy=NO_CACHE)  # the stage that waits for it has the time limit
 def part(fn: Callable[[Any], Any], item: Any) -> Any:
-    """One part of a stage (a fold, a batch, a shard): `fn(item)`."""
-    return fn(item)
+    """One part of a stage (a fold, a batch, a shard): `fn(item)`. On a Dask worker its log
+    says which worker ran it and for how long (`bench/bench_dask.py` sums these)."""
+    start = time.perf_counter()
+    out = fn(item)
+    _log_worker(time.perf_counter() - start)
+    return out
+
+
+def _log_worker(seconds: float) -> None:
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # not on a Dask worker
+        return
+    get_run_logger().info("%s %s pid %d: %.2f s", WORKER_LOG, worker.address, os.getpid(),
+                          seconds)
 
 
 def _submit_map(fn: Callable[[A], R], items: Sequence[A], *, name: str) -> list[R]:

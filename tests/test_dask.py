@@ -1,11 +1,12 @@
 """`labelgate run --dask ADDR`: the stages' parts on a real Dask cluster, same outputs.
 
 Starts a real `prefect server start` on 127.0.0.1 (tests/test_schedule.py's `server`
-fixture) and a `distributed.LocalCluster` of 2 worker processes in a process of its own
+fixture) and a `distributed.LocalCluster` of 3 worker processes in a process of its own
 (loopback only, stopped by PID), then runs the demo spec (3,000 real tweets in two files:
-contract, label issues, dedup, splits, publish) twice through the CLI: in process, and with
-`--dask`. Every output table and file must be the same, and the parts must have run as task
-runs of the Dask flow run.
+contract, label issues, dedup, splits, publish) twice through the CLI: in process with a
+store folder, and with `--dask` with the store at a `file://` fsspec URL. Every output
+table and file must be the same, and the parts must have run as task runs of the Dask flow
+run, on the cluster's workers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from tasks.partition import WORKER_LOG
 from tests.test_schedule import (
     BIN,
     REPO,
@@ -35,7 +38,7 @@ DATASET = "tweets-sentiment"
 _CLUSTER = """
 import sys, time
 from distributed import LocalCluster
-cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+cluster = LocalCluster(n_workers=3, threads_per_worker=1, processes=True, host="127.0.0.1",
                        dashboard_address=None)
 print(cluster.scheduler_address, flush=True)
 while True:
@@ -45,7 +48,7 @@ while True:
 
 @pytest.fixture
 def cluster(server: Server) -> Iterator[str]:  # noqa: F811 - the imported fixture
-    """A LocalCluster of 2 workers whose environment points at the test's Prefect server."""
+    """A LocalCluster of 3 workers whose environment points at the test's Prefect server."""
     log = (server.logs / "dask.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", _CLUSTER], cwd=REPO, env=server.env, stdout=subprocess.PIPE,
@@ -79,9 +82,15 @@ def _table(store: Path, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
+def _pointer(folder: Path, name: str) -> Path:
+    """`latest`/`current`: a symlink in a store folder, a `.link` file at an fsspec URL."""
+    link = folder / f"{name}.link"
+    return folder / link.read_text().strip() if link.exists() else folder / name
+
+
 def _outputs(store: Path) -> dict[str, object]:
     """Everything a run produces that must not depend on where its parts ran."""
-    latest = store / "reports" / DATASET / "latest"
+    latest = _pointer(store / "reports" / DATASET, "latest")
     out: dict[str, object] = {
         name: _table(store, sql) for name, sql in {
             "quarantine": 'SELECT batch, "row", "column", "check", reason FROM quarantine '
@@ -95,7 +104,7 @@ def _outputs(store: Path) -> dict[str, object]:
     }
     probs = pl.read_parquet(latest / "probabilities.parquet").sort("id")
     out["probabilities"] = probs.with_columns(pl.exclude("id").round(5)).to_dicts()
-    published = store / "published" / DATASET / "current"
+    published = _pointer(store / "published" / DATASET, "current")
     out["published"] = sorted(
         (p.name, hashlib.sha256(p.read_bytes()).hexdigest())
         for p in published.iterdir()
@@ -104,13 +113,29 @@ def _outputs(store: Path) -> dict[str, object]:
     return out
 
 
+def _part_workers(srv: Server, flow_run_id: str, expected: int) -> list[str]:
+    """The worker address in each part's log line; the workers ship their logs in batches,
+    so wait up to 30 s for `expected` of them."""
+    workers: list[str] = []
+    for _ in range(30):
+        logs = srv.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}},
+                                         "limit": 200})
+        workers = [str(log["message"]).split()[4] for log in logs  # type: ignore[union-attr, index]
+                   if str(log["message"]).startswith(WORKER_LOG)]  # type: ignore[index]
+        if len(workers) >= expected:
+            break
+        time.sleep(1)
+    return workers
+
+
 def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path) -> None:  # noqa: F811
     local, remote = tmp_path / "local", tmp_path / "dask"
     plain = _labelgate(server, "run", str(SPEC), "--store", str(local))
     assert plain.returncode == 0, plain.stdout + plain.stderr
-    on_dask = _labelgate(server, "run", str(SPEC), "--store", str(remote), "--dask", cluster)
+    on_dask = _labelgate(server, "run", str(SPEC), "--store", f"file://{remote}", "--dask",
+                         cluster)
     assert on_dask.returncode == 0, on_dask.stdout + on_dask.stderr + server.log("dask")
-    assert "Dask cluster" in on_dask.stdout and "2 worker(s)" in on_dask.stdout
+    assert "Dask cluster" in on_dask.stdout and "3 worker(s)" in on_dask.stdout
 
     mine, theirs = _outputs(local), _outputs(remote)
     for key in mine:
@@ -121,7 +146,7 @@ def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path
     # the parts ran as task runs of the Dask flow run: 2 batches, 5 folds twice (the second
     # pass: "refold"), 1 MinHash shard
     runs = server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 5})
-    dask_run = next(r for r in runs if r["parameters"]["store"] == str(remote))  # type: ignore[union-attr, index]
+    dask_run = next(r for r in runs if r["parameters"]["store"] == f"file://{remote}")  # type: ignore[union-attr, index]
     tasks = server.post("/task_runs/filter", {
         "flow_runs": {"id": {"any_": [dask_run["id"]]}}, "limit": 200,
     })
@@ -131,6 +156,9 @@ def test_dask_run_matches_local_run(server: Server, cluster: str, tmp_path: Path
         "minhash-0", "refold-0", "refold-1", "refold-2", "refold-3", "refold-4",
     ]
     assert all(t["state"]["type"] == "COMPLETED" for t in tasks)  # type: ignore[union-attr, index]
+    # each part's log names the worker that ran it: all 13 on the cluster's workers
+    workers = _part_workers(server, str(dask_run["id"]), 13)  # type: ignore[index]
+    assert len(workers) == 13 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
 
     # a deployment passes the cluster as the flow parameter: the flow re-runs itself as a
     # sub-flow on the Dask runner, with the same results
