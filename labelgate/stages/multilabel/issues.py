@@ -79,7 +79,7 @@ def out_of_fold_probabilities(
             if x_train is None or min(pos, len(yj) - pos) < min_tag_rows:
                 probs[test, j] = pos / max(len(yj), 1)
                 continue
-            model = LogisticRegression(C=4.0, max_iter=1000)
+            model = LogisticRegression(max_iter=1000)
             model.fit(x_train, yj)
             probs[test, j] = model.predict_proba(x_test)[:, 1]
             modelled[j] = True
