@@ -115,6 +115,14 @@ def test_span_agreement_f1_and_token_kappa() -> None:
     a = ["PER", "PER", "O", "PER", "PER", "O", "LOC", "O"]
     b = ["PER", "O", "O", "PER", "PER", "O", "ORG", "O"]
     assert ag.token_kappa == pytest.approx(cohen_kappa_score(a, b))
+    # an annotator who marked nothing in a document still counts there
+    texts2 = {"d": TEXT, "e": "Nothing here ."}
+    spans2 = pl.concat([spans, _spans([("e", 0, 0, 7, "PER", None, "a")])])
+    annotated = pl.DataFrame({"doc": ["d", "d", "e", "e"], "annotator": ["a", "b", "a", "b"]})
+    with_e = span_agreement(texts2, spans2, annotated=annotated)
+    assert with_e.per_type.filter(pl.col("type") == "PER").get_column("spans").item() == 5
+    assert span_agreement(texts2, spans2).per_type.filter(
+        pl.col("type") == "PER").get_column("spans").item() == 4
 
 
 def test_formats() -> None:
@@ -164,3 +172,26 @@ def test_token_issues_find_planted_type_swaps() -> None:
     worst = issues.sentences.sort("quality").head(len(planted))
     assert set(worst.get_column("sentence").to_list()) == planted
     assert np.isclose(probs[1].sum(axis=1), 1.0).all()
+
+
+def test_convert_conll_and_label_studio(tmp_path: Any) -> None:
+    import json as _json
+
+    from labelgate.stages.spans.convert import convert
+
+    conll = tmp_path / "a.conll"
+    conll.write_text("-DOCSTART- O\n\nEU B-ORG\nrejects O\n\nBonn B-LOC\n")
+    assert convert(conll, tmp_path / "a.jsonl") == 2
+    rows = [_json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert rows[0] == {"id": "a:1", "document": "a:doc1", "text": "EU rejects",
+                       "spans": [{"start": 0, "end": 2, "label": "ORG", "text": "EU"}]}
+    ls = tmp_path / "b.json"
+    ls.write_text(_json.dumps([{"id": 1, "data": {"text": TEXT}, "annotations": [
+        {"completed_by": 1, "result": [{"type": "labels", "value": {
+            "start": 36, "end": 42, "labels": ["LOC"]}}]},
+        {"completed_by": 2, "result": []}]}]))
+    assert convert(ls, tmp_path / "b.jsonl", annotations=tmp_path / "ann.jsonl") == 1
+    ann = [_json.loads(x) for x in (tmp_path / "ann.jsonl").read_text().splitlines()]
+    assert ann == [{"item": "1", "annotator": "1",
+                    "spans": [{"start": 36, "end": 42, "label": "LOC"}]},
+                   {"item": "1", "annotator": "2", "spans": []}]  # marked nothing

@@ -55,22 +55,29 @@ class SpanAgreement:
     pairs: int
 
 
-def span_agreement(texts: Mapping[str, str], spans: pl.DataFrame) -> SpanAgreement:
+def span_agreement(texts: Mapping[str, str], spans: pl.DataFrame, *,
+                   annotated: pl.DataFrame | None = None) -> SpanAgreement:
     """Agreement over ``spans`` (doc, start, end, label, annotator; valid spans only) of
-    the documents ``texts`` (doc -> text)."""
+    the documents ``texts`` (doc -> text). ``annotated`` (doc, annotator) lists who
+    annotated what, so an annotator who marked no span in a document counts there (by
+    default, the pairs that have a span)."""
     from sklearn.metrics import cohen_kappa_score
 
     by: dict[str, dict[str, list[Span]]] = {}
     for doc, s, e, label, who in spans.select("doc", "start", "end", "label",
                                               "annotator").iter_rows():
         by.setdefault(str(who), {}).setdefault(doc, []).append((s, e, label))
-    annotated = {who: set(d) for who, d in by.items()}
+    done: dict[str, set[str]] = {who: set(d) for who, d in by.items()}
+    if annotated is not None:
+        for doc, who in annotated.select("doc", "annotator").iter_rows():
+            done.setdefault(str(who), set()).add(doc)
+            by.setdefault(str(who), {})
     counts: dict[str, list[int]] = {}  # type -> [spans, exact matches, overlap matches]
     xs: list[str] = []
     ys: list[str] = []
     pairs = 0
     for a, b in itertools.combinations(sorted(by), 2):
-        shared = sorted(annotated[a] & annotated[b])
+        shared = sorted(done[a] & done[b])
         if not shared:
             continue
         pairs += 1

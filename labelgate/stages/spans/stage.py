@@ -171,7 +171,9 @@ def _agreement(annotations: pl.DataFrame | None, docs: pl.DataFrame, *, spec: Sp
     texts = dict(docs.select("doc", "text").iter_rows())  # the items' texts
     checked = check_spans(pl.DataFrame({"doc": list(texts), "text": list(texts.values())}),
                           a_spans, types=spec.spans_settings().types, overlap="allow")
-    ag = span_agreement(texts, checked.valid)
+    who = rows.select(pl.col(item).cast(pl.String).alias("doc"),
+                      pl.col(annotator).cast(pl.String).alias("annotator"))
+    ag = span_agreement(texts, checked.valid, annotated=who)
     metrics = {"spans.exact_f1": ag.exact_f1, "spans.overlap_f1": ag.overlap_f1,
                "spans.token_kappa": ag.token_kappa}
     section = {"agreement": {"pairs": ag.pairs, "exact_f1": ag.exact_f1,
