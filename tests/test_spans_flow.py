@@ -77,6 +77,8 @@ def test_spans_flow_end_to_end(tmp_path: Path) -> None:
     sp = report["spans"]
     assert sp["spans"] == 112 and [t["type"] for t in sp["types"]] == ["PER", "LOC"]
     assert sp["issues"] is not None
+    md = (tmp_path / "store/reports/tiny-spans/latest/report.md").read_text()
+    assert "## Entity spans" in md and "Agreement by type" in md
     ag = sp["agreement"]
     # b left out the LOC span of s025 and s035: 38 of 40 and 40 spans, 38 matched
     assert ag["pairs"] == 1 and ag["overlap_f1"] == pytest.approx(2 * 38 / 78)

@@ -35,6 +35,7 @@ from labelgate.report.sections.run import (
     rows_view,
     trends_view,
 )
+from labelgate.report.sections.spans import spans_view
 from labelgate.report.sections.splits import published_view, splits_view
 from labelgate.report.view import Section, _mapping
 
@@ -67,6 +68,7 @@ SECTION_VIEWS: dict[str, SectionView] = {
     "splits": lambda s, r, f: splits_view(s),
     "preference": lambda s, r, f: preference_view(s),
     "multilabel": lambda s, r, f: multilabel_view(s),
+    "spans": lambda s, r, f: spans_view(s),
     "published": lambda s, r, f: published_view(s),
 }
 
