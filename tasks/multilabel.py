@@ -100,6 +100,43 @@ def multilabel_splits(spec: Spec, store: RunStore, contract: ContractResult,
     return outcome
 
 
+def publish_frames(
+    spec: Spec, store: RunStore, frames: dict[str, pl.DataFrame], *, verdict: GateVerdict,
+    metrics: dict[str, float], batches: list[Batch], formats: list[str], what: str,
+    extras: dict[str, Any], extra_files: list[tuple[str, pl.DataFrame]] | None = None,
+) -> PublishOutcome:
+    """Publish ``frames`` (split -> rows) as version N+1, record it, log it (``what`` names
+    the data); `publish_multilabel` and `tasks.spans.publish_spans` call it."""
+    pub = spec.publish
+    if pub is None:
+        raise ValueError("publish stage called without a publish section")
+    root = store.published_root
+    try:
+        version = publish_version(
+            frames, root=root, key_column=spec.columns.id, label_column=None,
+            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
+            formats=formats, gate=verdict.to_dict(), metrics=metrics,
+            lineage=[b.batch for b in batches], extras=extras, extra_files=extra_files or (),
+            before_switch=lambda _: faults.fault_point("publish", "switch"),
+            card={"name": spec.name, "license": pub.license, "description": pub.description},
+        )
+    except OSError as exc:
+        now = current_version(root)
+        where = f"points to v{now}" if now is not None else "absent"
+        raise OSError(exc.errno, f"{store.dataset}: publishing the {what} failed ({exc}); "
+                      f"`current` {where}, earlier versions untouched") from exc
+    n = int(version.manifest["rows"])
+    if not version.unchanged:
+        store.record_rows("published", pl.DataFrame(
+            {"version": [version.version], "path": [str(version.path)], "rows": [n]}))
+    get_run_logger().info("published %s v%s at %s (%s rows)", what, version.version,
+                          version.path, n)
+    return PublishOutcome({"version": version.version, "path": str(version.path),
+                           "current": str(version.path.parent / "current"), "rows": n,
+                           "splits": version.manifest["splits"],
+                           "unchanged": version.unchanged})
+
+
 # no retries: a retry after the rename would publish a second version
 @stage_task("publish-multilabel")
 def publish_multilabel(
@@ -108,33 +145,7 @@ def publish_multilabel(
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/<split>.parquet and .jsonl with the tags as a list
     column (only when the gate passed)."""
-    pub = spec.publish
-    if pub is None:
-        raise ValueError("publish stage called without a publish section")
-    frames = split_frames(splits.kept, spec=spec)
-    root = store.published_root
-    try:
-        version = publish_version(
-            frames, root=root, key_column=spec.columns.id, label_column=None,
-            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
-            formats=spec.publish_formats(), gate=verdict.to_dict(), metrics=metrics,
-            lineage=[b.batch for b in batches],
-            extras={"multilabel": {"column": spec.multilabel_settings().column}},
-            before_switch=lambda _: faults.fault_point("publish", "switch"),
-            card={"name": spec.name, "license": pub.license, "description": pub.description},
-        )
-    except OSError as exc:
-        now = current_version(root)
-        raise OSError(exc.errno, f"{store.dataset}: publishing failed ({exc}); `current` "
-                      + (f"points to v{now}" if now is not None else "absent")
-                      + ", earlier versions untouched") from exc
-    rows = int(version.manifest["rows"])
-    if not version.unchanged:
-        store.record_rows("published", pl.DataFrame(
-            {"version": [version.version], "path": [str(version.path)], "rows": [rows]}))
-    get_run_logger().info("published multilabel v%s at %s (%s rows)", version.version,
-                          version.path, rows)
-    return PublishOutcome({"version": version.version, "path": str(version.path),
-                           "current": str(version.path.parent / "current"), "rows": rows,
-                           "splits": version.manifest["splits"],
-                           "unchanged": version.unchanged})
+    return publish_frames(
+        spec, store, split_frames(splits.kept, spec=spec), verdict=verdict, metrics=metrics,
+        batches=batches, formats=list(spec.publish_formats()), what="multi-label rows",
+        extras={"multilabel": {"column": spec.multilabel_settings().column}})

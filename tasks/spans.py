@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
 from labelgate.stages import steps
-from labelgate.stages.publish import current_version, publish_version
 from labelgate.stages.spans.formats import bio_names
 from labelgate.stages.spans.stage import (
     SpanChecks,
@@ -24,8 +22,8 @@ from labelgate.stages.spans.stage import (
 )
 from labelgate.store import RunStore
 from labelgate.store.lake import Batch
-from tasks import faults
 from tasks.common import HOUR, stage_task
+from tasks.multilabel import publish_frames
 from tasks.publish import PublishOutcome
 
 
@@ -80,34 +78,9 @@ def publish_spans(
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/: <split>.parquet (id, text, spans, document),
     <split>.spacy.jsonl and <split>.hf.parquet (only when the gate passed)."""
-    pub = spec.publish
-    if pub is None:
-        raise ValueError("publish stage called without a publish section")
     frames, files = publish_files(splits.kept, spec=spec, types=spans.types)
-    root = store.published_root
-    try:
-        version = publish_version(
-            frames, root=root, key_column=spec.columns.id, label_column=None,
-            run_id=store.run.run_id, spec_hash=store.run.spec_hash, gate_passed=verdict.passed,
-            formats=["parquet"], gate=verdict.to_dict(), metrics=metrics,
-            lineage=[b.batch for b in batches], extra_files=files,
-            extras={"spans": {"column": spec.spans_settings().column, "types": spans.types,
-                              "ner_tags": bio_names(spans.types)}},
-            before_switch=lambda _: faults.fault_point("publish", "switch"),
-            card={"name": spec.name, "license": pub.license, "description": pub.description},
-        )
-    except OSError as exc:
-        now = current_version(root)
-        where = f"points to v{now}" if now is not None else "absent"
-        raise OSError(exc.errno, f"{store.dataset}: publishing the spans failed ({exc}); "
-                      f"`current` {where}, earlier versions untouched") from exc
-    n = int(version.manifest["rows"])
-    if not version.unchanged:
-        store.record_rows("published", pl.DataFrame(
-            {"version": [version.version], "path": [str(version.path)], "rows": [n]}))
-    get_run_logger().info("published spans v%s at %s (%s rows)", version.version,
-                          version.path, n)
-    return PublishOutcome({"version": version.version, "path": str(version.path),
-                           "current": str(version.path.parent / "current"), "rows": n,
-                           "splits": version.manifest["splits"],
-                           "unchanged": version.unchanged})
+    return publish_frames(
+        spec, store, frames, verdict=verdict, metrics=metrics, batches=batches,
+        formats=["parquet"], what="spans", extra_files=files,
+        extras={"spans": {"column": spec.spans_settings().column, "types": spans.types,
+                          "ner_tags": bio_names(spans.types)}})
