@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel test test-fast lint bench bench-all bench-truth schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans test test-fast lint battery bench bench-all bench-truth schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ demo-multilabel: $(STAMP)
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/multilabel/spec.yaml
 
+# Entity spans (task spans): 3,000 Debian package descriptions with gazetteer-marked spans
+# (silver labels), planted span defects and type swaps, simulated annotators.
+demo-spans: $(STAMP)
+	mkdir -p data/store/.prefect
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/spans/spec.yaml
+
 test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -84,6 +91,13 @@ lint: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# the reliability battery (issue 27, docs/reliability.md): every malformed input, fault and
+# hostile input through `labelgate run` on one real Prefect server (127.0.0.1), two cases at
+# a time; prints the table and writes it into docs/reliability.md (BATTERY_ARGS=--no-docs
+# leaves the docs alone, as CI does). A few minutes; exit 1 when a case fails or a row is lost.
+battery: $(STAMP)
+	$(BIN)/python bench/battery.py $(BATTERY_ARGS)
+
 # ingest + contract vs plain polars, then the whole pipeline on 1 M rows and a nightly +10 k
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py $(BENCH_ARGS)
@@ -95,7 +109,7 @@ bench-all: bench mpnet data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
 	$(BIN)/python bench/bench_dedup.py
 	$(BIN)/python bench/bench_review.py
 
-# label truth on real text (issue 23): labelgate vs the hand-written recipe on 11 corpora
+# label truth on real text (issue 23): labelgate vs the hand-written recipe on 12 corpora
 # from installed packages (tuning and held-out), 8% planted flips or crowd confidence,
 # seeds 1-3; BENCH_ARGS e.g. "--split held-out" or "--only bbc 20ng"
 bench-truth: $(STAMP) data/bench/pkgs/vaderSentiment-3.3.2.tar.gz

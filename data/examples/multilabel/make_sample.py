@@ -5,8 +5,9 @@ leaves in /var/lib/apt/lists (or the file given as the first argument): each bin
 package's name, source package, one-line description and debtags (``Tag:``). Keeps the
 packages with at least one of `TAGS`, drops their other tags, and writes a seeded sample:
 
-- items.jsonl: id and package (the package name), source (its source package: the split group), text (the
-  description), tags (a JSON list), plus a few rows with planted contract failures;
+- items.jsonl: id and package (the package name), source (its source package: the
+  split group), text (the description), tags (a JSON list), plus a few rows with planted
+  contract failures;
 - annotations.jsonl: three simulated annotators re-tagging 300 of the items;
 - planted.json: which rows were planted with what.
 
