@@ -61,7 +61,12 @@ def spans(spec: Spec, store: RunStore, contract: ContractResult) -> SpansOutcome
     if source is not None:
         annotations, _ = store.load(store.ingest(source, key="annotations",
                                                  base_dir=spec.base_dir))
-    result = analyze(contract.valid, spec=spec, annotations=annotations)
+    predictions = None
+    if spec.sources.predictions is not None:
+        predictions, _ = store.load(store.ingest(spec.sources.predictions, key="predictions",
+                                                 base_dir=spec.base_dir))
+    result = analyze(contract.valid, spec=spec, annotations=annotations,
+                     predictions=predictions)
     m = result.metrics
     get_run_logger().info(
         "spans: %s rows, %s spans of %s types; %s tokens flagged", contract.valid.height,

@@ -195,3 +195,41 @@ def test_convert_conll_and_label_studio(tmp_path: Any) -> None:
     assert ann == [{"item": "1", "annotator": "1",
                     "spans": [{"start": 36, "end": 42, "label": "LOC"}]},
                    {"item": "1", "annotator": "2", "spans": []}]  # marked nothing
+
+
+def _spans_spec(**spans: Any) -> Any:
+    from labelgate.spec import parse_spec
+
+    return parse_spec({
+        "name": "sp", "task": "spans",
+        "sources": {"items": {"path": "x.jsonl"}, "predictions": {"path": "p.jsonl"}},
+        "columns": {"id": "id", "text": ["text"]},
+        "spans": {"types": ["PER", "LOC"], "issues": {"min_rows": 10}, **spans}})
+
+
+def test_analyze_reads_a_predictions_file_and_names_bad_rows() -> None:
+    from labelgate.errors import InputError
+    from labelgate.stages.spans.stage import analyze
+
+    sents, labels, _ = _corpus(4, n=40)
+    texts = [" ".join(w) for w in sents]
+    spans_col, probs = [], []
+    for i, (w, text) in enumerate(zip(sents, texts, strict=True)):
+        at = text.index(w[3])
+        label = "PER" if i == 7 else "LOC"  # row 7: the city tagged as a person
+        spans_col.append([{"start": 0, "end": len(w[0]), "label": "PER"},
+                          {"start": at, "end": at + len(w[3]), "label": label}])
+        rows = [[0.01, 0.98, 0.01]] + [[0.98, 0.01, 0.01]] * 2 + [[0.01, 0.01, 0.98]] \
+            + [[0.98, 0.01, 0.01]] * 3
+        probs.append(rows)
+    valid = pl.DataFrame({"id": [f"r{i}" for i in range(40)], "text": texts,
+                          "spans": spans_col})
+    preds = pl.DataFrame({"id": [f"r{i}" for i in range(40)], "probs": probs})
+    result = analyze(valid, spec=_spans_spec(), predictions=preds)
+    flagged = result.tokens.select("id", "word", "given", "suggested").rows()
+    assert flagged == [("r7", sents[7][3], "PER", "LOC")]
+    assert result.section["issues"]["model"] == "the predictions file"
+    with pytest.raises(InputError, match=r"1 row\(s\) without probabilities.*r0"):
+        analyze(valid, spec=_spans_spec(), predictions=preds.with_columns(
+            pl.when(pl.col("id") == "r0").then(pl.lit(None)).otherwise(pl.col("probs"))
+            .alias("probs")))

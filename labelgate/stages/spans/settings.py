@@ -28,6 +28,11 @@ class SpanIssuesSpec(_Model):
     seed: int = Field(default=13, description="Seed of the folds.")
     min_rows: int = Field(default=30, ge=5, description="Fewest valid rows to fit it.")
     top: int = Field(default=20, ge=0, le=1000, description="Flagged tokens in reports.")
+    predictions_column: str = Field(
+        default="probs", description="With sources.predictions (a file with the id column "
+        "and this one): each row's probabilities, one list per token as labelgate "
+        "tokenises the text (runs of word characters, and each other non-space "
+        "character), in the order O then spans.types; used instead of the built-in model.")
 
 
 class SpansSpec(_Model):

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from checks.contract import QUARANTINE_SCHEMA, ContractResult
@@ -121,17 +122,47 @@ def _token_data(docs: pl.DataFrame, spans: pl.DataFrame, classes: list[str]
     return words, labels
 
 
+def predicted_probabilities(predictions: pl.DataFrame, doc_ids: list[str],
+                            words: list[list[str]], *, spec: Spec, n_classes: int
+                            ) -> list[np.ndarray[Any, Any]]:
+    """Each row's (tokens, classes) probabilities from a predictions file; InputError
+    naming the rows without predictions or with the wrong shape."""
+    id_col, col = spec.columns.id, spec.spans_settings().issues.predictions_column
+    missing = [c for c in (id_col, col) if c not in predictions.columns]
+    if missing:
+        raise InputError(f"sources.predictions: column(s) {missing} not in the file; it has "
+                         f"{predictions.columns}")
+    by = dict(predictions.select(pl.col(id_col).cast(pl.String), col).iter_rows())
+    out, bad = [], []
+    for doc, w in zip(doc_ids, words, strict=True):
+        p = np.asarray(by.get(doc) or [], dtype=np.float64)
+        if p.shape != (len(w), n_classes):
+            bad.append(f"{doc} {p.shape}")
+        out.append(p)
+    if bad:
+        raise InputError(f"sources.predictions: {len(bad)} row(s) without probabilities of "
+                         f"shape (tokens, {n_classes}) (O then spans.types), e.g. "
+                         f"{bad[:3]} (row, shape found)")
+    return out
+
+
 def _issues(docs: pl.DataFrame, spans: pl.DataFrame, *, spec: Spec, types: list[str],
-            groups: list[str]) -> tuple[pl.DataFrame, dict[str, float], dict[str, Any]]:
+            groups: list[str], predictions: pl.DataFrame | None = None,
+            ) -> tuple[pl.DataFrame, dict[str, float], dict[str, Any]]:
     sp = spec.spans_settings().issues
     classes = ["O", *types]
     words, labels = _token_data(docs, spans, classes)
     keep = [i for i, w in enumerate(words) if w]
     words = [words[i] for i in keep]
     labels = [labels[i] for i in keep]
-    probs = out_of_fold_token_probabilities(words, labels, groups=[groups[i] for i in keep],
-                                            n_classes=len(classes), folds=sp.folds,
-                                            seed=sp.seed)
+    if predictions is not None:
+        ids = docs.get_column("doc").to_list()
+        probs = predicted_probabilities(predictions, [ids[i] for i in keep], words, spec=spec,
+                                        n_classes=len(classes))
+    else:
+        probs = out_of_fold_token_probabilities(
+            words, labels, groups=[groups[i] for i in keep], n_classes=len(classes),
+            folds=sp.folds, seed=sp.seed)
     found = find_token_issues(words, labels, probs, classes=classes)
     doc_ids = docs.get_column("doc").to_list()
     texts = docs.get_column("text").to_list()
@@ -147,8 +178,9 @@ def _issues(docs: pl.DataFrame, spans: pl.DataFrame, *, spec: Spec, types: list[
                "spans.flagged_row_rate": flagged_rows / len(words) if words else 0.0}
     section = {"tokens": n_tokens, "flagged_tokens": tokens.height,
                "flagged_rows": flagged_rows, "folds": sp.folds,
-               "model": "per-token logistic regression on word, shape, affix and context "
-               "features; folds grouped by document",
+               "model": "the predictions file" if predictions is not None else
+               "per-token logistic regression on word, shape, affix and context features; "
+               "folds grouped by document",
                "swaps": tokens.group_by("given", "suggested").len().sort(
                    "len", descending=True).head(10).to_dicts(),
                "top": tokens.head(sp.top).to_dicts()}
@@ -185,8 +217,8 @@ def _agreement(annotations: pl.DataFrame | None, docs: pl.DataFrame, *, spec: Sp
                            for k, v in section["agreement"].items()}})
 
 
-def analyze(valid: pl.DataFrame, *, spec: Spec, annotations: pl.DataFrame | None = None
-            ) -> SpansAnalysis:
+def analyze(valid: pl.DataFrame, *, spec: Spec, annotations: pl.DataFrame | None = None,
+            predictions: pl.DataFrame | None = None) -> SpansAnalysis:
     """Types, spans per row, probable span errors and agreement."""
     sp = spec.spans_settings()
     docs, spans = _read(valid, spec=spec)
@@ -207,7 +239,7 @@ def analyze(valid: pl.DataFrame, *, spec: Spec, annotations: pl.DataFrame | None
     tokens = pl.DataFrame()
     if sp.issues.enabled and valid.height >= sp.issues.min_rows and types:
         tokens, m, section["issues"] = _issues(docs, spans, spec=spec, types=types,
-                                               groups=groups)
+                                               groups=groups, predictions=predictions)
         metrics |= m
     ag_metrics, ag_section = _agreement(annotations, docs, spec=spec)
     return SpansAnalysis(tokens, metrics | ag_metrics, section | ag_section)
