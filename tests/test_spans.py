@@ -211,7 +211,7 @@ def test_analyze_reads_a_predictions_file_and_names_bad_rows() -> None:
     from labelgate.errors import InputError
     from labelgate.stages.spans.stage import analyze
 
-    sents, labels, _ = _corpus(4, n=40)
+    sents, _, _ = _corpus(4, n=40)
     texts = [" ".join(w) for w in sents]
     spans_col, probs = [], []
     for i, (w, text) in enumerate(zip(sents, texts, strict=True)):
