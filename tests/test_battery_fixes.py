@@ -118,3 +118,15 @@ def test_a_repeated_header_name_is_refused_on_the_fast_path_too(tmp_path: Path) 
     path.write_text("id,text,label,text\n" + "".join(f"r{i},t,a,u\n" for i in range(3)))
     with pytest.raises(InputError, match=r"dup\.csv: duplicate column name\(s\) \['text'\]"):
         readers.read_file(path, fmt="csv", source=SourceSpec(path="dup.csv"))
+
+
+def test_a_yaml_alias_bomb_is_refused_before_validation(tmp_path: Path) -> None:
+    from labelgate.errors import SpecError
+    from labelgate.spec import load_spec
+
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)]
+    path = tmp_path / "spec.yaml"
+    path.write_text("\n".join(lines) + "\nname: *a11\n")  # 10^12 strings expanded
+    with pytest.raises(SpecError, match=r"spec\.yaml: the spec expands to more than 100,000"):
+        load_spec(path)

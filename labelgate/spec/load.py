@@ -86,7 +86,31 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{p}: not UTF-8 text: {exc}") from None
     if data is None:
         raise SpecError(f"{p}: the spec is empty; expected a mapping with name, sources, columns")
+    _refuse_expansion(data, source=str(p))
     return parse_spec(data, source=str(p), base_dir=p.resolve().parent)
+
+
+MAX_SPEC_VALUES = 100_000
+
+
+def _refuse_expansion(data: Any, *, source: str) -> None:
+    """`SpecError` when the loaded YAML holds more than `MAX_SPEC_VALUES` values counted
+    with aliases expanded: PyYAML shares an aliased value instead of copying it, but
+    validating or printing it walks every copy (an alias bomb of 10^12 strings took 23 GB
+    before the kernel killed the run). The count stops at the limit."""
+    seen, stack = 0, [data]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES:
+            raise SpecError(
+                f"{source}: the spec expands to more than {MAX_SPEC_VALUES:,} values once its "
+                f"YAML aliases (*name) are expanded (an alias bomb?); refused unread")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def json_schema() -> dict[str, Any]:
