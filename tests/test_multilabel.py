@@ -314,3 +314,26 @@ def test_spec_errors(extra: dict[str, Any], message: str) -> None:
             "columns": {"id": "id", "text": ["text"]}}
     with pytest.raises(Exception, match=message):
         parse_spec({**base, **extra})
+
+
+def test_multilabel_splits_keep_duplicate_clusters_together() -> None:
+    from labelgate.stages.dedup import find_duplicates
+    from labelgate.stages.steps import DedupOutcome
+
+    valid = _frame(120, seed=11).with_columns(pl.lit(None, pl.String).alias("group"))
+    # every 10th row repeats the text of the row before it: exact duplicates
+    texts = valid.get_column("text").to_list()
+    for i in range(10, 120, 10):
+        texts[i] = texts[i - 1] + " extra words to keep it long enough"
+        texts[i - 1] = texts[i]
+    valid = valid.with_columns(pl.Series("text", texts))
+    dups = find_duplicates(valid, id_column="id", text_columns=["text"], near=False)
+    assert dups.clusters.height >= 22
+    spec = _spec()
+    out = make_multilabel_splits(valid, spec=spec, run_id="r1", previous=None,
+                                 flagged_ids=None, dups=DedupOutcome(dups, {}, {}),
+                                 names=TAGS)
+    split = dict(out.result.assignments.select("key", "split").rows())
+    for members in dups.clusters.group_by("cluster_id").agg("id").get_column("id"):
+        assert len({split[str(m)] for m in members}) == 1
+    assert out.metrics["splits.leakage"] == 0
