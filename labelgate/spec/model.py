@@ -395,6 +395,19 @@ class Spec(_Model):
                 f"annotators' {self.agreement_settings().consensus} consensus; items without "
                 "one are quarantined"
             )
+        if self.is_multilabel:
+            ml = self.multilabel_settings()
+            how = f"delimited by {ml.delimiter!r}" if ml.delimiter else "a list or JSON array"
+            out.append(f"multi-label data, tags column {ml.column!r} ({how}): tag checks, "
+                       + ("probable tag errors, " if ml.issues.enabled else "")
+                       + ("splits stratified over the tags" if ml.stratify else "splits"))
+        if self.is_spans:
+            sp = self.spans_settings()
+            model = ("the predictions file" if self.sources.predictions is not None
+                     else "the built-in token model")
+            out.append(f"entity spans, column {sp.column!r}: span checks (overlaps "
+                       f"{sp.overlap}), " + (f"probable span errors from {model}"
+                                            if sp.issues.enabled else "no span-error model"))
         if self.is_preference:
             pref = self.preference_settings()
             out.append(f"preference data, shape {pref.shape}: checks, agreement, biases, "
