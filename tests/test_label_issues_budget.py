@@ -106,3 +106,35 @@ def test_report_rows_go_past_the_flags_marked_worth_a_look() -> None:
     assert rows[1]["quality"] == pytest.approx(0.10, abs=1e-6)
     text = str(rows[0]["text"])
     assert text.startswith("text 5") and len(text) == 240
+
+
+def _many_classes(k: int, *, n: int = 600, seed: int = 0) -> tuple[pl.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), y] += 2.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    flip = rng.random(n) < 0.1
+    noisy = y.copy()
+    noisy[flip] = (y[flip] + rng.integers(1, k, int(flip.sum()))) % k
+    df = pl.DataFrame({"id": [str(i) for i in range(n)], "label": [f"c{c}" for c in noisy],
+                       "text": ["x"] * n})
+    return df, probs.astype(np.float32)
+
+
+@pytest.mark.parametrize(("k", "ranked"), [(6, True), (4, False)])
+def test_auto_on_many_classes_cuts_the_ranking_at_per_pair_prunings_count(
+    k: int, ranked: bool
+) -> None:
+    df, probs = _many_classes(k)
+    kw = {"id_column": "id", "label_column": "label", "text_columns": ["text"],
+          "pred_probs": probs}
+    auto = find_label_issues(df, **kw)  # type: ignore[arg-type]
+    both = find_label_issues(df, filter_by="both", **kw)  # type: ignore[arg-type]
+    assert auto.filter_by == ("both, ranked" if ranked else "both")
+    flagged = auto.table.get_column("is_label_issue").to_numpy()
+    assert flagged.sum() == both.table.get_column("is_label_issue").sum() > 0
+    lowest = auto.table.get_column("rank").to_numpy() <= flagged.sum()
+    assert np.array_equal(flagged, lowest) == ranked
+    if ranked:  # some row per-pair pruning flags is not among the lowest quality
+        assert not np.array_equal(flagged, both.table.get_column("is_label_issue").to_numpy())

@@ -118,7 +118,9 @@ class LabelIssuesSpec(_Model):
         default="auto",
         description="cleanlab's filter_by. auto: both (per-class pruning) on text and on "
         "supplied predictions, low_self_confidence (the lowest-quality rows, as many as the "
-        "joint estimates) for the built-in feature-columns model (measured best on each).",
+        "joint estimates) for the built-in feature-columns model (measured best on each); "
+        "for the built-in text model with 5 or more classes, as many rows as both flags, "
+        "taken by lowest label quality (reported as 'both, ranked').",
     )
     joint_calibration: Literal["auto", "per_class", "posterior", "cleanlab"] = Field(
         default="auto",

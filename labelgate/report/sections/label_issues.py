@@ -143,6 +143,8 @@ _FILTERS = {
     "predicted_neq_given": "rows whose predicted class is not their given label",
     "low_self_confidence": "the rows with the lowest probability for their given label",
     "low_normalized_margin": "the rows whose given label trails another class the most",
+    "both, ranked": "as many rows as class and pair pruning (both) picks, taken in order of "
+                    "lowest probability for their given label",
 }
 _CALIBRATIONS = {
     "per_class": "cleanlab's confident counts, corrected per true class",
@@ -173,7 +175,8 @@ def _settings(li: Mapping[str, Any]) -> tuple[Part | None, set[str]]:
         name = str(li["filter_by"]).removesuffix(" (batched)")
         rows.append(("how flags are chosen", f"{_FILTERS.get(name, name)} "
                                              f"(cleanlab filter_by {li['filter_by']})"))
-        if name in JOINT_COUNTED_FILTERS and li.get("joint_calibration"):
+        if name.removesuffix(", ranked") in JOINT_COUNTED_FILTERS and li.get(
+                "joint_calibration"):
             cal = str(li["joint_calibration"])
             rows.append(("how many rows are flagged", "as many as estimated from "
                          f"{_CALIBRATIONS.get(cal, cal)} ({cal})"))

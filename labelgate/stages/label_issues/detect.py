@@ -115,6 +115,10 @@ __all__ = [
 ]
 
 
+# from this many classes (given labels) on, "auto" on text cuts the label-quality ranking at
+# per-pair pruning's count instead of flagging the pruned rows themselves
+RANKED_PAIRS_MIN_CLASSES = 5
+
 TABLE_SCHEMA: dict[str, type[pl.DataType]] = {
     "given_label": pl.String,
     "suggested_label": pl.String,
@@ -282,6 +286,7 @@ def _plan_flags(
     labels: IntArray,
     *,
     builtin_tabular: bool,
+    builtin_text: bool = False,
     n_rows: int,
     supplied: bool,
     filter_by: str,
@@ -318,8 +323,12 @@ def _plan_flags(
     _Flagger
         With no option left "auto" and ``batched`` decided.
     """
+    ranked_pairs = False
     if filter_by == "auto":
         filter_by = "low_self_confidence" if builtin_tabular else "both"
+        # many classes: few flips per class pair, so per-pair pruning's count is kept but
+        # its rows are the lowest label quality (docs/benchmarks/detection.md)
+        ranked_pairs = builtin_text and len(np.unique(labels)) >= RANKED_PAIRS_MIN_CLASSES
     use_batched = batched if batched is not None else n_rows >= batched_min_rows
     if joint_calibration == "auto":
         small_table = builtin_tabular and n_rows <= TABULAR_ENSEMBLE_MAX_ROWS
@@ -327,7 +336,7 @@ def _plan_flags(
         posterior = small_table and ranked and not supplied
         joint_calibration = "posterior" if posterior else "per_class"
     return _Flagger(labels, filter_by, joint_calibration, use_batched, batch_size,
-                    max_label_quality)
+                    max_label_quality, ranked=ranked_pairs and not use_batched)
 
 
 def _issue_table(
@@ -410,8 +419,11 @@ def _scored_table(
     joint = flagger.joint(probs)
     cls, judged = labels.classes, labels.judged
     if labels.annotations is None:
+        is_issue = flagger.flag(probs, joint)
+        if flagger.ranked:  # as many rows as the filter flags, the lowest label quality
+            is_issue = _rank(quality) <= int(is_issue.sum())
         table = _issue_table(ids, cls, given=judged, suggested=probs.argmax(axis=1),
-                             quality=quality, is_issue=flagger.flag(probs, joint), extra={})
+                             quality=quality, is_issue=is_issue, extra={})
         return table, joint, None, flagger.name
     crowd = _crowdlab(labels, labels.annotations, probs, quality=quality,
                       calibrate_probs=calibrate_probs)
@@ -553,6 +565,7 @@ def find_label_issues(
                                     classes=labels.classes, id_column=id_column)
     flagger = _plan_flags(
         labels.judged, builtin_tabular=method == "cross_validated" and not text_columns,
+        builtin_text=method == "cross_validated" and bool(text_columns),
         n_rows=df.height, supplied=pred_probs is not None, filter_by=filter_by,
         joint_calibration=joint_calibration, batched=batched, batched_min_rows=batched_min_rows,
         batch_size=batch_size, max_label_quality=max_label_quality,

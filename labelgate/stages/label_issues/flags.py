@@ -303,6 +303,7 @@ class _Flagger:
     batched: bool
     batch_size: int
     max_label_quality: float | None
+    ranked: bool = False  # the final flags: the count of `flag`, the lowest label quality
 
     def joint(self, probs: FloatArray) -> IntArray | None:
         """The calibrated confident joint, shape (k, k); None with fewer than two classes."""
@@ -328,7 +329,7 @@ class _Flagger:
     def name(self) -> str:
         """The filter that ran, as the report names it."""
         if not self.batched:
-            return self.filter_by
+            return f"{self.filter_by}, ranked" if self.ranked else self.filter_by
         if self.calibration in COUNTING_CALIBRATIONS:
             return "low_self_confidence (batched)"
         return "find_label_issues_batched"
