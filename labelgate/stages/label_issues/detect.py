@@ -299,7 +299,10 @@ def _plan_flags(
     """Resolve the "auto" options of `find_label_issues` into a `_Flagger`.
 
     ``filter_by="auto"`` is a ranked cut ("low_self_confidence") for the built-in model on
-    feature columns only, "both" elsewhere. ``joint_calibration="auto"`` is "posterior" for
+    feature columns only, "both" elsewhere; for the built-in text model with at least
+    ``RANKED_PAIRS_MIN_CLASSES`` given classes (off the batched path) "both"'s count is then
+    taken from the bottom of the label-quality ranking (``_Flagger.ranked``, reported as
+    "both, ranked"). ``joint_calibration="auto"`` is "posterior" for
     that model up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows (the small-table ensemble whose
     probabilities `posterior_joint` was tuned on) with a ranked cut (the batched path is one)
     and no supplied probabilities, "per_class" elsewhere. docs/benchmarks/label-issues.md
@@ -311,6 +314,8 @@ def _plan_flags(
         The judged class codes.
     builtin_tabular : bool
         Whether the built-in model scores feature columns only (cross_validated, no text).
+    builtin_text : bool
+        Whether the built-in model scores text columns (cross_validated).
     n_rows : int
         The number of rows, n.
     supplied : bool
@@ -525,7 +530,8 @@ def find_label_issues(
         One of `METHODS`, `FILTERS` (cleanlab's filter) and `JOINT_CALIBRATIONS` (the joint
         that counts the flags). "auto" is a ranked cut counted by `posterior_joint` for the
         built-in model on feature columns (up to ``TABULAR_ENSEMBLE_MAX_ROWS`` rows), else
-        "both" and "per_class" (`_plan_flags`).
+        "both" and "per_class", "both"'s count cut from the label-quality ranking for the
+        built-in text model with 5 or more classes (`_plan_flags`).
     folds, seed, n_jobs, mapper, embeddings
         The built-in model's (`labelgate.stages.label_issues.models.out_of_fold`); ``embeddings``:
         (n, d).
