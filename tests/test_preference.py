@@ -37,6 +37,16 @@ def judgments(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
 # --- reading ---------------------------------------------------------------------------
 
 
+def test_a_file_may_mix_text_and_chat_prompts() -> None:
+    chat = json.dumps([{"role": "user", "content": "hello?"}])
+    df = pl.DataFrame({"prompt": ["[citation needed] plain", chat], "chosen": ["a", "b"],
+                       "rejected": ["c", "d"]})
+    got = to_judgments(df, shape="binarized")
+    assert got.get_column("prompt").to_list() == ["[citation needed] plain", "hello?"]
+    assert [len(m) for m in got.get_column("prompt_messages").to_list()] == [1, 1]
+    assert got.get_column("prompt_messages")[0].to_list()[0]["content"].startswith("[cit")
+
+
 def test_three_shapes_and_chat_prompts() -> None:
     long = judgments([("hi", "hello there", "go away", "A", "ann1"),
                       ("hi", "hello there", "go away", "tie", None)])
@@ -68,7 +78,8 @@ def test_errors_name_file_row_and_field() -> None:
                                          r"'chosen' \(preference.columns.chosen\)"):
         to_judgments(pl.DataFrame({"prompt": ["p"], "rejected": ["r"]}), shape="binarized",
                      where="a.jsonl")
-    bad = pl.DataFrame({"prompt": ["[{\"role\": \"user\", \"content\": \"x\"}]", "[oops"],
+    bad = pl.DataFrame({"prompt": ["[{\"role\": \"user\", \"content\": \"x\"}]",
+                               "[{\"role\": \"user\", \"content\": \"y\""],
                         "chosen": ["a", "b"], "rejected": ["c", "d"], "_row": [4, 7]})
     with pytest.raises(InputError, match=r"b.csv: row 7, column 'prompt'"):
         to_judgments(bad, shape="binarized", where="b.csv")

@@ -114,7 +114,7 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
 
     current = tmp_path / "store/published/tiny-prefs/current"
     prompts: dict[str, str] = {}
-    total = 0
+    total, system_turns = 0, 0
     for split in ("train", "validation", "test"):
         pairs = pl.read_parquet(current / f"{split}.parquet")
         for p in pairs.get_column("prompt").to_list():
@@ -125,11 +125,13 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
         chat = [json.loads(line) for line in (current / f"{split}.dpo_chat.jsonl").open()]
         assert all(r["chosen"][0]["role"] == "assistant" for r in chat)
         assert all(isinstance(r["prompt"], list) for r in chat)
+        system_turns += sum(r["prompt"][0] == {"role": "system", "content": "Be brief."}
+                            for r in chat)  # the chat prompts kept as chat lists
         kto = [json.loads(line) for line in (current / f"{split}.kto.jsonl").open()]
         assert len(kto) == 2 * len(dpo)
         assert [r["label"] for r in kto[:2]] in ([], [True, False])
         total += pairs.height
-    assert total == 24
+    assert total == 24 and system_turns == 6
     manifest = json.loads((current / "manifest.json").read_text())
     assert manifest["key_column"] == "pair_id"
     assert manifest["extras"]["preference"]["formats"] == ["dpo", "dpo_conversational",

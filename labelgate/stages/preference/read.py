@@ -96,55 +96,66 @@ def _bad_json_row(df: pl.DataFrame, name: str, *, where: str, key: str) -> Input
                       "do not share one shape ({role, content} objects expected)")
 
 
+def _chat(name: str) -> str:
+    return f"__chat_{name}"
+
+
+def _decoded(df: pl.DataFrame, name: str, *, where: str, key: str) -> pl.Series:
+    """Column `name` (text) as List(MESSAGE) where a value is a JSON chat list (it starts
+    with ``[{``), null elsewhere; a list that does not parse is an error naming the row."""
+    text = df.get_column(name)
+    is_chat = text.str.strip_chars_start().str.starts_with("[{").fill_null(False)
+    if not is_chat.any():
+        return pl.Series(_chat(name), [None] * df.height, dtype=pl.List(MESSAGE))
+    only = pl.when(is_chat).then(text).otherwise(pl.lit("null"))  # JSON null elsewhere
+    try:
+        return df.select(only.str.json_decode(pl.List(MESSAGE)).alias(_chat(name))
+                         ).to_series()
+    except pl.exceptions.PolarsError:
+        raise _bad_json_row(df.filter(is_chat), name, where=where, key=key) from None
+
+
 def _turns(df: pl.DataFrame, name: str, *, where: str, key: str) -> pl.DataFrame:
-    """`df` with column `name` as List(MESSAGE) when it holds chat turns (a list column,
-    or JSON text whose every value is a list), else unchanged (text)."""
+    """`df` with column `name` as text and ``__chat_<name>`` as List(MESSAGE): the chat
+    turns of a list column or of JSON text (row by row: a file may mix text and chat
+    lists), null for a text value."""
     dtype = df.schema[name]
     if dtype == pl.String:
-        texts = df.get_column(name).drop_nulls()
-        if texts.len() == 0 or not texts.str.strip_chars_start().str.starts_with("[").all():
-            return df
-        try:
-            return df.with_columns(pl.col(name).str.json_decode(pl.List(MESSAGE)))
-        except pl.exceptions.PolarsError:
-            raise _bad_json_row(df, name, where=where, key=key) from None
+        return df.with_columns(_decoded(df, name, where=where, key=key))
     if isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
         fields = {f.name for f in dtype.inner.fields}
         if not {"role", "content"} <= fields:
             raise InputError(f"{where}: column {name!r} (preference.columns.{key}): turns "
                              f"need fields role and content; they have {sorted(fields)}")
-        return df.with_columns(pl.col(name).list.eval(pl.struct(
+        turns = pl.col(name).list.eval(pl.struct(
             pl.element().struct.field("role").cast(pl.String),
-            pl.element().struct.field("content").cast(pl.String))))
+            pl.element().struct.field("content").cast(pl.String)))
+        return df.with_columns(turns.alias(_chat(name)),
+                               pl.lit(None, pl.String).alias(name))
     if dtype == pl.Null or dtype.is_numeric():
-        return df.with_columns(pl.col(name).cast(pl.String))
+        return df.with_columns(pl.col(name).cast(pl.String),
+                               pl.lit(None, pl.List(MESSAGE)).alias(_chat(name)))
     raise InputError(f"{where}: column {name!r} (preference.columns.{key}) holds {dtype}; "
                      "expected text or a list of {role, content}")
 
 
-def _is_chat(df: pl.DataFrame, name: str) -> bool:
-    return isinstance(df.schema[name], pl.List)
-
-
-def _prompt_columns(df: pl.DataFrame, name: str) -> list[pl.Expr]:
-    """`prompt` (text) and `prompt_messages` (turns) from the prompt column."""
-    col = pl.col(name)
-    if _is_chat(df, name):
-        text = col.list.eval(
-            pl.element().filter(pl.element().struct.field("role") != "system")
-            .struct.field("content")).list.join(_TURN_SEP)
-        return [text.alias("prompt"), col.alias("prompt_messages")]
-    turns = pl.when(col.is_not_null()).then(pl.concat_list(pl.struct(
+def _prompt_columns(name: str) -> list[pl.Expr]:
+    """`prompt` (text) and `prompt_messages` (turns) from the prompt column (`_turns`)."""
+    col, chat = pl.col(name), pl.col(_chat(name))
+    chat_text = chat.list.eval(
+        pl.element().filter(pl.element().struct.field("role") != "system")
+        .struct.field("content")).list.join(_TURN_SEP)
+    as_turn = pl.when(col.is_not_null()).then(pl.concat_list(pl.struct(
         pl.lit("user").alias("role"), col.alias("content"))))
-    return [col.alias("prompt"), turns.alias("prompt_messages")]
+    return [pl.when(chat.is_not_null()).then(chat_text).otherwise(col).alias("prompt"),
+            pl.when(chat.is_not_null()).then(chat).otherwise(as_turn).alias("prompt_messages")]
 
 
-def _response(df: pl.DataFrame, name: str) -> pl.Expr:
-    """A response as text: the last turn's content of a chat list."""
-    col = pl.col(name)
-    if _is_chat(df, name):
-        return col.list.last().struct.field("content")
-    return col
+def _response(name: str) -> pl.Expr:
+    """A response as text: the last turn's content of a chat list (`_turns`)."""
+    chat = pl.col(_chat(name))
+    return pl.when(chat.is_not_null()).then(chat.list.last().struct.field("content")
+                                            ).otherwise(pl.col(name))
 
 
 def _ids(df: pl.DataFrame, id_column: str | None, prefix: str) -> pl.Expr:
@@ -228,9 +239,9 @@ def to_judgments(
             else [pl.lit("a").alias("preference"), pl.lit(None, pl.String)
                   .alias("preference_raw")])
     selected = df.select(
-        _ids(df, id_column, id_prefix).alias("id"), *_prompt_columns(df, cols.prompt),
-        _response(df, a).cast(pl.String).alias("response_a"),
-        _response(df, b).cast(pl.String).alias("response_b"),
+        _ids(df, id_column, id_prefix).alias("id"), *_prompt_columns(cols.prompt),
+        _response(a).cast(pl.String).alias("response_a"),
+        _response(b).cast(pl.String).alias("response_b"),
         *pref, annotator.alias("annotator"),
     )
     return _finish(df, selected, shape, keep)
@@ -277,7 +288,7 @@ def _from_rankings(df: pl.DataFrame, cols: PreferenceColumns, vmap: Mapping[str,
                  else pl.lit(None, pl.String))
     keep = _others(df, [cols.prompt, cols.responses, cols.ranking, cols.annotator, id_column])
     base = df.select(
-        _ids(df, id_column, id_prefix).alias("__id"), *_prompt_columns(df, cols.prompt),
+        _ids(df, id_column, id_prefix).alias("__id"), *_prompt_columns(cols.prompt),
         pl.col(cols.responses).alias("__r"), pl.col(cols.ranking).alias("__k"),
         annotator.alias("annotator"), *keep, *[c for c in _PASSTHROUGH if c in df.columns],
     )
