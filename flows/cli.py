@@ -29,6 +29,7 @@ from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
 from labelgate.report import read_latest
+from labelgate.report.text import visible_controls
 from labelgate.spec import Spec, json_schema, load_spec
 from labelgate.store import warehouse
 from labelgate.store.locking import ensure_store_dir
@@ -122,6 +123,19 @@ class _ExpectedErrorsWithoutTraceback(logging.Filter):
         return True
 
 
+class _VisibleControls(logging.Filter):
+    """On a console log handler: control characters in a log message (a label or column
+    name from the data holding a terminal escape sequence) are shown as symbols instead of
+    acting on the terminal (`labelgate.report.text.visible_controls`; issue 27)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = visible_controls(message)
+        if safe != message:
+            record.msg, record.args = safe, None
+        return True
+
+
 def _quiet_expected_errors() -> None:
     """Install `_ExpectedErrorsWithoutTraceback` on the console handlers that Prefect's
     run loggers reach (its logging.yml: the root logger's `console` handler), once. Call
@@ -133,6 +147,7 @@ def _quiet_expected_errors() -> None:
             isinstance(f, _ExpectedErrorsWithoutTraceback) for f in handler.filters
         ):
             handler.addFilter(_ExpectedErrorsWithoutTraceback())
+            handler.addFilter(_VisibleControls())
 
 
 def _check_store(spec: Path, s: Spec, store: str | None) -> None:

@@ -130,3 +130,10 @@ def test_a_yaml_alias_bomb_is_refused_before_validation(tmp_path: Path) -> None:
     path.write_text("\n".join(lines) + "\nname: *a11\n")  # 10^12 strings expanded
     with pytest.raises(SpecError, match=r"spec\.yaml: the spec expands to more than 100,000"):
         load_spec(path)
+
+
+def test_report_text_carries_no_control_character_from_the_data() -> None:
+    from labelgate.report.text import visible_controls
+
+    shown = visible_controls("\x1b[31mred\x1b]0;pwned\x07 tab\there\nnext\x9b\x7f")
+    assert shown == "␛[31mred␛]0;pwned␇ tab\there\nnext\ufffd␡"

@@ -123,15 +123,16 @@ def _hostile_rows(path: Path, prefix: str) -> int:
             r[name] = f"{name} value {i}" if (i + j) % 7 else None
         if i % 10 == 3:
             r["sentiment"] = HOSTILE[(i // 10) % 4]  # not an allowed label: quarantined
-        elif i % 10 == 5:
-            r["sentiment"] = HTML  # an allowed, hostile label
+        elif i % 10 in (5, 6):
+            r["sentiment"] = HTML if i % 10 == 5 else TERMINAL  # allowed, hostile labels
     pl.DataFrame(records).write_csv(path)
     return N
 
 
 def _hostile_spec(spec: dict[str, Any]) -> dict[str, Any]:
     spec["sources"]["items"]["path"] = "items/hostile.csv"  # the base file lacks the columns
-    spec["contract"]["sentiment"]["isin"] = ["negative", "neutral", "positive", HTML]
+    spec["contract"]["sentiment"]["isin"] = ["negative", "neutral", "positive", HTML,
+                                             TERMINAL]
     for name in HOSTILE:
         spec["contract"][name] = {"dtype": "str", "nullable": False}
     spec["gate"]["max_quarantine_rate"] = 1.0
@@ -164,6 +165,9 @@ def _harmless(project: Project, out: Outcome) -> None:
     md = (folder / "report.md").read_text()
     out.expect(HTML not in html, "report.html holds the raw <script> tag")
     out.expect("\x1b" not in html and "\x1b" not in md, "an ESC byte in the report")
+    logs = sorted((project.root / "logs").glob("run-*.log"), key=lambda p: p.stat().st_mtime)
+    terminal = logs[-1].read_text(errors="replace") if logs else ""
+    out.expect(bool(terminal) and "\x1b" not in terminal, "an ESC byte on the terminal")
     broken = _table_widths(md)
     out.expect(not broken, f"report.md tables broken by a name: {broken[:1]}")
     tables = [r[0] for r in warehouse_rows(project.store, "SELECT table_name FROM "
@@ -191,7 +195,7 @@ INPUT_CASES = [
               "../outside-the-spec-folder/extra.csv", _outside, spec=_read_outside,
               check=_names_the_file),
     InputCase("names: SQL, HTML, Markdown, terminal escapes", "hostile", "items/hostile.csv",
-              _hostile_rows, spec=_hostile_spec, check=_harmless),
+              _hostile_rows, codes=(0, 1), spec=_hostile_spec, check=_harmless),
 ]
 CASES = [
     ("YAML alias bomb", alias_bomb),

@@ -25,6 +25,8 @@ from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from labelgate.report.text import visible_controls
+
 __all__ = [
     "COLORS",
     "bar_chart",
@@ -76,7 +78,7 @@ _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 
 def short(label: object, limit: int = LABEL_MAX) -> str:
     """A tick label: str() of the value, cut to `limit` characters with an ellipsis."""
-    text = "—" if label is None else " ".join(str(label).split())
+    text = "—" if label is None else " ".join(visible_controls(str(label)).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from labelgate.report.text import visible_controls
 from labelgate.report.view import CELL_MAX, Cell, md_cell
 
 
@@ -67,6 +68,6 @@ def render_template(name: str, **context: Any) -> str:
     Returns
     -------
     str
-        The rendered text.
+        The rendered text, with no control character from the data (`visible_controls`).
     """
-    return _environment().get_template(name).render(**context)
+    return visible_controls(_environment().get_template(name).render(**context))
