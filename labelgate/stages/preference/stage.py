@@ -4,22 +4,26 @@
   one, else ``<file stem>:<row>``); the spec's id column is always present;
 - `check_batches`: the judgments of every batch through `check_judgments`;
 - `publish_files`: each split's kept judgments as one row per pair, with the ties and
-  flagged-pair policies, and the TRL files of ``preference.publish.formats``.
+  flagged-pair policies, and the TRL files of ``preference.publish.formats``;
+- `check_swap_embeddings`: the library and model `preference.swaps.embeddings` asks for
+  are installed, checked before a run reads any data (errors name that key).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from labelgate.errors import LabelgateError
 from labelgate.spec import Spec
 from labelgate.stages.preference.checks import PairCheckResult, check_judgments
 from labelgate.stages.preference.read import to_judgments
 from labelgate.stages.preference.trl import TRL_SUFFIX, published_pairs, trl_records
 
+SWAP_EMBEDDINGS_KEY = "preference.swaps.embeddings"
 PAIR_FILE_COLUMNS = ("pair_id", "prompt", "prompt_messages", "chosen", "rejected",
                      "preference", "margin", "judgments", "swapped", "flipped")
 
@@ -89,3 +93,23 @@ def policy_counts(excluded: pl.DataFrame) -> Mapping[str, int]:
     if excluded.height == 0:
         return {}
     return dict(excluded.group_by("exclusion_policy").len().sort("exclusion_policy").rows())
+
+
+def check_swap_embeddings(spec: Spec, *, notice: Callable[[str], None] | None = None) -> None:
+    """Raise when `preference.swaps.embeddings` is set (and the swap model on) but the
+    sentence-transformers library or the model is not installed here: the label-issue
+    stage's check (`embeddings.check_model`), its message naming this spec key and the
+    command that installs the extra (``make embeddings``)."""
+    if not spec.is_preference:
+        return
+    swaps = spec.preference_settings().swaps
+    if not swaps.enabled or swaps.embeddings is None:
+        return
+    from labelgate.stages.label_issues import embeddings
+
+    try:
+        embeddings.check_model(swaps.embeddings, base_dir=spec.base_dir, notice=notice)
+    except LabelgateError as exc:  # the shared check names the label-issue key
+        message = str(exc).replace("label_issues.embeddings.model", SWAP_EMBEDDINGS_KEY)
+        raise type(exc)(message.replace("label_issues.embeddings", SWAP_EMBEDDINGS_KEY)
+                        ) from None
