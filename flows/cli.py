@@ -27,7 +27,7 @@ from flows.issues_cli import issues
 from flows.review_cli import review_app
 from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
-from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate
+from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate, gate_check
 from labelgate.report import read_latest
 from labelgate.report.text import visible_controls
 from labelgate.spec import Spec, json_schema, load_spec
@@ -380,7 +380,12 @@ def check(spec: SpecArg) -> None:
               + " (headers have the columns the spec names)", soft_wrap=True)
     runs = dag.stages_of(s)
     out.print("stages: " + " → ".join(name for name, on in runs.items() if on), soft_wrap=True)
-    if s.sources.annotations is not None:
+    if s.sources.annotations is not None and s.is_dimensions:
+        item, annotator, _, _ = s.annotation_columns()
+        out.print(f"agreement per dimension, columns item={item} annotator={annotator} and "
+                  + ", ".join(f"{n}={d.annotation_column(n)} ({d.kind})"
+                              for n, d in s.dimension_settings().items()), soft_wrap=True)
+    elif s.sources.annotations is not None:
         ag = s.agreement_settings()
         item, annotator, label, _ = s.annotation_columns()
         out.print(
@@ -403,7 +408,8 @@ def check(spec: SpecArg) -> None:
     for note in s.notes():
         out.print(f"note: {note}", soft_wrap=True)
     for name in s.gate:
-        stage = dag.stage_of_metric(GATE_CHECKS[name].metric, spec=s)
+        check = gate_check(name)
+        stage = dag.stage_of_metric(check.metric, spec=s) if check is not None else None
         if stage is not None and not runs[stage.name]:
             err.print(
                 f"warning: gate.{name} needs the {stage.name} stage, which this spec does not "

@@ -118,7 +118,20 @@ def _not_preference(s: Spec) -> bool:
 
 
 def _annotations(s: Spec) -> bool:
-    return s.sources.annotations is not None and not s.is_multilabel and not s.is_spans
+    return (s.sources.annotations is not None and not s.is_multilabel and not s.is_spans
+            and not s.is_dimensions)
+
+
+def _dimensions(s: Spec) -> bool:
+    return s.is_dimensions
+
+
+def _dimension_splits(s: Spec) -> bool:
+    return s.is_dimensions and s.splits is not None
+
+
+def _publish_dimensions(s: Spec) -> bool:
+    return s.is_dimensions and s.publish is not None
 
 
 def _spans(s: Spec) -> bool:
@@ -154,12 +167,12 @@ def _dedup(s: Spec) -> bool:
 
 
 def _splits(s: Spec) -> bool:
-    return s.splits is not None and not s.is_multilabel
+    return s.splits is not None and not s.is_multilabel and not s.is_dimensions
 
 
 def _publish(s: Spec) -> bool:
     return (s.publish is not None and not s.is_preference and not s.is_multilabel
-            and not s.is_spans)
+            and not s.is_spans and not s.is_dimensions)
 
 
 def _publish_preference(s: Spec) -> bool:
@@ -189,6 +202,13 @@ def _spans_summary(report: Mapping[str, Any]) -> str | None:
     issues = sp.get("issues")
     return f"{sp['spans']:,} spans" + (
         f", {issues['flagged_tokens']:,} tokens flagged" if issues else "")
+
+
+def _dimensions_summary(report: Mapping[str, Any]) -> str | None:
+    d = report.get("dimensions")
+    if not isinstance(d, Mapping):
+        return None
+    return f"{len(d['dimensions'])} dimensions, {d['flagged_rows']:,} rows flagged"
 
 
 def _count(section: str, key: str, what: str) -> Callable[[Mapping[str, Any]], str | None]:
@@ -271,6 +291,11 @@ STAGES: list[Stage] = [
           summary=_spans_summary,
           doc="entity types, probable span errors (out-of-fold token model + cleanlab), "
           "span agreement (exact/overlap F1 per type, token kappa)"),
+    Stage("dimensions", "tasks.dimensions:dimensions", ("contract",), ("dimensions",),
+          when=_dimensions, needs="task: dimensions", needs_rows=True,
+          metric_prefix="dimensions", summary=_dimensions_summary,
+          doc="per label dimension: values, probable label errors (nominal/ordinal: text "
+          "model + cleanlab; interval: cleanlab regression), Krippendorff's alpha at its level"),
     Stage("store", "tasks.contract:store_rows", ("contract", "sft?"), ("stored",),
           doc="valid rows to Parquet, the quarantine to DuckDB"),
     Stage("label-issues", "tasks.label_issues:label_issues", ("contract", "agreement?"),
@@ -292,6 +317,12 @@ STAGES: list[Stage] = [
           needs="add a splits section", needs_rows=True, metric_prefix="splits",
           doc="multi-label data: sticky, grouped splits stratified over the tags (iterative "
           "stratification); flagged-row policy; leakage",
+          summary=_count("rows", "excluded", "excluded")),
+    Stage("dimension-splits", "tasks.dimensions:dimension_splits",
+          ("contract", "dimensions", "dedup?"), ("splits",), when=_dimension_splits,
+          needs="add a splits section", needs_rows=True, metric_prefix="splits",
+          doc="label dimensions: sticky, grouped splits; a row flagged on a dimension "
+          "follows that dimension's policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
     Stage("metrics", "tasks.gate:metrics", ("contract", "batches", "results"),
           ("metrics", "metric_details"),
@@ -317,6 +348,11 @@ STAGES: list[Stage] = [
           when=_publish_spans, needs="add a publish section", needs_pass=True,
           doc="entity spans as spaCy JSON Lines and Hugging Face token columns, a new "
           "published version", summary=_published_summary),
+    Stage("publish-dimensions", "tasks.dimensions:publish_dimensions",
+          ("splits", "verdict", "metrics", "batches"), ("published",),
+          when=_publish_dimensions, needs="add a publish section", needs_pass=True,
+          doc="label dimensions (one flag column each) as a new published version",
+          summary=_published_summary),
     Stage("report", "tasks.report:report",
           ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),
           ("report",), doc="report.json, report.md, report.html and Prefect artifacts",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import polars as pl
@@ -21,7 +21,11 @@ import polars as pl
 
 @dataclass(frozen=True)
 class GateCheck:
-    """A named threshold on one metric. `kind` max: observed <= threshold; min: >=."""
+    """A named threshold on one metric. `kind` max: observed <= threshold; min: >=.
+
+    ``dimension_metric``: task dimensions, the metric this check reads for one label
+    dimension (``dimensions.<dimension>.<dimension_metric>``) when the spec sets it under
+    ``gate.dimensions.<dimension>``; None: the check has no per-dimension form."""
 
     name: str
     metric: str
@@ -29,6 +33,7 @@ class GateCheck:
     description: str
     lower: float = 0.0
     upper: float = math.inf
+    dimension_metric: str | None = None
 
     def validate_threshold(self, threshold: float) -> None:
         if not (self.lower <= threshold <= self.upper) or math.isnan(threshold):
@@ -57,6 +62,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "min_rows_per_class",
             "min",
             "fewest valid rows of any label class",
+            dimension_metric="min_rows_per_class",
         ),
         GateCheck("min_rows", "rows_valid", "min", "valid rows in total"),
         GateCheck(
@@ -73,6 +79,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "Krippendorff's alpha at the agreement level (-1..1)",
             lower=-1.0,
             upper=1.0,
+            dimension_metric="krippendorff_alpha",
         ),
         GateCheck(
             "min_fleiss_kappa",
@@ -89,6 +96,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "mean Cohen's kappa over annotator pairs with enough shared items (-1..1)",
             lower=-1.0,
             upper=1.0,
+            dimension_metric="mean_cohen_kappa",
         ),
         GateCheck(
             "min_percent_agreement",
@@ -96,6 +104,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "min",
             "share of agreeing label pairs per item, averaged over items (0..1)",
             upper=1.0,
+            dimension_metric="percent_agreement",
         ),
         GateCheck(
             "min_gwet_ac1",
@@ -124,6 +133,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "max",
             "share of valid rows flagged as probable label errors (0..1)",
             upper=1.0,
+            dimension_metric="label_issue_rate",
         ),
         GateCheck(
             "min_label_health",
@@ -139,6 +149,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "max",
             "label-issue rate of the worst class (0..1)",
             upper=1.0,
+            dimension_metric="max_class_issue_rate",
         ),
         GateCheck(
             "max_label_issue_rate_increase",
@@ -185,6 +196,7 @@ GATE_CHECKS: dict[str, GateCheck] = {
             "agreement.min_labels_per_item",
             "min",
             "fewest labels (annotators) on any annotated item",
+            dimension_metric="min_labels_per_item",
         ),
         GateCheck(
             "min_preference_agreement",
@@ -314,6 +326,28 @@ GATE_CHECKS: dict[str, GateCheck] = {
 }
 
 AGREEMENT_PREFIX = "agreement."
+DIMENSION_PREFIX = "dimensions."
+
+
+def dimension_checks() -> list[str]:
+    """The checks a spec may set per label dimension (``gate.dimensions.<dimension>``)."""
+    return sorted(c.name for c in GATE_CHECKS.values() if c.dimension_metric is not None)
+
+
+def gate_check(name: str) -> GateCheck | None:
+    """The registered check called `name`, or None.
+
+    ``dimensions.<dimension>.<check>`` (task dimensions: the spec's ``gate.dimensions``
+    flattened) is the check ``<check>`` reading ``dimensions.<dimension>.<its
+    dimension_metric>``; None when ``<check>`` has no per-dimension form."""
+    if not name.startswith(DIMENSION_PREFIX):
+        return GATE_CHECKS.get(name)
+    dimension, _, check_name = name[len(DIMENSION_PREFIX):].rpartition(".")
+    check = GATE_CHECKS.get(check_name)
+    if not dimension or check is None or check.dimension_metric is None:
+        return None
+    return replace(check, name=name,
+                   metric=f"{DIMENSION_PREFIX}{dimension}.{check.dimension_metric}")
 
 
 def agreement_gate_metrics(metrics: Mapping[str, float | int | None]) -> dict[str, float]:
@@ -436,7 +470,7 @@ def evaluate_gate(
     details = details or {}
     results = []
     for name, threshold in thresholds.items():
-        check = GATE_CHECKS.get(name)
+        check = gate_check(name)
         if check is None:
             raise KeyError(f"unknown gate check {name!r}; valid checks: {sorted(GATE_CHECKS)}")
         observed = metrics.get(check.metric)

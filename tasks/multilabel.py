@@ -27,6 +27,7 @@ from labelgate.store.lake import Batch
 from tasks import faults
 from tasks.common import HOUR, stage_task
 from tasks.publish import PublishOutcome
+from tasks.splits import assign_and_record
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,9 @@ def multilabel_splits(spec: Spec, store: RunStore, contract: ContractResult,
                       multilabel: MultilabelOutcome, dedup: steps.DedupOutcome | None = None,
                       ) -> steps.SplitOutcome:
     """Sticky, grouped splits stratified over the tags; flagged rows by splits.flagged."""
-    outcome: steps.SplitOutcome = store.assign_splits(
-        lambda previous: make_multilabel_splits(
-            contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
-            flagged_ids=multilabel.flagged_ids(), dups=dedup, names=multilabel.tags),
-        lambda made: made.result.assignments,
-    )
-    store.record_rows("exclusions", outcome.excluded.rename(
-        {"exclusion_policy": "policy", "exclusion_reason": "reason"}))
+    outcome = assign_and_record(store, lambda previous: make_multilabel_splits(
+        contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
+        flagged_ids=multilabel.flagged_ids(), dups=dedup, names=multilabel.tags))
     get_run_logger().info(
         "splits (stratified over tags): %s; largest tag share deviation %.3f",
         ", ".join(f"{k} {v}" for k, v in outcome.section["rows_per_split"].items()),

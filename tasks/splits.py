@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
@@ -9,6 +12,19 @@ from labelgate.spec import Spec
 from labelgate.stages import steps
 from labelgate.store import RunStore
 from tasks.common import stage_task
+
+
+def assign_and_record(
+    store: RunStore, make: Callable[[pl.DataFrame | None], steps.SplitOutcome]
+) -> steps.SplitOutcome:
+    """`make` (given the earlier runs' assignments, or None) under the store's assignment
+    lock, its assignments stored; its exclusions recorded in DuckDB table `exclusions`."""
+    outcome: steps.SplitOutcome = store.assign_splits(make, lambda made: made.result.assignments)
+    store.record_rows(
+        "exclusions",
+        outcome.excluded.rename({"exclusion_policy": "policy", "exclusion_reason": "reason"}),
+    )
+    return outcome
 
 
 @stage_task("splits", retry_io=True)
@@ -20,17 +36,10 @@ def splits(
     dedup: steps.DedupOutcome | None,
 ) -> steps.SplitOutcome:
     """Sticky splits (assignments kept in DuckDB), flagged-row policy, leakage check."""
-    outcome: steps.SplitOutcome = store.assign_splits(
-        lambda previous: steps.make_splits(
-            contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
-            issues=label_issues, dups=dedup,
-        ),
-        lambda made: made.result.assignments,
-    )
-    store.record_rows(
-        "exclusions",
-        outcome.excluded.rename({"exclusion_policy": "policy", "exclusion_reason": "reason"}),
-    )
+    outcome = assign_and_record(store, lambda previous: steps.make_splits(
+        contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
+        issues=label_issues, dups=dedup,
+    ))
     get_run_logger().info(
         "splits: %s", ", ".join(f"{r['split']}/{r['label']} {r['rows']}"
                                 for r in outcome.section["counts"]),

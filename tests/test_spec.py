@@ -105,7 +105,9 @@ def test_json_schema_lists_sections_and_gate_checks() -> None:
     schema = json_schema()
     assert {"name", "sources", "columns", "contract", "gate"} <= set(schema["properties"])
     gate = schema["properties"]["gate"]
-    assert gate["propertyNames"]["enum"] == sorted(GATE_CHECKS)
+    assert gate["propertyNames"]["enum"] == sorted([*GATE_CHECKS, "dimensions"])
+    per_dimension = gate["properties"]["dimensions"]["additionalProperties"]
+    assert "min_krippendorff_alpha" in per_dimension["propertyNames"]["enum"]
     assert schema["additionalProperties"] is False
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from labelgate.gate import GATE_CHECKS
+from labelgate.gate import DIMENSION_PREFIX, GATE_CHECKS, dimension_checks, gate_check
 from labelgate.spec.base import _Model
 from labelgate.spec.contract import ColumnContract, Columns
 from labelgate.spec.sources import Sources
@@ -24,6 +24,7 @@ from labelgate.spec.stages import (
     PublishSpec,
     SplitsSpec,
 )
+from labelgate.stages.dimensions.settings import DimensionSpec, check_dimensions
 from labelgate.stages.instructions import CANONICAL_SCHEMA, InstructionColumns, SftRules
 from labelgate.stages.multilabel.settings import MultilabelSpec
 from labelgate.stages.preference.settings import PreferenceSpec
@@ -31,10 +32,30 @@ from labelgate.stages.spans.settings import SpansSpec
 
 
 def _gate_schema(schema: dict[str, Any]) -> None:
-    schema["propertyNames"] = {"enum": sorted(GATE_CHECKS)}
+    schema["propertyNames"] = {"enum": sorted([*GATE_CHECKS, "dimensions"])}
+    schema["properties"] = {"dimensions": {
+        "type": "object", "description": "task dimensions: thresholds per label dimension "
+        "(a name under labels), by check name",
+        "additionalProperties": {"type": "object", "additionalProperties": {"type": "number"},
+                                 "propertyNames": {"enum": dimension_checks()}}}}
     schema["description"] = "Gate thresholds by check name: " + "; ".join(
         f"{c.name}: {c.description}" for c in GATE_CHECKS.values()
-    )
+    ) + ". task dimensions: `dimensions: {<dimension>: {<check>: threshold}}` sets " \
+        "checks per label dimension (" + ", ".join(dimension_checks()) + ")."
+
+
+def _flat_gate(gate: Any) -> Any:
+    """``gate.dimensions.<dimension>.<check>`` as the flat key
+    ``dimensions.<dimension>.<check>`` (what `labelgate.gate.gate_check` reads)."""
+    if not isinstance(gate, dict) or not isinstance(gate.get("dimensions"), dict):
+        return gate
+    out = {k: v for k, v in gate.items() if k != "dimensions"}
+    for dimension, checks in gate["dimensions"].items():
+        if not isinstance(checks, dict):
+            raise ValueError(f"gate.dimensions.{dimension}: a mapping of check name to "
+                             f"threshold, got {checks!r}")
+        out |= {f"{DIMENSION_PREFIX}{dimension}.{name}": v for name, v in checks.items()}
+    return out
 
 
 class Spec(_Model):
@@ -46,13 +67,15 @@ class Spec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
         description="Dataset name; lake, report and published paths use it.",
     )
-    task: Literal["classification", "instruction", "preference", "multilabel", "spans"] = Field(
+    task: Literal["classification", "instruction", "preference", "multilabel", "spans",
+                  "dimensions"] = Field(
         default="classification",
         description="classification | instruction (instruction-response pairs for SFT) | "
         "preference (pairwise judgments, binarized pairs or rankings for RLHF/DPO; the "
         "preference section says how they are read) | multilabel (several tags per row; the "
         "multilabel section names the tags column) | spans (entity spans over a text; the "
-        "spans section names the spans column).",
+        "spans section names the spans column) | dimensions (several label columns, each "
+        "nominal, ordinal or interval: the labels section names them).",
     )
     store: str = Field(
         default="store",
@@ -95,6 +118,11 @@ class Spec(_Model):
         description="task spans: the spans column, allowed entity types and overlaps, the "
         "token model and the published formats (defaults apply when absent).",
     )
+    labels: dict[str, DimensionSpec] | None = Field(
+        default=None,
+        description="task dimensions: the label columns by name, each with its kind "
+        "(nominal, ordinal, interval), values or range, error model and flagged-row policy.",
+    )
     gate: dict[str, float] = Field(
         default_factory=dict, json_schema_extra=_gate_schema, description="Gate thresholds."
     )
@@ -105,13 +133,25 @@ class Spec(_Model):
     @classmethod
     def _known_checks(cls, value: dict[str, float]) -> dict[str, float]:
         for name, threshold in value.items():
-            check = GATE_CHECKS.get(name)
+            check = gate_check(name)
+            if check is None and name.startswith(DIMENSION_PREFIX):
+                dimension, _, check_name = name[len(DIMENSION_PREFIX):].rpartition(".")
+                raise ValueError(
+                    f"gate.dimensions.{dimension}: unknown check {check_name!r}; checks per "
+                    f"dimension: {', '.join(dimension_checks())}")
             if check is None:
                 raise ValueError(
                     f"unknown gate check {name!r}; valid checks: {', '.join(sorted(GATE_CHECKS))}"
                 )
             check.validate_threshold(threshold)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gate_dimensions(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "gate" in data:
+            return {**data, "gate": _flat_gate(data["gate"])}
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +211,10 @@ class Spec(_Model):
             if src is not None and src.style is not None:
                 raise ValueError(f"sources.{key}.style: only sources.items has a style")
         formats = (self.publish.formats or []) if self.publish is not None else []
+        dims = sorted({k.split(".")[1] for k in self.gate if k.startswith(DIMENSION_PREFIX)})
+        if self.task != "dimensions" and (self.labels is not None or dims):
+            raise ValueError(("labels" if self.labels is not None else "gate.dimensions")
+                             + ": applies to task dimensions only")
         if self.task == "preference":
             return self._preference_keys(formats)
         if self.preference is not None:
@@ -183,6 +227,8 @@ class Spec(_Model):
             return self._spans_keys(formats)
         if self.spans is not None:
             raise ValueError("spans: applies to task spans only")
+        if self.task == "dimensions":
+            return self._dimensions_keys(formats)
         if self.task == "classification":
             if cols.label is None:
                 raise ValueError(
@@ -286,14 +332,20 @@ class Spec(_Model):
                              "(all); duplicates group the prompts into split units")
         return self
 
-    def _multilabel_keys(self, formats: list[PublishFormat]) -> Spec:
-        """task multilabel: the tags column is multilabel.column; the text is columns.text."""
+    def _not_used(self, formats: list[PublishFormat], allowed: tuple[str, ...]) -> list[str]:
+        """The single-label and instruction keys set in a multilabel, spans or dimensions
+        spec, and the publish formats outside `allowed`."""
         cols = self.columns
         named = (("columns.label", cols.label), ("columns.instruction", cols.instruction),
                  ("sources.items.style", self.sources.items.style), ("sft", self.sft),
                  ("label_issues", self.label_issues))
         extra = [k for k, v in named if v is not None]
-        extra += [f"publish.formats {f}" for f in formats if f not in ("parquet", "jsonl")]
+        return extra + [f"publish.formats {f}" for f in formats if f not in allowed]
+
+    def _multilabel_keys(self, formats: list[PublishFormat]) -> Spec:
+        """task multilabel: the tags column is multilabel.column; the text is columns.text."""
+        cols = self.columns
+        extra = self._not_used(formats, ("parquet", "jsonl"))
         if extra:
             raise ValueError(
                 f"{', '.join(extra)}: not used by task multilabel (the tags column is "
@@ -309,11 +361,7 @@ class Spec(_Model):
     def _spans_keys(self, formats: list[PublishFormat]) -> Spec:
         """task spans: the offsets index the one text column; the spans are spans.column."""
         cols = self.columns
-        named = (("columns.label", cols.label), ("columns.instruction", cols.instruction),
-                 ("sources.items.style", self.sources.items.style), ("sft", self.sft),
-                 ("label_issues", self.label_issues))
-        extra = [k for k, v in named if v is not None]
-        extra += [f"publish.formats {f}" for f in formats if f != "parquet"]
+        extra = self._not_used(formats, ("parquet",))
         if extra:
             raise ValueError(
                 f"{', '.join(extra)}: not used by task spans (the spans column is "
@@ -328,6 +376,48 @@ class Spec(_Model):
                              "spans); convert a Label Studio export with "
                              "`python -m labelgate.stages.spans.convert`")
         return self
+
+    def _dimensions_keys(self, formats: list[PublishFormat]) -> Spec:
+        """task dimensions: the label columns are the labels section; the text is
+        columns.text; gate.dimensions names only those columns."""
+        cols = self.columns
+        extra = self._not_used(formats, ("parquet", "jsonl"))
+        if self.publish is not None and self.publish.filter:
+            extra.append("publish.filter")
+        if extra:
+            raise ValueError(
+                f"{', '.join(extra)}: not used by task dimensions (the label columns are the "
+                "labels section; each dimension's label issues are labels.<name>.issues)")
+        labels = self.dimension_settings()
+        check_dimensions(labels)
+        relabel = [n for n, d in labels.items() if d.flagged is None]
+        if self.splits is not None and self.splits.flagged == "relabel" and relabel:
+            raise ValueError(f"labels.{relabel[0]}: splits.flagged relabel is for single "
+                             "labels; give each dimension its own flagged: drop, "
+                             "drop_from_test or keep")
+        if not cols.text:
+            raise ValueError("columns.text: task dimensions needs the text the labels are about")
+        clash = [d for d in labels if d in (cols.id, cols.group, *cols.text, *cols.features)]
+        if clash:
+            raise ValueError(f"labels: {clash} also named in columns")
+        unknown = sorted({k[len(DIMENSION_PREFIX):].rpartition(".")[0] for k in self.gate
+                          if k.startswith(DIMENSION_PREFIX)} - set(labels))
+        if unknown:
+            raise ValueError(f"gate.dimensions: {unknown} not under labels (the dimensions "
+                             f"are {sorted(labels)})")
+        ann = self.sources.annotations
+        if ann is not None and (ann.is_label_studio() or ann.wide is not None):
+            raise ValueError("sources.annotations: task dimensions reads long annotations "
+                             "(item, annotator, one column per dimension)")
+        return self
+
+    def dimension_settings(self) -> dict[str, DimensionSpec]:
+        """task dimensions: the `labels` section (label column -> its settings)."""
+        return dict(self.labels or {})
+
+    @property
+    def is_dimensions(self) -> bool:
+        return self.task == "dimensions"
 
     def spans_settings(self) -> SpansSpec:
         """task spans: the `spans` section, or its defaults."""
@@ -408,6 +498,12 @@ class Spec(_Model):
             out.append(f"entity spans, column {sp.column!r}: span checks (overlaps "
                        f"{sp.overlap}), " + (f"probable span errors from {model}"
                                             if sp.issues.enabled else "no span-error model"))
+        if self.is_dimensions:
+            dims = self.dimension_settings()
+            out.append("label dimensions: " + ", ".join(
+                f"{n} ({d.kind}{', probable errors' if d.issues.enabled else ''})"
+                for n, d in dims.items()) + "; a row flagged on one follows that "
+                "dimension's flagged policy")
         if self.is_preference:
             pref = self.preference_settings()
             out.append(f"preference data, shape {pref.shape}: checks, agreement, biases, "
@@ -493,6 +589,9 @@ class Spec(_Model):
             defaults = {"nullable": False, "unique": True}
         elif column == self.columns.label or column in self.columns.text:
             defaults = {"nullable": False}
+        dimension = self.dimension_settings().get(column) if self.is_dimensions else None
+        if dimension is not None:
+            defaults = _dimension_contract(dimension)
         explicit = self.contract.get(column)
         if explicit is not None:
             defaults.update(explicit.model_dump(exclude_none=True))
@@ -507,9 +606,25 @@ class Spec(_Model):
             cols = [*cols, self.multilabel_settings().column]
         if self.is_spans:
             cols = [*cols, self.spans_settings().column]
+        if self.is_dimensions:
+            cols = [*cols, *self.dimension_settings()]
         return cols + [c for c in self.contract if c not in cols]
 
     def fingerprint(self) -> str:
         """Hash of the spec's content (key order and formatting do not matter)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _dimension_contract(dimension: DimensionSpec) -> dict[str, Any]:
+    """The contract a label dimension implies: nulls only when nullable; the values (nominal,
+    ordinal) or the range (interval), as the column's dtype."""
+    out: dict[str, Any] = {"nullable": dimension.nullable}
+    if dimension.kind == "interval":
+        out["dtype"] = "float"
+        out |= {k: v for k, v in (("min", dimension.min), ("max", dimension.max))
+                if v is not None}
+    elif dimension.values is not None:
+        out["dtype"] = "int" if isinstance(dimension.values[0], int) else "str"
+        out["isin"] = list(dimension.values)
+    return out

@@ -52,6 +52,9 @@ _DDL = """
 CREATE TABLE IF NOT EXISTS label_issues (
     run_id VARCHAR, dataset VARCHAR, id VARCHAR, given_label VARCHAR, suggested_label VARCHAR,
     label_quality DOUBLE, is_label_issue BOOLEAN, rank BIGINT);
+CREATE TABLE IF NOT EXISTS dimension_issues (
+    run_id VARCHAR, dataset VARCHAR, id VARCHAR, dimension VARCHAR, given VARCHAR,
+    suggested VARCHAR, label_quality DOUBLE, is_label_issue BOOLEAN);
 CREATE TABLE IF NOT EXISTS duplicates (
     run_id VARCHAR, dataset VARCHAR, cluster_id VARCHAR, id VARCHAR, kind VARCHAR,
     similarity DOUBLE, is_representative BOOLEAN);

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from labelgate.report.sections.agreement import agreement_view
+from labelgate.report.sections.dimensions import dimensions_view
 from labelgate.report.sections.duplicates import duplicates_view
 from labelgate.report.sections.generic import generic_view
 from labelgate.report.sections.label_issues import label_issues_view
@@ -69,6 +70,7 @@ SECTION_VIEWS: dict[str, SectionView] = {
     "preference": lambda s, r, f: preference_view(s),
     "multilabel": lambda s, r, f: multilabel_view(s),
     "spans": lambda s, r, f: spans_view(s),
+    "dimensions": lambda s, r, f: dimensions_view(s),
     "published": lambda s, r, f: published_view(s),
 }
 

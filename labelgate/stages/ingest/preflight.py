@@ -56,6 +56,8 @@ def _annotation_columns(spec: Spec) -> list[str]:
     if ann is None or ann.is_label_studio():
         return []
     item, annotator, label, _ = spec.annotation_columns()
+    if spec.is_dimensions:  # one column per dimension, each optional
+        return [item, annotator]
     return [item, *(ann.wide or [])] if ann.wide else [item, annotator, label]
 
 

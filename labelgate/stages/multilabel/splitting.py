@@ -90,13 +90,32 @@ def _policies(frame: pl.DataFrame, *, spec: Spec, dups: DedupOutcome | None
     excluded = excluded.with_columns(
         pl.when(pl.col("exclusion_policy") != "keep").then(
             pl.lit("probable tag error (multilabel issues)")).alias("exclusion_reason"))
-    if dups is not None and spec.dedup is not None and spec.dedup.keep == "one":
-        kept, dropped = keep_cluster_members(
-            kept, id_column=KEY, cluster_of=dups.result.cluster_of.with_columns(
-                pl.col("id", "cluster_id").cast(pl.String)),
-            keep="one", split_column="split", splits=SPLITS)
-        excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
-    return kept, excluded
+    return keep_one_per_cluster(kept, excluded, spec=spec, dups=dups)
+
+
+def leaks_and_exclusions(kept: pl.DataFrame, excluded: pl.DataFrame, *, spec: Spec,
+                         dups: DedupOutcome | None) -> tuple[dict[str, int], pl.DataFrame]:
+    """The leakage check over ``kept`` (keyed by ``KEY``) and the excluded rows as
+    (id, split, exclusion_policy, exclusion_reason)."""
+    leaks = leakage(kept, key_column=KEY, group_column=spec.columns.group,
+                    duplicates=dups.result.clusters.with_columns(
+                        pl.col("cluster_id", "id", "exact_group").cast(pl.String))
+                    if dups is not None else None)
+    return leaks, excluded.select(pl.col(spec.columns.id).cast(pl.String).alias("id"),
+                                  "split", *EXCLUSION_COLUMNS)
+
+
+def keep_one_per_cluster(kept: pl.DataFrame, excluded: pl.DataFrame, *, spec: Spec,
+                         dups: DedupOutcome | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``dedup.keep: one``: one row of each duplicate cluster stays in ``kept`` (keyed by
+    ``KEY``, with ``split``); the others join ``excluded``. Unchanged without it."""
+    if dups is None or spec.dedup is None or spec.dedup.keep != "one":
+        return kept, excluded
+    kept, dropped = keep_cluster_members(
+        kept, id_column=KEY, cluster_of=dups.result.cluster_of.with_columns(
+            pl.col("id", "cluster_id").cast(pl.String)),
+        keep="one", split_column="split", splits=SPLITS)
+    return kept, pl.concat([excluded, dropped], how="diagonal_relaxed")
 
 
 def make_multilabel_splits(
@@ -127,12 +146,7 @@ def make_multilabel_splits(
     frame = frame.join(assignments.select(pl.col("key").alias(KEY), "split"), on=KEY,
                        how="left")
     kept, excluded = _policies(frame, spec=spec, dups=dups)
-    leaks = leakage(kept, key_column=KEY, group_column=spec.columns.group,
-                    duplicates=dups.result.clusters.with_columns(
-                        pl.col("cluster_id", "id", "exact_group").cast(pl.String))
-                    if dups is not None else None)
-    excluded_out = excluded.select(pl.col(spec.columns.id).cast(pl.String).alias("id"),
-                                   "split", *EXCLUSION_COLUMNS)
+    leaks, excluded_out = leaks_and_exclusions(kept, excluded, spec=spec, dups=dups)
     metrics, section = _summary(kept, excluded_out, frame, spec=spec, result=result,
                                 names=names, fractions=fractions)
     return _outcome(result, kept, excluded_out, frame, metrics, section, leaks)
