@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import polars as pl
 from prefect import get_run_logger
 
 from checks.contract import ContractResult
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import refresh, steps
 from labelgate.stages.label_issues.detect import apply_review_budget
 from labelgate.stages.label_issues.listing import report_rows
 from labelgate.stages.review import latest_corrections
@@ -53,6 +54,9 @@ def label_issues(
     if reviewed:
         outcome = steps.accept_reviewed(outcome, reviewed, valid=valid, spec=spec)
     outcome = _worth_a_look(outcome, valid=valid, spec=spec)
+    outcome = steps.LabelIssuesOutcome(
+        outcome.result, {**outcome.metrics, **refresh.refresh_metrics(outcome.section)},
+        outcome.section)
     if saved is None:
         reuse.save_label_issues(
             store.report_dir, fingerprint=fingerprint, result=outcome.result,
@@ -126,6 +130,8 @@ def _annotations(spec: Spec, valid: pl.DataFrame,
 def _detect(spec: Spec, store: RunStore, valid: pl.DataFrame,
             predictions: pl.DataFrame | None, annotations: pl.DataFrame | None,
             agreement: AgreementOutcome | None) -> steps.LabelIssuesOutcome:
+    if refresh.keeps_models(spec, annotations=annotations):
+        return _detect_keeping(spec, store, valid)
     vectors = steps.label_issue_embeddings(
         valid, spec=spec, store=store.root, progress=_embedding_progress(),
         notice=get_run_logger().info,
@@ -137,6 +143,58 @@ def _detect(spec: Spec, store: RunStore, valid: pl.DataFrame,
     if agreement is not None and "consensus_label" in outcome.result.table.columns:
         outcome = steps.compare_with_crowdlab(outcome, agreement.report.consensus)
     return outcome
+
+
+def _detect_keeping(spec: Spec, store: RunStore,
+                    valid: pl.DataFrame) -> steps.LabelIssuesOutcome:
+    """The built-in text model: new rows scored by the fold models an earlier run kept when
+    `label_issues.refresh` allows it, else trained on every row; either way this run keeps
+    its rows' probabilities (and its models, when it trained) for the next."""
+    key = reuse.models_key(spec)
+    found = store.kept_label_rows(key)
+    kept, meta = found if found is not None else (None, {})
+    current, decided = refresh.plan(valid, spec=spec, kept=kept, now=store.run.started_at)
+    models = None
+    if decided.incremental and kept is not None:
+        models = store.kept_label_models(key, kept.models_from)
+        if models is None:
+            decided = replace(decided, incremental=False,
+                              reason=f"the models kept by run {kept.models_from} are gone")
+    run_id = store.run.run_id
+    if decided.incremental and kept is not None and models is not None:
+        fresh = valid.filter(pl.Series(decided.new))
+        outcome = refresh.rescore(
+            valid, spec=spec, current=current, decided=decided, kept=kept, models=models,
+            kept_meta=meta, embeddings=steps.label_issue_embeddings(
+                fresh, spec=spec, store=store.root, progress=_embedding_progress()),
+        )
+        scored_in = current.select("id").join(
+            kept.rows.select("id", "scored_in"), on="id", how="left", maintain_order="left"
+        ).get_column("scored_in").fill_null(run_id)
+        state: dict[str, object] = {
+            "classes": kept.classes, "models": None, "models_from": kept.models_from,
+            "trained_rows": kept.trained_rows, "trained_at": kept.trained_at}
+    else:
+        outcome = steps.detect_label_issues(
+            valid, spec=spec, mapper=stages_mapper(), keep_models=True,
+            embeddings=steps.label_issue_embeddings(
+                valid, spec=spec, store=store.root, progress=_embedding_progress(),
+                notice=get_run_logger().info),
+        )
+        scored_in = pl.repeat(run_id, valid.height, eager=True)
+        state = {"classes": outcome.result.classes, "models": outcome.result.kept,
+                 "models_from": run_id, "trained_rows": valid.height,
+                 "trained_at": store.run.started_at}
+    result = outcome.result
+    if result.probabilities is not None and (state["models"] is not None or decided.incremental):
+        store.keep_label_state(
+            key, rows=refresh.kept_rows_frame(current, result.probabilities, scored_in=scored_in),
+            extra={"passes": result.passes, "left_out": result.left_out}, **state)
+    get_run_logger().info("label issues: %s (%s)", "incremental" if decided.incremental
+                          else "trained on every row", decided.reason)
+    section = {**outcome.section, "refresh": refresh.refresh_section(
+        decided, kept=kept, run_id=run_id, rows=valid.height)}
+    return steps.LabelIssuesOutcome(result, outcome.metrics, section)
 
 
 def _embedding_progress() -> Callable[[int, int], None]:

@@ -104,6 +104,21 @@ class EmbeddingsSpec(_Model):
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
 
 
+class RefreshSpec(_Model):
+    """When a run with new rows trains the built-in text model again instead of scoring
+    the new rows with the fold models kept from the last run that trained (the kept rows keep
+    their out-of-fold probabilities; the flags are recomputed over all rows)."""
+
+    max_new_share: float = Field(
+        default=0.1, ge=0, le=1,
+        description="Train again when more than this share of the rows is new since the "
+        "models were trained (0: every run with new rows trains again).",
+    )
+    every_days: float = Field(
+        default=7, gt=0, description="Train again when the kept models are older than this.",
+    )
+
+
 class LabelIssuesSpec(_Model):
     """Find rows whose label is probably wrong (cleanlab, out-of-fold probabilities)."""
 
@@ -170,6 +185,15 @@ class LabelIssuesSpec(_Model):
         json_schema_extra=lambda schema: schema["anyOf"].extend(  # type: ignore[union-attr]
             [{"type": "boolean"}, {"type": "string", "minLength": 1}]
         ),
+    )
+
+    refresh: RefreshSpec | None = Field(
+        default_factory=RefreshSpec,
+        description="cross_validated with text columns (no feature columns): a run whose rows "
+        "are the last run's, unchanged, plus new ones scores the new rows with the kept fold "
+        "models (none of them saw those rows) instead of training again, until one of these "
+        "limits is passed; any change of settings, of a kept row's label or text, or a new "
+        "class trains again. null: every run trains.",
     )
 
     @field_validator("embeddings", mode="before")

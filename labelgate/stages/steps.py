@@ -274,10 +274,14 @@ def detect_label_issues(
     annotations: pl.DataFrame | None = None,
     mapper: Mapper = serial_map,
     embeddings: npt.NDArray[np.float32] | None = None,
+    keep_models: bool = False,
+    pred_probs: npt.NDArray[np.float32] | None = None,
 ) -> LabelIssuesOutcome:
     """Flag probable label errors in the valid rows (spec section `label_issues`); `mapper`
     runs the built-in model's folds; ``embeddings`` (`label_issue_embeddings`) join its text
-    model."""
+    model; ``keep_models`` keeps its fold models in the result; ``pred_probs`` (n, k): every
+    row's out-of-fold probabilities already made (kept and new: `labelgate.stages.label_issues.
+    incremental`), so no model is trained."""
     li = spec.label_issues
     if li is None:
         raise ValueError("detect_label_issues needs a label_issues section")
@@ -305,6 +309,8 @@ def detect_label_issues(
         mapper=mapper,
         embeddings=embeddings,
         passes=li.passes,
+        keep_models=keep_models,
+        pred_probs=pred_probs,
     )
     outcome = summarize_label_issues(result, valid=valid, spec=spec)
     outcome.section["model"] = model_description(

@@ -58,11 +58,25 @@ def label_issues_fingerprint(
     annotations: pl.DataFrame | None,
 ) -> str:
     """A hash of everything the label-issue stage reads."""
+    digest = hashlib.sha256(json.dumps(_settings(spec), sort_keys=True).encode())
+    for part in (valid.select(model_columns(spec)), predictions, annotations):
+        digest.update(_frame_digest(part))
+    return digest.hexdigest()
+
+
+def model_columns(spec: Spec) -> list[str]:
+    """The columns the label-issue stage reads: id, label, text and feature columns."""
     cols = spec.columns
-    used = [c for c in [cols.id, cols.label, *cols.text, *cols.features] if c is not None]
-    settings = {
-        "label_issues": spec.label_issues.model_dump(mode="json") if spec.label_issues else None,
-        "columns": used,
+    return [c for c in [cols.id, cols.label, *cols.text, *cols.features] if c is not None]
+
+
+def _settings(spec: Spec) -> dict[str, Any]:
+    """The settings the stage's result depends on (`label_issues.refresh` only says when to
+    train again, so it is left out)."""
+    li = spec.label_issues
+    return {
+        "label_issues": li.model_dump(mode="json", exclude={"refresh"}) if li else None,
+        "columns": model_columns(spec),
         # the predictions method reads the label column's contract isin (its classes)
         "label_isin": _label_isin(spec),
         # a local embedding model is a folder: its content, not its name, is the model
@@ -70,10 +84,19 @@ def label_issues_fingerprint(
         "polars": pl.__version__,
         "format": 2,
     }
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for part in (valid.select(used), predictions, annotations):
-        digest.update(_frame_digest(part))
-    return digest.hexdigest()
+
+
+def models_key(spec: Spec) -> str:
+    """The key of the fold models a run keeps (`labelgate.store.kept_models`): a hash of
+    the settings and of the model code's versions (scikit-learn, numpy)."""
+    import sklearn
+
+    settings = {**_settings(spec), "sklearn": sklearn.__version__, "numpy": np.__version__,
+                "kept_format": 1}
+    if spec.label_issues is not None:  # what the report shows and flags, not the models
+        settings["label_issues"] = spec.label_issues.model_dump(
+            mode="json", exclude={"refresh", "top", "review_budget"})
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _embedding_model(spec: Spec) -> str | None:

@@ -70,6 +70,8 @@ def label_issues_view(
     if li.get("reused_from"):
         sec.add(Part("text", text=f"reused from run {li['reused_from']} (same rows, labels, "
                                   "settings and model)"))
+    elif isinstance(li.get("refresh"), Mapping):
+        sec.add(Part("text", text=refresh_text(li["refresh"])))
     if settings is not None:
         sec.add(settings)
     figs = _label_issues_plots(li, frame)
@@ -126,6 +128,33 @@ def flag_outcome_text(li: Mapping[str, Any], splits: Mapping[str, Any] | None, *
     return f"{head}: {', '.join(clauses)}"
 
 
+def refresh_text(refresh: Mapping[str, Any]) -> str:
+    """Which rows were scored by which models, from the section's ``refresh`` account.
+
+    Parameters
+    ----------
+    refresh
+        ``mode`` (full | incremental), ``reason``, ``models_from`` (the run whose fold
+        models scored the rows), ``trained_rows``, ``kept_rows``, ``new_rows``,
+        ``new_share``.
+
+    Returns
+    -------
+    str
+        One sentence.
+    """
+    run = refresh.get("models_from")
+    if refresh.get("mode") != "incremental":
+        return (f"every row scored out of fold by this run's fold models, trained on "
+                f"{_count(refresh.get('trained_rows')):,} rows ({refresh.get('reason')})")
+    share = fmt_pct(_float(refresh.get("new_share")))
+    return (f"{_count(refresh.get('kept_rows')):,} rows keep the scores they had "
+            f"(out of fold, run {run}'s models); {_count(refresh.get('new_rows')):,} new rows "
+            f"scored by run {run}'s fold models, which never saw them ({share} of the rows "
+            f"are new since those models trained on {_count(refresh.get('trained_rows')):,} "
+            "rows; label_issues.refresh says when to train again)")
+
+
 def _count(value: object) -> int:
     """A count from report.json (missing or not a number: 0)."""
     f = _float(value)
@@ -162,7 +191,7 @@ def _settings(li: Mapping[str, Any]) -> tuple[Part | None, set[str]]:
     """How the flags were found, in plain words, as a folded part; the keys it shows."""
     rows: list[tuple[str, str]] = []
     used = {"method", "path", "model", "embedding_model", "folds", "filter_by",
-            "joint_calibration", "passes", "left_out", "reused_from"}
+            "joint_calibration", "passes", "left_out", "reused_from", "refresh"}
     if li.get("method"):
         how = _METHODS.get(str(li["method"]), str(li["method"]))
         rows.append(("how rows were scored", f"{how} ({li['method']})"))

@@ -73,7 +73,11 @@ from labelgate.stages.label_issues.labels import _check_no_null_labels as _check
 from labelgate.stages.label_issues.labels import _Labels, _resolve_labels
 from labelgate.stages.label_issues.labels import _majority as _majority
 from labelgate.stages.label_issues.labels import _majority_fallback as _majority_fallback
-from labelgate.stages.label_issues.models import TABULAR_ENSEMBLE_MAX_ROWS, out_of_fold
+from labelgate.stages.label_issues.models import (
+    TABULAR_ENSEMBLE_MAX_ROWS,
+    KeptModels,
+    out_of_fold,
+)
 from labelgate.stages.label_issues.multiannotator import _annotator_frame as _annotator_frame
 from labelgate.stages.label_issues.multiannotator import _Crowdlab as _Crowdlab
 from labelgate.stages.label_issues.multiannotator import _crowdlab
@@ -155,6 +159,7 @@ class LabelIssuesResult:
     joint_calibration: str = "per_class"  # the joint that set the count ("auto" resolved)
     passes: int = 1  # 2: models trained again without the first pass's flagged rows
     left_out: int = 0  # rows the second pass did not train on
+    kept: KeptModels | None = None  # the fold models, to score new rows later (keep_models)
 
     def probability_frame(self) -> pl.DataFrame:
         """id + one float32 column per class (what the review queue reads)."""
@@ -451,6 +456,7 @@ def _result(
     method: str,
     left_out: int,
     calibrate_probs: bool,
+    kept: KeptModels | None = None,
 ) -> LabelIssuesResult:
     """Score and flag every row and assemble the result.
 
@@ -470,6 +476,8 @@ def _result(
         Rows the second pass did not train on (0: one pass).
     calibrate_probs : bool
         Passed to CROWDLAB.
+    kept : KeptModels, optional
+        The fitted fold models, carried to the result.
 
     Returns
     -------
@@ -486,7 +494,7 @@ def _result(
         health_score=0.0 if math.isnan(health) else health,
         per_class=_per_class(table, labels.classes), annotators=annotators,
         probabilities=probs, filter_by=ran, joint_calibration=flagger.calibration,
-        passes=2 if left_out else 1, left_out=left_out,
+        passes=2 if left_out else 1, left_out=left_out, kept=kept,
     )
 
 
@@ -518,6 +526,7 @@ def find_label_issues(
     mapper: Mapper = serial_map,
     embeddings: FloatArray | None = None,
     passes: int = 2,
+    keep_models: bool = False,
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
@@ -552,6 +561,9 @@ def find_label_issues(
         2 (built-in model, not multiannotator): every row is scored again by models trained
         without the rows the first pass flagged (iterative noisy cross-validation, Chen et al.
         2019). A row's own label never trains the model that scores it.
+    keep_models : bool
+        Keep the built-in text model's fold models in the result (``kept``) to score new
+        rows later (`labelgate.stages.label_issues.incremental`).
 
     Returns
     -------
@@ -576,14 +588,15 @@ def find_label_issues(
         joint_calibration=joint_calibration, batched=batched, batched_min_rows=batched_min_rows,
         batch_size=batch_size, max_label_quality=max_label_quality,
     )
-    left_out = 0
+    left_out, kept = 0, None
     if probs is None:
         second_pass = passes == 2 and labels.annotations is None
         fitted = out_of_fold(
             df, labels.judged, text_columns=text_columns, feature_columns=feature_columns,
             folds=folds, seed=seed, n_classes=len(labels.classes), n_jobs=n_jobs, mapper=mapper,
             embeddings=embeddings, leave_out=flagger.leave_out if second_pass else None,
+            keep_models=keep_models and labels.annotations is None,
         )
-        probs, left_out = fitted.probabilities, fitted.left_out
+        probs, left_out, kept = fitted.probabilities, fitted.left_out, fitted.kept
     return _result(ids, labels, probs, flagger, method=method, left_out=left_out,
-                   calibrate_probs=calibrate_probs)
+                   calibrate_probs=calibrate_probs, kept=kept)

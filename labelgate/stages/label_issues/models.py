@@ -64,16 +64,23 @@ __all__ = [
     "CHAR_NGRAM_MAX_ROWS",
     "TABULAR_ENSEMBLE_MAX_ROWS",
     "FoldJob",
+    "FoldModel",
     "FoldResult",
+    "KeptModels",
     "OutOfFold",
+    "TextVocabulary",
     "assign_folds",
     "auto_epochs",
     "fit_fold",
+    "fit_text_matrix",
+    "fold_model_probabilities",
     "joined_text",
     "keep_every_class",
     "out_of_fold",
     "out_of_fold_probabilities",
+    "select_columns",
     "text_matrix",
+    "transform_text",
     "word_ngram_counts",
 ]
 
@@ -158,6 +165,14 @@ def word_ngram_counts(
     multi-threaded, ``chunk_rows`` rows at a time to bound memory. Columns present in fewer
     than ``min_rows`` rows are dropped (like ``min_df``; uses no labels).
     """
+    mat = _hashed_word_counts(text, seed=seed, n_features=n_features, chunk_rows=chunk_rows)
+    return _drop_rare_columns(mat, min_rows=min_rows)
+
+
+def _hashed_word_counts(
+    text: pl.Series, *, seed: int, n_features: int, chunk_rows: int = 100_000
+) -> sp.csr_matrix:
+    """`word_ngram_counts` before rare columns are dropped: (n, ``n_features``) counts."""
     n = text.len()
     mats = [
         _word_chunk(text.slice(i, chunk_rows), seed=seed, n_features=n_features)
@@ -165,21 +180,32 @@ def word_ngram_counts(
     ]
     mat = mats[0] if len(mats) == 1 else sp.vstack(mats, format="csr")
     del mats
-    return _drop_rare_columns(mat, min_rows=min_rows)
+    return mat
 
 
 def _drop_rare_columns(mat: sp.csr_matrix, *, min_rows: int) -> sp.csr_matrix:
     """Keep columns with a non-zero in at least ``min_rows`` rows, renumbered densely."""
+    return _kept_columns(mat, min_rows=min_rows)[0]
+
+
+def _kept_columns(mat: sp.csr_matrix, *, min_rows: int) -> tuple[sp.csr_matrix, IntArray]:
+    """`_drop_rare_columns`'s matrix and the (hashed) columns it kept, ascending."""
     df = np.bincount(mat.indices, minlength=mat.shape[1])
-    keep = df >= min_rows
+    kept = np.flatnonzero(df >= min_rows).astype(np.int64)
+    return select_columns(mat, kept), kept
+
+
+def select_columns(mat: sp.csr_matrix, kept: IntArray) -> sp.csr_matrix:
+    """The columns ``kept`` (ascending column numbers) of ``mat``, renumbered 0..len-1;
+    the entries of other columns dropped."""
     remap = np.full(mat.shape[1], -1, dtype=np.int64)
-    remap[keep] = np.arange(int(keep.sum()))
+    remap[kept] = np.arange(len(kept))
     new = remap[mat.indices]
     ok = new >= 0
     csum = np.concatenate([[0], np.cumsum(ok, dtype=np.int64)])
     return sp.csr_matrix(
         (mat.data[ok], new[ok].astype(np.int32), csum[mat.indptr]),
-        shape=(mat.shape[0], int(keep.sum())),
+        shape=(mat.shape[0], len(kept)),
     )
 
 
@@ -193,15 +219,31 @@ def _char_chunk(texts: list[str]) -> sp.csr_matrix:
 
 def char_ngram_counts(texts: list[str], *, n_jobs: int = 1, min_rows: int = 2) -> sp.csr_matrix:
     """Hashed counts of char_wb 2-5 grams (sklearn), columns seen in < ``min_rows`` rows dropped."""
+    return _drop_rare_columns(_hashed_char_counts(texts, n_jobs=n_jobs), min_rows=min_rows)
+
+
+def _hashed_char_counts(texts: list[str], *, n_jobs: int = 1) -> sp.csr_matrix:
+    """`char_ngram_counts` before rare columns are dropped."""
     n = len(texts)
     if n_jobs == 1 or n < _PARALLEL_MIN_ROWS:
-        mat = _char_chunk(texts)
-    else:
-        step = -(-n // (n_jobs * 2))
-        chunks = [texts[i : i + step] for i in range(0, n, step)]
-        mats = Parallel(n_jobs=n_jobs)(delayed(_char_chunk)(c) for c in chunks)
-        mat = sp.vstack(mats, format="csr")
-    return _drop_rare_columns(mat, min_rows=min_rows)
+        return _char_chunk(texts)
+    step = -(-n // (n_jobs * 2))
+    chunks = [texts[i : i + step] for i in range(0, n, step)]
+    mats = Parallel(n_jobs=n_jobs)(delayed(_char_chunk)(c) for c in chunks)
+    return sp.vstack(mats, format="csr")
+
+
+@dataclass(frozen=True)
+class TextVocabulary:
+    """What turns new texts into the columns of a text matrix fitted earlier: the hashing
+    seed, and for the word block (and the char block, when it was used) the hashed columns
+    kept (ascending) and their idf weights (one per kept column)."""
+
+    seed: int
+    word_columns: IntArray
+    word_idf: npt.NDArray[np.float64]
+    char_columns: IntArray | None = None
+    char_idf: npt.NDArray[np.float64] | None = None
 
 
 def text_matrix(
@@ -213,18 +255,55 @@ def text_matrix(
     Uses the text only, never the labels, so computing it once over all rows is safe for
     out-of-fold scoring: the label of a row never reaches the model that scores it.
     """
-    mat = _tfidf_inplace(word_ngram_counts(text, seed=seed))
-    if char_ngrams:
-        chars = _tfidf_inplace(char_ngram_counts(text.to_list(), n_jobs=n_jobs))
-        mat = _l2_rows_inplace(sp.hstack([mat, chars], format="csr"))
-    return mat
+    return fit_text_matrix(text, char_ngrams=char_ngrams, n_jobs=n_jobs, seed=seed)[0]
+
+
+def fit_text_matrix(
+    text: pl.Series, *, char_ngrams: bool, n_jobs: int = 1, seed: int = 0
+) -> tuple[sp.csr_matrix, TextVocabulary]:
+    """`text_matrix` and the vocabulary that gives the same columns for other texts
+    (`transform_text`)."""
+    words, word_columns = _kept_columns(_hashed_word_counts(text, seed=seed, n_features=2**22),
+                                        min_rows=2)
+    word_idf = _idf(words)
+    mat = _apply_tfidf(words, word_idf)
+    if not char_ngrams:
+        return mat, TextVocabulary(seed, word_columns, word_idf)
+    chars, char_columns = _kept_columns(_hashed_char_counts(text.to_list(), n_jobs=n_jobs),
+                                        min_rows=2)
+    char_idf = _idf(chars)
+    mat = _l2_rows_inplace(sp.hstack([mat, _apply_tfidf(chars, char_idf)], format="csr"))
+    return mat, TextVocabulary(seed, word_columns, word_idf, char_columns, char_idf)
+
+
+def transform_text(text: pl.Series, vocabulary: TextVocabulary) -> sp.csr_matrix:
+    """The TF-IDF rows of ``text`` in the columns of a fitted text matrix (n-grams the fit
+    did not keep are dropped; its idf weights are used): (len(text), columns of the fit)."""
+    v = vocabulary
+    words = select_columns(_hashed_word_counts(text, seed=v.seed, n_features=2**22),
+                           v.word_columns)
+    mat = _apply_tfidf(words, v.word_idf)
+    if v.char_columns is None or v.char_idf is None:
+        return mat
+    chars = select_columns(_hashed_char_counts(text.to_list()), v.char_columns)
+    return _l2_rows_inplace(sp.hstack([mat, _apply_tfidf(chars, v.char_idf)], format="csr"))
 
 
 def _tfidf_inplace(counts: sp.csr_matrix) -> sp.csr_matrix:
     """Like TfidfTransformer(sublinear_tf=True, smooth_idf=True, norm='l2'), in place."""
+    return _apply_tfidf(counts, _idf(counts))
+
+
+def _idf(counts: sp.csr_matrix) -> npt.NDArray[np.float64]:
+    """Smoothed idf of each column of ``counts`` (TfidfTransformer's, smooth_idf=True)."""
     n = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.float64)
-    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    idf: npt.NDArray[np.float64] = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    return idf
+
+
+def _apply_tfidf(counts: sp.csr_matrix, idf: npt.NDArray[np.float64]) -> sp.csr_matrix:
+    """Sublinear tf times ``idf``, rows l2-normalised; in place."""
     np.log(counts.data, out=counts.data)
     counts.data += 1.0
     counts.data *= idf[counts.indices]
@@ -315,10 +394,25 @@ class FoldJob:
 
 
 @dataclass(frozen=True)
+class FoldModel:
+    """A fitted fold's linear model(s), kept to score rows it never saw: the SGD model's
+    ``coef`` (c, d) and ``intercept`` (c,) over the class codes ``classes`` (c = 1 for two
+    classes, as sklearn stores them), and the sentence-embedding model's (c, d_emb) when
+    there was one."""
+
+    classes: IntArray
+    coef: npt.NDArray[np.float64]
+    intercept: npt.NDArray[np.float64]
+    embed_coef: npt.NDArray[np.float64] | None = None
+    embed_intercept: npt.NDArray[np.float64] | None = None
+
+
+@dataclass(frozen=True)
 class FoldResult:
     rows: IntArray  # the fold's row numbers
     classes: IntArray  # the class codes the model saw (columns of `probabilities`)
     probabilities: npt.NDArray[np.float64]
+    model: FoldModel | None = None  # with params["keep_model"] (linear models only)
 
 
 def fit_fold(job: FoldJob) -> FoldResult:
@@ -362,12 +456,46 @@ def fit_fold(job: FoldJob) -> FoldResult:
     classes = np.asarray(model.classes_, dtype=np.int64)
     probs = model.predict_proba(job.x[te])
     x_emb = p.get("x_embed")
+    emb_model = None
     if job.model == "linear" and x_emb is not None:
         # sentence embeddings: a second, differently biased view of the text, averaged
         emb_model = LogisticRegression(C=1.0, max_iter=2000)
         emb_model.fit(x_emb[tr], job.y[tr])
         probs = (probs + emb_model.predict_proba(x_emb[te])) / 2
-    return FoldResult(te, classes, probs)
+    kept = None
+    if p.get("keep_model") and job.model == "linear":
+        kept = FoldModel(classes, model.coef_, model.intercept_,
+                         emb_model.coef_ if emb_model is not None else None,
+                         emb_model.intercept_ if emb_model is not None else None)
+    return FoldResult(te, classes, probs, kept)
+
+
+def fold_model_probabilities(
+    model: FoldModel, x: Any, *, x_embed: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float64]:
+    """What a kept fold model gives rows it never saw, as `fit_fold` scores its fold:
+    ``x`` (m, d) the rows' matrix in the fit's columns, ``x_embed`` (m, d_emb) their
+    sentence embeddings when the model had them; (m, c) probabilities over
+    ``model.classes``. The sklearn models are rebuilt from the kept coefficients."""
+    sgd = SGDClassifier(loss="log_loss")
+    _set_linear(sgd, model.classes, model.coef, model.intercept)
+    probs: npt.NDArray[np.float64] = sgd.predict_proba(x)
+    if model.embed_coef is not None and model.embed_intercept is not None:
+        if x_embed is None:
+            raise InputError("label_issues: the kept model needs sentence embeddings")
+        emb = LogisticRegression(C=1.0)
+        _set_linear(emb, model.classes, model.embed_coef, model.embed_intercept)
+        probs = (probs + emb.predict_proba(x_embed)) / 2
+    return probs
+
+
+def _set_linear(model: Any, classes: IntArray, coef: npt.NDArray[np.float64],
+                intercept: npt.NDArray[np.float64]) -> None:
+    """Give an unfitted sklearn linear classifier fitted coefficients."""
+    model.classes_ = np.asarray(classes)
+    model.coef_ = np.asarray(coef, dtype=np.float64)
+    model.intercept_ = np.asarray(intercept, dtype=np.float64)
+    model.n_features_in_ = model.coef_.shape[1]
 
 
 def keep_every_class(y: IntArray, fold_of: IntArray, drop: BoolArray) -> BoolArray:
@@ -387,9 +515,23 @@ def keep_every_class(y: IntArray, fold_of: IntArray, drop: BoolArray) -> BoolArr
 
 
 @dataclass(frozen=True)
+class KeptModels:
+    """Everything needed to score new rows as the fitted folds would: the text vocabulary,
+    the fold models of each pass (``passes[p][f]``: pass p's model of fold f), the number of
+    classes (k) and whether the passes' probabilities are averaged (text models) or the last
+    pass's taken."""
+
+    vocabulary: TextVocabulary
+    passes: list[list[FoldModel]]
+    n_classes: int
+    average: bool
+
+
+@dataclass(frozen=True)
 class OutOfFold:
     probabilities: FloatArray  # rows x classes, float32
     left_out: int  # rows the second pass's models did not train on (0: one pass ran)
+    kept: KeptModels | None = None  # with keep_models=True (text models only)
 
 
 def auto_epochs(n_rows: int) -> int:
@@ -423,6 +565,7 @@ def out_of_fold(
     mapper: Mapper = serial_map,
     embeddings: npt.NDArray[np.float32] | None = None,
     leave_out: Callable[[FloatArray], BoolArray] | None = None,
+    keep_models: bool = False,
 ) -> OutOfFold:
     """Predicted class probabilities where row i is scored only by a model of the other folds.
 
@@ -445,34 +588,46 @@ def out_of_fold(
     leave_out : callable, optional
         Asks for a second pass (`_passes`): first-pass probabilities (n, k) -> rows (n,) the
         second pass's models do not train on. Every row is scored again, out of fold.
+    keep_models : bool
+        Keep the text model's vocabulary and fold models (`KeptModels`) to score new rows
+        later (`score_with_kept`); the feature-columns models are not kept.
 
     Returns
     -------
     OutOfFold
         float32 probabilities (n, k) (a text model's two passes averaged, else the last
-        pass's) and the number of rows the second pass left out (0: one pass).
+        pass's), the number of rows the second pass left out (0: one pass) and the kept
+        models.
     """
     y = np.asarray(labels, dtype=np.int64)
     n = features.height
     _check_model_inputs(features, y, text_columns=text_columns, feature_columns=feature_columns)
     k = int(n_classes) if n_classes is not None else int(y.max()) + 1
     fold_of = assign_folds(y, folds=folds, seed=seed)
+    vocabulary = None
     if not text_columns:
         model = "hgb"
         x, params = _tabular_inputs(features, feature_columns, seed=seed,
                                     ensemble=n <= tabular_ensemble_max_rows)
     else:
         model = "linear"
-        x, params = _text_inputs(
+        x, params, vocabulary = _text_inputs(
             features, text_columns, feature_columns, seed=seed, alpha=alpha,
             embeddings=embeddings,
             char_ngrams=char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows,
             epochs=epochs if epochs is not None else auto_epochs(n), n_jobs=n_jobs,
             part_jobs=n_jobs if mapper is serial_map else 1,
         )
+    keep = keep_models and vocabulary is not None and not feature_columns
+    if keep:
+        params["keep_model"] = True
     jobs = [FoldJob(f, x, y, fold_of, model, params) for f in range(folds)]
-    return _passes(jobs, y, fold_of, n_classes=k, mapper=mapper, leave_out=leave_out,
-                   average=bool(text_columns))
+    fitted, models = _passes(jobs, y, fold_of, n_classes=k, mapper=mapper,
+                             leave_out=leave_out, average=bool(text_columns))
+    if not keep or vocabulary is None:
+        return fitted
+    kept = KeptModels(vocabulary, models, k, average=True)
+    return replace(fitted, kept=kept)
 
 
 def _check_model_inputs(
@@ -549,7 +704,7 @@ def _text_inputs(
     epochs: int,
     n_jobs: int,
     part_jobs: int,
-) -> tuple[sp.csr_matrix, dict[str, Any]]:
+) -> tuple[sp.csr_matrix, dict[str, Any], TextVocabulary]:
     """The matrix and the `FoldJob` params of the "linear" model (text, plus any features).
 
     Parameters
@@ -575,9 +730,11 @@ def _text_inputs(
     params : dict
         ``seed``, ``alpha``, ``epochs``, ``n_jobs`` (= ``part_jobs``) and, with embeddings,
         ``x_embed``.
+    vocabulary : TextVocabulary
+        The text columns' fit (`fit_text_matrix`).
     """
     n = features.height
-    x_all = text_matrix(
+    x_all, vocabulary = fit_text_matrix(
         joined_text(features, text_columns), char_ngrams=char_ngrams, n_jobs=n_jobs, seed=seed
     )
     if feature_columns:
@@ -589,7 +746,7 @@ def _text_inputs(
                 f"label_issues: {embeddings.shape[0]} embedding rows for {n} feature rows"
             )
         params["x_embed"] = embeddings
-    return x_all, params
+    return x_all, params, vocabulary
 
 
 def _run_folds(
@@ -598,7 +755,7 @@ def _run_folds(
     mapper: Mapper,
     shape: tuple[int, int],
     exclude: BoolArray | None,
-) -> FloatArray:
+) -> tuple[FloatArray, list[FoldModel]]:
     """Fit every fold (through ``mapper``) and gather the out-of-fold probabilities.
 
     Parameters
@@ -614,16 +771,21 @@ def _run_folds(
 
     Returns
     -------
-    FloatArray, shape (n, k)
+    probabilities : FloatArray, shape (n, k)
         float32; 0 for a class a fold's model never saw.
+    models : list of FoldModel
+        The kept fold models in fold order (empty unless the jobs ask to keep them).
     """
     out = np.zeros(shape, dtype=np.float32)
     todo = jobs if exclude is None else [
         replace(j, params={**j.params, "exclude": exclude}) for j in jobs
     ]
+    models: list[FoldModel] = []
     for fold in mapper(fit_fold, todo, name="fold" if exclude is None else "refold"):
         out[np.ix_(fold.rows, fold.classes)] = fold.probabilities
-    return out
+        if fold.model is not None:
+            models.append(fold.model)
+    return out, models
 
 
 def _passes(
@@ -635,7 +797,7 @@ def _passes(
     mapper: Mapper,
     leave_out: Callable[[FloatArray], BoolArray] | None,
     average: bool,
-) -> OutOfFold:
+) -> tuple[OutOfFold, list[list[FoldModel]]]:
     """One pass over the folds and, if ``leave_out`` names rows, a second without them.
 
     The second pass's models do not train on the rows ``leave_out`` names, except the rows of
@@ -667,16 +829,19 @@ def _passes(
     -------
     OutOfFold
         The probabilities (float32, (n, k)) and the number of rows left out.
+    models : list of list of FoldModel
+        Each pass's kept fold models (empty lists unless the jobs keep them).
     """
     shape = (len(y), n_classes)
     with threadpool_limits(limits=1, user_api="blas"):
-        first = _run_folds(jobs, mapper=mapper, shape=shape, exclude=None)
+        first, models = _run_folds(jobs, mapper=mapper, shape=shape, exclude=None)
         if leave_out is None:
-            return OutOfFold(first, 0)
+            return OutOfFold(first, 0), [models]
         drop = keep_every_class(y, fold_of, np.asarray(leave_out(first), dtype=bool))
         if not drop.any():
-            return OutOfFold(first, 0)
-        second = _run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)
+            return OutOfFold(first, 0), [models]
+        second, again = _run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)
     if average:
-        return OutOfFold(((first + second) / 2).astype(np.float32), int(drop.sum()))
-    return OutOfFold(second, int(drop.sum()))
+        return OutOfFold(((first + second) / 2).astype(np.float32), int(drop.sum())), [
+            models, again]
+    return OutOfFold(second, int(drop.sum())), [models, again]

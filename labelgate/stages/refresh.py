@@ -1,0 +1,144 @@
+"""Spec glue for runs that build on what an earlier run kept (pure: no Prefect, no store).
+
+Label issues: whether a run scores its new rows with kept fold models or trains again
+(`plan`), the scoring and flagging over every row (`rescore`), the rows a run keeps for the
+next (`kept_rows_frame`), and what the report and the gate read about it (`refresh_section`,
+`refresh_metrics`). The library behind it is `labelgate.stages.label_issues.incremental`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from labelgate.spec import Spec
+from labelgate.stages import steps
+from labelgate.stages.label_issues.incremental import (
+    KeptRows,
+    RefreshPlan,
+    combined_probabilities,
+    plan_refresh,
+    row_hashes,
+    score_with_kept,
+)
+from labelgate.stages.label_issues.models import KeptModels
+
+__all__ = [
+    "keeps_models",
+    "kept_rows_frame",
+    "plan",
+    "refresh_metrics",
+    "refresh_section",
+    "rescore",
+]
+
+
+def keeps_models(spec: Spec, *, annotations: pl.DataFrame | None) -> bool:
+    """Whether the run's label-issue model can be kept and built on: the built-in text model
+    (cross_validated, text columns, no feature columns, no annotations)."""
+    li = spec.label_issues
+    return (li is not None and li.method == "cross_validated" and annotations is None
+            and bool(spec.model_text_columns()) and not spec.columns.features)
+
+
+def current_rows(valid: pl.DataFrame, *, spec: Spec) -> pl.DataFrame:
+    """id and hash (`row_hashes`) of the valid rows over the label and model columns."""
+    label = spec.columns.label
+    columns = [c for c in [label, *spec.model_text_columns()] if c is not None]
+    return row_hashes(valid, id_column=spec.columns.id, columns=columns)
+
+
+def plan(valid: pl.DataFrame, *, spec: Spec, kept: KeptRows | None,
+         now: datetime) -> tuple[pl.DataFrame, RefreshPlan]:
+    """This run's rows (`current_rows`) and whether it builds on ``kept``
+    (`plan_refresh` with the spec's ``label_issues.refresh``)."""
+    li = spec.label_issues
+    label = spec.columns.label
+    assert li is not None and label is not None
+    current = current_rows(valid, spec=spec)
+    classes = sorted(str(c) for c in valid.get_column(label).drop_nulls().unique().to_list())
+    refresh = li.refresh
+    decided = plan_refresh(
+        current, kept, classes=classes, now=now,
+        max_new_share=refresh.max_new_share if refresh is not None else None,
+        every_days=refresh.every_days if refresh is not None else None,
+    )
+    return current, decided
+
+
+def rescore(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    current: pl.DataFrame,
+    decided: RefreshPlan,
+    kept: KeptRows,
+    models: KeptModels,
+    kept_meta: dict[str, Any],
+    embeddings: npt.NDArray[np.float32] | None,
+) -> steps.LabelIssuesOutcome:
+    """The label-issue outcome of an incremental run: the new rows scored by the kept fold
+    models, the kept rows' probabilities as they were, the flags computed over all of them.
+
+    ``embeddings`` are the new rows' (m, d) when the models have an embedding part.
+    """
+    fresh = valid.filter(pl.Series(decided.new))
+    probs_new = score_with_kept(
+        fresh, models, ids=fresh.get_column(spec.columns.id),
+        text_columns=spec.model_text_columns(), embeddings=embeddings,
+    )
+    probs = combined_probabilities(current, kept, new_probabilities=probs_new,
+                                   new=decided.new)
+    outcome = steps.detect_label_issues(valid, spec=spec, pred_probs=probs)
+    # the probabilities are the kept models' passes: say so as the full run did
+    passes, left_out = int(kept_meta.get("passes", 1)), int(kept_meta.get("left_out", 0))
+    result = replace(outcome.result, passes=passes, left_out=left_out)
+    section = {**outcome.section, "passes": passes, "left_out": left_out,
+               "model": steps.model_description(spec, method=result.method,
+                                                rows=kept.trained_rows)}
+    return steps.LabelIssuesOutcome(result, outcome.metrics, section)
+
+
+def kept_rows_frame(current: pl.DataFrame, probabilities: npt.NDArray[np.float32], *,
+                    scored_in: pl.Series) -> pl.DataFrame:
+    """What a run keeps for the next: id, h, c0..c(k-1) (float32 probabilities, class
+    order) and scored_in (the run in which the row got them)."""
+    cols = {f"c{i}": probabilities[:, i] for i in range(probabilities.shape[1])}
+    return current.with_columns(
+        *(pl.Series(name, values, dtype=pl.Float32) for name, values in cols.items()),
+        scored_in.cast(pl.String).alias("scored_in"),
+    )
+
+
+def refresh_section(decided: RefreshPlan, *, kept: KeptRows | None, run_id: str,
+                    rows: int) -> dict[str, Any]:
+    """The report's account of which rows were scored by which models."""
+    if not decided.incremental or kept is None:
+        return {"mode": "full", "reason": decided.reason, "models_from": run_id,
+                "trained_rows": rows, "kept_rows": 0, "new_rows": 0}
+    new_rows = int(decided.new.sum())
+    return {
+        "mode": "incremental", "reason": decided.reason, "models_from": kept.models_from,
+        "trained_at": kept.trained_at.isoformat(), "trained_rows": kept.trained_rows,
+        "kept_rows": rows - new_rows, "new_rows": new_rows,
+        "new_share": decided.new_share,
+    }
+
+
+def refresh_metrics(section: dict[str, Any]) -> dict[str, float]:
+    """The gate's and history's view of a label-issue section's ``refresh``: whether the run
+    built on kept models (``label_issues.incremental`` 1) or trained (0), and the share of
+    rows those models did not train on (``label_issues.new_share``). None without one."""
+    account = section.get("refresh")
+    if not isinstance(account, dict):
+        return {}
+    incremental = account.get("mode") == "incremental"
+    return {
+        "label_issues.incremental": float(incremental),
+        "label_issues.new_share": float(account.get("new_share", 0.0)) if incremental else 0.0,
+    }

@@ -1,0 +1,185 @@
+"""The label-issue stage's kept fold models and per-row probabilities, for nights that cost
+what is new (`labelgate.stages.label_issues.incremental`).
+
+Each run of the built-in text model writes one cache unit,
+``cache/<dataset>/label_models/<key>-<run_id>/`` (`labelgate.store.lake` writes it, marker
+last; a remote store syncs it like any cache unit):
+
+* ``rows.parquet``: every row it scored: id, h (the hash of its id, label and text), the
+  probabilities (c0, c1, ... in class order) and ``scored_in`` (the run that scored it);
+* a run that trained also writes its models: ``vocabulary.parquet`` (block, column, idf),
+  ``coef.parquet`` (one column per pass, fold and class row, d rows) and, with sentence
+  embeddings, ``embed.parquet``; the intercepts and class codes go to the marker's metadata.
+  A run that built on kept models names that run in ``models_from`` instead.
+
+``key`` is a hash of the settings the models depend on (`models_key`), so a change of any
+of them finds nothing kept and trains again. Only the newest unit of a key (and the unit
+holding its models) is kept; older ones are removed when a new one is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from labelgate.stages.label_issues.incremental import KeptRows
+from labelgate.stages.label_issues.models import FoldModel, KeptModels, TextVocabulary
+from labelgate.store import lake
+
+__all__ = ["KIND", "latest_rows", "load_models", "save_state"]
+
+KIND = "label_models"
+_FORMAT = 1
+
+
+def _units(store: Path, dataset: str, key: str) -> list[Path]:
+    """The complete units of ``key``, newest first."""
+    root = lake.cache_dir(store, dataset, KIND, "x").parent
+    if not root.is_dir():
+        return []
+    found = [d for d in root.iterdir()
+             if d.name.startswith(f"{key}-") and (d / lake.CACHE_MARKER).is_file()]
+    return sorted(found, key=lambda d: d.name, reverse=True)
+
+
+def _unit(store: Path, dataset: str, key: str, run_id: str) -> Path:
+    return lake.cache_dir(store, dataset, KIND, f"{key}-{run_id}")
+
+
+def latest_rows(store: Path, dataset: str, *, key: str) -> tuple[KeptRows, dict[str, Any]] | None:
+    """The newest kept rows for ``key`` and their unit's metadata, or None."""
+    for unit in _units(store, dataset, key):
+        cached = lake.read_cached(unit, ["rows"])
+        if cached is None:
+            continue
+        frames, meta = cached
+        if meta.get("format") != _FORMAT:
+            continue
+        kept = KeptRows(
+            rows=frames["rows"], classes=[str(c) for c in meta["classes"]],  # type: ignore[attr-defined]
+            models_from=str(meta["models_from"]), trained_rows=int(meta["trained_rows"]),  # type: ignore[call-overload]
+            trained_at=datetime.fromisoformat(str(meta["trained_at"])),
+        )
+        return kept, dict(meta)
+    return None
+
+
+def load_models(store: Path, dataset: str, *, key: str, run_id: str) -> KeptModels | None:
+    """The fold models run ``run_id`` kept under ``key``, or None when they are gone."""
+    names = ["vocabulary", "coef"]
+    unit = _unit(store, dataset, key, run_id)
+    cached = lake.read_cached(unit, names)
+    if cached is None:
+        return None
+    frames, meta = cached
+    embed = None
+    if meta.get("embeddings"):
+        more = lake.read_cached(unit, ["embed"])
+        if more is None:
+            return None
+        embed = more[0]["embed"]
+    return _models_from_frames(frames["vocabulary"], frames["coef"], embed, meta)
+
+
+def _models_from_frames(vocab: pl.DataFrame, coef: pl.DataFrame, embed: pl.DataFrame | None,
+                        meta: dict[str, Any]) -> KeptModels:
+    """`KeptModels` back from its frames and metadata (`_model_frames`)."""
+    def block(name: str) -> tuple[Any, Any]:
+        part = vocab.filter(pl.col("block") == name)
+        return (part.get_column("column").to_numpy().astype(np.int64),
+                part.get_column("idf").to_numpy().astype(np.float64))
+
+    word_columns, word_idf = block("word")
+    char_columns, char_idf = block("char") if meta["char_ngrams"] else (None, None)
+    vocabulary = TextVocabulary(int(meta["seed"]), word_columns, word_idf, char_columns,
+                                char_idf)
+    passes: list[list[FoldModel]] = []
+    for p, folds in enumerate(meta["models"]):
+        models = []
+        for f, info in enumerate(folds):
+            rows = [f"p{p}f{f}r{r}" for r in range(int(info["rows"]))]
+            models.append(FoldModel(
+                np.asarray(info["classes"], dtype=np.int64),
+                coef.select(rows).to_numpy().T.astype(np.float64),
+                np.asarray(info["intercept"], dtype=np.float64),
+                embed.select(rows).to_numpy().T.astype(np.float64) if embed is not None
+                else None,
+                np.asarray(info["embed_intercept"], dtype=np.float64) if embed is not None
+                else None,
+            ))
+        passes.append(models)
+    return KeptModels(vocabulary, passes, int(meta["n_classes"]), bool(meta["average"]))
+
+
+def _model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """The frames and metadata `_models_from_frames` reads back."""
+    v = kept.vocabulary
+    blocks = [("word", v.word_columns, v.word_idf)]
+    if v.char_columns is not None and v.char_idf is not None:
+        blocks.append(("char", v.char_columns, v.char_idf))
+    vocab = pl.concat([
+        pl.DataFrame({"block": [name] * len(cols), "column": cols, "idf": idf},
+                     schema={"block": pl.String, "column": pl.Int64, "idf": pl.Float64})
+        for name, cols, idf in blocks
+    ])
+    coef: dict[str, Any] = {}
+    embed: dict[str, Any] = {}
+    info: list[list[dict[str, Any]]] = []
+    for p, models in enumerate(kept.passes):
+        info.append([])
+        for f, m in enumerate(models):
+            for r in range(m.coef.shape[0]):
+                coef[f"p{p}f{f}r{r}"] = m.coef[r].astype(np.float32)
+                if m.embed_coef is not None:
+                    embed[f"p{p}f{f}r{r}"] = m.embed_coef[r].astype(np.float32)
+            info[p].append({
+                "rows": int(m.coef.shape[0]), "classes": m.classes.tolist(),
+                "intercept": m.intercept.tolist(),
+                "embed_intercept": m.embed_intercept.tolist()
+                if m.embed_intercept is not None else None,
+            })
+    frames = {"vocabulary": vocab, "coef": pl.DataFrame(coef)}
+    if embed:
+        frames["embed"] = pl.DataFrame(embed)
+    meta = {"seed": v.seed, "char_ngrams": v.char_columns is not None, "models": info,
+            "n_classes": kept.n_classes, "average": kept.average, "embeddings": bool(embed)}
+    return frames, meta
+
+
+def save_state(
+    store: Path,
+    dataset: str,
+    *,
+    key: str,
+    run_id: str,
+    rows: pl.DataFrame,
+    classes: list[str],
+    models: KeptModels | None,
+    models_from: str,
+    trained_rows: int,
+    trained_at: datetime,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write this run's unit (its rows; its models when it trained: ``models``; ``extra``
+    in the metadata), then remove the older units of ``key`` that nothing refers to any
+    more."""
+    frames: dict[str, pl.DataFrame] = {"rows": rows}
+    meta: dict[str, Any] = {
+        **(extra or {}), "format": _FORMAT, "classes": classes, "models_from": models_from,
+        "trained_rows": trained_rows, "trained_at": trained_at.isoformat(),
+    }
+    if models is not None:
+        model_frames, model_meta = _model_frames(models)
+        frames.update(model_frames)
+        meta.update(model_meta)
+    lake.write_cached(_unit(store, dataset, key, run_id), frames, meta)
+    keep = {_unit(store, dataset, key, run_id), _unit(store, dataset, key, models_from)}
+    for unit in _units(store, dataset, key):
+        if unit not in keep:
+            shutil.rmtree(unit, ignore_errors=True)
