@@ -97,7 +97,7 @@ def test_gate_dimensions_flatten_to_registered_checks() -> None:
     ({"labels": {"text": {"kind": "nominal"}}}, "also named in columns"),
     ({"task": "classification", "columns": {"id": "id", "text": ["text"], "label": "topic"}},
      "labels: applies to task dimensions only"),
-    ({"task": "multilabel", "labels": None,
+    ({"task": "multilabel", "labels": {},
       "gate": {"dimensions": {"topic": {"min_krippendorff_alpha": 0.5}}}},
      "gate.dimensions: applies to task dimensions only"),
 ])

@@ -118,8 +118,8 @@ class Spec(_Model):
         description="task spans: the spans column, allowed entity types and overlaps, the "
         "token model and the published formats (defaults apply when absent).",
     )
-    labels: dict[str, DimensionSpec] | None = Field(
-        default=None,
+    labels: dict[str, DimensionSpec] = Field(
+        default_factory=dict,
         description="task dimensions: the label columns by name, each with its kind "
         "(nominal, ordinal, interval), values or range, error model and flagged-row policy.",
     )
@@ -212,8 +212,8 @@ class Spec(_Model):
                 raise ValueError(f"sources.{key}.style: only sources.items has a style")
         formats = (self.publish.formats or []) if self.publish is not None else []
         dims = sorted({k.split(".")[1] for k in self.gate if k.startswith(DIMENSION_PREFIX)})
-        if self.task != "dimensions" and (self.labels is not None or dims):
-            raise ValueError(("labels" if self.labels is not None else "gate.dimensions")
+        if self.task != "dimensions" and (self.labels or dims):
+            raise ValueError(("labels" if self.labels else "gate.dimensions")
                              + ": applies to task dimensions only")
         if self.task == "preference":
             return self._preference_keys(formats)
@@ -413,7 +413,7 @@ class Spec(_Model):
 
     def dimension_settings(self) -> dict[str, DimensionSpec]:
         """task dimensions: the `labels` section (label column -> its settings)."""
-        return dict(self.labels or {})
+        return dict(self.labels)
 
     @property
     def is_dimensions(self) -> bool:
@@ -612,7 +612,10 @@ class Spec(_Model):
 
     def fingerprint(self) -> str:
         """Hash of the spec's content (key order and formatting do not matter)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        data = self.model_dump(mode="json")
+        if not data.get("labels"):  # a spec without label dimensions hashes as before them
+            data.pop("labels", None)
+        blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

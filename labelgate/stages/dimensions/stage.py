@@ -29,6 +29,7 @@ from labelgate.stages.agreement.core import AgreementReport, compute_agreement
 from labelgate.stages.dimensions.interval import interval_issues
 from labelgate.stages.dimensions.settings import DimensionSpec
 from labelgate.stages.label_issues.detect import find_label_issues
+from labelgate.stages.label_issues.models import CHAR_NGRAM_MAX_ROWS
 
 EXCERPT = 240
 ISSUE_SCHEMA = pl.Schema({
@@ -95,8 +96,10 @@ def _class_issues(rated: pl.DataFrame, name: str, *, spec: Spec, dim: DimensionS
         "id", pl.col("given_label").alias("given"), pl.col("suggested_label").alias("suggested"),
         "label_quality", "is_label_issue")
     rates = found.per_class.get_column("issue_rate").to_list()
-    return table, {"model": "word and character n-grams, logistic regression (SGD), out of "
-                   "fold; cleanlab's filter", "health_score": found.health_score,
+    grams = ("word and character n-grams" if rated.height <= CHAR_NGRAM_MAX_ROWS
+             else "word n-grams")
+    return table, {"model": f"{grams}, logistic regression (SGD), out of fold; cleanlab's "
+                   "filter", "health_score": found.health_score,
                    "max_class_issue_rate": float(max(rates)) if rates else 0.0,
                    "per_class": found.per_class.to_dicts()}
 
