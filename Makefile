@@ -11,7 +11,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans test test-fast lint battery bench bench-all bench-truth schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans demo-dimensions test test-fast lint battery bench bench-all bench-truth schema clean mpnet docs embeddings
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,14 @@ demo-spans: $(STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/spans/spec.yaml
+
+# Several label dimensions per row (task dimensions): 3,000 Debian package descriptions with
+# section (nominal), size class (ordinal) and log size (interval), planted errors in each,
+# simulated annotators; per-dimension agreement, errors, policies and gate thresholds.
+demo-dimensions: $(STAMP)
+	mkdir -p data/store/.prefect
+	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
+	  $(BIN)/labelgate run data/examples/dimensions/spec.yaml
 
 test: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
