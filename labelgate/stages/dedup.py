@@ -346,12 +346,15 @@ def _cluster_members(
     exact = pl.col("k") == pl.col("rep_k")
     member = rows.filter(pl.col("cluster_size") > 1)
     if signatures is not None and member.height:
+        # once per distinct (key, representative's key): rows sharing a text share it
+        pairs = member.select("k", "rep_k").unique()
         sim_rep = _estimated_jaccard(
             signatures,
-            member.get_column("k").to_numpy().astype(np.int64),
-            member.get_column("rep_k").to_numpy().astype(np.int64),
+            pairs.get_column("k").to_numpy().astype(np.int64),
+            pairs.get_column("rep_k").to_numpy().astype(np.int64),
         )
-        member = member.with_columns(pl.Series("sim", sim_rep, dtype=pl.Float64))
+        pairs = pairs.with_columns(pl.Series("sim", sim_rep, dtype=pl.Float64))
+        member = member.join(pairs, on=["k", "rep_k"], how="left")
     else:
         member = member.with_columns(pl.lit(1.0).alias("sim"))
     return member.select(
