@@ -337,7 +337,7 @@ def _enforce(
     bad_idx = quarantine.get_column(_IDX).unique()
     quarantine = quarantine.select(list(QUARANTINE_SCHEMA))
     if rejects is not None and rejects.height:
-        quarantine = pl.concat([quarantine, _reject_records(rejects, source=source)])
+        quarantine = pl.concat([quarantine, reject_records(rejects, source=source)])
     valid = df.filter(~pl.col(_IDX).is_in(bad_idx.implode())).drop(_IDX)
     n_rejects = rejects.height if rejects is not None else 0
     result = ContractResult(
@@ -496,7 +496,7 @@ def _quarantine_records(
     )
 
 
-def _reject_records(rejects: pl.DataFrame, *, source: str) -> pl.DataFrame:
+def reject_records(rejects: pl.DataFrame, *, source: str) -> pl.DataFrame:
     """Quarantine records (check `parse`) for records the reader could not parse.
 
     Parameters

@@ -3,7 +3,8 @@ the pairs for TRL."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 import polars as pl
 from prefect import get_run_logger
 
-from checks.contract import QUARANTINE_SCHEMA, ContractResult
+from checks.contract import QUARANTINE_SCHEMA, ContractResult, reject_records
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
 from labelgate.stages import steps
@@ -36,7 +37,8 @@ class PairChecks:
     rows_input: int
     identical_rows: int
     counts: dict[str, int]
-    rejected: int  # records the readers could not parse (in the batches' counts)
+    rejected: int  # records the readers could not parse (quarantined: check parse)
+    label_studio: dict[str, int] = field(default_factory=dict)  # what an export skipped
 
 
 @dataclass(frozen=True)
@@ -60,21 +62,31 @@ def read_pairs(spec: Spec, store: RunStore, batches: list[Batch]
                ) -> tuple[ContractResult, PairChecks]:
     """Each batch's rows as judgments (errors name the file, row and field), then the
     preference checks: failures quarantined with reasons (the contract of task preference)."""
-    frames, rejected = [], 0
+    frames, rejects, skipped = [], [], Counter[str]()
+    log = get_run_logger()
     for b in batches:
         rows, bad = store.load([b])
-        frames.append(read_batch(rows, spec=spec, where=b.file))
-        rejected += bad.height
-    checked = check_batches(frames, spec=spec)
+        frame, counts = read_batch(rows, spec=spec, where=b.file)
+        frames.append(frame)
+        rejects.append(reject_records(bad, source="items"))
+        skipped.update(counts)
+        if counts:
+            log.info("%s: Label Studio export: %s", b.file, _counts(counts))
+    checked = check_batches(frames, spec=spec,
+                            rejects=pl.concat(rejects) if rejects else None)
     quarantine = checked.quarantine.cast(pl.Schema(QUARANTINE_SCHEMA))
     result = ContractResult(checked.valid, quarantine, checked.rows_input,
                             checked.rows_quarantined)
-    get_run_logger().info(
+    log.info(
         "preference checks (%s): %s judgments, %s valid, %s quarantined (%s identical pairs)",
         spec.preference_settings().shape, checked.rows_input, checked.valid.height,
         checked.rows_quarantined, checked.identical_rows)
     return result, PairChecks(checked.rows_input, checked.identical_rows, checked.counts,
-                              rejected)
+                              checked.counts.get("parse", 0), dict(skipped))
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items())
 
 
 @stage_task("preference", timeout=2 * HOUR)
@@ -86,6 +98,9 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
                      rows_input=pair_checks.rows_input,
                      identical_rows=pair_checks.identical_rows,
                      check_counts=pair_checks.counts, embed=_encoder(spec, store))
+    if pair_checks.label_studio:  # what a Label Studio export held that is no judgment
+        result = replace(result, section={**result.section,
+                                          "label_studio": pair_checks.label_studio})
     m = result.metrics
     get_run_logger().info(
         "preference: %s judgments of %s pairs; agreement %s, alpha %s; %s probably swapped",
@@ -93,15 +108,6 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
         _fmt(m.get("preference.percent_agreement")), _fmt(m.get("preference.krippendorff_alpha")),
         int(result.pairs.get_column("swapped").sum()))
     return replace(contract, valid=result.judgments), PreferenceOutcome(result, result.metrics)
-
-
-def _exclusions(splits: steps.SplitOutcome, excluded: pl.DataFrame) -> pl.DataFrame:
-    """The splits stage's exclusions and the publish policies' (ties, flagged pairs): the
-    warehouse's exclusions table holds both (recording replaces the run's rows)."""
-    names = {"exclusion_policy": "policy", "exclusion_reason": "reason"}
-    cols = [pl.col("id").cast(pl.String), pl.col("split").cast(pl.String), "policy", "reason"]
-    return pl.concat([splits.excluded.rename(names).select(cols),
-                      excluded.rename(names).select(cols)], how="vertical_relaxed")
 
 
 def _encoder(spec: Spec, store: RunStore) -> Embed | None:
@@ -130,18 +136,19 @@ def publish_preferences(
     metrics: dict[str, float], batches: list[Batch],
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/: <split>.parquet (one row per pair) and the TRL
-    files; ties and flagged pairs by the spec's policies (only when the gate passed)."""
-    pairs, files, excluded, summary = publish_files(splits.kept, spec=spec)
+    files (only when the gate passed); the ties and flagged-pair policies excluded their
+    judgments in the splits stage (recorded there, with the splits' other exclusions)."""
+    pairs, files, summary = publish_files(splits.kept, spec=spec)
+    excluded = policy_counts(splits.excluded)
     version = write_version(
         spec, store, pairs, verdict=verdict, metrics=metrics, batches=batches,
         key_column="pair_id", extra_files=files,
-        extras={"preference": {**summary, "excluded": policy_counts(excluded)}})
+        extras={"preference": {**summary, "excluded": dict(excluded)}})
     rows = int(version.manifest["rows"])
-    store.record_rows("exclusions", _exclusions(splits, excluded))
     get_run_logger().info("published preference pairs v%s at %s (%s pairs)", version.version,
                           version.path, rows)
     return PublishOutcome({"version": version.version, "path": str(version.path),
                            "current": str(version.path.parent / "current"), "rows": rows,
                            "splits": version.manifest["splits"],
                            "unchanged": version.unchanged, "preference": summary,
-                           "excluded_by_policy": dict(policy_counts(excluded))})
+                           "excluded_by_policy": dict(excluded)})

@@ -118,7 +118,7 @@ def test_label_studio_pairwise_and_ranker(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([_ls_task(3, {"prompt": "p", "answer1": "L", "answer2": "R"},
                                         [(31, 5, ("pairwise", {"selected": "up"}))])]))
-    with pytest.raises(InputError, match=r"bad.json: task 1 \(row 1\), annotation 31"):
+    with pytest.raises(InputError, match=r"bad.json: task 3 \(row 1\), annotation 31"):
         read_label_studio_pairwise(bad)
 
 
@@ -487,3 +487,47 @@ def test_swaps_without_embeddings_need_no_extra(tmp_path: Path, swaps: dict[str,
     from labelgate.stages import steps
 
     steps.check_environment(load_spec(_spec_file(tmp_path, swaps)))  # no error
+
+
+@pytest.mark.parametrize(("ties", "flagged", "policies"), [
+    ("drop", "drop", {"preference_tie": 2, "preference_flagged": 2}),
+    ("keep", "drop", {"preference_flagged": 2}),
+    ("drop", "flip", {"preference_tie": 2}),
+    ("keep", "keep", {}),
+])
+def test_publish_policies_exclude_in_the_splits_stage(ties: str, flagged: str,
+                                                      policies: dict[str, int]) -> None:
+    """The ties and flagged-pair policies act before the gate: what they exclude is in the
+    splits' exclusions (report.json's rows.excluded), so valid + excluded = the judgments
+    that passed the checks, and the splits' kept judgments are what is published."""
+    from labelgate.spec import Spec
+    from labelgate.stages import steps
+    from labelgate.stages.preference.stage import policy_counts, publish_files
+
+    rows = [("p1", "x", "y", "a", "u1"), ("p1", "x", "y", "a", "u2"),
+            ("p2", "m", "n", "tie", "u1"), ("p2", "m", "n", "tie", "u2"),
+            ("p3", "s", "t", "b", "u1"), ("p3", "s", "t", "b", "u2"),
+            ("p4", "g", "h", "a", "u1")]
+    spec = Spec.model_validate(_spec(
+        dedup={}, splits={"fractions": {"train": 1.0}}, publish={},
+        preference={"publish": {"ties": ties, "flagged": flagged}, "swaps": {"enabled": False}}))
+    valid = analyze(judgments(rows), settings=spec.preference_settings(), rows_input=7,
+                    identical_rows=0).judgments
+    valid = valid.with_columns(swapped=pl.col("prompt") == "p3")  # p3 flagged as swapped
+    made = steps.make_splits(valid, spec=spec, run_id="r1", previous=None, issues=None,
+                             dups=None)
+    assert made.kept.height + made.excluded.height == valid.height == 7
+    assert dict(policy_counts(made.excluded)) == policies
+    assert made.metrics["splits.excluded"] == sum(policies.values())
+    assert made.section["excluded"] == [
+        {"policy": k, "rows": v, "example_reason": made.excluded.filter(
+            pl.col("exclusion_policy") == k).get_column("exclusion_reason")[0]}
+        for k, v in sorted(policies.items())]
+    pairs, _, _ = publish_files(made.kept, spec=spec)
+    published = pairs["train"].select("prompt", "chosen", "preference").rows()
+    expected = {"p1": ("x", "chosen"), "p4": ("g", "chosen")}
+    if ties == "keep":
+        expected["p2"] = ("m", "tie")
+    if flagged != "drop":
+        expected["p3"] = ("s" if flagged == "flip" else "t", "chosen")
+    assert {p: (c, k) for p, c, k in published} == expected

@@ -81,8 +81,11 @@ def test_preference_flow_end_to_end(tmp_path: Path) -> None:
 
     rows = _rows()
     report = quality_pipeline(str(_spec(tmp_path, rows)))
-    assert report["rows"]["input"] == 78
-    assert report["rows"]["quarantined"] == 3
+    # the tied pair's 3 judgments are excluded by preference.publish.ties: drop
+    assert report["rows"] == {"input": 78, "valid": 72, "quarantined": 3, "excluded": 3,
+                              "balanced": True}
+    assert report["splits"]["excluded"][0]["policy"] == "preference_tie"
+    assert report["splits"]["excluded"][0]["rows"] == 3
     assert report["gate"]["passed"] is True, report["gate"]
     pref = report["preference"]
     assert pref["pairs"] == 25 and pref["judgments"] == 75
@@ -151,3 +154,67 @@ def test_preference_rerun_is_sticky_and_publishes_nothing_new(tmp_path: Path) ->
     assert second["splits"]["summary"]["moved_rows"] == 0
     assert second["metrics"]["preference.swapped_rate"] == first["metrics"][
         "preference.swapped_rate"]
+
+
+def _ls_export(path: Path, *, broken: bool = False) -> None:
+    """A Label Studio Pairwise export: 12 tasks judged by two annotators, one cancelled
+    annotation, one task nobody judged; `broken`: a task without its right response."""
+    tasks: list[dict[str, Any]] = []
+    for i in range(12):
+        t = TOPICS[i % len(TOPICS)]
+        data = {"question": f"What is good about {t}, case {i}?",
+                "left": f"{t} is fun, number {i}", "right": f"no idea {i * 7}"}
+        if broken and i == 5:
+            del data["right"]
+        anns = [{"id": 100 * i + k, "completed_by": {"id": k, "email": f"a{k}@x"},
+                 "was_cancelled": False,
+                 "result": [{"type": "pairwise", "value": {"selected": "left"}}]}
+                for k in (1, 2)]
+        if i == 3:
+            anns.append({"id": 399, "completed_by": 3, "was_cancelled": True, "result": []})
+        tasks.append({"id": 500 + i, "data": data, "annotations": anns})
+    tasks.append({"id": 999, "data": {"question": "q", "left": "l", "right": "r"},
+                  "annotations": []})
+    path.write_text(json.dumps(tasks))
+
+
+def _ls_spec(tmp_path: Path) -> Path:
+    spec = {"name": "ls-prefs", "task": "preference", "store": "store",
+            "sources": {"items": {"path": "export.json", "format": "label-studio"}},
+            "columns": {"id": "id"},
+            "preference": {"shape": "judgments",
+                           "columns": {"prompt": "question", "response_a": "left",
+                                       "response_b": "right"}}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_label_studio_export_read_by_the_spec(tmp_path: Path) -> None:
+    """`sources.items.format: label-studio`: the run reads the export itself, with the
+    data fields the spec names; a broken task stops `labelgate run` with exit 2 naming
+    the file, the task and row, and the field."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from flows.pipeline import quality_pipeline
+
+    spec = _ls_spec(tmp_path)
+    _ls_export(tmp_path / "export.json")
+    report = quality_pipeline(str(spec))
+    assert report["rows"] == {"input": 24, "valid": 24, "quarantined": 0, "excluded": 0,
+                              "balanced": True}
+    pref = report["preference"]
+    assert pref["pairs"] == 12 and "tie" not in pref["consensus"]
+    assert report["metrics"]["preference.percent_agreement"] == 1.0  # both chose left
+    assert pref["label_studio"] == {"tasks": 13, "annotations": 24, "cancelled": 1,
+                                    "without_pairwise": 0, "tasks_without_judgment": 1}
+    assert [a["annotator"] for a in pref["annotators"]] == ["1", "2"]
+    md = (tmp_path / "store/reports/ls-prefs/latest/report.md").read_text()
+    assert "Label Studio export: 13 tasks, 24 annotations read as judgments" in md
+
+    _ls_export(tmp_path / "export.json", broken=True)
+    result = CliRunner().invoke(app, ["run", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert ("export.json: task 505 (row 6): data has no field 'right' "
+            "(preference.columns.response_b)") in " ".join(result.output.split())

@@ -85,8 +85,11 @@ class _FileSource(_Model):
 class SourceSpec(_FileSource):
     """One input: a file path or a glob, relative to the spec file."""
 
-    format: Format | None = Field(
-        default=None, description="csv | jsonl | parquet; inferred from the extension if absent."
+    format: ReadFormat | None = Field(
+        default=None,
+        description="csv | jsonl | parquet, inferred from the extension if absent; "
+        "label-studio (sources.items of task preference only): a Label Studio JSON export "
+        "of a Pairwise or Ranker project, its data fields named by preference.columns.",
     )
     style: Style | None = Field(
         default=None,
@@ -178,6 +181,16 @@ class Sources(_Model):
             raise ValueError(
                 f"{problem}; set sources.{info.field_name}.format to one of {', '.join(choices)}"
             )
+        return value
+
+    @field_validator("gold", "predictions")
+    @classmethod
+    def _not_label_studio(cls, value: SourceSpec | None, info: ValidationInfo
+                          ) -> SourceSpec | None:
+        if value is not None and value.format == "label-studio":
+            raise ValueError(f"format label-studio: sources.{info.field_name} is a table "
+                             "(csv, jsonl, parquet); a Label Studio export is read as "
+                             "sources.annotations, or as sources.items by task preference")
         return value
 
     @model_validator(mode="after")

@@ -29,7 +29,7 @@ from labelgate.stages.label_issues.models import (
     TABULAR_ENSEMBLE_MAX_ROWS,
     joined_text,
 )
-from labelgate.stages.preference.stage import check_swap_embeddings
+from labelgate.stages.preference.stage import check_swap_embeddings, exclude_by_policies
 from labelgate.stages.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.stages.splits import (
     SplitResult,
@@ -585,8 +585,9 @@ def _apply_policies(
     frame: pl.DataFrame, *, spec: Spec, issues: LabelIssuesOutcome | None,
     dups: DedupOutcome | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """The flagged-row policy, `dedup.keep: one` and the publish filter over the assigned
-    rows: (kept, excluded with policy and reason, rows the publish filter removed)."""
+    """The flagged-row policy, `dedup.keep: one`, task preference's ties and flagged-pair
+    policies and the publish filter over the assigned rows: (kept, excluded with policy
+    and reason, rows the publish filter removed)."""
     sp = spec.splits
     assert sp is not None
     label = spec.columns.label
@@ -606,6 +607,9 @@ def _apply_policies(
                                                            .cast(pl.String)),
             keep="one", split_column="split", splits=("train", "validation", "test"),
         )
+        excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+    if spec.is_preference and spec.publish is not None:  # ties and flagged pairs
+        kept, dropped = exclude_by_policies(kept, spec=spec)
         excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
     clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
     if not clauses:

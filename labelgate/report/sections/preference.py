@@ -93,6 +93,14 @@ def preference_view(sec: Mapping[str, Any]) -> Section:
         f"{fmt_num(sec.get('pairs'))} pairs, from {fmt_num(sec.get('rows_input'))} read; "
         f"quarantined by check: {shown}. Publish policy: ties {policy.get('ties')}, "
         f"flagged pairs {policy.get('flagged')}.")))
+    ls = _mapping(sec.get("label_studio"))
+    if ls:
+        out.add(Part("text", text=(
+            f"Label Studio export: {fmt_num(ls.get('tasks'))} tasks, "
+            f"{fmt_num(ls.get('annotations'))} annotations read as judgments; not judgments "
+            f"(so not counted as input): {fmt_num(ls.get('cancelled'))} cancelled "
+            f"annotations, {fmt_num(_without(ls))} without a pairwise or ranker result, "
+            f"{fmt_num(ls.get('tasks_without_judgment'))} tasks without a judgment.")))
     out.add(Part("facts", facts=_facts(sec)))
     figs = _plots(sec)
     if figs:
@@ -119,3 +127,7 @@ def preference_view(sec: Mapping[str, Any]) -> Section:
                    " | ".join(excerpt(t, 60) for t in r.get("responses") or [])],
         caption="Intransitive cycles", numeric=[1], limit=10, collapsed=True))
     return out
+
+
+def _without(counts: Mapping[str, Any]) -> int:
+    return int(counts.get("without_pairwise", 0)) + int(counts.get("without_ranker", 0))

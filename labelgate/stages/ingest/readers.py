@@ -51,6 +51,7 @@ import polars as pl
 from labelgate.errors import InputError
 from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
 from labelgate.stages.agreement.annotations import parse_label_studio_export
+from labelgate.stages.preference.read import label_studio_tasks
 
 ROW = "_row"
 BATCH = "_batch"
@@ -676,10 +677,15 @@ def _read_parquet(path: Path, src: Path | bytes) -> ReadResult:
 
 
 def _read_label_studio(path: Path, source: AnySource) -> ReadResult:
-    """A Label Studio JSON export as long annotations: item, annotator, label, timestamp,
-    annotation_id (one row per submitted choice; cancelled and empty ones are skipped)."""
-    item_field = from_name = None
-    if isinstance(source, AnnotationSourceSpec):
-        item_field, from_name = source.item_field, source.from_name
-    export = parse_label_studio_export(path, item_field=item_field, from_name=from_name)
+    """A Label Studio JSON export. As annotations: long annotations (item, annotator,
+    label, timestamp, annotation_id; one row per submitted choice, cancelled and empty
+    ones skipped). As items (task preference): one row per task, the task object as JSON
+    text in `task`, read as judgments or rankings by the spec's field names later
+    (`labelgate.stages.preference.read.from_label_studio`)."""
+    if not isinstance(source, AnnotationSourceSpec):
+        tasks = label_studio_tasks(path)
+        rows = pl.DataFrame({"task": [json.dumps(t) for t in tasks]}, schema={"task": pl.String})
+        return ReadResult(_with_row(rows), _no_rejects())
+    export = parse_label_studio_export(path, item_field=source.item_field,
+                                       from_name=source.from_name)
     return ReadResult(_with_row(export.annotations), _no_rejects())

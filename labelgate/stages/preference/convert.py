@@ -4,10 +4,10 @@
     python -m labelgate.stages.preference.convert ranker export.json rankings.jsonl \\
         --prompt-field prompt --items-field items --text-field body
 
-A run reads CSV, JSONL and Parquet; a Label Studio export is one JSON document. This
-writes the `read_label_studio_pairwise` frame (shape judgments) or the
-`read_label_studio_ranker` frame (shape rankings) as JSON Lines; errors name the file, the
-task and the field, and the exit code is 2.
+A run reads an export itself (``sources.items.format: label-studio``, the data fields in
+``preference.columns``); this writes the same `read_label_studio_pairwise` frame (shape
+judgments) or `read_label_studio_ranker` frame (shape rankings) as JSON Lines, to look at
+or to edit first. Errors name the file, the task and the field, and the exit code is 2.
 """
 
 from __future__ import annotations

@@ -26,15 +26,17 @@ response may be text or a chat list too (its last turn's content is the response
   columns (metadata, kept as they are; a rankings row's go to each of its pairs) and
   `_batch`/`_row` when the input had them.
 
-`read_label_studio_pairwise` and `read_label_studio_ranker` read Label Studio JSON exports
-(the `Pairwise` and `Ranker` tags) into the judgments and rankings shapes. Errors name the
-file (`where`), the row and the field.
+Label Studio JSON exports (the `Pairwise` and `Ranker` tags) become the judgments and
+rankings shapes: `pairwise_judgments` and `ranker_rankings` read task objects (a run's
+lake batch holds them as JSON text, one task per row: `from_label_studio`), and
+`read_label_studio_pairwise` / `read_label_studio_ranker` a file. Errors name the file
+(`where`), the task and row, and the field (with its spec key).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -311,8 +313,17 @@ def _from_rankings(df: pl.DataFrame, cols: PreferenceColumns, vmap: Mapping[str,
 
 # --- Label Studio exports --------------------------------------------------------------
 
+Task = tuple[int, Mapping[str, Any]]  # (row: the task's 1-based position in the export, task)
+Fields = Mapping[str, tuple[str, str | None]]  # role -> (data field, the key naming it)
+_PAIRWISE_SCHEMA = {"id": pl.String, "prompt": pl.String, "response_a": pl.String,
+                    "response_b": pl.String, "preference": pl.String,
+                    "annotator": pl.String, "_row": pl.Int64}
+_RANKER_SCHEMA = {"id": pl.String, "prompt": pl.String, "responses": pl.List(pl.String),
+                  "ranking": pl.List(pl.Float64), "annotator": pl.String, "_row": pl.Int64}
 
-def _tasks(path: Path) -> list[dict[str, Any]]:
+
+def label_studio_tasks(path: Path) -> list[dict[str, Any]]:
+    """The task objects of a Label Studio JSON export (`InputError` naming the file)."""
     try:
         tasks = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -329,66 +340,108 @@ def _annotator(ann: Mapping[str, Any]) -> str | None:
     return None if who is None else str(who)
 
 
-def _field(data: Mapping[str, Any], name: str, *, path: Path, task: int) -> Any:
+def _at(where: str, row: int, task: Mapping[str, Any]) -> str:
+    return f"{where}: task {task.get('id', row)} (row {row})"
+
+
+def _field(data: Mapping[str, Any], fields: Fields, role: str, *, at: str) -> Any:
+    name, key = fields[role]
     if name not in data:
-        raise InputError(f"{path}: task {task} (row {task}): data has no field {name!r}; it "
-                         f"has {sorted(data)}")
+        named = f" ({key})" if key else ""
+        raise InputError(f"{at}: data has no field {name!r}{named}; it has {sorted(data)}")
     return data[name]
 
 
-def _results(task: Mapping[str, Any], kind: str) -> list[tuple[Mapping[str, Any], Any]]:
-    """(annotation, value) of each non-cancelled annotation's first `kind` result."""
+def _results(task: Mapping[str, Any], kind: str, skipped: dict[str, int]
+             ) -> list[tuple[Mapping[str, Any], Any]]:
+    """(annotation, value) of each non-cancelled annotation's first `kind` result;
+    `skipped` counts the cancelled annotations and those without such a result."""
     out = []
     for ann in task.get("annotations") or []:
         if ann.get("was_cancelled"):
+            skipped["cancelled"] += 1
             continue
-        for res in ann.get("result") or []:
-            if res.get("type") == kind:
-                out.append((ann, res.get("value") or {}))
-                break
+        found = [r.get("value") or {} for r in ann.get("result") or []
+                 if isinstance(r, Mapping) and r.get("type") == kind]
+        if found:
+            out.append((ann, found[0]))
+        else:
+            skipped[f"without_{kind}"] += 1
+    if not out:
+        skipped["tasks_without_judgment"] += 1
     return out
 
 
-def read_label_studio_pairwise(
-    path: str | Path, *, prompt_field: str = "prompt", a_field: str = "answer1",
-    b_field: str = "answer2",
-) -> pl.DataFrame:
-    """A Label Studio export of a `Pairwise` project as judgments: id (``<task>-<annotation
-    id>``), prompt, response_a (`a_field`, the left one), response_b, preference (value
-    ``selected``: left -> a, right -> b) and annotator (`completed_by`); cancelled
-    annotations are skipped. Shape (n_annotations, 7): `_row` is the task's position."""
-    path = Path(path)
+def _new_counts(kind: str) -> dict[str, int]:
+    return {"tasks": 0, "annotations": 0, "cancelled": 0, f"without_{kind}": 0,
+            "tasks_without_judgment": 0}
+
+
+def pairwise_judgments(tasks: Iterable[Task], *, where: str, fields: Fields
+                       ) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Label Studio `Pairwise` tasks as judgments, and what was skipped.
+
+    Parameters
+    ----------
+    tasks : iterable of (row, task)
+        Each task object with its 1-based position in the export.
+    where : str
+        The file, for errors.
+    fields : mapping
+        Data fields by role: prompt, a (the left response, read as `response_a`) and b;
+        each with the spec key or option naming it (for errors), or None.
+
+    Returns
+    -------
+    (judgments, counts)
+        judgments: one row per annotation (`_PAIRWISE_SCHEMA`: id ``<task id>-<annotation
+        id>``, preference a for ``left``, b for ``right``, annotator `completed_by`, `_row`
+        the task's row); counts: tasks, annotations read, cancelled, without_pairwise,
+        tasks_without_judgment.
+    """
     rows: list[dict[str, Any]] = []
-    for t, task in enumerate(_tasks(path), start=1):
-        data = task.get("data") or {}
-        for ann, value in _results(task, "pairwise"):
+    counts = _new_counts("pairwise")
+    for t, task in tasks:
+        counts["tasks"] += 1
+        data, at = task.get("data") or {}, _at(where, t, task)
+        for ann, value in _results(task, "pairwise", counts):
             selected = value.get("selected")
             if selected not in ("left", "right"):
-                raise InputError(f"{path}: task {t} (row {t}), annotation {ann.get('id')}: "
-                                 f"pairwise value selected is {selected!r}; expected left or "
-                                 "right")
+                raise InputError(f"{at}, annotation {ann.get('id')}: pairwise value selected "
+                                 f"is {selected!r}; expected left or right")
             rows.append({
                 "id": f"{task.get('id', t)}-{ann.get('id', len(rows))}",
-                "prompt": _field(data, prompt_field, path=path, task=t),
-                "response_a": _field(data, a_field, path=path, task=t),
-                "response_b": _field(data, b_field, path=path, task=t),
+                "prompt": _text(_field(data, fields, "prompt", at=at)),
+                "response_a": _text(_field(data, fields, "a", at=at)),
+                "response_b": _text(_field(data, fields, "b", at=at)),
                 "preference": "a" if selected == "left" else "b",
                 "annotator": _annotator(ann), "_row": t,
             })
-    return pl.DataFrame(rows, schema={"id": pl.String, "prompt": pl.String,
-                                      "response_a": pl.String, "response_b": pl.String,
-                                      "preference": pl.String, "annotator": pl.String,
-                                      "_row": pl.Int64})
+    counts["annotations"] = len(rows)
+    return _frame(rows, _PAIRWISE_SCHEMA, where=where), counts
 
 
-def _ranker_order(value: Mapping[str, Any], ids: list[str], *, path: Path,
-                  task: int) -> list[float]:
+def _text(value: Any) -> str | None:
+    """A data field as text: a chat list (or any non-text value) as JSON, which
+    `to_judgments` reads back as the chat turns."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _frame(rows: list[dict[str, Any]], schema: Mapping[str, Any], *, where: str
+           ) -> pl.DataFrame:
+    try:
+        return pl.DataFrame(rows, schema=dict(schema))
+    except (pl.exceptions.PolarsError, TypeError) as exc:
+        raise InputError(f"{where}: task data do not fit {list(schema)}: {exc}") from None
+
+
+def _ranker_order(value: Mapping[str, Any], ids: list[str], *, at: str) -> list[float]:
     """Each item's rank from a `Ranker` value: buckets in order are rank levels (1, 2, ...);
     one bucket is an ordering (rank = position)."""
     ranker = value.get("ranker")
     if not isinstance(ranker, Mapping) or not ranker:
-        raise InputError(f"{path}: task {task} (row {task}): ranker value is {value!r}; "
-                         "expected {'ranker': {bucket: [item ids]}}")
+        raise InputError(f"{at}: ranker value is {value!r}; expected "
+                         "{'ranker': {bucket: [item ids]}}")
     buckets = [list(v) for v in ranker.values()]
     rank: dict[str, float] = {}
     if len(buckets) == 1:
@@ -397,36 +450,87 @@ def _ranker_order(value: Mapping[str, Any], ids: list[str], *, path: Path,
         rank = {str(i): float(level) for level, b in enumerate(buckets, start=1) for i in b}
     missing = [i for i in ids if i not in rank]
     if missing:
-        raise InputError(f"{path}: task {task} (row {task}): items {missing} are not ranked")
+        raise InputError(f"{at}: items {missing} are not ranked")
     return [rank[i] for i in ids]
+
+
+def ranker_rankings(tasks: Iterable[Task], *, where: str, fields: Fields
+                    ) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Label Studio `Ranker` tasks as rankings, and what was skipped.
+
+    `fields` names the data fields by role: prompt, items (the list of item objects) and
+    text (each item's text field). Returns one row per annotation (`_RANKER_SCHEMA`:
+    responses in the items' order, ranking: buckets in order are rank levels, a single
+    bucket's order is the ranking) and the counts of `pairwise_judgments`.
+    """
+    rows: list[dict[str, Any]] = []
+    counts = _new_counts("ranker")
+    for t, task in tasks:
+        counts["tasks"] += 1
+        data, at = task.get("data") or {}, _at(where, t, task)
+        judged = _results(task, "ranker", counts)
+        if not judged:
+            continue
+        items = _field(data, fields, "items", at=at)
+        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+            raise InputError(f"{at}: field {fields['items'][0]!r} is not a list of item "
+                             "objects")
+        text_field = fields["text"][0]
+        no_text = [p for p, i in enumerate(items) if text_field not in i]
+        if no_text:
+            raise InputError(f"{at}: item {no_text[0]} of {fields['items'][0]!r} has no "
+                             f"field {text_field!r} ({fields['text'][1] or 'text field'})")
+        ids = [str(i.get("id", p)) for p, i in enumerate(items)]
+        for ann, value in judged:
+            rows.append({
+                "id": f"{task.get('id', t)}-{ann.get('id', len(rows))}",
+                "prompt": _text(_field(data, fields, "prompt", at=at)),
+                "responses": [_text(i[text_field]) for i in items],
+                "ranking": _ranker_order(value, ids, at=f"{at}, annotation {ann.get('id')}"),
+                "annotator": _annotator(ann), "_row": t,
+            })
+    counts["annotations"] = len(rows)
+    return _frame(rows, _RANKER_SCHEMA, where=where), counts
+
+
+def read_label_studio_pairwise(
+    path: str | Path, *, prompt_field: str = "prompt", a_field: str = "answer1",
+    b_field: str = "answer2",
+) -> pl.DataFrame:
+    """A Label Studio export of a `Pairwise` project as judgments (`pairwise_judgments`):
+    id, prompt, response_a (`a_field`, the left one), response_b, preference, annotator
+    and `_row`; cancelled annotations are skipped. Shape (n_annotations, 7)."""
+    path = Path(path)
+    fields = {"prompt": (prompt_field, None), "a": (a_field, None), "b": (b_field, None)}
+    return pairwise_judgments(enumerate(label_studio_tasks(path), start=1), where=str(path),
+                              fields=fields)[0]
 
 
 def read_label_studio_ranker(
     path: str | Path, *, prompt_field: str = "prompt", items_field: str = "items",
     text_field: str = "body",
 ) -> pl.DataFrame:
-    """A Label Studio export of a `Ranker` project as rankings: id, prompt, responses (the
-    task's `items_field` list, each item's `text_field`), ranking (buckets in order are
-    rank levels; a single bucket's order is the ranking) and annotator. Shape
-    (n_annotations, 6)."""
+    """A Label Studio export of a `Ranker` project as rankings (`ranker_rankings`): id,
+    prompt, responses, ranking, annotator and `_row`. Shape (n_annotations, 6)."""
     path = Path(path)
-    rows: list[dict[str, Any]] = []
-    for t, task in enumerate(_tasks(path), start=1):
-        data = task.get("data") or {}
-        items = _field(data, items_field, path=path, task=t)
-        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-            raise InputError(f"{path}: task {t} (row {t}): {items_field!r} is not a list of "
-                             "item objects")
-        ids = [str(i.get("id", p)) for p, i in enumerate(items)]
-        texts = [i.get(text_field) for i in items]
-        for ann, value in _results(task, "ranker"):
-            rows.append({
-                "id": f"{task.get('id', t)}-{ann.get('id', len(rows))}",
-                "prompt": _field(data, prompt_field, path=path, task=t),
-                "responses": texts, "ranking": _ranker_order(value, ids, path=path, task=t),
-                "annotator": _annotator(ann), "_row": t,
-            })
-    return pl.DataFrame(rows, schema={"id": pl.String, "prompt": pl.String,
-                                      "responses": pl.List(pl.String),
-                                      "ranking": pl.List(pl.Float64),
-                                      "annotator": pl.String, "_row": pl.Int64})
+    fields = {"prompt": (prompt_field, None), "items": (items_field, None),
+              "text": (text_field, None)}
+    return ranker_rankings(enumerate(label_studio_tasks(path), start=1), where=str(path),
+                           fields=fields)[0]
+
+
+def from_label_studio(rows: pl.DataFrame, *, shape: Shape, fields: Fields, where: str
+                      ) -> tuple[pl.DataFrame, dict[str, int]]:
+    """A lake batch of a Label Studio export (one task per row: `_row`, `task` as JSON
+    text) as the judgments or rankings frame of `pairwise_judgments` / `ranker_rankings`,
+    with `_batch` carried along; and the counts of what was skipped."""
+    if shape == "binarized":
+        raise InputError(f"{where}: a Label Studio export is a Pairwise project (preference."
+                         "shape: judgments) or a Ranker project (rankings), not binarized")
+    tasks = ((int(r), json.loads(t)) for r, t in zip(rows.get_column("_row"),
+                                                     rows.get_column("task"), strict=True))
+    read = pairwise_judgments if shape == "judgments" else ranker_rankings
+    frame, counts = read(tasks, where=where, fields=fields)
+    if "_batch" in rows.columns and rows.height:
+        frame = frame.with_columns(pl.lit(rows.get_column("_batch")[0]).alias("_batch"))
+    return frame, counts

@@ -18,7 +18,9 @@ class _Model(BaseModel):
 
 
 class PreferenceColumns(_Model):
-    """Which source columns hold the preference data; only the shape's own are read."""
+    """Which source columns hold the preference data; only the shape's own are read. For
+    a Label Studio export (``sources.items.format: label-studio``) they name the task's
+    data fields (`PreferenceSpec.label_studio_fields`)."""
 
     prompt: str = Field(default="prompt", description="The prompt: text, or a chat list of "
                         "{role, content} (as a list or as JSON text).")
@@ -35,6 +37,8 @@ class PreferenceColumns(_Model):
     responses: str = Field(default="responses", description="rankings: the list of responses.")
     ranking: str = Field(default="ranking", description="rankings: each response's rank, "
                          "1 = best (equal ranks are ties).")
+    item_text: str = Field(default="body", description="rankings from a label-studio export: "
+                           "the field of each Ranker item that holds the response's text.")
 
 
 Side = Literal["a", "b", "tie"]
@@ -139,6 +143,24 @@ class PreferenceSpec(_Model):
         return {"judgments": [c.prompt, c.response_a, c.response_b, c.preference],
                 "binarized": [c.prompt, c.chosen, c.rejected],
                 "rankings": [c.prompt, c.responses, c.ranking]}[self.shape]
+
+    def label_studio_fields(self) -> dict[str, tuple[str, str]]:
+        """A Label Studio export's task data fields by role, each with the spec key naming
+        it: judgments (a `Pairwise` project) read prompt, a (the left response) and b;
+        rankings (a `Ranker` project) read prompt, items (the list of items) and text (each
+        item's text field). A column left unset takes Label Studio's template name
+        (answer1, answer2, items), not the shape's column name."""
+        c, given = self.columns, self.columns.model_fields_set
+        key = "preference.columns."
+
+        def role(name: str, template: str) -> tuple[str, str]:
+            return (getattr(c, name) if name in given else template), key + name
+
+        if self.shape == "rankings":
+            return {"prompt": (c.prompt, key + "prompt"), "items": role("responses", "items"),
+                    "text": (c.item_text, key + "item_text")}
+        return {"prompt": (c.prompt, key + "prompt"), "a": role("response_a", "answer1"),
+                "b": role("response_b", "answer2")}
 
     def value_map(self) -> dict[str, str]:
         """Raw value -> a | b | tie (a side with no values listed keeps its own name)."""

@@ -3,8 +3,11 @@
 - `read_batch`: one lake batch's rows as judgments (ids: the id column when the data has
   one, else ``<file stem>:<row>``); the spec's id column is always present;
 - `check_batches`: the judgments of every batch through `check_judgments`;
-- `publish_files`: each split's kept judgments as one row per pair, with the ties and
-  flagged-pair policies, and the TRL files of ``preference.publish.formats``;
+- `exclude_by_policies`: the ties and flagged-pair policies (``preference.publish``),
+  applied in the splits stage before the gate, so what they exclude is in the run's
+  `rows.excluded` and the warehouse's `exclusions`;
+- `publish_files`: each split's kept judgments as one row per pair (flagged pairs flipped
+  under ``flagged: flip``) and the TRL files of ``preference.publish.formats``;
 - `check_swap_embeddings`: the library and model `preference.swaps.embeddings` asks for
   are installed, checked before a run reads any data (errors name that key).
 """
@@ -12,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,64 +24,94 @@ import polars as pl
 from labelgate.errors import LabelgateError
 from labelgate.spec import Spec
 from labelgate.stages.preference.checks import PairCheckResult, check_judgments
-from labelgate.stages.preference.read import to_judgments
-from labelgate.stages.preference.trl import TRL_SUFFIX, published_pairs, trl_records
+from labelgate.stages.preference.read import from_label_studio, to_judgments
+from labelgate.stages.preference.settings import PreferenceColumns
+from labelgate.stages.preference.trl import (
+    TRL_SUFFIX,
+    exclude_by_policy,
+    published_pairs,
+    trl_records,
+)
 
 SWAP_EMBEDDINGS_KEY = "preference.swaps.embeddings"
 PAIR_FILE_COLUMNS = ("pair_id", "prompt", "prompt_messages", "chosen", "rejected",
                      "preference", "margin", "judgments", "swapped", "flipped")
 
 
-def read_batch(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
+def read_batch(rows: pl.DataFrame, *, spec: Spec, where: str
+               ) -> tuple[pl.DataFrame, dict[str, int]]:
     """One batch's rows (n, k) as judgments (`JUDGMENT_SCHEMA`, the source's other columns,
-    the spec's id column, `_batch`/`_row`)."""
+    the spec's id column, `_batch`/`_row`); a Label Studio export's batch (one task per
+    row) through `from_label_studio` first. Also what the export skipped (cancelled
+    annotations, tasks without a judgment; empty for a table)."""
     pref = spec.preference_settings()
     id_col = spec.columns.id
-    out = to_judgments(rows, shape=pref.shape, columns=pref.columns,
-                       value_map=pref.value_map(), id_column=id_col,
-                       id_prefix=f"{Path(where).stem}:", where=where)
-    if id_col not in out.columns:
-        out = out.with_columns(pl.col("id").alias(id_col))
-    return out
+    columns, value_map = pref.columns, pref.value_map()
+    skipped: dict[str, int] = {}
+    if spec.sources.items.format == "label-studio":
+        rows, skipped = from_label_studio(rows, shape=pref.shape, where=where,
+                                          fields=pref.label_studio_fields())
+        columns, value_map, id_col = PreferenceColumns(), {}, "id"
+    out = to_judgments(rows, shape=pref.shape, columns=columns, value_map=value_map or None,
+                       id_column=id_col, id_prefix=f"{Path(where).stem}:", where=where)
+    if spec.columns.id not in out.columns:
+        out = out.with_columns(pl.col("id").alias(spec.columns.id))
+    return out, skipped
 
 
-def check_batches(frames: Sequence[pl.DataFrame], *, spec: Spec) -> PairCheckResult:
-    """The run's judgments (every batch's `read_batch`) through the preference checks."""
+def check_batches(frames: Sequence[pl.DataFrame], *, spec: Spec,
+                  rejects: pl.DataFrame | None = None) -> PairCheckResult:
+    """The run's judgments (every batch's `read_batch`) through the preference checks;
+    `rejects`, the quarantine records (`QUARANTINE_COLUMNS`, check ``parse``) of the
+    records the readers could not parse, join the quarantine and count as input."""
     pref = spec.preference_settings()
     judgments = pl.concat(list(frames), how="diagonal_relaxed") if frames else pl.DataFrame()
-    return check_judgments(judgments, max_tokens=pref.max_tokens,
-                           near_threshold=pref.near_identical, source="items")
+    checked = check_judgments(judgments, max_tokens=pref.max_tokens,
+                              near_threshold=pref.near_identical, source="items")
+    if rejects is None or rejects.height == 0:
+        return checked
+    return replace(checked, rows_input=checked.rows_input + rejects.height,
+                   counts={**checked.counts, "parse": rejects.height},
+                   quarantine=pl.concat([checked.quarantine, rejects], how="vertical_relaxed"))
+
+
+PUBLISH_POLICIES = ("preference_tie", "preference_flagged")
+
+
+def exclude_by_policies(kept: pl.DataFrame, *, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, excluded): the judgments of tied and flagged pairs excluded by
+    ``preference.publish.ties`` / ``flagged`` (`exclude_by_policy`); the splits stage
+    applies them when the spec publishes."""
+    pol = spec.preference_settings().publish
+    return exclude_by_policy(kept, ties=pol.ties, flagged=pol.flagged)
 
 
 def publish_files(
     kept: pl.DataFrame, *, spec: Spec,
-) -> tuple[dict[str, pl.DataFrame], list[tuple[str, pl.DataFrame]], pl.DataFrame,
-           dict[str, Any]]:
+) -> tuple[dict[str, pl.DataFrame], list[tuple[str, pl.DataFrame]], dict[str, Any]]:
     """What a preference version publishes.
 
     Parameters
     ----------
     kept : pl.DataFrame
-        The splits stage's kept judgments (with `split` and the pair columns).
+        The splits stage's kept judgments (with `split` and the pair columns; the policies'
+        exclusions already out: `exclude_by_policies`).
 
     Returns
     -------
-    (pairs, trl_files, excluded, summary)
+    (pairs, trl_files, summary)
         pairs: split -> one row per pair (`PAIR_FILE_COLUMNS`), the `<split>.parquet`
-        files; trl_files: (`<split>.<format>.jsonl`, rows); excluded: judgments the
-        policies dropped (id, split, exclusion_policy, exclusion_reason); summary: pairs
-        and TRL rows per split and format, the policies.
+        files; trl_files: (`<split>.<format>.jsonl`, rows); summary: pairs and TRL rows per
+        split and format, the policies.
     """
     pol = spec.preference_settings().publish
     splits: dict[str, pl.DataFrame] = {}
     files: list[tuple[str, pl.DataFrame]] = []
-    excluded: list[pl.DataFrame] = []
     counts: dict[str, dict[str, int]] = {}
     for name in ("train", "validation", "test"):
         part = kept.filter(pl.col("split") == name)
-        pairs, dropped = published_pairs(part, ties=pol.ties, flagged=pol.flagged)
+        pairs, _ = published_pairs(part, ties=pol.ties, flagged=pol.flagged)
         splits[name] = pairs.select(PAIR_FILE_COLUMNS)
-        excluded.append(dropped.with_columns(pl.lit(name).alias("split")))
         counts[name] = {"pairs": pairs.height}
         for fmt in pol.formats:
             records = trl_records(pairs, fmt)
@@ -85,14 +119,16 @@ def publish_files(
             counts[name][fmt] = records.height
     summary = {"formats": list(pol.formats), "ties": pol.ties, "flagged": pol.flagged,
                "files": counts}
-    return splits, files, pl.concat(excluded, how="diagonal_relaxed"), summary
+    return splits, files, summary
 
 
 def policy_counts(excluded: pl.DataFrame) -> Mapping[str, int]:
-    """Judgments excluded at publish time, by policy."""
-    if excluded.height == 0:
+    """Judgments the publish policies excluded (`PUBLISH_POLICIES`), by policy, from the
+    splits stage's exclusions (id, split, exclusion_policy, exclusion_reason)."""
+    mine = excluded.filter(pl.col("exclusion_policy").is_in(PUBLISH_POLICIES))
+    if mine.height == 0:
         return {}
-    return dict(excluded.group_by("exclusion_policy").len().sort("exclusion_policy").rows())
+    return dict(mine.group_by("exclusion_policy").len().sort("exclusion_policy").rows())
 
 
 def check_swap_embeddings(spec: Spec, *, notice: Callable[[str], None] | None = None) -> None:

@@ -1,9 +1,11 @@
 """Published preference pairs in the formats TRL's trainers read.
 
-`published_pairs` turns a split's judgments (with their pair's columns from `analyze`)
-into one row per pair and applies the spec's policies: tied pairs are dropped (policy
-``preference_tie``) or kept (parquet only); pairs flagged as probably swapped are dropped
-(``preference_flagged``), flipped or kept. `trl_records` writes the rows as
+`exclude_by_policy` applies the spec's policies to judgments (a run does so in the splits
+stage, before the gate, so the report's row arithmetic counts what they exclude): tied
+pairs are dropped (policy ``preference_tie``) or kept (parquet only); pairs flagged as
+probably swapped are dropped (``preference_flagged``), flipped or kept. `published_pairs`
+turns a split's judgments (with their pair's columns from `analyze`) into one row per pair
+(flipping the flagged pairs under ``flip``). `trl_records` writes the rows as
 
 - ``dpo``: ``{"prompt", "chosen", "rejected"}`` (standard preference: DPOTrainer,
   ORPOTrainer, CPOTrainer);
@@ -29,6 +31,41 @@ TRL_SUFFIX: dict[str, str] = {
 }
 
 
+def exclude_by_policy(judgments: pl.DataFrame, *, ties: str, flagged: str
+                      ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(kept, excluded) judgments by the ties and flagged-pair policies.
+
+    Parameters
+    ----------
+    judgments : pl.DataFrame
+        Judgments with `analyze`'s pair columns (consensus, swapped), shape (n, k).
+    ties : {"drop", "keep"}
+    flagged : {"drop", "flip", "keep"}
+
+    Returns
+    -------
+    (kept, excluded)
+        kept: shape (n_kept, k); excluded: the judgments of dropped pairs, shape
+        (n - n_kept, k + 2), with exclusion_policy (``preference_tie`` or
+        ``preference_flagged``) and exclusion_reason. A tied pair is never flagged.
+    """
+    tie = pl.col("consensus") == "tie"
+    hit = pl.col("swapped").fill_null(False) & ~tie
+    drop_tie, drop_hit = pl.lit(ties == "drop") & tie, pl.lit(flagged == "drop") & hit
+    policy = (pl.when(drop_tie).then(pl.lit("preference_tie"))
+              .when(drop_hit).then(pl.lit("preference_flagged")))
+    reason = (pl.when(drop_tie).then(pl.lit(
+        "the pair's consensus is a tie (preference.publish.ties: drop)"))
+        .when(drop_hit).then(pl.lit(
+            "probably swapped: the out-of-fold model prefers the rejected response "
+            "(preference.publish.flagged: drop)")))
+    marked = judgments.with_columns(policy.alias("exclusion_policy"),
+                                    reason.alias("exclusion_reason"))
+    dropped = pl.col("exclusion_policy").is_not_null()
+    return (marked.filter(~dropped).drop("exclusion_policy", "exclusion_reason"),
+            marked.filter(dropped))
+
+
 def published_pairs(judgments: pl.DataFrame, *, ties: str, flagged: str
                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(pairs, excluded judgments) of one split's judgments.
@@ -47,32 +84,14 @@ def published_pairs(judgments: pl.DataFrame, *, ties: str, flagged: str
         pairs: one row per published pair (pair_id, prompt, prompt_messages, chosen,
         rejected, preference (a decided pair's is "chosen", else "tie"), margin, judgments,
         swapped, flipped), sorted by pair_id; excluded: the judgments of dropped pairs
-        (id, exclusion_policy, exclusion_reason).
+        (id, exclusion_policy, exclusion_reason), as `exclude_by_policy` drops them (a run
+        has dropped them already, in the splits stage).
     """
+    kept, excluded = exclude_by_policy(judgments, ties=ties, flagged=flagged)
     tie = pl.col("consensus") == "tie"
     swapped = pl.col("swapped").fill_null(False)
-    drop = pl.lit(False)
-    policy = pl.lit(None, pl.String)
-    reason = pl.lit(None, pl.String)
-    if ties == "drop":
-        drop = drop | tie
-        policy = pl.when(tie).then(pl.lit("preference_tie")).otherwise(policy)
-        reason = pl.when(tie).then(pl.lit("the pair's consensus is a tie (preference."
-                                          "publish.ties: drop)")).otherwise(reason)
-    if flagged == "drop":
-        hit = swapped & ~tie
-        drop = drop | hit
-        policy = pl.when(policy.is_null() & hit).then(pl.lit("preference_flagged")
-                                                      ).otherwise(policy)
-        reason = pl.when(reason.is_null() & hit).then(pl.lit(
-            "probably swapped: the out-of-fold model prefers the rejected response "
-            "(preference.publish.flagged: drop)")).otherwise(reason)
-    marked = judgments.with_columns(drop.alias("__drop"), policy.alias("exclusion_policy"),
-                                    reason.alias("exclusion_reason"))
-    excluded = marked.filter(pl.col("__drop")).select("id", "exclusion_policy",
-                                                      "exclusion_reason")
     flip = swapped & ~tie if flagged == "flip" else pl.lit(False)
-    pairs = (marked.filter(~pl.col("__drop")).sort("id").group_by("pair_id", maintain_order=True)
+    pairs = (kept.sort("id").group_by("pair_id", maintain_order=True)
              .agg(pl.col("prompt").first(), pl.col("prompt_messages").first(),
                   pl.col("chosen").first(), pl.col("rejected").first(),
                   pl.col("consensus").first(), pl.col("margin").first(),
@@ -84,7 +103,7 @@ def published_pairs(judgments: pl.DataFrame, *, ties: str, flagged: str
         pl.when(pl.col("consensus") == "tie").then(pl.lit("tie")).otherwise(pl.lit("chosen"))
         .alias("preference"),
     ).drop("consensus")
-    return pairs.sort("pair_id"), excluded
+    return pairs.sort("pair_id"), excluded.select("id", "exclusion_policy", "exclusion_reason")
 
 
 def _turn(text: pl.Expr) -> pl.Expr:
