@@ -161,3 +161,21 @@ def test_records_the_reader_could_not_parse_are_quarantined_and_counted(tmp_path
     assert (checked.rows_input, checked.valid.height, checked.rows_quarantined) == (2, 1, 1)
     assert checked.counts == {"parse": 1}
     assert checked.quarantine.select("row", "check").rows() == [(2, "parse")]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"task": "classification", "columns": {"id": "id", "text": ["t"], "label": "y"}},
+     "label-studio items are read by task preference only"),
+    ({"preference": {"shape": "binarized"}}, "not binarized pairs"),
+])
+def test_spec_refuses_label_studio_items_that_cannot_be_read(extra: dict[str, Any],
+                                                             message: str) -> None:
+    from labelgate.errors import SpecError
+    from labelgate.spec.load import parse_spec
+
+    data = {"name": "ls", "task": "preference", "columns": {"id": "id"},
+            "sources": {"items": {"path": "export.json", "format": "label-studio"}}, **extra}
+    with pytest.raises(SpecError, match=rf"sources.items.format: .*{message}"):
+        parse_spec(data)
+    parse_spec({**data, "task": "preference", "columns": {"id": "id"},
+                "preference": {"shape": "rankings"}})  # fits

@@ -68,8 +68,25 @@ def parse_spec(data: Any, *, source: str = "<spec>", base_dir: Path | None = Non
         spec = Spec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{source}: invalid spec\n{_format_errors(exc)}") from None
+    problem = _label_studio_items(spec)
+    if problem is not None:
+        raise SpecError(f"{source}: invalid spec\n  sources.items.format: {problem}")
     spec._base_dir = (base_dir or Path.cwd()).resolve()
     return spec
+
+
+def _label_studio_items(spec: Spec) -> str | None:
+    """Why `sources.items.format: label-studio` does not fit the spec's task or shape."""
+    if spec.sources.items.format != "label-studio":
+        return None
+    if not spec.is_preference:
+        return (f"label-studio items are read by task preference only (a Pairwise or Ranker "
+                f"export), not task {spec.task}; a classification export is read as "
+                "sources.annotations")
+    if spec.preference_settings().shape == "binarized":
+        return ("a Label Studio export is a Pairwise project (preference.shape: judgments) or "
+                "a Ranker project (rankings), not binarized pairs")
+    return None
 
 
 def load_spec(path: str | Path) -> Spec:
