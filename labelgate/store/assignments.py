@@ -28,7 +28,7 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def load_assignments(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
     """Every assignment ever stored for ``dataset``: key, split, first_run, last_run."""
     _ensure_table(con)
-    # through Arrow, not Python tuples: a million stored keys load in a tenth of the time
+    # through Arrow, not Python tuples (docs/benchmarks/throughput.md: a night's splits)
     rel = con.sql(
         f"SELECT split_key AS key, split, first_run, last_run FROM {quote_ident(TABLE)} "  # noqa: S608
         "WHERE dataset = $1 ORDER BY split_key",
