@@ -230,27 +230,34 @@ PARQUET = [
 
 # ---------------------------------------------------------------- compressed
 
+def _csv_bytes(prefix: str) -> bytes:
+    return ("\n".join([HEAD, *csv_lines(rows(N, prefix=prefix))]) + "\n").encode()
+
+
+def _gzip(path: Path, prefix: str) -> int:
+    path.write_bytes(gzip.compress(_csv_bytes(prefix)))
+    return N
+
+
 def _truncated_gzip(path: Path, prefix: str) -> int:
-    data = gzip.compress(("\n".join([HEAD, *csv_lines(rows(N, prefix=prefix))]) + "\n").encode())
+    data = gzip.compress(_csv_bytes(prefix))
     path.write_bytes(data[: len(data) * 2 // 3])
     return N
 
 
 def _truncated_zstd(path: Path, prefix: str) -> int:
-    raw = ("\n".join([HEAD, *csv_lines(rows(N, prefix=prefix))]) + "\n").encode()
-    codec = pa.Codec("zstd")
-    data = codec.compress(raw, asbytes=True)
+    data = pa.Codec("zstd").compress(_csv_bytes(prefix), asbytes=True)
     path.write_bytes(data[: len(data) * 2 // 3])
     return N
 
 
 def _zstd(path: Path, prefix: str) -> int:
-    raw = ("\n".join([HEAD, *csv_lines(rows(N, prefix=prefix))]) + "\n").encode()
-    path.write_bytes(pa.Codec("zstd").compress(raw, asbytes=True))
+    path.write_bytes(pa.Codec("zstd").compress(_csv_bytes(prefix), asbytes=True))
     return N
 
 
 COMPRESSED = [
+    InputCase("gzip", "compressed", "items/good.csv.gz", _gzip),
     InputCase("gzip truncated", "compressed", "items/bad.csv.gz", _truncated_gzip, codes=(2,)),
     InputCase("zstd", "compressed", "items/good.csv.zst", _zstd),
     InputCase("zstd truncated", "compressed", "items/bad.csv.zst", _truncated_zstd,
