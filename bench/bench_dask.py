@@ -112,6 +112,12 @@ def _per_worker(api: str, flow_run_id: str) -> dict[str, list[float]]:
         offset += 200
 
 
+def _latest(folder: Path) -> Path:
+    """`latest`: a symlink in a store folder, a `.link` file at an fsspec URL."""
+    link = folder / "latest.link"
+    return folder / link.read_text().strip() if link.exists() else folder / "latest"
+
+
 def _feature_matrix_mib(csv: Path) -> float:
     from labelgate.stages.label_issues.models import text_matrix
 
@@ -143,7 +149,9 @@ def main() -> None:
         port = _free_port()
         env = {**os.environ, "PREFECT_HOME": str(work / "home"),
                "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-               "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               # INFO: the parts' "ran on Dask worker" lines reach the server's logs
+               "PREFECT_LOGGING_LEVEL": "INFO"}
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host",
              "127.0.0.1", "--port", str(port), "--analytics-off"],
@@ -181,7 +189,7 @@ def main() -> None:
             _stop(cluster)
             _stop(server)
         flagged = [
-            pl.read_parquet(work / s / "reports/bench-pipeline/latest/label_issues.parquet")
+            pl.read_parquet(_latest(work / s / "reports/bench-pipeline") / "label_issues.parquet")
             .filter(pl.col("is_label_issue")).get_column("id").sort().to_list()
             for s in ("store-local", "store-dask")
         ]
