@@ -164,11 +164,12 @@ def _check_store(spec: Path, s: Spec, store: str | None) -> None:
 
 
 def _check_environment(spec: Path, s: Spec) -> None:
-    """What the run needs that the spec names (an embedding model): exit 2 before Prefect
-    starts, naming the spec."""
+    """What the run needs that the spec names (an embedding model, a tokenizer): exit 2
+    before Prefect starts, naming the spec."""
     li = s.label_issues
-    swaps = s.preference_settings().swaps if s.is_preference else None
-    if (li is None or li.embeddings is None) and (swaps is None or swaps.embeddings is None):
+    pref = s.preference_settings() if s.is_preference else None
+    if ((li is None or li.embeddings is None)
+            and (pref is None or (pref.swaps.embeddings is None and pref.tokenizer is None))):
         return  # nothing to check: spare the model libraries' import
     from labelgate.stages.steps import check_environment
 

@@ -20,6 +20,7 @@ from labelgate.stages.preference import PreferenceAnalysis, analyze
 from labelgate.stages.preference.stage import (
     check_batches,
     policy_counts,
+    preference_tokenizer,
     publish_files,
     read_batch,
 )
@@ -97,7 +98,8 @@ def preference(spec: Spec, store: RunStore, contract: ContractResult, pair_check
     result = analyze(contract.valid, settings=spec.preference_settings(),
                      rows_input=pair_checks.rows_input,
                      identical_rows=pair_checks.identical_rows,
-                     check_counts=pair_checks.counts, embed=_encoder(spec, store))
+                     check_counts=pair_checks.counts, embed=_encoder(spec, store),
+                     tokenizer=preference_tokenizer(spec))
     if pair_checks.label_studio:  # what a Label Studio export held that is no judgment
         result = replace(result, section={**result.section,
                                           "label_studio": pair_checks.label_studio})

@@ -81,7 +81,8 @@ def test_spec_agreement_sections_and_defaults() -> None:
         ({"agreement": {"level": "ratio"}}, "agreement.level"),
         ({"agreement": {"consensus": "crowdlab"}}, "agreement.consensus"),
         ({"sources": {"items": {"path": "i.csv"}, "annotations": {"path": "a.csv", "wid": ["x"]}}},
-         "sources.annotations.wid: unknown key; valid keys: path, encoding, separator, max_line_bytes, format"),
+         "sources.annotations.wid: unknown key; valid keys: path, encoding, separator, "
+         "max_line_bytes, format"),
         ({"sources": {"items": {"path": "i.csv"}, "annotations": {"path": "a.csv"}},
           "gate": {"min_krippendorf_alpha": 0.5}},
          "unknown gate check 'min_krippendorf_alpha'"),

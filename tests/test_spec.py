@@ -173,7 +173,8 @@ def test_instruction_spec_keys() -> None:
     ("patch", "expected"),
     [
         ({"sources": {"items": {"path": "x.jsonl", "stlye": "chat"}}},
-         "sources.items.stlye: unknown key; valid keys: path, encoding, separator, max_line_bytes, format, style"),
+         "sources.items.stlye: unknown key; valid keys: path, encoding, separator, "
+         "max_line_bytes, format, style"),
         ({"sources": {"items": {"path": "x.jsonl", "style": "sharegpt"}}},
          "sources.items.style: Input should be 'alpaca', 'chat' or 'prompt_response'"),
         ({"sources": {"items": {"path": "x.jsonl"}}}, "sources.items.style: required for task "

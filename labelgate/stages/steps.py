@@ -29,7 +29,11 @@ from labelgate.stages.label_issues.models import (
     TABULAR_ENSEMBLE_MAX_ROWS,
     joined_text,
 )
-from labelgate.stages.preference.stage import check_swap_embeddings, exclude_by_policies
+from labelgate.stages.preference.stage import (
+    check_swap_embeddings,
+    exclude_by_policies,
+    preference_tokenizer,
+)
 from labelgate.stages.publish import AlpacaStyle, ChatStyle, JsonlStyle, PlainStyle, filter_expr
 from labelgate.stages.splits import (
     SplitResult,
@@ -240,12 +244,13 @@ def check_environment(spec: Spec, *, notice: Callable[[str], None] | None = None
     """What a run needs beyond the spec, checked before it reads any data: the embedding
     model (`label_issues.embeddings`) is installed or its folder is a model folder (a model
     split across packages is put together here the first time; ``notice`` hears it), and
-    so is the one `preference.swaps.embeddings` asks for."""
+    so is the one `preference.swaps.embeddings` asks for; `preference.tokenizer` loads."""
     li = spec.label_issues
     if li is not None and li.embeddings is not None and li.method != "predictions":
         embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir,
                                      notice=notice)
     check_swap_embeddings(spec, notice=notice)
+    preference_tokenizer(spec)
 
 
 def model_description(spec: Spec, *, method: str, rows: int) -> str | None:

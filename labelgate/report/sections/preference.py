@@ -44,7 +44,8 @@ def _plots(sec: Mapping[str, Any]) -> list[Plot]:
         figs.append(_plot(
             "histogram", np.repeat(centres, counts),
             title="Length difference, chosen minus rejected (decided judgments)",
-            xlabel="whitespace tokens (clipped to the 1st-99th percentile span)",
+            xlabel=f"{(sec.get('length_bias') or {}).get('tokens') or 'whitespace tokens'} "
+                   "(clipped to the 1st-99th percentile span)",
             bins=len(counts), value_range=(edges[0], edges[-1]), salt="pref-len"))
     return figs
 
@@ -58,7 +59,8 @@ def _facts(sec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         ("percent agreement", fmt_pct(m.get("percent_agreement"), 1),
          f"over {fmt_num(ag.get('pairs_multi'))} pairs judged twice or more"),
         ("Krippendorff's α (a, b, tie)", fmt_num(m.get("krippendorff_alpha")), ""),
-        ("chosen is longer (tokens)", fmt_pct(lb.get("longer_share_tokens"), 1),
+        (f"chosen is longer ({lb.get('tokens') or 'whitespace tokens'})",
+         fmt_pct(lb.get("longer_share_tokens"), 1),
          f"characters: {fmt_pct(lb.get('longer_share_chars'), 1)}; equal tokens: "
          f"{fmt_pct(lb.get('equal_share_tokens'), 1)}"),
         ("largest position bias", fmt_pct(m.get("max_position_bias"), 1),

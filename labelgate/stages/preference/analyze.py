@@ -21,6 +21,7 @@ from labelgate.stages.preference import consistency
 from labelgate.stages.preference import pairs as pairs_mod
 from labelgate.stages.preference.settings import PreferenceSpec
 from labelgate.stages.preference.swaps import Embed, SwapResult, find_swapped_pairs
+from labelgate.stages.preference.tokens import Tokenizer, describe
 
 EXCERPT = 160
 _PAIR_COLUMNS = ("pair_id", "consensus", "chosen", "rejected", "margin", "swapped",
@@ -83,7 +84,8 @@ def _max_position_bias(annotators: pl.DataFrame, *, min_judgments: int) -> tuple
 
 def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
             identical_rows: int, check_counts: dict[str, int] | None = None,
-            embed: Embed | None = None) -> PreferenceAnalysis:
+            embed: Embed | None = None, tokenizer: Tokenizer | None = None
+            ) -> PreferenceAnalysis:
     """Analyse valid judgments (`JUDGMENT_SCHEMA` rows that passed the checks).
 
     Parameters
@@ -99,6 +101,8 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
         Quarantined rows by check, for the report.
     embed : callable, optional
         A sentence encoder for the swapped-pair model (`swaps.embeddings`).
+    tokenizer : Tokenizer, optional
+        What counts the length-bias tokens (`preference.tokenizer`); None: whitespace.
 
     Returns
     -------
@@ -121,12 +125,13 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
     judgments = keyed.join(oriented.select("pair_key", *_PAIR_COLUMNS), on="pair_key",
                            how="left", maintain_order="left").drop(
         "prompt_key", "pair_key", "lo_first", "canon")
-    annotators = pairs_mod.annotator_table(keyed, table)
+    annotators = pairs_mod.annotator_table(keyed, table, tokenizer)
     contra = consistency.contradictions(keyed)
     found = consistency.cycles(table)
     metrics, section = _summary(keyed, oriented, annotators, contra, found, scores, swaps,
                                 settings=settings, rows_input=rows_input,
-                                identical_rows=identical_rows, check_counts=check_counts)
+                                identical_rows=identical_rows, check_counts=check_counts,
+                                tokenizer=tokenizer)
     return PreferenceAnalysis(judgments, oriented, annotators, contra, found, scores,
                               metrics, section)
 
@@ -134,11 +139,11 @@ def analyze(valid: pl.DataFrame, *, settings: PreferenceSpec, rows_input: int,
 def _summary(keyed: pl.DataFrame, pairs: pl.DataFrame, annotators: pl.DataFrame,
              contra: pl.DataFrame, found: pl.DataFrame, scores: pl.DataFrame,
              swaps: SwapResult, *, settings: PreferenceSpec, rows_input: int,
-             identical_rows: int, check_counts: dict[str, int] | None
-             ) -> tuple[dict[str, float], dict[str, Any]]:
+             identical_rows: int, check_counts: dict[str, int] | None,
+             tokenizer: Tokenizer | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """The ``preference.*`` metrics (undefined ones left out) and the report section."""
     agree = pairs_mod.agreement(keyed, pairs)
-    overall, _, diff = pairs_mod.length_bias(keyed)
+    overall, _, diff = pairs_mod.length_bias(keyed, tokenizer)
     n_pairs = max(pairs.height, 1)
     contradicted = contra.get_column("pair_key").n_unique() if contra.height else 0
     cyc = consistency.cycle_summary(found, pairs.get_column("prompt_key").n_unique())
@@ -170,7 +175,8 @@ def _summary(keyed: pl.DataFrame, pairs: pl.DataFrame, annotators: pl.DataFrame,
         "worst_position_bias_annotator": who or None,
         "agreement": agree, "consensus": {k: int(v) for k, v in consensus.items()},
         "annotators": annotators.to_dicts(),
-        "length_bias": {**overall, "token_difference": _histogram(diff)},
+        "length_bias": {**overall, "token_difference": _histogram(diff),
+                        "tokens": describe(tokenizer)},
         "contradictions": {"pairs": contradicted, "examples": contra.head(10).to_dicts()},
         "cycles": {**cyc, "examples": found.head(10).to_dicts()},
         "bradley_terry": {"responses": scores.height,

@@ -9,7 +9,8 @@ returns the valid rows and one quarantine record per failed (row, column, check)
   same after the dedup stage's normalisation (NFKC, lowercase, whitespace collapsed);
   ``near_identical_pair``: their MinHash Jaccard estimate (the dedup stage's character
   shingles, hashes and rensa signatures) is at least `near_threshold`;
-- ``response_over_budget``: more whitespace tokens than `max_tokens`;
+- ``response_over_budget``: more tokens than `max_tokens` (whitespace tokens, or those of
+  the configured tokenizer, `labelgate.stages.preference.tokens`);
   ``identical_after_truncation``: the first `max_tokens` tokens of both are the same (what a
   trainer truncating to the budget would see), for a pair not already identical.
 
@@ -27,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from labelgate.stages.dedup import Shard, normalize_text, shard_signatures
+from labelgate.stages.preference.tokens import Tokenizer, count_tokens, describe, head_tokens
 
 QUARANTINE_COLUMNS = ("source", "batch", "row", "id", "column", "check", "failure_value",
                       "reason")
@@ -51,9 +53,9 @@ class PairCheckResult:
         return self.rows_input - self.valid.height
 
 
-def tokens(text: pl.Expr) -> pl.Expr:
-    """Whitespace tokens in `text` (runs of non-whitespace)."""
-    return text.str.count_matches(r"\S+").fill_null(0)
+def tokens(text: pl.Expr, tokenizer: Tokenizer | None = None) -> pl.Expr:
+    """Tokens in `text`: runs of non-whitespace, or the tokenizer's (`count_tokens`)."""
+    return count_tokens(text, tokenizer)
 
 
 def _blank(text: pl.Expr) -> pl.Expr:
@@ -124,33 +126,35 @@ def _identical_failures(df: pl.DataFrame, *, near_threshold: float | None) -> li
     return out
 
 
-def _budget_failures(df: pl.DataFrame, *, max_tokens: int) -> list[pl.DataFrame]:
+def _budget_failures(df: pl.DataFrame, *, max_tokens: int, tokenizer: Tokenizer | None
+                     ) -> list[pl.DataFrame]:
     out = []
-    counts = df.with_columns(tokens(pl.col("response_a")).alias("__ta"),
-                             tokens(pl.col("response_b")).alias("__tb"))
+    counts = df.with_columns(tokens(pl.col("response_a"), tokenizer).alias("__ta"),
+                             tokens(pl.col("response_b"), tokenizer).alias("__tb"))
+    unit = describe(tokenizer)
     for side, n in (("response_a", "__ta"), ("response_b", "__tb")):
         out.append(_record(
             counts, pl.col(n) > max_tokens, column=side, check="response_over_budget",
             value=pl.col(n),
-            reason=pl.format("{} has {} whitespace tokens (> preference.max_tokens {})",
-                             pl.lit(side), pl.col(n), pl.lit(max_tokens))))
+            reason=pl.format("{} has {} {} (> preference.max_tokens {})",
+                             pl.lit(side), pl.col(n), pl.lit(unit), pl.lit(max_tokens))))
     a, b = pl.col("response_a"), pl.col("response_b")
     over = counts.filter(((pl.col("__ta") > max_tokens) | (pl.col("__tb") > max_tokens))
                          & ~_blank(a) & ~_blank(b) & (normalize_text(a) != normalize_text(b)))
 
     def head(text: pl.Expr) -> pl.Expr:
-        return text.str.extract_all(r"\S+").list.head(max_tokens).list.join(" ")
+        return head_tokens(text, max_tokens, tokenizer)
 
     out.append(_record(
         over, head(a) == head(b), column="response_b", check="identical_after_truncation",
         value=head(b), reason=pl.lit(f"chosen and rejected are the same within the first "
-                                     f"{max_tokens} tokens (preference.max_tokens)")))
+                                     f"{max_tokens} {unit} (preference.max_tokens)")))
     return out
 
 
 def check_judgments(
     df: pl.DataFrame, *, max_tokens: int | None = None, near_threshold: float | None = 0.9,
-    source: str = "items",
+    source: str = "items", tokenizer: Tokenizer | None = None,
 ) -> PairCheckResult:
     """Split judgments (`JUDGMENT_SCHEMA`) into valid rows and a quarantine.
 
@@ -159,11 +163,13 @@ def check_judgments(
     df : pl.DataFrame
         Judgments, shape (n, k), ids unique.
     max_tokens : int or None
-        The response token budget (whitespace tokens); None: no budget checks.
+        The response token budget; None: no budget checks.
     near_threshold : float or None
         MinHash Jaccard at or above which a pair is near-identical; None: off.
     source : str
         The spec's source name for the quarantine's `source` column.
+    tokenizer : Tokenizer or None
+        What counts tokens for the budget (`preference.tokenizer`); None: whitespace.
 
     Returns
     -------
@@ -175,7 +181,7 @@ def check_judgments(
     df = df.rechunk().with_row_index("__i")
     parts = _text_failures(df) + _identical_failures(df, near_threshold=near_threshold)
     if max_tokens is not None:
-        parts += _budget_failures(df, max_tokens=max_tokens)
+        parts += _budget_failures(df, max_tokens=max_tokens, tokenizer=tokenizer)
     failures = pl.concat(parts, how="vertical_relaxed")
     where = df.select("__i", pl.col("_batch").cast(pl.String) if "_batch" in df.columns
                       else pl.lit(None, pl.String).alias("_batch"),

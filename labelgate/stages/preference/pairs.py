@@ -32,6 +32,7 @@ from scipy.stats import binomtest
 from labelgate.stages.agreement.coefficients import krippendorff_alpha, percent_agreement
 from labelgate.stages.dedup import normalize_text
 from labelgate.stages.preference.checks import tokens
+from labelgate.stages.preference.tokens import Tokenizer
 
 LABELS = ("a", "b", "tie")
 _SEP = "\x1f"
@@ -97,7 +98,7 @@ def agreement(keyed: pl.DataFrame, pairs: pl.DataFrame) -> dict[str, Any]:
             "pairs_multi": int(multi.sum()), "judgments": keyed.height, "pairs": pairs.height}
 
 
-def _decided(keyed: pl.DataFrame) -> pl.DataFrame:
+def _decided(keyed: pl.DataFrame, tokenizer: Tokenizer | None = None) -> pl.DataFrame:
     """Decided judgments (a or b) with chosen/rejected lengths in chars and tokens."""
     a_won = pl.col("preference") == "a"
     chosen = pl.when(a_won).then("response_a").otherwise("response_b")
@@ -105,7 +106,8 @@ def _decided(keyed: pl.DataFrame) -> pl.DataFrame:
     return keyed.filter(pl.col("preference").is_in(["a", "b"])).with_columns(
         chosen.str.len_chars().alias("chosen_chars"),
         rejected.str.len_chars().alias("rejected_chars"),
-        tokens(chosen).alias("chosen_tokens"), tokens(rejected).alias("rejected_tokens"),
+        tokens(chosen, tokenizer).alias("chosen_tokens"),
+        tokens(rejected, tokenizer).alias("rejected_tokens"),
         pl.col("annotator").fill_null(NO_ANNOTATOR).alias("who"),
     )
 
@@ -122,8 +124,10 @@ def _length_exprs() -> list[pl.Expr]:
     ]
 
 
-def length_bias(keyed: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame, pl.Series]:
-    """The share of decided judgments whose chosen response is longer.
+def length_bias(keyed: pl.DataFrame, tokenizer: Tokenizer | None = None
+                ) -> tuple[dict[str, Any], pl.DataFrame, pl.Series]:
+    """The share of decided judgments whose chosen response is longer (tokens: whitespace
+    tokens, or `tokenizer`'s).
 
     Returns
     -------
@@ -132,7 +136,7 @@ def length_bias(keyed: pl.DataFrame) -> tuple[dict[str, Any], pl.DataFrame, pl.S
         by_annotator: the same per annotator (``(none)`` for rows without one);
         token_difference: chosen minus rejected tokens per decided judgment, shape (decided,).
     """
-    d = _decided(keyed)
+    d = _decided(keyed, tokenizer)
     if d.height == 0:
         empty = {"decided": 0, "longer_share_chars": float("nan"),
                  "longer_share_tokens": float("nan"), "equal_share_tokens": float("nan")}
@@ -179,12 +183,13 @@ def loo_agreement(keyed: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
     ).sort("annotator")
 
 
-def annotator_table(keyed: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame:
+def annotator_table(keyed: pl.DataFrame, pairs: pl.DataFrame,
+                    tokenizer: Tokenizer | None = None) -> pl.DataFrame:
     """Per annotator: judgments, loo_items, loo_agreement, position_decided, first_share,
     position_p_value, decided, longer_share_chars, longer_share_tokens, equal_share_tokens."""
     base = (keyed.filter(pl.col("annotator").is_not_null()).group_by("annotator")
             .agg(pl.len().alias("judgments")).sort("annotator"))
-    _, lengths, _ = length_bias(keyed.filter(pl.col("annotator").is_not_null()))
+    _, lengths, _ = length_bias(keyed.filter(pl.col("annotator").is_not_null()), tokenizer)
     out = base.join(loo_agreement(keyed, pairs), on="annotator", how="left")
     out = out.join(position_bias(keyed), on="annotator", how="left")
     if lengths.height:

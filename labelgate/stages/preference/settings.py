@@ -114,9 +114,14 @@ class PreferenceSpec(_Model):
         description="Raw preference values read as a, b or tie; any other value is "
         "quarantined (check preference_value).")
     max_tokens: int | None = Field(
-        default=None, ge=1, description="Token budget of a response (whitespace tokens): "
-        "longer is quarantined (response_over_budget); a pair equal within the budget is "
-        "quarantined (identical_after_truncation).")
+        default=None, ge=1, description="Token budget of a response (whitespace tokens, or "
+        "the tokenizer's): longer is quarantined (response_over_budget); a pair equal within "
+        "the budget is quarantined (identical_after_truncation).")
+    tokenizer: str | None = Field(
+        default=None, description="A Hugging Face tokenizer.json file (relative to the "
+        "spec's folder; the file a model folder ships) that counts the tokens of "
+        "max_tokens and of the length-bias report, special tokens left out; needs the "
+        "tokenizers library (pip install 'labelgate[tokenizer]'). null: whitespace tokens.")
     near_identical: float | None = Field(
         default=0.9, gt=0, le=1, description="Quarantine a pair whose responses' MinHash "
         "Jaccard (the dedup stage's: character 5-shingles of the normalised text) is at "

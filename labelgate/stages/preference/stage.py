@@ -8,6 +8,7 @@
   `rows.excluded` and the warehouse's `exclusions`;
 - `publish_files`: each split's kept judgments as one row per pair (flagged pairs flipped
   under ``flagged: flip``) and the TRL files of ``preference.publish.formats``;
+- `preference_tokenizer`: the tokenizer `preference.tokenizer` names, loaded;
 - `check_swap_embeddings`: the library and model `preference.swaps.embeddings` asks for
   are installed, checked before a run reads any data (errors name that key).
 """
@@ -26,6 +27,7 @@ from labelgate.spec import Spec
 from labelgate.stages.preference.checks import PairCheckResult, check_judgments
 from labelgate.stages.preference.read import from_label_studio, to_judgments
 from labelgate.stages.preference.settings import PreferenceColumns
+from labelgate.stages.preference.tokens import Tokenizer, load_tokenizer
 from labelgate.stages.preference.trl import (
     TRL_SUFFIX,
     exclude_by_policy,
@@ -67,7 +69,8 @@ def check_batches(frames: Sequence[pl.DataFrame], *, spec: Spec,
     pref = spec.preference_settings()
     judgments = pl.concat(list(frames), how="diagonal_relaxed") if frames else pl.DataFrame()
     checked = check_judgments(judgments, max_tokens=pref.max_tokens,
-                              near_threshold=pref.near_identical, source="items")
+                              near_threshold=pref.near_identical, source="items",
+                              tokenizer=preference_tokenizer(spec))
     if rejects is None or rejects.height == 0:
         return checked
     return replace(checked, rows_input=checked.rows_input + rejects.height,
@@ -129,6 +132,13 @@ def policy_counts(excluded: pl.DataFrame) -> Mapping[str, int]:
     if mine.height == 0:
         return {}
     return dict(mine.group_by("exclusion_policy").len().sort("exclusion_policy").rows())
+
+
+def preference_tokenizer(spec: Spec) -> Tokenizer | None:
+    """The tokenizer `preference.tokenizer` names, resolved against the spec's folder and
+    loaded (None: whitespace tokens); a `SpecError` naming the key when it cannot load."""
+    path = spec.preference_settings().tokenizer if spec.is_preference else None
+    return None if path is None else load_tokenizer(spec.resolve(path))
 
 
 def check_swap_embeddings(spec: Spec, *, notice: Callable[[str], None] | None = None) -> None:
