@@ -542,8 +542,7 @@ def find_label_issues(
         "both" and "per_class", "both"'s count cut from the label-quality ranking for the
         built-in text model with 5 or more classes (`_plan_flags`).
     folds, seed, n_jobs, mapper, embeddings
-        The built-in model's (`labelgate.stages.label_issues.models.out_of_fold`); ``embeddings``:
-        (n, d).
+        The built-in model's (`models.out_of_fold`); ``embeddings``: (n, d).
     predictions, annotations : pl.DataFrame, optional
         The predictions method's probabilities (`validate_predictions`); the multiannotator
         method's long frame (``id_column``, ``annotator_column``, ``annotation_label_column``).
@@ -562,8 +561,7 @@ def find_label_issues(
         without the rows the first pass flagged (iterative noisy cross-validation, Chen et al.
         2019). A row's own label never trains the model that scores it.
     keep_models : bool
-        Keep the built-in text model's fold models in the result (``kept``) to score new
-        rows later (`labelgate.stages.label_issues.incremental`).
+        Keep the built-in text model's fold models (``kept``) to score new rows later.
 
     Returns
     -------
