@@ -12,7 +12,7 @@ EMBEDDINGS_STAMP := $(VENV)/.embeddings
 TORCH  ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans demo-dimensions test test-fast lint battery bench bench-all bench-truth schema clean mpnet docs embeddings
+.PHONY: demo demo-vader demo-chitchat demo-preference demo-multilabel demo-spans demo-dimensions test test-fast lint battery bench bench-scale bench-all bench-truth schema clean mpnet docs embeddings
 
 # the demos need labelgate alone (their data is bundled in data/examples): the light install
 $(RUNTIME_STAMP): pyproject.toml
@@ -118,6 +118,12 @@ battery: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_pipeline.py --rows 1000000 --incremental 10000
+
+# the whole pipeline at ROWS rows against the 1 M-row run and plain polars (issue 26): wall,
+# peak RSS, seconds per stage, the ratios; ROWS=10000000 takes ~10 min and ~18 GiB today
+ROWS ?= 10000000
+bench-scale: $(STAMP)
+	$(BIN)/python bench/bench_scale.py --rows $(ROWS)
 
 # the stage benchmarks too (detection quality with planted flips, near-dup, review budgets)
 bench-all: bench mpnet data/bench/pkgs/vaderSentiment-3.3.2.tar.gz
