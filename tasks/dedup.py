@@ -1,4 +1,5 @@
-"""Exact and near-duplicate clusters."""
+"""Exact and near-duplicate clusters; a night queries only its new rows against the key
+graph the last run kept (`labelgate.stages.dedup_incremental`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from prefect import get_run_logger
 
 from checks.contract import ContractResult
 from labelgate.spec import Spec
-from labelgate.stages import steps
-from labelgate.store import RunStore
+from labelgate.stages import dedup_incremental, steps
+from labelgate.store import RunStore, kept_dedup
 from tasks.common import HOUR, stage_task
 from tasks.partition import mapper as stages_mapper
 
@@ -16,7 +17,7 @@ from tasks.partition import mapper as stages_mapper
 @stage_task("dedup", timeout=2 * HOUR)
 def dedup(spec: Spec, store: RunStore, contract: ContractResult) -> steps.DedupOutcome:
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
-    outcome = steps.detect_duplicates(contract.valid, spec=spec, mapper=stages_mapper())
+    outcome = _detect(spec, store, contract.valid)
     clusters = outcome.result.clusters.select(
         pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
         "similarity", "is_representative",
@@ -24,7 +25,36 @@ def dedup(spec: Spec, store: RunStore, contract: ContractResult) -> steps.DedupO
     store.record_rows("duplicates", clusters)
     s = outcome.section
     get_run_logger().info(
-        "dedup: %s duplicate rows in %s clusters (%s with conflicting labels)",
-        s["count"], s["clusters"], s["conflicting_clusters"],
+        "dedup: %s duplicate rows in %s clusters (%s with conflicting labels); %s",
+        s["count"], s["clusters"], s["conflicting_clusters"], s.get("refresh", "full"),
     )
     return outcome
+
+
+def _detect(spec: Spec, store: RunStore, valid: pl.DataFrame) -> steps.DedupOutcome:
+    """Build on the kept key graph when `dedup.refresh` allows it, then keep this run's."""
+    assert spec.dedup is not None
+    refresh = spec.dedup.refresh
+    if refresh is None:
+        outcome = steps.detect_duplicates(valid, spec=spec, mapper=stages_mapper())
+        return _with_account(outcome, {"mode": "full", "reason": "dedup.refresh is off"})
+    settings = steps.dedup_settings(spec)
+    key = kept_dedup.graph_key(settings)
+    found = kept_dedup.latest_graph(store.root, store.dataset, key=key)
+    result, graph, plan = dedup_incremental.detect(
+        valid, settings, kept=found[0] if found else None,
+        max_new_share=refresh.max_new_share, mapper=stages_mapper())
+    kept_dedup.save_graph(store.root, store.dataset, key=key, run_id=store.run.run_id,
+                          graph=graph)
+    outcome = steps.duplicates_outcome(result, valid=valid, spec=spec)
+    return _with_account(outcome, dedup_incremental.refresh_account(
+        plan, kept_from=found[1] if found else None, rows=valid.height))
+
+
+def _with_account(outcome: steps.DedupOutcome, account: dict[str, object]) -> steps.DedupOutcome:
+    """The section's ``refresh`` line and the gate's ``dedup.incremental`` metric."""
+    line = f"{account['mode']} ({account['reason']})"
+    metrics = {**outcome.metrics, "dedup.incremental": float(account["mode"] == "incremental")}
+    section = {**outcome.section, "refresh": line, **{
+        f"refresh_{k}": v for k, v in account.items() if k not in ("mode", "reason")}}
+    return steps.DedupOutcome(outcome.result, metrics, section)

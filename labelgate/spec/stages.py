@@ -233,6 +233,18 @@ class NearDupSpec(_Model):
     num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
 
 
+class DedupRefreshSpec(_Model):
+    """When a run with new rows clusters every row again instead of querying only the new
+    rows' texts against the key graph the last run kept (the clusters are the same either
+    way; a full pass also runs when a kept row changed or is gone)."""
+
+    max_new_share: float = Field(
+        default=0.5, ge=0, le=1,
+        description="A full pass when more than this share of the rows is new "
+        "(0: every run with new rows clusters every row again).",
+    )
+
+
 class DedupSpec(_Model):
     """Exact and near duplicates over the text columns; a cluster is one split unit."""
 
@@ -242,6 +254,11 @@ class DedupSpec(_Model):
     keep: Literal["all", "one"] = Field(
         default="all",
         description="all: every member of a cluster is kept; one: only its representative.",
+    )
+    refresh: DedupRefreshSpec | None = Field(
+        default_factory=DedupRefreshSpec,
+        description="Keep the key graph (signatures, near pairs) and query only new rows "
+        "against it (null: every run clusters every row).",
     )
 
 

@@ -455,6 +455,46 @@ def find_duplicates(
     """
     if isinstance(text_columns, str):
         text_columns = [text_columns]
+    settings = DedupSettings(id_column=id_column, text_columns=list(text_columns),
+                             label_column=label_column, near=near, threshold=threshold,
+                             shingle=shingle, num_perm=num_perm, seed=seed)
+    return find_duplicates_keeping(df, settings, mapper=mapper)[0]
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """The columns and near-duplicate settings of `find_duplicates`."""
+
+    id_column: str
+    text_columns: Sequence[str]
+    label_column: str | None = None
+    near: bool = True
+    threshold: float = 0.9
+    shingle: int = 5
+    num_perm: int = 128
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class KeyGraph:
+    """What a run's clusters are made of, for the next run to build on
+    (`labelgate.stages.dedup_incremental`): each row's key number, the distinct keys in key
+    order, their MinHash signatures (None: near matching off) and the verified near pairs."""
+
+    rows: pl.DataFrame  # id, k (Int64), any order
+    keys: pl.Series  # the distinct normalized keys, sorted; k is the position
+    signatures: U32Matrix | None  # (n_keys, num_perm)
+    edges: npt.NDArray[np.int64]  # (n_pairs, 2), a < b
+
+
+def find_duplicates_keeping(
+    df: pl.DataFrame, settings: DedupSettings, *, mapper: Mapper = serial_map
+) -> tuple[DuplicateResult, KeyGraph]:
+    """`find_duplicates`, and the `KeyGraph` a later run builds on."""
+    text_columns = list(settings.text_columns)
+    id_column, label_column = settings.id_column, settings.label_column
+    near, threshold, shingle = settings.near, settings.threshold, settings.shingle
+    num_perm, seed = settings.num_perm, settings.seed
     _check_dedup_input(df, id_column=id_column, text_columns=text_columns,
                        label_column=label_column, threshold=threshold, shingle=shingle,
                        num_perm=num_perm)
@@ -470,17 +510,26 @@ def find_duplicates(
                                  with_label=with_label)
     summary: dict[str, Any] = {
         **_cluster_summary(clusters, conflicts, n_rows=df.height, n_keys=keys.height),
-        "threshold": threshold,
-        "shingle": shingle,
-        "num_perm": num_perm,
-        "seed": seed,
-        "near": near,
+        **settings_summary(settings),
         **pairs.stats,
     }
     result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
                              summary=summary)
     summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
-    return result
+    sigs = pairs.signatures
+    if near and sigs is None:
+        sigs, _ = _signatures(keys.get_column("key"), shingle=shingle, num_perm=num_perm,
+                              seed=seed, mapper=mapper)
+    graph = KeyGraph(rows=rows.select("id", pl.col("k").cast(pl.Int64)),
+                     keys=keys.get_column("key"), signatures=sigs,
+                     edges=np.stack([pairs.a, pairs.b], axis=1).astype(np.int64))
+    return result, graph
+
+
+def settings_summary(s: DedupSettings) -> dict[str, Any]:
+    """The settings part of a `DuplicateResult.summary`."""
+    return {"threshold": s.threshold, "shingle": s.shingle, "num_perm": s.num_perm,
+            "seed": s.seed, "near": s.near}
 
 
 def _shingle_hashes(
@@ -557,35 +606,49 @@ def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return x ^ (x >> np.uint64(31))
 
 
+def band_hash(block: U32Matrix, band: int) -> npt.NDArray[np.uint64]:
+    """The LSH bucket of each row of one band's signature columns (n x rows_per_band)."""
+    with np.errstate(over="ignore"):
+        h = np.full(len(block), np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15),
+                    dtype=np.uint64)
+        for j in range(block.shape[1]):
+            h *= np.uint64(0x100000001B3)
+            h += block[:, j].astype(np.uint64)
+        return _mix64(h)
+
+
+def window_pairs(
+    h: npt.NDArray[np.uint64], rank: I64Array, ids: I64Array
+) -> npt.NDArray[np.int64]:
+    """(a, b) id pairs (a < b) within ``_WINDOW`` places of each other in a bucket: rows
+    sorted by (bucket ``h``, ``rank``), each paired with the next ``_WINDOW`` of its bucket."""
+    order = np.lexsort((rank, h))
+    hs, rs = h[order], ids[order]
+    pairs: list[npt.NDArray[np.int64]] = []
+    for d in range(1, _WINDOW + 1):
+        if d >= len(hs):
+            break
+        same = hs[d:] == hs[:-d]
+        if not same.any():
+            break
+        pairs.append(np.stack([rs[:-d][same], rs[d:][same]], axis=1))
+    if not pairs:
+        return np.empty((0, 2), dtype=np.int64)
+    allp = np.concatenate(pairs)
+    return np.stack([allp.min(axis=1), allp.max(axis=1)], axis=1)
+
+
 def _candidate_pairs(
     sigs: U32Matrix, has_text: npt.NDArray[np.bool_], *, bands: int, rows: int
 ) -> npt.NDArray[np.int64]:
     """Unique (a, b) index pairs, a < b, sharing at least one LSH band bucket."""
     idx = np.flatnonzero(has_text).astype(np.int64)
-    pairs: list[npt.NDArray[np.int64]] = []
-    with np.errstate(over="ignore"):
-        for band in range(bands):
-            block = sigs[idx, band * rows : (band + 1) * rows].astype(np.uint64)
-            h = np.full(len(idx), np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15),
-                        dtype=np.uint64)
-            for j in range(rows):
-                h *= np.uint64(0x100000001B3)
-                h += block[:, j]
-            h = _mix64(h)
-            order = np.lexsort((idx, h))
-            hs, rs = h[order], idx[order]
-            for d in range(1, _WINDOW + 1):
-                if d >= len(hs):
-                    break
-                same = hs[d:] == hs[:-d]
-                if not same.any():
-                    break
-                pairs.append(np.stack([rs[:-d][same], rs[d:][same]], axis=1))
-    if not pairs:
+    pairs = [window_pairs(band_hash(sigs[idx, band * rows : (band + 1) * rows], band), idx, idx)
+             for band in range(bands)]
+    allp = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+    if not len(allp):
         return np.empty((0, 2), dtype=np.int64)
-    allp = np.concatenate(pairs)
-    lo, hi = allp.min(axis=1), allp.max(axis=1)
-    code = pl.Series(lo * np.int64(len(sigs)) + hi).unique().sort().to_numpy()
+    code = pl.Series(allp[:, 0] * np.int64(len(sigs)) + allp[:, 1]).unique().sort().to_numpy()
     return np.stack([code // len(sigs), code % len(sigs)], axis=1)
 
 

@@ -18,7 +18,12 @@ from labelgate.errors import InputError
 from labelgate.gate import named
 from labelgate.partition import Mapper, serial_map
 from labelgate.spec import JsonlSpec, Spec
-from labelgate.stages.dedup import DuplicateResult, find_duplicates, keep_cluster_members
+from labelgate.stages.dedup import (
+    DedupSettings,
+    DuplicateResult,
+    find_duplicates_keeping,
+    keep_cluster_members,
+)
 from labelgate.stages.instructions import CANONICAL_SCHEMA, to_canonical
 from labelgate.stages.label_issues import embeddings as embedding_models
 from labelgate.stages.label_issues.detect import LabelIssuesResult, find_label_issues
@@ -430,21 +435,29 @@ def detect_duplicates(
 ) -> DedupOutcome:
     """Exact and near-duplicate clusters over the text columns (spec section `dedup`);
     `mapper` runs the MinHash shards."""
+    result, _ = find_duplicates_keeping(valid, dedup_settings(spec), mapper=mapper)
+    return duplicates_outcome(result, valid=valid, spec=spec)
+
+
+def dedup_settings(spec: Spec) -> DedupSettings:
+    """The spec's dedup columns and near-duplicate settings."""
     dd = spec.dedup
     if dd is None:
         raise ValueError("detect_duplicates needs a dedup section")
     near = dd.near
-    result = find_duplicates(
-        valid,
-        id_column=spec.columns.id,
-        text_columns=spec.dedup_columns(),
-        label_column=spec.columns.label,
-        near=near is not None,
-        threshold=near.threshold if near else 1.0,
-        shingle=near.shingle if near else 5,
+    return DedupSettings(
+        id_column=spec.columns.id, text_columns=spec.dedup_columns(),
+        label_column=spec.columns.label, near=near is not None,
+        threshold=near.threshold if near else 1.0, shingle=near.shingle if near else 5,
         num_perm=near.num_perm if near else 128,
-        mapper=mapper,
     )
+
+
+def duplicates_outcome(result: DuplicateResult, *, valid: pl.DataFrame,
+                       spec: Spec) -> DedupOutcome:
+    """The dedup stage's metrics and report section around ``result``."""
+    dd = spec.dedup
+    assert dd is not None
     s = result.summary
     rows = max(int(s.get("rows", valid.height)), 1)
     metrics = {
@@ -453,15 +466,19 @@ def detect_duplicates(
         "dedup.clusters": float(s["clusters"]),
         "dedup.conflicting_clusters": float(s["conflicting_clusters"]),
     }
-    text = valid.select(pl.col(spec.columns.id).cast(pl.String).alias("id"),
-                        _text_of(valid, spec).str.slice(0, TEXT_EXCERPT).alias("example"))
+    top, conflicts = result.largest(10), result.conflicts.head(20)
+    # the example texts of those clusters only (not a pass over every row)
+    wanted = pl.concat([top.get_column("cluster_id"), conflicts.get_column("cluster_id")])
+    shown = valid.filter(pl.col(spec.columns.id).is_in(wanted.implode()))
+    text = shown.select(pl.col(spec.columns.id).cast(pl.String).alias("id"),
+                        _text_of(shown, spec).str.slice(0, TEXT_EXCERPT).alias("example"))
     largest = (
-        result.largest(10)
+        top
         .with_columns(pl.col("cluster_id").cast(pl.String))
         .join(text, left_on="cluster_id", right_on="id", how="left")
     )
     conflicting = (
-        result.conflicts.head(20)
+        conflicts
         .with_columns(pl.col("cluster_id").cast(pl.String))
         .join(text, left_on="cluster_id", right_on="id", how="left")
     )

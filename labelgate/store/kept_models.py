@@ -40,12 +40,7 @@ _FORMAT = 1
 
 def _units(store: Path, dataset: str, key: str) -> list[Path]:
     """The complete units of ``key``, newest first."""
-    root = lake.cache_dir(store, dataset, KIND, "x").parent
-    if not root.is_dir():
-        return []
-    found = [d for d in root.iterdir()
-             if d.name.startswith(f"{key}-") and (d / lake.CACHE_MARKER).is_file()]
-    return sorted(found, key=lambda d: d.name, reverse=True)
+    return lake.cached_units(store, dataset, KIND, f"{key}-")
 
 
 def _unit(store: Path, dataset: str, key: str, run_id: str) -> Path:

@@ -199,6 +199,17 @@ def cache_dir(store: Path, dataset: str, kind: str, key: str) -> Path:
     return store / "cache" / dataset / kind / key
 
 
+def cached_units(store: Path, dataset: str, kind: str, prefix: str) -> list[Path]:
+    """The complete cache units of ``kind`` whose key starts with ``prefix``, newest first
+    (keys ending in a run id sort by time)."""
+    root = cache_dir(store, dataset, kind, "x").parent
+    if not root.is_dir():
+        return []
+    found = [d for d in root.iterdir()
+             if d.name.startswith(prefix) and (d / CACHE_MARKER).is_file()]
+    return sorted(found, key=lambda d: d.name, reverse=True)
+
+
 def read_cached(
     target: Path, names: list[str]
 ) -> tuple[dict[str, pl.DataFrame], dict[str, object]] | None:

@@ -1,0 +1,370 @@
+"""Dedup on a night that adds rows: only the new rows' texts are normalized and hashed, and
+queried against the MinHash signatures and LSH buckets a run kept (`KeyGraph`).
+
+The clusters are the ones a full run (`labelgate.stages.dedup.find_duplicates`) gives on the
+same rows, by construction:
+
+- a kept row keeps its key number; a new row's normalized key is looked up among the kept
+  keys (an exact duplicate of an old text joins that key), and only keys never seen before
+  get signatures;
+- LSH is queried band by band: the buckets a new key falls in are ordered as a full run
+  orders them (bucket, then key order) and every pair within the window that involves a
+  new key is a candidate, verified against the threshold;
+- a full run pairs the rows of a bucket with more than 33 keys only with their ``_WINDOW``
+  neighbours, so a new key inserted between two old keys can push an old pair out of the
+  window. Such pairs are found (old window minus merged window, per touched bucket) and an
+  old near pair is dropped when no band pairs it any more, exactly as a full run would;
+- the connected components are computed again over every key (cheap: one node per
+  distinct text), so a new row that joins two old clusters merges them and the cluster id
+  is the smallest id of the merged cluster.
+
+A run falls back to a full pass when nothing is kept for its settings, a kept row changed
+(id, text or label) or is gone, or the share of new rows is above ``max_new_share``
+(`plan_update`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from labelgate.partition import Mapper, serial_map
+from labelgate.stages import dedup as dd
+from labelgate.stages.dedup import DedupSettings, DuplicateResult, KeyGraph
+
+__all__ = ["DedupPlan", "DedupSettings", "detect", "plan_update", "refresh_account",
+           "row_hashes", "update_duplicates"]
+
+I64Array = npt.NDArray[np.int64]
+_EMPTY_PAIRS = np.empty((0, 2), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class DedupPlan:
+    """Whether a run builds on the kept graph, why, and which of its rows are new."""
+
+    incremental: bool
+    reason: str
+    new: npt.NDArray[np.bool_]  # (n,) per row of the run
+    kept_k: I64Array  # (n,) the kept key number of an old row, -1 for a new one
+    new_share: float
+
+
+def row_hashes(df: pl.DataFrame, settings: DedupSettings) -> pl.Series:
+    """A hash (UInt64, ``h``) of each row's id, text columns and label: a kept row whose
+    hash differs changed."""
+    s = settings
+    used = list(dict.fromkeys([s.id_column, *s.text_columns,
+                               *([s.label_column] if s.label_column else [])]))
+    return df.select(pl.col(c).cast(pl.String) for c in used).hash_rows(seed=0).alias("h")
+
+
+def plan_update(
+    df: pl.DataFrame,
+    h: pl.Series,
+    kept: KeyGraph | None,
+    *,
+    id_column: str,
+    max_new_share: float | None,
+) -> DedupPlan:
+    """Build on ``kept`` (its ``rows`` carry id, k and h) or run a full pass.
+
+    Parameters
+    ----------
+    df : pl.DataFrame, n rows
+        This run's rows.
+    h : pl.Series, n
+        `row_hashes` of ``df``.
+    kept : KeyGraph, optional
+        What the latest run with the same settings kept (None: nothing).
+    id_column : str
+        The id column of ``df``.
+    max_new_share : float, optional
+        A full pass when more than this share of the rows is new (None: always full).
+
+    Returns
+    -------
+    DedupPlan
+    """
+    n = df.height
+    full_new = np.ones(n, dtype=bool)
+    no_k = np.full(n, -1, dtype=np.int64)
+    if kept is None or max_new_share is None:
+        why = "dedup.refresh is off" if max_new_share is None else "nothing kept for these settings"
+        return DedupPlan(False, why, full_new, no_k, 1.0 if n else 0.0)
+    ids = df.get_column(id_column)
+    if kept.rows.schema["id"] != ids.dtype:
+        return DedupPlan(False, "the id column's type changed", full_new, no_k, 1.0)
+    joined = pl.DataFrame({"id": ids, "h": h}).join(
+        kept.rows.select("id", "k", pl.col("h").alias("kept_h")), on="id", how="left",
+        maintain_order="left")
+    old = joined.get_column("k").is_not_null()
+    n_old = int(old.sum())
+    changed = int(joined.select((pl.col("h") != pl.col("kept_h")).fill_null(False).sum()).item())
+    removed = kept.rows.height - n_old
+    share = (n - n_old) / n if n else 0.0
+    reason = ""
+    if changed:
+        reason = f"{changed} kept row(s) changed (text, label or id)"
+    elif removed:
+        reason = f"{removed} kept row(s) are gone"
+    elif share > max_new_share:
+        reason = f"{share:.1%} of the rows are new (dedup.refresh.max_new_share {max_new_share})"
+    if reason:
+        return DedupPlan(False, reason, full_new, no_k, share)
+    kept_k = joined.get_column("k").fill_null(-1).to_numpy().astype(np.int64)
+    return DedupPlan(True, f"{n - n_old} new row(s) queried against {n_old} kept",
+                     ~old.to_numpy(), kept_k, share)
+
+
+def update_duplicates(
+    df: pl.DataFrame,
+    kept: KeyGraph,
+    plan: DedupPlan,
+    settings: DedupSettings,
+    *,
+    mapper: Mapper = serial_map,
+) -> tuple[DuplicateResult, KeyGraph]:
+    """The clusters of ``df`` (as `find_duplicates` gives them) from ``kept`` and the new
+    rows of ``plan``, and the graph this run keeps (its ``rows``: id and k)."""
+    s = settings
+    n_old = kept.keys.len()
+    fresh = df.filter(pl.Series(plan.new))
+    rows_new, keys_new = dd._keyed_rows(fresh, id_column=s.id_column,
+                                        text_columns=list(s.text_columns), label_column=None)
+    texts = keys_new.get_column("key")
+    pos = kept.keys.search_sorted(texts, side="left").to_numpy().astype(np.int64)
+    inside = pos < n_old
+    found = np.zeros(len(pos), dtype=bool)
+    found[inside] = (kept.keys.gather(pos[inside]) == texts.filter(pl.Series(inside))).to_numpy()
+    unseen = ~found
+    m = int(unseen.sum())
+    # a key of a new row: the kept key it equals, else n_old + its place among the unseen
+    internal = np.where(found, pos, n_old + np.cumsum(unseen) - 1)
+    # the full run's key order, as a number: old key k before the unseen keys it precedes
+    code = np.concatenate([np.arange(n_old, dtype=np.int64) * (m + 1) + m,
+                           pos[unseen] * (m + 1) + np.arange(m, dtype=np.int64)])
+    unseen_keys = texts.filter(pl.Series(unseen))
+    sigs, edges, stats = _near_update(kept, unseen_keys, code, s, mapper=mapper)
+    comp = dd._components(n_old + m, edges[:, 0], edges[:, 1])
+    order = np.argsort(code, kind="stable")
+    final = np.empty(n_old + m, dtype=np.int64)
+    final[order] = np.arange(n_old + m, dtype=np.int64)
+    local = rows_new.join(keys_new.select("key", "k"), on="key", how="left",
+                          maintain_order="left").get_column("k").to_numpy().astype(np.int64)
+    row_k = plan.kept_k.copy()
+    row_k[plan.new] = internal[local]
+    row_k = final[row_k]
+    edges = np.sort(final[edges], axis=1) if len(edges) else _EMPTY_PAIRS
+    graph = KeyGraph(
+        rows=pl.DataFrame({"id": df.get_column(s.id_column), "k": row_k}),
+        keys=pl.concat([kept.keys, unseen_keys]).gather(order),
+        signatures=sigs[order] if sigs is not None else None, edges=edges)
+    result = assemble(df, row_k, comp[order], graph.signatures, s,
+                      stats={**stats, "new_texts": m})
+    return result, graph
+
+
+@lru_cache(maxsize=16)
+def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    return dd.lsh_bands(threshold, num_perm)
+
+
+def _near_update(
+    kept: KeyGraph, unseen: pl.Series, code: I64Array, s: DedupSettings, *, mapper: Mapper
+) -> tuple[dd.U32Matrix | None, I64Array, dict[str, Any]]:
+    """Signatures of every key (kept, then the unseen ones), the near pairs of a full run
+    over them (key numbers: kept, then unseen), and the LSH counts of this run."""
+    n_old, m = kept.keys.len(), unseen.len()
+    zero = {"bands": 0, "rows_per_band": 0, "candidate_pairs": 0,
+            "verified_pairs": len(kept.edges), "dropped_pairs": 0}
+    if not s.near or kept.signatures is None:
+        return None, _EMPTY_PAIRS, zero
+    new_sigs = (dd._signatures(unseen, shingle=s.shingle, num_perm=s.num_perm, seed=s.seed,
+                               mapper=mapper)[0] if m
+                else np.empty((0, s.num_perm), dtype=np.uint32))
+    sigs = np.concatenate([kept.signatures, new_sigs])
+    bands, per = _bands(s.threshold, s.num_perm)
+    if n_old + m <= 1 or not m:
+        return sigs, kept.edges, {**zero, "bands": bands, "rows_per_band": per}
+    has_text = np.concatenate([(kept.keys.str.len_bytes() > 0).to_numpy(),
+                               (unseen.str.len_bytes() > 0).to_numpy()])
+    query = _query_bands(sigs, has_text, code, n_old=n_old, bands=bands, per=per)
+    cand = query.new_pairs
+    sim = dd._estimated_jaccard(sigs, cand[:, 0], cand[:, 1])
+    fresh = cand[sim >= s.threshold]
+    dropped = _dropped_edges(kept.edges, query, sigs, has_text, n_old=n_old, per=per)
+    old_edges = kept.edges
+    if len(dropped):
+        n = n_old + m
+        gone = np.isin(old_edges[:, 0] * n + old_edges[:, 1], dropped[:, 0] * n + dropped[:, 1])
+        old_edges = old_edges[~gone]
+    edges = np.concatenate([old_edges, fresh]) if len(fresh) else old_edges
+    return sigs, edges, {"bands": bands, "rows_per_band": per, "candidate_pairs": len(cand),
+                         "verified_pairs": len(edges), "dropped_pairs": len(dropped)}
+
+
+@dataclass(frozen=True)
+class _Query:
+    """Band by band: the buckets new keys fall in, the candidate pairs with a new key, and
+    the old pairs a full run pairs (``merged_old``) or no longer pairs (``lost``) there."""
+
+    touched: list[npt.NDArray[np.uint64]]  # per band, the sorted buckets with a new key
+    new_pairs: I64Array  # (p, 2), unique, a < b, b a new key
+    merged_old: I64Array  # codes a * n + b of old pairs in a touched bucket's window
+    lost: I64Array  # codes of old pairs in an old window but not in the merged one
+
+
+def _query_bands(sigs: dd.U32Matrix, has_text: npt.NDArray[np.bool_], code: I64Array, *,
+                 n_old: int, bands: int, per: int) -> _Query:
+    """Window pairs of the buckets the new keys fall in, in the full run's order."""
+    n = len(sigs)
+    idx = np.flatnonzero(has_text).astype(np.int64)
+    touched, new_pairs, merged_old, lost = [], [], [], []
+    for band in range(bands):
+        h = dd.band_hash(sigs[idx, band * per : (band + 1) * per], band)
+        buckets = np.unique(h[idx >= n_old])
+        touched.append(buckets)
+        inb = np.isin(h, buckets)
+        members, hm = idx[inb], h[inb]
+        merged = dd.window_pairs(hm, code[members], members)
+        with_new = merged[:, 1] >= n_old
+        new_pairs.append(merged[with_new])
+        old_codes = merged[~with_new, 0] * n + merged[~with_new, 1]
+        merged_old.append(old_codes)
+        if len(hm) and np.unique(hm, return_counts=True)[1].max() > dd._WINDOW + 1:
+            old = members < n_old
+            before = dd.window_pairs(hm[old], members[old], members[old])
+            lost.append(np.setdiff1d(before[:, 0] * n + before[:, 1], old_codes))
+    pairs = np.concatenate(new_pairs) if new_pairs else _EMPTY_PAIRS
+    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    empty = np.empty(0, dtype=np.int64)
+    return _Query(
+        touched=touched, new_pairs=np.stack([codes // n, codes % n], axis=1),
+        merged_old=np.unique(np.concatenate(merged_old)) if merged_old else empty,
+        lost=np.unique(np.concatenate(lost)) if lost else empty)
+
+
+def _dropped_edges(edges: I64Array, query: _Query, sigs: dd.U32Matrix,
+                   has_text: npt.NDArray[np.bool_], *, n_old: int, per: int) -> I64Array:
+    """The kept near pairs a full run over the merged keys no longer pairs in any band.
+
+    A kept pair lost from a touched bucket's window survives when a touched bucket still
+    pairs it (``merged_old``) or an untouched bucket of another band paired it in the kept
+    run (its old window there is unchanged)."""
+    n = len(sigs)
+    if not len(edges) or not len(query.lost):
+        return _EMPTY_PAIRS
+    codes = edges[:, 0] * n + edges[:, 1]
+    risk = np.isin(codes, query.lost) & ~np.isin(codes, query.merged_old)
+    left = edges[risk]
+    old_idx = np.flatnonzero(has_text[:n_old]).astype(np.int64)
+    for band, buckets in enumerate(query.touched):
+        if not len(left):
+            break
+        cols = slice(band * per, (band + 1) * per)
+        ha = dd.band_hash(sigs[left[:, 0], cols], band)
+        same = (ha == dd.band_hash(sigs[left[:, 1], cols], band)) & ~np.isin(ha, buckets)
+        if not same.any():
+            continue
+        h_old = dd.band_hash(sigs[old_idx, cols], band)
+        sel = np.isin(h_old, np.unique(ha[same]))
+        sub, hs = old_idx[sel], h_old[sel]
+        place = np.zeros(n, dtype=np.int64)
+        place[sub[np.lexsort((sub, hs))]] = np.arange(len(sub), dtype=np.int64)
+        near = same & (np.abs(place[left[:, 0]] - place[left[:, 1]]) <= dd._WINDOW)
+        left = left[~near]
+    return left
+
+
+def assemble(
+    df: pl.DataFrame,
+    row_k: I64Array,
+    comp: I64Array,
+    signatures: dd.U32Matrix | None,
+    s: DedupSettings,
+    *,
+    stats: dict[str, Any],
+) -> DuplicateResult:
+    """The `DuplicateResult` of ``df`` from each row's key number and each key's component,
+    computed per key (exact group, cluster id, representative, similarity) and joined to the
+    rows once."""
+    with_label = s.label_column is not None
+    rows = pl.DataFrame({"id": df.get_column(s.id_column), "k": row_k}).with_columns(
+        *([df.get_column(s.label_column).alias("label")] if s.label_column else []))
+    per_key = rows.group_by("k").agg(pl.col("id").min().alias("exact_group"),
+                                     pl.len().alias("n"))
+    per_key = per_key.with_columns(
+        pl.Series("comp", comp).gather(per_key.get_column("k")).alias("comp"))
+    per_comp = per_key.group_by("comp").agg(
+        pl.col("exact_group").min().alias("cluster_id"),
+        pl.col("n").sum().cast(pl.UInt32).alias("cluster_size"),
+        pl.col("k").sort_by("exact_group").first().alias("rep_k"))
+    per_key = per_key.join(per_comp, on="comp", how="left")
+    ks = per_key.get_column("k").to_numpy().astype(np.int64)
+    reps = per_key.get_column("rep_k").to_numpy().astype(np.int64)
+    sim = (dd._estimated_jaccard(signatures, ks, reps) if signatures is not None
+           else np.ones(len(ks)))
+    per_key = per_key.with_columns(
+        pl.Series("sim", np.where(ks == reps, 1.0, sim), dtype=pl.Float64),
+        pl.Series("exact", ks == reps, dtype=pl.Boolean))
+    rows = rows.join(per_key.select("k", "exact_group", "cluster_id", "cluster_size", "sim",
+                                    "exact"), on="k", how="left")
+    clusters = rows.filter(pl.col("cluster_size") > 1).select(
+        "cluster_id", "id", "exact_group",
+        pl.when(pl.col("exact")).then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
+        pl.col("sim").alias("similarity"),
+        (pl.col("id") == pl.col("cluster_id")).alias("is_representative"),
+        *(["label"] if with_label else []),
+    ).sort(["cluster_id", "id"])
+    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
+    conflicts = dd._label_conflicts(clusters, id_dtype=cluster_of.schema["id"],
+                                    with_label=with_label)
+    summary: dict[str, Any] = {
+        **dd._cluster_summary(clusters, conflicts, n_rows=df.height, n_keys=len(comp)),
+        **dd.settings_summary(s),
+        **stats,
+    }
+    result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
+                             summary=summary)
+    summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
+    return result
+
+
+def detect(
+    df: pl.DataFrame,
+    settings: DedupSettings,
+    *,
+    kept: KeyGraph | None,
+    max_new_share: float | None,
+    mapper: Mapper = serial_map,
+) -> tuple[DuplicateResult, KeyGraph, DedupPlan]:
+    """This run's clusters, built on ``kept`` when `plan_update` allows it, else a full
+    pass; and the graph it keeps for the next (``rows``: id, k and h, in ``df``'s order)."""
+    s = settings
+    h = row_hashes(df, s)
+    plan = plan_update(df, h, kept, id_column=s.id_column, max_new_share=max_new_share)
+    if plan.incremental and kept is not None:
+        result, graph = update_duplicates(df, kept, plan, s, mapper=mapper)
+        rows = graph.rows.with_columns(h)
+    else:
+        result, graph = dd.find_duplicates_keeping(df, s, mapper=mapper)
+        rows = pl.DataFrame({"id": df.get_column(s.id_column), "h": h}).join(
+            graph.rows, on="id", how="left", maintain_order="left").select("id", "k", "h")
+    return result, KeyGraph(rows, graph.keys, graph.signatures, graph.edges), plan
+
+
+def refresh_account(plan: DedupPlan, *, kept_from: str | None, rows: int) -> dict[str, Any]:
+    """The report's and the gate's view: whether the run built on a kept graph."""
+    new_rows = int(plan.new.sum()) if plan.incremental else rows
+    account: dict[str, Any] = {"mode": "incremental" if plan.incremental else "full",
+                               "reason": plan.reason, "new_rows": new_rows,
+                               "kept_rows": rows - new_rows}
+    if plan.incremental and kept_from:
+        account["kept_from"] = kept_from
+    return account
