@@ -2,8 +2,9 @@
 hand-written recipe on text corpora that install offline from the package registry.
 
 Run: .venv/bin/python bench/bench_text_truth.py [--split tuning|held-out|all]
-     [--only NAME ...] [--seeds S ...] [--variants NAME ...]
+     [--only NAME ...] [--seeds S ...] [--variants NAME ...] [--levers]
      (make bench-truth runs the default: every corpus, seeds 1 2 3)
+     .venv/bin/python bench/bench_text_truth.py --from-cache [--only NAME ...]
 
 Every corpus is scored in the same run by
 
@@ -12,7 +13,12 @@ Every corpus is scored in the same run by
   "predict_proba")``, ``cleanlab.filter.find_label_issues`` with its defaults;
 * ``labelgate``: ``find_label_issues(method="cross_validated")`` with the library's
   defaults (what ``labelgate run`` does without ``embeddings``);
-* any ``--variants`` (the levers of issue 23; `VARIANTS`).
+* any ``--variants`` (the levers of issue 23 that are options; `VARIANTS`);
+* with ``--levers``, every lever of `LEVERS`, scored on the out-of-fold probabilities of
+  that seed's recipe and labelgate runs: cleanlab's other label-quality scores, adjusted
+  scores, and labelgate's probabilities averaged with the recipe's. The probabilities are
+  saved to data/bench/truth-probs/ (one .npz per corpus and seed); ``--from-cache`` scores
+  `LEVERS` on them again without training.
 
 Two kinds of corpus:
 
@@ -243,6 +249,8 @@ CORPORA: dict[str, Corpus] = {
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 Scored = tuple[BoolArray, FloatArray]  # flags, label quality (0..1, low = suspicious)
+# the out-of-fold probabilities of the last recipe / labelgate run (--levers reads them)
+_LAST_PROBS: dict[str, FloatArray] = {}
 
 
 def _codes(df: pl.DataFrame) -> npt.NDArray[np.int64]:
@@ -259,19 +267,22 @@ def recipe(df: pl.DataFrame, *, seed: int) -> Scored:
     from sklearn.pipeline import make_pipeline
 
     y = _codes(df)
-    probs = cross_val_predict(
+    probs = np.asarray(cross_val_predict(
         make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2),
                       LogisticRegression(max_iter=1000)),
         df.get_column("text").to_list(), y,
         cv=StratifiedKFold(5, shuffle=True, random_state=seed), method="predict_proba",
-    )
+    ), dtype=np.float64)
     flags = np.asarray(cl_find(y, probs), dtype=bool)
+    _LAST_PROBS["recipe"] = probs
     return flags, probs[np.arange(len(y)), y]
 
 
 def labelgate(df: pl.DataFrame, *, seed: int, **options: object) -> Scored:
     res = find_label_issues(df, id_column="id", label_column="label", text_columns=["text"],
                             seed=seed, **options)  # type: ignore[arg-type]
+    if not options and res.probabilities is not None:
+        _LAST_PROBS["labelgate"] = np.asarray(res.probabilities, dtype=np.float64)
     return (res.table.get_column("is_label_issue").to_numpy(),
             res.table.get_column("label_quality").to_numpy())
 
@@ -293,6 +304,99 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
+def _geo(a: FloatArray, b: FloatArray) -> FloatArray:
+    g = np.sqrt(np.clip(a, 1e-12, None) * np.clip(b, 1e-12, None))
+    return np.asarray(g / g.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+# --levers: scored offline on the out-of-fold probabilities of one labelgate (default) and one
+# recipe run per corpus and seed. Flags: labelgate's default flagger on the lever's
+# probabilities ("both" + per-class joint; from 5 classes its count cut from the ranking).
+@dataclass(frozen=True)
+class Lever:
+    """Probabilities from (labelgate's, the recipe's); cleanlab's label-quality ``method``
+    (and ``adjust_pred_probs``) for the ranking; ``flag_method``: the ranking the flags are cut
+    from where they are (5+ classes), if not ``method``'s."""
+
+    combine: Callable[[FloatArray, FloatArray], FloatArray]
+    method: str = "self_confidence"
+    adjust: bool = False
+    flag_method: str | None = None
+
+
+def _labelgate_probs(lg: FloatArray, rc: FloatArray) -> FloatArray:
+    return lg
+
+
+LEVERS: dict[str, Lever] = {
+    "default": Lever(_labelgate_probs),
+    "normalized-margin": Lever(_labelgate_probs, "normalized_margin"),
+    "cw-entropy": Lever(_labelgate_probs, "confidence_weighted_entropy"),
+    "cw-entropy-rank-only": Lever(_labelgate_probs, "confidence_weighted_entropy",
+                                  flag_method="self_confidence"),
+    "adjusted": Lever(_labelgate_probs, adjust=True),
+    "adjusted-margin": Lever(_labelgate_probs, "normalized_margin", adjust=True),
+    "recipe-probs": Lever(lambda lg, rc: rc),
+    "mean-recipe": Lever(lambda lg, rc: (lg + rc) / 2),
+    "geo-recipe": Lever(_geo),
+    "mean-recipe-margin": Lever(lambda lg, rc: (lg + rc) / 2, "normalized_margin"),
+    "mean-recipe-cw-entropy": Lever(lambda lg, rc: (lg + rc) / 2, "confidence_weighted_entropy"),
+}
+
+
+def _lever_flags(y: npt.NDArray[np.int64], probs: FloatArray, quality: FloatArray) -> BoolArray:
+    from labelgate.stages.label_issues.detect import _plan_flags
+    from labelgate.stages.label_issues.flags import _rank
+
+    flagger = _plan_flags(y, builtin_tabular=False, builtin_text=True, n_rows=len(y),
+                          supplied=False, filter_by="auto", joint_calibration="auto",
+                          batched=None, batched_min_rows=2_000_000, batch_size=100_000,
+                          max_label_quality=None)
+    p32 = probs.astype(np.float32)  # as labelgate holds its probabilities
+    flags = flagger.flag(p32, flagger.joint(p32))
+    return _rank(quality) <= int(flags.sum()) if flagger.ranked else flags
+
+
+def score_levers(y: npt.NDArray[np.int64], target: BoolArray, natural: bool,
+                 lg: FloatArray, rc: FloatArray) -> dict[str, float]:
+    """Each lever's AUROC (natural noise) or F1 (planted flips) on one corpus and seed."""
+    from cleanlab.rank import get_label_quality_scores
+
+    out = {}
+    for name, lever in LEVERS.items():
+        probs = lever.combine(lg, rc)
+        q = np.asarray(get_label_quality_scores(y, probs, method=lever.method,
+                                                adjust_pred_probs=lever.adjust), dtype=np.float64)
+        if natural:
+            out[name] = auroc(1 - q, target)
+            continue
+        if lever.flag_method is not None:
+            q = np.asarray(get_label_quality_scores(y, probs, method=lever.flag_method,
+                                                    adjust_pred_probs=lever.adjust))
+        out[name] = prf(_lever_flags(y, probs, q), target)[2]
+    return out
+
+
+def score_cached(names: list[str]) -> None:
+    """--from-cache: the levers on the probabilities a --levers run saved (PROBS_DIR)."""
+    cells: dict[str, dict[str, list[float]]] = {}
+    for path in sorted(PROBS_DIR.glob("*.npz")):
+        name = path.stem.rsplit("-", 1)[0]
+        if name not in CORPORA or (names and name not in names):
+            continue
+        d = np.load(path)
+        got = score_levers(d["y"], d["target"], CORPORA[name].natural, d["labelgate"],
+                           d["recipe"])
+        for k, v in got.items():
+            cells.setdefault(name, {}).setdefault(k, []).append(v)
+    print("| corpus | split | metric | " + " | ".join(LEVERS) + " |")
+    print("|---|---|---|" + "---|" * len(LEVERS))
+    for name, row in cells.items():
+        c = CORPORA[name]
+        vals = " | ".join(Cell(v, []).text() for v in row.values())
+        print(f"| {name} | {c.split} | {'AUROC' if c.natural else 'F1'} | {vals} |")
+
+
 def auroc(score: FloatArray, positive: BoolArray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -309,12 +413,17 @@ class Cell:
         return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
 
+PROBS_DIR = ROOT / "data" / "bench" / "truth-probs"
+
+
 def run_corpus(name: str, corpus: Corpus, methods: dict[str, Callable[..., Scored]],
-               seeds: list[int]) -> tuple[pl.DataFrame, dict[str, Cell]] | None:
+               seeds: list[int], *, levers: bool = False,
+               ) -> tuple[pl.DataFrame, dict[str, Cell]] | None:
     base = corpus.load()
     if base is None:
         return None
     cells = {m: Cell([], []) for m in methods}
+    cells.update({f"lever {k}": Cell([], []) for k in LEVERS} if levers else {})
     df = base
     for seed in seeds:
         df = _sample(base, corpus.rows, seed)
@@ -331,6 +440,15 @@ def run_corpus(name: str, corpus: Corpus, methods: dict[str, Callable[..., Score
             cells[m].values.append(value)
             print(f"  {name} seed {seed} {m}: {value:.3f} ({cells[m].seconds[-1]:.1f} s)",
                   file=sys.stderr, flush=True)
+        if levers:  # the probabilities of this seed's recipe and labelgate runs
+            y, lg, rc = _codes(noisy), _LAST_PROBS["labelgate"], _LAST_PROBS["recipe"]
+            PROBS_DIR.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(PROBS_DIR / f"{name}-{seed}.npz", y=y, target=target,
+                                labelgate=lg, recipe=rc)
+            for k, v in score_levers(y, target, corpus.natural, lg, rc).items():
+                cells[f"lever {k}"].values.append(v)
+                cells[f"lever {k}"].seconds.append(0.0)
+                print(f"  {name} seed {seed} lever {k}: {v:.3f}", file=sys.stderr, flush=True)
     return df, cells
 
 
@@ -341,26 +459,35 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS))
     ap.add_argument("--no-recipe", action="store_true")
+    ap.add_argument("--levers", action="store_true",
+                    help="also score LEVERS on the recipe's and labelgate's probabilities")
+    ap.add_argument("--from-cache", action="store_true",
+                    help="score LEVERS on the probabilities saved by earlier --levers runs")
     args = ap.parse_args()
+    if args.from_cache:
+        score_cached(args.only or [])
+        return
+    if args.levers and (args.no_recipe or args.variants):
+        ap.error("--levers needs the recipe and labelgate runs, and no --variants")
     methods: dict[str, Callable[..., Scored]] = {} if args.no_recipe else {"recipe": recipe}
     methods["labelgate"] = labelgate
     for v in args.variants:
         methods[v] = _with(VARIANTS[v])
     print(f"flips {FLIP_RATE:.0%}; seeds {args.seeds}; F1 (planted flips) or AUROC of 1 - "
           f"label quality vs crowd confidence < {UNSURE_BELOW} (natural); mean ± sd over seeds")
-    head = " | ".join(methods)
+    head = " | ".join([*methods, *(f"lever {k}" for k in LEVERS if args.levers)])
     print(f"| corpus | split | classes | rows | metric | {head} | seconds ({', '.join(methods)}) |")
-    print("|---|---|---|---|---|" + "---|" * len(methods) + "---|")
+    print("|---|---|---|---|---|" + "---|" * (head.count(" | ") + 1) + "---|")
     for name, corpus in CORPORA.items():
         if (args.only and name not in args.only) or args.split not in ("all", corpus.split):
             continue
-        out = run_corpus(name, corpus, methods, args.seeds)
+        out = run_corpus(name, corpus, methods, args.seeds, levers=args.levers)
         if out is None:
             print(f"| {name} | skipped: package not installed |")
             continue
         df, cells = out
         cols = " | ".join(c.text() for c in cells.values())
-        secs = " / ".join(f"{np.mean(c.seconds):.0f}" for c in cells.values())
+        secs = " / ".join(f"{np.mean(cells[m].seconds):.0f}" for m in methods)
         metric = "AUROC" if corpus.natural else "F1"
         print(f"| {name} | {corpus.split} | {df.get_column('label').n_unique()} | "
               f"{df.height:,} | {metric} | {cols} | {secs} |", flush=True)
