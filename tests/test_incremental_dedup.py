@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from labelgate.errors import InputError
 from labelgate.stages.dedup import KeyGraph, find_duplicates, find_duplicates_keeping
 from labelgate.stages.dedup_incremental import DedupSettings, detect, plan_update, row_hashes
 from labelgate.store import kept_dedup
@@ -158,7 +159,10 @@ def test_mixed_night_against_a_random_corpus() -> None:
     old = [(f"id{rng.randrange(10**6):06d}-{i}", text(), rng.choice("ab")) for i in range(300)]
     new = [(f"id{rng.randrange(10**6):06d}-n{i}", text(), rng.choice("ab")) for i in range(60)]
     kept = kept_of(frame(old))
-    assert_same_as_full(frame(old + new), kept)
+    assert_same_as_full(frame(old + new), kept)  # the kept rows first, in their order
+    mixed = old + new
+    rng.shuffle(mixed)
+    assert_same_as_full(frame(mixed), kept)  # any order: the rows are matched by id
 
 
 def test_exact_only_settings() -> None:
@@ -197,6 +201,11 @@ def test_fallbacks_to_a_full_pass() -> None:
     many = frame([*OLD, *[(f"n{i}", f"text {i}", "x") for i in range(7)]])
     assert _plan(many, kept).startswith("full: 53.8% of the rows are new")
     assert _plan(many, kept, 0.6).startswith("incremental")
+    # a repeated id: the same error as a full pass, whether the rows are matched in order
+    # or by a join
+    for rows in ([*OLD, OLD[0]], [OLD[0], *OLD]):
+        with pytest.raises(InputError, match="repeated value"):
+            detect(frame(rows), SETTINGS, kept=kept, max_new_share=0.5)
     as_int = pl.DataFrame({"id": [1], "text": ["x"], "y": ["a"]})
     assert _plan(as_int, kept) == "full: the id column's type changed"
 

@@ -481,7 +481,7 @@ class KeyGraph:
     (`labelgate.stages.dedup_incremental`): each row's key number, the distinct keys in key
     order, their MinHash signatures (None: near matching off) and the verified near pairs."""
 
-    rows: pl.DataFrame  # id, k (Int64), any order
+    rows: pl.DataFrame  # id, k (Int64); kept: also r (place in id order) and h (row hash)
     keys: pl.Series  # the distinct normalized keys, sorted; k is the position
     signatures: U32Matrix | None  # (n_keys, num_perm)
     edges: npt.NDArray[np.int64]  # (n_pairs, 2), a < b

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 from labelgate.stages import dedup as dd
 from labelgate.stages.dedup import DedupSettings, DuplicateResult, KeyGraph
@@ -52,6 +53,7 @@ class DedupPlan:
     reason: str
     new: npt.NDArray[np.bool_]  # (n,) per row of the run
     kept_k: I64Array  # (n,) the kept key number of an old row, -1 for a new one
+    kept_r: I64Array  # (n,) an old row's place in the kept run's id order, -1 for a new one
     new_share: float
 
 
@@ -96,30 +98,49 @@ def plan_update(
     no_k = np.full(n, -1, dtype=np.int64)
     if kept is None or max_new_share is None:
         why = "dedup.refresh is off" if max_new_share is None else "nothing kept for these settings"
-        return DedupPlan(False, why, full_new, no_k, 1.0 if n else 0.0)
+        return DedupPlan(False, why, full_new, no_k, no_k, 1.0 if n else 0.0)
     ids = df.get_column(id_column)
     if kept.rows.schema["id"] != ids.dtype:
-        return DedupPlan(False, "the id column's type changed", full_new, no_k, 1.0)
-    joined = pl.DataFrame({"id": ids, "h": h}).join(
-        kept.rows.select("id", "k", pl.col("h").alias("kept_h")), on="id", how="left",
-        maintain_order="left")
-    old = joined.get_column("k").is_not_null()
+        return DedupPlan(False, "the id column's type changed", full_new, no_k, no_k, 1.0)
+    kept_k, kept_r, kept_h = _match_kept(ids, kept.rows)
+    old = kept_k >= 0
     n_old = int(old.sum())
-    changed = int(joined.select((pl.col("h") != pl.col("kept_h")).fill_null(False).sum()).item())
+    changed = int((h.to_numpy()[old] != kept_h[old]).sum())
     removed = kept.rows.height - n_old
     share = (n - n_old) / n if n else 0.0
     reason = ""
-    if changed:
+    if removed < 0:
+        reason = "repeated ids"
+    elif changed:
         reason = f"{changed} kept row(s) changed (text, label or id)"
     elif removed:
         reason = f"{removed} kept row(s) are gone"
     elif share > max_new_share:
         reason = f"{share:.1%} of the rows are new (dedup.refresh.max_new_share {max_new_share})"
     if reason:
-        return DedupPlan(False, reason, full_new, no_k, share)
-    kept_k = joined.get_column("k").fill_null(-1).to_numpy().astype(np.int64)
+        return DedupPlan(False, reason, full_new, no_k, no_k, share)
     return DedupPlan(True, f"{n - n_old} new row(s) queried against {n_old} kept",
-                     ~old.to_numpy(), kept_k, share)
+                     ~old, kept_k, kept_r, share)
+
+
+def _match_kept(
+    ids: pl.Series, kept: pl.DataFrame
+) -> tuple[I64Array, I64Array, npt.NDArray[np.uint64]]:
+    """Per row of this run: the kept row's k, r and h (-1, -1, 0 for an id not kept).
+    When the kept rows come first and in the same order (a night that appends a batch), a
+    comparison of the ids, else a join on the id."""
+    n, n_kept = len(ids), kept.height
+    if n >= n_kept and ids.head(n_kept).equals(kept.get_column("id"), check_names=False):
+        cols = kept
+    else:
+        cols = pl.DataFrame({"id": ids}).join(kept.select("id", "k", "r", "h"), on="id",
+                                              how="left", maintain_order="left")
+    k, r = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    h = np.zeros(n, dtype=np.uint64)
+    for out, c, missing in ((k, "k", -1), (r, "r", -1), (h, "h", 0)):
+        col = cols.get_column(c)
+        out[: len(col)] = col.fill_null(missing).to_numpy()
+    return k, r, h
 
 
 def update_duplicates(
@@ -135,6 +156,9 @@ def update_duplicates(
     s = settings
     n_old = kept.keys.len()
     fresh = df.filter(pl.Series(plan.new))
+    dd._check_dedup_input(fresh, id_column=s.id_column, text_columns=s.text_columns,
+                          label_column=s.label_column, threshold=s.threshold,
+                          shingle=s.shingle, num_perm=s.num_perm)
     rows_new, keys_new = dd._keyed_rows(fresh, id_column=s.id_column,
                                         text_columns=list(s.text_columns), label_column=None)
     texts = keys_new.get_column("key")
@@ -161,13 +185,38 @@ def update_duplicates(
     row_k[plan.new] = internal[local]
     row_k = final[row_k]
     edges = np.sort(final[edges], axis=1) if len(edges) else _EMPTY_PAIRS
+    ids = df.get_column(s.id_column)
+    rank = _id_ranks(ids, plan)
     graph = KeyGraph(
-        rows=pl.DataFrame({"id": df.get_column(s.id_column), "k": row_k}),
+        rows=pl.DataFrame({"id": ids, "k": row_k, "r": rank}),
         keys=pl.concat([kept.keys, unseen_keys]).gather(order),
         signatures=sigs[order] if sigs is not None else None, edges=edges)
-    result = assemble(df, row_k, comp[order], graph.signatures, s,
+    labels = df.get_column(s.label_column) if s.label_column is not None else None
+    result = assemble(ids, labels, rank, row_k, comp[order], graph.signatures, s,
                       stats={**stats, "new_texts": m})
     return result, graph
+
+
+def _id_ranks(ids: pl.Series, plan: DedupPlan) -> I64Array:
+    """Each row's place in id order: the kept rows' places with the new ids merged in (no
+    sort of the kept ids)."""
+    old_rows, new_rows = np.flatnonzero(~plan.new), np.flatnonzero(plan.new)
+    kept_r = plan.kept_r[old_rows]
+    by_rank = np.empty(len(old_rows), dtype=np.int64)
+    by_rank[kept_r] = old_rows
+    new_ids = ids.gather(new_rows)
+    new_order = new_ids.arg_sort().to_numpy().astype(np.int64)
+    old_sorted, new_sorted = ids.gather(by_rank), new_ids.gather(new_order)
+    p = old_sorted.search_sorted(new_sorted, side="left").to_numpy().astype(np.int64)
+    hit = p < len(old_sorted)  # p: the kept ids below each new id, ascending
+    repeated = int((old_sorted.gather(p[hit]) == new_sorted.filter(pl.Series(hit))).sum())
+    if repeated:
+        raise InputError(f"dedup: id column {ids.name!r} has {repeated} repeated value(s); "
+                         "expected unique ids")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[old_rows] = kept_r + np.searchsorted(p, kept_r, side="right")
+    rank[new_rows[new_order]] = p + np.arange(len(p), dtype=np.int64)
+    return rank
 
 
 @lru_cache(maxsize=16)
@@ -283,7 +332,9 @@ def _dropped_edges(edges: I64Array, query: _Query, sigs: dd.U32Matrix,
 
 
 def assemble(
-    df: pl.DataFrame,
+    ids: pl.Series,
+    labels: pl.Series | None,
+    rank: I64Array,
     row_k: I64Array,
     comp: I64Array,
     signatures: dd.U32Matrix | None,
@@ -291,44 +342,50 @@ def assemble(
     *,
     stats: dict[str, Any],
 ) -> DuplicateResult:
-    """The `DuplicateResult` of ``df`` from each row's key number and each key's component,
-    computed per key (exact group, cluster id, representative, similarity) and joined to the
-    rows once."""
-    with_label = s.label_column is not None
-    rows = pl.DataFrame({"id": df.get_column(s.id_column), "k": row_k}).with_columns(
-        *([df.get_column(s.label_column).alias("label")] if s.label_column else []))
-    per_key = rows.group_by("k").agg(pl.col("id").min().alias("exact_group"),
-                                     pl.len().alias("n"))
-    per_key = per_key.with_columns(
-        pl.Series("comp", comp).gather(per_key.get_column("k")).alias("comp"))
-    per_comp = per_key.group_by("comp").agg(
-        pl.col("exact_group").min().alias("cluster_id"),
-        pl.col("n").sum().cast(pl.UInt32).alias("cluster_size"),
-        pl.col("k").sort_by("exact_group").first().alias("rep_k"))
-    per_key = per_key.join(per_comp, on="comp", how="left")
-    ks = per_key.get_column("k").to_numpy().astype(np.int64)
-    reps = per_key.get_column("rep_k").to_numpy().astype(np.int64)
-    sim = (dd._estimated_jaccard(signatures, ks, reps) if signatures is not None
-           else np.ones(len(ks)))
-    per_key = per_key.with_columns(
-        pl.Series("sim", np.where(ks == reps, 1.0, sim), dtype=pl.Float64),
-        pl.Series("exact", ks == reps, dtype=pl.Boolean))
-    rows = rows.join(per_key.select("k", "exact_group", "cluster_id", "cluster_size", "sim",
-                                    "exact"), on="k", how="left")
-    clusters = rows.filter(pl.col("cluster_size") > 1).select(
+    """The `DuplicateResult` from each row's place in id order (``rank``), key number and
+    each key's component: exact group, cluster id, representative and similarity per key,
+    then integer sorts and gathers over the rows (no string sort)."""
+    n, n_keys = len(ids), len(comp)
+    order = np.empty(n, dtype=np.int64)
+    order[rank] = np.arange(n, dtype=np.int64)
+    by_rank = ids.gather(order)
+    top = np.iinfo(np.int64).max
+    key_min = np.full(n_keys, top, dtype=np.int64)
+    np.minimum.at(key_min, row_k, rank)
+    n_comp = int(comp.max()) + 1 if n_keys else 0
+    comp_min = np.full(n_comp, top, dtype=np.int64)
+    np.minimum.at(comp_min, comp, key_min)
+    comp_n = np.bincount(comp, weights=np.bincount(row_k, minlength=n_keys),
+                         minlength=n_comp).astype(np.int64)
+    rep_key = key_min == comp_min[comp]  # the key holding its cluster's smallest id
+    rep_k = np.empty(n_comp, dtype=np.int64)
+    rep_k[comp[rep_key]] = np.flatnonzero(rep_key)
+    sim = np.ones(n_keys)
+    near = ~rep_key & (comp_n[comp] > 1)
+    if signatures is not None and near.any():
+        sim[near] = dd._estimated_jaccard(signatures, np.flatnonzero(near), rep_k[comp[near]])
+    c = comp[row_k]
+    size, crank = comp_n[c], comp_min[c]
+    member = np.flatnonzero(size > 1)
+    m = member[np.argsort(crank[member] * n + rank[member])]  # unique keys
+    mk = row_k[m]
+    clusters = pl.DataFrame([
+        by_rank.gather(crank[m]).alias("cluster_id"), ids.gather(m).alias("id"),
+        by_rank.gather(key_min[mk]).alias("exact_group"),
+        pl.Series("exact", rep_key[mk]), pl.Series("similarity", sim[mk], dtype=pl.Float64),
+        pl.Series("is_representative", rank[m] == crank[m]),
+        *([labels.gather(m).alias("label")] if labels is not None else []),
+    ]).select(
         "cluster_id", "id", "exact_group",
-        pl.when(pl.col("exact")).then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
-        pl.col("sim").alias("similarity"),
-        (pl.col("id") == pl.col("cluster_id")).alias("is_representative"),
-        *(["label"] if with_label else []),
-    ).sort(["cluster_id", "id"])
-    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
-    conflicts = dd._label_conflicts(clusters, id_dtype=cluster_of.schema["id"],
-                                    with_label=with_label)
+        pl.when("exact").then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
+        "similarity", "is_representative", *(["label"] if labels is not None else []))
+    cluster_of = pl.DataFrame([by_rank.alias("id"), by_rank.gather(crank[order]).alias(
+        "cluster_id"), pl.Series("cluster_size", size[order], dtype=pl.UInt32)])
+    conflicts = dd._label_conflicts(clusters, id_dtype=ids.dtype,
+                                    with_label=labels is not None)
     summary: dict[str, Any] = {
-        **dd._cluster_summary(clusters, conflicts, n_rows=df.height, n_keys=len(comp)),
-        **dd.settings_summary(s),
-        **stats,
+        **dd._cluster_summary(clusters, conflicts, n_rows=n, n_keys=n_keys),
+        **dd.settings_summary(s), **stats,
     }
     result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
                              summary=summary)
@@ -351,11 +408,15 @@ def detect(
     plan = plan_update(df, h, kept, id_column=s.id_column, max_new_share=max_new_share)
     if plan.incremental and kept is not None:
         result, graph = update_duplicates(df, kept, plan, s, mapper=mapper)
-        rows = graph.rows.with_columns(h)
+        rows = graph.rows.with_columns(h).select("id", "k", "r", "h")
     else:
         result, graph = dd.find_duplicates_keeping(df, s, mapper=mapper)
-        rows = pl.DataFrame({"id": df.get_column(s.id_column), "h": h}).join(
-            graph.rows, on="id", how="left", maintain_order="left").select("id", "k", "h")
+        ids = df.get_column(s.id_column)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[ids.arg_sort().to_numpy()] = np.arange(len(ids), dtype=np.int64)
+        rows = pl.DataFrame({"id": ids, "h": h, "r": rank}).join(
+            graph.rows, on="id", how="left", maintain_order="left")
+        rows = rows.select("id", "k", "r", "h")
     return result, KeyGraph(rows, graph.keys, graph.signatures, graph.edges), plan
 
 

@@ -5,8 +5,8 @@ Each run with ``dedup.refresh`` on writes one cache unit,
 ``cache/<dataset>/dedup_graph/<key>-<run_id>/`` (`labelgate.store.lake` writes it, marker
 last; a remote store syncs it like any cache unit):
 
-* ``rows.parquet``: every row: id (the id column's type), k (its key number), h (the hash
-  of its id, text and label);
+* ``rows.parquet``: every row, in the run's order: id (the id column's type), k (its key
+  number), r (its place in id order), h (the hash of its id, text and label);
 * ``keys.parquet``: the distinct normalized keys in key order and, with near matching, their
   MinHash signatures (``sig``, an array of num_perm uint32);
 * ``edges.parquet``: the verified near pairs (a, b: key numbers, a < b).
@@ -32,7 +32,7 @@ from labelgate.store import lake
 __all__ = ["KIND", "graph_key", "latest_graph", "save_graph"]
 
 KIND = "dedup_graph"
-_FORMAT = 1
+_FORMAT = 2
 
 
 def graph_key(settings: DedupSettings) -> str:
@@ -75,7 +75,7 @@ def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGr
     edges = pl.DataFrame({"a": graph.edges[:, 0], "b": graph.edges[:, 1]},
                          schema={"a": pl.Int64, "b": pl.Int64})
     unit = lake.cache_dir(store, dataset, KIND, f"{key}-{run_id}")
-    lake.write_cached(unit, {"rows": graph.rows.select("id", "k", "h"), "keys": keys,
+    lake.write_cached(unit, {"rows": graph.rows.select("id", "k", "r", "h"), "keys": keys,
                              "edges": edges},
                       {"format": _FORMAT, "run_id": run_id, "rows": graph.rows.height,
                        "keys": graph.keys.len(), "edges": len(graph.edges)})
