@@ -3,6 +3,8 @@
 Exit codes: 0 = gate passed (or command succeeded), 1 = gate failed, 2 = spec, usage or
 input error (the message names the file and the key, row or column), 3 = internal error.
 Prefect is imported only by `run`, so `check`, `schema`, `gate` and `report` are quick.
+What only some commands need (the report package, the warehouse) is imported by them, so
+that `run` reaches the start of Prefect's temporary server early (`flows.server`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,7 @@ from flows.review_cli import review_app
 from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate, gate_check
-from labelgate.report import read_latest
-from labelgate.report.text import visible_controls
 from labelgate.spec import Spec, json_schema, load_spec
-from labelgate.store import warehouse
 from labelgate.store.locking import ensure_store_dir
 from labelgate.store.remote import is_remote, store_url, working_store
 
@@ -129,6 +128,8 @@ class _VisibleControls(logging.Filter):
     acting on the terminal (`labelgate.report.text.visible_controls`; issue 27)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from labelgate.report.text import visible_controls
+
         message = record.getMessage()
         safe = visible_controls(message)
         if safe != message:
@@ -208,6 +209,8 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
             report = state.result()
         exc = None if report is not None else state.result(raise_on_failure=False)
         if isinstance(exc, GateFailedError):
+            from labelgate.report import read_latest
+
             found = read_latest(working_store(s, store, pull_first=False), s.name)
             report = found[1] if found else None
         _print_stage_times(state.state_details.flow_run_id, s, report)
@@ -251,7 +254,11 @@ def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
 
         server = TemporaryServer()
         server.launch()
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
 
     if server is not None and PREFECT_API_URL.value():  # set by the active profile
         server.stop()
@@ -263,7 +270,10 @@ def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
         return
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
     server.wait(timeout)
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+    # no heartbeats: nothing outlives this server to watch them, and the flow's end waits
+    # up to a second for the heartbeat thread's sleep
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url,
+                                     PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 
@@ -436,6 +446,8 @@ def schema(
 @app.command()
 def gate(spec: SpecArg, store: StoreOpt = None) -> None:
     """Re-evaluate the latest run's gate with SPEC's thresholds: exit 0 pass, 1 fail."""
+    from labelgate.store import warehouse
+
     s = _load(spec)
     path = _store(s, store) / warehouse.WAREHOUSE_FILE
     try:
@@ -471,6 +483,8 @@ def gate(spec: SpecArg, store: StoreOpt = None) -> None:
 @app.command()
 def report(spec: SpecArg, store: StoreOpt = None) -> None:
     """Print where the latest report of SPEC is, and its summary."""
+    from labelgate.report import read_latest
+
     s = _load(spec)
     root = _store(s, store)
     found = read_latest(root, s.name)
@@ -493,6 +507,8 @@ def history(
     last: Annotated[int, typer.Option("--last", "-n", min=1, help="How many runs.")] = 10,
 ) -> None:
     """Print metrics over the last runs of SPEC (one row per run, oldest first)."""
+    from labelgate.store import warehouse
+
     s = _load(spec)
     path = _store(s, store) / warehouse.WAREHOUSE_FILE
     try:

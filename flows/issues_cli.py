@@ -12,9 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from labelgate.errors import LabelgateError
-from labelgate.report import read_latest
 from labelgate.spec import Spec, load_spec
-from labelgate.stages.label_issues.listing import worth_a_look
 from labelgate.store.remote import working_store
 
 out = Console()
@@ -33,6 +31,9 @@ def issues(
 ) -> None:
     """Print the latest run's flagged rows, then its lowest-quality unflagged ones ("worth
     a look"), with the given and suggested labels and the text."""
+    # imported here: every `labelgate` command imports this module (flows/cli.py)
+    from labelgate.stages.label_issues.listing import worth_a_look
+
     try:
         s = load_spec(spec)
         folder, report = _latest(s, store)
@@ -51,6 +52,8 @@ def issues(
 
 
 def _latest(s: Spec, store: str | None) -> tuple[Path, dict[str, Any]]:
+    from labelgate.report import read_latest
+
     found = read_latest(working_store(s, store), s.name)
     if found is None:
         raise FileNotFoundError(f"no report for {s.name!r} yet; run `labelgate run` first")

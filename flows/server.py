@@ -6,6 +6,13 @@ and health check. That class lives in `prefect.server.api.server`, whose import 
 command more than a second before the server process can even start; this module starts
 the same process from the command's first moment, so the server boots on one core while
 the stages' modules load on the other.
+
+Two of Prefect's start-up steps are left out, as they serve nothing a server that lives
+for one command: registering Prefect's block types in its database (with the import of
+every installed Prefect collection, prefect-dask and distributed here: about half a second
+of the server's boot; labelgate uses no blocks), and, in the command (`flows.cli`), flow
+run heartbeats (events that let a long-lived server mark a dead run Crashed; this one
+stops with the run).
 """
 
 from __future__ import annotations
@@ -64,7 +71,9 @@ class TemporaryServer:
         """Start the server process; `wait` blocks until it answers."""
         self.port = _free_port()
         env = {**os.environ, "PREFECT_UI_ENABLED": "0",
-               "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+               "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+               "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+               "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--app-dir", str(_prefect_dir().parent),
              "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",

@@ -11,6 +11,7 @@ the workers need the labelgate package installed but no access to the store.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -64,7 +65,9 @@ def _submit_map(fn: Callable[[A], R], items: Sequence[A], *, name: str) -> list[
 def on_dask() -> bool:
     """Whether the current flow run's task runner is prefect-dask's."""
     ctx = FlowRunContext.get()
-    if ctx is None:
+    # a DaskTaskRunner exists only once its module is loaded: every other run spares the
+    # import of prefect-dask and distributed (about 0.2 s)
+    if ctx is None or "prefect_dask.task_runners" not in sys.modules:
         return False
     from prefect_dask.task_runners import DaskTaskRunner
 

@@ -18,7 +18,6 @@ from typing import Literal
 
 import krippendorff
 import numpy as np
-from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
 from labelgate.stages.agreement.annotations import EncodedAnnotations, FloatArray, IntArray, Level
 
@@ -104,6 +103,10 @@ def fleiss_kappa(counts: IntArray | FloatArray) -> tuple[float, int, int]:
     p = table.sum(axis=0) / table.sum()
     if float((p**2).sum()) >= 1.0:  # one category only: chance agreement is 1
         return NAN, table.shape[0], modal
+    # imported here: statsmodels (with pandas) costs a fifth of a second to import, and
+    # the spec model imports this module (through the preference package)
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
+
     return float(sm_fleiss_kappa(table, method="fleiss")), table.shape[0], modal
 
 

@@ -15,19 +15,58 @@ No Prefect here: `tasks/preference.py` wraps these for the flow.
 - `settings`: the spec's `preference:` section.
 """
 
-from labelgate.stages.preference.analyze import PreferenceAnalysis, analyze
-from labelgate.stages.preference.checks import PairCheckResult, check_judgments
-from labelgate.stages.preference.read import (
-    JUDGMENT_SCHEMA,
-    read_label_studio_pairwise,
-    read_label_studio_ranker,
-    to_judgments,
-)
-from labelgate.stages.preference.settings import PreferenceSpec
-from labelgate.stages.preference.trl import published_pairs, trl_records
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labelgate.stages.preference.analyze import PreferenceAnalysis, analyze
+    from labelgate.stages.preference.checks import PairCheckResult, check_judgments
+    from labelgate.stages.preference.read import (
+        JUDGMENT_SCHEMA,
+        read_label_studio_pairwise,
+        read_label_studio_ranker,
+        to_judgments,
+    )
+    from labelgate.stages.preference.settings import PreferenceSpec
+    from labelgate.stages.preference.trl import published_pairs, trl_records
+
+# The names below are imported on first use: the spec model imports `settings`, which
+# runs this file, and a spec of another task must not pay for scipy (`swaps`, `pairs`).
+_EXPORTS = {
+    "PreferenceAnalysis": "analyze", "analyze": "analyze",
+    "PairCheckResult": "checks", "check_judgments": "checks",
+    "JUDGMENT_SCHEMA": "read", "read_label_studio_pairwise": "read",
+    "read_label_studio_ranker": "read", "to_judgments": "read",
+    "PreferenceSpec": "settings", "published_pairs": "trl", "trl_records": "trl",
+}
 
 __all__ = [
     "JUDGMENT_SCHEMA", "PairCheckResult", "PreferenceAnalysis", "PreferenceSpec", "analyze",
     "check_judgments", "published_pairs", "read_label_studio_pairwise",
     "read_label_studio_ranker", "to_judgments", "trl_records",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:  # `from labelgate.stages.preference import pairs` imports a submodule
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+class _Package(types.ModuleType):
+    """This package's module: `analyze` stays the function when the submodule of that
+    name is imported (the import system sets the package's attribute to the submodule),
+    as it did when this file imported the function eagerly."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "analyze" and isinstance(value, types.ModuleType):
+            value = value.analyze
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
