@@ -95,7 +95,7 @@ def _worth_a_look(outcome: steps.LabelIssuesOutcome, *, valid: pl.DataFrame,
     """The report's table: the flagged rows, then the lowest-quality unflagged ones ("worth
     a look"), `label_issues.top` in all."""
     top = spec.label_issues.top if spec.label_issues is not None else 0
-    texts = valid.select(
+    texts = valid.lazy().select(  # lazy: only the listed rows' text is computed
         pl.col(spec.columns.id).alias("id"),
         pl.concat_str([pl.col(c).cast(pl.String) for c in spec.text_columns()],
                       separator=" | ", ignore_nulls=True).alias("text"),

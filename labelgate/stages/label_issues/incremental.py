@@ -121,10 +121,17 @@ def plan_refresh(
         why = ("label_issues.refresh is off" if max_new_share is None
                else "no models kept for these settings")
         return RefreshPlan(False, why, np.ones(n, dtype=bool), 1.0 if n else 0.0)
-    joined = kept.rows.select("id", pl.col("h").alias("_kept_h")).join(
-        current, on="id", how="left")
-    changed = int(joined.select((pl.col("h") != pl.col("_kept_h")).fill_null(True).sum()).item())
     new = ~current.get_column("id").is_in(kept.rows.get_column("id").implode()).to_numpy()
+    n_kept = kept.rows.height
+    if (kept_come_first(current, kept.rows, new=new)
+            and kept.rows.get_column("id").n_unique() == n_kept):
+        # a night that appends rows: the kept rows by position, no join on the ids
+        changed = int((current.get_column("h").head(n_kept) != kept.rows.get_column("h")).sum())
+    else:
+        joined = kept.rows.select("id", pl.col("h").alias("_kept_h")).join(
+            current, on="id", how="left")
+        changed = int(joined.select((pl.col("h") != pl.col("_kept_h")).fill_null(True)
+                                    .sum()).item())
     new_share = (n - kept.trained_rows) / n if n else 0.0
     age = (now - kept.trained_at).total_seconds() / 86400
     reason = ""
@@ -220,8 +227,21 @@ def combined_probabilities(
     """
     k = len(kept.classes)
     cols = [f"c{i}" for i in range(k)]
-    old = current.select("id").join(kept.rows.select("id", *cols), on="id", how="left",
-                                    maintain_order="left")
-    out = old.select(cols).to_numpy().astype(np.float32)
+    if kept_come_first(current, kept.rows, new=new):
+        out = np.empty((current.height, k), dtype=np.float32)
+        out[: kept.rows.height] = kept.rows.select(cols).to_numpy()
+    else:
+        old = current.select("id").join(kept.rows.select("id", *cols), on="id", how="left",
+                                        maintain_order="left")
+        out = old.select(cols).to_numpy().astype(np.float32)
     out[new] = new_probabilities
     return out
+
+
+def kept_come_first(current: pl.DataFrame, kept_rows: pl.DataFrame, *, new: BoolArray) -> bool:
+    """Whether this run's first rows are the kept rows in their order (their ids equal) and
+    every later row is ``new``: then a kept row is found by its position, not by a join."""
+    n_kept = kept_rows.height
+    return (current.height >= n_kept and not new[:n_kept].any() and bool(new[n_kept:].all())
+            and current.get_column("id").head(n_kept).equals(kept_rows.get_column("id"),
+                                                              check_names=False))

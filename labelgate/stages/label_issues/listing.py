@@ -40,16 +40,17 @@ def worth_a_look(issues: pl.DataFrame, *, top: int, label: str | None = None) ->
             raise InputError(f"--label {label!r}: no row has that label; labels: {labels}")
         frame = frame.filter(pl.col("given_label") == label)
     flagged = pl.col("is_label_issue").fill_null(False)
+    order = [flagged, "label_quality", "id"]
+    # the `top` first rows without sorting every row (the ids make the order total)
     return (
-        frame.sort([flagged, "label_quality", "id"], descending=[True, False, False],
-                   nulls_last=True)
-        .head(top)
+        frame.bottom_k(top, by=order, reverse=[True, False, False])
+        .sort(order, descending=[True, False, False], nulls_last=True)
         .with_columns(pl.when(flagged).then(pl.lit("flagged")).otherwise(pl.lit("worth a look"))
                       .alias("why"))
     )
 
 
-def report_rows(issues: pl.DataFrame, texts: pl.DataFrame, *, top: int,
+def report_rows(issues: pl.DataFrame, texts: pl.DataFrame | pl.LazyFrame, *, top: int,
                 excerpt: int = 240) -> list[dict[str, object]]:
     """The report's table of suspicious rows: `worth_a_look`'s rows with a text excerpt.
 
@@ -58,7 +59,8 @@ def report_rows(issues: pl.DataFrame, texts: pl.DataFrame, *, top: int,
     issues
         The per-row label-issue table (``ISSUE_COLUMNS``).
     texts
-        ``id`` and ``text`` of the rows (ids compared as text).
+        ``id`` and ``text`` of the rows (ids compared as text); a LazyFrame computes the
+        text of the listed rows only.
     top
         How many rows (at most): the flagged ones first, then "worth a look".
     excerpt
@@ -70,8 +72,10 @@ def report_rows(issues: pl.DataFrame, texts: pl.DataFrame, *, top: int,
         One per row: id, text, given, suggested, quality, why.
     """
     rows = worth_a_look(issues, top=top).with_columns(pl.col("id").cast(pl.String))
-    text = texts.select(pl.col("id").cast(pl.String),
-                        pl.col("text").cast(pl.String).str.slice(0, excerpt))
+    text = texts.lazy().filter(pl.col("id").cast(pl.String).is_in(
+        rows.get_column("id").implode())).select(
+        pl.col("id").cast(pl.String), pl.col("text").cast(pl.String).str.slice(0, excerpt),
+    ).collect()
     joined = rows.join(text.unique("id", keep="first"), on="id", how="left",
                        maintain_order="left")
     return joined.select(
