@@ -55,9 +55,18 @@ for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
         stages[name] = sec
 report = state.result(raise_on_failure=False)
 rows = report.get("rows") if isinstance(report, dict) else None
+# whether the stages that can build on an earlier run did (issue 26)
+modes = {}
+if isinstance(report, dict):
+    li = (report.get("label_issues") or {}).get("refresh") or {}
+    if li:
+        modes["label issues"] = f"{li.get('mode')} ({li.get('reason')})"
+    dup = (report.get("duplicates") or {}).get("refresh")
+    if dup:
+        modes["dedup"] = dup
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
                               "flow_run_id": str(state.state_details.flow_run_id),
-                              "parts": parts, "rows": rows}))
+                              "parts": parts, "rows": rows, "modes": modes}))
 """
 
 
@@ -106,6 +115,9 @@ def show(title: str, r: dict[str, object]) -> None:
     for name, sec in stages.items():
         print(f"  {name:<18}{sec:>9.2f} s")
     print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s")
+    modes = r.get("modes")
+    for name, mode in (modes.items() if isinstance(modes, dict) else []):
+        print(f"  {name}: {mode}")
 
 
 def main() -> None:
