@@ -19,15 +19,19 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
 
 from labelgate.errors import InputError
 from labelgate.spec import ColumnContract, DType, Spec
 from labelgate.stages.ingest.readers import BATCH, ROW
+
+# pandera is imported when a batch is checked: a run whose batches all come from the
+# contract cache does not pay for its import (about a quarter of a second)
+if TYPE_CHECKING:
+    import pandera.polars as pa
+    from pandera.api.polars.types import PolarsData
 
 QUARANTINE_SCHEMA: dict[str, Any] = {
     "source": pl.String,
@@ -98,6 +102,8 @@ def _regex_match(name: str, pattern: str) -> pl.Expr:
 
 
 def _regex_check(pattern: str) -> pa.Check:
+    import pandera.polars as pa
+
     def check(data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(_regex_match(data.key, pattern))
 
@@ -106,6 +112,8 @@ def _regex_check(pattern: str) -> pa.Check:
 
 def build_schema(spec: Spec, columns: list[str]) -> pa.DataFrameSchema:
     """The pandera schema for the contracted columns present in `columns`."""
+    import pandera.polars as pa
+
     fields: dict[str, pa.Column] = {}
     for name in spec.contracted_columns():
         if name not in columns:
@@ -391,6 +399,8 @@ def _schema_failures(df: pl.DataFrame, *, spec: Spec, source: str) -> pl.DataFra
     InputError
         On a schema-level failure (a wrong dtype the coercion could not fix).
     """
+    import pandera.polars as pa
+
     schema = build_schema(spec, df.columns)
     checked = _rows_to_validate(df, spec)
     try:

@@ -229,10 +229,14 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
 
 
 def _load_stages(s: Spec) -> None:
-    """Import the flow and the tasks of the stages `s` runs (with their libraries), and
-    the report's plotting library, which the report task would import last."""
-    import flows.pipeline  # noqa: F401
-    import labelgate.report.plots  # noqa: F401
+    """Import the flow and the tasks of the stages `s` runs (with their libraries), the
+    report's plotting library, which the report task would import last, and what Prefect
+    imports when the flow is called (its engine; FastAPI's encoder for the parameters)."""
+    import importlib
+
+    for module in ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders",
+                   "flows.pipeline", "labelgate.report.plots"):
+        importlib.import_module(module)
 
     for stage in dag.STAGES:
         if stage.when(s):
