@@ -315,3 +315,8 @@ def test_a_night_in_the_flow_queries_only_its_new_rows(tmp_path: Path) -> None:
     for key in ("clusters", "duplicate_rows", "exact_rows", "near_rows"):
         assert dup[key] == ref.summary[key], key
     assert ref.summary["exact_rows"] > 0 and ref.summary["near_rows"] > 0
+    third = quality_pipeline(str(spec))  # nothing new: the second run's graph is kept
+    assert third["duplicates"]["refresh"].startswith("incremental (0 new row(s)")
+    assert third["duplicates"]["refresh_kept_from"] == second["run_id"]
+    units = list((tmp_path / "store" / "cache").glob(f"*/{kept_dedup.KIND}/*"))
+    assert len(units) == 1 and units[0].name.endswith(f"-{second['run_id']}")

@@ -112,14 +112,14 @@ def plan_update(
     if removed < 0:
         reason = "repeated ids"
     elif changed:
-        reason = f"{changed} kept row(s) changed (text, label or id)"
+        reason = f"{changed:,} kept row(s) changed (text, label or id)"
     elif removed:
-        reason = f"{removed} kept row(s) are gone"
+        reason = f"{removed:,} kept row(s) are gone"
     elif share > max_new_share:
         reason = f"{share:.1%} of the rows are new (dedup.refresh.max_new_share {max_new_share})"
     if reason:
         return DedupPlan(False, reason, full_new, no_k, no_k, share)
-    return DedupPlan(True, f"{n - n_old} new row(s) queried against {n_old} kept",
+    return DedupPlan(True, f"{n - n_old:,} new row(s) queried against {n_old:,} kept",
                      ~old, kept_k, kept_r, share)
 
 
