@@ -32,7 +32,7 @@ from labelgate.errors import GateFailedError, LabelgateError
 from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate, gate_check
 from labelgate.spec import Spec, json_schema, load_spec
 from labelgate.store.locking import ensure_store_dir
-from labelgate.store.remote import is_remote, store_url, working_store
+from labelgate.store.urls import is_remote, store_url
 
 EXIT_PASS, EXIT_GATE_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -61,6 +61,8 @@ StoreOpt = Annotated[
 def _store(s: Spec, store: str | None) -> Path:
     """The local folder to read: the store, or a remote store's working copy brought up to
     date first (exit 2 when the URL cannot be opened)."""
+    from labelgate.store.remote import working_store
+
     try:
         return working_store(s, store)
     except LabelgateError as exc:
@@ -210,6 +212,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
         exc = None if report is not None else state.result(raise_on_failure=False)
         if isinstance(exc, GateFailedError):
             from labelgate.report import read_latest
+            from labelgate.store.remote import working_store
 
             found = read_latest(working_store(s, store, pull_first=False), s.name)
             report = found[1] if found else None

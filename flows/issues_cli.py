@@ -13,7 +13,6 @@ from rich.table import Table
 
 from labelgate.errors import LabelgateError
 from labelgate.spec import Spec, load_spec
-from labelgate.store.remote import working_store
 
 out = Console()
 err = Console(stderr=True)
@@ -53,6 +52,7 @@ def issues(
 
 def _latest(s: Spec, store: str | None) -> tuple[Path, dict[str, Any]]:
     from labelgate.report import read_latest
+    from labelgate.store.remote import working_store
 
     found = read_latest(working_store(s, store), s.name)
     if found is None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import polars as pl
 import typer
 from rich.console import Console
@@ -21,9 +20,9 @@ from rich.markup import escape
 from labelgate.errors import LabelgateError
 from labelgate.spec import Spec, load_spec
 from labelgate.stages import review
-from labelgate.store import remote, warehouse
-from labelgate.store.lake import ingest_source, load_batches
-from labelgate.store.runs import reports_root
+
+if TYPE_CHECKING:
+    import duckdb
 
 EXIT_OK, EXIT_INPUT = 0, 2
 PROBABILITIES_FILE = "probabilities.parquet"  # per run, beside label_issues.parquet (optional)
@@ -84,6 +83,10 @@ class _LatestRun:
     """The latest finished run's outputs that the review loop reads."""
 
     def __init__(self, spec: Spec, store: Path) -> None:
+        # the store's modules are imported here: every `labelgate` command imports this one
+        from labelgate.store import warehouse
+        from labelgate.store.runs import reports_root
+
         wh = store / warehouse.WAREHOUSE_FILE
         if not wh.is_file():
             raise _BadInputError(f"{wh}: no warehouse (run `labelgate run {spec.name}` first)")
@@ -164,6 +167,8 @@ class _LatestRun:
 
 def _gold(spec: Spec, store: Path) -> pl.DataFrame | None:
     """The spec's gold items (id, label), through the lake (a no-op if already ingested)."""
+    from labelgate.store.lake import ingest_source, load_batches
+
     source = spec.sources.gold
     if source is None:
         return None
@@ -201,6 +206,8 @@ def export(
     seed: Annotated[int, typer.Option(help="Seed for gold sampling and placement.")] = 13,
 ) -> None:
     """Write the latest run's items most worth reviewing, in priority order."""
+    from labelgate.store import remote
+
     if fmt not in ("label-studio", "csv", "jsonl"):
         raise _fail(f"--format {fmt!r}: expected label-studio, csv or jsonl")
     if uncertainty not in ("margin", "entropy"):
@@ -287,6 +294,8 @@ def import_(
     ] = review.ID_FIELD,
 ) -> None:
     """Validate reviewer corrections and store them as an overlay batch in the lake."""
+    from labelgate.store import remote
+
     try:
         sp = load_spec(spec)
         root = remote.working_store(sp, store)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import tempfile
@@ -64,12 +63,13 @@ from labelgate.spec import Spec
 from labelgate.stages.publish import CURRENT, MANIFEST
 from labelgate.store import warehouse
 from labelgate.store.lake import MARKER as BATCH_MARKER
+from labelgate.store.urls import is_remote as is_remote
+from labelgate.store.urls import store_url as store_url
 from labelgate.store.warehouse import WAREHOUSE_FILE
 
 LINK_SUFFIX = ".link"
 CACHE_ENV = "LABELGATE_CACHE_DIR"
 _WAL = WAREHOUSE_FILE + ".wal"  # DuckDB's write-ahead log beside the database file
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")  # 2+ letters: `C://` is a drive
 _SETTING = "the spec's `store:` key or the --store option"
 
 OnUnit = Callable[[str], None]
@@ -124,11 +124,6 @@ class RemoteStore:
         return str(self.fs.sep.join([self.root, *parts]))
 
 
-def is_remote(store: str | os.PathLike[str]) -> bool:
-    """True for a URL string ``proto://...`` (file:// included); False for a local path."""
-    return isinstance(store, str) and _URL.match(store) is not None
-
-
 def open_remote(url: str) -> RemoteStore:
     """Open ``url`` with fsspec; a missing backend package is an InputError naming it."""
     protocol = fsspec.core.split_protocol(url)[0]
@@ -146,12 +141,6 @@ def open_remote(url: str) -> RemoteStore:
             "such as s3://bucket/prefix, gs://, az://, file:///abs/path"
         ) from None
     return RemoteStore(url=url, fs=fs, root=str(root).rstrip("/"))
-
-
-def store_url(spec: Spec, override: str | Path | None = None) -> str | None:
-    """The store URL when the run's store (`--store`, else the spec's `store:`) is remote."""
-    store = override if override is not None else spec.store
-    return str(store) if is_remote(store) else None
 
 
 def working_store(

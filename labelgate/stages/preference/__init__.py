@@ -17,10 +17,11 @@ No Prefect here: `tasks/preference.py` wraps these for the flow.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from labelgate import lazy
 
 if TYPE_CHECKING:
     from labelgate.stages.preference.analyze import PreferenceAnalysis, analyze
@@ -43,19 +44,13 @@ _EXPORTS = {
     "read_label_studio_ranker": "read", "to_judgments": "read",
     "PreferenceSpec": "settings", "published_pairs": "trl", "trl_records": "trl",
 }
+__getattr__ = lazy.exports(__name__, {k: f"{__name__}.{v}" for k, v in _EXPORTS.items()})
 
 __all__ = [
     "JUDGMENT_SCHEMA", "PairCheckResult", "PreferenceAnalysis", "PreferenceSpec", "analyze",
     "check_judgments", "published_pairs", "read_label_studio_pairwise",
     "read_label_studio_ranker", "to_judgments", "trl_records",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:  # `from labelgate.stages.preference import pairs` imports a submodule
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 class _Package(types.ModuleType):

@@ -38,33 +38,62 @@ helpers); the overlay's storage is ``labelgate.store.corrections``, re-exported 
 
 from __future__ import annotations
 
-from labelgate.stages.review.common import ID_FIELD
-from labelgate.stages.review.corrections import (
-    CorrectionsFile,
-    CorrectionStats,
-    ValidatedCorrections,
-    apply_corrections,
-    latest_corrections,
-    read_corrections,
-    read_corrections_file,
-    reviewer_accuracy,
-    validate_corrections,
-)
-from labelgate.stages.review.export import labeling_config, to_csv, to_jsonl, to_label_studio
-from labelgate.stages.review.queue import (
-    QUEUE_SCHEMA,
-    REASONS,
-    MixRule,
-    review_queue,
-)
-from labelgate.stages.review.queue import uncertainty_scores as uncertainty_scores
-from labelgate.store.corrections import (
-    CORRECTIONS_SOURCE,
-    load_corrections,
-    load_gold_answers,
-    store_corrections,
-)
-from labelgate.store.corrections import OVERLAY_SCHEMA as OVERLAY_SCHEMA
+from typing import TYPE_CHECKING
+
+from labelgate import lazy
+
+if TYPE_CHECKING:
+    from labelgate.stages.review.common import ID_FIELD
+    from labelgate.stages.review.corrections import (
+        CorrectionsFile,
+        CorrectionStats,
+        ValidatedCorrections,
+        apply_corrections,
+        latest_corrections,
+        read_corrections,
+        read_corrections_file,
+        reviewer_accuracy,
+        validate_corrections,
+    )
+    from labelgate.stages.review.export import (
+        labeling_config,
+        to_csv,
+        to_jsonl,
+        to_label_studio,
+    )
+    from labelgate.stages.review.queue import (
+        QUEUE_SCHEMA,
+        REASONS,
+        MixRule,
+        review_queue,
+    )
+    from labelgate.stages.review.queue import uncertainty_scores as uncertainty_scores
+    from labelgate.store.corrections import (
+        CORRECTIONS_SOURCE,
+        load_corrections,
+        load_gold_answers,
+        store_corrections,
+    )
+    from labelgate.store.corrections import OVERLAY_SCHEMA as OVERLAY_SCHEMA
+
+# imported on first use: every `labelgate` command imports this package (`labelgate
+# review`'s options), and the pipeline's stages import it for `apply_corrections`
+_CORRECTIONS = "labelgate.stages.review.corrections"
+_QUEUE = "labelgate.stages.review.queue"
+_OVERLAY = "labelgate.store.corrections"
+__getattr__ = lazy.exports(__name__, {
+    "ID_FIELD": "labelgate.stages.review.common",
+    **dict.fromkeys(["CorrectionsFile", "CorrectionStats", "ValidatedCorrections",
+                     "apply_corrections", "latest_corrections", "read_corrections",
+                     "read_corrections_file", "reviewer_accuracy", "validate_corrections"],
+                    _CORRECTIONS),
+    **dict.fromkeys(["labeling_config", "to_csv", "to_jsonl", "to_label_studio"],
+                    "labelgate.stages.review.export"),
+    **dict.fromkeys(["QUEUE_SCHEMA", "REASONS", "MixRule", "review_queue",
+                     "uncertainty_scores"], _QUEUE),
+    **dict.fromkeys(["CORRECTIONS_SOURCE", "load_corrections", "load_gold_answers",
+                     "store_corrections", "OVERLAY_SCHEMA"], _OVERLAY),
+})
 
 __all__ = [
     "CORRECTIONS_SOURCE",
