@@ -377,12 +377,14 @@ def score_levers(y: npt.NDArray[np.int64], target: BoolArray, natural: bool,
     return out
 
 
-def score_cached(names: list[str]) -> None:
+def score_cached(names: list[str], split: str) -> None:
     """--from-cache: the levers on the probabilities a --levers run saved (PROBS_DIR)."""
     cells: dict[str, dict[str, list[float]]] = {}
     for path in sorted(PROBS_DIR.glob("*.npz")):
         name = path.stem.rsplit("-", 1)[0]
         if name not in CORPORA or (names and name not in names):
+            continue
+        if split not in ("all", CORPORA[name].split):
             continue
         d = np.load(path)
         got = score_levers(d["y"], d["target"], CORPORA[name].natural, d["labelgate"],
@@ -465,7 +467,7 @@ def main() -> None:
                     help="score LEVERS on the probabilities saved by earlier --levers runs")
     args = ap.parse_args()
     if args.from_cache:
-        score_cached(args.only or [])
+        score_cached(args.only or [], args.split)
         return
     if args.levers and (args.no_recipe or args.variants):
         ap.error("--levers needs the recipe and labelgate runs, and no --variants")
