@@ -11,6 +11,11 @@ spec (label issues, dedup, splits, publish, report) and times the whole command,
                     a nightly worker or a developer who keeps a server running gets)
 The first run of each kind fits the label-issue models; later runs reuse them, as a rerun
 on unchanged data does. Prints each run's wall time, then min and median per kind.
+
+`--phases`: afterwards, one more run of each kind with timestamps (seconds since the
+process started) at its steps: the CLI imported, the spec loaded and checked, the server
+launched, Prefect imported (up to the stages' imports), the stages imported, the temporary
+server answering, the flow run (up to the stage table), the stage table.
 """
 
 from __future__ import annotations
@@ -68,6 +73,44 @@ def _time_runs(spec: Path, env: dict[str, str], repeats: int, kind: str) -> list
     return times
 
 
+_PHASES = """
+import sys, time
+start = float(sys.argv[1])
+def mark(what):
+    print(f"phase {time.time() - start:6.2f} s  {what}", file=sys.stderr, flush=True)
+mark("python started")
+import flows.cli as cli
+mark("CLI imported")
+def timed(owner, name, label):
+    fn = getattr(owner, name)
+    def run(*args, **kwargs):
+        mark(label + " ...")
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            mark("... " + label)
+    setattr(owner, name, run)
+import flows.server
+timed(cli, "_load", "loading the spec")
+timed(flows.server.TemporaryServer, "launch", "launching the temporary server")
+timed(cli, "_load_stages", "importing the stages")
+timed(flows.server.TemporaryServer, "wait", "waiting for the temporary server")
+timed(cli, "_print_stage_times", "the stage table")
+sys.argv = ["labelgate", "run", sys.argv[2]]
+cli.main()
+"""
+
+
+def _phases(spec: Path, env: dict[str, str], kind: str) -> None:
+    """One run with timestamps at its phases (`_PHASES` wraps the CLI's steps)."""
+    done = subprocess.run([sys.executable, "-c", _PHASES, repr(time.time()), str(spec)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    print(f"{kind}: exit {done.returncode}")
+    for line in done.stderr.splitlines():
+        if line.startswith("phase "):
+            print("  " + line.removeprefix("phase "))
+
+
 def _server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,19 +134,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--phases", action="store_true",
+                    help="then one run of each kind with timestamps at its phases")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="labelgate-fixed-cost-") as tmp:
         env = {**os.environ, "PREFECT_HOME": f"{tmp}/prefect",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         print(f"{args.rows:,} rows, {args.repeats} runs each; load {os.getloadavg()[0]:.2f}")
-        results = {"temporary server": _time_runs(_dataset(Path(tmp) / "a", args.rows), env,
-                                                  args.repeats, "temporary server")}
+        spec_a, spec_b = _dataset(Path(tmp) / "a", args.rows), _dataset(Path(tmp) / "b", args.rows)
+        results = {"temporary server": _time_runs(spec_a, env, args.repeats, "temporary server")}
         server, url = _server(env)
         try:
             results["running server"] = _time_runs(
-                _dataset(Path(tmp) / "b", args.rows), {**env, "PREFECT_API_URL": url},
-                args.repeats, "running server")
+                spec_b, {**env, "PREFECT_API_URL": url}, args.repeats, "running server")
+            if args.phases:
+                _phases(spec_a, env, "temporary server")
+                _phases(spec_b, {**env, "PREFECT_API_URL": url}, "running server")
         finally:
             server.terminate()
             server.wait(timeout=30)
