@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +26,9 @@ from labelgate.stages.label_issues.incremental import (
     row_hashes,
     score_with_kept,
 )
-from labelgate.stages.label_issues.models import KeptModels
+
+if TYPE_CHECKING:
+    from labelgate.stages.label_issues.models import KeptModels
 
 __all__ = [
     "keeps_models",

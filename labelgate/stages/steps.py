@@ -29,11 +29,6 @@ from labelgate.stages.label_issues import embeddings as embedding_models
 from labelgate.stages.label_issues.detect import LabelIssuesResult, find_label_issues
 from labelgate.stages.label_issues.detect import accept_reviewed as _accept_reviewed
 from labelgate.stages.label_issues.model_archive import Notice
-from labelgate.stages.label_issues.models import (
-    CHAR_NGRAM_MAX_ROWS,
-    TABULAR_ENSEMBLE_MAX_ROWS,
-    joined_text,
-)
 from labelgate.stages.preference.stage import (
     check_swap_embeddings,
     exclude_by_policies,
@@ -237,6 +232,8 @@ def label_issue_embeddings(
     li = spec.label_issues
     if li is None or li.embeddings is None or li.method == "predictions" or valid.height == 0:
         return None
+    from labelgate.stages.label_issues.models import joined_text  # scikit-learn: when needed
+
     texts = joined_text(valid, spec.model_text_columns()).to_list()
     return embedding_models.embed_texts(
         texts, model=li.embeddings.model, base_dir=spec.base_dir,
@@ -263,6 +260,11 @@ def model_description(spec: Spec, *, method: str, rows: int) -> str | None:
     li = spec.label_issues
     if li is None or method == "predictions":
         return None
+    from labelgate.stages.label_issues.models import (
+        CHAR_NGRAM_MAX_ROWS,
+        TABULAR_ENSEMBLE_MAX_ROWS,
+    )
+
     if not spec.model_text_columns():
         if rows <= TABULAR_ENSEMBLE_MAX_ROWS:
             return "extra trees and a logistic regression on the feature columns, averaged"

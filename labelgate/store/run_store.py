@@ -27,9 +27,7 @@ import polars as pl
 
 from labelgate.gate import GateVerdict
 from labelgate.spec import AnySource, Spec
-from labelgate.stages.label_issues.incremental import KeptRows
-from labelgate.stages.label_issues.models import KeptModels
-from labelgate.store import kept_models, lake, locking, remote, reuse, warehouse
+from labelgate.store import lake, locking, remote, reuse, warehouse
 from labelgate.store.assignments import load_assignments, save_assignments
 from labelgate.store.corrections import load_corrections, load_gold_answers
 from labelgate.store.lake import Batch
@@ -38,6 +36,8 @@ from labelgate.store.runs import RunContext, new_run, reports_root
 
 if TYPE_CHECKING:
     from labelgate.stages.agreement.core import AgreementReport
+    from labelgate.stages.label_issues.incremental import KeptRows
+    from labelgate.stages.label_issues.models import KeptModels
 
 __all__ = ["RunStore", "open_run"]
 
@@ -109,15 +109,21 @@ class RunStore:
 
     def kept_label_rows(self, key: str) -> tuple[KeptRows, dict[str, Any]] | None:
         """The newest rows and probabilities a run kept under models key `key`."""
+        from labelgate.store import kept_models  # with scikit-learn: only when asked
+
         return kept_models.latest_rows(self.root, self.dataset, key=key)
 
     def kept_label_models(self, key: str, run_id: str) -> KeptModels | None:
         """The fold models run `run_id` kept under `key` (None: gone)."""
+        from labelgate.store import kept_models
+
         return kept_models.load_models(self.root, self.dataset, key=key, run_id=run_id)
 
     def keep_label_state(self, key: str, **state: Any) -> None:
         """This run's rows (and models, when it trained) for later runs
         (`labelgate.store.kept_models.save_state`'s keywords)."""
+        from labelgate.store import kept_models
+
         kept_models.save_state(self.root, self.dataset, key=key, run_id=self.run.run_id,
                                **state)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.metrics import cohen_kappa_score
 
 from labelgate.stages.agreement.annotations import EncodedAnnotations
 from labelgate.stages.agreement.coefficients import NAN, KappaWeights
@@ -30,6 +29,8 @@ def _cohen_pairs(
         .agg(pl.col("l"), pl.col("l_b"))
         .sort("a", "a_b")
     )
+    from sklearn.metrics import cohen_kappa_score  # here: scikit-learn takes a second to import
+
     labels = np.arange(enc.n_categories)
     out: dict[str, list[Any]] = {
         "annotator_a": [], "annotator_b": [], "n_shared": [], "percent_agreement": [],

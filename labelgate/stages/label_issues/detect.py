@@ -35,14 +35,16 @@ here, so imports from ``detect`` keep working.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from labelgate import lazy
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
@@ -73,11 +75,6 @@ from labelgate.stages.label_issues.labels import _check_no_null_labels as _check
 from labelgate.stages.label_issues.labels import _Labels, _resolve_labels
 from labelgate.stages.label_issues.labels import _majority as _majority
 from labelgate.stages.label_issues.labels import _majority_fallback as _majority_fallback
-from labelgate.stages.label_issues.models import (
-    TABULAR_ENSEMBLE_MAX_ROWS,
-    KeptModels,
-    out_of_fold,
-)
 from labelgate.stages.label_issues.multiannotator import _annotator_frame as _annotator_frame
 from labelgate.stages.label_issues.multiannotator import _Crowdlab as _Crowdlab
 from labelgate.stages.label_issues.multiannotator import _crowdlab
@@ -105,6 +102,20 @@ from labelgate.stages.label_issues.predictions import _checked_row_sums as _chec
 from labelgate.stages.label_issues.predictions import _ids_preview as _ids_preview
 from labelgate.stages.label_issues.predictions import _numeric_classes as _numeric_classes
 from labelgate.stages.label_issues.predictions import _unused_columns as _unused_columns
+
+# `models` (scikit-learn, with scipy and pandas: about a second to import) is imported when
+# a model is fitted, so a run whose label issues are reused does not import it; its names
+# this module used to hold stay readable here
+if TYPE_CHECKING:
+    from labelgate.stages.label_issues.models import KeptModels, out_of_fold
+else:
+    def out_of_fold(*args: Any, **kwargs: Any) -> Any:
+        from labelgate.stages.label_issues.models import out_of_fold as fit
+
+        return fit(*args, **kwargs)
+
+__getattr__ = lazy.exports(__name__, dict.fromkeys(
+    ["TABULAR_ENSEMBLE_MAX_ROWS", "KeptModels"], "labelgate.stages.label_issues.models"))
 
 __all__ = [
     "JOINT_CALIBRATIONS",
@@ -341,7 +352,9 @@ def _plan_flags(
         ranked_pairs = builtin_text and len(np.unique(labels)) >= RANKED_PAIRS_MIN_CLASSES
     use_batched = batched if batched is not None else n_rows >= batched_min_rows
     if joint_calibration == "auto":
-        small_table = builtin_tabular and n_rows <= TABULAR_ENSEMBLE_MAX_ROWS
+        # read through this module (its lazy name, or a value a test set on it)
+        max_rows = sys.modules[__name__].TABULAR_ENSEMBLE_MAX_ROWS
+        small_table = builtin_tabular and n_rows <= max_rows
         ranked = filter_by in RANKED_FILTERS or use_batched  # the batched path is a ranked cut
         posterior = small_table and ranked and not supplied
         joint_calibration = "posterior" if posterior else "per_class"

@@ -22,18 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
 from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
-from labelgate.stages.label_issues.models import (
-    KeptModels,
-    fold_model_probabilities,
-    joined_text,
-    transform_text,
-)
+
+if TYPE_CHECKING:  # `models` (scikit-learn) is imported when kept models score new rows
+    from labelgate.stages.label_issues.models import KeptModels
 
 __all__ = [
     "KeptRows",
@@ -184,6 +182,12 @@ def score_with_kept(
     FloatArray, shape (m, k)
         float32; each pass's probabilities, averaged over the passes as the fit did.
     """
+    from labelgate.stages.label_issues.models import (
+        fold_model_probabilities,
+        joined_text,
+        transform_text,
+    )
+
     m = features.height
     x = transform_text(joined_text(features, text_columns), kept.vocabulary)
     fold_of = new_row_folds(ids, folds=len(kept.passes[0]))
