@@ -31,7 +31,15 @@ sys.path.insert(0, str(ROOT / "data" / "examples"))
 
 # the flow in a fresh process; argv: spec, store, Dask scheduler address or "" (in process)
 CHILD = r"""
-import json, sys, time
+import json, os, sys, threading, time
+# the process's resident memory every 50 ms, to read each stage's peak (issue 26)
+PAGE, samples = os.sysconf("SC_PAGE_SIZE"), []
+def sample():
+    while True:
+        with open("/proc/self/statm") as fh:
+            samples.append((time.time(), int(fh.read().split()[1]) * PAGE))
+        time.sleep(0.05)
+threading.Thread(target=sample, daemon=True).start()
 from flows.pipeline import quality_pipeline
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -45,7 +53,7 @@ wall = time.perf_counter() - t0
 with get_client(sync_client=True) as client:
     runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
         id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-stages, parts = {}, {}
+stages, parts, memory = {}, {}, {}
 for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
     name = t.name.rsplit("-", 1)[0]
     sec = t.total_run_time.total_seconds()
@@ -53,6 +61,11 @@ for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
         parts.setdefault(name, []).append(sec)
     else:
         stages[name] = sec
+        if t.start_time and t.end_time:  # MiB at the stage's start, and its peak
+            a, b = t.start_time.timestamp(), t.end_time.timestamp()
+            before = [r for ts, r in samples if ts <= a] or [0]
+            during = [r for ts, r in samples if a <= ts <= b] or before[-1:]
+            memory[name] = [before[-1] / 2**20, max(during) / 2**20]
 report = state.result(raise_on_failure=False)
 rows = report.get("rows") if isinstance(report, dict) else None
 # whether the stages that can build on an earlier run did (issue 26)
@@ -66,7 +79,8 @@ if isinstance(report, dict):
         modes["dedup"] = dup
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
                               "flow_run_id": str(state.state_details.flow_run_id),
-                              "parts": parts, "rows": rows, "modes": modes}))
+                              "parts": parts, "rows": rows, "modes": modes,
+                              "memory": memory}))
 """
 
 
@@ -112,8 +126,13 @@ def show(title: str, r: dict[str, object]) -> None:
     assert isinstance(stages, dict)
     print(f"\n{title}: {r['state']}, wall {float(r['wall']):.1f} s (incl. ~7-15 s Prefect "  # type: ignore[arg-type]
           f"server start), peak RSS {float(r['peak_rss_mib']):.0f} MiB; rows {r['rows']}")  # type: ignore[arg-type]
+    memory = r.get("memory")
+    mem = memory if isinstance(memory, dict) else {}
+    print(f"  {'stage':<18}{'seconds':>9}   {'RSS at start':>12} {'peak in stage':>13}")
     for name, sec in stages.items():
-        print(f"  {name:<18}{sec:>9.2f} s")
+        start, peak = mem.get(name, (None, None))
+        rss = f"{start:>10,.0f} MiB {peak:>9,.0f} MiB" if start is not None else ""
+        print(f"  {name:<18}{sec:>9.2f} s {rss}")
     print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s")
     modes = r.get("modes")
     for name, mode in (modes.items() if isinstance(modes, dict) else []):
