@@ -13,7 +13,7 @@ from prefect import get_run_logger
 from checks.contract import ContractResult
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step, steps
 from labelgate.stages.dimensions.splitting import make_dimension_splits, split_frames
 from labelgate.stages.dimensions.stage import DimensionsAnalysis, analyze
 from labelgate.store import RunStore
@@ -59,7 +59,7 @@ def dimensions(spec: Spec, store: RunStore, contract: ContractResult) -> Dimensi
 @stage_task("dimension-splits", retry_io=True)
 def dimension_splits(spec: Spec, store: RunStore, contract: ContractResult,
                      dimensions: DimensionsOutcome, dedup: steps.DedupOutcome | None = None,
-                     ) -> steps.SplitOutcome:
+                     ) -> split_step.SplitOutcome:
     """Sticky, grouped splits; a row flagged on a dimension follows its policy."""
     outcome = assign_and_record(store, lambda previous: make_dimension_splits(
         contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
@@ -73,7 +73,7 @@ def dimension_splits(spec: Spec, store: RunStore, contract: ContractResult,
 # no retries: a retry after the rename would publish a second version
 @stage_task("publish-dimensions")
 def publish_dimensions(
-    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    spec: Spec, store: RunStore, splits: split_step.SplitOutcome, verdict: GateVerdict,
     metrics: dict[str, float], batches: list[Batch],
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/<split>.parquet and .jsonl with every dimension and

@@ -14,14 +14,14 @@ from checks.quality import class_counts, contract_metrics
 from labelgate.gate import GateVerdict, evaluate_gate, history_metrics, smallest_class
 from labelgate.results import gather_metrics
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step, steps
 from labelgate.store import RunStore
 from labelgate.store.lake import Batch
 from tasks.common import stage_task
 
 
 def kept_rows(spec: Spec, contract: ContractResult,
-              splits: steps.SplitOutcome | None) -> ContractResult:
+              splits: split_step.SplitOutcome | None) -> ContractResult:
     """The contract result less the rows the splits excluded: "valid" everywhere (report,
     metrics, runs table) is what is left to publish, so min_rows and min_rows_per_class
     gate what a fine-tune will get."""
@@ -35,7 +35,7 @@ def kept_rows(spec: Spec, contract: ContractResult,
 def excluded_rows(results: Mapping[str, Any]) -> int:
     """Rows the splits stage excluded (0 when it did not run)."""
     splits = results.get("splits")
-    return splits.excluded.height if isinstance(splits, steps.SplitOutcome) else 0
+    return splits.excluded.height if isinstance(splits, split_step.SplitOutcome) else 0
 
 
 @stage_task("metrics")

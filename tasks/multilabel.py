@@ -12,7 +12,7 @@ from prefect import get_run_logger
 from checks.contract import ContractResult
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step, steps
 from labelgate.stages.multilabel.splitting import make_multilabel_splits, split_frames
 from labelgate.stages.multilabel.stage import (
     MultilabelAnalysis,
@@ -84,7 +84,7 @@ def multilabel(spec: Spec, store: RunStore, contract: ContractResult) -> Multila
 @stage_task("multilabel-splits", retry_io=True)
 def multilabel_splits(spec: Spec, store: RunStore, contract: ContractResult,
                       multilabel: MultilabelOutcome, dedup: steps.DedupOutcome | None = None,
-                      ) -> steps.SplitOutcome:
+                      ) -> split_step.SplitOutcome:
     """Sticky, grouped splits stratified over the tags; flagged rows by splits.flagged."""
     outcome = assign_and_record(store, lambda previous: make_multilabel_splits(
         contract.valid, spec=spec, run_id=store.run.run_id, previous=previous,
@@ -136,7 +136,7 @@ def publish_frames(
 # no retries: a retry after the rename would publish a second version
 @stage_task("publish-multilabel")
 def publish_multilabel(
-    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    spec: Spec, store: RunStore, splits: split_step.SplitOutcome, verdict: GateVerdict,
     metrics: dict[str, float], batches: list[Batch],
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/<split>.parquet and .jsonl with the tags as a list

@@ -15,7 +15,7 @@ from prefect import get_run_logger
 from checks.contract import QUARANTINE_SCHEMA, ContractResult, reject_records
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step
 from labelgate.stages.preference import PreferenceAnalysis, analyze
 from labelgate.stages.preference.stage import (
     check_batches,
@@ -134,7 +134,7 @@ def _fmt(value: float | None) -> str:
 # no retries: a retry after the rename would publish a second version
 @stage_task("publish-preferences")
 def publish_preferences(
-    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    spec: Spec, store: RunStore, splits: split_step.SplitOutcome, verdict: GateVerdict,
     metrics: dict[str, float], batches: list[Batch],
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/: <split>.parquet (one row per pair) and the TRL

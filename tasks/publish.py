@@ -11,7 +11,7 @@ from prefect import get_run_logger
 
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step, steps
 from labelgate.stages.publish import PublishedVersion, current_version, publish_version
 from labelgate.store import RunStore
 from labelgate.store.lake import Batch
@@ -35,7 +35,7 @@ class PublishOutcome:
 def publish(
     spec: Spec,
     store: RunStore,
-    splits: steps.SplitOutcome,
+    splits: split_step.SplitOutcome,
     verdict: GateVerdict,
     metrics: dict[str, float],
     batches: list[Batch],
@@ -70,14 +70,14 @@ def publish(
 
 
 def _publish_version(
-    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    spec: Spec, store: RunStore, splits: split_step.SplitOutcome, verdict: GateVerdict,
     metrics: dict[str, float], batches: list[Batch],
 ) -> PublishedVersion:
     pub = spec.publish
     if pub is None:
         raise ValueError("publish stage called without a publish section")
     return publish_version(
-        steps.split_frames(splits.kept, spec=spec),
+        split_step.split_frames(splits.kept, spec=spec),
         root=store.published_root,
         key_column=spec.columns.id,
         label_column=spec.columns.label,

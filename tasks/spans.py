@@ -11,7 +11,7 @@ from prefect import get_run_logger
 from checks.contract import ContractResult
 from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
-from labelgate.stages import steps
+from labelgate.stages import split_step
 from labelgate.stages.spans.formats import bio_names
 from labelgate.stages.spans.stage import (
     SpanChecks,
@@ -78,7 +78,7 @@ def spans(spec: Spec, store: RunStore, contract: ContractResult) -> SpansOutcome
 # no retries: a retry after the rename would publish a second version
 @stage_task("publish-spans")
 def publish_spans(
-    spec: Spec, store: RunStore, splits: steps.SplitOutcome, verdict: GateVerdict,
+    spec: Spec, store: RunStore, splits: split_step.SplitOutcome, verdict: GateVerdict,
     metrics: dict[str, float], batches: list[Batch], spans: SpansOutcome,
 ) -> PublishOutcome:
     """Write published/<dataset>/v<N>/: <split>.parquet (id, text, spans, document),

@@ -501,7 +501,7 @@ def test_publish_policies_exclude_in_the_splits_stage(ties: str, flagged: str,
     splits' exclusions (report.json's rows.excluded), so valid + excluded = the judgments
     that passed the checks, and the splits' kept judgments are what is published."""
     from labelgate.spec import Spec
-    from labelgate.stages import steps
+    from labelgate.stages import split_step
     from labelgate.stages.preference.stage import policy_counts, publish_files
 
     rows = [("p1", "x", "y", "a", "u1"), ("p1", "x", "y", "a", "u2"),
@@ -514,8 +514,8 @@ def test_publish_policies_exclude_in_the_splits_stage(ties: str, flagged: str,
     valid = analyze(judgments(rows), settings=spec.preference_settings(), rows_input=7,
                     identical_rows=0).judgments
     valid = valid.with_columns(swapped=pl.col("prompt") == "p3")  # p3 flagged as swapped
-    made = steps.make_splits(valid, spec=spec, run_id="r1", previous=None, issues=None,
-                             dups=None)
+    made = split_step.make_splits(valid, spec=spec, run_id="r1", previous=None, issues=None,
+                                  dups=None)
     assert made.kept.height + made.excluded.height == valid.height == 7
     assert dict(policy_counts(made.excluded)) == policies
     assert made.metrics["splits.excluded"] == sum(policies.values())

@@ -139,7 +139,7 @@ def test_report_says_how_many_rows_the_second_pass_left_out() -> None:
 
 
 def test_the_test_split_check_names_its_class(tmp_path: Path) -> None:
-    from labelgate.stages.steps import _test_class_details
+    from labelgate.stages.split_step import _test_class_details
 
     spec = parse_spec(spec_dict(splits={}), base_dir=tmp_path)
     valid = pl.DataFrame({"sentiment": ["negative", "neutral", "positive"]})

@@ -15,13 +15,9 @@ from labelgate.stages.multilabel.splitting import (
     keep_one_per_cluster,
     leaks_and_exclusions,
 )
+from labelgate.stages.split_step import FLAG, SplitOutcome, _split_summary
 from labelgate.stages.splits import SPLITS, FlagPolicy, apply_flag_policy, assign_splits
-from labelgate.stages.steps import (
-    FLAG,
-    DedupOutcome,
-    SplitOutcome,
-    _split_summary,
-)
+from labelgate.stages.steps import DedupOutcome
 
 
 def flag_column(dimension: str) -> str:

@@ -14,6 +14,7 @@ from labelgate.spec import Spec
 from labelgate.stages.dedup import keep_cluster_members
 from labelgate.stages.multilabel.stratify import iterative_stratification, tag_share_deviation
 from labelgate.stages.multilabel.tags import tag_matrix
+from labelgate.stages.split_step import FLAG, SplitOutcome
 from labelgate.stages.splits import (
     SPLITS,
     SplitResult,
@@ -21,7 +22,7 @@ from labelgate.stages.splits import (
     assign_splits,
     leakage,
 )
-from labelgate.stages.steps import FLAG, DedupOutcome, SplitOutcome
+from labelgate.stages.steps import DedupOutcome
 
 KEY = "_lg_key"
 EXCLUSION_COLUMNS = ("exclusion_policy", "exclusion_reason")

@@ -1,0 +1,263 @@
+"""The splits step: sticky splits over units (group and duplicate cluster), then the
+flagged-row, dedup, preference and publish-filter policies; the split frames published.
+Pure: no Prefect, no warehouse (tasks/splits.py wraps it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from labelgate.gate import named
+from labelgate.spec import Spec
+from labelgate.stages.dedup import keep_cluster_members
+from labelgate.stages.instructions import CANONICAL_SCHEMA
+from labelgate.stages.preference.stage import exclude_by_policies
+from labelgate.stages.publish import filter_expr
+from labelgate.stages.splits import SplitResult, apply_flag_policy, assign_splits, leakage
+
+if TYPE_CHECKING:
+    from labelgate.stages.steps import DedupOutcome, LabelIssuesOutcome
+
+FLAG = "_lg_flagged"
+EXCLUSION_COLUMNS = ("exclusion_policy", "exclusion_reason")
+
+
+@dataclass(frozen=True)
+class SplitOutcome:
+    """The splits stage's result; its section holds the leakage counts, which the report
+    shows as a section of their own."""
+
+    result: SplitResult
+    kept: pl.DataFrame  # valid rows that go to the splits, with `split` (maybe relabeled)
+    excluded: pl.DataFrame  # id, split, exclusion_policy, exclusion_reason
+    metrics: dict[str, float]
+    section: dict[str, Any]
+    details: dict[str, str] = field(default_factory=dict)  # metric -> the class it names
+
+    def sections(self) -> dict[str, Any]:
+        section = dict(self.section)
+        leakage = section.pop("leakage")
+        return {"leakage": leakage, "splits": section}
+
+
+def make_splits(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    run_id: str,
+    previous: pl.DataFrame | None,
+    issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> SplitOutcome:
+    """Sticky splits over units (group ∪ duplicate cluster), then the flagged-row policy.
+
+    Flagged rows are label issues and members of duplicate clusters with conflicting labels.
+    Every valid row gets a (sticky) assignment; the policy then excludes some of them with a
+    named reason, so valid = kept + excluded.
+
+    Parameters
+    ----------
+    valid
+        The run's valid rows, one per id.
+    previous
+        Earlier runs' assignments (key, split, ...), for stickiness; None on a first run.
+    issues, dups
+        The label-issue and dedup results, when those stages ran.
+
+    Returns
+    -------
+    SplitOutcome
+        Assignments, the kept rows (with ``split``), the excluded rows (id, split, policy,
+        reason), the ``splits.*`` metrics and the report section (with the leakage).
+    """
+    sp = spec.splits
+    if sp is None:
+        raise ValueError("make_splits needs a splits section")
+    frame, unit_column = _flagged_frame(valid, spec=spec, issues=issues, dups=dups)
+    result = assign_splits(
+        frame, key_column="_lg_key", label_column=spec.columns.label, run_id=run_id,
+        fractions={str(k): v for k, v in sp.fractions.items()}, stratify=sp.stratify,
+        group_column=spec.columns.group, unit_column=unit_column, seed=sp.seed,
+        previous=previous,
+    )
+    frame = frame.join(
+        result.assignments.select(pl.col("key").alias("_lg_key"), "split"), on="_lg_key",
+        how="left",
+    )
+    kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
+    leaks = leakage(
+        kept, key_column="_lg_key", group_column=spec.columns.group,
+        duplicates=dups.result.clusters.with_columns(
+            pl.col("cluster_id", "id", "exact_group").cast(pl.String)
+        ) if dups is not None else None,
+    )
+    excluded_out = excluded.select(
+        pl.col(spec.columns.id).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
+    )
+    metrics, section = _split_summary(
+        valid, kept, excluded_out, spec=spec, result=result, filtered=filtered,
+        flagged=int(frame.get_column(FLAG).sum()), leaks=leaks,
+    )
+    return SplitOutcome(result, kept.drop("_lg_key"), excluded_out, metrics,
+                        {**section, "leakage": leaks},
+                        _test_class_details(section["counts"], valid, kept, spec=spec))
+
+
+def _test_class_details(counts: list[dict[str, Any]], valid: pl.DataFrame,
+                        kept: pl.DataFrame, *, spec: Spec) -> dict[str, str]:
+    """Who ``splits.min_test_rows_per_class`` belongs to: the class(es) with no test row,
+    else those with the fewest."""
+    label = spec.columns.label
+    if label is None:
+        return {}
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    classes = (kept if clauses else valid).get_column(label).cast(pl.String).unique()
+    test = {r["label"]: r["rows"] for r in counts if r["split"] == "test"}
+    missing = [c for c in classes.to_list() if c not in test]
+    if missing:
+        text = named(missing, one="class", many="classes")
+        return {"splits.min_test_rows_per_class": f"{text} without a test row"} if text else {}
+    low = min(test.values(), default=None)
+    text = named([c for c, n in test.items() if n == low], one="class", many="classes")
+    return {"splits.min_test_rows_per_class": text} if text else {}
+
+
+def _flagged_frame(
+    valid: pl.DataFrame, *, spec: Spec, issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> tuple[pl.DataFrame, str | None]:
+    """`valid` with ``_lg_key`` (the id as text), the label-issue columns, the duplicate
+    cluster as ``_lg_unit`` and the ``FLAG`` column; and the unit column's name (None
+    without dedup)."""
+    frame = valid.with_columns(pl.col(spec.columns.id).cast(pl.String).alias("_lg_key"))
+    flagged = pl.lit(False)
+    if issues is not None:
+        flags = issues.result.table.select(
+            pl.col("id").cast(pl.String).alias("_lg_key"),
+            "is_label_issue", "suggested_label", "label_quality",
+        )
+        frame = frame.join(flags, on="_lg_key", how="left")
+        flagged = flagged | pl.col("is_label_issue").fill_null(False)
+    unit_column = None
+    if dups is not None:
+        units = dups.result.cluster_of.select(
+            pl.col("id").cast(pl.String).alias("_lg_key"),
+            pl.col("cluster_id").cast(pl.String).alias("_lg_unit"),
+        )
+        frame = frame.join(units, on="_lg_key", how="left")
+        unit_column = "_lg_unit"
+        conflicted = dups.result.conflicts.get_column("cluster_id").cast(pl.String)
+        flagged = flagged | pl.col("_lg_unit").is_in(conflicted.implode())
+    return frame.with_columns(flagged.alias(FLAG)), unit_column
+
+
+def _apply_policies(
+    frame: pl.DataFrame, *, spec: Spec, issues: LabelIssuesOutcome | None,
+    dups: DedupOutcome | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The flagged-row policy, `dedup.keep: one`, task preference's ties and flagged-pair
+    policies and the publish filter over the assigned rows: (kept, excluded with policy
+    and reason, rows the publish filter removed)."""
+    sp = spec.splits
+    assert sp is not None
+    label = spec.columns.label
+    relabel = issues is not None
+    policy = apply_flag_policy(
+        frame, flagged_column=FLAG, policy=sp.flagged,
+        label_column=label if label is not None else "_lg_key",  # used by relabel only
+        suggested_column="suggested_label" if relabel else None,
+        quality_column="label_quality" if relabel else None,
+        relabel_min_quality=sp.relabel_min_quality,
+    )
+    kept, excluded = policy.kept, policy.excluded
+    if dups is not None and spec.dedup is not None and spec.dedup.keep == "one":
+        kept, dropped = keep_cluster_members(
+            kept, id_column="_lg_key",
+            cluster_of=dups.result.cluster_of.with_columns(pl.col("id", "cluster_id")
+                                                           .cast(pl.String)),
+            keep="one", split_column="split", splits=("train", "validation", "test"),
+        )
+        excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+    if spec.is_preference and spec.publish is not None:  # ties and flagged pairs
+        kept, dropped = exclude_by_policies(kept, spec=spec)
+        excluded = pl.concat([excluded, dropped], how="diagonal_relaxed")
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    if not clauses:
+        return kept, excluded, 0
+    keep, reason = filter_expr(clauses, kept.schema)
+    marked = kept.with_columns(keep.alias("_lg_keep"), reason.alias("exclusion_reason"))
+    out = marked.filter(~pl.col("_lg_keep")).drop("_lg_keep").with_columns(
+        pl.lit("publish_filter").alias("exclusion_policy")
+    )
+    kept = marked.filter(pl.col("_lg_keep")).drop("_lg_keep", "exclusion_reason")
+    return kept, pl.concat([excluded, out], how="diagonal_relaxed"), out.height
+
+
+def _split_summary(
+    valid: pl.DataFrame, kept: pl.DataFrame, excluded: pl.DataFrame, *, spec: Spec,
+    result: SplitResult, filtered: int, flagged: int, leaks: dict[str, Any],
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The ``splits.*`` metrics and the report section (without the leakage)."""
+    sp = spec.splits
+    assert sp is not None
+    label = spec.columns.label
+    label_expr = pl.col(label).cast(pl.String) if label is not None else pl.lit(None, pl.String)
+    counts = (
+        kept.group_by("split", label_expr.alias("label"))
+        .agg(pl.len().alias("rows"))
+        .sort("split", "label")
+    )
+    test_counts = counts.filter(pl.col("split") == "test")
+    # classes the published rows can have: a class the publish filter removes is not missing
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    classes_of = kept if clauses else valid
+    n_classes = classes_of.select(label_expr.n_unique()).item() if label is not None else 1
+    test_rows = test_counts.get_column("rows").to_list()
+    min_test = 0 if test_counts.height < n_classes else int(min(test_rows, default=0))
+    by_policy = (
+        excluded.group_by("exclusion_policy").agg(pl.len().alias("rows"),
+                                                  pl.col("exclusion_reason").first())
+        .sort("exclusion_policy")
+    )
+    metrics = {
+        "splits.leakage": float(leaks["total"]),
+        "splits.min_test_rows_per_class": float(min_test),
+        "splits.excluded": float(excluded.height),
+        "splits.filtered": float(filtered),
+        "splits.moved": float(result.summary.get("moved_rows", 0)),
+        "splits.new": float(result.summary.get("new_rows", 0)),
+    }
+    section = {
+        "fractions": {str(k): v for k, v in sp.fractions.items()},
+        "seed": sp.seed,
+        "policy": sp.flagged,
+        "filter": spec.publish.filter if spec.publish is not None else None,
+        "filtered": filtered,
+        "group": spec.columns.group,
+        "counts": counts.to_dicts(),
+        "summary": {k: v for k, v in result.summary.items() if not isinstance(v, dict)},
+        "flagged_rows": flagged,
+        "excluded": by_policy.rename({"exclusion_policy": "policy",
+                                      "exclusion_reason": "example_reason"}).to_dicts(),
+    }
+    return metrics, section
+
+
+def split_frames(kept: pl.DataFrame, *, spec: Spec) -> dict[str, pl.DataFrame]:
+    """The published columns of each split: id, inputs, label, group, plus flags kept."""
+    cols = [spec.columns.id, *spec.columns.text, *spec.columns.features]
+    if spec.is_instruction:
+        cols += list(CANONICAL_SCHEMA)
+    cols += [c for c in (spec.columns.label, spec.columns.group) if c is not None]
+    cols = list(dict.fromkeys(cols))
+    extra = [c for c in ("relabeled", "given_label", FLAG) if c in kept.columns]
+    out = {}
+    for name in ("train", "validation", "test"):
+        part = kept.filter(pl.col("split") == name).select(*cols, *extra)
+        if FLAG in part.columns:
+            part = part.rename({FLAG: "flagged"})
+        out[name] = part
+    return out
