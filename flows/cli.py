@@ -25,11 +25,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.history_view import HISTORY_METRICS, did_you_mean, history_table, short_name
 from flows.issues_cli import issues
 from flows.review_cli import review_app
 from labelgate import dag
 from labelgate.errors import GateFailedError, LabelgateError
-from labelgate.gate import GATE_CHECKS, GateVerdict, evaluate_gate, gate_check
+from labelgate.gate import GateVerdict, evaluate_gate, gate_check
 from labelgate.spec import Spec, json_schema, load_spec
 from labelgate.store.locking import ensure_store_dir
 from labelgate.store.urls import is_remote, store_url
@@ -533,7 +534,7 @@ def history(
     if unknown:
         err.print(
             f"[red]error:[/red] no metric {', '.join(map(repr, unknown))} recorded for "
-            f"{s.name!r}{_did_you_mean(unknown, known)}; recorded: {', '.join(sorted(known))}",
+            f"{s.name!r}{did_you_mean(unknown, known)}; recorded: {', '.join(sorted(known))}",
             soft_wrap=True,
         )
         raise typer.Exit(EXIT_INPUT)
@@ -541,81 +542,9 @@ def history(
         [pl.col("value").filter(pl.col("metric") == m).first().alias(m) for m in wanted]
     )
     out.print(f"{s.name}: last {runs.height} run(s)", soft_wrap=True)
-    out.print(_history_table(runs, wanted))
-    out.print("  ".join(f"{_short(m)}={m}" for m in wanted if _short(m) != m),
+    out.print(history_table(runs, wanted))
+    out.print("  ".join(f"{short_name(m)}={m}" for m in wanted if short_name(m) != m),
               soft_wrap=False, style="dim")
-
-
-def _history_table(runs: pl.DataFrame, wanted: list[str]) -> Table:
-    """One row per run (its start as MM-DD HH:MM, the run id's date), short headers, so
-    the default metrics fit 80 columns."""
-    table = Table(pad_edge=False, box=None, header_style="bold")
-    table.add_column("run (UTC)", no_wrap=True)
-    for name in wanted:  # a narrow terminal wraps values instead of cutting them
-        table.add_column(_short(name), overflow="fold", justify="right")
-    for row in runs.iter_rows(named=True):
-        table.add_row(_run_time(row["run_id"]), *(_history_cell(m, row[m]) for m in wanted))
-    return table
-
-
-_SHORT = {
-    "gate_passed": "gate", "rows_input": "input", "rows_valid": "valid",
-    "quarantine_rate": "quar.", "label_issues.rate": "issues", "label_issues.health_score":
-    "health", "agreement.krippendorff_alpha": "alpha", "splits.leakage": "leaks",
-}
-
-
-def _short(metric: str) -> str:
-    return _SHORT.get(metric, metric)
-
-
-def _run_time(run_id: str) -> str:
-    """``20261201T183534Z-3e61f3`` -> ``12-01 18:35``; another id as it is."""
-    stamp = run_id.split("-", 1)[0]
-    if len(stamp) == 16 and stamp[8] == "T":
-        return f"{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}"
-    return run_id
-
-
-def _did_you_mean(unknown: list[str], known: set[str]) -> str:
-    """A hint for each unknown name: a gate check's metric (`max_label_issue_rate` ->
-    `label_issues.rate`), else the closest recorded name."""
-    import difflib
-
-    hints = []
-    for name in unknown:
-        check = GATE_CHECKS.get(name)
-        if check is not None and check.metric in known:
-            hints.append(f"{name!r} is a gate check; its metric is {check.metric!r}")
-            continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        if close:
-            hints.append(f"did you mean {close[0]!r} for {name!r}?")
-    return f" ({'; '.join(hints)})" if hints else ""
-
-
-def _history_cell(metric: str, value: float | None) -> str:
-    if value is None:
-        return "—"
-    if metric == "gate_passed":
-        return "pass" if value >= 0.5 else "[red]FAIL[/red]"
-    if metric.endswith("rate"):
-        return f"{100 * value:.1f}%"
-    if float(value).is_integer() and abs(value) < 1e12:
-        return f"{int(value):,}"
-    return f"{value:.3g}"
-
-
-HISTORY_METRICS = (
-    "gate_passed",
-    "rows_input",
-    "rows_valid",
-    "quarantine_rate",
-    "label_issues.rate",
-    "label_issues.health_score",
-    "agreement.krippendorff_alpha",
-    "splits.leakage",
-)
 
 
 @app.command()
