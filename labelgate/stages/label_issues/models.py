@@ -69,6 +69,7 @@ from labelgate.stages.label_issues.text_features import (
 
 __all__ = [
     "CHAR_NGRAM_MAX_ROWS",
+    "SCORE_CHUNK_ROWS",
     "TABULAR_ENSEMBLE_MAX_ROWS",
     "FoldJob",
     "FoldModel",
@@ -175,6 +176,7 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
 
 CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost more than word ones)
 TABULAR_ENSEMBLE_MAX_ROWS = 10_000  # extra trees + logistic regression up to here, then boosting
+SCORE_CHUNK_ROWS = 200_000  # rows transformed and scored at a time above train_max_rows
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,7 @@ class OutOfFold:
     probabilities: FloatArray  # rows x classes, float32
     left_out: int  # rows the second pass's models did not train on (0: one pass ran)
     kept: KeptModels | None = None  # with keep_models=True (text models only)
+    sample: IntArray | None = None  # the rows the models trained on (None: every row)
 
 
 def auto_epochs(n_rows: int) -> int:
@@ -365,6 +368,8 @@ def out_of_fold(
     embeddings: npt.NDArray[np.float32] | None = None,
     leave_out: Callable[[FloatArray], BoolArray] | None = None,
     keep_models: bool = False,
+    train_max_rows: int | None = None,
+    score_chunk_rows: int = SCORE_CHUNK_ROWS,
 ) -> OutOfFold:
     """Predicted class probabilities where row i is scored only by a model of the other folds.
 
@@ -390,19 +395,34 @@ def out_of_fold(
     keep_models : bool
         Keep the text model's vocabulary and fold models (`KeptModels`) to score new rows
         later (`score_with_kept`); the feature-columns models are not kept.
+    train_max_rows, score_chunk_rows : int
+        A text model on more than ``train_max_rows`` rows (None: no limit) fits its
+        vocabulary and fold models on a stratified sample of that many rows and scores every
+        row, out of fold, ``score_chunk_rows`` at a time (`labelgate.stages.label_issues.
+        sampled`); at or below it, every row trains. Feature columns alone: no limit.
 
     Returns
     -------
     OutOfFold
         float32 probabilities (n, k) (a text model's two passes averaged, else the last
-        pass's), the number of rows the second pass left out (0: one pass) and the kept
-        models.
+        pass's), the number of rows the second pass left out (0: one pass), the kept
+        models and the sample the models trained on (None: every row).
     """
     y = np.asarray(labels, dtype=np.int64)
     n = features.height
     _check_model_inputs(features, y, text_columns=text_columns, feature_columns=feature_columns)
     k = int(n_classes) if n_classes is not None else int(y.max()) + 1
     fold_of = assign_folds(y, folds=folds, seed=seed)
+    if text_columns and train_max_rows is not None and n > train_max_rows:
+        from labelgate.stages.label_issues.sampled import sampled_out_of_fold
+
+        return sampled_out_of_fold(
+            features, y, fold_of, text_columns=text_columns, feature_columns=feature_columns,
+            size=train_max_rows, chunk_rows=score_chunk_rows, seed=seed, n_classes=k,
+            alpha=alpha, epochs=epochs, n_jobs=n_jobs, mapper=mapper, embeddings=embeddings,
+            char_ngrams=char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows,
+            leave_out=leave_out, keep_models=keep_models,
+        )
     vocabulary = None
     if not text_columns:
         model = "hgb"
