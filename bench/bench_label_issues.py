@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_label_issues.py [--quick] [--skip-scale] [--skip-quality]
      [--seeds S ...] [--scale-rows N] [--plain-scale-rows N ...]
-     .venv/bin/python bench/bench_label_issues.py --train-max-rows none 250000 100000
+     .venv/bin/python bench/bench_label_issues.py --train-max-rows none none:14 250000
      [--scale-rows N] (label_issues.train_max_rows: each value's seconds, memory and flags)
 
 Data (installed packages, no network):
@@ -487,9 +487,10 @@ class _RssPeak:
         self.peak = max(self.peak, self.rss())
 
 
-def cap_child(rows: int, cap: int | None, out: Path, *, seed: int) -> None:
-    """One run of the stage at ``rows`` synthetic rows (5% planted flips) with
-    ``train_max_rows=cap``: prints its seconds and RSS, saves the flags and the flips."""
+def cap_child(rows: int, cap: int | None, out: Path, *, seed: int, stage_seed: int) -> None:
+    """One run of the stage at ``rows`` synthetic rows (5% planted flips, data ``seed``) with
+    ``train_max_rows=cap`` and the stage's ``stage_seed`` (folds, sample, model): saves its
+    seconds, RSS, flags and the flips."""
     df = synthetic_text(load_tweets(min_confidence=0.0), rows=rows, n_topics=1, seed=seed)
     labels, planted = plant_flips(df.get_column("label"), rate=0.05, seed=seed)
     df = df.with_columns(labels)
@@ -497,15 +498,17 @@ def cap_child(rows: int, cap: int | None, out: Path, *, seed: int) -> None:
     with _RssPeak() as rss:
         t0 = time.perf_counter()
         res = find_label_issues(df, id_column="id", label_column="label", text_columns=["text"],
-                                train_max_rows=cap)
+                                train_max_rows=cap, seed=stage_seed)
         sec = time.perf_counter() - t0
     flags = res.table.get_column("is_label_issue").to_numpy()
     np.savez(out, flags=flags, planted=planted, seconds=sec, start=rss.start, peak=rss.peak)
 
 
-def cap_compare(rows: int, caps: list[int | None], *, seed: int) -> None:
+def cap_compare(rows: int, caps: list[str], *, seed: int) -> None:
     """`cap_child` for each cap in its own process; each one's flags against the first's
-    (overlap, Jaccard) and against the planted flips (strict F1)."""
+    (overlap, Jaccard) and against the planted flips (strict F1). A cap is N or none, with
+    :S for the stage's seed S (default 13; the data stay the same): none:14 against none
+    shows how much the flags move with the folds alone."""
     import subprocess
     import tempfile
 
@@ -515,9 +518,9 @@ def cap_compare(rows: int, caps: list[int | None], *, seed: int) -> None:
     print("|---|---|---|---|---|---|---|---|")
     first: BoolArray | None = None
     with tempfile.TemporaryDirectory() as tmp:
-        for cap in caps:
-            out = Path(tmp) / f"cap-{cap}.npz"
-            subprocess.run([sys.executable, __file__, "--cap-child", str(rows), str(cap),
+        for i, cap in enumerate(caps):
+            out = Path(tmp) / f"cap-{i}.npz"
+            subprocess.run([sys.executable, __file__, "--cap-child", str(rows), cap,
                             str(out), "--seed", str(seed)], check=True)
             d = np.load(out)
             flags, planted = d["flags"], d["planted"]
@@ -525,7 +528,7 @@ def cap_compare(rows: int, caps: list[int | None], *, seed: int) -> None:
             both, either = int((flags & first).sum()), int((flags | first).sum())
             p, r, f1 = prf(flags, planted)
             mib = 2**20
-            print(f"| {'none' if cap is None else f'{cap:,}'} | {float(d['seconds']):.1f} | "
+            print(f"| {cap} | {float(d['seconds']):.1f} | "
                   f"{float(d['start']) / mib:,.0f} / {float(d['peak']) / mib:,.0f} | "
                   f"{(float(d['peak']) - float(d['start'])) / mib:,.0f} | {int(flags.sum()):,} | "
                   f"{p:.3f} / {r:.3f} / {f1:.3f} | {both:,} | "
@@ -563,19 +566,21 @@ def main() -> None:
         help="datasets to score (e.g. --only penguins cancer digits iris wine)",
     )
     ap.add_argument(
-        "--train-max-rows", nargs="*", default=None, metavar="N|none",
+        "--train-max-rows", nargs="*", default=None, metavar="N|none[:SEED]",
         help="compare label_issues.train_max_rows values at --scale-rows rows (default "
-        "1,000,000), each run in its own process: seconds, RSS, flags against the first's",
+        "1,000,000), each run in its own process: seconds, RSS, flags against the first's "
+        "(:SEED: the stage's seed, e.g. none:14 for the folds' own effect)",
     )
     ap.add_argument("--cap-child", nargs=3, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.cap_child is not None:
         rows, cap, out = args.cap_child
-        cap_child(int(rows), None if cap == "None" else int(cap), Path(out), seed=args.seed)
+        value, _, stage_seed = cap.partition(":")
+        cap_child(int(rows), None if value.lower() == "none" else int(value), Path(out),
+                  seed=args.seed, stage_seed=int(stage_seed or 13))
         return
     if args.train_max_rows is not None:
-        caps = [None if c.lower() == "none" else int(c) for c in args.train_max_rows]
-        cap_compare(args.scale_rows or 1_000_000, caps, seed=args.seed)
+        cap_compare(args.scale_rows or 1_000_000, args.train_max_rows, seed=args.seed)
         return
 
     tweets = load_tweets()

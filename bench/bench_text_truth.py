@@ -13,7 +13,9 @@ Every corpus is scored in the same run by
   "predict_proba")``, ``cleanlab.filter.find_label_issues`` with its defaults;
 * ``labelgate``: ``find_label_issues(method="cross_validated")`` with the library's
   defaults (what ``labelgate run`` does without ``embeddings``);
-* any ``--variants`` (the levers of issue 23 that are options; `VARIANTS`);
+* any ``--variants`` (the levers of issue 23 that are options; `VARIANTS`; ``sample-25``
+  and ``sample-50``: the models trained on a stratified sample of 25% / 50% of the rows,
+  every row scored out of fold, as ``label_issues.train_max_rows`` does above its cap);
 * with ``--levers``, every lever of `LEVERS`, scored on the out-of-fold probabilities of
   that seed's recipe and labelgate runs: cleanlab's other label-quality scores, adjusted
   scores, and labelgate's probabilities averaged with the recipe's. The probabilities are
@@ -293,6 +295,9 @@ class Variant:
 
     options: dict[str, object]
     patch: Callable[[], AbstractContextManager[None]] = nullcontext
+    # label_issues.train_max_rows as this share of the corpus's rows (the corpora are far
+    # below the default cap: this emulates a corpus that many times larger than the cap)
+    sample_share: float | None = None
 
 
 # --variants: levers that are options of find_label_issues (`docs/benchmarks/detection.md`
@@ -301,6 +306,8 @@ VARIANTS: dict[str, Variant] = {
     "one-pass": Variant({"passes": 1}),
     "ranked-cut": Variant({"filter_by": "low_self_confidence"}),
     "ten-folds": Variant({"folds": 10}),
+    "sample-25": Variant({}, sample_share=0.25),
+    "sample-50": Variant({}, sample_share=0.5),
 }
 
 
@@ -497,8 +504,11 @@ def main() -> None:
 
 def _with(variant: Variant) -> Callable[..., Scored]:
     def run(df: pl.DataFrame, *, seed: int) -> Scored:
+        options = dict(variant.options)
+        if variant.sample_share is not None:
+            options["train_max_rows"] = round(variant.sample_share * df.height)
         with variant.patch():
-            return labelgate(df, seed=seed, **variant.options)
+            return labelgate(df, seed=seed, **options)
     return run
 
 

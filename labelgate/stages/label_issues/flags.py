@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -321,9 +321,12 @@ class _Flagger:
             mask &= _quality(self.labels, probs) < self.max_label_quality
         return mask
 
-    def leave_out(self, first: FloatArray) -> BoolArray:
-        """The rows a second pass leaves out of training: the first pass's flags, shape (n,)."""
-        return self.flag(first, self.joint(first))
+    def leave_out(self, first: FloatArray, *, rows: IntArray | None = None) -> BoolArray:
+        """The rows a second pass leaves out of training: the first pass's flags, shape (n,);
+        with ``rows`` (m,), the flags of those rows alone from their probabilities ``first``
+        (m, k) (a training sample: `labelgate.stages.label_issues.sampled`), shape (m,)."""
+        flagger = self if rows is None else replace(self, labels=self.labels[rows])
+        return flagger.flag(first, flagger.joint(first))
 
     @property
     def name(self) -> str:

@@ -176,7 +176,7 @@ def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
 
 CHAR_NGRAM_MAX_ROWS = 50_000  # char n-grams up to this many rows (they cost more than word ones)
 TABULAR_ENSEMBLE_MAX_ROWS = 10_000  # extra trees + logistic regression up to here, then boosting
-SCORE_CHUNK_ROWS = 200_000  # rows transformed and scored at a time above train_max_rows
+SCORE_CHUNK_ROWS = 100_000  # rows transformed and scored at a time above train_max_rows
 
 
 @dataclass(frozen=True)
@@ -366,7 +366,7 @@ def out_of_fold(
     n_jobs: int = 2,
     mapper: Mapper = serial_map,
     embeddings: npt.NDArray[np.float32] | None = None,
-    leave_out: Callable[[FloatArray], BoolArray] | None = None,
+    leave_out: Callable[..., BoolArray] | None = None,
     keep_models: bool = False,
     train_max_rows: int | None = None,
     score_chunk_rows: int = SCORE_CHUNK_ROWS,
@@ -391,7 +391,9 @@ def out_of_fold(
         Sentence embeddings: a logistic regression on them joins each fold of a text model.
     leave_out : callable, optional
         Asks for a second pass (`_passes`): first-pass probabilities (n, k) -> rows (n,) the
-        second pass's models do not train on. Every row is scored again, out of fold.
+        second pass's models do not train on. Every row is scored again, out of fold. Above
+        ``train_max_rows`` it is called as ``leave_out(first, rows=sample)`` on the sample's
+        rows (`flags._Flagger.leave_out`).
     keep_models : bool
         Keep the text model's vocabulary and fold models (`KeptModels`) to score new rows
         later (`score_with_kept`); the feature-columns models are not kept.

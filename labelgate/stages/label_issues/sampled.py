@@ -9,11 +9,13 @@ slice of it, twice with the second pass. Instead:
   model learns every class the other folds have);
 * the vocabulary (the hashed n-grams kept and their idf) is fitted on the sample's texts,
   and fold f's model on the sample's rows of the other folds; the second pass leaves out
-  the sample's rows that ``leave_out`` names on the first pass's probabilities of every row;
+  the sample's rows that ``leave_out`` flags on their first-pass (out-of-fold)
+  probabilities (the flagging's thresholds estimated on the sample);
 * every row is then scored ``chunk_rows`` at a time (`score_rows`): its text transformed
-  with the sample's vocabulary, its probabilities from the model of its own fold
-  (`score_by_fold`), which never trained on it: fold f's model trained on rows of the other
-  folds only, and the rows outside the sample trained no model.
+  once with the sample's vocabulary, its probabilities from the models of its own fold
+  (`score_by_fold`), the two passes averaged; none of them trained on it: fold f's models
+  trained on rows of the other folds only, and the rows outside the sample trained no
+  model.
 
 No matrix of every row is built: the per-row arrays are the labels, the folds and the
 (n, k) float32 probabilities. The fold models and the vocabulary are the same kind as the
@@ -208,10 +210,11 @@ class _Scoring:
     chunk_rows: int
 
 
-def score_rows(features: pl.DataFrame, fold_of: IntArray, models: Sequence[FoldModel], *,
-               scoring: _Scoring, step: str) -> FloatArray:
-    """Every row of ``features`` scored by its fold's model, ``scoring.chunk_rows`` rows at a
-    time (transformed with the fitted vocabulary and encoder); reports ``step`` rows done.
+def score_rows(features: pl.DataFrame, fold_of: IntArray,
+               passes: Sequence[Sequence[FoldModel]], *, scoring: _Scoring) -> FloatArray:
+    """Every row of ``features`` scored by its fold's model of each pass (the passes
+    averaged), ``scoring.chunk_rows`` rows at a time, each chunk transformed once with the
+    fitted vocabulary and encoder; reports the rows scored.
 
     Returns
     -------
@@ -227,9 +230,11 @@ def score_rows(features: pl.DataFrame, fold_of: IntArray, models: Sequence[FoldM
         if scoring.tabular is not None:
             x = sp.hstack([x, scoring.tabular.transform(chunk)], format="csr")
         emb = scoring.embeddings[start:stop] if scoring.embeddings is not None else None
-        out[start:stop] = score_by_fold(models, x, fold_of[start:stop],
-                                        n_classes=scoring.n_classes, x_embed=emb)
-        advance(step, stop, n, unit="rows")
+        per_pass = [score_by_fold(models, x, fold_of[start:stop], n_classes=scoring.n_classes,
+                                  x_embed=emb) for models in passes]
+        # as `models._passes` averages two passes
+        out[start:stop] = per_pass[0] if len(per_pass) == 1 else (per_pass[0] + per_pass[1]) / 2
+        advance("rows scored", stop, n, unit="rows")
     return out
 
 
@@ -250,13 +255,16 @@ def sampled_out_of_fold(
     mapper: Mapper,
     embeddings: npt.NDArray[np.float32] | None,
     char_ngrams: bool,
-    leave_out: Callable[[FloatArray], BoolArray] | None,
+    leave_out: Callable[..., BoolArray] | None,
     keep_models: bool,
 ) -> OutOfFold:
     """`models.out_of_fold` for a text model trained on `stratified_sample` (``size`` rows).
 
     Parameters are `models.out_of_fold`'s (``y`` the class codes (n,), ``fold_of`` their
-    folds (n,), ``epochs`` None: `models.auto_epochs` of the sample's rows).
+    folds (n,), ``epochs`` None: `models.auto_epochs` of the sample's rows), but
+    ``leave_out`` is called as ``leave_out(first, rows=sample)``: the first pass's
+    probabilities of the sample's rows (m, k) and their row numbers (m,) -> which of them the
+    second pass leaves out (m,).
 
     Returns
     -------
@@ -286,17 +294,18 @@ def sampled_out_of_fold(
     scoring = _Scoring(text_columns, vocabulary, tabular, embeddings, n_classes, chunk_rows)
     shape = (len(sample), n_classes)
     with threadpool_limits(limits=1, user_api="blas"):
-        first_models = _run_folds(jobs, mapper=mapper, shape=shape, exclude=None)[1]
-        probs = score_rows(features, fold_of, first_models, scoring=scoring, step="rows scored")
-        passes, left_out = [first_models], 0
-        drop = (keep_every_class(y_s, folds_s, np.asarray(leave_out(probs), dtype=bool)[sample])
-                if leave_out is not None else None)
-        if drop is not None and drop.any():
-            again = _run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)[1]
-            second = score_rows(features, fold_of, again, scoring=scoring,
-                                step="rows scored again")
-            probs = ((probs + second) / 2).astype(np.float32)
-            passes, left_out = [first_models, again], int(drop.sum())
+        first, models = _run_folds(jobs, mapper=mapper, shape=shape, exclude=None)
+        passes, left_out = [models], 0
+        if leave_out is not None:
+            # the first pass's flags among the sample's rows, from their out-of-fold
+            # probabilities: the rows the second pass's models do not train on
+            drop = keep_every_class(y_s, folds_s,
+                                    np.asarray(leave_out(first, rows=sample), dtype=bool))
+            if drop.any():
+                passes.append(_run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)[1])
+                left_out = int(drop.sum())
+        del first, x, jobs
+        probs = score_rows(features, fold_of, passes, scoring=scoring)
     kept = (KeptModels(vocabulary, passes, n_classes, average=True)
             if keep_models and not feature_columns else None)
     return OutOfFold(probs, left_out, kept, sample)

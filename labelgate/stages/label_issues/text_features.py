@@ -32,8 +32,11 @@ def joined_text(features: pl.DataFrame, text_columns: Sequence[str]) -> pl.Serie
 
 
 def _word_chunk(text: pl.Series, *, seed: int, n_features: int) -> sp.csr_matrix:
+    """(len(text), ``n_features``) counts of the hashed word 1-2 grams. One lazy query: the
+    unigrams and the bigrams are hashed to their column separately, so only (row, column)
+    integers are concatenated, never a frame of every n-gram's string."""
     toks = (
-        pl.DataFrame({"t": text})
+        pl.LazyFrame({"t": text})
         .with_row_index("row")
         .select(
             "row",
@@ -48,10 +51,11 @@ def _word_chunk(text: pl.Series, *, seed: int, n_features: int) -> sp.csr_matrix
         .otherwise(None)
     )
     bucket = (pl.col("g").hash(seed) % n_features).cast(pl.Int32).alias("col")
-    grams = pl.concat(
-        [toks.select("row", pl.col("tok").alias("g")), toks.select("row", bigram.alias("g"))]
-    ).drop_nulls("g")
-    counts = grams.select("row", bucket).group_by("row", "col").agg(pl.len().alias("n"))
+    grams = pl.concat([
+        toks.select("row", pl.col("tok").alias("g")).select("row", bucket),
+        toks.select("row", bigram.alias("g")).drop_nulls("g").select("row", bucket),
+    ])
+    counts = grams.group_by("row", "col").agg(pl.len().alias("n")).collect()
     return sp.csr_matrix(
         (
             counts.get_column("n").to_numpy().astype(np.float64),
