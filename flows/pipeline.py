@@ -15,7 +15,7 @@ from prefect.runtime import flow_run
 
 from labelgate import dag
 from labelgate.errors import GateFailedError
-from labelgate.results import results_of
+from labelgate.results import StageResult, brief
 from labelgate.spec import Spec
 from labelgate.store import RunStore
 from tasks.partition import dask_runner, on_dask
@@ -67,8 +67,15 @@ def quality_pipeline(
 def run_stages(spec: Spec, store: RunStore, stages: Sequence[dag.Stage], *,
                abandoned: list[dict[str, Any]]) -> dict[str, Any]:
     """Call each stage's task whose conditions hold, with the values it names; returns
-    every value given, by name."""
+    the values the flow reads at the end (`dag.FLOW_READS`), by name.
+
+    After each stage, a value no later stage reads in full is kept in brief, and one no
+    later stage reads is dropped (`dag.releases`), so the run's memory does not hold every
+    stage's rows to the end. ``results`` (every stage result so far, for the metrics and
+    the report) holds each result in brief."""
     values: dict[str, Any] = {"abandoned": abandoned}
+    results: dict[str, Any] = {}
+    releases = dag.releases(spec, stages)
     warned = False
     for stage in stages:
         if not stage.when(spec):
@@ -78,16 +85,29 @@ def run_stages(spec: Spec, store: RunStore, stages: Sequence[dag.Stage], *,
             if not warned:
                 _warn_no_rows(contract.rows_input, contract.rows_quarantined)
                 warned = True
-            continue
-        if stage.needs_pass and not values["verdict"].passed:
-            continue
-        args = stage.arguments(values | {"results": results_of(values)})
-        if args is None:  # a required input was not given (its stage did not run)
-            continue
-        out = stage.load()(spec, store, **args)
-        values.update(zip(stage.outputs, out if len(stage.outputs) > 1 else (out,),
-                          strict=True))
+        elif not (stage.needs_pass and not values["verdict"].passed):
+            given = _run_stage(spec, store, stage, values, results)
+            values.update(given)
+            results.update((k, brief(v, spec=spec)) for k, v in given.items()
+                           if isinstance(v, StageResult))
+        release = releases[stage.name]
+        for name in release.to_brief & values.keys():
+            values[name] = brief(values[name], spec=spec)
+        for name in release.to_drop & values.keys():
+            del values[name]
     return values
+
+
+def _run_stage(spec: Spec, store: RunStore, stage: dag.Stage, values: dict[str, Any],
+               results: dict[str, Any]) -> dict[str, Any]:
+    """The values `stage` gives, by name (none when a required input was not given: its
+    stage did not run)."""
+    args = stage.arguments(values | {"results": results})
+    if args is None:
+        return {}
+    out = stage.load()(spec, store, **args)
+    del args  # the task's inputs may be released after it
+    return dict(zip(stage.outputs, out if len(stage.outputs) > 1 else (out,), strict=True))
 
 
 def _warn_no_rows(rows_input: int, rows_quarantined: int) -> None:

@@ -20,7 +20,12 @@ version.
 
 Two names are provided by the flow rather than a stage: ``abandoned`` (earlier runs that
 `prepare_run` found left running) and ``results`` (every stage result so far, in
-declaration order, for the stages that gather metrics and sections).
+declaration order and in brief, for the stages that gather metrics and sections).
+
+Memory follows the declaration too (`releases`): once no later stage of the run reads a
+value in full, the flow keeps only its brief (`labelgate.results.brief`: counts, metrics,
+sections, without the per-row frames), and once no later stage reads it at all, drops it.
+A stage that needs only a value's brief says so in ``in_brief``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from typing import Any
 from labelgate.spec import Spec
 
 FLOW_INPUTS = frozenset({"abandoned", "results"})
+# values the flow reads itself (the contract's row counts, the verdict, the report): kept
+# to the end, in brief
+FLOW_READS = frozenset({"contract", "verdict", "report"})
 
 
 def always(spec: Spec) -> bool:
@@ -69,6 +77,9 @@ class Stage:
         ``labelgate check`` can warn about a gate check whose stage will not run.
     summary
         What the stage did, in a few words, from report.json (the CLI's stage table).
+    in_brief
+        Inputs it reads only in brief (`labelgate.results.brief`: counts, metrics and
+        sections, not the per-row frames), so the flow can let their frames go earlier.
     """
 
     name: str
@@ -82,6 +93,7 @@ class Stage:
     needs_pass: bool = False
     metric_prefix: str | None = None
     summary: Callable[[Mapping[str, Any]], str | None] | None = None
+    in_brief: tuple[str, ...] = ()
 
     def load(self) -> Callable[..., Any]:
         """The task function named by `task`."""
@@ -309,7 +321,7 @@ STAGES: list[Stage] = [
           summary=_count("duplicates", "count", "duplicates")),
     Stage("splits", "tasks.splits:splits", ("contract", "label_issues?", "dedup?"),
           ("splits",), when=_splits, needs="add a splits section", needs_rows=True,
-          metric_prefix="splits",
+          metric_prefix="splits", in_brief=("label_issues",),
           doc="sticky, stratified, grouped splits; flagged-row policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
     Stage("multilabel-splits", "tasks.multilabel:multilabel_splits",
@@ -325,7 +337,7 @@ STAGES: list[Stage] = [
           "follows that dimension's policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
     Stage("metrics", "tasks.gate:metrics", ("contract", "batches", "results"),
-          ("metrics", "metric_details"),
+          ("metrics", "metric_details"), in_brief=("contract",),
           doc="the run's metrics for the gate, with the comparisons to earlier runs"),
     Stage("gate", "tasks.gate:gate", ("metrics", "metric_details?"), ("verdict",),
           doc="the metrics against the spec's thresholds"),
@@ -355,7 +367,8 @@ STAGES: list[Stage] = [
           summary=_published_summary),
     Stage("report", "tasks.report:report",
           ("batches", "contract", "metrics", "verdict", "stored", "results", "abandoned"),
-          ("report",), doc="report.json, report.md, report.html and Prefect artifacts",
+          ("report",), in_brief=("contract",),
+          doc="report.json, report.md, report.html and Prefect artifacts",
           summary=_count("rows", "valid", "valid")),
 ]
 
@@ -376,6 +389,42 @@ def stage_of_metric(metric: str, stages: Sequence[Stage] | None = None, *,
     running = [s for s in found if spec is not None and s.when(spec)]
     pick = running or found
     return pick[0] if pick else None
+
+
+@dataclass(frozen=True)
+class Release:
+    """What the flow lets go of after a stage: the values no later stage reads in full
+    (kept in brief) and those no later stage reads at all (dropped)."""
+
+    to_brief: frozenset[str]
+    to_drop: frozenset[str]
+
+
+def releases(spec: Spec, stages: Sequence[Stage] | None = None) -> dict[str, Release]:
+    """For each stage `spec` runs (by `when`), by name: the values to keep only in brief,
+    and those to drop, once it has run (or been skipped). The last reader of a value is
+    the last stage that `spec` runs and names it as an input; ``in_brief`` inputs are
+    reads in brief; the values the flow reads itself (`FLOW_READS`) are never dropped.
+    A value given by a stage and read by none is released right after that stage."""
+    running = [s for s in (STAGES if stages is None else stages) if s.when(spec)]
+    last_full: dict[str, int] = {}
+    last_any: dict[str, int] = {n: len(running) for n in FLOW_READS}
+    for i, s in enumerate(running):
+        for name in (*s.outputs, *(n.rstrip("?") for n in s.inputs)):
+            last_any[name] = max(last_any.get(name, i), i)
+        for name in (n.rstrip("?") for n in s.inputs):
+            if name not in s.in_brief:
+                last_full[name] = i
+        for name in s.outputs:  # given: full at least until here
+            last_full[name] = max(last_full.get(name, i), i)
+    given = {"abandoned", *(n for s in running for n in s.outputs)}
+    return {
+        s.name: Release(
+            to_brief=frozenset(n for n, j in last_full.items() if j == i and n in given),
+            to_drop=frozenset(n for n, j in last_any.items() if j == i and n in given),
+        )
+        for i, s in enumerate(running)
+    }
 
 
 def validate(stages: Sequence[Stage]) -> None:

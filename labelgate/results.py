@@ -10,7 +10,11 @@ the report its sections without knowing which stages ran.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
+
+from checks.contract import ContractResult
+from labelgate.spec import Spec
 
 
 @runtime_checkable
@@ -39,6 +43,13 @@ def gather_sections(results: Iterable[StageResult]) -> dict[str, Any]:
     return out
 
 
-def results_of(values: Mapping[str, Any]) -> dict[str, StageResult]:
-    """The values that are stage results (those with metrics and sections), in order."""
-    return {k: v for k, v in values.items() if isinstance(v, StageResult)}
+def brief(value: Any, *, spec: Spec) -> Any:
+    """`value` in brief: its ``brief()`` when it has one; a `ContractResult` with only the
+    id and label columns of its valid rows (what the metrics and report count by); any
+    other value as it is."""
+    if isinstance(value, ContractResult):
+        keep = [c for c in dict.fromkeys((spec.columns.id, spec.columns.label))
+                if c is not None and c in value.valid.columns]
+        return replace(value, valid=value.valid.select(keep)) if keep else value
+    method = getattr(value, "brief", None)
+    return method() if callable(method) else value

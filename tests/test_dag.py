@@ -118,3 +118,37 @@ def test_a_toy_stage_runs_is_listed_and_reports(
     assert "- count: 60" in md.split("## long texts", 1)[1]
     html = (folder / "report.html").read_text()
     assert "long texts" in html and ">60<" in html.split("long texts", 1)[1]
+
+
+def test_releases_keep_each_value_until_its_last_reader(tmp_path: Path) -> None:
+    spec = parse_spec(spec_dict(label_issues={"method": "cross_validated"}, dedup={},
+                                splits={}, publish={}), base_dir=tmp_path)
+    rel = dag.releases(spec)
+    # the splits are the last to read the contract, the label issues (in brief) and the
+    # dedup clusters; the metrics and report read the contract and the results in brief
+    assert rel["splits"].to_brief == {"contract", "dedup"}
+    assert rel["splits"].to_drop == {"dedup", "label_issues"}
+    assert rel["label-issues"].to_brief == {"label_issues"}
+    assert rel["gate"].to_drop == {"metric_details"}
+    # a value no stage reads (its brief is in `results`) goes right after its stage
+    assert rel["publish"].to_drop == {"splits", "published"}
+    assert rel["report"].to_drop == {"batches", "metrics", "stored", "abandoned"}
+    # what the flow reads itself stays to the end
+    dropped = set().union(*(r.to_drop for r in rel.values()))
+    assert not dropped & dag.FLOW_READS
+    assert set(rel) == {n for n, on in dag.stages_of(spec).items() if on}
+
+
+def test_releases_follow_the_stages_a_spec_runs(tmp_path: Path) -> None:
+    spec = parse_spec(spec_dict(dedup={}), base_dir=tmp_path)  # no splits, no publish
+    rel = dag.releases(spec)
+    assert rel["dedup"].to_brief == {"contract", "dedup"}
+    assert rel["dedup"].to_drop == {"dedup"}
+    assert "splits" not in rel
+    extra = dag.Stage("late", "m:f", ("contract", "stored"), ("late",),
+                      in_brief=("stored",))
+    stages = [*dag.STAGES]
+    stages.insert([s.name for s in stages].index("report"), extra)
+    rel = dag.releases(spec, stages)
+    assert rel["late"].to_brief == {"contract", "late"} and "late" in rel["late"].to_drop
+    assert "contract" not in rel["dedup"].to_brief

@@ -151,3 +151,34 @@ def test_the_test_split_check_names_its_class(tmp_path: Path) -> None:
         key: "class 'neutral' without a test row"}
     counts.append({"split": "test", "label": "neutral", "rows": 7})
     assert _test_class_details(counts, valid, valid, spec=spec) == {key: "class 'positive'"}
+
+
+def test_briefs_keep_what_the_metrics_and_report_read() -> None:
+    from checks.contract import ContractResult
+    from labelgate.results import brief
+    from labelgate.stages import split_step
+    from labelgate.stages.steps import detect_duplicates
+
+    spec = parse_spec(spec_dict(dedup={}, splits={}))
+    valid = pl.DataFrame({"tweet_id": ["a", "b", "c", "d"], "text": ["x y", "X  y", "z", "w"],
+                          "sentiment": ["negative", "positive", "neutral", "neutral"],
+                          "confidence": [0.1, 0.2, 0.3, 0.4]})
+    dups = detect_duplicates(valid, spec=spec)
+    short = brief(dups, spec=spec)
+    assert short.sections() == dups.sections() and short.metrics == dups.metrics
+    assert dups.result.cluster_of.height == 4 and short.result.cluster_of.height == 0
+    assert short.result.clusters.schema == dups.result.clusters.schema
+
+    made = split_step.make_splits(valid, spec=spec, run_id="r1", previous=None, issues=None,
+                                  dups=dups)
+    small = brief(made, spec=spec)
+    assert made.kept.height + made.excluded.height == 4 and small.kept.height == 0
+    assert small.excluded.equals(made.excluded) and small.sections() == made.sections()
+    assert small.result.assignments.height == 0 and small.result.counts.equals(
+        made.result.counts)
+
+    contract = ContractResult(valid, pl.DataFrame(), 5, 1)
+    slim = brief(contract, spec=spec)
+    assert slim.valid.columns == ["tweet_id", "sentiment"]
+    assert (slim.rows_valid, slim.rows_input, slim.rows_quarantined) == (4, 5, 1)
+    assert brief({"x": 1}, spec=spec) == {"x": 1}  # no brief: as it is

@@ -5,7 +5,7 @@ Pure: no Prefect, no warehouse (tasks/splits.py wraps it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -41,6 +41,13 @@ class SplitOutcome:
         section = dict(self.section)
         leakage = section.pop("leakage")
         return {"leakage": leakage, "splits": section}
+
+    def brief(self) -> SplitOutcome:
+        """What the metrics and report read (`labelgate.results.brief`): the kept rows and
+        the assignments emptied (their schema kept); the excluded rows, counts, metrics and
+        sections as they are."""
+        return replace(self, kept=self.kept.clear(),
+                       result=replace(self.result, assignments=self.result.assignments.clear()))
 
 
 def make_splits(
