@@ -34,6 +34,10 @@ model, the two passes averaged for a text model.
 Folds are stratified (``StratifiedKFold`` with ``shuffle=True`` and the given seed), so the
 same inputs and seed give the same probabilities.
 
+A text model on more than ``train_max_rows`` rows fits its vocabulary and fold models on a
+stratified sample of that many rows and scores every row out of fold in chunks
+(`labelgate.stages.label_issues.sampled`), so its memory does not grow with the rows.
+
 Why these models and settings (strict F1 with planted flips, timings, the variants that did
 not help) is in ``docs/benchmarks/label-issues.md``.
 """
@@ -415,6 +419,7 @@ def out_of_fold(
     _check_model_inputs(features, y, text_columns=text_columns, feature_columns=feature_columns)
     k = int(n_classes) if n_classes is not None else int(y.max()) + 1
     fold_of = assign_folds(y, folds=folds, seed=seed)
+    chars = char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows
     if text_columns and train_max_rows is not None and n > train_max_rows:
         from labelgate.stages.label_issues.sampled import sampled_out_of_fold
 
@@ -422,8 +427,7 @@ def out_of_fold(
             features, y, fold_of, text_columns=text_columns, feature_columns=feature_columns,
             size=train_max_rows, chunk_rows=score_chunk_rows, seed=seed, n_classes=k,
             alpha=alpha, epochs=epochs, n_jobs=n_jobs, mapper=mapper, embeddings=embeddings,
-            char_ngrams=char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows,
-            leave_out=leave_out, keep_models=keep_models,
+            char_ngrams=chars, leave_out=leave_out, keep_models=keep_models,
         )
     vocabulary = None
     if not text_columns:
@@ -434,9 +438,8 @@ def out_of_fold(
         model = "linear"
         x, params, vocabulary = _text_inputs(
             features, text_columns, feature_columns, seed=seed, alpha=alpha,
-            embeddings=embeddings,
-            char_ngrams=char_ngrams if char_ngrams is not None else n <= char_ngram_max_rows,
-            epochs=epochs if epochs is not None else auto_epochs(n), n_jobs=n_jobs,
+            embeddings=embeddings, char_ngrams=chars, n_jobs=n_jobs,
+            epochs=epochs if epochs is not None else auto_epochs(n),
             part_jobs=n_jobs if mapper is serial_map else 1,
         )
     keep = keep_models and vocabulary is not None and not feature_columns
