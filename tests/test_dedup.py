@@ -217,3 +217,42 @@ def test_conflicts_ignore_null_labels_but_count_every_member() -> None:
     df2 = frame(["same", "Same"], ["a", None])
     assert find_duplicates(df2, id_column="id", text_columns=["text"],
                            label_column="y").conflicts.is_empty()
+
+
+KEYED = pl.DataFrame({
+    "id": ["e", "a", "d", "b", "c", "f"],
+    "text": ["Hello  world", "hello world", "zeta", "ALPHA", None, "alpha "],
+    "label": ["x", "y", "x", "y", "x", "x"],
+})
+
+
+def _keyed(chunk: int, monkeypatch: pytest.MonkeyPatch) -> tuple[pl.DataFrame, pl.DataFrame]:
+    from labelgate.stages import dedup as dd
+
+    monkeypatch.setattr(dd, "_KEY_CHUNK", chunk)
+    return dd._keyed_rows(KEYED, id_column="id", text_columns=["text"], label_column="label")
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 100])
+def test_keyed_rows_number_the_keys_in_key_order_whatever_the_chunks(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, keys = _keyed(chunk, monkeypatch)
+    assert keys.rows() == [(0, "", "c"), (1, "alpha", "b"), (2, "hello world", "a"),
+                           (3, "zeta", "d")]
+    assert rows.columns == ["id", "label", "k"]
+    assert rows.get_column("id").to_list() == KEYED.get_column("id").to_list()
+    assert rows.get_column("k").to_list() == [2, 2, 3, 1, 0, 1]
+
+
+def test_keyed_rows_fall_back_to_the_texts_on_a_hash_collision(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def same_hash(self: pl.Series, seed: int = 0) -> pl.Series:
+        return pl.Series(self.name, [7] * self.len(), dtype=pl.UInt64)
+
+    expected = _keyed(2, monkeypatch)
+    monkeypatch.setattr(pl.Series, "hash", same_hash)
+    rows, keys = _keyed(2, monkeypatch)
+    assert rows.equals(expected[0]) and keys.equals(expected[1])
+    assert keys.height == 4

@@ -45,16 +45,23 @@ import polars as pl
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
+from labelgate.stages.dedup_minhash import _WINDOW as _WINDOW
+from labelgate.stages.dedup_minhash import SHINGLE_HASH_SEED as SHINGLE_HASH_SEED
+from labelgate.stages.dedup_minhash import I64Array as I64Array
+from labelgate.stages.dedup_minhash import Shard as Shard
+from labelgate.stages.dedup_minhash import U32Matrix as U32Matrix
+from labelgate.stages.dedup_minhash import _candidate_pairs as _candidate_pairs
+from labelgate.stages.dedup_minhash import _estimated_jaccard as _estimated_jaccard
+from labelgate.stages.dedup_minhash import _shingle_hashes as _shingle_hashes
+from labelgate.stages.dedup_minhash import _signatures as _signatures
+from labelgate.stages.dedup_minhash import band_hash as band_hash
+from labelgate.stages.dedup_minhash import shard_signatures as shard_signatures
+from labelgate.stages.dedup_minhash import window_pairs as window_pairs
 
-SHINGLE_HASH_SEED = 0x5EED_1ABE_C0DE
 _JOIN = "\x1f"
-_WINDOW = 32
-_CHUNK_ROWS = 100_000
-_VERIFY_CHUNK = 1_000_000
+_KEY_CHUNK = 250_000  # rows normalized at a time (the per-row texts are not all held)
 
 T = TypeVar("T", pl.Expr, pl.Series)
-U32Matrix = npt.NDArray[np.uint32]
-I64Array = npt.NDArray[np.int64]
 
 
 @overload
@@ -201,7 +208,12 @@ def _keyed_rows(
     text_columns: Sequence[str],
     label_column: str | None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Each row's normalized key, and the distinct keys numbered in key order.
+    """Each row's key number, and the distinct normalized keys numbered in key order.
+
+    The texts are normalized `_KEY_CHUNK` rows at a time and a row keeps a 64-bit hash of
+    its key, not the key, so the rows' texts are never all held twice; the distinct keys
+    are numbered once. Two distinct keys with one hash (checked) fall back to matching the
+    keys themselves.
 
     Parameters
     ----------
@@ -213,25 +225,58 @@ def _keyed_rows(
     Returns
     -------
     tuple[pl.DataFrame, pl.DataFrame]
-        ``rows``: n rows of id[, label], key. ``keys``: one row per distinct key (k,
-        key, exact_group = smallest id with that key), sorted by key, so the numbering does
-        not depend on row order.
+        ``rows``: n rows of id[, label], k (in the frame's order). ``keys``: one row per
+        distinct key (k, key, exact_group = smallest id with that key), sorted by key, so
+        the numbering does not depend on row order.
     """
-    text = df.select(
+    columns = [pl.col(id_column).alias("id"),
+               *([pl.col(label_column).alias("label")] if label_column is not None else [])]
+    rows_parts, key_parts = [], []
+    for start in range(0, df.height, _KEY_CHUNK):
+        part = df.slice(start, _KEY_CHUNK)
+        key = _normalize_series(_joined_text(part, text_columns))
+        h = key.hash(seed=0).alias("_h")
+        rows_parts.append(part.select(*columns).with_columns(h))
+        key_parts.append(pl.DataFrame([h, key]).unique())
+    if not rows_parts:
+        return _keyed_rows_by_text(df, columns, text_columns)
+    distinct = pl.concat(key_parts).unique()
+    if distinct.get_column("_h").n_unique() != distinct.height:  # a hash collision
+        return _keyed_rows_by_text(df, columns, text_columns)
+    rows = pl.concat(rows_parts)
+    keys = (
+        distinct.join(rows.group_by("_h").agg(pl.col("id").min().alias("exact_group")),
+                      on="_h")
+        .sort("key")
+        .with_row_index("k")
+    )
+    rows = rows.join(keys.select("_h", "k"), on="_h", how="left",
+                     maintain_order="left").drop("_h")
+    return rows, keys.select("k", "key", "exact_group")
+
+
+def _joined_text(df: pl.DataFrame, text_columns: Sequence[str]) -> pl.Series:
+    """The text columns of each row joined with U+001F (nulls as empty text)."""
+    return df.select(
         pl.concat_str(
             [pl.col(c).cast(pl.String).fill_null("") for c in text_columns], separator=_JOIN
         ).alias("key")
     ).get_column("key")
-    rows = df.select(
-        pl.col(id_column).alias("id"),
-        *([pl.col(label_column).alias("label")] if label_column is not None else []),
-    ).with_columns(_normalize_series(text))
+
+
+def _keyed_rows_by_text(
+    df: pl.DataFrame, columns: list[pl.Expr], text_columns: Sequence[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`_keyed_rows` matching each row's normalized key itself (every text held)."""
+    rows = df.select(*columns).with_columns(_normalize_series(_joined_text(df, text_columns)))
     keys = (
         rows.group_by("key")
         .agg(pl.col("id").min().alias("exact_group"))
         .sort("key")
         .with_row_index("k")
     )
+    rows = rows.join(keys.select("key", "k"), on="key", how="left",
+                     maintain_order="left").drop("key")
     return rows, keys
 
 
@@ -296,7 +341,7 @@ def _clustered_rows(rows: pl.DataFrame, keys: pl.DataFrame, near: _NearPairs) ->
     Parameters
     ----------
     rows : pl.DataFrame
-        ``_keyed_rows`` rows (n rows: id[, label], key).
+        ``_keyed_rows`` rows (n rows: id[, label], k).
     keys : pl.DataFrame
         ``_keyed_rows`` keys (n_keys rows: k, key, exact_group).
     near : _NearPairs
@@ -305,13 +350,13 @@ def _clustered_rows(rows: pl.DataFrame, keys: pl.DataFrame, near: _NearPairs) ->
     Returns
     -------
     pl.DataFrame
-        n rows (order not fixed): id[, label], key, k, exact_group, comp, cluster_id
+        n rows (order not fixed): id[, label], k, exact_group, comp, cluster_id
         (smallest id in the cluster), cluster_size, rep_k (the representative's key
         number).
     """
     comp = _components(keys.height, near.a, near.b)
     keys = keys.with_columns(pl.Series("comp", comp, dtype=pl.Int64))
-    rows = rows.join(keys.select("key", "k", "exact_group", "comp"), on="key", how="left")
+    rows = rows.join(keys.select("k", "exact_group", "comp"), on="k", how="left")
     rows = rows.with_columns(
         pl.col("id").min().over("comp").alias("cluster_id"),
         pl.len().over("comp").cast(pl.UInt32).alias("cluster_size"),
@@ -530,134 +575,6 @@ def settings_summary(s: DedupSettings) -> dict[str, Any]:
     """The settings part of a `DuplicateResult.summary`."""
     return {"threshold": s.threshold, "shingle": s.shingle, "num_perm": s.num_perm,
             "seed": s.seed, "near": s.near}
-
-
-def _shingle_hashes(
-    texts: pl.Series, *, shingle: int
-) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-    """Flat uint64 hashes of every ``shingle``-character substring, and row offsets.
-
-    The texts are joined and encoded as UTF-32 once, so a shingle is ``shingle`` code
-    points; a shorter text is padded with NUL to one shingle. The hash is a polynomial over
-    the code points with a splitmix64 finalizer: plain numpy arithmetic, the same on every
-    platform and library version.
-    """
-    padded = texts.fill_null("").str.pad_end(shingle, "\x00")
-    lens = padded.str.len_chars().to_numpy().astype(np.int64)
-    codes = np.frombuffer("".join(padded.to_list()).encode("utf-32-le"), dtype=np.uint32)
-    n_sh = lens - (shingle - 1)
-    ends = np.cumsum(n_sh)
-    starts = np.cumsum(lens) - lens
-    total = int(ends[-1]) if len(ends) else 0
-    pos = np.repeat(starts - (ends - n_sh), n_sh) + np.arange(total, dtype=np.int64)
-    width = len(codes) - (shingle - 1)  # every window of the joined text, then the valid ones
-    h = np.zeros(max(width, 0), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(shingle):
-            h *= np.uint64(0x100000001B3)
-            h += codes[j : j + width]
-        h = _mix64(h[pos] ^ np.uint64(SHINGLE_HASH_SEED))
-    offsets = np.zeros(len(lens) + 1, dtype=np.uint64)
-    offsets[1:] = ends
-    return h, offsets
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One part of the MinHash work: a slice of the distinct keys and the settings."""
-
-    keys: pl.Series
-    shingle: int
-    num_perm: int
-    seed: int
-
-
-def shard_signatures(shard: Shard) -> U32Matrix:
-    """MinHash signatures (rows x num_perm, uint32) of one shard's keys (a pure part)."""
-    import rensa
-
-    flat, offsets = _shingle_hashes(shard.keys, shingle=shard.shingle)
-    mat = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
-        flat, offsets, shard.num_perm, shard.seed
-    )
-    return np.asarray(mat.to_rows(), dtype=np.uint32).reshape(shard.keys.len(), shard.num_perm)
-
-
-def _signatures(
-    keys: pl.Series, *, shingle: int, num_perm: int, seed: int, mapper: Mapper = serial_map
-) -> tuple[U32Matrix, npt.NDArray[np.bool_]]:
-    """MinHash signatures (n x num_perm, uint32) of character shingles of each key, computed
-    in shards of `_CHUNK_ROWS` keys (one part each)."""
-    n = keys.len()
-    has_text = (keys.str.len_chars().fill_null(0) > 0).to_numpy()
-    shards = [Shard(keys.slice(start, _CHUNK_ROWS), shingle, num_perm, seed)
-              for start in range(0, n, _CHUNK_ROWS)]
-    parts = mapper(shard_signatures, shards, name="minhash")
-    sigs = np.concatenate(parts) if parts else np.empty((0, num_perm), dtype=np.uint32)
-    return sigs, has_text
-
-
-def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
-    """splitmix64 finalizer (wrapping uint64 arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def band_hash(block: U32Matrix, band: int) -> npt.NDArray[np.uint64]:
-    """The LSH bucket of each row of one band's signature columns (n x rows_per_band)."""
-    with np.errstate(over="ignore"):
-        h = np.full(len(block), np.uint64(band + 1) * np.uint64(0x9E3779B97F4A7C15),
-                    dtype=np.uint64)
-        for j in range(block.shape[1]):
-            h *= np.uint64(0x100000001B3)
-            h += block[:, j].astype(np.uint64)
-        return _mix64(h)
-
-
-def window_pairs(
-    h: npt.NDArray[np.uint64], rank: I64Array, ids: I64Array
-) -> npt.NDArray[np.int64]:
-    """(a, b) id pairs (a < b) within ``_WINDOW`` places of each other in a bucket: rows
-    sorted by (bucket ``h``, ``rank``), each paired with the next ``_WINDOW`` of its bucket."""
-    order = np.lexsort((rank, h))
-    hs, rs = h[order], ids[order]
-    pairs: list[npt.NDArray[np.int64]] = []
-    for d in range(1, _WINDOW + 1):
-        if d >= len(hs):
-            break
-        same = hs[d:] == hs[:-d]
-        if not same.any():
-            break
-        pairs.append(np.stack([rs[:-d][same], rs[d:][same]], axis=1))
-    if not pairs:
-        return np.empty((0, 2), dtype=np.int64)
-    allp = np.concatenate(pairs)
-    return np.stack([allp.min(axis=1), allp.max(axis=1)], axis=1)
-
-
-def _candidate_pairs(
-    sigs: U32Matrix, has_text: npt.NDArray[np.bool_], *, bands: int, rows: int
-) -> npt.NDArray[np.int64]:
-    """Unique (a, b) index pairs, a < b, sharing at least one LSH band bucket."""
-    idx = np.flatnonzero(has_text).astype(np.int64)
-    pairs = [window_pairs(band_hash(sigs[idx, band * rows : (band + 1) * rows], band), idx, idx)
-             for band in range(bands)]
-    allp = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
-    if not len(allp):
-        return np.empty((0, 2), dtype=np.int64)
-    code = pl.Series(allp[:, 0] * np.int64(len(sigs)) + allp[:, 1]).unique().sort().to_numpy()
-    return np.stack([code // len(sigs), code % len(sigs)], axis=1)
-
-
-def _estimated_jaccard(sigs: U32Matrix, a: I64Array, b: I64Array) -> npt.NDArray[np.float64]:
-    out = np.empty(len(a), dtype=np.float64)
-    for s in range(0, len(a), _VERIFY_CHUNK):
-        e = s + _VERIFY_CHUNK
-        out[s:e] = (sigs[a[s:e]] == sigs[b[s:e]]).mean(axis=1)
-    return out
 
 
 def _components(n: int, a: I64Array, b: I64Array) -> I64Array:

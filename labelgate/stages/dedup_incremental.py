@@ -179,8 +179,7 @@ def update_duplicates(
     order = np.argsort(code, kind="stable")
     final = np.empty(n_old + m, dtype=np.int64)
     final[order] = np.arange(n_old + m, dtype=np.int64)
-    local = rows_new.join(keys_new.select("key", "k"), on="key", how="left",
-                          maintain_order="left").get_column("k").to_numpy().astype(np.int64)
+    local = rows_new.get_column("k").to_numpy().astype(np.int64)
     row_k = plan.kept_k.copy()
     row_k[plan.new] = internal[local]
     row_k = final[row_k]
