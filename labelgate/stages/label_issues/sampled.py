@@ -102,11 +102,12 @@ def stratified_sample(y: IntArray, fold_of: IntArray, *, size: int, seed: int) -
     if short > 0:
         extra[np.argsort(-(share - extra), kind="stable")[:short]] += 1
     quota = np.minimum(base + extra, counts)
-    order = np.lexsort((np.random.default_rng(seed).random(n), strata))
-    # rank of each position of `order` within its stratum (order is grouped by stratum)
-    rank = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
-    chosen = order[rank < quota[strata[order]]]
-    return np.sort(chosen).astype(np.int64)
+    order = np.argsort(strata.astype(np.int32), kind="stable")  # rows grouped by stratum
+    ends = np.cumsum(counts)
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(order[ends[s] - counts[s]:ends[s]], int(quota[s]), replace=False)
+              for s in np.flatnonzero(quota)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 @dataclass(frozen=True)
