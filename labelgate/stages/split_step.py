@@ -95,18 +95,20 @@ def make_splits(
         how="left",
     )
     kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
+    flagged = int(frame.get_column(FLAG).sum())
+    excluded_out = excluded.select(
+        pl.col(spec.columns.id).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
+    )
+    del frame, excluded  # kept and excluded_out hold what is left of their rows
     leaks = leakage(
         kept, key_column="_lg_key", group_column=spec.columns.group,
         duplicates=dups.result.clusters.with_columns(
             pl.col("cluster_id", "id", "exact_group").cast(pl.String)
         ) if dups is not None else None,
     )
-    excluded_out = excluded.select(
-        pl.col(spec.columns.id).cast(pl.String).alias("id"), "split", *EXCLUSION_COLUMNS
-    )
     metrics, section = _split_summary(
         valid, kept, excluded_out, spec=spec, result=result, filtered=filtered,
-        flagged=int(frame.get_column(FLAG).sum()), leaks=leaks,
+        flagged=flagged, leaks=leaks,
     )
     return SplitOutcome(result, kept.drop("_lg_key"), excluded_out, metrics,
                         {**section, "leakage": leaks},
