@@ -213,7 +213,7 @@ def test_scoring_reports_chunks() -> None:
 
 def test_the_spec_option_validates() -> None:
     spec = parse_spec(spec_dict(label_issues={}))
-    assert spec.label_issues is not None and spec.label_issues.train_max_rows == 250_000
+    assert spec.label_issues is not None and spec.label_issues.train_max_rows == 500_000
     for bad in (999, 2.5, "many"):
         with pytest.raises(SpecError) as info:
             parse_spec(spec_dict(label_issues={"train_max_rows": bad}))

@@ -162,7 +162,7 @@ class LabelIssuesSpec(_Model):
         default=None, description="Use cleanlab's batched path (default: from 2,000,000 rows).",
     )
     train_max_rows: StrictInt | None = Field(
-        default=250_000, ge=1_000,
+        default=500_000, ge=1_000,
         description="cross_validated with text columns: above this many rows the text "
         "vocabulary and the fold models are fitted on a seeded sample of this many rows, "
         "stratified by class and fold, and every row is still scored out of fold (by its "
