@@ -242,3 +242,23 @@ def test_word_counts_are_sklearn_ngrams_hashed() -> None:
         row = mat[i]
         assert dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)) == want
     assert mat[0].sum() == 5 and mat[1].nnz == 0 and mat[3].nnz == 0
+
+
+def test_the_stage_says_how_many_rows_trained() -> None:
+    """The spec's train_max_rows reaches the model; the report's model line and the gate's
+    metrics say how many rows trained (nothing is said when every row trained)."""
+    from labelgate.stages import steps
+
+    df, _ = _texts(2500, seed=11)
+    valid = df.select(pl.col("id").alias("tweet_id"), "text",
+                      pl.col("label").replace({"neg": "negative", "neu": "neutral",
+                                               "pos": "positive"}).alias("sentiment"))
+    capped = parse_spec(spec_dict(label_issues={"train_max_rows": 1000}))
+    outcome = steps.detect_label_issues(valid, spec=capped)
+    assert outcome.result.trained_rows == 1000
+    assert outcome.section["model"].endswith(", trained on a 1,000-row sample")
+    assert outcome.metrics["label_issues.trained_rows"] == 1000.0
+    free = steps.detect_label_issues(valid, spec=parse_spec(spec_dict(label_issues={})))
+    assert free.result.trained_rows is None
+    assert "sample" not in free.section["model"]
+    assert "label_issues.trained_rows" not in free.metrics
