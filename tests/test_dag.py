@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -152,3 +154,56 @@ def test_releases_follow_the_stages_a_spec_runs(tmp_path: Path) -> None:
     rel = dag.releases(spec, stages)
     assert rel["late"].to_brief == {"contract", "late"} and "late" in rel["late"].to_drop
     assert "contract" not in rel["dedup"].to_brief
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A toy stage result with per-row data and a brief without it."""
+
+    rows: tuple[int, ...]
+    metrics: dict[str, float]
+
+    def sections(self) -> dict[str, Any]:
+        return {"toy": {"n": len(self.rows)}}
+
+    def brief(self) -> _Rows:
+        return _Rows((), self.metrics)
+
+
+SEEN: dict[str, Any] = {}
+
+
+def _give(spec: Any, store: Any) -> _Rows:
+    return _Rows((1, 2, 3), {"toy.n": 3.0})
+
+
+def _read_full(spec: Any, store: Any, x: _Rows) -> int:
+    SEEN["full"] = x.rows
+    return len(x.rows)
+
+
+def _read_brief(spec: Any, store: Any, x: _Rows, results: dict[str, Any]) -> str:
+    SEEN["brief"] = x.rows
+    SEEN["results"] = {k: (v.rows, v.metrics) for k, v in results.items()}
+    return "done"
+
+
+def test_the_flow_hands_each_stage_what_it_reads_and_lets_the_rest_go(tmp_path: Path) -> None:
+    from flows.pipeline import run_stages
+
+    here = __name__  # the module pytest imported (its SEEN)
+    stages = [
+        dag.Stage("give", f"{here}:_give", (), ("x",)),
+        dag.Stage("full", f"{here}:_read_full", ("x",), ("n",)),
+        dag.Stage("brief", f"{here}:_read_brief", ("x", "results"), ("report",),
+                  in_brief=("x",)),
+    ]
+    dag.validate(stages)
+    spec = parse_spec(spec_dict(), base_dir=tmp_path)
+    SEEN.clear()
+    values = run_stages(spec, None, stages, abandoned=[])  # type: ignore[arg-type]
+    assert SEEN["full"] == (1, 2, 3)  # its last full reader gets every row
+    assert SEEN["brief"] == ()  # a reader in brief comes after: the rows are gone
+    assert SEEN["results"] == {"x": ((), {"toy.n": 3.0})}
+    # n and x have no reader left; the report is the flow's own, abandoned the flow gave
+    assert values == {"abandoned": [], "report": "done"}
