@@ -278,7 +278,7 @@ def sampled_out_of_fold(
         raise InputError(f"label_issues: {embeddings.shape[0]} embedding rows for "
                          f"{features.height} feature rows")
     sample = stratified_sample(y, fold_of, size=size, seed=seed)
-    sub = features.select(*text_columns, *feature_columns)[sample]
+    sub = features.select(list(dict.fromkeys([*text_columns, *feature_columns])))[sample]
     x, params, vocabulary = _text_inputs(
         sub, text_columns, (), seed=seed, alpha=alpha, char_ngrams=char_ngrams,
         embeddings=embeddings[sample] if embeddings is not None else None,
