@@ -10,9 +10,11 @@ import polars as pl
 import pytest
 
 from labelgate.errors import InputError, SpecError
+from labelgate.stages import splits as splits_module
 from labelgate.stages.splits import (
     apply_flag_policy,
     assign_splits,
+    join_beside,
     leakage,
     validate_fractions,
 )
@@ -207,6 +209,42 @@ def test_leakage_counts_on_a_hand_made_leaky_split() -> None:
     # cluster 4: (4,5) exact cross; cluster 6: same split
     assert got == {"exact_pairs": 2, "near_pairs": 1, "clusters_across_splits": 2,
                    "groups_across_splits": 2, "group_rows_across_splits": 4, "total": 5}
+
+
+@pytest.mark.parametrize("shard_rows", [1, 2, 3, 1000])
+def test_leakage_counts_the_same_whatever_the_cluster_shards(
+    monkeypatch: pytest.MonkeyPatch, shard_rows: int
+) -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    df = pl.DataFrame({"id": [f"r{i}" for i in range(n)],
+                       "split": rng.choice(["train", "validation", "test"], n).tolist()})
+    cluster = rng.integers(0, 60, n)
+    clusters = pl.DataFrame({
+        "cluster_id": [f"c{c}" for c in cluster], "id": [f"r{i}" for i in range(n)],
+        "exact_group": [f"c{c}-{i % 2}" for i, c in enumerate(cluster)],
+    })
+    whole = leakage(df, key_column="id", duplicates=clusters)
+    monkeypatch.setattr(splits_module, "LEAKAGE_SHARD_ROWS", shard_rows)
+    assert leakage(df, key_column="id", duplicates=clusters) == whole
+    assert whole["exact_pairs"] > 0 and whole["near_pairs"] > 0
+    assert whole["clusters_across_splits"] > 0
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_join_beside_is_a_left_join(repeated: bool) -> None:
+    frame = pl.concat([pl.DataFrame({"k": ["b", "a", "c"], "t": ["x", "y", "z"]}),
+                       pl.DataFrame({"k": ["d", "a2"], "t": ["u", "v"]})], rechunk=False)
+    one = pl.DataFrame({"k": ["a", "b", "d"], "v": [1, 2, 4]})
+    two = pl.DataFrame({"k": ["c", "b"] + (["b"] if repeated else []),
+                        "w": [3.0, 2.0] + ([2.5] if repeated else [])})
+    got = join_beside(frame, [one, two], "k")
+    want = frame.join(one, on="k", how="left").join(two, on="k", how="left")
+    assert got.sort("k", "w").equals(want.sort("k", "w"))
+    if not repeated:
+        assert got.get_column("k").to_list() == ["b", "a", "c", "d", "a2"]
+        assert got.get_column("v").to_list() == [2, 1, None, 4, None]
+        assert got.get_column("w").to_list() == [2.0, None, 3.0, None, None]
 
 
 def test_leakage_is_zero_after_assign_splits_with_clusters() -> None:

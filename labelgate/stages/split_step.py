@@ -16,7 +16,13 @@ from labelgate.stages.dedup import keep_cluster_members
 from labelgate.stages.instructions import CANONICAL_SCHEMA
 from labelgate.stages.preference.stage import exclude_by_policies
 from labelgate.stages.publish import filter_expr
-from labelgate.stages.splits import SplitResult, apply_flag_policy, assign_splits, leakage
+from labelgate.stages.splits import (
+    SplitResult,
+    apply_flag_policy,
+    assign_splits,
+    join_beside,
+    leakage,
+)
 
 if TYPE_CHECKING:
     from labelgate.stages.steps import DedupOutcome, LabelIssuesOutcome
@@ -90,9 +96,8 @@ def make_splits(
         group_column=spec.columns.group, unit_column=unit_column, seed=sp.seed,
         previous=previous,
     )
-    frame = frame.join(
-        result.assignments.select(pl.col("key").alias("_lg_key"), "split"), on="_lg_key",
-        how="left",
+    frame = join_beside(
+        frame, [result.assignments.select(pl.col("key").alias("_lg_key"), "split")], "_lg_key"
     )
     kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
     flagged = int(frame.get_column(FLAG).sum())
@@ -141,25 +146,30 @@ def _flagged_frame(
     """`valid` with ``_lg_key`` (the id as text), the label-issue columns, the duplicate
     cluster as ``_lg_unit`` and the ``FLAG`` column; and the unit column's name (None
     without dedup)."""
-    frame = valid.with_columns(pl.col(spec.columns.id).cast(pl.String).alias("_lg_key"))
+    key = valid.select(pl.col(spec.columns.id).cast(pl.String).alias("_lg_key"))
     flagged = pl.lit(False)
+    tables: list[pl.DataFrame] = []
     if issues is not None:
-        flags = issues.result.table.select(
+        tables.append(issues.result.table.select(
             pl.col("id").cast(pl.String).alias("_lg_key"),
             "is_label_issue", "suggested_label", "label_quality",
-        )
-        frame = frame.join(flags, on="_lg_key", how="left")
+        ))
         flagged = flagged | pl.col("is_label_issue").fill_null(False)
     unit_column = None
     if dups is not None:
-        units = dups.result.cluster_of.select(
+        tables.append(dups.result.cluster_of.select(
             pl.col("id").cast(pl.String).alias("_lg_key"),
             pl.col("cluster_id").cast(pl.String).alias("_lg_unit"),
-        )
-        frame = frame.join(units, on="_lg_key", how="left")
+        ))
         unit_column = "_lg_unit"
         conflicted = dups.result.conflicts.get_column("cluster_id").cast(pl.String)
         flagged = flagged | pl.col("_lg_unit").is_in(conflicted.implode())
+    keyed = join_beside(key, tables, "_lg_key").with_columns(flagged.alias(FLAG))
+    if keyed.height == valid.height:  # the new columns beside valid's: no row rechunked
+        return valid.with_columns(keyed.get_columns()), unit_column
+    frame = valid.with_columns(key.get_columns())
+    for table in tables:
+        frame = frame.join(table, on="_lg_key", how="left")
     return frame.with_columns(flagged.alias(FLAG)), unit_column
 
 

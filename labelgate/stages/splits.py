@@ -96,6 +96,24 @@ def _unique_keys(keys: pl.Series, where: str) -> None:
         )
 
 
+def join_beside(frame: pl.DataFrame, tables: list[pl.DataFrame], on: str) -> pl.DataFrame:
+    """``frame`` left-joined on column ``on`` with each of ``tables`` in turn.
+
+    When every row of ``frame`` matches at most one row of each table (the tables are keyed
+    on ``on``), only ``frame``'s ``on`` column is joined and the tables' other columns are
+    added beside ``frame``'s, in ``frame``'s row order: ``frame``'s other columns are
+    neither gathered nor rechunked (docs/benchmarks/memory.md). Otherwise the plain left
+    joins, rows repeated as a join repeats them."""
+    narrow = frame.select(on)
+    for table in tables:
+        narrow = narrow.join(table, on=on, how="left", maintain_order="left")
+    if narrow.height == frame.height:
+        return frame.with_columns(narrow.drop(on).get_columns())
+    for table in tables:
+        frame = frame.join(table, on=on, how="left")
+    return frame
+
+
 def _order_keys(seed: int, names: list[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
     """blake2b(seed, name) as uint64: the seeded, row-order-free processing order of units."""
     prefix = f"{seed}\x00".encode()
@@ -172,8 +190,9 @@ def assign_splits(
         "stratum",
         "label",
     ).sort("key")
-    removed = (
-        prev.join(assignments.select("key"), on="key", how="anti")
+    removed = (  # no previous key: nothing removed, and no join of every key
+        (prev if prev.is_empty() else prev.join(assignments.select("key"), on="key",
+                                                how="anti"))
         .select("key", pl.col("previous_split").alias("split"),
                 pl.col("previous_first_run").alias("first_run"))
         .sort("key")
@@ -390,24 +409,10 @@ def leakage(
     splits = df.select(pl.col(key_column).cast(pl.String).alias("key"), split_column)
     if duplicates is not None and duplicates.height:
         _require(duplicates, ["cluster_id", "id", "exact_group"], "leakage: duplicates")
-        members = duplicates.select(
-            pl.col("id").cast(pl.String).alias("key"), "cluster_id", "exact_group"
-        ).join(splits, on="key", how="inner")
-
-        def cross_pairs(by: list[str]) -> pl.DataFrame:
-            per = members.group_by([*by, split_column]).agg(pl.len().cast(pl.Int64).alias("n"))
-            n = pl.col("n")
-            return per.group_by(by).agg(
-                (n.sum() * (n.sum() - 1) // 2 - (n * (n - 1) // 2).sum()).alias("cross")
-            )
-
-        by_cluster = cross_pairs(["cluster_id"])
-        by_exact = cross_pairs(["cluster_id", "exact_group"])
-        cross = int(by_cluster.get_column("cross").sum())
-        exact = int(by_exact.get_column("cross").sum())
+        cross, exact, across = _cluster_leaks(duplicates, splits, split_column=split_column)
         out["exact_pairs"] = exact
         out["near_pairs"] = cross - exact
-        out["clusters_across_splits"] = int((by_cluster.get_column("cross") > 0).sum())
+        out["clusters_across_splits"] = across
     if group_column is not None:
         groups = (
             df.filter(pl.col(group_column).is_not_null())
@@ -419,6 +424,43 @@ def leakage(
         out["group_rows_across_splits"] = int(groups.get_column("n").sum())
     out["total"] = out["exact_pairs"] + out["near_pairs"] + out["groups_across_splits"]
     return out
+
+
+LEAKAGE_SHARD_ROWS = 250_000  # cluster members joined with their splits at a time
+
+
+def _cluster_leaks(
+    duplicates: pl.DataFrame, splits: pl.DataFrame, *, split_column: str
+) -> tuple[int, int, int]:
+    """Pairs of one cluster in different splits, pairs of one exact group in different
+    splits, and clusters across splits: the members (ids of ``splits``' ``key``) joined with
+    their split one shard of whole clusters at a time (cluster_id's hash), so the join holds
+    at most ``LEAKAGE_SHARD_ROWS``-odd members, not every member (sums over disjoint
+    clusters add up)."""
+    members = duplicates.select(
+        pl.col("id").cast(pl.String).alias("key"), "cluster_id", "exact_group"
+    )
+    shards = -(-members.height // LEAKAGE_SHARD_ROWS)
+    shard = members.select(pl.col("cluster_id").hash(seed=0) % shards).to_series()
+    n = pl.col("n")
+    cross_expr = (n.sum() * (n.sum() - 1) // 2 - (n * (n - 1) // 2).sum()).alias("cross")
+    cross = exact = across = 0
+    for i in range(shards):
+        part = (members if shards == 1 else members.filter(shard == i)).join(
+            splits, on="key", how="inner")
+        by_cluster = (
+            part.group_by("cluster_id", split_column).agg(pl.len().cast(pl.Int64).alias("n"))
+            .group_by("cluster_id").agg(cross_expr)
+        )
+        by_exact = (
+            part.group_by("cluster_id", "exact_group", split_column)
+            .agg(pl.len().cast(pl.Int64).alias("n"))
+            .group_by("cluster_id", "exact_group").agg(cross_expr)
+        )
+        cross += int(by_cluster.get_column("cross").sum())
+        exact += int(by_exact.get_column("cross").sum())
+        across += int((by_cluster.get_column("cross") > 0).sum())
+    return cross, exact, across
 
 
 class FlagPolicyResult(NamedTuple):
