@@ -413,10 +413,20 @@ def detect(
         ids = df.get_column(s.id_column)
         rank = np.empty(len(ids), dtype=np.int64)
         rank[ids.arg_sort().to_numpy()] = np.arange(len(ids), dtype=np.int64)
-        rows = pl.DataFrame({"id": ids, "h": h, "r": rank}).join(
-            graph.rows, on="id", how="left", maintain_order="left")
-        rows = rows.select("id", "k", "r", "h")
+        rows = _rows_in_order(pl.DataFrame({"id": ids, "h": h, "r": rank}), graph.rows)
     return result, KeyGraph(rows, graph.keys, graph.signatures, graph.edges), plan
+
+
+def _rows_in_order(rows: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` (id, h, r; unique ids) with ``keyed``'s key number k: id, k, r, h.
+
+    ``find_duplicates_keeping`` gives its rows in the input's order; then k is taken as
+    it stands, without a join on every id (docs/benchmarks/memory.md)."""
+    ids = rows.get_column("id")
+    if keyed.height == rows.height and keyed.get_column("id").equals(ids):
+        return rows.with_columns(keyed.get_column("k")).select("id", "k", "r", "h")
+    return rows.join(keyed, on="id", how="left", maintain_order="left").select(
+        "id", "k", "r", "h")
 
 
 def refresh_account(plan: DedupPlan, *, kept_from: str | None, rows: int) -> dict[str, Any]:
