@@ -19,3 +19,13 @@ def test_rows_in_order_same_with_or_without_the_join() -> None:
     assert _rows_in_order(rows, shuffled).equals(want)
     partial = _rows_in_order(rows, in_order.head(2))
     assert partial.get_column("k").to_list() == [5, 3, None]
+
+
+def test_compacted_keeps_the_strings() -> None:
+    from labelgate.stages.dedup import _compacted
+
+    big = pl.Series("key", [f"text number {i} " * 3 for i in range(1000)] + [None, ""])
+    picked = big.gather([5, 999, 1000, 1001, 5])
+    out = _compacted(picked)
+    assert out.dtype == pl.String and out.name == "key"
+    assert out.to_list() == picked.to_list()

@@ -237,7 +237,8 @@ def _keyed_rows(
         key = _normalize_series(_joined_text(part, text_columns))
         h = key.hash(seed=0).alias("_h")
         rows_parts.append(part.select(*columns).with_columns(h))
-        key_parts.append(pl.DataFrame([h, key]).unique())
+        distinct_part = pl.DataFrame([h, key]).unique()
+        key_parts.append(distinct_part.with_columns(_compacted(distinct_part.get_column("key"))))
     if not rows_parts:
         return _keyed_rows_by_text(df, columns, text_columns)
     distinct = pl.concat(key_parts).unique()
@@ -253,6 +254,14 @@ def _keyed_rows(
     rows = rows.join(keys.select("_h", "k"), on="_h", how="left",
                      maintain_order="left").drop("_h")
     return rows, keys.select("k", "key", "exact_group")
+
+
+def _compacted(s: pl.Series) -> pl.Series:
+    """``s`` (String) with its own bytes: a few strings picked out of a large chunk of texts
+    otherwise keep the whole chunk's buffers alive (docs/benchmarks/memory.md)."""
+    out = pl.from_arrow(s.to_arrow(compat_level=pl.CompatLevel.oldest()))
+    assert isinstance(out, pl.Series)
+    return out.alias(s.name)
 
 
 def _joined_text(df: pl.DataFrame, text_columns: Sequence[str]) -> pl.Series:
