@@ -120,7 +120,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_pipeline.py --rows 1000000 --incremental 10000
 
 # the whole pipeline at ROWS rows against the 1 M-row run and plain polars (issue 26): wall,
-# peak RSS, seconds per stage, the ratios; ROWS=10000000 takes ~10 min and ~18 GiB today
+# peak RSS, seconds per stage, the ratios; ROWS=10000000 takes ~10 min and ~7 GiB (docs/benchmarks/memory.md)
 ROWS ?= 10000000
 bench-scale: $(STAMP)
 	$(BIN)/python bench/bench_scale.py --rows $(ROWS)
