@@ -542,7 +542,7 @@ def plain_scale(base: pl.DataFrame, *, rows: int, seed: int) -> None:
     print(f"plain recipe rows={rows:,}: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small run (~1-2 min)")
     ap.add_argument("--skip-quality", action="store_true")
@@ -572,7 +572,11 @@ def main() -> None:
         "(:SEED: the stage's seed, e.g. none:14 for the folds' own effect)",
     )
     ap.add_argument("--cap-child", nargs=3, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.cap_child is not None:
         rows, cap, out = args.cap_child
         value, _, stage_seed = cap.partition(":")

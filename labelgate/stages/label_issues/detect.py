@@ -424,8 +424,6 @@ def _scored_table(
         Out-of-fold probabilities.
     flagger : _Flagger
         The resolved flagging options.
-    calibrate_probs : bool
-        Passed to CROWDLAB.
 
     Returns
     -------
@@ -562,7 +560,8 @@ def find_label_issues(
         The built-in model's (`models.out_of_fold`); ``embeddings``: (n, d).
     predictions, annotations : pl.DataFrame, optional
         The predictions method's probabilities (`validate_predictions`); the multiannotator
-        method's long frame (``id_column``, ``annotator_column``, ``annotation_label_column``).
+        method's long frame (``id_column``, ``annotator_column``, ``annotation_label_column``;
+        ``calibrate_probs`` is passed to CROWDLAB).
     classes : sequence of str, optional
         The class order, k classes (default: the labels seen, sorted).
     batched, batched_min_rows, batch_size
@@ -580,8 +579,7 @@ def find_label_issues(
     keep_models : bool
         Keep the built-in text model's fold models (``kept``) to score new rows later.
     train_max_rows : int, optional
-        The built-in text model above this many rows trains on a stratified sample of them
-        and scores every row out of fold (`models.out_of_fold`); None: every row trains.
+        Above it the built-in text model trains on a stratified sample (`models.out_of_fold`).
 
     Returns
     -------
