@@ -13,9 +13,18 @@ The first run of each kind fits the label-issue models; later runs reuse them, a
 on unchanged data does. Prints each run's wall time, then min and median per kind.
 
 `--phases`: afterwards, one more run of each kind with timestamps (seconds since the
-process started) at its steps: the CLI imported, the spec loaded and checked, the server
-launched, Prefect imported (up to the stages' imports), the stages imported, the temporary
-server answering, the flow run (up to the stage table), the stage table.
+process started, and the command's CPU seconds) at its steps: the server launched (by
+`flows.entry`, before the CLI's imports), the CLI imported, the spec loaded and checked,
+Prefect imported (up to the flow's imports), the flow's imports and set-ups done
+(`flows.warm`), the temporary server answering (with the CPU seconds its process took to
+get there), the flow run (up to the stage table), the stage table.
+
+`--against TREE`: also run the `labelgate` of another checkout (say `git worktree add
+/tmp/old <commit>`) with the same venv, alternating with this one run by run, so that both
+see the same load; each side runs its own console entry (its pyproject's
+`[project.scripts]`) from its own folder on PYTHONPATH. `--tree TREE` runs another
+checkout in place of the installed `labelgate` (both: two checkouts side by side, say the
+same commit with and without a change).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -60,27 +70,55 @@ def _dataset(folder: Path, rows: int) -> Path:
     return folder / "spec.yaml"
 
 
-def _time_runs(spec: Path, env: dict[str, str], repeats: int, kind: str) -> list[float]:
-    times = []
+def _command(tree: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The `labelgate` command of `tree` (its console entry, its folder first on the path),
+    or the installed one (None), and the environment it needs."""
+    if tree is None:
+        return [str(BIN / "labelgate")], {}
+    text = (tree / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.search(r'^labelgate\s*=\s*"([\w.]+):(\w+)"', text, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{tree}/pyproject.toml names no labelgate entry")
+    module, fn = found.groups()
+    code = f"import sys; sys.argv[0] = 'labelgate'; from {module} import {fn}; sys.exit({fn}())"
+    return [sys.executable, "-c", code], {"PYTHONPATH": str(tree)}
+
+
+def _time_runs(folder: Path, rows: int, env: dict[str, str], repeats: int, kind: str,
+               against: Path | None = None,
+               tree: Path | None = None) -> tuple[dict[str, list[float]], Path]:
+    """`repeats` runs of the command, on a dataset of its own in `folder`; with `against`,
+    each one after a run of that tree's (on another copy of the dataset). Returns the
+    times by side, and the spec of this tree's runs."""
+    sides = {"": tree} if against is None else {"old ": against, "new ": tree}
+    specs = {name: _dataset(folder / (name.strip() or "this"), rows) for name in sides}
+    times: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(repeats):
-        start = time.perf_counter()
-        done = subprocess.run([str(BIN / "labelgate"), "run", str(spec)], env=env,
-                              capture_output=True, text=True, check=False)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{kind} run {i + 1} exited {done.returncode}:\n{done.stderr}")
-        print(f"  {kind:<17} run {i + 1}: {times[-1]:.2f} s", flush=True)
-    return times
+        for name, tree in sides.items():
+            argv, extra = _command(tree)
+            spec = specs[name]
+            start = time.perf_counter()
+            done = subprocess.run([*argv, "run", str(spec)], env={**env, **extra},
+                                  cwd=spec.parent, capture_output=True, text=True, check=False)
+            times[name].append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise SystemExit(f"{name}{kind} run {i + 1} exited {done.returncode}:\n"
+                                 f"{done.stderr}")
+            print(f"  {name}{kind:<17} run {i + 1}: {times[name][-1]:.2f} s  "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+    return {f"{name}{kind}": values for name, values in times.items()}, specs[list(sides)[-1]]
 
 
 _PHASES = """
-import sys, time
+import gc, os, sys, time
 start = float(sys.argv[1])
 def mark(what):
-    print(f"phase {time.time() - start:6.2f} s  {what}", file=sys.stderr, flush=True)
+    print(f"phase {time.time() - start:6.2f} s  (CPU {time.process_time():5.2f} s)  {what}",
+          file=sys.stderr, flush=True)
+def server_cpu(server):  # the server process's CPU seconds so far (Linux)
+    fields = open(f"/proc/{server.process.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 mark("python started")
-import flows.cli as cli
-mark("CLI imported")
 def timed(owner, name, label):
     fn = getattr(owner, name)
     def run(*args, **kwargs):
@@ -91,21 +129,42 @@ def timed(owner, name, label):
             mark("... " + label)
     setattr(owner, name, run)
 import flows.server
-timed(cli, "_load", "loading the spec")
+if hasattr(flows.server, "launch_early"):
+    import flows.entry as entry
+else:  # an older checkout (`--against`): the CLI launches the server
+    entry = None
 timed(flows.server.TemporaryServer, "launch", "launching the temporary server")
-timed(cli, "_load_stages", "importing the stages")
 timed(flows.server.TemporaryServer, "wait", "waiting for the temporary server")
+waited = flows.server.TemporaryServer.wait
+def wait(self, timeout):
+    waited(self, timeout)
+    mark(f"(the server answers after {server_cpu(self):.2f} s of CPU in its process)")
+flows.server.TemporaryServer.wait = wait
+argv = ["run", sys.argv[2]]
+if entry is not None and entry.needs_server(argv):  # as flows.entry.main
+    flows.server.launch_early()
+if entry is not None:  # as flows.entry.main: on again once the flow's modules are loaded
+    gc.disable()
+import flows.cli as cli
+mark("CLI imported")
+timed(cli, "_load", "loading the spec")
+timed(cli, "_load_stages", "the flow's imports and set-ups")
 timed(cli, "_print_stage_times", "the stage table")
-sys.argv = ["labelgate", "run", sys.argv[2]]
+sys.argv = ["labelgate", *argv]
 cli.main()
 """
 
 
-def _phases(spec: Path, env: dict[str, str], kind: str) -> None:
-    """One run with timestamps at its phases (`_PHASES` wraps the CLI's steps)."""
+def _phases(spec: Path, env: dict[str, str], kind: str, tree: Path | None = None) -> None:
+    """One run with timestamps at its phases (`_PHASES` wraps the CLI's steps), of `tree`
+    (its folder first on the path) or of this checkout."""
+    extra = {} if tree is None else {"PYTHONPATH": str(tree)}
     done = subprocess.run([sys.executable, "-c", _PHASES, repr(time.time()), str(spec)],
-                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    print(f"{kind}: exit {done.returncode}")
+                          env={**env, **extra}, cwd=tree or ROOT, capture_output=True,
+                          text=True, check=False)
+    print(f"{kind}{'' if tree is None else f' ({tree})'}: exit {done.returncode}")
+    if done.returncode not in (0, 1):
+        print(done.stderr[-2000:])
     for line in done.stderr.splitlines():
         if line.startswith("phase "):
             print("  " + line.removeprefix("phase "))
@@ -136,26 +195,33 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--phases", action="store_true",
                     help="then one run of each kind with timestamps at its phases")
+    ap.add_argument("--against", type=Path, default=None, metavar="TREE",
+                    help="alternate each run with one of the labelgate checked out in TREE")
+    ap.add_argument("--tree", type=Path, default=None, metavar="TREE",
+                    help="run the labelgate checked out in TREE (default: the installed one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="labelgate-fixed-cost-") as tmp:
         env = {**os.environ, "PREFECT_HOME": f"{tmp}/prefect",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
         print(f"{args.rows:,} rows, {args.repeats} runs each; load {os.getloadavg()[0]:.2f}")
-        spec_a, spec_b = _dataset(Path(tmp) / "a", args.rows), _dataset(Path(tmp) / "b", args.rows)
-        results = {"temporary server": _time_runs(spec_a, env, args.repeats, "temporary server")}
+        results, spec_a = _time_runs(Path(tmp) / "a", args.rows, env, args.repeats,
+                                     "temporary server", args.against, args.tree)
         server, url = _server(env)
         try:
-            results["running server"] = _time_runs(
-                spec_b, {**env, "PREFECT_API_URL": url}, args.repeats, "running server")
-            if args.phases:
-                _phases(spec_a, env, "temporary server")
-                _phases(spec_b, {**env, "PREFECT_API_URL": url}, "running server")
+            running, spec_b = _time_runs(Path(tmp) / "b", args.rows,
+                                         {**env, "PREFECT_API_URL": url}, args.repeats,
+                                         "running server", args.against, args.tree)
+            results |= running
+            for tree in ([args.against, args.tree] if args.against else [args.tree]):
+                if args.phases:
+                    _phases(spec_a, env, "temporary server", tree)
+                    _phases(spec_b, {**env, "PREFECT_API_URL": url}, "running server", tree)
         finally:
             server.terminate()
             server.wait(timeout=30)
     for kind, times in results.items():
-        print(f"{kind:<17} min {min(times):.2f} s  median {statistics.median(times):.2f} s")
+        print(f"{kind:<21} min {min(times):.2f} s  median {statistics.median(times):.2f} s")
     print(f"load at the end {os.getloadavg()[0]:.2f}")
 
 

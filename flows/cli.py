@@ -3,13 +3,15 @@
 Exit codes: 0 = gate passed (or command succeeded), 1 = gate failed, 2 = spec, usage or
 input error (the message names the file and the key, row or column), 3 = internal error.
 Prefect is imported only by `run`, so `check`, `schema`, `gate` and `report` are quick.
-What only some commands need (the report package, the warehouse) is imported by them, so
-that `run` reaches the start of Prefect's temporary server early (`flows.server`).
+What only some commands need (the report package, the warehouse) is imported by them. The
+console entry is `flows.entry`, which launches Prefect's temporary server for `run` before
+this module is even imported (`flows.server`); `run` takes it over.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import logging
 import os
@@ -233,18 +235,17 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
 
 
 def _load_stages(s: Spec) -> None:
-    """Import the flow and the tasks of the stages `s` runs (with their libraries), the
-    report's plotting library, which the report task would import last, and what Prefect
-    imports when the flow is called (its engine; FastAPI's encoder for the parameters)."""
-    import importlib
+    """Import what the flow of `s` will import (Prefect's engines, the tasks of the stages
+    `s` runs, the libraries they use) and set up the report's plots and templates
+    (`flows.warm`). When `flows.entry` turned Python's garbage collector off for the
+    command's imports, turn it on again, with what was loaded so far frozen out of its
+    scans (the flow's collections then skip the libraries' objects)."""
+    from flows.warm import warm
 
-    for module in ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders",
-                   "flows.pipeline", "labelgate.report.plots"):
-        importlib.import_module(module)
-
-    for stage in dag.STAGES:
-        if stage.when(s):
-            stage.load()
+    warm(s)
+    if not gc.isenabled():
+        gc.enable()
+        gc.freeze()
 
 
 @contextmanager
@@ -253,14 +254,14 @@ def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
     server is reused), else Prefect's temporary local server, started once here. Without
     this, the flow stops its temporary server when it ends and reading the stage table
     starts a second one. The server is launched first (`flows.server`, without importing
-    Prefect's server package) and boots in its own process while ``warm`` (the stages'
-    imports) runs here; it stops when the process exits, after Prefect's log and event
-    workers drain."""
-    server = None
-    if not _api_url_set():
-        from flows.server import TemporaryServer
+    Prefect's server package; by `flows.entry` when the command came from the console) and
+    boots in its own process while ``warm`` (the flow's imports) runs here; it stops when
+    the process exits, after Prefect's log and event workers drain."""
+    from flows import server as servers
 
-        server = TemporaryServer()
+    server = servers.take_launched()  # `flows.entry` launched it at the process's start
+    if server is None and not _api_url_set():
+        server = servers.TemporaryServer()
         server.launch()
     from prefect.settings import (
         PREFECT_API_URL,
@@ -668,7 +669,9 @@ def main() -> None:  # pragma: no cover - console entry point
     (Prefect's: its log and event workers drain, the temporary server stops), the process
     ends without Python's teardown of the loaded libraries, which takes about a second."""
     code: list[int] = [EXIT_INTERNAL]
-    atexit.register(_end_now, code)  # registered first, so it runs after all the others
+    # registered before Prefect's handlers, so it runs after them; it stops the temporary
+    # server itself (one that `flows.entry` launched registered its handler even earlier)
+    atexit.register(_end_now, code)
     try:
         app()
     except SystemExit as exc:
@@ -677,6 +680,9 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 def _end_now(code: list[int]) -> None:
+    servers = sys.modules.get("flows.server")
+    if servers is not None:  # the exit handlers above ran: Prefect's workers have drained
+        servers.stop_all()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -1,37 +1,62 @@
 """Prefect's temporary local server, started without importing Prefect's server package.
 
 `labelgate run` without `PREFECT_API_URL` needs Prefect's temporary server, as Prefect's
-own `SubprocessASGIServer` starts it: the same uvicorn command, app factory, environment
-and health check. That class lives in `prefect.server.api.server`, whose import costs the
-command more than a second before the server process can even start; this module starts
-the same process from the command's first moment, so the server boots on one core while
-the stages' modules load on the other.
+own `SubprocessASGIServer` starts it: the same app (`prefect.server.api.server:create_app`,
+ephemeral: no UI, the ephemeral services), under uvicorn on 127.0.0.1, the same health
+check. That class lives in `prefect.server.api.server`, whose import costs the command more
+than a second before the server process can even start; this module starts the same
+server from the command's first moment (`flows.entry`, before the CLI's own imports), so
+that it boots on one core while the command's modules load on the other.
 
-Two of Prefect's start-up steps are left out, as they serve nothing a server that lives
-for one command: registering Prefect's block types in its database (with the import of
-every installed Prefect collection, prefect-dask and distributed here: about half a second
-of the server's boot; labelgate uses no blocks), and, in the command (`flows.cli`), flow
-run heartbeats (events that let a long-lived server mark a dead run Crashed; this one
-stops with the run).
+The server's boot is the command's critical path. Its process (`serve`) leaves out what
+serves nothing to a server that lives for one command:
+
+- registering Prefect's block types in its database, with the import of every installed
+  Prefect collection (prefect-dask and distributed here: about half a second; labelgate
+  uses no blocks);
+- the check of the database's migrations when the SQLite database is already at the
+  newest revision this Prefect ships (`database_at_head`; Alembic loads every migration
+  script to find that out); a new or older database is migrated as before;
+- Python's cyclic garbage collector while Prefect's server imports and builds its app
+  (hundreds of thousands of long-lived objects, next to no garbage, scanned again and
+  again), and the `gc.collect()` Prefect runs after building the app to give memory back
+  (its "final" mode); the collector is on again, with those objects frozen, before the
+  server answers.
+
+And it sets up before answering what the command's first call would otherwise wait for:
+FastAPI's per-route request handling, built lazily on the first request (`route_once`).
+In the command (`flows.cli`), flow run heartbeats are off: events that let a long-lived
+server mark a dead run Crashed; this one stops with the run.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import importlib.util
 import os
 import random
+import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
+from typing import Any
 
 PORTS = range(8000, 9000)  # Prefect's range for its temporary server
 _UVICORN_EXIT_PORT_TAKEN = 3
+_ROOT = str(Path(__file__).resolve().parents[1])  # where this `flows` package is
+# the server's process: this module's `serve`, from the same `flows` as the command's
+# (the folder above goes first on its path, in place of the current directory)
+_BOOT = (f"import sys; sys.path[0] = {_ROOT!r}; from flows.server import serve; "
+         "serve(int(sys.argv[1]))")
+_SQLITE = "sqlite+aiosqlite:///"
+_REVISION = re.compile(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.*)$", re.MULTILINE)
+_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
 
 
 def _free_port() -> int:
@@ -56,8 +81,8 @@ def _prefect_dir() -> Path:
 
 
 class TemporaryServer:
-    """Prefect's server app (`prefect.server.api.server:create_app`) under uvicorn on
-    127.0.0.1, as Prefect's `SubprocessASGIServer` runs it, stopped at exit by its PID."""
+    """Prefect's server app under uvicorn on 127.0.0.1, as Prefect's `SubprocessASGIServer`
+    runs it (in a process of its own: `serve`), stopped at exit by its PID."""
 
     def __init__(self) -> None:
         self.port = 0
@@ -70,20 +95,26 @@ class TemporaryServer:
     def launch(self) -> None:
         """Start the server process; `wait` blocks until it answers."""
         self.port = _free_port()
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0",
-               "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
                "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(_prefect_dir().parent),
-             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-            env=env,
-        )
-        atexit.register(self.stop)
+        self.process = subprocess.Popen([sys.executable, "-c", _BOOT, str(self.port)], env=env)
+        if self not in _running:
+            _running.append(self)
+            atexit.register(self.stop)
+
+    def answers(self) -> bool:
+        """Whether the server answers `/api/health` now (a launched server only)."""
+        import httpx
+
+        with contextlib.suppress(httpx.TransportError):
+            return httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200
+        return False
 
     def wait(self, timeout: float) -> None:
         """Block until `/api/health` answers 200; relaunch once on a port taken meanwhile."""
+        import httpx
+
         deadline = time.monotonic() + timeout
         with httpx.Client() as client:
             while time.monotonic() < deadline:
@@ -97,11 +128,13 @@ class TemporaryServer:
                 with contextlib.suppress(httpx.TransportError):
                     if client.get(f"{self.api_url}/health").status_code == 200:
                         return
-                time.sleep(0.05)
+                time.sleep(0.02)
         raise RuntimeError(f"Prefect's temporary server did not answer within {timeout:.0f} s")
 
     def stop(self) -> None:
         """Terminate the server process (kill it after 5 s)."""
+        if self in _running:
+            _running.remove(self)
         if self.process is None:
             return
         self.process.terminate()
@@ -111,3 +144,116 @@ class TemporaryServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+_running: list[TemporaryServer] = []  # launched and not stopped yet
+_launched: TemporaryServer | None = None
+
+
+def stop_all() -> None:
+    """Stop every server launched here and not stopped yet. For a process that ends without
+    running its later exit handlers (`flows.cli` ends with `os._exit`): a server launched
+    before that handler was registered would stop only after it, that is never."""
+    for server in list(_running):
+        server.stop()
+
+
+def launch_early() -> None:
+    """Launch the temporary server now, for the command to take (`take_launched`) once it
+    knows that it needs one."""
+    global _launched
+    _launched = TemporaryServer()
+    _launched.launch()
+
+
+def take_launched() -> TemporaryServer | None:
+    """The server `launch_early` started (once), else None."""
+    global _launched
+    server, _launched = _launched, None
+    return server
+
+
+def serve(port: int) -> None:  # pragma: no cover - runs in the server's own process
+    """The temporary server's process: Prefect's app (`create_app`, ephemeral) under uvicorn
+    on 127.0.0.1:`port`, without the start-up steps the module's docstring lists."""
+    gc.disable()
+    import uvicorn
+    from prefect.server.api.server import create_app
+    from prefect.settings import (
+        PREFECT_API_DATABASE_MIGRATE_ON_START,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    settings = get_current_settings()
+    url = settings.server.database.connection_url
+    at_head = url is not None and database_at_head(url.get_secret_value())
+    skip = {PREFECT_API_DATABASE_MIGRATE_ON_START: False}
+    with temporary_settings(updates=skip) if at_head else contextlib.nullcontext():
+        app = create_app()
+        with contextlib.suppress(Exception):  # an optimisation: else the first call does it
+            route_once(app)
+        gc.enable()
+        gc.freeze()  # what was built so far lives as long as the server
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+
+
+def route_once(app: Any) -> int:
+    """Send `app` one request, in this process, that no route matches; returns its status
+    (404). FastAPI (0.137 and later) builds each included route's request handling (the
+    pydantic adapters of its parameters) when a request first reaches it: about 0.3 s for
+    Prefect's 188 routes, which the command's first call after the health check would
+    otherwise wait for. A path that no route matches reaches them all."""
+    import asyncio
+
+    import httpx
+
+    async def once() -> int:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return (await c.get("/api/labelgate/no-such-route")).status_code
+
+    return asyncio.run(once())
+
+
+def database_at_head(connection_url: str, migrations: Path | None = None) -> bool:
+    """Whether `connection_url` names an existing SQLite file whose Alembic revision is the
+    newest of Prefect's SQLite migrations (`migrations`: that folder; by default the
+    installed Prefect's). Any doubt (another database, no such file, several heads, an
+    unreadable file) is False: the server then migrates as usual."""
+    if not connection_url.startswith(_SQLITE) or "?" in connection_url:
+        return False
+    path = Path(connection_url.removeprefix(_SQLITE))
+    if not path.is_file():
+        return False
+    head = migration_head(migrations or _prefect_dir() / "server/database/_migrations"
+                          "/versions/sqlite")
+    if head is None:
+        return False
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as con:
+            rows = con.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        return False
+    return rows == [(head,)]
+
+
+def migration_head(folder: Path) -> str | None:
+    """The one revision of the Alembic scripts in `folder` that no script revises, else
+    None (no scripts, several heads or a script without a revision)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for script in folder.glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        found = _REVISION.search(text)
+        if found is None:
+            if script.name != "__init__.py":
+                return None
+            continue
+        revisions.add(found.group(1))
+        down = _DOWN_REVISION.search(text)
+        if down is not None:
+            revised.update(_QUOTED.findall(down.group(1)))
+    heads = revisions - revised
+    return next(iter(heads)) if len(heads) == 1 else None

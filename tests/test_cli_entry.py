@@ -1,4 +1,4 @@
-"""The `labelgate` console entry (`flows.cli:main`) in a process of its own: exit codes and
+"""The `labelgate` console entry (`flows.entry:main`) in a process of its own: exit codes and
 output survive its quick end, and the temporary Prefect server it starts
 (`flows.server`) answers and is stopped."""
 
@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import SpecFactory
 
 REPO = Path(__file__).parents[1]
-ENTRY = "from flows.cli import main; main()"
+ENTRY = "from flows.entry import main; main()"  # pyproject's console script
 
 
 def _labelgate(*args: str, home: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -58,8 +58,13 @@ def test_run_starts_and_stops_its_own_server(make_spec: SpecFactory, tmp_path: P
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gate PASSED" in done.stdout
     assert "prepare-run" in done.stdout  # the stage table: read back from the server
+    # real task runs, recorded by the server with their states
+    rows = [line for line in done.stdout.splitlines() if "Completed" in line]
+    assert {"prepare-run", "ingest", "enforce-contract", "report"} <= {
+        line.strip("│ ").split()[0] for line in rows}
     runs = list((tmp_path / "store" / "reports" / "tiny-tweets").glob("2*/report.json"))
     assert len(runs) == 1
+    # the second run's server finds its database at the newest migration and skips them
     failing = make_spec(gate={"min_rows_per_class": 1000})
     failed = _labelgate("run", str(failing), home=tmp_path / "prefect")
     assert failed.returncode == 1, failed.stdout + failed.stderr

@@ -118,6 +118,13 @@ def _to_svg(fig: Figure, salt: str, *, css_class: str = "plot", tight: bool = Tr
     return svg.replace("<svg ", f'<svg class="{css_class}" ', 1)
 
 
+def warm() -> None:
+    """Draw one small plot and drop it, so that the fonts, the SVG backend and matplotlib's
+    text layout are loaded before the first report plot (`flows.warm`: while Prefect's
+    server boots)."""
+    bar_chart(["warm"], [1.0], title="warm", xlabel="warm", percent=True)
+
+
 def bar_chart(
     labels: Sequence[object],
     values: Sequence[float | None],

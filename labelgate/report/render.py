@@ -71,3 +71,12 @@ def render_template(name: str, **context: Any) -> str:
         The rendered text, with no control character from the data (`visible_controls`).
     """
     return visible_controls(_environment().get_template(name).render(**context))
+
+
+def warm() -> None:
+    """Compile every report template now (jinja2 keeps them), so that the first report
+    rendered in this process does not pay for it (`flows.warm`: while Prefect's server
+    boots)."""
+    env = _environment()
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)

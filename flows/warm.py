@@ -1,0 +1,67 @@
+"""What a run's flow will import and set up anyway, done before the flow starts.
+
+`labelgate run` calls `warm(spec)` while Prefect's temporary server boots in its own
+process (`flows.server`): the command's core would otherwise wait idle, and each module
+loaded here is one the flow does not load after the server answers. Only what the flow of
+*this* spec certainly uses: Prefect's flow and task engines, the tasks of the stages the
+spec runs (`labelgate.dag`), and the libraries those stages import when they run
+(`RUNTIME`). Nothing speculative: a model library that only a fit would need (a rerun on
+unchanged data reuses its label issues) is not loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+
+from labelgate import dag
+from labelgate.spec import Spec
+
+# imported by every flow call: Prefect's engines, FastAPI's encoder (the flow's
+# parameters), the flow module and Prefect's flow-graph helpers; then `run`'s live display
+FLOW = ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders", "flows.pipeline",
+        "prefect.utilities.visualization")
+COMMAND = ("flows.live",)
+
+
+def _report() -> None:
+    from labelgate.report import plots, render
+
+    plots.warm()
+    render.warm()
+
+
+# what a stage imports or sets up when it runs, beyond its task module: modules to import
+# and set-ups to call (module:function), by stage name; tests/test_fixed_cost.py checks that
+# a run of each stage does import these
+RUNTIME: Mapping[str, tuple[str, ...]] = {
+    "dedup": ("scipy.sparse.csgraph",),  # clusters: connected components
+    "splits": ("scipy.sparse.csgraph",),  # units: connected components over links
+    "report": ("labelgate.report.plots",),  # matplotlib, its SVG backend
+}
+SETUP: Mapping[str, Callable[[], None]] = {
+    "report": _report,  # fonts loaded, one plot drawn; the templates compiled
+}
+
+
+def modules_for(spec: Spec) -> list[str]:
+    """The modules `warm` imports for `spec`, in order, each once."""
+    names = [*FLOW, *COMMAND]
+    for stage in dag.STAGES:
+        if stage.when(spec):
+            names.append(stage.task.partition(":")[0])
+            names.extend(RUNTIME.get(stage.name, ()))
+    return list(dict.fromkeys(names))
+
+
+def warm(spec: Spec) -> list[str]:
+    """Import what the flow of `spec` will import (`modules_for`) and run the set-ups of its
+    stages (`SETUP`); returns the modules' names."""
+    names = modules_for(spec)
+    for name in names:
+        importlib.import_module(name)
+    for stage in dag.STAGES:
+        setup = SETUP.get(stage.name)
+        if setup is not None and stage.when(spec):
+            setup()
+    return names
