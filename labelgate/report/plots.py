@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.colors import Normalize, PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
+from matplotlib.transforms import Bbox
 
 from labelgate.report.text import visible_controls
 
@@ -74,6 +75,9 @@ def _style() -> dict[Any, Any]:
 
 _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
+_SIZE = re.compile(r'width="[\d.]+pt" height="(?P<height>[\d.]+)pt" viewBox="0 0 [\d.]+ [\d.]+"')
+_PATCH = re.compile(r'(?P<open><g id="patch_1">\s*<path )d="[^"]*"')
+_PAD = 0.06  # inches around a tight plot, as savefig's pad_inches
 
 
 def short(label: object, limit: int = LABEL_MAX) -> str:
@@ -108,14 +112,56 @@ def _figure(height: float, width: float = _WIDTH) -> Figure:
 
 
 def _to_svg(fig: Figure, salt: str, *, css_class: str = "plot", tight: bool = True) -> str:
+    """The figure as an ``<svg>`` element; `tight`: cropped to what it draws (plus
+    `_PAD` inches), as ``bbox_inches="tight"`` crops it, in one draw instead of two.
+
+    Matplotlib's tight crop lays the figure out once to measure it, then draws it again,
+    shifted. Here the figure is drawn once, at its size; its tight box is measured at the
+    end of that draw (the ``draw_event``, with the drawing's own renderer, so every tick
+    and text is where the drawing put it), and the SVG's size and viewBox are set to that
+    box, the figure's background rectangle widened to cover it (`_crop`)."""
+    boxes: list[Bbox] = []
+    cid = (fig.canvas.mpl_connect("draw_event",
+                                  lambda event: boxes.append(fig.get_tightbbox(event.renderer)))
+           if tight else None)
     buf = io.StringIO()
     salt_rc: dict[Any, Any] = {"svg.hashsalt": f"labelgate-{salt}"}
-    with matplotlib.rc_context(salt_rc):
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                    bbox_inches="tight" if tight else None, pad_inches=0.06)
+    try:
+        with matplotlib.rc_context(salt_rc):
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    finally:
+        if cid is not None:
+            fig.canvas.mpl_disconnect(cid)
     svg = _METADATA.sub("", _PROLOG.sub("", buf.getvalue(), count=1), count=1)
+    if boxes:
+        svg = _crop(svg, boxes[0].padded(_PAD))
     # Natural size (same font size in every plot); CSS shrinks it to the column if needed.
     return svg.replace("<svg ", f'<svg class="{css_class}" ', 1)
+
+
+def _num(value: float) -> str:
+    """A coordinate as matplotlib's SVG writes one (six decimals, trailing zeros cut)."""
+    text = f"{value:f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _crop(svg: str, box: Bbox) -> str:
+    """`svg` (a whole figure, in points) shown only inside `box` (inches, from the bottom
+    left): its width, height and viewBox set to the box, and the figure's background
+    rectangle (``patch_1``, the first path) widened to the box, which may reach past the
+    figure's edge where a label does."""
+    size = _SIZE.search(svg)
+    if size is None:
+        raise ValueError("matplotlib's SVG has no width, height and viewBox in points")
+    x0, y0 = box.x0 * 72, float(size.group("height")) - box.y1 * 72
+    width, height = box.width * 72, box.height * 72
+    x1, y1 = x0 + width, y0 + height
+    head = (f'width="{_num(width)}pt" height="{_num(height)}pt" '
+            f'viewBox="{_num(x0)} {_num(y0)} {_num(width)} {_num(height)}"')
+    svg = svg[:size.start()] + head + svg[size.end():]
+    rect = (f'd="M {_num(x0)} {_num(y1)} \nL {_num(x1)} {_num(y1)} \nL {_num(x1)} {_num(y0)} '
+            f'\nL {_num(x0)} {_num(y0)} \nz\n"')
+    return _PATCH.sub(lambda m: m.group("open") + rect, svg, count=1)
 
 
 def warm() -> None:
