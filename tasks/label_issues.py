@@ -188,7 +188,8 @@ def _detect_keeping(spec: Spec, store: RunStore,
     result = outcome.result
     if result.probabilities is not None and (state["models"] is not None or decided.incremental):
         store.keep_label_state(
-            key, rows=refresh.kept_rows_frame(current, result.probabilities, scored_in=scored_in),
+            key, rows=refresh.kept_rows_frame(current, result.probabilities, scored_in=scored_in,
+                                              flags=result.table.get_column("is_label_issue")),
             extra={"passes": result.passes, "left_out": result.left_out}, **state)
     get_run_logger().info("label issues: %s (%s)", "incremental" if decided.incremental
                           else f"trained on a {result.trained_rows:,}-row sample"

@@ -22,6 +22,7 @@ from labelgate.stages.label_issues.incremental import (
     KeptRows,
     RefreshPlan,
     combined_probabilities,
+    kept_come_first,
     plan_refresh,
     row_hashes,
     score_with_kept,
@@ -85,9 +86,13 @@ def rescore(
     embeddings: npt.NDArray[np.float32] | None,
 ) -> steps.LabelIssuesOutcome:
     """The label-issue outcome of an incremental run: the new rows scored by the kept fold
-    models, the kept rows' probabilities as they were, the flags computed over all of them.
+    models, the kept rows' probabilities as they were.
 
-    ``embeddings`` are the new rows' (m, d) when the models have an embedding part.
+    When the training run kept its cut-offs (``models.flagging``) and the kept rows their
+    flags, the kept rows keep their flags and the new rows are flagged at those cut-offs
+    (`flagged_by_cutoffs`: no cleanlab pass over every row); otherwise every row is flagged
+    again from the probabilities. ``embeddings`` are the new rows' (m, d) when the models
+    have an embedding part.
     """
     fresh = valid.filter(pl.Series(decided.new))
     probs_new = score_with_kept(
@@ -96,9 +101,16 @@ def rescore(
     )
     probs = combined_probabilities(current, kept, new_probabilities=probs_new,
                                    new=decided.new)
-    outcome = steps.detect_label_issues(valid, spec=spec, pred_probs=probs)
-    # the probabilities are the kept models' passes: say so as the full run did
     passes, left_out = int(kept_meta.get("passes", 1)), int(kept_meta.get("left_out", 0))
+    li = spec.label_issues
+    if (models.flagging is not None and "flag" in kept.rows.columns and li is not None
+            and li.embeddings is None):
+        outcome = flagged_by_cutoffs(valid, spec=spec, current=current, kept=kept,
+                                     probabilities=probs, new=decided.new,
+                                     flagging=models.flagging)
+    else:
+        outcome = steps.detect_label_issues(valid, spec=spec, pred_probs=probs)
+    # the probabilities are the kept models' passes: say so as the full run did
     result = replace(outcome.result, passes=passes, left_out=left_out)
     section = {**outcome.section, "passes": passes, "left_out": left_out,
                "model": steps.model_description(spec, method=result.method,
@@ -106,14 +118,84 @@ def rescore(
     return steps.LabelIssuesOutcome(result, outcome.metrics, section)
 
 
+def flagged_by_cutoffs(
+    valid: pl.DataFrame,
+    *,
+    spec: Spec,
+    current: pl.DataFrame,
+    kept: KeptRows,
+    probabilities: npt.NDArray[np.float32],
+    new: npt.NDArray[np.bool_],
+    flagging: dict[str, Any],
+) -> steps.LabelIssuesOutcome:
+    """A night's label issues without cleanlab: the kept rows keep their flags (``flag`` of
+    ``kept.rows``), the ``new`` rows are flagged at the training run's cut-offs
+    (`labelgate.stages.label_issues.cutoffs.flag_with`); every row's label quality
+    (self-confidence), suggestion and rank from ``probabilities`` (n, k) as a full pass
+    computes them; the noise matrix and health score are the training run's."""
+    from labelgate.stages.label_issues.cutoffs import Cutoffs, flag_with
+    from labelgate.stages.label_issues.detect import LabelIssuesResult, _issue_table
+    from labelgate.stages.label_issues.flags import _per_class
+
+    label, li = spec.columns.label, spec.label_issues
+    assert label is not None and li is not None
+    classes = list(kept.classes)
+    codes = valid.get_column(label).cast(pl.String).replace_strict(
+        classes, list(range(len(classes))), return_dtype=pl.Int64).to_numpy()
+    ids = valid.get_column(spec.columns.id)
+    _check_new_ids(ids.filter(pl.Series(new)), id_column=spec.columns.id)
+    is_issue = np.zeros(valid.height, dtype=bool)
+    if kept_come_first(current, kept.rows, new=new):
+        is_issue[: kept.rows.height] = kept.rows.get_column("flag").to_numpy()
+    else:
+        is_issue[~new] = current.filter(~pl.Series(new)).select("id").join(
+            kept.rows.select("id", "flag"), on="id", how="left", maintain_order="left",
+        ).get_column("flag").fill_null(False).to_numpy()
+    is_issue[new] = flag_with(Cutoffs.from_meta(flagging["cutoffs"]), codes[new],
+                              probabilities[new])
+    at = np.arange(valid.height)
+    quality = np.clip(probabilities[at, codes].astype(np.float64), 0.0, 1.0)
+    table = _issue_table(ids, classes, given=codes, suggested=probabilities.argmax(axis=1),
+                         quality=quality, is_issue=is_issue, extra={})
+    k = len(classes)
+    noise = pl.DataFrame({"given_label": [c for c in classes for _ in range(k)],
+                          "true_label": classes * k,
+                          "joint": pl.Series(flagging["noise"], dtype=pl.Float64)})
+    result = LabelIssuesResult(
+        method="cross_validated", path="standard", classes=classes, table=table,
+        noise_matrix=noise, health_score=float(flagging["health"]),
+        per_class=_per_class(table, classes), probabilities=probabilities,
+        filter_by=str(flagging["filter_by"]),
+        joint_calibration=str(flagging["joint_calibration"]))
+    top = table.filter(pl.col("is_label_issue")).sort("rank").head(li.top).get_column("id")
+    outcome = steps.summarize_label_issues(  # the texts of the listed rows only
+        result, valid=valid.filter(ids.is_in(top.implode())), spec=spec)
+    outcome.section["flagged_by"] = (
+        f"kept rows: their flags; {int(new.sum()):,} new rows: the cut-offs of run "
+        f"{kept.models_from}; noise matrix and health score: that run's")
+    return outcome
+
+
+def _check_new_ids(ids: pl.Series, *, id_column: str) -> None:
+    """InputError when new rows repeat an id (they are not among the kept ids by
+    construction, and the kept ids were unique)."""
+    from labelgate.errors import InputError
+
+    if ids.null_count() or ids.n_unique() != ids.len():
+        raise InputError(f"items: id column {id_column!r} has null or repeated values among "
+                         "the new rows; expected unique ids")
+
+
 def kept_rows_frame(current: pl.DataFrame, probabilities: npt.NDArray[np.float32], *,
-                    scored_in: pl.Series) -> pl.DataFrame:
+                    scored_in: pl.Series, flags: pl.Series | None = None) -> pl.DataFrame:
     """What a run keeps for the next: id, h, c0..c(k-1) (float32 probabilities, class
-    order) and scored_in (the run in which the row got them)."""
+    order), scored_in (the run in which the row got them) and, given ``flags``, flag (the
+    model's flag, before reviews and budgets: a night's kept rows keep it)."""
     cols = {f"c{i}": probabilities[:, i] for i in range(probabilities.shape[1])}
     return current.with_columns(
         *(pl.Series(name, values, dtype=pl.Float32) for name, values in cols.items()),
         scored_in.cast(pl.String).alias("scored_in"),
+        *([flags.cast(pl.Boolean).alias("flag")] if flags is not None else []),
     )
 
 

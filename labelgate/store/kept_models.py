@@ -6,10 +6,12 @@ Each run of the built-in text model writes one cache unit,
 last; a remote store syncs it like any cache unit):
 
 * ``rows.parquet``: every row it scored: id, h (the hash of its id, label and text), the
-  probabilities (c0, c1, ... in class order) and ``scored_in`` (the run that scored it);
+  probabilities (c0, c1, ... in class order), ``scored_in`` (the run that scored it) and
+  ``flag`` (whether the model flagged it, before reviews and budgets);
 * a run that trained also writes its models: ``vocabulary.parquet`` (block, column, idf),
   ``coef.parquet`` (one column per pass, fold and class row, d rows) and, with sentence
-  embeddings, ``embed.parquet``; the intercepts and class codes go to the marker's metadata.
+  embeddings, ``embed.parquet``; the intercepts and class codes go to the marker's metadata,
+  with the cut-offs its flags were cut at (``flagging``: `labelgate.stages.label_issues.cutoffs`).
   A run that built on kept models names that run in ``models_from`` instead.
 
 ``key`` is a hash of the settings the models depend on (`models_key`), so a change of any
@@ -109,7 +111,8 @@ def _models_from_frames(vocab: pl.DataFrame, coef: pl.DataFrame, embed: pl.DataF
                 else None,
             ))
         passes.append(models)
-    return KeptModels(vocabulary, passes, int(meta["n_classes"]), bool(meta["average"]))
+    return KeptModels(vocabulary, passes, int(meta["n_classes"]), bool(meta["average"]),
+                      flagging=meta.get("flagging"))
 
 
 def _model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
@@ -143,7 +146,8 @@ def _model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, 
     if embed:
         frames["embed"] = pl.DataFrame(embed)
     meta = {"seed": v.seed, "char_ngrams": v.char_columns is not None, "models": info,
-            "n_classes": kept.n_classes, "average": kept.average, "embeddings": bool(embed)}
+            "n_classes": kept.n_classes, "average": kept.average, "embeddings": bool(embed),
+            "flagging": kept.flagging}
     return frames, meta
 
 

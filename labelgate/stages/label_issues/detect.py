@@ -48,6 +48,7 @@ from labelgate import lazy
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
+from labelgate.stages.label_issues.cutoffs import flagging_state
 from labelgate.stages.label_issues.experimental import POSTERIOR_MAX_ITER as POSTERIOR_MAX_ITER
 from labelgate.stages.label_issues.experimental import POSTERIOR_SHARPEN as POSTERIOR_SHARPEN
 from labelgate.stages.label_issues.experimental import posterior_joint as posterior_joint
@@ -395,11 +396,12 @@ def _issue_table(
     pl.DataFrame
         id, given_label, suggested_label, label_quality, is_label_issue, rank, then ``extra``.
     """
+    names = pl.Series(list(classes), dtype=pl.String)  # a code's name by gather, not per row
     return pl.DataFrame(
         {
             "id": ids,
-            "given_label": pl.Series([classes[c] for c in given], dtype=pl.String),
-            "suggested_label": pl.Series([classes[c] for c in suggested], dtype=pl.String),
+            "given_label": names.gather(given),
+            "suggested_label": names.gather(suggested),
             "label_quality": pl.Series(quality, dtype=pl.Float64),
             "is_label_issue": pl.Series(is_issue, dtype=pl.Boolean),
             "rank": pl.Series(_rank(quality), dtype=pl.Int64),
@@ -499,6 +501,13 @@ def _result(
     noise, health = _joint_and_health(labels.judged, probs, labels.classes,
                                       calibration=flagger.calibration, confident_joint=joint)
     left_out = fitted.left_out if fitted is not None else 0
+    kept = fitted.kept if fitted is not None else None
+    if kept is not None:  # how a night flags its new rows as these were (`cutoffs`)
+        kept = replace(kept, flagging=flagging_state(
+            flagger, probs, joint, table_flags=table.get_column("is_label_issue").to_numpy(),
+            quality=table.get_column("label_quality").to_numpy(),
+            noise=noise.get_column("joint").to_list(),
+            health=0.0 if math.isnan(health) else health, filter_name=ran))
     return LabelIssuesResult(
         method=method, path="batched" if flagger.batched else "standard",
         classes=labels.classes, table=table, noise_matrix=noise,
@@ -506,7 +515,7 @@ def _result(
         per_class=_per_class(table, labels.classes), annotators=annotators,
         probabilities=probs, filter_by=ran, joint_calibration=flagger.calibration,
         passes=2 if left_out else 1, left_out=left_out,
-        kept=fitted.kept if fitted is not None else None,
+        kept=kept,
         trained_rows=len(fitted.sample) if fitted is not None and fitted.sample is not None
         else None,
     )

@@ -330,6 +330,7 @@ class KeptModels:
     passes: list[list[FoldModel]]
     n_classes: int
     average: bool
+    flagging: dict[str, Any] | None = None  # the run's cut-offs (`cutoffs.flagging_state`)
 
 
 @dataclass(frozen=True)
