@@ -1,13 +1,17 @@
 """End-to-end benchmark: the whole flow on N text rows made from the real tweets corpus.
 
     .venv/bin/python bench/bench_pipeline.py --rows 1000000 [--rows 5000000] [--again]
-        [--incremental 10000]
+        [--incremental 10000] [--keep DIR] [--night-from DIR --nights 3] [--profile FILE]
 
 For each size: generate the dataset (bench_ingest's generator: resampled real tweets, unique
 ids, 0.5% broken rows), write a spec with every stage (label issues, dedup, splits,
 publish), run the Prefect flow in a fresh process (temporary server) and print wall time
 per stage (from the Prefect task runs), total, and the process's peak RSS.
 `--incremental N` then adds a batch of N new rows and runs again (the nightly case).
+`--keep DIR` works in DIR (kept) and copies the store after the full run to DIR/store-full;
+`--night-from DIR` then runs only the night, ``--nights`` times, each from a fresh copy of
+that store (the same night measured again). `--profile FILE` writes cProfile's statistics of
+the last flow run to FILE.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,9 +52,17 @@ flow = quality_pipeline
 if sys.argv[3]:
     from tasks.partition import dask_runner
     flow = quality_pipeline.with_options(task_runner=dask_runner(sys.argv[3]))
+profile = None
+if os.environ.get("BENCH_PROFILE"):
+    import cProfile
+    profile = cProfile.Profile()
+    profile.enable()
 t0 = time.perf_counter()
 state = flow(sys.argv[1], sys.argv[2], return_state=True)
 wall = time.perf_counter() - t0
+if profile is not None:
+    profile.disable()
+    profile.dump_stats(os.environ["BENCH_PROFILE"])
 with get_client(sync_client=True) as client:
     runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
         id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
@@ -103,8 +116,10 @@ def spec_for(csv_glob: str) -> dict[str, object]:
     }
 
 
-def run_flow(spec: Path, store: Path, home: Path) -> dict[str, object]:
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+def run_flow(spec: Path, store: Path, home: Path, profile: str | None = None
+             ) -> dict[str, object]:
+    env = {**os.environ, **({"BENCH_PROFILE": profile} if profile else {}),
+           "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_LOGGING_LEVEL": "WARNING",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     env.pop("PREFECT_API_URL", None)
@@ -145,14 +160,23 @@ def main() -> None:
     parser.add_argument("--incremental", type=int, default=0)
     parser.add_argument("--again", action="store_true",
                         help="run once more with no new data (the reuse path)")
+    parser.add_argument("--keep", type=Path, help="work in this folder and keep the full "
+                        "run's store in DIR/store-full")
+    parser.add_argument("--night-from", type=Path, help="a --keep folder: run only its night")
+    parser.add_argument("--nights", type=int, default=1)
+    parser.add_argument("--profile", help="cProfile statistics of the last run to this file")
     args = parser.parse_args()
+    if args.night_from:
+        for i in range(args.nights):
+            nights(args.night_from, profile=args.profile if i == args.nights - 1 else None)
+        return
     from bench_ingest import generate
 
     for rows in args.rows or [1_000_000]:
         csv = generate(rows)
         with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            (work / "in").mkdir()
+            work = args.keep or Path(tmp)
+            (work / "in").mkdir(parents=True)
             os.symlink(csv, work / "in" / "part-0.csv")
             spec = work / "spec.yaml"
             spec.write_text(yaml.safe_dump(spec_for(str(work / "in" / "*.csv"))))
@@ -161,13 +185,23 @@ def main() -> None:
             if args.again:
                 show("same inputs again (nothing new tonight)",
                      run_flow(spec, work / "store", work / "home"))
+            if args.keep:
+                shutil.copytree(work / "store", work / "store-full", symlinks=True)
             if args.incremental:
                 extra = pl.read_csv(csv, n_rows=args.incremental, infer_schema=False)
                 extra = extra.with_columns(pl.format("n-{}", pl.col("tweet_id")).alias("tweet_id"))
                 extra.write_csv(work / "in" / "part-1.csv")
                 show(f"+ {args.incremental:,} new rows (nightly)",
-                     run_flow(spec, work / "store", work / "home"))
+                     run_flow(spec, work / "store", work / "home", args.profile))
             print(f"  (both runs {time.perf_counter() - t:.0f} s)")
+
+
+def nights(work: Path, *, profile: str | None) -> None:
+    """The night of a --keep folder again, from a fresh copy of the full run's store."""
+    shutil.rmtree(work / "store", ignore_errors=True)
+    shutil.copytree(work / "store-full", work / "store", symlinks=True)
+    show("night again (from the full run's store)",
+         run_flow(work / "spec.yaml", work / "store", work / "home", profile))
 
 
 if __name__ == "__main__":
