@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from labelgate.gate import GateVerdict
+from labelgate.report import plot_cache
 from labelgate.report.html import write_html
 from labelgate.report.render import render_template
 from labelgate.report.sections import build_sections, stage_sections
@@ -218,6 +219,9 @@ def _markdown(sections: list[Section], *, head: Mapping[str, Any] | None = None,
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
 
+PLOTS_FOLDER = ".plots"  # the latest report's drawn plots, in each dataset's reports folder
+
+
 def write_report(
     report: Mapping[str, Any],
     *,
@@ -230,11 +234,16 @@ def write_report(
     report.json is written last, through a temp file and a rename: it marks the run's
     report folder complete (a remote store's sync relies on it, `labelgate.store.remote`).
     Returns the folder. `history` (metrics_history rows) feeds the HTML trend plots.
+    The HTML's plots are kept in the dataset's reports folder (`PLOTS_FOLDER`, hidden: no
+    run folder), and a plot with the same inputs as one of the previous report's is read
+    from there instead of drawn (`labelgate.report.plot_cache`).
     """
     out = run.report_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(render_markdown(report))
-    write_html(report, path=out / "report.html", history=history, label_issues=label_issues)
+    with plot_cache.kept_in(reports_root(run.store_dir, run.dataset) / PLOTS_FOLDER):
+        write_html(report, path=out / "report.html", history=history,
+                   label_issues=label_issues)
     tmp = out / f".report.json-{os.getpid()}"
     tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
     os.replace(tmp, out / "report.json")

@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
+from labelgate.report import plot_cache
 from labelgate.report.html import CSP, write_atomic
 from labelgate.report.render import render_template
 from labelgate.report.sections.run import TREND_METRICS, TREND_RUNS
@@ -39,6 +40,7 @@ __all__ = ["INDEX_FILE", "RECENT_RUNS", "DatasetEntry", "RunLink", "index_entrie
            "write_index"]
 
 INDEX_FILE = "index.html"
+PLOTS_FOLDER = ".plots"  # the index's drawn sparklines (`labelgate.report.plot_cache`)
 RECENT_RUNS = 5  # links per dataset
 
 # (label, TREND_METRICS title it reads, shown as a percentage): the index's key figures
@@ -100,10 +102,11 @@ def write_index(store_root: str | os.PathLike[str]) -> Path:
     root = Path(store_root)
     reports = root / "reports"
     entries = index_entries(root)
-    page = render_template(
-        "index.html.j2", datasets=entries, csp=Markup(CSP),  # a constant: quotes stay quotes
-        generated=datetime.now(UTC).isoformat(timespec="seconds"), recent=RECENT_RUNS,
-    )
+    with plot_cache.kept_in(reports / PLOTS_FOLDER):  # the other datasets' lines: unchanged
+        page = render_template(
+            "index.html.j2", datasets=entries, csp=Markup(CSP),  # a constant: quotes stay
+            generated=datetime.now(UTC).isoformat(timespec="seconds"), recent=RECENT_RUNS,
+        )
     return write_atomic(reports / INDEX_FILE, page)
 
 
@@ -140,7 +143,7 @@ def index_entries(store_root: Path, *, recent: int = RECENT_RUNS,
                 history[name] = {(r, m): v for r, m, v in frame.select(
                     "run_id", "metric", "value").iter_rows() if v is not None}
     folders = {p.name for p in reports.iterdir() if p.is_dir() and not p.is_symlink()
-               } if reports.is_dir() else set()
+               and not p.name.startswith(".")} if reports.is_dir() else set()
     return [_entry(name, reports / name, runs.get(name, []), order.get(name, []),
                    history.get(name, {}), recent=recent)
             for name in sorted(set(runs) | folders)]

@@ -137,13 +137,12 @@ class Plot:
         Markup
             The ``<svg>`` element; matplotlib has escaped every text in it.
         """
-        from labelgate.report import plots
+        from labelgate.report import plot_cache, plots
 
         kwargs = dict(self.kwargs)
         if self.fail_colors:
             kwargs["colors"] = [plots.FAIL_COLOR] * len(self.args[0])
-        draw: Callable[..., str] = getattr(plots, self.kind)
-        return Markup(draw(*self.args, **kwargs))
+        return Markup(plot_cache.draw(self.kind, self.args, kwargs))
 
 
 def _plot(kind: str, *args: Any, fail_colors: bool = False, **kwargs: Any) -> Plot:
