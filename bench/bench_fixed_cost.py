@@ -19,6 +19,11 @@ Prefect imported (up to the flow's imports), the flow's imports and set-ups done
 (`flows.warm`), the temporary server answering (with the CPU seconds its process took to
 get there), the flow run (up to the stage table), the stage table.
 
+The commands run with Python's bytecode cache written and read, as in a user's shell: the
+bench drops PYTHONDONTWRITEBYTECODE from their environment (`--no-bytecode` keeps it; then
+every command compiles the project's modules a run imports again; see
+docs/benchmarks/throughput.md).
+
 `--against TREE`: also run the `labelgate` of another checkout (say `git worktree add
 /tmp/old <commit>`) with the same venv, alternating with this one run by run, so that both
 see the same load; each side runs its own console entry (its pyproject's
@@ -199,12 +204,18 @@ def main() -> None:
                     help="alternate each run with one of the labelgate checked out in TREE")
     ap.add_argument("--tree", type=Path, default=None, metavar="TREE",
                     help="run the labelgate checked out in TREE (default: the installed one)")
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="keep PYTHONDONTWRITEBYTECODE if set (each command compiles the "
+                    "project's modules again)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="labelgate-fixed-cost-") as tmp:
         env = {**os.environ, "PREFECT_HOME": f"{tmp}/prefect",
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         env.pop("PREFECT_API_URL", None)
-        print(f"{args.rows:,} rows, {args.repeats} runs each; load {os.getloadavg()[0]:.2f}")
+        if not args.no_bytecode:  # as a user's shell: compiled modules cached once
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+        print(f"{args.rows:,} rows, {args.repeats} runs each; load {os.getloadavg()[0]:.2f}; "
+              f"bytecode {'not ' if 'PYTHONDONTWRITEBYTECODE' in env else ''}cached")
         results, spec_a = _time_runs(Path(tmp) / "a", args.rows, env, args.repeats,
                                      "temporary server", args.against, args.tree)
         server, url = _server(env)

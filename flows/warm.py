@@ -35,8 +35,9 @@ def _report() -> None:
 # and set-ups to call (module:function), by stage name; tests/test_fixed_cost.py checks that
 # a run of each stage does import these
 RUNTIME: Mapping[str, tuple[str, ...]] = {
-    "dedup": ("scipy.sparse.csgraph",),  # clusters: connected components
-    "splits": ("scipy.sparse.csgraph",),  # units: connected components over links
+    # clusters: connected components; the warehouse's rows go in through Arrow
+    "dedup": ("scipy.sparse.csgraph", "pyarrow"),
+    "splits": ("scipy.sparse.csgraph", "pyarrow"),  # units: connected components over links
     "report": ("labelgate.report.plots",),  # matplotlib, its SVG backend
 }
 SETUP: Mapping[str, Callable[[], None]] = {
