@@ -133,6 +133,12 @@ def _units(work: pl.DataFrame, link_columns: list[str]) -> pl.Series:
     n = work.height
     if not link_columns:
         return work.get_column("key").alias("unit")
+    if len(link_columns) == 1:  # one column: the components are its values' rows
+        link = pl.col(link_columns[0])
+        return work.select(
+            pl.when(link.is_null()).then(pl.col("key"))
+            .otherwise(pl.col("key").min().over(link)).alias("unit")
+        ).get_column("unit")
     src: list[np.ndarray[Any, Any]] = []
     dst: list[np.ndarray[Any, Any]] = []
     for col in link_columns:

@@ -7,6 +7,8 @@ split (test → train), so a test example never reaches train in a later run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import polars as pl
 
@@ -54,25 +56,39 @@ def save_assignments(
     keeps the stored value. Refuses (InputError, nothing written) to move a stored key to a
     less held-out split, e.g. test -> train: invariant 2 is enforced here too. Runs in its
     own transaction: call it outside an open one.
+
+    Only new keys and keys whose split changed are written again; a key that keeps its
+    split gets this run in ``last_run`` by one UPDATE of that column (of every stored key of
+    the dataset when none was removed: a night that adds rows rewrites no assignment).
     """
     _require(assignments, ["key", "split", "first_run"], "save_assignments")
     _unique_keys(assignments.get_column("key"), "save_assignments")
     _ensure_table(con)
     incoming = _incoming(assignments)
-    view = "_labelgate_split_incoming"
-    con.register(view, incoming)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _refuse_backwards(con, view=view, dataset=dataset)
-            _upsert(con, view=view, dataset=dataset, run_id=run_id)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.unregister(view)
+        stored = _stored(con, dataset=dataset)
+        joined = incoming.join(stored, on="key", how="left")
+        _refuse_backwards(joined, dataset=dataset)
+        _write(con, joined, stored, dataset=dataset, run_id=run_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     return incoming.height
+
+
+def _stored(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
+    """The dataset's stored key, split and first_run as ``stored_*`` columns (unordered)."""
+    rel = con.sql(
+        f"SELECT split_key AS key, split AS stored_split, first_run AS stored_first_run "  # noqa: S608
+        f"FROM {quote_ident(TABLE)} WHERE dataset = $1",
+        params=[dataset],
+    )
+    frame = pl.from_arrow(rel.to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    schema = {"key": pl.String, "stored_split": pl.String, "stored_first_run": pl.String}
+    return frame.cast(schema)  # type: ignore[arg-type]
 
 
 def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
@@ -105,43 +121,60 @@ def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
     return incoming
 
 
-def _refuse_backwards(con: duckdb.DuckDBPyConnection, *, view: str, dataset: str) -> None:
-    """InputError (up to three examples) if ``view`` moves a stored key of ``dataset`` to a
-    less held-out split."""
-    backwards = con.execute(
-        f"SELECT s.split_key, s.split, i.split FROM {quote_ident(TABLE)} s "  # noqa: S608
-        f"JOIN {quote_ident(view)} i ON s.split_key = i.key WHERE s.dataset = ? "
-        "AND i.rank < CASE s.split WHEN 'train' THEN 0 WHEN 'validation' THEN 1 "
-        "ELSE 2 END ORDER BY s.split_key LIMIT 3",
-        [dataset],
-    ).fetchall()
-    if backwards:
+def _refuse_backwards(joined: pl.DataFrame, *, dataset: str) -> None:
+    """InputError (up to three examples, by key) if the incoming assignments (``joined``
+    with their stored split) move a stored key of ``dataset`` to a less held-out split."""
+    stored_rank = pl.col("stored_split").replace_strict(HELD_OUT_RANK, default=2,
+                                                        return_dtype=pl.Int8)
+    backwards = joined.filter(pl.col("stored_split").is_not_null()
+                              & (pl.col("rank") < stored_rank)).sort("key").head(3)
+    if backwards.height:
+        examples = list(backwards.select("key", "stored_split", "split").iter_rows())
         raise InputError(
             f"save_assignments: {dataset}: would move stored key(s) to a less "
-            f"held-out split, e.g. {backwards} (key, stored, new); a key only moves "
+            f"held-out split, e.g. {examples} (key, stored, new); a key only moves "
             "towards test"
         )
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, *, view: str, dataset: str, run_id: str) -> None:
-    """Replace ``dataset``'s stored rows of the keys in ``view`` (keeping a stored
-    ``first_run``), with ``last_run`` = ``run_id``; inside the caller's transaction."""
+def _write(con: duckdb.DuckDBPyConnection, joined: pl.DataFrame, stored: pl.DataFrame, *,
+           dataset: str, run_id: str) -> None:
+    """Inside the caller's transaction: ``last_run`` = ``run_id`` for the stored keys that
+    keep their split, and the new or moved keys (``joined``: incoming with its stored split
+    and first_run) written again with a stored ``first_run`` kept."""
     table = quote_ident(TABLE)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _labelgate_split_stage AS "  # noqa: S608
-        f"SELECT i.key AS split_key, i.split, COALESCE(s.first_run, i.first_run) "
-        f"AS first_run FROM {quote_ident(view)} i LEFT JOIN {table} s "
-        "ON s.dataset = ? AND s.split_key = i.key",
-        [dataset],
+    same = pl.col("stored_split").is_not_null() & (pl.col("stored_split") == pl.col("split"))
+    seen = int(joined.get_column("stored_split").is_not_null().sum())
+    if seen == stored.height:  # no stored key was removed: every stored row is seen
+        con.execute(f"UPDATE {table} SET last_run = ? WHERE dataset = ?",  # noqa: S608
+                    [run_id, dataset])
+    elif seen:
+        _with_view(con, joined.filter(same).select("key"), lambda view: con.execute(
+            f"UPDATE {table} SET last_run = ? WHERE dataset = ? AND split_key IN "  # noqa: S608
+            f"(SELECT key FROM {view})", [run_id, dataset]))
+    changed = joined.filter(~same).select(
+        pl.col("key").alias("split_key"), "split",
+        pl.coalesce("stored_first_run", "first_run").alias("first_run"),
+        pl.col("stored_split").is_not_null().alias("moved"),
     )
-    con.execute(
-        f"DELETE FROM {table} WHERE dataset = ? AND split_key IN "  # noqa: S608
-        "(SELECT split_key FROM _labelgate_split_stage)",
-        [dataset],
-    )
-    con.execute(
-        f"INSERT INTO {table} (dataset, split_key, split, first_run, last_run) "  # noqa: S608
-        "SELECT ?, split_key, split, first_run, ? FROM _labelgate_split_stage",
-        [dataset, run_id],
-    )
-    con.execute("DROP TABLE _labelgate_split_stage")
+    if changed.height == 0:
+        return
+    def rewrite(view: str) -> None:
+        if changed.get_column("moved").any():
+            con.execute(f"DELETE FROM {table} WHERE dataset = ? AND split_key IN "  # noqa: S608
+                        f"(SELECT split_key FROM {view} WHERE moved)", [dataset])
+        con.execute(f"INSERT INTO {table} (dataset, split_key, split, first_run, last_run) "  # noqa: S608
+                    f"SELECT ?, split_key, split, first_run, ? FROM {view}", [dataset, run_id])
+
+    _with_view(con, changed, rewrite)
+
+
+def _with_view(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame,
+               use: Callable[[str], object]) -> None:
+    """``use(name)`` with ``frame`` registered as the view ``name``."""
+    view = "_labelgate_split_incoming"
+    con.register(view, frame)
+    try:
+        use(quote_ident(view))
+    finally:
+        con.unregister(view)

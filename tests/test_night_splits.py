@@ -1,0 +1,77 @@
+"""A night's splits write what changed: the sticky assignments of new and moved keys, and
+``last_run`` for the rest; units from one link column without a graph (issue 26)."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from labelgate.stages.splits import _units, assign_splits
+from labelgate.store.assignments import load_assignments, save_assignments
+
+
+def _rows(n: int, *, start: int = 0, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame({
+        "id": [f"k{i:05d}" for i in range(start, start + n)],
+        "y": rng.choice(["a", "b", "c"], n).tolist(),
+        "cluster": [f"c{v}" if v < 40 else None for v in rng.integers(0, 80, n)],
+    })
+
+
+@pytest.mark.parametrize("removed", [0, 30])
+def test_a_night_stores_what_a_full_upsert_stores(removed: int) -> None:
+    con = duckdb.connect()
+    first = _rows(400)
+    r1 = assign_splits(first, key_column="id", label_column="y", run_id="r1",
+                       unit_column="cluster")
+    save_assignments(con, r1.assignments, dataset="ds", run_id="r1")
+    save_assignments(con, r1.assignments.head(5), dataset="other", run_id="r1")
+    # the night: some keys gone, new keys, and ten old clusters merged into one
+    merged = pl.col("cluster").replace({f"c{i}": "c0" for i in range(10)})
+    night = pl.concat([first.slice(removed), _rows(60, start=1000, seed=1)]).with_columns(
+        merged)
+    previous = load_assignments(con, dataset="ds")
+    r2 = assign_splits(night, key_column="id", label_column="y", run_id="r2",
+                       unit_column="cluster", previous=previous)
+    assert r2.summary["new_rows"] == 60 and r2.summary["removed_rows"] == removed
+    moved = set(r2.assignments.filter("moved").get_column("key").to_list())
+    assert moved  # the merged units' keys moved towards test
+    assert save_assignments(con, r2.assignments, dataset="ds", run_id="r2") == night.height
+    stored = {r[0]: r[1:] for r in load_assignments(con, dataset="ds").iter_rows()}
+    before = {r[0]: r[1:] for r in previous.iter_rows()}
+    now = {r[0]: r[1:] for r in r2.assignments.select("key", "split").iter_rows()}
+    assert len(stored) == 400 + 60
+    for key, (split, first_run, last_run) in stored.items():
+        if key in now:
+            old_first = before[key][1] if key in before else "r2"
+            assert (split, first_run, last_run) == (now[key][0], old_first, "r2")
+        else:  # removed: as it was
+            assert (split, first_run, last_run) == before[key]
+    assert load_assignments(con, dataset="other").get_column("last_run").to_list() == ["r1"] * 5
+
+
+def test_a_night_with_nothing_new_only_updates_last_run() -> None:
+    con = duckdb.connect()
+    rows = _rows(100)
+    r1 = assign_splits(rows, key_column="id", label_column="y", run_id="r1")
+    save_assignments(con, r1.assignments, dataset="ds", run_id="r1")
+    r2 = assign_splits(rows, key_column="id", label_column="y", run_id="r2",
+                       previous=load_assignments(con, dataset="ds"))
+    save_assignments(con, r2.assignments, dataset="ds", run_id="r2")
+    stored = load_assignments(con, dataset="ds")
+    assert stored.select("key", "split").equals(r1.assignments.select("key", "split"))
+    assert set(stored.get_column("first_run")) == {"r1"}
+    assert set(stored.get_column("last_run")) == {"r2"}
+
+
+def test_units_of_one_link_column_are_its_components() -> None:
+    rows = _rows(3000, seed=3).rename({"id": "key"}).with_row_index("_i")
+    one = _units(rows, ["cluster"])
+    # the same column twice takes the graph's connected components
+    twice = _units(rows.with_columns(pl.col("cluster").alias("again")), ["cluster", "again"])
+    assert one.equals(twice)
+    assert one.n_unique() == rows.get_column("cluster").n_unique() - 1 + int(
+        rows.get_column("cluster").null_count())
