@@ -119,13 +119,13 @@ def plan_refresh(
         why = ("label_issues.refresh is off" if max_new_share is None
                else "no models kept for these settings")
         return RefreshPlan(False, why, np.ones(n, dtype=bool), 1.0 if n else 0.0)
-    new = ~current.get_column("id").is_in(kept.rows.get_column("id").implode()).to_numpy()
     n_kept = kept.rows.height
-    if (kept_come_first(current, kept.rows, new=new)
-            and kept.rows.get_column("id").n_unique() == n_kept):
+    if _appended(current.get_column("id"), kept.rows.get_column("id")):
         # a night that appends rows: the kept rows by position, no join on the ids
+        new = np.arange(n) >= n_kept
         changed = int((current.get_column("h").head(n_kept) != kept.rows.get_column("h")).sum())
     else:
+        new = ~current.get_column("id").is_in(kept.rows.get_column("id").implode()).to_numpy()
         joined = kept.rows.select("id", pl.col("h").alias("_kept_h")).join(
             current, on="id", how="left")
         changed = int(joined.select((pl.col("h") != pl.col("_kept_h")).fill_null(True)
@@ -148,6 +148,14 @@ def plan_refresh(
         return RefreshPlan(False, reason, new, new_share)
     return RefreshPlan(True, f"{int(new.sum()):,} new rows, scored by run "
                              f"{kept.models_from}'s fold models", new, new_share)
+
+
+def _appended(ids: pl.Series, kept_ids: pl.Series) -> bool:
+    """Whether ``ids`` are ``kept_ids`` in order followed by ids none of which is kept (the
+    kept ids looked up among the few later ones, not the later ones among every kept id)."""
+    n_kept = kept_ids.len()
+    return (ids.len() >= n_kept and ids.head(n_kept).equals(kept_ids, check_names=False)
+            and not kept_ids.is_in(ids.slice(n_kept).implode()).any())
 
 
 def new_row_folds(ids: pl.Series, *, folds: int) -> IntArray:
