@@ -168,9 +168,7 @@ def _detect_keeping(spec: Spec, store: RunStore,
             kept_meta=meta, embeddings=steps.label_issue_embeddings(
                 fresh, spec=spec, store=store.root, progress=_embedding_progress()),
         )
-        scored_in = current.select("id").join(
-            kept.rows.select("id", "scored_in"), on="id", how="left", maintain_order="left"
-        ).get_column("scored_in").fill_null(run_id)
+        scored_in = refresh.scored_in(current, kept, new=decided.new, run_id=run_id)
         state: dict[str, object] = {
             "classes": kept.classes, "models": None, "models_from": kept.models_from,
             "trained_rows": kept.trained_rows, "trained_at": kept.trained_at}

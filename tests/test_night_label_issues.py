@@ -106,3 +106,15 @@ def test_a_night_flags_an_obvious_flip_and_keeps_the_old_flags() -> None:
     assert old_part.get_column("suggested_label").equals(full.table.get_column("suggested_label"))
     assert outcome.result.health_score == pytest.approx(full.health_score)
     assert outcome.section["count"] == int(table.get_column("is_label_issue").sum())
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 1, 0, 2]])
+def test_scored_in_names_each_rows_run_in_any_order(order: list[int]) -> None:
+    kept = KeptRows(rows=pl.DataFrame({"id": ["a", "b", "c"], "scored_in": ["r1", "r2", "r1"]}),
+                    classes=["x", "y"], models_from="r1", trained_rows=2,
+                    trained_at=datetime(2026, 1, 1, tzinfo=UTC))
+    current = pl.DataFrame({"id": ["a", "b", "c", "d"]})[order]
+    new = (current.get_column("id") == "d").to_numpy()
+    got = refresh.scored_in(current, kept, new=new, run_id="r3")
+    expected = {"a": "r1", "b": "r2", "c": "r1", "d": "r3"}
+    assert got.to_list() == [expected[i] for i in current.get_column("id")]

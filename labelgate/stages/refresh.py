@@ -38,6 +38,7 @@ __all__ = [
     "refresh_metrics",
     "refresh_section",
     "rescore",
+    "scored_in",
 ]
 
 
@@ -184,6 +185,19 @@ def _check_new_ids(ids: pl.Series, *, id_column: str) -> None:
     if ids.null_count() or ids.n_unique() != ids.len():
         raise InputError(f"items: id column {id_column!r} has null or repeated values among "
                          "the new rows; expected unique ids")
+
+
+def scored_in(current: pl.DataFrame, kept: KeptRows, *, new: npt.NDArray[np.bool_],
+              run_id: str) -> pl.Series:
+    """The run that scored each current row: a kept row's (``scored_in`` of ``kept.rows``),
+    ``run_id`` for a new row; by position when the kept rows come first."""
+    if "scored_in" in kept.rows.columns and kept_come_first(current, kept.rows, new=new):
+        return pl.concat([kept.rows.get_column("scored_in").cast(pl.String),
+                          pl.repeat(run_id, current.height - kept.rows.height, eager=True,
+                                    dtype=pl.String)])
+    return current.select("id").join(
+        kept.rows.select("id", "scored_in"), on="id", how="left", maintain_order="left"
+    ).get_column("scored_in").fill_null(run_id)
 
 
 def kept_rows_frame(current: pl.DataFrame, probabilities: npt.NDArray[np.float32], *,
