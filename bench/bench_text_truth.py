@@ -323,12 +323,15 @@ def _geo(a: FloatArray, b: FloatArray) -> FloatArray:
 class Lever:
     """Probabilities from (labelgate's, the recipe's); cleanlab's label-quality ``method``
     (and ``adjust_pred_probs``) for the ranking; ``flag_method``: the ranking the flags are cut
-    from where they are (5+ classes), if not ``method``'s."""
+    from where they are (5+ classes), if not ``method``'s. ``count``: flags cut from the ranking
+    at another count on every corpus: "planted" (the true number of flips: a ceiling, not a
+    setting) or "calibrated" (cleanlab's ``num_label_issues`` off-diagonal calibrated)."""
 
     combine: Callable[[FloatArray, FloatArray], FloatArray]
     method: str = "self_confidence"
     adjust: bool = False
     flag_method: str | None = None
+    count: str | None = None
 
 
 def _labelgate_probs(lg: FloatArray, rc: FloatArray) -> FloatArray:
@@ -348,7 +351,21 @@ LEVERS: dict[str, Lever] = {
     "geo-recipe": Lever(_geo),
     "mean-recipe-margin": Lever(lambda lg, rc: (lg + rc) / 2, "normalized_margin"),
     "mean-recipe-cw-entropy": Lever(lambda lg, rc: (lg + rc) / 2, "confidence_weighted_entropy"),
+    "count-planted": Lever(_labelgate_probs, count="planted"),
+    "count-calibrated": Lever(_labelgate_probs, count="calibrated"),
 }
+
+
+def _counted_flags(y: npt.NDArray[np.int64], probs: FloatArray, quality: FloatArray,
+                   target: BoolArray, count: str) -> BoolArray:
+    """The lowest-quality rows, as many as ``count`` says (`Lever`), top-class rows left out."""
+    from cleanlab.count import num_label_issues
+
+    from labelgate.stages.label_issues.flags import _cut
+
+    n = int(target.sum()) if count == "planted" else int(
+        num_label_issues(y, probs, estimation_method="off_diagonal_calibrated"))
+    return _cut(y, probs, quality, count=n)
 
 
 def _lever_flags(y: npt.NDArray[np.int64], probs: FloatArray, quality: FloatArray) -> BoolArray:
@@ -380,7 +397,9 @@ def score_levers(y: npt.NDArray[np.int64], target: BoolArray, natural: bool,
         if lever.flag_method is not None:
             q = np.asarray(get_label_quality_scores(y, probs, method=lever.flag_method,
                                                     adjust_pred_probs=lever.adjust))
-        out[name] = prf(_lever_flags(y, probs, q), target)[2]
+        flags = (_lever_flags(y, probs, q) if lever.count is None
+                 else _counted_flags(y, probs, q, target, lever.count))
+        out[name] = prf(flags, target)[2]
     return out
 
 
