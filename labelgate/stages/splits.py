@@ -87,7 +87,11 @@ def _require(df: pl.DataFrame, columns: list[str | None], where: str) -> None:
 def _unique_keys(keys: pl.Series, where: str) -> None:
     if keys.null_count():
         raise InputError(f"{where}: key column {keys.name!r} has {keys.null_count()} null(s)")
-    dup = keys.len() - keys.n_unique()
+    n = keys.len()
+    if n > 1 and keys.is_sorted():  # equal keys are neighbours: no hash of every key
+        dup = int((keys.slice(1) == keys.slice(0, n - 1)).sum())
+    else:
+        dup = n - keys.n_unique()
     if dup:
         example = keys.filter(keys.is_duplicated()).head(3).to_list()
         raise InputError(
@@ -250,10 +254,18 @@ def _unit_rows(
         *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
     ).with_row_index("_i")
     work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
-    work = work.join(previous, on="key", how="left")
+    work = _flag_sorted(work).join(_flag_sorted(previous), on="key", how="left")
     rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
                                                    return_dtype=pl.Int8)
     return work.with_columns(rank.max().over("unit").alias("_unit_rank"))
+
+
+def _flag_sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``key`` column flagged sorted when it is (ids in order, stored
+    assignments read in key order): polars then joins on it without hashing every key."""
+    if frame.height > 1 and frame.get_column("key").is_sorted():
+        return frame.with_columns(pl.col("key").set_sorted())
+    return frame
 
 
 def _unit_splits(
