@@ -201,7 +201,7 @@ def assign_splits(
         "label",
     ).sort("key")
     removed = (  # no previous key: nothing removed, and no join of every key
-        (prev if prev.is_empty() else prev.join(assignments.select("key"), on="key",
+        (prev if prev.is_empty() else _flag_sorted(prev).join(assignments.select("key"), on="key",
                                                 how="anti"))
         .select("key", pl.col("previous_split").alias("split"),
                 pl.col("previous_first_run").alias("first_run"))
