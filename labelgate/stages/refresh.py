@@ -1,8 +1,9 @@
 """Spec glue for runs that build on what an earlier run kept (pure: no Prefect, no store).
 
 Label issues: whether a run scores its new rows with kept fold models or trains again
-(`plan`), the scoring and flagging over every row (`rescore`), the rows a run keeps for the
-next (`kept_rows_frame`), and what the report and the gate read about it (`refresh_section`,
+(`plan`), the scoring of the new rows and their flags at the training run's cut-offs
+(`rescore`, `flagged_by_cutoffs`), the rows a run keeps for the next (`kept_rows_frame`,
+`scored_in`), and what the report and the gate read about it (`refresh_section`,
 `refresh_metrics`). The library behind it is `labelgate.stages.label_issues.incremental`.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from labelgate.stages.label_issues.models import KeptModels
 
 __all__ = [
+    "flagged_by_cutoffs",
     "keeps_models",
     "kept_rows_frame",
     "plan",
