@@ -80,6 +80,9 @@ class Stage:
     in_brief
         Inputs it reads only in brief (`labelgate.results.brief`: counts, metrics and
         sections, not the per-row frames), so the flow can let their frames go earlier.
+    brief_for
+        More inputs it reads only in brief, for a given spec (the splits read the
+        contract's valid rows in brief when publish reads their texts from the lake).
     """
 
     name: str
@@ -94,6 +97,7 @@ class Stage:
     metric_prefix: str | None = None
     summary: Callable[[Mapping[str, Any]], str | None] | None = None
     in_brief: tuple[str, ...] = ()
+    brief_for: Callable[[Spec], tuple[str, ...]] | None = None
 
     def load(self) -> Callable[..., Any]:
         """The task function named by `task`."""
@@ -180,6 +184,18 @@ def _dedup(s: Spec) -> bool:
 
 def _splits(s: Spec) -> bool:
     return s.splits is not None and not s.is_multilabel and not s.is_dimensions
+
+
+def lean_splits(s: Spec) -> bool:
+    """Whether the splits keep lean kept rows and read the contract's valid rows in brief
+    (`labelgate.results.brief_columns`: id, label, group, the publish filter's columns):
+    every task whose publish reads the texts and features back from the lake's Parquet;
+    preference pairs and entity spans publish from the kept rows themselves."""
+    return not (s.is_preference or s.is_spans)
+
+
+def _splits_brief(s: Spec) -> tuple[str, ...]:
+    return ("contract",) if lean_splits(s) else ()
 
 
 def _publish(s: Spec) -> bool:
@@ -321,7 +337,7 @@ STAGES: list[Stage] = [
           summary=_count("duplicates", "count", "duplicates")),
     Stage("splits", "tasks.splits:splits", ("contract", "label_issues?", "dedup?"),
           ("splits",), when=_splits, needs="add a splits section", needs_rows=True,
-          metric_prefix="splits", in_brief=("label_issues",),
+          metric_prefix="splits", in_brief=("label_issues",), brief_for=_splits_brief,
           doc="sticky, stratified, grouped splits; flagged-row policy; leakage",
           summary=_count("rows", "excluded", "excluded")),
     Stage("multilabel-splits", "tasks.multilabel:multilabel_splits",
@@ -403,17 +419,19 @@ class Release:
 def releases(spec: Spec, stages: Sequence[Stage] | None = None) -> dict[str, Release]:
     """For each stage `spec` runs (by `when`), by name: the values to keep only in brief,
     and those to drop, once it has run (or been skipped). The last reader of a value is
-    the last stage that `spec` runs and names it as an input; ``in_brief`` inputs are
-    reads in brief; the values the flow reads itself (`FLOW_READS`) are never dropped.
-    A value given by a stage and read by none is released right after that stage."""
+    the last stage that `spec` runs and names it as an input; ``in_brief`` (and
+    ``brief_for``) inputs are reads in brief; the values the flow reads itself
+    (`FLOW_READS`) are never dropped. A value given by a stage and read by none is released
+    right after that stage."""
     running = [s for s in (STAGES if stages is None else stages) if s.when(spec)]
     last_full: dict[str, int] = {}
     last_any: dict[str, int] = {n: len(running) for n in FLOW_READS}
     for i, s in enumerate(running):
         for name in (*s.outputs, *(n.rstrip("?") for n in s.inputs)):
             last_any[name] = max(last_any.get(name, i), i)
+        in_brief = {*s.in_brief, *(s.brief_for(spec) if s.brief_for is not None else ())}
         for name in (n.rstrip("?") for n in s.inputs):
-            if name not in s.in_brief:
+            if name not in in_brief:
                 last_full[name] = i
         for name in s.outputs:  # given: full at least until here
             last_full[name] = max(last_full.get(name, i), i)

@@ -43,13 +43,21 @@ def gather_sections(results: Iterable[StageResult]) -> dict[str, Any]:
     return out
 
 
+def brief_columns(spec: Spec) -> list[str]:
+    """The valid rows' columns a contract in brief keeps: the id and label (what the
+    metrics and report count by), the group and the columns the publish filter names
+    (what the splits read besides, `labelgate.dag.lean_splits`)."""
+    clauses = spec.publish.filter_clauses() if spec.publish is not None else ()
+    named = (spec.columns.id, spec.columns.label, spec.columns.group,
+             *(c.column for c in clauses))
+    return [c for c in dict.fromkeys(named) if c is not None]
+
+
 def brief(value: Any, *, spec: Spec) -> Any:
     """`value` in brief: its ``brief()`` when it has one; a `ContractResult` with only the
-    id and label columns of its valid rows (what the metrics and report count by); any
-    other value as it is."""
+    `brief_columns` of its valid rows; any other value as it is."""
     if isinstance(value, ContractResult):
-        keep = [c for c in dict.fromkeys((spec.columns.id, spec.columns.label))
-                if c is not None and c in value.valid.columns]
+        keep = [c for c in brief_columns(spec) if c in value.valid.columns]
         return replace(value, valid=value.valid.select(keep)) if keep else value
     method = getattr(value, "brief", None)
     return method() if callable(method) else value

@@ -77,7 +77,8 @@ def _publish_version(
     if pub is None:
         raise ValueError("publish stage called without a publish section")
     return publish_version(
-        split_step.split_frames(splits.kept, spec=spec),
+        split_step.split_frames(  # the kept rows' texts and features read back from the lake
+            splits.kept, spec=spec, rows=pl.scan_parquet(store.run.curated_dir / "items.parquet")),
         root=store.published_root,
         key_column=spec.columns.id,
         label_column=spec.columns.label,

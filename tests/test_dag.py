@@ -126,9 +126,11 @@ def test_releases_keep_each_value_until_its_last_reader(tmp_path: Path) -> None:
     spec = parse_spec(spec_dict(label_issues={"method": "cross_validated"}, dedup={},
                                 splits={}, publish={}), base_dir=tmp_path)
     rel = dag.releases(spec)
-    # the splits are the last to read the contract, the label issues (in brief) and the
-    # dedup clusters; the metrics and report read the contract and the results in brief
-    assert rel["splits"].to_brief == {"contract", "dedup"}
+    # dedup is the last to read the contract in full (the splits read it in brief: publish
+    # reads the texts from the lake); the splits the last to read the label issues (in
+    # brief) and the dedup clusters; the metrics and report the contract and results in brief
+    assert rel["dedup"].to_brief == {"contract"}
+    assert rel["splits"].to_brief == {"dedup"}
     assert rel["splits"].to_drop == {"dedup", "label_issues"}
     assert rel["label-issues"].to_brief == {"label_issues"}
     assert rel["gate"].to_drop == {"metric_details"}

@@ -102,6 +102,7 @@ class InstructionStyle:
 
 
 JsonlStyle = PlainStyle | AlpacaStyle | ChatStyle | InstructionStyle
+SplitRows = pl.DataFrame | pl.LazyFrame  # a lazy split is collected when it is written
 
 @dataclass(frozen=True)
 class PublishedVersion:
@@ -234,7 +235,7 @@ def _split_sort_key(name: str) -> tuple[int, str]:
 
 
 def publish_version(
-    splits: Mapping[str, pl.DataFrame],
+    splits: Mapping[str, SplitRows],
     *,
     root: Path | str,
     key_column: str,
@@ -266,6 +267,9 @@ def publish_version(
     ``card``: ``name`` (and optionally ``license``, ``description``) for the version's
     ``README.md`` dataset card (`labelgate.stages.dataset_card`); None writes no card.
 
+    A split given as a `pl.LazyFrame` is collected when its files are written, one split
+    at a time (its key column checked then), so only one split's rows are in memory.
+
     When the data files would be the same as ``current``'s (same ``content_hash``),
     nothing is published: the temporary folder is removed and ``current``'s version is
     returned with ``unchanged=True``.
@@ -274,16 +278,18 @@ def publish_version(
     _check_request(splits, root=root, run_id=run_id, gate_passed=gate_passed, formats=formats)
     style = jsonl_style if jsonl_style is not None else PlainStyle()
     ordered = _ordered_splits(splits, key_column=key_column, label_column=label_column)
-    data_files = [*_data_files(ordered, formats=formats, style=style),  # InputError: no write
-                  *extra_files]
+    shapes = [*_data_files({n: _empty(f) for n, f in ordered.items()},  # InputError: no write
+                           formats=formats, style=style), *extra_files]
     version, tmp = _version_folder(root)
     final = root / f"v{version}"
     try:
+        split_info = _write_splits(tmp, ordered, key_column=key_column,
+                                   label_column=label_column, formats=formats, style=style)
         manifest = _manifest(
-            _write_data(tmp, data_files), _split_info(ordered, label_column=label_column),
-            version=version, run_id=run_id, spec_hash=spec_hash, key_column=key_column,
-            label_column=label_column, formats=formats, style=style, gate=gate,
-            metrics=metrics, lineage=lineage, extras=extras,
+            _write_data(tmp, extra_files), split_info, version=version, run_id=run_id,
+            spec_hash=spec_hash, key_column=key_column, label_column=label_column,
+            formats=formats, style=style, gate=gate, metrics=metrics, lineage=lineage,
+            extras=extras,
         )
         same = _same_as_current(root, manifest["content_hash"])
         if same is not None:
@@ -291,7 +297,7 @@ def publish_version(
             return same
         _write_manifest(tmp, manifest)
         if card is not None:
-            _write_card(tmp, manifest, data_files, card)
+            _write_card(tmp, manifest, shapes, card)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -303,7 +309,7 @@ def publish_version(
 
 
 def _check_request(
-    splits: Mapping[str, pl.DataFrame], *, root: Path, run_id: str, gate_passed: bool,
+    splits: Mapping[str, SplitRows], *, root: Path, run_id: str, gate_passed: bool,
     formats: Sequence[str],
 ) -> None:
     """Refuse a publish that must not happen: a failed gate (`GateFailedError`), no splits
@@ -319,14 +325,14 @@ def _check_request(
 
 
 def _ordered_splits(
-    splits: Mapping[str, pl.DataFrame], *, key_column: str, label_column: str | None
-) -> dict[str, pl.DataFrame]:
+    splits: Mapping[str, SplitRows], *, key_column: str, label_column: str | None
+) -> dict[str, SplitRows]:
     """The splits in publishing order (train, validation, test, then by name), each sorted
     by its key.
 
     Parameters
     ----------
-    splits : Mapping[str, pl.DataFrame]
+    splits : Mapping[str, pl.DataFrame or pl.LazyFrame]
         Split name -> rows (n_rows x columns; the columns include ``key_column`` and
         ``label_column``).
     key_column : str
@@ -336,24 +342,53 @@ def _ordered_splits(
 
     Returns
     -------
-    dict[str, pl.DataFrame]
-        The same frames (same shapes), rows sorted by ``key_column``.
+    dict[str, pl.DataFrame or pl.LazyFrame]
+        The same frames (same shapes), rows sorted by ``key_column``; a lazy split stays
+        lazy (`_collected` sorts and checks it).
     """
-    ordered: dict[str, pl.DataFrame] = {}
+    ordered: dict[str, SplitRows] = {}
     for name in sorted(splits, key=_split_sort_key):
         df = splits[name]
         if not _SPLIT_NAME.match(name):
             raise InputError(f"publish: split name {name!r} is not [A-Za-z0-9_-]+")
+        columns = df.collect_schema().names()
         for column in (key_column, label_column):
-            if column is not None and column not in df.columns:
+            if column is not None and column not in columns:
                 raise InputError(f"publish: split {name!r} has no column {column!r}; it has "
-                                 f"{df.columns}")
-        keys = df.get_column(key_column)
-        if keys.null_count() or keys.n_unique() != df.height:
-            raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
-                             "unique and non-null (it orders the rows)")
-        ordered[name] = df.sort(key_column)
+                                 f"{columns}")
+        ordered[name] = df if isinstance(df, pl.LazyFrame) else _collected(name, df, key_column)
     return ordered
+
+
+def _collected(name: str, rows: SplitRows, key_column: str) -> pl.DataFrame:
+    """A split's rows, sorted by ``key_column`` (InputError: keys not unique or null)."""
+    df = rows.collect() if isinstance(rows, pl.LazyFrame) else rows
+    keys = df.get_column(key_column)
+    if keys.null_count() or keys.n_unique() != df.height:
+        raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
+                         "unique and non-null (it orders the rows)")
+    return df.sort(key_column)
+
+
+def _empty(rows: SplitRows) -> pl.DataFrame:
+    """No rows, the columns of ``rows``."""
+    return pl.DataFrame(schema=rows.collect_schema())
+
+
+def _write_splits(
+    folder: Path, ordered: Mapping[str, SplitRows], *, key_column: str,
+    label_column: str | None, formats: Sequence[str], style: JsonlStyle,
+) -> dict[str, dict[str, Any]]:
+    """Each split's data files (`_data_files`) into ``folder``, one split at a time (a lazy
+    split collected and sorted then, let go before the next); returns `_split_info`."""
+    info: dict[str, dict[str, Any]] = {}
+    for name, rows in ordered.items():
+        df = _collected(name, rows, key_column) if isinstance(rows, pl.LazyFrame) else rows
+        one = {name: df}
+        _write_files(folder, _data_files(one, formats=formats, style=style))
+        info.update(_split_info(one, label_column=label_column))
+        del df, one
+    return info
 
 
 def _data_files(
@@ -407,6 +442,15 @@ def _version_folder(root: Path) -> tuple[int, Path]:
     return version, tmp
 
 
+def _write_files(folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]) -> None:
+    """Write ``data_files`` (`_data_files`) into ``folder``."""
+    for file_name, frame in data_files:
+        if file_name.endswith(".parquet"):
+            _write_parquet(frame, folder / file_name)
+        else:
+            _write_jsonl(frame, folder / file_name)
+
+
 def _write_data(
     folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]
 ) -> dict[str, dict[str, Any]]:
@@ -415,13 +459,9 @@ def _write_data(
     Returns
     -------
     dict[str, dict[str, Any]]
-        File name -> ``{"sha256", "bytes"}``, by name.
+        File name -> ``{"sha256", "bytes"}``, by name (every file in ``folder``).
     """
-    for file_name, frame in data_files:
-        if file_name.endswith(".parquet"):
-            _write_parquet(frame, folder / file_name)
-        else:
-            _write_jsonl(frame, folder / file_name)
+    _write_files(folder, data_files)
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.iterdir()):
         _fsync(path)

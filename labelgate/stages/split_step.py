@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from labelgate.dag import lean_splits
 from labelgate.gate import named
+from labelgate.results import brief_columns
 from labelgate.spec import Spec
 from labelgate.stages.dedup import keep_cluster_members
 from labelgate.stages.instructions import CANONICAL_SCHEMA
@@ -37,7 +39,9 @@ class SplitOutcome:
     shows as a section of their own."""
 
     result: SplitResult
-    kept: pl.DataFrame  # valid rows that go to the splits, with `split` (maybe relabeled)
+    # valid rows that go to the splits, with `split` (maybe relabeled); with `lean_kept`,
+    # without the row-only columns (texts, features: `split_frames` reads them back)
+    kept: pl.DataFrame
     excluded: pl.DataFrame  # id, split, exclusion_policy, exclusion_reason
     metrics: dict[str, float]
     section: dict[str, Any]
@@ -90,6 +94,8 @@ def make_splits(
     if sp is None:
         raise ValueError("make_splits needs a splits section")
     frame, unit_column = _flagged_frame(valid, spec=spec, issues=issues, dups=dups)
+    if lean_kept(spec):  # the kept rows without the row-only columns: publish reads the lake
+        frame = frame.drop(row_only_columns(valid.columns, spec=spec))
     result = assign_splits(
         frame, key_column="_lg_key", label_column=spec.columns.label, run_id=run_id,
         fractions={str(k): v for k, v in sp.fractions.items()}, stratify=sp.stratify,
@@ -265,18 +271,45 @@ def _split_summary(
     return metrics, section
 
 
-def split_frames(kept: pl.DataFrame, *, spec: Spec) -> dict[str, pl.DataFrame]:
-    """The published columns of each split: id, inputs, label, group, plus flags kept."""
+def lean_kept(spec: Spec) -> bool:
+    """Whether `make_splits` keeps the kept rows lean (`row_only_columns` dropped; the
+    flow gives it the valid rows in brief then): `labelgate.dag.lean_splits`."""
+    return lean_splits(spec)
+
+
+def row_only_columns(columns: list[str], *, spec: Spec) -> list[str]:
+    """The valid rows' columns that no splits step reads: all but `brief_columns` (id,
+    label, group, the publish filter's columns): texts, features, canonical columns..."""
+    needed = set(brief_columns(spec))
+    return [c for c in columns if c not in needed]
+
+
+def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = None
+                 ) -> dict[str, pl.DataFrame | pl.LazyFrame]:
+    """The published columns of each split: id, inputs, label, group, plus flags kept.
+
+    ``rows``: the run's valid rows (the lake's Parquet, scanned) for the columns ``kept``
+    lacks (lean kept rows, `lean_kept`): each split is then a lazy join of its kept rows
+    (id, split, label, group, flags) with the rows' other columns, collected when it is
+    written, one split at a time (the same rows and values as from full kept rows)."""
     cols = [spec.columns.id, *spec.columns.text, *spec.columns.features]
     if spec.is_instruction:
         cols += list(CANONICAL_SCHEMA)
     cols += [c for c in (spec.columns.label, spec.columns.group) if c is not None]
     cols = list(dict.fromkeys(cols))
     extra = [c for c in ("relabeled", "given_label", FLAG) if c in kept.columns]
-    out = {}
+    missing = [c for c in cols if c not in kept.columns]
+    if missing and rows is None:
+        raise ValueError(f"split_frames: the kept rows lack {missing} (lean kept rows): "
+                         "pass the valid rows as `rows`")
+    out: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     for name in ("train", "validation", "test"):
-        part = kept.filter(pl.col("split") == name).select(*cols, *extra)
-        if FLAG in part.columns:
-            part = part.rename({FLAG: "flagged"})
-        out[name] = part
+        part = kept.filter(pl.col("split") == name)
+        frame: pl.DataFrame | pl.LazyFrame = part.select(*cols, *extra) if not missing else (
+            rows.select(spec.columns.id, *missing)  # type: ignore[union-attr]
+            .join(part.select(*(c for c in cols if c not in missing), *extra).lazy(),
+                  on=spec.columns.id, how="inner")
+            .select(*cols, *extra)
+        )
+        out[name] = frame.rename({FLAG: "flagged"}) if FLAG in extra else frame
     return out
