@@ -7,7 +7,8 @@ For N rows and for `--base` rows (bench_ingest's generator: resampled real tweet
 ids, 0.5% broken rows) it runs the flow in a fresh process with a temporary Prefect server
 (`bench_pipeline.run_flow`, every stage: label issues, dedup, splits, publish, report) and
 times the floor, plain polars CSV -> Parquet of the same file, in a fresh process too.
-Prints per run: wall time, peak RSS, seconds per stage; then N's ratios to the base run
+Prints per run: wall time, peak RSS, seconds per stage (with the RSS at each stage's
+start and its peak in the stage); then N's ratios to the base run
 (time and memory; rows are N / base times as many) and to the floor. The base runs first:
 a process's children's peak RSS is the largest so far, so N must be larger than the base.
 """
@@ -72,8 +73,13 @@ def show(rows: int, r: dict[str, object]) -> None:
     print(f"\n{rows:,} rows: {r['state']}, wall {wall:.1f} s (the flow call, the temporary "
           f"server's start included), peak RSS {peak:,.0f} MiB; floor (polars CSV -> "
           f"Parquet) {fl['wall']:.1f} s, {fl['peak_rss_mib']:,.0f} MiB")
+    memory = r.get("memory")
+    mem = memory if isinstance(memory, dict) else {}
+    print(f"  {'stage':<18}{'seconds':>9}   {'RSS at start':>12} {'peak in stage':>13}")
     for name, sec in stages.items():
-        print(f"  {name:<18}{sec:>9.2f} s")
+        start, top = mem.get(name, (None, None))
+        rss = f"{start:>10,.0f} MiB {top:>9,.0f} MiB" if start is not None else ""
+        print(f"  {name:<18}{sec:>9.2f} s {rss}")
     print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s")
 
 

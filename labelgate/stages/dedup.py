@@ -344,84 +344,6 @@ def _near_pairs(
     )
 
 
-def _clustered_rows(rows: pl.DataFrame, keys: pl.DataFrame, near: _NearPairs) -> pl.DataFrame:
-    """Every row with its cluster: the connected components of exact keys and near pairs.
-
-    Parameters
-    ----------
-    rows : pl.DataFrame
-        ``_keyed_rows`` rows (n rows: id[, label], k).
-    keys : pl.DataFrame
-        ``_keyed_rows`` keys (n_keys rows: k, key, exact_group).
-    near : _NearPairs
-        The near-duplicate edges between key numbers.
-
-    Returns
-    -------
-    pl.DataFrame
-        n rows (order not fixed): id[, label], k, exact_group, comp, cluster_id
-        (smallest id in the cluster), cluster_size, rep_k (the representative's key
-        number).
-    """
-    comp = _components(keys.height, near.a, near.b)
-    keys = keys.with_columns(pl.Series("comp", comp, dtype=pl.Int64))
-    rows = rows.join(keys.select("k", "exact_group", "comp"), on="k", how="left")
-    rows = rows.with_columns(
-        pl.col("id").min().over("comp").alias("cluster_id"),
-        pl.len().over("comp").cast(pl.UInt32).alias("cluster_size"),
-    )
-    rep_k = rows.filter(pl.col("id") == pl.col("cluster_id")).select(
-        "comp", pl.col("k").alias("rep_k")
-    )
-    return rows.join(rep_k, on="comp", how="left")
-
-
-def _cluster_members(
-    rows: pl.DataFrame, *, signatures: U32Matrix | None, with_label: bool
-) -> pl.DataFrame:
-    """The members of clusters with two or more rows, with kind and similarity.
-
-    Parameters
-    ----------
-    rows : pl.DataFrame
-        ``_clustered_rows`` output.
-    signatures : U32Matrix or None
-        MinHash signatures (n_keys, num_perm) for the similarity to the representative;
-        None: similarity 1.0.
-    with_label : bool
-        Whether ``rows`` has a label column to carry over.
-
-    Returns
-    -------
-    pl.DataFrame
-        cluster_id, id, exact_group, kind, similarity, is_representative[, label], sorted
-        by cluster_id, id.
-    """
-    exact = pl.col("k") == pl.col("rep_k")
-    member = rows.filter(pl.col("cluster_size") > 1)
-    if signatures is not None and member.height:
-        # once per distinct (key, representative's key): rows sharing a text share it
-        pairs = member.select("k", "rep_k").unique()
-        sim_rep = _estimated_jaccard(
-            signatures,
-            pairs.get_column("k").to_numpy().astype(np.int64),
-            pairs.get_column("rep_k").to_numpy().astype(np.int64),
-        )
-        pairs = pairs.with_columns(pl.Series("sim", sim_rep, dtype=pl.Float64))
-        member = member.join(pairs, on=["k", "rep_k"], how="left")
-    else:
-        member = member.with_columns(pl.lit(1.0).alias("sim"))
-    return member.select(
-        "cluster_id",
-        "id",
-        "exact_group",
-        pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
-        pl.when(exact).then(1.0).otherwise(pl.col("sim")).alias("similarity"),
-        (pl.col("id") == pl.col("cluster_id")).alias("is_representative"),
-        *(["label"] if with_label else []),
-    ).sort(["cluster_id", "id"])
-
-
 def _label_conflicts(
     clusters: pl.DataFrame, *, id_dtype: pl.DataType, with_label: bool
 ) -> pl.DataFrame:
@@ -552,32 +474,36 @@ def find_duplicates_keeping(
     _check_dedup_input(df, id_column=id_column, text_columns=text_columns,
                        label_column=label_column, threshold=threshold, shingle=shingle,
                        num_perm=num_perm)
-    with_label = label_column is not None
     base, keys = _keyed_rows(df, id_column=id_column, text_columns=text_columns,
                              label_column=label_column)
     pairs = _near_pairs(keys.get_column("key"), near=near, threshold=threshold,
                         shingle=shingle, num_perm=num_perm, seed=seed, mapper=mapper)
-    rows = _clustered_rows(base, keys, pairs)
-    clusters = _cluster_members(rows, signatures=pairs.signatures, with_label=with_label)
-    cluster_of = rows.select("id", "cluster_id", "cluster_size").sort("id")
-    conflicts = _label_conflicts(clusters, id_dtype=cluster_of.schema["id"],
-                                 with_label=with_label)
-    summary: dict[str, Any] = {
-        **_cluster_summary(clusters, conflicts, n_rows=df.height, n_keys=keys.height),
-        **settings_summary(settings),
-        **pairs.stats,
-    }
-    result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
-                             summary=summary)
-    summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
+    result = _assembled(base, _components(keys.height, pairs.a, pairs.b),
+                        pairs.signatures, settings, stats=pairs.stats)
     sigs = pairs.signatures
     if near and sigs is None:
         sigs, _ = _signatures(keys.get_column("key"), shingle=shingle, num_perm=num_perm,
                               seed=seed, mapper=mapper)
-    graph = KeyGraph(rows=rows.select("id", pl.col("k").cast(pl.Int64)),
+    graph = KeyGraph(rows=base.select("id", pl.col("k").cast(pl.Int64)),
                      keys=keys.get_column("key"), signatures=sigs,
                      edges=np.stack([pairs.a, pairs.b], axis=1).astype(np.int64))
     return result, graph
+
+
+def _assembled(rows: pl.DataFrame, comp: I64Array, signatures: U32Matrix | None,
+               settings: DedupSettings, *, stats: dict[str, Any]) -> DuplicateResult:
+    """The clusters of ``rows`` (`_keyed_rows`' rows: id[, label], k) from each key's
+    connected component (``comp``) by `dedup_incremental.assemble`: integer sorts and
+    gathers over each row's key number and place in id order, the ids gathered only into
+    the outputs (no per-row frame of joins and windows over every row)."""
+    from labelgate.stages.dedup_incremental import assemble  # it builds on this module
+
+    ids = rows.get_column("id")
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[ids.arg_sort().to_numpy()] = np.arange(len(ids), dtype=np.int64)
+    labels = rows.get_column("label") if "label" in rows.columns else None
+    row_k = rows.get_column("k").to_numpy().astype(np.int64)
+    return assemble(ids, labels, rank, row_k, comp, signatures, settings, stats=stats)
 
 
 def settings_summary(s: DedupSettings) -> dict[str, Any]:
