@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from labelgate.stages.splits import _units, assign_splits
+from labelgate.stages.splits import _units, assign_splits, join_beside
 from labelgate.store.assignments import load_assignments, save_assignments
 
 
@@ -75,3 +75,20 @@ def test_units_of_one_link_column_are_its_components() -> None:
     assert one.equals(twice)
     assert one.n_unique() == rows.get_column("cluster").n_unique() - 1 + int(
         rows.get_column("cluster").null_count())
+
+
+@pytest.mark.parametrize("keys", [
+    ["a", "b", "c", "d"],          # sorted, unique: by position
+    ["c", "a", "d", "b"],          # unique, not sorted: by position
+    ["a", "b", "b", "c"],          # repeated: a join
+    ["a", None, "c", "d"],         # a null key: a join (null matches nothing)
+])
+def test_join_beside_takes_a_table_in_the_frames_order_by_position(
+        keys: list[str | None]) -> None:
+    frame = pl.DataFrame({"k": keys, "t": [1, 2, 3, 4]})
+    same_order = pl.DataFrame({"k": keys, "v": [10.0, 20.0, 30.0, 40.0]})
+    other = pl.DataFrame({"k": ["d", "a"], "w": ["x", "y"]})
+    got = join_beside(frame, [same_order, other], "k")
+    want = frame.join(same_order, on="k", how="left", maintain_order="left").join(
+        other, on="k", how="left", maintain_order="left")
+    assert got.equals(want)

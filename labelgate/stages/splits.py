@@ -109,13 +109,34 @@ def join_beside(frame: pl.DataFrame, tables: list[pl.DataFrame], on: str) -> pl.
     neither gathered nor rechunked (docs/benchmarks/memory.md). Otherwise the plain left
     joins, rows repeated as a join repeats them."""
     narrow = frame.select(on)
+    keys = narrow.get_column(on)
+    unique: list[bool] = []  # whether ``keys`` are unique and not null, once asked
     for table in tables:
-        narrow = narrow.join(table, on=on, how="left", maintain_order="left")
+        if (table.height == narrow.height and table.schema[on] == keys.dtype
+                and table.get_column(on).equals(keys) and _unique_once(keys, unique)):
+            # the same keys in the same order (a table in the frame's row order): by position
+            narrow = narrow.with_columns(table.drop(on).get_columns())
+        else:
+            narrow = narrow.join(table, on=on, how="left", maintain_order="left")
     if narrow.height == frame.height:
         return frame.with_columns(narrow.drop(on).get_columns())
     for table in tables:
         frame = frame.join(table, on=on, how="left")
     return frame
+
+
+def _unique_once(keys: pl.Series, memo: list[bool]) -> bool:
+    """Whether ``keys`` has no null and no repeated value (sorted keys: their neighbours
+    compared), computed on the first call and kept in ``memo``."""
+    if not memo:
+        n = keys.len()
+        if keys.null_count():
+            memo.append(False)
+        elif n > 1 and keys.is_sorted():
+            memo.append(not (keys.slice(1) == keys.slice(0, n - 1)).any())
+        else:
+            memo.append(keys.n_unique() == n)
+    return memo[0]
 
 
 def _order_keys(seed: int, names: list[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
