@@ -66,6 +66,7 @@ def _publish(frames: dict[str, Any], root: Path, spec: Spec) -> dict[str, bytes]
     ("relabel", {"formats": ["parquet", "jsonl"]}),
     ("drop_from_test", {"formats": ["parquet", "jsonl"], "filter": "confidence >= 0.2"}),
     ("keep", {"formats": ["parquet", "jsonl"]}),
+    ("drop", {"formats": ["parquet"], "filter": "label_quality >= 0.25"}),  # a flag input
 ])
 def test_lean_kept_rows_and_the_lake_publish_the_same_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flagged: str, publish: dict[str, Any]

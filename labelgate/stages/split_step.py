@@ -95,7 +95,8 @@ def make_splits(
         raise ValueError("make_splits needs a splits section")
     frame, unit_column = _flagged_frame(valid, spec=spec, issues=issues, dups=dups)
     if lean_kept(spec):  # the kept rows without the row-only columns: publish reads the lake
-        frame = frame.drop(row_only_columns(valid.columns, spec=spec))
+        frame = frame.drop(row_only_columns(valid.columns, spec=spec),
+                           _spent(frame.columns, spec=spec, after="flag"))
     result = assign_splits(
         frame, key_column="_lg_key", label_column=spec.columns.label, run_id=run_id,
         fractions={str(k): v for k, v in sp.fractions.items()}, stratify=sp.stratify,
@@ -105,6 +106,8 @@ def make_splits(
     frame = join_beside(
         frame, [result.assignments.select(pl.col("key").alias("_lg_key"), "split")], "_lg_key"
     )
+    if lean_kept(spec):
+        frame = frame.drop(_spent(frame.columns, spec=spec, after="assign"))
     kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
     flagged = int(frame.get_column(FLAG).sum())
     excluded_out = excluded.select(
@@ -282,6 +285,20 @@ def row_only_columns(columns: list[str], *, spec: Spec) -> list[str]:
     label, group, the publish filter's columns): texts, features, canonical columns..."""
     needed = set(brief_columns(spec))
     return [c for c in columns if c not in needed]
+
+
+def _spent(columns: list[str], *, spec: Spec, after: str) -> list[str]:
+    """The flag inputs no later step of lean kept rows reads: after the flag (``"flag"``),
+    the label-issue columns (the relabel policy's suggestion and quality kept); after the
+    assignment (``"assign"``), the duplicate cluster too. A column the publish filter
+    names is kept."""
+    spent = {"is_label_issue"}
+    if spec.splits is None or spec.splits.flagged != "relabel":
+        spent |= {"suggested_label", "label_quality"}
+    if after == "assign":
+        spent.add("_lg_unit")
+    named = set(brief_columns(spec))
+    return [c for c in columns if c in spent and c not in named]
 
 
 def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = None
