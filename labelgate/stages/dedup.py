@@ -251,9 +251,17 @@ def _keyed_rows(
         .sort("key")
         .with_row_index("k")
     )
-    rows = rows.join(keys.select("_h", "k"), on="_h", how="left",
-                     maintain_order="left").drop("_h")
-    return rows, keys.select("k", "key", "exact_group")
+    k = _key_numbers(rows.get_column("_h"), keys.get_column("_h"), keys.get_column("k"))
+    return rows.drop("_h").with_columns(k), keys.select("k", "key", "exact_group")
+
+
+def _key_numbers(row_h: pl.Series, key_h: pl.Series, k: pl.Series) -> pl.Series:
+    """Each row's key number: its hash found among the distinct keys' hashes (unique;
+    sorted once) by a binary search, not a join over every row."""
+    hashes = key_h.to_numpy()
+    order = np.argsort(hashes, kind="stable")
+    at = np.searchsorted(hashes[order], row_h.to_numpy())
+    return pl.Series("k", k.to_numpy()[order][at], dtype=k.dtype)
 
 
 def _compacted(s: pl.Series) -> pl.Series:
