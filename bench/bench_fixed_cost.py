@@ -10,7 +10,8 @@ spec (label issues, dedup, splits, publish, report) and times the whole command,
   running server    PREFECT_API_URL set to a `prefect server start` started here once (what
                     a nightly worker or a developer who keeps a server running gets)
 The first run of each kind fits the label-issue models; later runs reuse them, as a rerun
-on unchanged data does. Prints each run's wall time, then min and median per kind.
+on unchanged data does. Prints each run's wall time and CPU seconds (the command's and
+its temporary server's, which are less sensitive to other load), then min and median.
 
 `--phases`: afterwards, one more run of each kind with timestamps (seconds since the
 process started, and the command's CPU seconds) at its steps: the server launched (by
@@ -38,6 +39,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import socket
 import statistics
 import subprocess
@@ -98,20 +100,32 @@ def _time_runs(folder: Path, rows: int, env: dict[str, str], repeats: int, kind:
     sides = {"": tree} if against is None else {"old ": against, "new ": tree}
     specs = {name: _dataset(folder / (name.strip() or "this"), rows) for name in sides}
     times: dict[str, list[float]] = {name: [] for name in sides}
+    cpus: dict[str, list[float]] = {name: [] for name in sides}
     for i in range(repeats):
         for name, tree in sides.items():
             argv, extra = _command(tree)
             spec = specs[name]
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([*argv, "run", str(spec)], env={**env, **extra},
                                   cwd=spec.parent, capture_output=True, text=True, check=False)
             times[name].append(time.perf_counter() - start)
+            cpus[name].append(_children_cpu() - cpu)
             if done.returncode != 0:
                 raise SystemExit(f"{name}{kind} run {i + 1} exited {done.returncode}:\n"
                                  f"{done.stderr}")
             print(f"  {name}{kind:<17} run {i + 1}: {times[name][-1]:.2f} s  "
-                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+                  f"(CPU {cpus[name][-1]:.2f} s; load {os.getloadavg()[0]:.2f})", flush=True)
+    for name, values in cpus.items():
+        print(f"  {name}{kind:<17} CPU (the command and its server) min {min(values):.2f} s  "
+              f"median {statistics.median(values):.2f} s", flush=True)
     return {f"{name}{kind}": values for name, values in times.items()}, specs[list(sides)[-1]]
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes so far (with the servers they waited
+    for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 _PHASES = """
