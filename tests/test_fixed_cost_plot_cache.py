@@ -107,3 +107,11 @@ def test_the_indexs_plot_folder_is_no_dataset(tmp_path: Path) -> None:
     (tmp_path / "reports" / ".plots").mkdir(parents=True)
     (tmp_path / "reports" / "tweets").mkdir()
     assert [e.name for e in index_entries(tmp_path)] == ["tweets"]
+
+
+def test_a_kept_plot_is_readable_as_the_reports_files_are(tmp_path: Path) -> None:
+    with plot_cache.kept_in(tmp_path):
+        _plot("bar_chart", ["a"], [1.0], title="rows").svg()
+    (kept,) = tmp_path.glob("*.svg")
+    assert kept.stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.glob(".plot-*"))  # no temp file left

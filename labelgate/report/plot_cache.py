@@ -108,6 +108,7 @@ def _keep(path: Path, svg: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(svg)
+        os.chmod(tmp, 0o644)  # as the report's own files
         os.replace(tmp, path)
     except OSError:
         Path(tmp).unlink(missing_ok=True)
