@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from labelgate.stages.splits import _units, assign_splits, join_beside
+from labelgate.stages.splits import _units, assign_splits, join_beside, prefix_join
 from labelgate.store.assignments import load_assignments, save_assignments
 
 
@@ -92,3 +92,12 @@ def test_join_beside_takes_a_table_in_the_frames_order_by_position(
     want = frame.join(same_order, on="k", how="left", maintain_order="left").join(
         other, on="k", how="left", maintain_order="left")
     assert got.equals(want)
+
+
+@pytest.mark.parametrize("stored", [["a", "b"], ["b", "a"], ["a", "c"], [], ["a", "b", "c", "d"]])
+def test_prefix_join_is_a_left_join(stored: list[str]) -> None:
+    frame = pl.DataFrame({"key": ["a", "b", "c", "d"], "t": [1, 2, 3, 4]})
+    table = pl.DataFrame({"key": stored, "split": [f"s-{k}" for k in stored]},
+                         schema={"key": pl.String, "split": pl.String})
+    want = frame.join(table, on="key", how="left", maintain_order="left")
+    assert prefix_join(frame, table, on="key").equals(want)

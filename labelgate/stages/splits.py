@@ -275,10 +275,25 @@ def _unit_rows(
         *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
     ).with_row_index("_i")
     work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
-    work = _flag_sorted(work).join(_flag_sorted(previous), on="key", how="left")
+    work = prefix_join(work, previous, on="key")
     rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
                                                    return_dtype=pl.Int8)
     return work.with_columns(rank.max().over("unit").alias("_unit_rank"))
+
+
+def prefix_join(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> pl.DataFrame:
+    """``frame`` left-joined with ``table`` on ``on``, both with unique keys. When
+    ``table``'s keys are ``frame``'s first keys in the same order (a night's rows: the
+    stored keys first, the new ones after), ``table``'s columns go beside by position,
+    null for the later rows; otherwise a join (on keys flagged sorted when they are)."""
+    m = table.height
+    if m <= frame.height and frame.get_column(on).head(m).equals(
+            table.get_column(on), check_dtypes=True):
+        rest = frame.height - m
+        return frame.with_columns(
+            pl.concat([col, pl.repeat(None, rest, dtype=col.dtype, eager=True)])
+            if rest else col for col in table.drop(on).get_columns())
+    return _flag_sorted(frame).join(_flag_sorted(table), on=on, how="left")
 
 
 def _flag_sorted(frame: pl.DataFrame) -> pl.DataFrame:

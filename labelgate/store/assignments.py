@@ -13,7 +13,13 @@ import duckdb
 import polars as pl
 
 from labelgate.errors import InputError
-from labelgate.stages.splits import HELD_OUT_RANK, SPLITS, _require, _unique_keys
+from labelgate.stages.splits import (
+    HELD_OUT_RANK,
+    SPLITS,
+    _require,
+    _unique_keys,
+    prefix_join,
+)
 from labelgate.store.warehouse import quote_ident
 
 TABLE = "split_assignments"
@@ -68,7 +74,7 @@ def save_assignments(
     con.execute("BEGIN TRANSACTION")
     try:
         stored = _stored(con, dataset=dataset)
-        joined = incoming.join(stored, on="key", how="left")
+        joined = prefix_join(incoming, stored, on="key")
         _refuse_backwards(joined, dataset=dataset)
         _write(con, joined, stored, dataset=dataset, run_id=run_id)
         con.execute("COMMIT")
@@ -79,10 +85,11 @@ def save_assignments(
 
 
 def _stored(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
-    """The dataset's stored key, split and first_run as ``stored_*`` columns (unordered)."""
+    """The dataset's stored key, split and first_run as ``stored_*`` columns, in key order
+    (a run's sorted assignments then find them by position: `prefix_join`)."""
     rel = con.sql(
         f"SELECT split_key AS key, split AS stored_split, first_run AS stored_first_run "  # noqa: S608
-        f"FROM {quote_ident(TABLE)} WHERE dataset = $1",
+        f"FROM {quote_ident(TABLE)} WHERE dataset = $1 ORDER BY split_key",
         params=[dataset],
     )
     frame = pl.from_arrow(rel.to_arrow_table())
