@@ -667,7 +667,7 @@ def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> p
     found = []
     for name in unique_columns(spec):
         col = pl.col(name)
-        repeat = keys.filter(
+        repeat = _sharing_a_value(keys, name).filter(
             col.is_not_null() & col.is_first_distinct().over(_PART) & ~col.is_first_distinct()
         )
         contract = spec.contract_for(name)
@@ -685,3 +685,14 @@ def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> p
             ).alias("reason"),
         ))
     return pl.concat(found)
+
+
+def _sharing_a_value(keys: pl.DataFrame, name: str) -> pl.DataFrame:
+    """`keys`' rows (in order) of every value of `name` whose hash occurs twice or more
+    (hashes sorted, neighbours compared): a row's `unique` verdict depends only on the rows
+    with its value. Float columns whole (NaN's hashes)."""
+    if keys.schema[name].is_float():
+        return keys
+    hashes = keys.get_column(name).hash().sort()
+    repeated = hashes.filter(hashes == hashes.shift(1))
+    return keys.filter(pl.col(name).hash().is_in(repeated.implode()))
