@@ -53,7 +53,6 @@ def quality_pipeline(
         raise
     finally:
         try:
-            rs.close()  # the warehouse file closed (checkpointed) before it is pushed
             if rs.run.remote is not None:  # a remote store gets the run's results, even errors
                 push_store(rs)
         finally:  # a killed process releases it too (the OS drops the lock)

@@ -38,7 +38,6 @@ def prepare_run(spec_path: str, store: str | None, flow_run_id: str | None = Non
         _sync(rs, "pull")
         abandoned = rs.start(flow_run_id=flow_run_id)
     except BaseException:
-        rs.close()
         lock.release()
         raise
     run = rs.run

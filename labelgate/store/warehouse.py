@@ -1,10 +1,7 @@
 """The DuckDB warehouse: run records, quarantine, gate results, metric history, lake views.
 
 Connections are opened by the caller and passed in; values are bound with `?`;
-identifiers that come from a spec (dataset names) are quoted with `quote_ident`. A run keeps
-one read-write connection open across its stages (`Session`), closed once it has been idle
-for `IDLE_SECONDS` (so another process, say a run of another dataset in the same store,
-gets its turn) and when the run ends; `connect` in that process shares it meanwhile.
+identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs (status running | passed | failed | error | abandoned: left running by a process
@@ -23,7 +20,6 @@ import logging
 import math
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -158,9 +154,8 @@ def _open(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     0.05 s, twice as long each time up to 2 s, the last one cut short so that the last
     attempt is ``lock_timeout`` seconds after the first; then DuckDB's error, as it came.
 
-    DuckDB allows one process to open a database file for writing; a run closes the
-    warehouse whenever it has been idle for `IDLE_SECONDS` (`Session`), so runs of
-    different datasets sharing a store take turns.
+    DuckDB allows one process to open a database file for writing; the pipeline opens the
+    warehouse briefly per task, so runs of different datasets sharing a store take turns.
     """
     backoff = wait_exponential(multiplier=0.05, max=2.0)
 
@@ -235,133 +230,17 @@ def connect(
 
     While another process has the file open for writing, retry for up to
     ``lock_timeout`` seconds (default: see `_lock_timeout`), then raise DuckDB's error.
-    While this process keeps a `Session` on the file, its connection is used instead
-    (DuckDB refuses a second, read-only, connection to a file open for writing).
     """
-    held = _SESSIONS.get(_session_key(path))
-    if held is not None:
-        with held.use() as con:
-            yield con
-        return
     if read_only and not path.is_file():
         raise FileNotFoundError(f"{path}: no warehouse here yet (run `labelgate run` first)")
-    con = _open_writable(path, lock_timeout) if not read_only else _open(
-        path, read_only=True, lock_timeout=_lock_timeout(lock_timeout))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only=read_only, lock_timeout=_lock_timeout(lock_timeout))
     try:
+        if not read_only:
+            con.execute(_DDL)
         yield con
     finally:
         con.close()
-
-
-def _open_writable(path: Path, lock_timeout: float | None) -> duckdb.DuckDBPyConnection:
-    """A read-write connection, the tables created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only=False, lock_timeout=_lock_timeout(lock_timeout))
-    try:
-        con.execute(_DDL)
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
-IDLE_SECONDS = 2.0  # a session's connection closes after this long unused
-_SESSIONS: dict[str, Session] = {}
-_SESSIONS_GUARD = threading.Lock()
-
-
-def _session_key(path: Path) -> str:
-    return os.path.realpath(path)
-
-
-class Session:
-    """A read-write connection to one warehouse file, kept open between uses in this
-    process (opening the file costs more than most of a small run's writes).
-
-    One per file and process (`open_session`), shared by the `RunStore`s of that file;
-    `release` by the last of them closes it. Between uses it closes once idle for
-    `IDLE_SECONDS` (a timer thread), so that another process waiting for the file (see
-    `_open`) gets its turn during a long stage, as it did when each write opened the file;
-    the next use opens it again. Uses are serialized (a lock).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.opens = 0  # how many times the file was opened (tests, benchmarks)
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._timer: threading.Timer | None = None
-        self._guard = threading.RLock()
-        self._users = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self._con is not None
-
-    @contextmanager
-    def use(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection (opened if closed), held by this thread until the block ends."""
-        with self._guard:
-            self._cancel()
-            if self._con is None:
-                self._con = _open_writable(self.path, None)
-                self.opens += 1
-            try:
-                yield self._con
-            finally:
-                if self._users > 0:
-                    self._arm()
-                else:  # released meanwhile (a nested use)
-                    self._close()
-
-    def close(self) -> None:
-        """Close the connection now (the next use opens it again)."""
-        with self._guard:
-            self._cancel()
-            self._close()
-
-    def release(self) -> None:
-        """One user fewer; the last one closes the connection and unregisters it."""
-        with _SESSIONS_GUARD:
-            self._users -= 1
-            last = self._users <= 0
-            if last:
-                _SESSIONS.pop(_session_key(self.path), None)
-        if last:
-            self.close()
-
-    def _arm(self) -> None:
-        timer = threading.Timer(IDLE_SECONDS, self._idle)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
-
-    def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _idle(self) -> None:
-        with self._guard:
-            if self._timer is threading.current_thread():  # not used since it was armed
-                self._timer = None
-                self._close()
-
-    def _close(self) -> None:
-        con, self._con = self._con, None
-        if con is not None:
-            con.close()
-
-
-def open_session(path: Path) -> Session:
-    """This process's `Session` on the warehouse file `path` (created if none), one user
-    more: call `Session.release` when done. Opens nothing until its first use."""
-    with _SESSIONS_GUARD:
-        key = _session_key(path)
-        session = _SESSIONS.get(key)
-        if session is None:
-            session = _SESSIONS[key] = Session(path)
-        session._users += 1
-        return session
 
 
 def start_run(
