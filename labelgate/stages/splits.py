@@ -293,14 +293,14 @@ def prefix_join(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> pl.Data
         return frame.with_columns(
             pl.concat([col, pl.repeat(None, rest, dtype=col.dtype, eager=True)])
             if rest else col for col in table.drop(on).get_columns())
-    return _flag_sorted(frame).join(_flag_sorted(table), on=on, how="left")
+    return _flag_sorted(frame, on).join(_flag_sorted(table, on), on=on, how="left")
 
 
-def _flag_sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with its ``key`` column flagged sorted when it is (ids in order, stored
+def _flag_sorted(frame: pl.DataFrame, on: str = "key") -> pl.DataFrame:
+    """``frame`` with its column ``on`` flagged sorted when it is (ids in order, stored
     assignments read in key order): polars then joins on it without hashing every key."""
-    if frame.height > 1 and frame.get_column("key").is_sorted():
-        return frame.with_columns(pl.col("key").set_sorted())
+    if frame.height > 1 and frame.get_column(on).is_sorted():
+        return frame.with_columns(pl.col(on).set_sorted())
     return frame
 
 
