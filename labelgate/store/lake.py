@@ -72,9 +72,13 @@ def lake_dir(store: Path, dataset: str, source: str) -> Path:
     return store / "lake" / dataset / source
 
 
-def content_hash(path: Path, *, options: dict[str, object]) -> str:
-    """sha256 of the reader options and the file bytes, shortened to 20 hex digits."""
+def content_hash(path: Path, *, options: dict[str, object], data: bytes | None = None) -> str:
+    """sha256 of the reader options and the file bytes (`data` when already read), shortened
+    to 20 hex digits."""
     digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
+    if data is not None:
+        digest.update(data)
+        return digest.hexdigest()[:20]
     with path.open("rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
@@ -103,7 +107,9 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
     if fmt == "label-studio" and isinstance(source, AnnotationSourceSpec):
         options |= {"item_field": source.item_field, "from_name": source.from_name}
     try:
-        digest = content_hash(path, options=options)
+        # a CSV is read whole by its reader anyway: read once, hashed and parsed from memory
+        raw = path.read_bytes() if fmt == "csv" and path.is_file() else None
+        digest = content_hash(path, options=options, data=raw)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     root = lake_dir(store, dataset, key)
@@ -112,7 +118,8 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
     if existing is not None:
         return existing
 
-    result = read_file(path, fmt=fmt, source=source, key=key)
+    result = read_file(path, fmt=fmt, source=source, key=key, raw=raw)
+    del raw
     rows = result.rows.with_columns(pl.lit(digest).alias(BATCH))
     rejects = result.rejects.with_columns(pl.lit(digest).alias(BATCH))
     batch = Batch(

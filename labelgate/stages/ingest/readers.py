@@ -114,18 +114,14 @@ _BOM = b"\xef\xbb\xbf"
 _SNIFF = 4096
 
 
-def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<name>") -> ReadResult:
+def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<name>",
+              raw: bytes | None = None) -> ReadResult:
     """Read one file with the reader for `fmt` (gzip-compressed input is decompressed first).
 
-    `key` is the source's name in the spec, used in hints (`sources.<key>.encoding`).
+    `key` is the source's name in the spec, used in hints (`sources.<key>.encoding`);
+    `raw`, the file's bytes when the caller has read them already.
     """
-    try:
-        if path.is_dir():
-            raise InputError(f"{path}: is a folder, expected a {fmt} file")
-        with path.open("rb") as fh:
-            head = fh.read(_SNIFF)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    head = _head(path, fmt) if raw is None else raw[:_SNIFF]
     if not head:
         raise InputError(f"{path}: file is empty (0 bytes); expected a {fmt} file with rows")
     data: bytes | None = None
@@ -138,7 +134,7 @@ def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<na
         kind = "gzip" if path.suffix.lower() == ".gz" else "zstd"
         raise InputError(f"{path}: named {path.suffix} but is not {kind}-compressed "
                          f"(no {kind} header)")
-    src: Path | bytes = path if data is None else data
+    src: Path | bytes = (path if raw is None else raw) if data is None else data
     if fmt != "parquet" and head.startswith(_PARQUET_MAGIC):
         raise InputError(f"{path}: is a Parquet file, not {fmt}; name it .parquet or set "
                          f"sources.{key}.format: parquet")
@@ -151,6 +147,17 @@ def read_file(path: Path, *, fmt: ReadFormat, source: AnySource, key: str = "<na
     if fmt == "label-studio":
         return _read_label_studio(path, source)
     return _read_parquet(path, src)
+
+
+def _head(path: Path, fmt: ReadFormat) -> bytes:
+    """The first `_SNIFF` bytes of `path` (`InputError` for a folder or an unreadable file)."""
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, expected a {fmt} file")
+        with path.open("rb") as fh:
+            return fh.read(_SNIFF)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _gunzip(path: Path) -> bytes:
