@@ -18,7 +18,8 @@ process started, and the command's CPU seconds) at its steps: the server launche
 `flows.entry`, before the CLI's imports), the CLI imported, the spec loaded and checked,
 Prefect imported (up to the flow's imports), the flow's imports and set-ups done
 (`flows.warm`), the temporary server answering (with the CPU seconds its process took to
-get there), the flow run (up to the stage table), the stage table.
+get there), the flow run (up to the stage table; then how many times the run opened the
+warehouse file and the seconds in `duckdb.connect`), the stage table.
 
 The commands run with Python's bytecode cache written and read, as in a user's shell: the
 bench drops PYTHONDONTWRITEBYTECODE from their environment (`--no-bytecode` keeps it; then
@@ -166,6 +167,22 @@ if entry is not None:  # as flows.entry.main: on again once the flow's modules a
     gc.disable()
 import flows.cli as cli
 mark("CLI imported")
+import labelgate.store.warehouse as wh
+opened = [0, 0.0]
+connect = wh._open
+def counted(*args, **kwargs):  # each time the run opens the warehouse file
+    begin = time.perf_counter()
+    try:
+        return connect(*args, **kwargs)
+    finally:
+        opened[0] += 1
+        opened[1] += time.perf_counter() - begin
+wh._open = counted
+stage_table = cli._print_stage_times
+def opens_then_table(*args, **kwargs):
+    mark(f"(the warehouse file opened {opened[0]} times: {opened[1]:.2f} s in duckdb.connect)")
+    return stage_table(*args, **kwargs)
+cli._print_stage_times = opens_then_table
 timed(cli, "_load", "loading the spec")
 timed(cli, "_load_stages", "the flow's imports and set-ups")
 timed(cli, "_print_stage_times", "the stage table")

@@ -53,6 +53,7 @@ def quality_pipeline(
         raise
     finally:
         try:
+            rs.close()  # the kept warehouse connection: closed (checkpointed) before the push
             if rs.run.remote is not None:  # a remote store gets the run's results, even errors
                 push_store(rs)
         finally:  # a killed process releases it too (the OS drops the lock)

@@ -5,8 +5,12 @@ DataCatalog); tasks never open DuckDB or build a store path themselves. It owns:
 
 - the lake: content-addressed batches of the input files (`labelgate.store.lake`);
 - the DuckDB warehouse: run records, quarantine, per-row results, split assignments,
-  metric history (`labelgate.store.warehouse`; each call opens the file briefly, so other
-  processes and datasets can write between stages);
+  metric history (`labelgate.store.warehouse`), through one connection the process keeps
+  (`warehouse.connect(..., keep=True)`): opened at the first write, closed when idle for
+  `warehouse.IDLE_SECONDS` (so other processes and datasets can write between stages) and
+  by `close` (the flow calls it when the run ends, before pushing a remote store and
+  releasing the run lock). The store holds only the file's path: the connection is looked
+  up at each use, so a store pickled for a task submission (Dask) carries none;
 - the caches: per-batch contract results, saved label-issue results, embeddings;
 - the curated rows and the published versions;
 - the run context (ids and paths) and the remote store the working copy syncs with.
@@ -18,11 +22,13 @@ and kept on the object.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import polars as pl
 
 from labelgate.gate import GateVerdict
@@ -54,6 +60,15 @@ class RunStore:
 
     run: RunContext
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def _warehouse(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """The run's warehouse connection, kept open between calls (by path, per process:
+        see `labelgate.store.warehouse`)."""
+        return warehouse.connect(self.run.warehouse, keep=True)
+
+    def close(self) -> None:
+        """Close the kept warehouse connection (if open); a later call opens it again."""
+        warehouse.release(self.run.warehouse)
 
     # --- paths ---------------------------------------------------------------------
     @property
@@ -152,30 +167,34 @@ class RunStore:
     def start(self, *, flow_run_id: str | None) -> list[tuple[str, datetime | None]]:
         """Mark runs left running by a dead process abandoned, open this run's record;
         returns the abandoned runs (run id, started at)."""
-        with warehouse.connect(self.run.warehouse) as con:
-            abandoned = warehouse.abandon_runs(con, dataset=self.dataset,
-                                               by_run_id=self.run.run_id)
-            warehouse.start_run(
-                con, run_id=self.run.run_id, dataset=self.dataset,
-                spec_hash=self.run.spec_hash, spec_path=self.run.spec_path,
-                started_at=self.run.started_at, flow_run_id=flow_run_id,
-            )
+        try:
+            with self._warehouse() as con:
+                abandoned = warehouse.abandon_runs(con, dataset=self.dataset,
+                                                   by_run_id=self.run.run_id)
+                warehouse.start_run(
+                    con, run_id=self.run.run_id, dataset=self.dataset,
+                    spec_hash=self.run.spec_hash, spec_path=self.run.spec_path,
+                    started_at=self.run.started_at, flow_run_id=flow_run_id,
+                )
+        except BaseException:  # no run to close it: the caller releases the lock next
+            self.close()
+            raise
         return abandoned
 
     def record_batches(self, batches: list[Batch]) -> None:
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             warehouse.record_batches(con, batches, run_id=self.run.run_id)
 
     def record_rows(self, table: str, frame: pl.DataFrame) -> None:
         """Replace this run's rows of warehouse table `table` with `frame`."""
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             warehouse.record_rows(con, table, frame, run_id=self.run.run_id,
                                   dataset=self.dataset)
 
     def record_stored(self, quarantine: pl.DataFrame, *, conflicts: pl.DataFrame | None,
                       valid_path: Path, id_column: str) -> None:
         """The quarantine (and conflicting responses), then the dataset's views."""
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             warehouse.record_quarantine(con, quarantine, run_id=self.run.run_id,
                                         dataset=self.dataset)
             if conflicts is not None:
@@ -190,7 +209,7 @@ class RunStore:
 
     def record_agreement(self, batches: list[Batch], report: AgreementReport, *,
                          consensus_method: str) -> None:
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             warehouse.record_batches(con, batches, run_id=self.run.run_id)
             warehouse.record_agreement(con, report, run_id=self.run.run_id,
                                        dataset=self.dataset, consensus_method=consensus_method)
@@ -199,7 +218,7 @@ class RunStore:
                       assignments: Callable[[Any], pl.DataFrame]) -> Any:
         """Read the sticky assignments, compute with `make(previous)`, save the new ones
         (`assignments(outcome)`) in the same warehouse session; returns the outcome."""
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             previous = load_assignments(con, dataset=self.dataset)
             outcome = make(previous)
             save_assignments(con, assignments(outcome), dataset=self.dataset,
@@ -209,7 +228,7 @@ class RunStore:
     def metric_history(self) -> pl.DataFrame:
         """The dataset's metric history (read once per run, before this run's metrics)."""
         if "history" not in self._memo:
-            with warehouse.connect(self.run.warehouse) as con:
+            with self._warehouse() as con:
                 self._memo["history"] = warehouse.metric_history(con, self.dataset,
                                                                  last_runs=100)
         frame: pl.DataFrame = self._memo["history"]
@@ -225,7 +244,7 @@ class RunStore:
     def record_verdict(self, metrics: Mapping[str, float], verdict: GateVerdict, *,
                        details: Mapping[str, str] | None = None) -> None:
         """The run's metrics (with ``gate_passed``), who they belong to, and the verdict."""
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             recorded = {**metrics, "gate_passed": float(verdict.passed)}
             warehouse.record_metrics(con, recorded, run_id=self.run.run_id,
                                      dataset=self.dataset)
@@ -235,7 +254,7 @@ class RunStore:
 
     def finish(self, *, status: str, message: str, **counts: Any) -> None:
         """Close the run record (`status` passed / failed / error)."""
-        with warehouse.connect(self.run.warehouse) as con:
+        with self._warehouse() as con:
             warehouse.finish_run(con, run_id=self.run.run_id, status=status, message=message,
                                  **counts)
 

@@ -3,6 +3,17 @@
 Connections are opened by the caller and passed in; values are bound with `?`;
 identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
+A run keeps its read-write connection open across its stages (`connect(..., keep=True)`):
+the connection lives only in this module's registry of kept connections, keyed by the
+file's real path and the process id, never on an object a task carries, so whatever Prefect
+pickles for a task submission (the Dask task runner: the task's parameters and context)
+reaches none. It is closed by `release` (the flow calls it when the run ends, before a
+remote store is pushed and the run lock released), once idle for `IDLE_SECONDS` (so another
+process, say a run of another dataset in the same store, gets its turn), after an error in
+a block that used it, and at the process's exit. Meanwhile `connect` in that process uses
+it, read-only or not (DuckDB refuses a second connection to the file with another
+configuration); another process (a Dask worker) opens its own.
+
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs (status running | passed | failed | error | abandoned: left running by a process
   that died, marked by the dataset's next run), batches, run_batches, quarantine,
@@ -16,10 +27,12 @@ Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -154,8 +167,9 @@ def _open(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBP
     0.05 s, twice as long each time up to 2 s, the last one cut short so that the last
     attempt is ``lock_timeout`` seconds after the first; then DuckDB's error, as it came.
 
-    DuckDB allows one process to open a database file for writing; the pipeline opens the
-    warehouse briefly per task, so runs of different datasets sharing a store take turns.
+    DuckDB allows one process to open a database file for writing; a run closes the
+    warehouse it keeps once idle for `IDLE_SECONDS` and when it ends, so runs of different
+    datasets sharing a store take turns.
     """
     backoff = wait_exponential(multiplier=0.05, max=2.0)
 
@@ -224,23 +238,163 @@ def _held_elsewhere(exc: BaseException) -> bool:
 
 @contextmanager
 def connect(
-    path: Path, *, read_only: bool = False, lock_timeout: float | None = None
+    path: Path, *, read_only: bool = False, lock_timeout: float | None = None,
+    keep: bool = False,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating tables when writable) and close it afterwards.
 
     While another process has the file open for writing, retry for up to
     ``lock_timeout`` seconds (default: see `_lock_timeout`), then raise DuckDB's error.
+
+    While this process keeps a connection to the file (see the module's docstring), that
+    one is used instead, read-only or not. ``keep`` (read-write only): keep the connection
+    open after the block, until `release`, an idle `IDLE_SECONDS` or the process's exit.
     """
+    kept = _kept(path, create=keep and not read_only)
+    if kept is not None:
+        with kept.use(lock_timeout) as con:
+            yield con
+        return
     if read_only and not path.is_file():
         raise FileNotFoundError(f"{path}: no warehouse here yet (run `labelgate run` first)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only=read_only, lock_timeout=_lock_timeout(lock_timeout))
+    con = _open_writable(path, lock_timeout) if not read_only else _open(
+        path, read_only=True, lock_timeout=_lock_timeout(lock_timeout))
     try:
-        if not read_only:
-            con.execute(_DDL)
         yield con
     finally:
         con.close()
+
+
+def _open_writable(path: Path, lock_timeout: float | None) -> duckdb.DuckDBPyConnection:
+    """A read-write connection, the tables created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path, read_only=False, lock_timeout=_lock_timeout(lock_timeout))
+    try:
+        con.execute(_DDL)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+IDLE_SECONDS = 2.0  # a kept connection closes after this long unused
+_KEPT: dict[tuple[str, int], _Kept] = {}  # by (real path, pid): this process's only
+_KEPT_GUARD = threading.Lock()
+
+
+def _key(path: Path) -> tuple[str, int]:
+    return os.path.realpath(path), os.getpid()
+
+
+def _kept(path: Path, *, create: bool) -> _Kept | None:
+    """This process's kept connection to `path` (a new, still closed one when `create`)."""
+    key = _key(path)
+    with _KEPT_GUARD:
+        kept = _KEPT.get(key)
+        if kept is None and create:
+            kept = _KEPT[key] = _Kept(path)
+        return kept
+
+
+def _unpickle_kept(path: Path) -> _Kept | None:
+    return _kept(path, create=True)
+
+
+def release(path: Path) -> None:
+    """Close this process's kept connection to the warehouse file `path`, if any (a later
+    `connect(..., keep=True)` opens it again)."""
+    with _KEPT_GUARD:
+        kept = _KEPT.pop(_key(path), None)
+    if kept is not None:
+        kept.close()
+
+
+def kept_opens(path: Path) -> int:
+    """How many times this process's kept connection to `path` opened the file (0: none
+    kept now; tests and benchmarks)."""
+    kept = _kept(path, create=False)
+    return 0 if kept is None else kept.opens
+
+
+@atexit.register
+def _release_all() -> None:
+    """At the process's exit: close (checkpoint) every connection it still keeps."""
+    for path, pid in list(_KEPT):
+        if pid == os.getpid():
+            release(Path(path))
+
+
+class _Kept:
+    """This process's read-write connection to one warehouse file, kept between uses.
+
+    Uses are serialized (a lock). Between uses a timer thread closes it once idle for
+    `IDLE_SECONDS`; the next use opens it again. A use that raises closes it (a connection
+    in an unknown state is not kept). Pickled, it is only the path: unpickled in this
+    process it is the registry's, elsewhere a new one, opened at its first use.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opens = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._timer: threading.Timer | None = None
+        self._guard = threading.RLock()
+        self._depth = 0
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return _unpickle_kept, (self.path,)
+
+    @property
+    def is_open(self) -> bool:
+        return self._con is not None
+
+    @contextmanager
+    def use(self, lock_timeout: float | None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection (opened if closed), held by this thread until the block ends."""
+        with self._guard:
+            self._cancel()
+            if self._con is None:
+                self._con = _open_writable(self.path, lock_timeout)
+                self.opens += 1
+            self._depth += 1
+            try:
+                yield self._con
+            except BaseException:
+                self._close()
+                raise
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._con is not None:
+                    self._arm()
+
+    def close(self) -> None:
+        """Close the connection now (the next use opens it again)."""
+        with self._guard:
+            self._cancel()
+            self._close()
+
+    def _arm(self) -> None:
+        timer = threading.Timer(IDLE_SECONDS, self._idle)
+        timer.daemon = True
+        timer.name = "labelgate-warehouse-idle"
+        self._timer = timer
+        timer.start()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle(self) -> None:
+        with self._guard:
+            if self._timer is threading.current_thread():  # not used since it was armed
+                self._timer = None
+                self._close()
+
+    def _close(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            con.close()
 
 
 def start_run(
