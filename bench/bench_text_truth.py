@@ -4,7 +4,7 @@ hand-written recipe on text corpora that install offline from the package regist
 Run: .venv/bin/python bench/bench_text_truth.py [--split tuning|held-out|all]
      [--only NAME ...] [--seeds S ...] [--variants NAME ...] [--levers]
      (make bench-truth runs the default: every corpus, seeds 1 2 3)
-     .venv/bin/python bench/bench_text_truth.py --from-cache [--only NAME ...]
+     .venv/bin/python bench/bench_text_truth.py --from-cache [--only NAME ...] [--knn]
 
 Every corpus is scored in the same run by
 
@@ -20,7 +20,8 @@ Every corpus is scored in the same run by
   that seed's recipe and labelgate runs: cleanlab's other label-quality scores, adjusted
   scores, and labelgate's probabilities averaged with the recipe's. The probabilities are
   saved to data/bench/truth-probs/ (one .npz per corpus and seed); ``--from-cache`` scores
-  `LEVERS` on them again without training.
+  `LEVERS` on them again without training; with ``--knn``, the neighbour-agreement levers
+  of bench/truth_levers_knn.py instead (they need the texts: the corpora are loaded again).
 
 Two kinds of corpus:
 
@@ -491,7 +492,16 @@ def main() -> None:
                     help="also score LEVERS on the recipe's and labelgate's probabilities")
     ap.add_argument("--from-cache", action="store_true",
                     help="score LEVERS on the probabilities saved by earlier --levers runs")
+    ap.add_argument("--knn", action="store_true",
+                    help="with --from-cache: the neighbour-agreement levers (truth_levers_knn)")
     args = ap.parse_args()
+    if args.knn:
+        if not args.from_cache:
+            ap.error("--knn scores saved probabilities: add --from-cache")
+        from truth_levers_knn import run as run_knn
+
+        run_knn(args.only or [], args.split, args.seeds)
+        return
     if args.from_cache:
         score_cached(args.only or [], args.split)
         return
