@@ -6,7 +6,9 @@
 For each size: generate the dataset (bench_ingest's generator: resampled real tweets, unique
 ids, 0.5% broken rows), write a spec with every stage (label issues, dedup, splits,
 publish), run the Prefect flow in a fresh process (temporary server) and print wall time
-per stage (from the Prefect task runs), total, and the process's peak RSS.
+per stage (from the Prefect task runs), its CPU seconds (the flow process's, every thread,
+sampled every 50 ms: steadier than wall seconds on a shared machine), total, and the
+process's peak RSS.
 `--incremental N` then adds a batch of N new rows and runs again (the nightly case).
 `--keep DIR` works in DIR (kept) and copies the store after the full run to DIR/store-full;
 `--night-from DIR` then runs only the night, ``--nights`` times, each from a fresh copy of
@@ -37,12 +39,17 @@ sys.path.insert(0, str(ROOT / "data" / "examples"))
 # the flow in a fresh process; argv: spec, store, Dask scheduler address or "" (in process)
 CHILD = r"""
 import json, os, sys, threading, time
-# the process's resident memory every 50 ms, to read each stage's peak (issue 26)
+# the process's resident memory every 50 ms, to read each stage's peak (issue 26), and its
+# CPU seconds (every thread's, user + system), to read each stage's: on a shared machine
+# these move less with the load than the stage's wall seconds
 PAGE, samples = os.sysconf("SC_PAGE_SIZE"), []
+def cpu():
+    t = os.times()
+    return t.user + t.system
 def sample():
     while True:
         with open("/proc/self/statm") as fh:
-            samples.append((time.time(), int(fh.read().split()[1]) * PAGE))
+            samples.append((time.time(), int(fh.read().split()[1]) * PAGE, cpu()))
         time.sleep(0.05)
 threading.Thread(target=sample, daemon=True).start()
 from flows.pipeline import quality_pipeline
@@ -57,16 +64,16 @@ if os.environ.get("BENCH_PROFILE"):
     import cProfile
     profile = cProfile.Profile()
     profile.enable()
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), cpu()
 state = flow(sys.argv[1], sys.argv[2], return_state=True)
-wall = time.perf_counter() - t0
+wall, flow_cpu = time.perf_counter() - t0, cpu() - c0
 if profile is not None:
     profile.disable()
     profile.dump_stats(os.environ["BENCH_PROFILE"])
 with get_client(sync_client=True) as client:
     runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
         id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
-stages, parts, memory = {}, {}, {}
+stages, parts, memory, cpus = {}, {}, {}, {}
 for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
     name = t.name.rsplit("-", 1)[0]
     sec = t.total_run_time.total_seconds()
@@ -76,9 +83,13 @@ for t in sorted(runs, key=lambda t: t.start_time or t.expected_start_time):
         stages[name] = sec
         if t.start_time and t.end_time:  # MiB at the stage's start, and its peak
             a, b = t.start_time.timestamp(), t.end_time.timestamp()
-            before = [r for ts, r in samples if ts <= a] or [0]
-            during = [r for ts, r in samples if a <= ts <= b] or before[-1:]
+            before = [r for ts, r, _ in samples if ts <= a] or [0]
+            during = [r for ts, r, _ in samples if a <= ts <= b] or before[-1:]
             memory[name] = [before[-1] / 2**20, max(during) / 2**20]
+            # CPU from the last sample before the start to the first after the end
+            start = [c for ts, _, c in samples if ts <= a] or [c0]
+            end = [c for ts, _, c in samples if ts >= b] or [cpu()]
+            cpus[name] = end[0] - start[-1]
 report = state.result(raise_on_failure=False)
 rows = report.get("rows") if isinstance(report, dict) else None
 # whether the stages that can build on an earlier run did (issue 26)
@@ -93,7 +104,7 @@ if isinstance(report, dict):
 print("RESULT " + json.dumps({"state": state.type.value, "wall": wall, "stages": stages,
                               "flow_run_id": str(state.state_details.flow_run_id),
                               "parts": parts, "rows": rows, "modes": modes,
-                              "memory": memory}))
+                              "memory": memory, "cpu": cpus, "flow_cpu": flow_cpu}))
 """
 
 
@@ -143,12 +154,20 @@ def show(title: str, r: dict[str, object]) -> None:
           f"server start), peak RSS {float(r['peak_rss_mib']):.0f} MiB; rows {r['rows']}")  # type: ignore[arg-type]
     memory = r.get("memory")
     mem = memory if isinstance(memory, dict) else {}
-    print(f"  {'stage':<18}{'seconds':>9}   {'RSS at start':>12} {'peak in stage':>13}")
+    cpus = r.get("cpu")
+    cpu = cpus if isinstance(cpus, dict) else {}
+    print(f"  {'stage':<18}{'seconds':>9}   {'CPU s':>7}   {'RSS at start':>12} "
+          f"{'peak in stage':>13}")
     for name, sec in stages.items():
         start, peak = mem.get(name, (None, None))
         rss = f"{start:>10,.0f} MiB {peak:>9,.0f} MiB" if start is not None else ""
-        print(f"  {name:<18}{sec:>9.2f} s {rss}")
-    print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s")
+        used = f"{cpu[name]:>7.2f} s" if name in cpu else f"{'':>9}"
+        print(f"  {name:<18}{sec:>9.2f} s {used} {rss}")
+    print(f"  {'sum of stages':<18}{sum(stages.values()):>9.2f} s "
+          f"{sum(cpu.values()):>7.2f} s")
+    if isinstance(r.get("flow_cpu"), float):
+        print(f"  CPU of the flow call (this process, not the server's): "
+              f"{float(r['flow_cpu']):.1f} s")  # type: ignore[arg-type]
     modes = r.get("modes")
     for name, mode in (modes.items() if isinstance(modes, dict) else []):
         print(f"  {name}: {mode}")

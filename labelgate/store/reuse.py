@@ -88,15 +88,22 @@ def _settings(spec: Spec) -> dict[str, Any]:
 
 def models_key(spec: Spec) -> str:
     """The key of the fold models a run keeps (`labelgate.store.kept_models`): a hash of
-    the settings and of the model code's versions (scikit-learn, numpy)."""
-    import sklearn
-
-    settings = {**_settings(spec), "sklearn": sklearn.__version__, "numpy": np.__version__,
+    the settings and of the model code's versions (scikit-learn, numpy). scikit-learn's
+    version is its installed distribution's (what ``sklearn.__version__`` says), read
+    without importing it: a night that scores with kept models never imports sklearn."""
+    settings = {**_settings(spec), "sklearn": _sklearn_version(), "numpy": np.__version__,
                 "kept_format": 1}
     if spec.label_issues is not None:  # what the report shows and flags, not the models
         settings["label_issues"] = spec.label_issues.model_dump(
             mode="json", exclude={"refresh", "top", "review_budget"})
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _sklearn_version() -> str:
+    """scikit-learn's version (``sklearn.__version__`` of a release), from its metadata."""
+    from importlib.metadata import version
+
+    return version("scikit-learn")
 
 
 def _embedding_model(spec: Spec) -> str | None:

@@ -53,14 +53,12 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
-from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from labelgate.errors import InputError
 from labelgate.partition import Mapper, serial_map
 from labelgate.stages.label_issues.arrays import BoolArray, FloatArray, IntArray
+from labelgate.stages.label_issues.linear import ovr_probabilities
 from labelgate.stages.label_issues.text_features import (
     TextVocabulary,
     fit_text_matrix,
@@ -110,6 +108,8 @@ def assign_folds(labels: npt.ArrayLike, *, folds: int = 5, seed: int = 13) -> In
         raise InputError(f"label_issues.folds: got {folds}, expected an integer >= 2")
     if n < folds:
         raise InputError(f"label_issues: {n} rows cannot be split into {folds} folds")
+    from sklearn.model_selection import StratifiedKFold  # here: a night never imports sklearn
+
     out = np.empty(n, dtype=np.int64)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
@@ -172,6 +172,8 @@ def _sparse_tabular(features: pl.DataFrame, feature_columns: Sequence[str]) -> s
 
 
 def _linear_model(*, seed: int, alpha: float, epochs: int, n_jobs: int) -> Any:
+    from sklearn.linear_model import SGDClassifier
+
     return SGDClassifier(
         loss="log_loss", alpha=alpha, max_iter=epochs, tol=None, random_state=seed,
         n_jobs=n_jobs,
@@ -224,6 +226,8 @@ def fit_fold(job: FoldJob) -> FoldResult:
     """Fit the fold's model on the other folds and predict its own rows (a pure part).
     Training rows in ``params["exclude"]`` are left out, unless that leaves fewer than two
     classes (`keep_every_class` keeps a class from vanishing in the first place)."""
+    from sklearn.linear_model import LogisticRegression  # the trees only for tables
+
     p = job.params
     te = np.flatnonzero(job.fold_of == job.fold)
     train = job.fold_of != job.fold
@@ -239,6 +243,8 @@ def fit_fold(job: FoldJob) -> FoldResult:
     if job.model == "hgb" and x_lin is not None:
         # small tables: two differently biased models on the standardised / one-hot features,
         # averaged (same y[tr]: same classes)
+        from sklearn.ensemble import ExtraTreesClassifier
+
         members = [
             ExtraTreesClassifier(n_estimators=200, random_state=p["seed"], n_jobs=1),
             LogisticRegression(max_iter=1000),
@@ -249,6 +255,8 @@ def fit_fold(job: FoldJob) -> FoldResult:
         probs = sum(m.predict_proba(x_lin[te]) for m in members) / len(members)
         return FoldResult(te, classes, np.asarray(probs, dtype=np.float64))
     if job.model == "hgb":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         cat = p["categorical"]
         model = HistGradientBoostingClassifier(
             categorical_features=cat if cat.any() else None,
@@ -281,13 +289,15 @@ def fold_model_probabilities(
     """What a kept fold model gives rows it never saw, as `fit_fold` scores its fold:
     ``x`` (m, d) the rows' matrix in the fit's columns, ``x_embed`` (m, d_emb) their
     sentence embeddings when the model had them; (m, c) probabilities over
-    ``model.classes``. The sklearn models are rebuilt from the kept coefficients."""
-    sgd = SGDClassifier(loss="log_loss")
-    _set_linear(sgd, model.classes, model.coef, model.intercept)
-    probs: npt.NDArray[np.float64] = sgd.predict_proba(x)
+    ``model.classes``. The SGD model's are `ovr_probabilities` (sklearn's, without
+    importing it: a night of the text model needs no sklearn); the embedding model is
+    rebuilt from its kept coefficients."""
+    probs = ovr_probabilities(x, model.coef, model.intercept)
     if model.embed_coef is not None and model.embed_intercept is not None:
         if x_embed is None:
             raise InputError("label_issues: the kept model needs sentence embeddings")
+        from sklearn.linear_model import LogisticRegression
+
         emb = LogisticRegression(C=1.0)
         _set_linear(emb, model.classes, model.embed_coef, model.embed_intercept)
         probs = (probs + emb.predict_proba(x_embed)) / 2

@@ -15,7 +15,6 @@ import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from sklearn.feature_extraction.text import HashingVectorizer
 
 from labelgate.stages.label_issues.arrays import IntArray
 
@@ -124,6 +123,8 @@ def select_columns(mat: sp.csr_matrix, kept: IntArray) -> sp.csr_matrix:
 
 
 def _char_chunk(texts: list[str]) -> sp.csr_matrix:
+    from sklearn.feature_extraction.text import HashingVectorizer  # only here: nights skip it
+
     char = HashingVectorizer(
         analyzer="char_wb", ngram_range=(2, 5), n_features=_HASH_FEATURES,
         alternate_sign=False, norm=None, dtype=np.float64,
