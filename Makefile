@@ -94,14 +94,20 @@ demo-dimensions: $(RUNTIME_STAMP)
 	PREFECT_HOME=$${PREFECT_HOME:-$(CURDIR)/data/store/.prefect} \
 	  $(BIN)/labelgate run data/examples/dimensions/spec.yaml
 
+# the full suite in PYTEST_WORKERS processes (pytest-xdist; each worker its own Prefect
+# temporary server on a free loopback port, its own PREFECT_HOME and tmp_path); --dist
+# loadfile keeps a module's tests (and its module-scoped fixtures) in one worker.
+# PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 test: $(STAMP) $(EMBEDDINGS_STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 # the quick tier for development (under 2 minutes on two cores): the library's tests without
 # those marked `slow` (a Prefect server, large data) or `flow` (a Prefect flow run); CI runs
 # `make test`, everything
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not flow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not flow" $(PYTEST_ARGS)
 
 lint: $(STAMP) $(EMBEDDINGS_STAMP)
 	$(BIN)/ruff check .

@@ -80,10 +80,13 @@ def make_spec(tmp_path: Path) -> SpecFactory:
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    """Prefect's temporary server, once per session (about 11 s to start)."""
+    """Prefect's temporary server, once per session (about 11 s to start; once per worker
+    process under pytest-xdist, each on a free loopback port). The generous start-up
+    timeout is for a loaded machine (two workers' servers booting at once at load 10+ took
+    over 60 s); it bounds only the wait, nothing is asserted on it."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
@@ -115,12 +118,15 @@ SURVIVAL_MODULES = {
     "test_concurrency": "concurrency",
 }
 SURVIVAL_JSON_ENV = "LABELGATE_SURVIVAL_JSON"
-_survival_key = pytest.StashKey[list[dict[str, Any]]]()
+SURVIVAL_PROPERTY = "labelgate_survival"  # the record's key in the report's user_properties
+_survival_records: list[dict[str, Any]] = []
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Record each reliability case: battery, case (test id), what it checks, outcome."""
+    """Record each reliability case: battery, case (test id), what it checks, outcome. The
+    record rides on the report (user_properties), so that under pytest-xdist it reaches the
+    controlling process with the report."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     battery = SURVIVAL_MODULES.get(item.path.stem)
@@ -129,19 +135,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when != "call" and report.passed:
         return  # setup/teardown passed: the call phase records the case
     doc = (item.function.__doc__ or "").strip()
-    records = item.config.stash.setdefault(_survival_key, [])
-    records.append({
+    report.user_properties.append((SURVIVAL_PROPERTY, {
         "battery": battery, "module": item.path.stem, "test": item.originalname,
         "case": item.name, "checks": " ".join(doc.split("\n\n")[0].split()),
         "outcome": report.outcome if report.skipped or report.when == "call" else "error",
-    })
+    }))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the records (in the one process, or the xdist controller from its workers)."""
+    for name, value in report.user_properties:
+        if name == SURVIVAL_PROPERTY:
+            _survival_records.append(value)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write build/survival.json (or $LABELGATE_SURVIVAL_JSON) when reliability cases ran."""
+    """Write build/survival.json (or $LABELGATE_SURVIVAL_JSON) when reliability cases ran;
+    under pytest-xdist the controller writes it, not each worker."""
     import json
 
-    records = session.config.stash.get(_survival_key, [])
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker: its reports went to the controller
+    records = list(_survival_records)
     if not records:
         return
     path = Path(os.environ.get(SURVIVAL_JSON_ENV) or session.config.rootpath / "build" /

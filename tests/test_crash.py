@@ -1,10 +1,12 @@
 """Crashes: a run SIGKILLed at a stage boundary, and a disk that fills up while publishing.
 
 Invariant 3: a run that fails, or is killed, leaves the previous published version intact.
-The killed runs are real `labelgate run` processes (fresh PREFECT_HOME, no PREFECT_API_URL:
-each starts Prefect's temporary server, in its process group, cleaned up after the kill)
-with the test hook `LABELGATE_FAULT=<stage>:<point>` (tasks/faults.py). The run after a
-crash runs in this process, under the session's Prefect server.
+The killed runs are real `labelgate run` processes (fresh PREFECT_HOME, PREFECT_API_URL the
+session's Prefect server, as `make battery` runs its cases: no temporary server to boot per
+kill; whatever a run leaves in its process group is killed after it) with the test hook
+`LABELGATE_FAULT=<stage>:<point>` (tasks/faults.py). The run after a crash runs in this
+process, under the same server. Whether a run was abandoned is the warehouse's record (the
+runs table and the lock), not the server's.
 """
 
 from __future__ import annotations
@@ -85,19 +87,23 @@ def base_project(tmp_path_factory: pytest.TempPathFactory, prefect_server: None)
 
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One fresh PREFECT_HOME for the killed processes (its database is migrated once)."""
+    """One fresh PREFECT_HOME for the killed processes (their settings and logs)."""
     return tmp_path_factory.mktemp("prefect-home")
 
 
 def run_cli_killed(spec: Path, fault: str, prefect_home: Path) -> int:
-    """`labelgate run SPEC` in a new process group with LABELGATE_FAULT set; returns the
-    exit status. Afterwards kills what the process left in its group (its Prefect server)."""
-    env = {**os.environ, "PREFECT_HOME": str(prefect_home),
+    """`labelgate run SPEC` in a new process group with LABELGATE_FAULT set, against the
+    session's Prefect server; returns the exit status. Afterwards kills what the process
+    left in its group."""
+    from prefect.settings import get_current_settings
+
+    api_url = get_current_settings().api.url
+    assert api_url, "the session's Prefect server (prefect_server fixture) is not up"
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": api_url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "LABELGATE_FAULT": fault}
-    env.pop("PREFECT_API_URL", None)
     code = "from flows.cli import app; app()"
     log = spec.parent / f"killed-{fault.replace(':', '-')}.log"
-    # output to a file, not a pipe: the orphaned server would hold a pipe open
+    # output to a file, not a pipe: an orphaned child would hold a pipe open
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-c", code, "run", str(spec)], env=env,
@@ -107,7 +113,7 @@ def run_cli_killed(spec: Path, fault: str, prefect_home: Path) -> int:
         try:
             proc.wait(timeout=300)
         finally:
-            with contextlib.suppress(ProcessLookupError):  # the orphaned temporary server
+            with contextlib.suppress(ProcessLookupError):  # anything the killed run left
                 os.killpg(proc.pid, signal.SIGKILL)
     if proc.returncode != -signal.SIGKILL:
         print(log.read_text(errors="replace"))
