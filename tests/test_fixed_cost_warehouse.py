@@ -20,7 +20,7 @@ import pydantic
 import pytest
 
 from labelgate.gate import GateVerdict
-from labelgate.store import warehouse
+from labelgate.store import kept_connection, warehouse
 from labelgate.store.run_store import RunStore
 from labelgate.store.runs import new_run
 
@@ -38,7 +38,7 @@ def _statuses(path: Path) -> list[tuple[str, str]]:
 
 
 def _kept(path: Path) -> Any:
-    return warehouse._KEPT.get(warehouse._key(path))
+    return kept_connection._KEPT.get(kept_connection._key(path))
 
 
 def _wait_closed(path: Path) -> None:
@@ -78,7 +78,7 @@ def test_closed_store_opens_again(tmp_path: Path) -> None:
 
 def test_idle_connection_lets_another_process_write(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(warehouse, "IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(kept_connection, "IDLE_SECONDS", 0.05)
     rs = _store(tmp_path)
     rs.start(flow_run_id=None)
     _wait_closed(rs.run.warehouse)
@@ -118,7 +118,7 @@ def test_stores_of_one_file_share_the_connection(tmp_path: Path) -> None:
     a.close()  # closes the file's connection: b's next write opens it again
     other.close()
     assert _statuses(tmp_path / warehouse.WAREHOUSE_FILE) == [("a", "running"), ("b", "passed")]
-    assert warehouse._KEPT == {}
+    assert kept_connection._KEPT == {}
 
 
 def test_what_a_task_submission_pickles_reaches_no_connection(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_another_process_keeps_its_own(tmp_path: Path) -> None:
     parent's connection but opens its own, once the parent lets go of the file."""
     rs = _store(tmp_path)
     rs.start(flow_run_id=None)
-    assert warehouse._key(rs.run.warehouse)[1] == os.getpid()
+    assert kept_connection._key(rs.run.warehouse)[1] == os.getpid()
     rs.close()
     code = ("import sys; from pathlib import Path; from labelgate.store import warehouse\n"
             "p = Path(sys.argv[1])\n"
