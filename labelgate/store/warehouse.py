@@ -4,7 +4,7 @@ Connections are opened by the caller and passed in; values are bound with `?`;
 identifiers that come from a spec (dataset names) are quoted with `quote_ident`.
 
 A run keeps its read-write connection open across its stages (`connect(..., keep=True)`):
-the connection lives only in this module's registry of kept connections, keyed by the
+the connection lives only in `labelgate.store.kept_connection`'s registry, keyed by the
 file's real path and the process id, never on an object a task carries, so whatever Prefect
 pickles for a task submission (the Dask task runner: the task's parameters and context)
 reaches none. It is closed by `release` (the flow calls it when the run ends, before a
