@@ -113,9 +113,13 @@ class DuplicateResult:
     cluster_of: pl.DataFrame
     conflicts: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    # every cluster as `largest` gives them, counted from the keys (None: from `clusters`)
+    sizes: pl.DataFrame | None = None
 
     def largest(self, n: int = 10) -> pl.DataFrame:
         """The ``n`` biggest clusters: cluster_id, cluster_size, exact_rows, near_rows."""
+        if self.sizes is not None:
+            return self.sizes.head(n)
         if self.clusters.is_empty():
             return pl.DataFrame(
                 schema={"cluster_id": self.cluster_of.schema["cluster_id"],

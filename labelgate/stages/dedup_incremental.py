@@ -354,8 +354,8 @@ def assemble(
     n_comp = int(comp.max()) + 1 if n_keys else 0
     comp_min = np.full(n_comp, top, dtype=np.int64)
     np.minimum.at(comp_min, comp, key_min)
-    comp_n = np.bincount(comp, weights=np.bincount(row_k, minlength=n_keys),
-                         minlength=n_comp).astype(np.int64)
+    per_key = np.bincount(row_k, minlength=n_keys)
+    comp_n = np.bincount(comp, weights=per_key, minlength=n_comp).astype(np.int64)
     rep_key = key_min == comp_min[comp]  # the key holding its cluster's smallest id
     rep_k = np.empty(n_comp, dtype=np.int64)
     rep_k[comp[rep_key]] = np.flatnonzero(rep_key)
@@ -368,28 +368,84 @@ def assemble(
     member = np.flatnonzero(size > 1)
     m = member[np.argsort(crank[member] * n + rank[member])]  # unique keys
     mk = row_k[m]
+    member_labels = labels.gather(m) if labels is not None else None
     clusters = pl.DataFrame([
         by_rank.gather(crank[m]).alias("cluster_id"), ids.gather(m).alias("id"),
         by_rank.gather(key_min[mk]).alias("exact_group"),
         pl.Series("exact", rep_key[mk]), pl.Series("similarity", sim[mk], dtype=pl.Float64),
         pl.Series("is_representative", rank[m] == crank[m]),
-        *([labels.gather(m).alias("label")] if labels is not None else []),
+        *([member_labels.alias("label")] if member_labels is not None else []),
     ]).select(
         "cluster_id", "id", "exact_group",
         pl.when("exact").then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
         "similarity", "is_representative", *(["label"] if labels is not None else []))
     cluster_of = pl.DataFrame([by_rank.alias("id"), by_rank.gather(crank[order]).alias(
         "cluster_id"), pl.Series("cluster_size", size[order], dtype=pl.UInt32)])
-    conflicts = dd._label_conflicts(clusters, id_dtype=ids.dtype,
-                                    with_label=labels is not None)
+    exact_n = np.bincount(comp, weights=per_key * rep_key, minlength=n_comp).astype(np.int64)
+    sizes = _cluster_sizes(by_rank, comp_n, exact_n, comp_min)
+    conflicts = _conflicts_by_cluster(member_labels, c[m], by_rank, comp_n, comp_min,
+                                      id_dtype=ids.dtype)
+    n_exact = int(rep_key[mk].sum())
     summary: dict[str, Any] = {
-        **dd._cluster_summary(clusters, conflicts, n_rows=n, n_keys=n_keys),
+        "rows": n, "distinct_texts": n_keys, "rows_in_clusters": len(m),
+        "clusters": sizes.height, "duplicate_rows": len(m) - sizes.height,
+        "exact_rows": n_exact, "near_rows": len(m) - n_exact,
+        "conflicting_clusters": conflicts.height,
         **dd.settings_summary(s), **stats,
     }
     result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
-                             summary=summary)
+                             summary=summary, sizes=sizes)
     summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
     return result
+
+
+def _cluster_sizes(by_rank: pl.Series, comp_n: I64Array, exact_n: I64Array,
+                   comp_min: I64Array) -> pl.DataFrame:
+    """Every cluster of two or more rows (`DuplicateResult.largest`'s columns), biggest
+    first, then by cluster_id: counted per component, not grouped over the member rows."""
+    cl = np.flatnonzero(comp_n > 1)
+    cl = cl[np.lexsort((comp_min[cl], -comp_n[cl]))]
+    return pl.DataFrame([
+        by_rank.gather(comp_min[cl]).alias("cluster_id"),
+        pl.Series("cluster_size", comp_n[cl], dtype=pl.UInt32),
+        pl.Series("exact_rows", exact_n[cl], dtype=pl.UInt32),
+        pl.Series("near_rows", comp_n[cl] - exact_n[cl], dtype=pl.UInt32)])
+
+
+def _conflicts_by_cluster(labels: pl.Series | None, comp: I64Array, by_rank: pl.Series,
+                          comp_n: I64Array, comp_min: I64Array, *,
+                          id_dtype: pl.DataType) -> pl.DataFrame:
+    """`dedup._label_conflicts` from the member rows' labels and components: the distinct
+    (component, label) pairs by an integer unique, the lists built for the conflicting
+    clusters only."""
+    empty = dd._label_conflicts(pl.DataFrame(), id_dtype=id_dtype, with_label=False)
+    if labels is None or not len(comp):
+        return empty
+    text = labels.cast(pl.String)
+    names = text.drop_nulls().unique().sort()
+    if names.len() < 2:
+        return empty
+    code = text.cast(pl.Enum(names.to_list())).to_physical()
+    has = code.is_not_null().to_numpy()
+    n_names = names.len()
+    pairs = np.unique(comp[has] * n_names
+                      + code.fill_null(0).to_numpy().astype(np.int64)[has])
+    pc, pl_code = pairs // n_names, pairs % n_names  # sorted by component, then label
+    n_labels = np.bincount(pc, minlength=len(comp_n))
+    conflicting = n_labels[pc] > 1
+    if not conflicting.any():
+        return empty
+    lists = (pl.DataFrame([pl.Series("c", pc[conflicting]),
+                           names.gather(pl_code[conflicting]).alias("labels")])
+             .group_by("c", maintain_order=True).agg("labels"))  # pairs sorted: labels too
+    cl = lists.get_column("c").to_numpy()
+    by_id = np.argsort(comp_min[cl], kind="stable")
+    cl = cl[by_id]
+    return pl.DataFrame([
+        by_rank.gather(comp_min[cl]).alias("cluster_id"),
+        pl.Series("cluster_size", comp_n[cl], dtype=pl.UInt32),
+        pl.Series("n_labels", n_labels[cl], dtype=pl.UInt32),
+        lists.get_column("labels").gather(by_id)])
 
 
 def detect(
