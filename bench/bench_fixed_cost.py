@@ -10,8 +10,10 @@ spec (label issues, dedup, splits, publish, report) and times the whole command,
   running server    PREFECT_API_URL set to a `prefect server start` started here once (what
                     a nightly worker or a developer who keeps a server running gets)
 The first run of each kind fits the label-issue models; later runs reuse them, as a rerun
-on unchanged data does. Prints each run's wall time and CPU seconds (the command's and
-its temporary server's, which are less sensitive to other load), then min and median.
+on unchanged data does (`--fresh`: every run on a new copy with a new store, so every run
+fits its models and draws its plots, as a dataset's first run does). Prints each run's
+wall time and CPU seconds (the command's and its temporary server's, which are less
+sensitive to other load), then min and median.
 
 `--phases`: afterwards, one more run of each kind with timestamps (seconds since the
 process started, and the command's CPU seconds) at its steps: the server launched (by
@@ -93,11 +95,12 @@ def _command(tree: Path | None) -> tuple[list[str], dict[str, str]]:
 
 
 def _time_runs(folder: Path, rows: int, env: dict[str, str], repeats: int, kind: str,
-               against: Path | None = None,
-               tree: Path | None = None) -> tuple[dict[str, list[float]], Path]:
+               against: Path | None = None, tree: Path | None = None,
+               fresh: bool = False) -> tuple[dict[str, list[float]], Path]:
     """`repeats` runs of the command, on a dataset of its own in `folder`; with `against`,
-    each one after a run of that tree's (on another copy of the dataset). Returns the
-    times by side, and the spec of this tree's runs."""
+    each one after a run of that tree's (on another copy of the dataset); with `fresh`,
+    each run on a copy of its own (a new store: nothing kept from an earlier run). Returns
+    the times by side, and the spec of this tree's runs."""
     sides = {"": tree} if against is None else {"old ": against, "new ": tree}
     specs = {name: _dataset(folder / (name.strip() or "this"), rows) for name in sides}
     times: dict[str, list[float]] = {name: [] for name in sides}
@@ -106,6 +109,8 @@ def _time_runs(folder: Path, rows: int, env: dict[str, str], repeats: int, kind:
         for name, tree in sides.items():
             argv, extra = _command(tree)
             spec = specs[name]
+            if fresh:
+                spec = _dataset(folder / f"{name.strip() or 'this'}-run{i + 1}", rows)
             start, cpu = time.perf_counter(), _children_cpu()
             done = subprocess.run([*argv, "run", str(spec)], env={**env, **extra},
                                   cwd=spec.parent, capture_output=True, text=True, check=False)
@@ -235,6 +240,9 @@ def main() -> None:
                     help="alternate each run with one of the labelgate checked out in TREE")
     ap.add_argument("--tree", type=Path, default=None, metavar="TREE",
                     help="run the labelgate checked out in TREE (default: the installed one)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="each run on a new copy of the dataset with a new store (no models, "
+                    "plots or history kept from an earlier run)")
     ap.add_argument("--no-bytecode", action="store_true",
                     help="keep PYTHONDONTWRITEBYTECODE if set (each command compiles the "
                     "project's modules again)")
@@ -248,12 +256,12 @@ def main() -> None:
         print(f"{args.rows:,} rows, {args.repeats} runs each; load {os.getloadavg()[0]:.2f}; "
               f"bytecode {'not ' if 'PYTHONDONTWRITEBYTECODE' in env else ''}cached")
         results, spec_a = _time_runs(Path(tmp) / "a", args.rows, env, args.repeats,
-                                     "temporary server", args.against, args.tree)
+                                     "temporary server", args.against, args.tree, args.fresh)
         server, url = _server(env)
         try:
             running, spec_b = _time_runs(Path(tmp) / "b", args.rows,
                                          {**env, "PREFECT_API_URL": url}, args.repeats,
-                                         "running server", args.against, args.tree)
+                                         "running server", args.against, args.tree, args.fresh)
             results |= running
             for tree in ([args.against, args.tree] if args.against else [args.tree]):
                 if args.phases:

@@ -18,6 +18,7 @@ from labelgate.errors import GateFailedError
 from labelgate.results import StageResult, brief
 from labelgate.spec import Spec
 from labelgate.store import RunStore
+from labelgate.store.lake import drop_handed
 from tasks.partition import dask_runner, on_dask
 from tasks.run import prepare_run, push_store, record_error
 
@@ -54,6 +55,7 @@ def quality_pipeline(
     finally:
         try:
             rs.close()  # the kept warehouse connection: closed (checkpointed) before the push
+            drop_handed()  # ingest's frames that no stage took (labelgate.store.lake)
             if rs.run.remote is not None:  # a remote store gets the run's results, even errors
                 push_store(rs)
         finally:  # a killed process releases it too (the OS drops the lock)

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -135,7 +136,45 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         **_line_fields(result),
     )
     write_batch(batch, {"data": rows, "rejects": rejects})
+    _hand_off(batch, rows, rejects)
     return batch
+
+
+# The frames this process just wrote to the lake, kept for the next reader of the batch (a
+# run's contract reads what its ingest wrote a moment before): that read comes from memory,
+# once (`_take`), and the file stays the record. Bounded in bytes (a large input is read
+# back from the lake, and the oldest hand-off goes first); a reader in another process (a
+# Dask worker) reads the file. The flow drops what is left when it ends (`drop_handed`).
+HAND_OFF_MAX_BYTES = 512 << 20
+_handed: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+_handed_lock = threading.Lock()
+
+
+def _hand_off(batch: Batch, rows: pl.DataFrame, rejects: pl.DataFrame) -> None:
+    size = rows.estimated_size() + rejects.estimated_size()
+    if size > HAND_OFF_MAX_BYTES:
+        return
+    with _handed_lock:
+        held = sum(r.estimated_size() + j.estimated_size() for r, j in _handed.values())
+        while _handed and held + size > HAND_OFF_MAX_BYTES:
+            r, j = _handed.pop(next(iter(_handed)))
+            held -= r.estimated_size() + j.estimated_size()
+        _handed[str(batch.data_path)] = (rows, rejects)
+
+
+def drop_handed() -> None:
+    """Forget every hand-off not taken (the flow's end: its memory goes back)."""
+    with _handed_lock:
+        _handed.clear()
+
+
+def _take(batch: Batch) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The batch's rows and rejects: handed off by this process's ingest, or read."""
+    with _handed_lock:
+        handed = _handed.pop(str(batch.data_path), None)
+    if handed is not None and batch.data_path.is_file():
+        return handed
+    return pl.read_parquet(batch.data_path), pl.read_parquet(batch.rejects_path)
 
 
 REJECTED_AT_MAX = 100
@@ -241,8 +280,9 @@ def write_cached(
 
 def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows and the rejects of a run's batches, concatenated (columns unioned)."""
-    frames = [pl.read_parquet(b.data_path) for b in batches]
-    rejects = [pl.read_parquet(b.rejects_path) for b in batches]
+    pairs = [_take(b) for b in batches]
+    frames = [rows for rows, _ in pairs]
+    rejects = [rej for _, rej in pairs]
     rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     rej = pl.concat(rejects, how="diagonal_relaxed") if rejects else pl.DataFrame()
     return rows, rej
