@@ -26,11 +26,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from matplotlib.transforms import Bbox
 
+from labelgate.report.binning import bin_counts
 from labelgate.report.text import visible_controls
 
 __all__ = [
     "COLORS",
     "bar_chart",
+    "binned_histogram",
     "heatmap",
     "histogram",
     "interval_plot",
@@ -297,18 +299,41 @@ def histogram(
     value_range: tuple[float, float] = (0.0, 1.0),
     salt: str = "hist",
 ) -> str:
-    """A histogram; with `flagged`, the flagged values are stacked in a second colour."""
-    vals = np.asarray(values, dtype=np.float64)
-    keep = np.isfinite(vals)
-    edges = [float(e) for e in np.linspace(value_range[0], value_range[1], bins + 1)]
+    """A histogram; with `flagged`, the flagged values are stacked in a second colour.
+    The values are binned first (`bin_counts`), then drawn as `binned_histogram` draws
+    the counts: the same plot as matplotlib's ``hist`` of the values."""
+    counts, flagged_counts = bin_counts(values, flagged=flagged, bins=bins,
+                                        value_range=value_range)
+    return binned_histogram(counts, flagged_counts, title=title, xlabel=xlabel,
+                            value_range=value_range, salt=salt)
+
+
+def binned_histogram(
+    counts: Sequence[int],
+    flagged_counts: Sequence[int] | None = None,
+    *,
+    title: str,
+    xlabel: str,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    salt: str = "hist",
+) -> str:
+    """`histogram` of values already binned (`bin_counts`): `counts` per equal bin over
+    `value_range`; with `flagged_counts`, those stacked in a second colour. Drawn by
+    matplotlib's ``hist`` with the counts as weights of one value per bin (its left edge),
+    so the bars are the ones ``hist`` of the values draws."""
+    n = len(counts)
+    edges = [float(e) for e in np.linspace(value_range[0], value_range[1], n + 1)]
+    lefts = np.asarray(edges[:-1], dtype=np.float64)
     with matplotlib.rc_context(_style()):
         fig = _figure(2.4)
         ax = fig.add_subplot()
-        if flagged is None:
-            ax.hist(vals[keep], bins=edges, color=BAR_COLOR, edgecolor="white", linewidth=0.5)
+        if flagged_counts is None:
+            ax.hist(lefts, bins=edges, weights=np.asarray(counts, dtype=np.float64),
+                    color=BAR_COLOR, edgecolor="white", linewidth=0.5)
         else:
-            flag = np.asarray(flagged, dtype=bool)
-            ax.hist([vals[keep & ~flag], vals[keep & flag]], bins=edges, stacked=True,
+            ax.hist([lefts, lefts], bins=edges, stacked=True,
+                    weights=[np.asarray(counts, dtype=np.float64),
+                             np.asarray(flagged_counts, dtype=np.float64)],
                     color=[BAR_COLOR, FAIL_COLOR], label=["not flagged", "flagged as issue"],
                     edgecolor="white", linewidth=0.5)
             ax.legend(frameon=False, fontsize=8, loc="upper left")
