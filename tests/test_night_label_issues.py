@@ -118,3 +118,57 @@ def test_scored_in_names_each_rows_run_in_any_order(order: list[int]) -> None:
     got = refresh.scored_in(current, kept, new=new, run_id="r3")
     expected = {"a": "r1", "b": "r2", "c": "r1", "d": "r3"}
     assert got.to_list() == [expected[i] for i in current.get_column("id")]
+
+
+def _stable_ranks(values: np.ndarray) -> np.ndarray:
+    """The ranks a stable argsort gives (1 = lowest, ties in row order)."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[order] = np.arange(1, len(values) + 1)
+    return ranks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ranks_of_float32_quality_are_a_stable_sorts(seed: int) -> None:
+    from labelgate.stages.label_issues.flags import _float32_order, _rank
+
+    rng = np.random.default_rng(seed)
+    # a night's label quality: float32 probabilities widened, many ties, both zeros
+    values = rng.choice(rng.random(50, dtype=np.float32), 5000).astype(np.float64)
+    values[:40] = [0.0, -0.0, 1.0, np.inf, -np.inf, -0.5, 0.25, 0.25] * 5
+    rng.shuffle(values)
+    assert _float32_order(values) is not None  # the fast path runs
+    ranks = _rank(values)
+    assert (ranks == _stable_ranks(values)).all()
+    assert sorted(ranks.tolist()) == list(range(1, 5001))
+
+
+def test_ranks_of_other_values_fall_back_to_the_stable_sort() -> None:
+    from labelgate.stages.label_issues.flags import _float32_order, _rank
+
+    wide = np.array([0.1, 0.3, 0.1, 0.2])  # not float32 values
+    with_nan = np.array([0.5, np.nan, 0.25, 0.5], dtype=np.float32).astype(np.float64)
+    for values in (wide, with_nan):
+        assert _float32_order(values) is None
+        assert (_rank(values) == _stable_ranks(values)).all()
+    assert _rank(wide).tolist() == [1, 4, 2, 3]
+
+
+@pytest.mark.parametrize("rows", [3, 2000])
+def test_selected_columns_are_the_same_by_lookup_and_by_remap(rows: int) -> None:
+    """A night's few new rows find their columns among the kept ones by search; a full
+    run's by a remap as wide as the matrix: the same matrix either way."""
+    import scipy.sparse as sp
+
+    from labelgate.stages.label_issues.text_features import select_columns
+
+    rng = np.random.default_rng(rows)
+    width = 4096
+    mat = sp.random(rows, width, density=0.01, format="csr", random_state=rows)
+    kept = np.unique(rng.integers(0, width, 700)).astype(np.int64)
+    kept[-1] = width - 1
+    got = select_columns(mat.copy(), kept)
+    want = mat[:, kept]
+    assert got.shape == (rows, len(kept))
+    assert (got != want).nnz == 0
+    assert got.nnz == want.nnz > 0

@@ -14,7 +14,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import scipy.sparse as sp
-from joblib import Parallel, delayed
 
 from labelgate.stages.label_issues.arrays import IntArray
 
@@ -111,10 +110,14 @@ def _kept_columns(mat: sp.csr_matrix, *, min_rows: int) -> tuple[sp.csr_matrix, 
 def select_columns(mat: sp.csr_matrix, kept: IntArray) -> sp.csr_matrix:
     """The columns ``kept`` (ascending column numbers) of ``mat``, renumbered 0..len-1;
     the entries of other columns dropped."""
-    remap = np.full(mat.shape[1], -1, dtype=np.int64)
-    remap[kept] = np.arange(len(kept))
-    new = remap[mat.indices]
-    ok = new >= 0
+    if len(mat.indices) * 8 >= mat.shape[1] or not len(kept):
+        remap = np.full(mat.shape[1], -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        new = remap[mat.indices]
+        ok = new >= 0
+    else:  # few entries (a night's new rows in 2**22 hashed columns): looked up in `kept`
+        new = np.minimum(np.searchsorted(kept, mat.indices), len(kept) - 1)
+        ok = kept[new] == mat.indices
     csum = np.concatenate([[0], np.cumsum(ok, dtype=np.int64)])
     return sp.csr_matrix(
         (mat.data[ok], new[ok].astype(np.int32), csum[mat.indptr]),
@@ -142,6 +145,8 @@ def _hashed_char_counts(texts: list[str], *, n_jobs: int = 1) -> sp.csr_matrix:
     n = len(texts)
     if n_jobs == 1 or n < _PARALLEL_MIN_ROWS:
         return _char_chunk(texts)
+    from joblib import Parallel, delayed  # only here: a night imports no joblib
+
     step = -(-n // (n_jobs * 2))
     chunks = [texts[i : i + step] for i in range(0, n, step)]
     mats = Parallel(n_jobs=n_jobs)(delayed(_char_chunk)(c) for c in chunks)
