@@ -17,7 +17,8 @@ Reproducible: rows sorted by the key column; Parquet written by polars (zstd, st
 no timestamp in its metadata, only the writer version) and JSONL by polars ``write_ndjson``;
 ``manifest.json`` is canonical JSON (sorted keys, 2-space indent) with no wall-clock time.
 The same frames and arguments give byte-identical data files (``content_hash`` equal); the
-manifest differs only by ``version``.
+manifest differs only by ``version``. A split whose rows begin with ``current``'s gets its
+JSON Lines files as ``current``'s followed by its later rows' lines (`publish_reuse`).
 
 JSONL styles (what Axolotl, Unsloth and TRL read):
 - ``PlainStyle``: the columns as one JSON object per row.
@@ -60,6 +61,8 @@ from labelgate.stages.publish_filter import FilterOp as FilterOp
 from labelgate.stages.publish_filter import FilterValue as FilterValue
 from labelgate.stages.publish_filter import filter_expr as filter_expr
 from labelgate.stages.publish_filter import parse_filter as parse_filter
+from labelgate.stages.publish_reuse import Previous, previous_version, sha256_file
+from labelgate.stages.publish_reuse import fsync as _fsync
 
 MANIFEST = "manifest.json"
 CURRENT = "current"
@@ -190,22 +193,6 @@ def _write_jsonl(df: pl.DataFrame, path: Path) -> None:
     df.write_ndjson(path)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -280,14 +267,18 @@ def publish_version(
     ordered = _ordered_splits(splits, key_column=key_column, label_column=label_column)
     shapes = [*_data_files({n: _empty(f) for n, f in ordered.items()},  # InputError: no write
                            formats=formats, style=style), *extra_files]
+    previous = previous_version(root, current_version(root), key_column=key_column,
+                                formats=[f for f in FORMATS if f in formats],
+                                jsonl=asdict(style) if "jsonl" in formats else None)
     version, tmp = _version_folder(root)
     final = root / f"v{version}"
     try:
-        split_info = _write_splits(tmp, ordered, key_column=key_column,
-                                   label_column=label_column, formats=formats, style=style)
+        split_info, known = _write_splits(tmp, ordered, key_column=key_column, style=style,
+                                          label_column=label_column, formats=formats,
+                                          previous=previous)
         manifest = _manifest(
-            _write_data(tmp, extra_files), split_info, version=version, run_id=run_id,
-            spec_hash=spec_hash, key_column=key_column, label_column=label_column,
+            _write_data(tmp, extra_files, known=known), split_info, version=version,
+            run_id=run_id, spec_hash=spec_hash, key_column=key_column, label_column=label_column,
             formats=formats, style=style, gate=gate, metrics=metrics, lineage=lineage,
             extras=extras,
         )
@@ -362,12 +353,12 @@ def _ordered_splits(
 
 def _collected(name: str, rows: SplitRows, key_column: str) -> pl.DataFrame:
     """A split's rows, sorted by ``key_column`` (InputError: keys not unique or null)."""
-    df = rows.collect() if isinstance(rows, pl.LazyFrame) else rows
-    keys = df.get_column(key_column)
-    if keys.null_count() or keys.n_unique() != df.height:
+    df = (rows.collect() if isinstance(rows, pl.LazyFrame) else rows).sort(key_column)
+    keys = df.get_column(key_column)  # sorted: a repeated key is its neighbour's
+    if keys.null_count() or (keys.slice(1) == keys.slice(0, max(df.height - 1, 0))).any():
         raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
                          "unique and non-null (it orders the rows)")
-    return df.sort(key_column)
+    return df
 
 
 def _empty(rows: SplitRows) -> pl.DataFrame:
@@ -377,18 +368,29 @@ def _empty(rows: SplitRows) -> pl.DataFrame:
 
 def _write_splits(
     folder: Path, ordered: Mapping[str, SplitRows], *, key_column: str,
-    label_column: str | None, formats: Sequence[str], style: JsonlStyle,
-) -> dict[str, dict[str, Any]]:
+    label_column: str | None, formats: Sequence[str], style: JsonlStyle, previous: Previous | None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Each split's data files (`_data_files`) into ``folder``, one split at a time (a lazy
-    split collected and sorted then, let go before the next); returns `_split_info`."""
+    split collected and sorted then, let go before the next); returns `_split_info` and the
+    hashes of JSON Lines built on ``previous``'s (`Previous.build_on`: a whole write's bytes)."""
     info: dict[str, dict[str, Any]] = {}
+    known: dict[str, dict[str, Any]] = {}
     for name, rows in ordered.items():
         df = _collected(name, rows, key_column) if isinstance(rows, pl.LazyFrame) else rows
         one = {name: df}
-        _write_files(folder, _data_files(one, formats=formats, style=style))
+        def lines(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:
+            return [f for f in _data_files(frames, formats=formats, style=style)
+                    if not f[0].endswith(".parquet") and f[0] not in known]
+        if "parquet" in formats:
+            _write_files(folder, [(f"{name}.parquet", df)])
+            if previous is not None:
+                known.update(previous.build_on(folder, name, df, lines,
+                                               lambda d, p: _write_jsonl(d, p)))
+        if lines({name: df.clear()}):  # a JSON Lines file not built on previous's
+            _write_files(folder, lines(one))
         info.update(_split_info(one, label_column=label_column))
         del df, one
-    return info
+    return info, known
 
 
 def _data_files(
@@ -452,20 +454,23 @@ def _write_files(folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]) -
 
 
 def _write_data(
-    folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]
+    folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]], *,
+    known: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write ``data_files`` (`_data_files`) into ``folder`` and fsync every file there.
 
     Returns
     -------
     dict[str, dict[str, Any]]
-        File name -> ``{"sha256", "bytes"}``, by name (every file in ``folder``).
+        File name -> ``{"sha256", "bytes"}``, by name (every file in ``folder``; ``known``'s
+        as given).
     """
     _write_files(folder, data_files)
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.iterdir()):
         _fsync(path)
-        files[path.name] = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        files[path.name] = dict((known or {}).get(path.name) or {
+            "sha256": sha256_file(path), "bytes": path.stat().st_size})
     return files
 
 
