@@ -197,7 +197,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     # a fresh PREFECT_HOME migrates its database first, which can outlast the default limit
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     # the flow and the stage table share one API; its server starts while the stages load
-    with _prefect_api(warm=lambda: _load_stages(s)):
+    with _prefect_api(warm=lambda: _load_stages(s, store)):
         from flows.pipeline import quality_pipeline
 
         _quiet_expected_errors()  # after Prefect's import configured its logging
@@ -234,7 +234,7 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
     raise typer.Exit(EXIT_INTERNAL)
 
 
-def _load_stages(s: Spec) -> None:
+def _load_stages(s: Spec, store: str | None = None) -> None:
     """Import what the flow of `s` will import (Prefect's engines, the tasks of the stages
     `s` runs, the libraries they use) and set up the report's plots and templates
     (`flows.warm`). When `flows.entry` turned Python's garbage collector off for the
@@ -242,7 +242,8 @@ def _load_stages(s: Spec) -> None:
     scans (the flow's collections then skip the libraries' objects)."""
     from flows.warm import warm
 
-    warm(s)
+    where = store if store is not None else s.store
+    warm(s, None if "://" in where else s.store_dir(store))  # a remote store: not looked at
     if not gc.isenabled():
         gc.enable()
         gc.freeze()

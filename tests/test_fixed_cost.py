@@ -18,7 +18,7 @@ import yaml
 
 from flows.entry import needs_server
 from flows.server import _prefect_dir, database_at_head, migration_head
-from flows.warm import COMMAND, FLOW, RUNTIME, modules_for
+from flows.warm import COMMAND, FIT, FLOW, RUNTIME, first_fit, modules_for
 from labelgate.spec import load_spec
 from tests.conftest import SpecFactory
 
@@ -110,8 +110,45 @@ def test_warm_names_the_tasks_and_libraries_of_the_stages_a_spec_runs(
     assert {"tasks.dedup", "tasks.splits", "tasks.label_issues", "scipy.sparse.csgraph"} <= \
         set(full)
     assert len(full) == len(set(full))
-    # a fit's model libraries are not warmed: a rerun on unchanged data reuses its flags
+    # a fit's model libraries are not warmed without a store to look in: a rerun on
+    # unchanged data reuses its flags
     assert not any(m.startswith(("sklearn", "cleanlab")) for m in full)
+
+
+def test_warm_names_the_fit_libraries_only_for_a_datasets_first_run(
+        make_spec: SpecFactory, tmp_path: Path) -> None:
+    spec = load_spec(make_spec(label_issues={"folds": 2}))
+    store = tmp_path / "store"
+    assert first_fit(spec, store)
+    assert set(FIT) <= set(modules_for(spec, store))
+    (store / "reports" / spec.name).mkdir(parents=True)  # a run of the dataset exists
+    assert not first_fit(spec, store)
+    assert not set(FIT) & set(modules_for(spec, store))
+    assert not first_fit(spec, None)  # a remote store: not looked at
+    bare = load_spec(make_spec())  # no label issues: nothing to fit
+    assert not first_fit(bare, tmp_path / "other")
+
+
+def test_a_fit_imports_every_fit_library_warm_names() -> None:
+    """In a process of its own: the label-issue stage's training run on a small text frame
+    imports each module of `FIT` (so warming them is no guess)."""
+    code = """
+import json, sys
+import polars as pl
+from labelgate.stages.label_issues.detect import find_label_issues
+words = ["good great fine", "bad awful poor", "plain usual normal"]
+rows = pl.DataFrame({"id": [str(i) for i in range(60)],
+                     "text": [f"{words[i % 3]} item {i}" for i in range(60)],
+                     "label": [str(i % 3) for i in range(60)]})
+find_label_issues(rows, id_column="id", label_column="label", text_columns=["text"],
+                  folds=3)
+print(json.dumps(sorted(sys.modules)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    loaded = set(json.loads(done.stdout.splitlines()[-1]))
+    assert set(FIT) <= loaded
 
 
 def test_warm_loads_nothing_the_spec_does_not_use(make_spec: SpecFactory) -> None:
@@ -187,7 +224,7 @@ def test_the_collector_is_on_again_once_the_flows_modules_are_loaded(
     import flows.cli as cli
     import flows.warm
 
-    monkeypatch.setattr(flows.warm, "warm", lambda spec: [])
+    monkeypatch.setattr(flows.warm, "warm", lambda spec, store=None: [])
     spec = load_spec(make_spec())
     frozen = gc.get_freeze_count()
     cli._load_stages(spec)  # collector on (a test, CliRunner): left as it is, nothing frozen
