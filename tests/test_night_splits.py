@@ -8,7 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from labelgate.stages.splits import _units, assign_splits, join_beside, prefix_join
+from labelgate.stages.splits import (
+    _key_order,
+    _unit_codes,
+    assign_splits,
+    join_beside,
+    leakage,
+    prefix_join,
+)
 from labelgate.store.assignments import load_assignments, save_assignments
 
 
@@ -67,14 +74,27 @@ def test_a_night_with_nothing_new_only_updates_last_run() -> None:
     assert set(stored.get_column("last_run")) == {"r2"}
 
 
-def test_units_of_one_link_column_are_its_components() -> None:
-    rows = _rows(3000, seed=3).rename({"id": "key"}).with_row_index("_i")
+def _units(work: pl.DataFrame, links: list[str]) -> pl.Series:
+    """Each row's unit name (its smallest key)."""
+    place, ordered = _key_order(work)
+    return ordered.gather(_unit_codes(work, links, place))
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_units_of_one_link_column_are_its_components(shuffled: bool) -> None:
+    rows = _rows(3000, seed=3).rename({"id": "key"})
+    if shuffled:  # keys not in order: each key's place in key order is sorted for
+        rows = rows.sample(fraction=1.0, seed=4)
+    rows = rows.with_row_index("_i")
     one = _units(rows, ["cluster"])
     # the same column twice takes the graph's connected components
     twice = _units(rows.with_columns(pl.col("cluster").alias("again")), ["cluster", "again"])
     assert one.equals(twice)
     assert one.n_unique() == rows.get_column("cluster").n_unique() - 1 + int(
         rows.get_column("cluster").null_count())
+    smallest = rows.select(pl.when(pl.col("cluster").is_null()).then("key")
+                           .otherwise(pl.col("key").min().over("cluster"))).to_series()
+    assert one.to_list() == smallest.to_list()  # a unit is named by its smallest key
 
 
 @pytest.mark.parametrize("keys", [
@@ -101,3 +121,78 @@ def test_prefix_join_is_a_left_join(stored: list[str]) -> None:
                          schema={"key": pl.String, "split": pl.String})
     want = frame.join(table, on="key", how="left", maintain_order="left")
     assert prefix_join(frame, table, on="key").equals(want)
+
+
+def test_a_night_assigns_as_a_run_over_its_rows_in_another_order() -> None:
+    """Sorted keys (a night's: units by row index) and shuffled keys (by a sort) give the
+    same assignments, units named by their smallest key, and the same summary."""
+    first = _rows(500, seed=5)
+    r1 = assign_splits(first, key_column="id", label_column="y", run_id="r1",
+                       unit_column="cluster")
+    previous = r1.assignments.select("key", "split", "first_run")
+    night = pl.concat([first, _rows(80, start=2000, seed=6)]).with_columns(
+        pl.col("cluster").replace({f"c{i}": "c0" for i in range(10)}))  # merged: moved
+    runs = [assign_splits(frame, key_column="id", label_column="y", run_id="r2",
+                          unit_column="cluster", previous=previous)
+            for frame in (night, night.sample(fraction=1.0, seed=7))]
+    assert runs[0].assignments.equals(runs[1].assignments)
+    assert runs[0].summary == runs[1].summary and runs[0].removed.is_empty()
+    got = runs[0].assignments
+    named = night.select(pl.col("id").alias("key"), pl.when(pl.col("cluster").is_null())
+                         .then("id").otherwise(pl.col("id").min().over("cluster")).alias("unit"))
+    assert got.select("key", "unit").equals(named.sort("key"))
+    sticky = got.filter(~pl.col("new")).join(previous, on="key")
+    moved = sticky.filter(pl.col("split") != pl.col("split_right"))
+    assert moved.height == runs[0].summary["moved_rows"] and moved.height > 0
+    assert set(moved.get_column("split").to_list()) <= {"validation", "test"}
+    assert runs[0].summary["units"] == got.get_column("unit").n_unique()
+
+
+def _pairs_across(kept: pl.DataFrame, clusters: pl.DataFrame, by: list[str]) -> int:
+    """Pairs of members of one group (``by``) in different splits, counted pair by pair."""
+    rows = clusters.join(kept.rename({"k": "id"}), on="id").iter_rows(named=True)
+    members = list(rows)
+    return sum(1 for i, a in enumerate(members) for b in members[i + 1:]
+               if all(a[c] == b[c] for c in by) and a["split"] != b["split"])
+
+
+@pytest.mark.parametrize("leaks", [False, True])
+def test_leakage_counts_what_every_pair_counts(leaks: bool) -> None:
+    rng = np.random.default_rng(8)
+    n = 300
+    clusters = pl.DataFrame({
+        "cluster_id": [f"c{i // 6:03d}" for i in range(n)],
+        "id": [f"k{i:04d}" for i in rng.permutation(n)],
+        "exact_group": [f"e{i // 3:03d}" for i in range(n)],
+    })
+    split = pl.col("cluster_id").str.slice(1).cast(pl.Int32) % 3  # one split per cluster
+    kept = clusters.select(pl.col("id").alias("k"), split.replace_strict(
+        {0: "train", 1: "validation", 2: "test"}).alias("split"))
+    if leaks:  # some members move to another split; some members are not kept
+        kept = kept.with_columns(pl.when(pl.int_range(pl.len()) % 17 == 0)
+                                 .then(pl.lit("test")).otherwise("split").alias("split"))
+        kept = kept.filter(pl.int_range(pl.len()) % 13 != 0)
+    got = leakage(kept, key_column="k", duplicates=clusters)
+    cross = _pairs_across(kept, clusters, ["cluster_id"])
+    exact = _pairs_across(kept, clusters, ["cluster_id", "exact_group"])
+    assert (got["near_pairs"] + got["exact_pairs"], got["exact_pairs"]) == (cross, exact)
+    assert (got["total"] > 0) == leaks
+
+
+def test_save_with_the_stored_read_given_stores_what_a_save_that_reads_stores() -> None:
+    first = _rows(300)
+    r1 = assign_splits(first, key_column="id", label_column="y", run_id="r1",
+                       unit_column="cluster")
+    night = pl.concat([first.slice(10), _rows(40, start=1000, seed=2)])
+    tables = []
+    for given in (False, True):
+        con = duckdb.connect()
+        save_assignments(con, r1.assignments, dataset="ds", run_id="r1")
+        previous = load_assignments(con, dataset="ds", last_run=False)
+        assert previous.columns == ["key", "split", "first_run"]
+        r2 = assign_splits(night, key_column="id", label_column="y", run_id="r2",
+                           unit_column="cluster", previous=previous)
+        save_assignments(con, r2.assignments, dataset="ds", run_id="r2",
+                         stored=previous if given else None)
+        tables.append(load_assignments(con, dataset="ds"))
+    assert tables[0].equals(tables[1]) and tables[0].height == 340

@@ -150,20 +150,34 @@ def _order_keys(seed: int, names: list[str]) -> np.ndarray[Any, np.dtype[np.uint
     )
 
 
-def _units(work: pl.DataFrame, link_columns: list[str]) -> pl.Series:
-    """Unit name (smallest key) per row: connected components over shared link values."""
+def _key_order(work: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """Each row's place in key order (UInt32: its row index ``_i`` when the keys are sorted,
+    a night's case, with no sort) and the keys in that order."""
+    keys = work.get_column("key")
+    if keys.is_sorted():
+        return work.get_column("_i").cast(pl.UInt32), keys
+    order = keys.arg_sort().to_numpy()
+    place = np.empty(len(order), dtype=np.uint32)
+    place[order] = np.arange(len(order), dtype=np.uint32)
+    return pl.Series("_i", place), keys.gather(order)
+
+
+def _unit_codes(work: pl.DataFrame, link_columns: list[str], place: pl.Series) -> pl.Series:
+    """Per row, its unit's code: the smallest key order ``place`` among the rows of its
+    connected component over shared link values (the unit is named by the key there:
+    codes order the units as their names do; integers, not keys, grouped and joined)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = work.height
     if not link_columns:
-        return work.get_column("key").alias("unit")
+        return place.alias("_uc")
     if len(link_columns) == 1:  # one column: the components are its values' rows
         link = pl.col(link_columns[0])
-        return work.select(
-            pl.when(link.is_null()).then(pl.col("key"))
-            .otherwise(pl.col("key").min().over(link)).alias("unit")
-        ).get_column("unit")
+        return work.select(place.alias("_p"), link).select(
+            pl.when(link.is_null()).then(pl.col("_p"))
+            .otherwise(pl.col("_p").min().over(link)).alias("_uc")
+        ).get_column("_uc")
     src: list[np.ndarray[Any, Any]] = []
     dst: list[np.ndarray[Any, Any]] = []
     for col in link_columns:
@@ -175,11 +189,8 @@ def _units(work: pl.DataFrame, link_columns: list[str]) -> pl.Series:
     b = np.concatenate(dst).astype(np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
-    return (
-        work.select("key", pl.Series("_c", comp))
-        .select(pl.col("key").min().over("_c").alias("unit"))
-        .get_column("unit")
-    )
+    return pl.DataFrame([place.alias("_p"), pl.Series("_c", comp)]).select(
+        pl.col("_p").min().over("_c").alias("_uc")).get_column("_uc")
 
 
 def assign_splits(
@@ -204,11 +215,12 @@ def assign_splits(
     _unique_keys(df.get_column(key_column), "splits")
     links = [c for c in (group_column, unit_column) if c is not None]
     prev = _previous(previous)
-    work = _unit_rows(df, key_column=key_column, label_column=label_column, links=links,
-                      previous=prev)
+    work, ordered = _unit_rows(df, key_column=key_column, label_column=label_column,
+                               links=links, previous=prev)
     use_strata = stratify and label_column is not None
-    units = _unit_splits(work, target=target, seed=seed, use_strata=use_strata)
-    work = work.join(units, on="unit", how="left")
+    units = _unit_splits(work, target=target, ordered=ordered, seed=seed,
+                         use_strata=use_strata)
+    work = work.join(units, on="_uc", how="left", maintain_order="left")  # codes: integers
     assignments = work.select(
         "key",
         "split",
@@ -217,17 +229,16 @@ def assign_splits(
         (pl.col("previous_split").is_not_null() & (pl.col("previous_split") != pl.col("split")))
         .alias("moved"),
         "previous_split",
-        "unit",
+        ordered.gather(work.get_column("_uc")).alias("unit"),
         "stratum",
         "label",
-    ).sort("key")
-    removed = (  # no previous key: nothing removed, and no join of every key
-        (prev if prev.is_empty() else _flag_sorted(prev).join(assignments.select("key"), on="key",
-                                                how="anti"))
-        .select("key", pl.col("previous_split").alias("split"),
-                pl.col("previous_first_run").alias("first_run"))
-        .sort("key")
     )
+    assignments = _flag_sorted(assignments).sort("key")  # in key order already: no sort
+    removed = (  # stored keys first in key order, or none: nothing removed, no join
+        prev.clear() if _is_prefix(assignments, prev, on="key")
+        else _flag_sorted(prev).join(assignments.select("key"), on="key", how="anti")
+    ).select("key", pl.col("previous_split").alias("split"),
+             pl.col("previous_first_run").alias("first_run")).sort("key")
     counts = (
         assignments.group_by("split", "label").agg(pl.len().cast(pl.Int64).alias("rows"))
         .sort(pl.col("split").replace_strict(HELD_OUT_RANK), "label", nulls_last=True)
@@ -236,7 +247,8 @@ def assign_splits(
         assignments=assignments.drop("label"),
         counts=counts,
         removed=removed,
-        summary=_summary(assignments, target, removed.height, use_strata),
+        summary=_summary(assignments, target, removed.height, use_strata,
+                         units=work.get_column("_uc").n_unique()),
     )
 
 
@@ -247,8 +259,8 @@ def _unit_rows(
     label_column: str | None,
     links: list[str],
     previous: pl.DataFrame,
-) -> pl.DataFrame:
-    """One row per input row: its key, label, unit, previous split and its unit's rank.
+) -> tuple[pl.DataFrame, pl.Series]:
+    """One row per input row: its key, label, unit code, previous split and its unit's rank.
 
     Parameters
     ----------
@@ -263,10 +275,11 @@ def _unit_rows(
 
     Returns
     -------
-    pl.DataFrame
-        Shape (n_rows, 8 + len(links)): _i, key, label, the ``_link<i>`` columns, unit,
-        previous_split, previous_first_run and ``_unit_rank`` (the most held-out previous
-        split rank among the unit's rows, null for a new unit).
+    tuple of (pl.DataFrame, pl.Series)
+        Shape (n_rows, 8 + len(links)): _i, key, label, the ``_link<i>`` columns, ``_uc``
+        (the unit's code, `_unit_codes`), previous_split, previous_first_run and
+        ``_unit_rank`` (the most held-out previous split rank among the unit's rows, null
+        for a new unit); and the keys in key order (a unit's name: its code's key there).
     """
     work = df.select(
         pl.col(key_column).cast(pl.String).alias("key"),
@@ -274,11 +287,20 @@ def _unit_rows(
         .alias("label"),
         *[pl.col(c).alias(f"_link{i}") for i, c in enumerate(links)],
     ).with_row_index("_i")
-    work = work.with_columns(_units(work, [f"_link{i}" for i in range(len(links))]))
+    place, ordered = _key_order(work)
+    work = work.with_columns(_unit_codes(work, [f"_link{i}" for i in range(len(links))],
+                                         place).alias("_uc"))
     work = prefix_join(work, previous, on="key")
     rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
                                                    return_dtype=pl.Int8)
-    return work.with_columns(rank.max().over("unit").alias("_unit_rank"))
+    return work.with_columns(rank.max().over("_uc").alias("_unit_rank")), ordered
+
+
+def _is_prefix(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> bool:
+    """Whether ``table``'s keys ``on`` are ``frame``'s first keys, in the same order."""
+    m = table.height
+    return m <= frame.height and frame.get_column(on).head(m).equals(
+        table.get_column(on), check_dtypes=True)
 
 
 def prefix_join(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> pl.DataFrame:
@@ -286,10 +308,8 @@ def prefix_join(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> pl.Data
     ``table``'s keys are ``frame``'s first keys in the same order (a night's rows: the
     stored keys first, the new ones after), ``table``'s columns go beside by position,
     null for the later rows; otherwise a join (on keys flagged sorted when they are)."""
-    m = table.height
-    if m <= frame.height and frame.get_column(on).head(m).equals(
-            table.get_column(on), check_dtypes=True):
-        rest = frame.height - m
+    if _is_prefix(frame, table, on=on):
+        rest = frame.height - table.height
         return frame.with_columns(
             pl.concat([col, pl.repeat(None, rest, dtype=col.dtype, eager=True)])
             if rest else col for col in table.drop(on).get_columns())
@@ -305,7 +325,8 @@ def _flag_sorted(frame: pl.DataFrame, on: str = "key") -> pl.DataFrame:
 
 
 def _unit_splits(
-    work: pl.DataFrame, *, target: dict[str, float], seed: int, use_strata: bool
+    work: pl.DataFrame, *, target: dict[str, float], ordered: pl.Series, seed: int,
+    use_strata: bool,
 ) -> pl.DataFrame:
     """Each unit's split (its sticky one, else a new one) and stratum.
 
@@ -315,6 +336,8 @@ def _unit_splits(
         ``_unit_rows``'s frame, shape (n_rows, k).
     target : dict of str to float
         The validated fractions.
+    ordered : pl.Series
+        The keys in key order (a unit's name is its code's key).
     seed : int
         Seeds the order in which new units are assigned.
     use_strata : bool
@@ -323,34 +346,34 @@ def _unit_splits(
     Returns
     -------
     pl.DataFrame
-        Shape (n_units, 3): unit, split, stratum.
+        Shape (n_units, 3): _uc, split, stratum.
     """
     if use_strata:
         unit_stratum = (
-            work.group_by("unit", "label")
+            work.group_by("_uc", "label")
             .len()
-            .sort(["unit", "len", "label"], descending=[False, True, False], nulls_last=True)
-            .group_by("unit", maintain_order=True)
+            .sort(["_uc", "len", "label"], descending=[False, True, False], nulls_last=True)
+            .group_by("_uc", maintain_order=True)
             .agg(pl.col("label").first().alias("stratum"))
         )
     else:
-        unit_stratum = work.select("unit").unique().with_columns(
+        unit_stratum = work.select("_uc").unique().with_columns(
             pl.lit(None, pl.String).alias("stratum")
         )
     units = (
-        work.group_by("unit")
+        work.group_by("_uc")
         .agg(pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"))
-        .join(unit_stratum, on="unit", how="left")
+        .join(unit_stratum, on="_uc", how="left")
     )
-    chosen = _assign_new_units(units, target=target, seed=seed)
-    units = units.join(chosen, on="unit", how="left").with_columns(
+    chosen = _assign_new_units(units, target=target, ordered=ordered, seed=seed)
+    units = units.join(chosen, on="_uc", how="left").with_columns(
         pl.coalesce(
             pl.col("rank").replace_strict(dict(enumerate(SPLITS)), default=None,
                                           return_dtype=pl.String),
             pl.col("new_split"),
         ).alias("split")
     )
-    return units.select("unit", "split", "stratum")
+    return units.select("_uc", "split", "stratum")
 
 
 def _previous(previous: pl.DataFrame | None) -> pl.DataFrame:
@@ -373,9 +396,10 @@ def _previous(previous: pl.DataFrame | None) -> pl.DataFrame:
 
 
 def _assign_new_units(
-    units: pl.DataFrame, *, target: dict[str, float], seed: int
+    units: pl.DataFrame, *, target: dict[str, float], ordered: pl.Series, seed: int
 ) -> pl.DataFrame:
-    """Split for each unit without a previous split (greedy on the deficit, hash order)."""
+    """Split for each unit (``_uc``, its name the key of ``ordered`` there) without a
+    previous split (greedy on the deficit, hash order)."""
     open_splits = [s for s, f in target.items() if f > 0]  # held-out order: ties go first
     parts: list[pl.DataFrame] = []
     for _, part in units.group_by("stratum"):
@@ -385,8 +409,8 @@ def _assign_new_units(
         )
         have = {SPLITS[r]: int(n) for r, n in sticky.rows()}
         deficit = [target[s] * total - have.get(s, 0) for s in open_splits]
-        new = part.filter(pl.col("rank").is_null()).select("unit", "size").sort("unit")
-        names = new.get_column("unit").to_list()
+        new = part.filter(pl.col("rank").is_null()).select("_uc", "size").sort("_uc")
+        names = ordered.gather(new.get_column("_uc")).to_list()  # in name order
         order = np.argsort(_order_keys(seed, names), kind="stable")  # ties: unit name
         sizes = new.get_column("size").to_numpy()[order].tolist()
         picks = np.empty(len(sizes), dtype=np.int8)
@@ -402,16 +426,17 @@ def _assign_new_units(
             picks[i] = j
         chosen = np.empty(len(sizes), dtype=np.int8)
         chosen[order] = picks
-        parts.append(new.select("unit").with_columns(
+        parts.append(new.select("_uc").with_columns(
             pl.Series("new_split", [open_splits[j] for j in chosen.tolist()], dtype=pl.String)
         ))
     if not parts:
-        return pl.DataFrame(schema={"unit": pl.String, "new_split": pl.String})
+        return pl.DataFrame(schema={"_uc": pl.UInt32, "new_split": pl.String})
     return pl.concat(parts)
 
 
 def _summary(
-    assignments: pl.DataFrame, target: dict[str, float], removed: int, use_strata: bool
+    assignments: pl.DataFrame, target: dict[str, float], removed: int, use_strata: bool, *,
+    units: int,
 ) -> dict[str, Any]:
     n = assignments.height
     per_split = dict(assignments.group_by("split").len().rows())
@@ -436,7 +461,7 @@ def _summary(
         "new_rows": int(assignments.get_column("new").sum()),
         "moved_rows": int(assignments.get_column("moved").sum()),
         "removed_rows": removed,
-        "units": assignments.get_column("unit").n_unique(),
+        "units": units,
         "max_stratum_share_deviation": worst,
     }
 
@@ -487,13 +512,31 @@ def _cluster_leaks(
     duplicates: pl.DataFrame, splits: pl.DataFrame, *, split_column: str
 ) -> tuple[int, int, int]:
     """Pairs of one cluster in different splits, pairs of one exact group in different
-    splits, and clusters across splits: the members (ids of ``splits``' ``key``) joined with
-    their split one shard of whole clusters at a time (cluster_id's hash), so the join holds
-    at most ``LEAKAGE_SHARD_ROWS``-odd members, not every member (sums over disjoint
-    clusters add up)."""
+    splits, and clusters across splits. Each member (an id of ``splits``' ``key``) gets its
+    split's code by one join on the keys' hashes (a member not in ``splits`` none, or a
+    stray one); only the clusters whose members' codes differ can have a pair across
+    splits (the others have none: every key in ``splits`` gets its own split's code, or
+    the filter is skipped when a hash matches two keys): those clusters' members are joined
+    with their splits and counted, one shard of whole clusters at a time (cluster_id's
+    hash), so the join holds at most ``LEAKAGE_SHARD_ROWS``-odd members (sums over disjoint
+    clusters add up). Usually no cluster straddles splits, and nothing more is joined."""
     members = duplicates.select(
         pl.col("id").cast(pl.String).alias("key"), "cluster_id", "exact_group"
     )
+    names = {v: i for i, v in enumerate(splits.get_column(split_column).unique().drop_nulls())}
+    codes = splits.select(pl.col("key").hash(seed=0).alias("_h"), pl.col(split_column)
+                          .replace_strict(names, default=None, return_dtype=pl.UInt32).alias("_s"))
+    code = members.select(pl.col("key").hash(seed=0).alias("_h")).join(  # hashes: no
+        codes, on="_h", how="left", maintain_order="left")  # cluster across splits missed
+    if code.height == members.height:  # one key per hash: a split per member
+        spread = (
+            members.select("cluster_id").with_columns(code.get_column("_s")).group_by("cluster_id")
+            .agg(pl.col("_s").min().alias("lo"), pl.col("_s").max().alias("hi"))
+            .filter(pl.col("lo") != pl.col("hi")).get_column("cluster_id")
+        )
+        members = members.filter(pl.col("cluster_id").is_in(spread.implode()))
+    if members.height == 0:
+        return 0, 0, 0
     shards = -(-members.height // LEAKAGE_SHARD_ROWS)
     shard = members.select(pl.col("cluster_id").hash(seed=0) % shards).to_series()
     n = pl.col("n")

@@ -33,17 +33,19 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def load_assignments(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
-    """Every assignment ever stored for ``dataset``: key, split, first_run, last_run."""
+def load_assignments(con: duckdb.DuckDBPyConnection, *, dataset: str,
+                     last_run: bool = True) -> pl.DataFrame:
+    """Every assignment ever stored for ``dataset``, in key order: key, split, first_run,
+    and last_run (unless ``last_run`` is false: a run's splits do not read it)."""
     _ensure_table(con)
     # through Arrow, not Python tuples (docs/benchmarks/throughput.md: a night's splits)
     rel = con.sql(
-        f"SELECT split_key AS key, split, first_run, last_run FROM {quote_ident(TABLE)} "  # noqa: S608
-        "WHERE dataset = $1 ORDER BY split_key",
+        f"SELECT split_key AS key, split, first_run{', last_run' if last_run else ''} "  # noqa: S608
+        f"FROM {quote_ident(TABLE)} WHERE dataset = $1 ORDER BY split_key",
         params=[dataset],
     )
     schema = {"key": pl.String, "split": pl.String, "first_run": pl.String,
-              "last_run": pl.String}
+              **({"last_run": pl.String} if last_run else {})}
     frame = pl.from_arrow(rel.to_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.cast(schema)  # type: ignore[arg-type]
@@ -55,8 +57,13 @@ def save_assignments(
     *,
     dataset: str,
     run_id: str,
+    stored: pl.DataFrame | None = None,
 ) -> int:
     """Upsert this run's assignments (key, split, first_run); returns rows written.
+
+    ``stored``: the dataset's stored assignments (key, split, first_run) as
+    `load_assignments` read them in this session, with no write since (the caller holds the
+    dataset's run lock): not read again. None: read here.
 
     Stored keys not in ``assignments`` (removed rows) are left as they are. ``first_run``
     keeps the stored value. Refuses (InputError, nothing written) to move a stored key to a
@@ -73,7 +80,9 @@ def save_assignments(
     incoming = _incoming(assignments)
     con.execute("BEGIN TRANSACTION")
     try:
-        stored = _stored(con, dataset=dataset)
+        stored = _stored(con, dataset=dataset) if stored is None else stored.select(
+            "key", pl.col("split").alias("stored_split"),
+            pl.col("first_run").alias("stored_first_run"))
         joined = prefix_join(incoming, stored, on="key")
         _refuse_backwards(joined, dataset=dataset)
         _write(con, joined, stored, dataset=dataset, run_id=run_id)

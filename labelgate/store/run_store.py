@@ -217,12 +217,14 @@ class RunStore:
     def assign_splits(self, make: Callable[[pl.DataFrame], Any],
                       assignments: Callable[[Any], pl.DataFrame]) -> Any:
         """Read the sticky assignments, compute with `make(previous)`, save the new ones
-        (`assignments(outcome)`) in the same warehouse session; returns the outcome."""
+        (`assignments(outcome)`) in the same warehouse session; returns the outcome. The
+        stored assignments are read once (the run lock keeps other runs of the dataset
+        from writing them in between)."""
         with self._warehouse() as con:
-            previous = load_assignments(con, dataset=self.dataset)
+            previous = load_assignments(con, dataset=self.dataset, last_run=False)
             outcome = make(previous)
             save_assignments(con, assignments(outcome), dataset=self.dataset,
-                             run_id=self.run.run_id)
+                             run_id=self.run.run_id, stored=previous)
         return outcome
 
     def metric_history(self) -> pl.DataFrame:
