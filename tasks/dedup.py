@@ -9,7 +9,7 @@ from prefect import get_run_logger
 from checks.contract import ContractResult
 from labelgate.spec import Spec
 from labelgate.stages import dedup_incremental, steps
-from labelgate.store import RunStore, kept_dedup
+from labelgate.store import RunStore, duplicate_rows, kept_dedup, warehouse
 from tasks.common import HOUR, stage_task
 from tasks.partition import mapper as stages_mapper
 
@@ -18,15 +18,21 @@ from tasks.partition import mapper as stages_mapper
 def dedup(spec: Spec, store: RunStore, contract: ContractResult) -> steps.DedupOutcome:
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
     outcome = _detect(spec, store, contract.valid)
-    clusters = outcome.result.clusters.select(
+    result = outcome.result
+    clusters = result.clusters.select(
         pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
         "similarity", "is_representative",
     )
-    store.record_rows("duplicates", clusters)
+    since = outcome.section.get("refresh_kept_from")
+    with warehouse.connect(store.run.warehouse, keep=True) as con:
+        stored = duplicate_rows.record_duplicates(
+            con, clusters, run_id=store.run.run_id, dataset=store.dataset,
+            changed=result.changed, since=str(since) if since else None)
     s = outcome.section
     get_run_logger().info(
-        "dedup: %s duplicate rows in %s clusters (%s with conflicting labels); %s",
-        s["count"], s["clusters"], s["conflicting_clusters"], s.get("refresh", "full"),
+        "dedup: %s duplicate rows in %s clusters (%s with conflicting labels); %s; "
+        "warehouse rows: %s", s["count"], s["clusters"], s["conflicting_clusters"],
+        s.get("refresh", "full"), stored,
     )
     return outcome
 

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 from labelgate.errors import InputError
 from labelgate.stages.dedup import KeyGraph, find_duplicates, find_duplicates_keeping
 from labelgate.stages.dedup_incremental import DedupSettings, detect, plan_update, row_hashes
-from labelgate.store import kept_dedup
+from labelgate.store import kept_dedup, warehouse
 
 LONG = (
     "the quick brown fox jumps over the lazy dog while the farmer watches from the porch, "
@@ -320,3 +320,18 @@ def test_a_night_in_the_flow_queries_only_its_new_rows(tmp_path: Path) -> None:
     assert third["duplicates"]["refresh_kept_from"] == second["run_id"]
     units = list((tmp_path / "store" / "cache").glob(f"*/{kept_dedup.KIND}/*"))
     assert len(units) == 1 and units[0].name.endswith(f"-{second['run_id']}")
+    # the warehouse's duplicates of the nights read as a full run's clusters
+    want = ref.clusters.select(pl.col("cluster_id", "id").cast(pl.String), "kind",
+                               "similarity", "is_representative").sort("id")
+    with warehouse.connect(tmp_path / "store" / warehouse.WAREHOUSE_FILE,
+                           read_only=True) as con:
+        for run in (second, third):
+            got = con.sql("SELECT cluster_id, id, kind, similarity, is_representative"
+                          " FROM duplicates WHERE run_id = ? ORDER BY id",
+                          params=[run["run_id"]]).to_arrow_table()
+            assert_frame_equal(pl.DataFrame(pl.from_arrow(got)), want)
+        own = con.execute("SELECT count(*) FROM duplicate_rows WHERE run_id = ?",
+                          [third["run_id"]]).fetchall()[0][0]
+        base = con.execute("SELECT base_run_id FROM duplicate_bases WHERE run_id = ?",
+                           [third["run_id"]]).fetchall()
+    assert (own, base) == (0, [(second["run_id"],)])  # nothing changed: no rows stored

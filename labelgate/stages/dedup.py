@@ -115,6 +115,9 @@ class DuplicateResult:
     summary: dict[str, Any] = field(default_factory=dict)
     # every cluster as `largest` gives them, counted from the keys (None: from `clusters`)
     sizes: pl.DataFrame | None = None
+    # a night's member rows whose warehouse row differs from the kept run's, a null kind
+    # for an old member in no cluster now (`duplicate_rows.record_duplicates`); None: unknown
+    changed: pl.DataFrame | None = None
 
     def largest(self, n: int = 10) -> pl.DataFrame:
         """The ``n`` biggest clusters: cluster_id, cluster_size, exact_rows, near_rows."""
@@ -473,6 +476,8 @@ class KeyGraph:
     keys: pl.Series  # the distinct normalized keys, sorted; k is the position
     signatures: U32Matrix | None  # (n_keys, num_perm)
     edges: npt.NDArray[np.int64]  # (n_pairs, 2), a < b
+    # per key: cluster_id (text; null: in no cluster), exact, similarity (None: not kept)
+    values: pl.DataFrame | None = None
 
 
 def find_duplicates_keeping(
@@ -490,22 +495,25 @@ def find_duplicates_keeping(
                              label_column=label_column)
     pairs = _near_pairs(keys.get_column("key"), near=near, threshold=threshold,
                         shingle=shingle, num_perm=num_perm, seed=seed, mapper=mapper)
-    result = _assembled(base, _components(keys.height, pairs.a, pairs.b),
-                        pairs.signatures, settings, stats=pairs.stats)
+    result, values = _assembled(base, _components(keys.height, pairs.a, pairs.b),
+                                pairs.signatures, settings, stats=pairs.stats)
     sigs = pairs.signatures
     if near and sigs is None:
         sigs, _ = _signatures(keys.get_column("key"), shingle=shingle, num_perm=num_perm,
                               seed=seed, mapper=mapper)
     graph = KeyGraph(rows=base.select("id", pl.col("k").cast(pl.Int64)),
                      keys=keys.get_column("key"), signatures=sigs,
-                     edges=np.stack([pairs.a, pairs.b], axis=1).astype(np.int64))
+                     edges=np.stack([pairs.a, pairs.b], axis=1).astype(np.int64),
+                     values=values)
     return result, graph
 
 
 def _assembled(rows: pl.DataFrame, comp: I64Array, signatures: U32Matrix | None,
-               settings: DedupSettings, *, stats: dict[str, Any]) -> DuplicateResult:
+               settings: DedupSettings, *, stats: dict[str, Any]
+               ) -> tuple[DuplicateResult, pl.DataFrame]:
     """The clusters of ``rows`` (`_keyed_rows`' rows: id[, label], k) from each key's
-    connected component (``comp``) by `dedup_incremental.assemble`: integer sorts and
+    connected component (``comp``), and each key's values in them (`KeyGraph.values`), by
+    `dedup_incremental.assemble`: integer sorts and
     gathers over each row's key number and place in id order, the ids gathered only into
     the outputs (no per-row frame of joins and windows over every row)."""
     from labelgate.stages.dedup_incremental import assemble  # it builds on this module

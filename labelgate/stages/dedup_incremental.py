@@ -25,7 +25,7 @@ A run falls back to a full pass when nothing is kept for its settings, a kept ro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -186,14 +186,45 @@ def update_duplicates(
     edges = np.sort(final[edges], axis=1) if len(edges) else _EMPTY_PAIRS
     ids = df.get_column(s.id_column)
     rank = _id_ranks(ids, plan)
-    graph = KeyGraph(
-        rows=pl.DataFrame({"id": ids, "k": row_k, "r": rank}),
-        keys=pl.concat([kept.keys, unseen_keys]).gather(order),
-        signatures=sigs[order] if sigs is not None else None, edges=edges)
+    keys = pl.concat([kept.keys, unseen_keys]).gather(order)
+    sigs = sigs[order] if sigs is not None else None
     labels = df.get_column(s.label_column) if s.label_column is not None else None
-    result = assemble(ids, labels, rank, row_k, comp[order], graph.signatures, s,
-                      stats={**stats, "new_texts": m})
+    result, values = assemble(ids, labels, rank, row_k, comp[order], sigs, s,
+                              stats={**stats, "new_texts": m})
+    if kept.values is not None:
+        result = replace(result, changed=_changed_rows(
+            kept.values, values, final[:n_old], plan.new, row_k, ids))
+    graph = KeyGraph(rows=pl.DataFrame({"id": ids, "k": row_k, "r": rank}), keys=keys,
+                     signatures=sigs, edges=edges, values=values)
     return result, graph
+
+
+def _changed_rows(kept: pl.DataFrame, values: pl.DataFrame, old_keys: I64Array,
+                  new: npt.NDArray[np.bool_], row_k: I64Array, ids: pl.Series) -> pl.DataFrame:
+    """The warehouse rows (`duplicate_rows.COLUMNS`) of the rows whose row there may differ
+    from the kept run's: the new rows in a cluster, and every row of a key whose cluster
+    id, kind or similarity changed (a null kind when it is in no cluster now).
+
+    A row's warehouse row is its key's values, and whether its id is the cluster's id: an
+    old row of a key whose values did not change has the same row."""
+    now = values[old_keys]  # the kept keys' values in this run
+    same = np.zeros(values.height, dtype=bool)  # a key new tonight: changed
+    same[old_keys] = (kept.get_column("cluster_id").eq_missing(now.get_column("cluster_id"))
+                      & (kept.get_column("exact") == now.get_column("exact"))
+                      & (kept.get_column("similarity") == now.get_column("similarity"))
+                      ).fill_null(False).to_numpy()
+    rows = np.flatnonzero(new | ~same[row_k])
+    v = values[row_k[rows]]
+    cid = v.get_column("cluster_id")
+    keep = ~(new[rows] & cid.is_null().to_numpy())  # a new row in no cluster: nothing
+    rows, v = rows[keep], v.filter(pl.Series(keep))
+    inside = pl.col("cluster_id").is_not_null()
+    return v.with_columns(ids.gather(rows).cast(pl.String).alias("id")).select(
+        "cluster_id", "id",
+        pl.when(inside).then(pl.when("exact").then(pl.lit("exact")).otherwise(pl.lit("near")))
+        .alias("kind"),
+        pl.when(inside).then("similarity").alias("similarity"),
+        pl.when(inside).then(pl.col("id") == pl.col("cluster_id")).alias("is_representative"))
 
 
 def _id_ranks(ids: pl.Series, plan: DedupPlan) -> I64Array:
@@ -340,10 +371,11 @@ def assemble(
     s: DedupSettings,
     *,
     stats: dict[str, Any],
-) -> DuplicateResult:
+) -> tuple[DuplicateResult, pl.DataFrame]:
     """The `DuplicateResult` from each row's place in id order (``rank``), key number and
     each key's component: exact group, cluster id, representative and similarity per key,
-    then integer sorts and gathers over the rows (no string sort)."""
+    then integer sorts and gathers over the rows (no string sort); and each key's values
+    (`KeyGraph.values`)."""
     n, n_keys = len(ids), len(comp)
     order = np.empty(n, dtype=np.int64)
     order[rank] = np.arange(n, dtype=np.int64)
@@ -396,7 +428,11 @@ def assemble(
     result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
                              summary=summary, sizes=sizes)
     summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
-    return result
+    values = pl.DataFrame([
+        by_rank.gather(comp_min[comp]).cast(pl.String).alias("cluster_id"),
+        pl.Series("exact", rep_key), pl.Series("similarity", sim, dtype=pl.Float64),
+    ]).with_columns(pl.when(pl.Series(comp_n[comp] > 1)).then("cluster_id").alias("cluster_id"))
+    return result, values
 
 
 def _cluster_sizes(by_rank: pl.Series, comp_n: I64Array, exact_n: I64Array,
@@ -470,7 +506,7 @@ def detect(
         rank = np.empty(len(ids), dtype=np.int64)
         rank[ids.arg_sort().to_numpy()] = np.arange(len(ids), dtype=np.int64)
         rows = _rows_in_order(pl.DataFrame({"id": ids, "h": h, "r": rank}), graph.rows)
-    return result, KeyGraph(rows, graph.keys, graph.signatures, graph.edges), plan
+    return result, replace(graph, rows=rows), plan
 
 
 def _rows_in_order(rows: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:

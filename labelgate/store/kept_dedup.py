@@ -8,7 +8,9 @@ last; a remote store syncs it like any cache unit):
 * ``rows.parquet``: every row, in the run's order: id (the id column's type), k (its key
   number), r (its place in id order), h (the hash of its id, text and label);
 * ``keys.parquet``: the distinct normalized keys in key order and, with near matching, their
-  MinHash signatures (``sig``, an array of num_perm uint32);
+  MinHash signatures (``sig``, an array of num_perm uint32); and each key's values in the
+  run's clusters (`KeyGraph.values`: cluster_id, exact, similarity), which tell a night the
+  warehouse rows that changed (a unit written before had none: that night stores whole);
 * ``edges.parquet``: the verified near pairs (a, b: key numbers, a < b).
 
 ``key`` is a hash of the settings the clusters depend on (`graph_key`), so a change of any
@@ -33,6 +35,7 @@ __all__ = ["KIND", "graph_key", "latest_graph", "save_graph"]
 
 KIND = "dedup_graph"
 _FORMAT = 2
+_VALUES = ("cluster_id", "exact", "similarity")
 
 
 def graph_key(settings: DedupSettings) -> str:
@@ -59,9 +62,10 @@ def latest_graph(store: Path, dataset: str, *, key: str) -> tuple[KeyGraph, str]
         keys = frames["keys"]
         sigs = keys.get_column("sig").to_numpy() if "sig" in keys.columns else None
         edges = frames["edges"].select("a", "b").to_numpy().astype(np.int64)
+        values = keys.select(_VALUES) if set(_VALUES) <= set(keys.columns) else None
         graph = KeyGraph(rows=frames["rows"], keys=keys.get_column("key"),
                          signatures=None if sigs is None else np.ascontiguousarray(sigs),
-                         edges=edges.reshape(-1, 2))
+                         edges=edges.reshape(-1, 2), values=values)
         return graph, str(meta.get("run_id", ""))
     return None
 
@@ -72,6 +76,8 @@ def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGr
     keys = pl.DataFrame({"key": graph.keys})
     if graph.signatures is not None:
         keys = keys.with_columns(pl.Series("sig", graph.signatures))
+    if graph.values is not None:
+        keys = keys.with_columns(graph.values.select(_VALUES))
     edges = pl.DataFrame({"a": graph.edges[:, 0], "b": graph.edges[:, 1]},
                          schema={"a": pl.Int64, "b": pl.Int64})
     unit = lake.cache_dir(store, dataset, KIND, f"{key}-{run_id}")

@@ -17,7 +17,8 @@ configuration); another process (a Dask worker) opens its own.
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs (status running | passed | failed | error | abandoned: left running by a process
   that died, marked by the dataset's next run), batches, run_batches, quarantine,
-  gate_results, metrics_history,
+  gate_results, metrics_history, label_issues, duplicates (a view over duplicate_rows and
+  duplicate_bases: a night stores only its changed rows, `labelgate.store.duplicate_rows`),
   agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage),
   conflicting_responses (instruction data: same prompt, different responses)
 Views (one schema per dataset, e.g. `"tweets-sentiment".valid`):
@@ -51,6 +52,7 @@ from tenacity import (
 
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict
+from labelgate.store import duplicate_rows
 from labelgate.store.kept_connection import IDLE_SECONDS as IDLE_SECONDS
 from labelgate.store.kept_connection import _kept
 from labelgate.store.kept_connection import kept_opens as kept_opens
@@ -70,9 +72,8 @@ CREATE TABLE IF NOT EXISTS label_issues (
 CREATE TABLE IF NOT EXISTS dimension_issues (
     run_id VARCHAR, dataset VARCHAR, id VARCHAR, dimension VARCHAR, given VARCHAR,
     suggested VARCHAR, label_quality DOUBLE, is_label_issue BOOLEAN);
-CREATE TABLE IF NOT EXISTS duplicates (
-    run_id VARCHAR, dataset VARCHAR, cluster_id VARCHAR, id VARCHAR, kind VARCHAR,
-    similarity DOUBLE, is_representative BOOLEAN);
+CREATE TABLE IF NOT EXISTS duplicate_bases (
+    run_id VARCHAR, dataset VARCHAR, base_run_id VARCHAR);
 CREATE TABLE IF NOT EXISTS conflicting_responses (
     run_id VARCHAR, dataset VARCHAR, conflict BIGINT, id VARCHAR, batch VARCHAR, "row" BIGINT,
     prompt VARCHAR, response VARCHAR, group_rows BIGINT, group_responses BIGINT);
@@ -273,6 +274,7 @@ def _open_writable(path: Path, lock_timeout: float | None) -> duckdb.DuckDBPyCon
     con = _open(path, read_only=False, lock_timeout=_lock_timeout(lock_timeout))
     try:
         con.execute(_DDL)
+        duplicate_rows.ensure(con)
     except BaseException:
         con.close()
         raise
@@ -374,7 +376,12 @@ def record_rows(
     run_id: str,
     dataset: str,
 ) -> None:
-    """Append `frame` (columns named as in `table`) with this run's id and dataset."""
+    """Append `frame` (columns named as in `table`) with this run's id and dataset.
+
+    ``duplicates`` is a view: its rows go to `duplicate_rows.record_duplicates` (whole)."""
+    if table == "duplicates":
+        duplicate_rows.record_duplicates(con, frame, run_id=run_id, dataset=dataset)
+        return
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])  # noqa: S608
     _insert_frame(
         con,
