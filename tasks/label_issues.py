@@ -171,7 +171,8 @@ def _detect_keeping(spec: Spec, store: RunStore,
         scored_in = refresh.scored_in(current, kept, new=decided.new, run_id=run_id)
         state: dict[str, object] = {
             "classes": kept.classes, "models": None, "models_from": kept.models_from,
-            "trained_rows": kept.trained_rows, "trained_at": kept.trained_at}
+            "trained_rows": kept.trained_rows, "trained_at": kept.trained_at,
+            "kept": kept}  # the kept rows come first unchanged: only the new ones written
     else:
         outcome = steps.detect_label_issues(
             valid, spec=spec, mapper=stages_mapper(), keep_models=True,

@@ -74,6 +74,20 @@ def test_a_night_with_new_rows_reuses_the_fold_models(make_spec: SpecFactory) ->
     refresh = third["label_issues"]["refresh"]
     assert (refresh["models_from"], refresh["kept_rows"], refresh["new_rows"]) == (
         first["run_id"], 126, 3)
+    # each night wrote only its new rows beside the rows it read; read back, they are all
+    units = spec.parent / "store/cache/tiny-tweets/label_models"
+    key = next(units.iterdir()).name.split("-")[0]
+    written = {u.name[len(key) + 1:]: (
+        pl.read_parquet(u / "rows.parquet").height,
+        yaml.safe_load((u / "_done.json").read_text()).get("rows_before"))
+        for u in units.iterdir()}
+    assert written == {first["run_id"]: (120, None), second["run_id"]: (6, first["run_id"]),
+                       third["run_id"]: (3, second["run_id"])}
+    from labelgate.store import kept_models
+
+    found = kept_models.latest_rows(spec.parent / "store", "tiny-tweets", key=key)
+    assert found is not None
+    assert found[0].rows.get_column("id").to_list() == [r["tweet_id"] for r in _rows(129)]
 
 
 @pytest.mark.parametrize(

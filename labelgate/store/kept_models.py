@@ -7,7 +7,11 @@ last; a remote store syncs it like any cache unit):
 
 * ``rows.parquet``: every row it scored: id, h (the hash of its id, label and text), the
   probabilities (c0, c1, ... in class order), ``scored_in`` (the run that scored it) and
-  ``flag`` (whether the model flagged it, before reviews and budgets);
+  ``flag`` (whether the model flagged it, before reviews and budgets). A night whose rows
+  are the rows it read (`latest_rows`), unchanged and first, then new ones writes only the
+  new ones, and names the unit it read in ``rows_before``: its rows are that unit's (with
+  that unit's ``rows_before``, and so on) followed by its own. Every `MAX_PARTS` nights the
+  rows are written whole again; a unit whose chain is broken is not used;
 * a run that trained also writes its models: ``vocabulary.parquet`` (block, column, idf),
   ``coef.parquet`` (one column per pass, fold and class row, d rows) and, with sentence
   embeddings, ``embed.parquet``; the intercepts and class codes go to the marker's metadata,
@@ -15,8 +19,9 @@ last; a remote store syncs it like any cache unit):
   A run that built on kept models names that run in ``models_from`` instead.
 
 ``key`` is a hash of the settings the models depend on (`models_key`), so a change of any
-of them finds nothing kept and trains again. Only the newest unit of a key (and the unit
-holding its models) is kept; older ones are removed when a new one is written.
+of them finds nothing kept and trains again. Only the newest unit of a key (with the units
+holding the earlier parts of its rows, and the unit holding its models) is kept; older ones
+are removed when a new one is written.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ from labelgate.stages.label_issues.incremental import KeptRows
 from labelgate.stages.label_issues.models import FoldModel, KeptModels, TextVocabulary
 from labelgate.store import lake
 
-__all__ = ["KIND", "latest_rows", "load_models", "save_state"]
+__all__ = ["KIND", "MAX_PARTS", "latest_rows", "load_models", "save_state"]
 
 KIND = "label_models"
 _FORMAT = 1
+MAX_PARTS = 30  # a key's kept rows are read from at most this many units
 
 
 def _units(store: Path, dataset: str, key: str) -> list[Path]:
@@ -52,19 +58,46 @@ def _unit(store: Path, dataset: str, key: str, run_id: str) -> Path:
 def latest_rows(store: Path, dataset: str, *, key: str) -> tuple[KeptRows, dict[str, Any]] | None:
     """The newest kept rows for ``key`` and their unit's metadata, or None."""
     for unit in _units(store, dataset, key):
+        found = _read_rows(store, dataset, key, unit)
+        if found is None:
+            continue
+        rows, meta, parts = found
+        kept = KeptRows(
+            rows=rows, classes=[str(c) for c in meta["classes"]],
+            models_from=str(meta["models_from"]), trained_rows=int(meta["trained_rows"]),
+            trained_at=datetime.fromisoformat(str(meta["trained_at"])), parts=parts,
+        )
+        return kept, meta
+    return None
+
+
+def _read_rows(store: Path, dataset: str, key: str, unit: Path
+               ) -> tuple[pl.DataFrame, dict[str, Any], tuple[str, ...]] | None:
+    """A unit's rows (those of the units it names in ``rows_before`` first), its metadata
+    and the runs of the units read, oldest first; None when one is missing or unreadable."""
+    frames: list[pl.DataFrame] = []
+    runs: list[str] = []
+    newest: dict[str, Any] | None = None
+    while True:
         cached = lake.read_cached(unit, ["rows"])
         if cached is None:
-            continue
-        frames, meta = cached
+            return None
+        found, meta = cached
         if meta.get("format") != _FORMAT:
-            continue
-        kept = KeptRows(
-            rows=frames["rows"], classes=[str(c) for c in meta["classes"]],  # type: ignore[attr-defined]
-            models_from=str(meta["models_from"]), trained_rows=int(meta["trained_rows"]),  # type: ignore[call-overload]
-            trained_at=datetime.fromisoformat(str(meta["trained_at"])),
-        )
-        return kept, dict(meta)
-    return None
+            return None
+        newest = newest if newest is not None else dict(meta)
+        frames.append(found["rows"])
+        runs.append(unit.name[len(key) + 1:])
+        before = meta.get("rows_before")
+        if before is None:
+            break
+        if len(runs) >= MAX_PARTS or str(before) in runs:
+            return None
+        unit = _unit(store, dataset, key, str(before))
+    frames.reverse()
+    runs.reverse()
+    rows = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+    return rows, newest, tuple(runs)
 
 
 def load_models(store: Path, dataset: str, *, key: str, run_id: str) -> KeptModels | None:
@@ -164,21 +197,37 @@ def save_state(
     trained_rows: int,
     trained_at: datetime,
     extra: Mapping[str, Any] | None = None,
+    kept: KeptRows | None = None,
 ) -> None:
     """Write this run's unit (its rows; its models when it trained: ``models``; ``extra``
     in the metadata), then remove the older units of ``key`` that nothing refers to any
-    more."""
-    frames: dict[str, pl.DataFrame] = {"rows": rows}
+    more. ``kept``: the rows this run read (`latest_rows`); when ``rows`` are those rows,
+    unchanged and first, the unit holds only the rows after them (`_added_to`)."""
     meta: dict[str, Any] = {
         **(extra or {}), "format": _FORMAT, "classes": classes, "models_from": models_from,
         "trained_rows": trained_rows, "trained_at": trained_at.isoformat(),
     }
+    parts: tuple[str, ...] = (run_id,)
+    if kept is not None and _added_to(rows, kept, run_id=run_id):
+        meta["rows_before"] = kept.parts[-1]
+        parts = (*kept.parts, run_id)
+        rows = rows.slice(kept.rows.height)
+    frames: dict[str, pl.DataFrame] = {"rows": rows}
     if models is not None:
         model_frames, model_meta = _model_frames(models)
         frames.update(model_frames)
         meta.update(model_meta)
     lake.write_cached(_unit(store, dataset, key, run_id), frames, meta)
-    keep = {_unit(store, dataset, key, run_id), _unit(store, dataset, key, models_from)}
+    keep = {_unit(store, dataset, key, run) for run in (*parts, models_from)}
     for unit in _units(store, dataset, key):
         if unit not in keep:
             shutil.rmtree(unit, ignore_errors=True)
+
+
+def _added_to(rows: pl.DataFrame, kept: KeptRows, *, run_id: str) -> bool:
+    """Whether ``rows`` are ``kept.rows`` (read from a store, not from this run's own
+    unit, in fewer than `MAX_PARTS` units), unchanged and first, then others."""
+    n = kept.rows.height
+    return (bool(kept.parts) and run_id not in kept.parts and len(kept.parts) < MAX_PARTS
+            and rows.schema == kept.rows.schema and rows.height >= n
+            and rows.head(n).equals(kept.rows))

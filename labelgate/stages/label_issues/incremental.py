@@ -51,7 +51,9 @@ class KeptRows:
     ``rows``: id (String), h (UInt64, `row_hashes`), one Float32 column per class (in
     ``classes`` order, named by position: c0, c1, ...). ``models_from``: the run whose fold
     models are kept, ``trained_rows``: how many rows they trained on (its valid rows),
-    ``trained_at``: when.
+    ``trained_at``: when. ``parts``: the runs whose kept units hold ``rows``, oldest first
+    (a night writes only the rows it adds, beside the rows it read:
+    `labelgate.store.kept_models`); empty when not read from a store.
     """
 
     rows: pl.DataFrame
@@ -59,6 +61,7 @@ class KeptRows:
     models_from: str
     trained_rows: int
     trained_at: datetime
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
