@@ -143,3 +143,36 @@ def test_another_style_or_format_is_written_whole(
     built = _publish(night, tmp_path / "night", style=style, run_id="r2")
     assert len(spy.names) == 3
     assert _files(built) == _files(_publish(night, tmp_path / "whole", style=style))
+
+
+@pytest.mark.parametrize("flagged", ["relabel", "keep"])
+def test_lake_rows_in_key_order_are_found_by_place_with_the_bytes_of_full_kept_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flagged: str) -> None:
+    """The valid rows in key order (a night's): each split's texts and features gathered
+    by place (`split_step._places`), no join; the same files as from full kept rows."""
+    from labelgate.stages import split_step
+    from labelgate.stages.steps import detect_duplicates
+    from tests.test_publish_lake import _issues, _spec, _valid
+    from tests.test_publish_lake import _publish as publish_lake
+
+    spec = _spec(tmp_path, flagged, {"formats": ["parquet", "jsonl"]})
+    valid = _valid().sort("tweet_id")
+    issues, dups = _issues(valid), detect_duplicates(valid, spec=spec)
+    made = [split_step.make_splits(valid, spec=spec, run_id="r1", previous=None,
+                                   issues=issues, dups=dups)]
+    monkeypatch.setattr(split_step, "lean_kept", lambda spec: False)
+    made.append(split_step.make_splits(valid, spec=spec, run_id="r1", previous=None,
+                                       issues=issues, dups=dups))
+    lean, full = made
+    valid.write_parquet(tmp_path / "items.parquet")
+    rows = pl.scan_parquet(tmp_path / "items.parquet")
+    ids = split_step._sorted_ids(rows, "tweet_id")
+    assert ids is not None
+    train = lean.kept.filter(pl.col("split") == "train").get_column("tweet_id")
+    assert split_step._places(ids, train) is not None
+    assert split_step._places(ids, pl.concat([train, pl.Series(["zz"])])) is None
+    assert split_step._sorted_ids(rows.reverse(), "tweet_id") is None
+    new = publish_lake(split_step.split_frames(lean.kept, spec=spec, rows=rows),
+                       tmp_path / "new", spec)
+    old = publish_lake(split_step.split_frames(full.kept, spec=spec), tmp_path / "old", spec)
+    assert old == new and "train.jsonl" in new

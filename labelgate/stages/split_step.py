@@ -306,9 +306,11 @@ def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = 
     """The published columns of each split: id, inputs, label, group, plus flags kept.
 
     ``rows``: the run's valid rows (the lake's Parquet, scanned) for the columns ``kept``
-    lacks (lean kept rows, `lean_kept`): each split is then a lazy join of its kept rows
-    (id, split, label, group, flags) with the rows' other columns, collected when it is
-    written, one split at a time (the same rows and values as from full kept rows)."""
+    lacks (lean kept rows, `lean_kept`): each split is then its kept rows (id, split,
+    label, group, flags) beside the rows' other columns, lazy, collected when it is written,
+    one split at a time (the same rows and values as from full kept rows). When the valid
+    rows' ids are sorted and unique (a night's), those columns are gathered at the split's
+    ids' places among them (`_places`: a binary search, its finds checked), else joined."""
     cols = [spec.columns.id, *spec.columns.text, *spec.columns.features]
     if spec.is_instruction:
         cols += list(CANONICAL_SCHEMA)
@@ -320,13 +322,41 @@ def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = 
         raise ValueError(f"split_frames: the kept rows lack {missing} (lean kept rows): "
                          "pass the valid rows as `rows`")
     out: dict[str, pl.DataFrame | pl.LazyFrame] = {}
+    ids = _sorted_ids(rows, spec.columns.id) if missing else None
     for name in ("train", "validation", "test"):
         part = kept.filter(pl.col("split") == name)
-        frame: pl.DataFrame | pl.LazyFrame = part.select(*cols, *extra) if not missing else (
-            rows.select(spec.columns.id, *missing)  # type: ignore[union-attr]
-            .join(part.select(*(c for c in cols if c not in missing), *extra).lazy(),
-                  on=spec.columns.id, how="inner")
-            .select(*cols, *extra)
-        )
+        frame: pl.DataFrame | pl.LazyFrame
+        if not missing:
+            frame = part.select(*cols, *extra)
+        else:
+            here = part.select(*(c for c in cols if c not in missing), *extra)
+            at = _places(ids, here.get_column(spec.columns.id)) if ids is not None else None
+            frame = (  # the rows' other columns by place when found there, else a join
+                rows.select(spec.columns.id, *missing)  # type: ignore[union-attr]
+                .join(here.lazy(), on=spec.columns.id, how="inner") if at is None else
+                pl.concat([here.lazy(), rows.select(  # type: ignore[union-attr]
+                    pl.col(*missing).gather(at))], how="horizontal")
+            ).select(*cols, *extra)
         out[name] = frame.rename({FLAG: "flagged"}) if FLAG in extra else frame
     return out
+
+
+def _sorted_ids(rows: pl.LazyFrame | None, id_column: str) -> pl.Series | None:
+    """The valid rows' ids (read alone) when they are sorted, unique and not null (a
+    split's rows are then found by place, `_places`), else None."""
+    if rows is None:
+        return None
+    ids = rows.select(id_column).collect().get_column(id_column)
+    n = ids.len()
+    if ids.null_count() or not ids.is_sorted() or (
+            n > 1 and (ids.slice(1) == ids.slice(0, n - 1)).any()):
+        return None
+    return ids
+
+
+def _places(ids: pl.Series, wanted: pl.Series) -> pl.Series | None:
+    """Where each of ``wanted`` is among the sorted unique ``ids`` (None: one is not)."""
+    if ids.len() == 0 or wanted.dtype != ids.dtype or wanted.null_count():
+        return None
+    at = ids.search_sorted(wanted).clip(0, ids.len() - 1)
+    return at if ids.gather(at).equals(wanted, check_names=False) else None
