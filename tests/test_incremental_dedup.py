@@ -236,8 +236,36 @@ def test_the_graph_round_trips_through_the_store(tmp_path: Path) -> None:
     assert graph.signatures is not None and kept.signatures is not None
     assert np.array_equal(graph.signatures, kept.signatures)
     assert np.array_equal(graph.edges, kept.edges)
+    assert graph.values is not None and kept.values is not None
+    assert_frame_equal(graph.values, kept.values)
+    assert graph.values.get_column("cluster_id").to_list() == [
+        None, None, "r1", "r3"]  # per key in key order: "an unrelated", "another", A, C
     assert kept_dedup.latest_graph(tmp_path, "ds", key="other") is None
     assert_same_as_full(frame([*OLD, ("r0", LONG, "x")]), graph)
+
+
+def test_a_unit_without_per_key_values_is_read(tmp_path: Path) -> None:
+    """A unit written before the keys had values: read, and the night built on it tells
+    no changed rows (its warehouse rows are stored whole)."""
+    from labelgate.store import lake
+
+    kept = kept_of(frame(OLD))
+    assert kept.signatures is not None
+    key = kept_dedup.graph_key(SETTINGS)
+    unit = lake.cache_dir(tmp_path, "ds", kept_dedup.KIND, f"{key}-20261201T000000-a")
+    lake.write_cached(unit, {
+        "rows": kept.rows, "keys": pl.DataFrame({"key": kept.keys,
+                                                 "sig": kept.signatures}),
+        "edges": pl.DataFrame({"a": kept.edges[:, 0], "b": kept.edges[:, 1]},
+                              schema={"a": pl.Int64, "b": pl.Int64})},
+        {"format": 2, "run_id": "20261201T000000-a"})
+    found = kept_dedup.latest_graph(tmp_path, "ds", key=key)
+    assert found is not None and found[0].values is None
+    assert np.array_equal(found[0].signatures, kept.signatures)
+    night = frame([*OLD, ("r0", LONG, "x")])
+    res, graph, plan = detect(night, SETTINGS, kept=found[0], max_new_share=1.0)
+    assert plan.incremental and res.changed is None and graph.values is not None
+    assert_same_as_full(night, found[0])
 
 
 @pytest.mark.parametrize("seed", range(6))
