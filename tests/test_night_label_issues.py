@@ -155,9 +155,8 @@ def test_ranks_of_other_values_fall_back_to_the_stable_sort() -> None:
 
 
 @pytest.mark.parametrize("rows", [3, 2000])
-def test_selected_columns_are_the_same_by_lookup_and_by_remap(rows: int) -> None:
-    """A night's few new rows find their columns among the kept ones by search; a full
-    run's by a remap as wide as the matrix: the same matrix either way."""
+def test_selected_columns_are_the_kept_columns_renumbered(rows: int) -> None:
+    """A night's few new rows and a full run's many keep the fit's columns, in order."""
     import scipy.sparse as sp
 
     from labelgate.stages.label_issues.text_features import select_columns

@@ -110,14 +110,12 @@ def _kept_columns(mat: sp.csr_matrix, *, min_rows: int) -> tuple[sp.csr_matrix, 
 def select_columns(mat: sp.csr_matrix, kept: IntArray) -> sp.csr_matrix:
     """The columns ``kept`` (ascending column numbers) of ``mat``, renumbered 0..len-1;
     the entries of other columns dropped."""
-    if len(mat.indices) * 8 >= mat.shape[1] or not len(kept):
-        remap = np.full(mat.shape[1], -1, dtype=np.int64)
-        remap[kept] = np.arange(len(kept))
-        new = remap[mat.indices]
-        ok = new >= 0
-    else:  # few entries (a night's new rows in 2**22 hashed columns): looked up in `kept`
-        new = np.minimum(np.searchsorted(kept, mat.indices), len(kept) - 1)
-        ok = kept[new] == mat.indices
+    # a table as wide as the matrix, int32 (half the memory to fill and gather from; a
+    # binary search of `kept` is slower even for a night's few entries)
+    remap = np.full(mat.shape[1], -1, dtype=np.int32 if len(kept) < 2**31 else np.int64)
+    remap[kept] = np.arange(len(kept), dtype=remap.dtype)
+    new = remap[mat.indices]
+    ok = new >= 0
     csum = np.concatenate([[0], np.cumsum(ok, dtype=np.int64)])
     return sp.csr_matrix(
         (mat.data[ok], new[ok].astype(np.int32), csum[mat.indptr]),
