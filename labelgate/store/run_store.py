@@ -115,7 +115,8 @@ class RunStore:
         self.run.curated_dir.mkdir(parents=True, exist_ok=True)
         path = self.run.curated_dir / "items.parquet"
         tmp = self.run.curated_dir / ".items.parquet.tmp"  # the file marks the folder complete
-        valid.write_parquet(tmp)
+        # zstd level 1, as the lake's batches (docs/benchmarks/readers.md)
+        valid.write_parquet(tmp, compression="zstd", compression_level=1)
         tmp.replace(path)
         return path
 
