@@ -51,6 +51,7 @@ import polars as pl
 from labelgate.errors import InputError
 from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
 from labelgate.stages.agreement.annotations import parse_label_studio_export
+from labelgate.stages.ingest import short_records
 from labelgate.stages.preference.read import label_studio_tasks
 
 ROW = "_row"
@@ -207,14 +208,15 @@ def _with_row(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> ReadResult:
-    """Read a CSV file: polars when the result accounts for every physical line, record
-    by record (`_read_csv_by_record`) otherwise."""
+    """Read a CSV file: polars when the result accounts for every physical line and hides
+    no short record, record by record (`_read_csv_by_record`) otherwise."""
     data = src if isinstance(src, bytes) else path.read_bytes()
     _refuse_too_wide(path, data, source.separator)
     df = _read_csv_fast(path, data, source)
     if df is not None:
-        lines = _fast_line_counts(data, df)
-        if lines is not None:
+        short = short_records.asked(data, source, df)  # pyarrow's count, on a thread
+        lines = _fast_line_counts(data, df)  # meanwhile
+        if not short() and lines is not None:
             return ReadResult(_with_row(df), _no_rejects(), lines)
     return _read_csv_by_record(path, data, source, key=key)
 
@@ -247,22 +249,11 @@ def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame |
         return None  # a bad record (ragged, bad quote, bad bytes): find it record by record
     if any('"' in c for c in df.columns):
         df = _fix_quoted_header(df, data, source)
-    # polars pads a short record with nulls, so only a null in the last column can hide
-    # one: those files (rarely clean ones) are checked record by record too. polars
-    # decodes the header lossily: a U+FFFD in a name may be a bad byte.
-    short = (
-        df.width > 1
-        and df.get_column(df.columns[-1]).null_count() > 0
-        and (
-            # a blank line reads as an all-null row; the by-record path skips it
-            bool(df.select(pl.all_horizontal(pl.all().is_null()).any()).item())
-            or _has_short_records(data, source, last=df.columns[-1])
-        )
-    )
     # polars renames a repeated header name (`text_duplicated_0`): the by-record path
-    # refuses duplicate names, naming them
+    # refuses duplicate names, naming them. polars decodes the header lossily: a U+FFFD in
+    # a name may be a bad byte. Short records: `short_records.asked` (the caller).
     renamed = any(_DUPLICATED.search(c) for c in df.columns)
-    if short or renamed or any("\ufffd" in c for c in df.columns):
+    if renamed or any("\ufffd" in c for c in df.columns):
         return None
     return df
 
@@ -309,42 +300,6 @@ def _fix_quoted_header(df: pl.DataFrame, src: Path | bytes, source: AnySource) -
     if len(names) != df.width or len(set(names)) != len(names):
         return df
     return df.rename(dict(zip(df.columns, names, strict=True)))
-
-
-def _has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bool:
-    """Whether any record has fewer fields than the header (polars pads those with nulls).
-
-    pyarrow's CSV parser counts the fields per record in C++, so a clean file whose last
-    column has empty values keeps the fast path; any doubt (an encoding pyarrow cannot
-    check, a parse error) answers yes and the caller reads the file record by record. It
-    runs on one thread (docs/benchmarks/readers.md says why).
-    """
-    if source.encoding == "utf8-lossy":
-        return True
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    short = 0
-
-    def count(row: Any) -> str:
-        nonlocal short
-        short += 1
-        return "skip"
-
-    try:
-        pacsv.read_csv(
-            src if isinstance(src, Path) else pa.BufferReader(src),
-            read_options=pacsv.ReadOptions(encoding=source.encoding, use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter=source.separator, newlines_in_values=True, invalid_row_handler=count
-            ),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=[last], column_types={last: pa.string()}
-            ),
-        )
-    except (pa.ArrowException, OSError, UnicodeDecodeError):
-        return True
-    return short > 0
 
 
 def _decode(path: Path, data: bytes, encoding: str) -> tuple[str, bool]:
