@@ -40,7 +40,7 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
 
 def stored(con: duckdb.DuckDBPyConnection, run_id: str, table: str = "duplicates"
            ) -> pl.DataFrame:
-    got = con.sql(f"SELECT {', '.join(COLS)} FROM {table} WHERE run_id = ?",  # noqa: S608
+    got = con.sql(f"SELECT {', '.join(COLS)} FROM {table} WHERE run_id = ?",
                   params=[run_id]).to_arrow_table()
     return pl.DataFrame(pl.from_arrow(got)).sort("id")
 
