@@ -59,28 +59,3 @@ def test_counts_without_labels_and_without_clusters() -> None:
     assert res.largest().is_empty() and res.summary["clusters"] == 0
     assert res.largest().schema == DuplicateResult(
         res.clusters, res.cluster_of, res.conflicts).largest().schema
-
-
-@pytest.mark.parametrize("numpy_edges", [10**9, -1])  # the numpy path, then scipy's
-def test_components_partition_the_nodes_as_scipy_does(
-        numpy_edges: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    import numpy as np
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    monkeypatch.setattr(dd, "_NUMPY_EDGES", numpy_edges)
-    rng = np.random.default_rng(3)
-    for trial in range(120):
-        n = int(rng.integers(1, 200))
-        if trial % 3 == 0:  # a path in a random order: the most hooking rounds
-            p = rng.permutation(n)
-            a, b = p[:-1], p[1:]
-        else:
-            a = rng.integers(0, n, int(rng.integers(0, 2 * n)))
-            b = rng.integers(0, n, len(a))
-        got = dd._components(n, a, b)
-        want = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
-                                    directed=False)[1]
-        pairs = set(zip(got.tolist(), want.tolist(), strict=True))
-        assert len(pairs) == len(set(want.tolist())) == int(got.max()) + 1, trial
-    assert dd._components(0, np.empty(0, np.int64), np.empty(0, np.int64)).size == 0

@@ -21,9 +21,8 @@ Decisions (change them here and in the README together):
   ``window`` (32) rows: all pairs for buckets of up to 33 rows, a chain of overlapping
   windows beyond that (bounded work on templated text). A candidate pair is kept when its
   **estimated Jaccard** (share of equal MinHash values) is >= ``threshold``.
-- **Clusters** are the connected components (in numpy up to 50,000 near pairs, else scipy
-  ``connected_components``) of exact groups joined by verified near pairs, so transitive
-  duplicates form one cluster.
+- **Clusters** are the connected components (scipy ``connected_components``) of exact
+  groups joined by verified near pairs, so transitive duplicates form one cluster.
   ``cluster_id`` is the smallest id in the cluster (the **representative**); a singleton's
   cluster_id is its own id, so ``cluster_of`` has a non-null unit for every row and can be
   the split unit directly. ``kind`` of a member is ``exact`` when its key equals the
@@ -533,33 +532,13 @@ def settings_summary(s: DedupSettings) -> dict[str, Any]:
             "seed": s.seed, "near": s.near}
 
 
-_NUMPY_EDGES = 50_000  # more near pairs than this: scipy's connected_components
-
-
 def _components(n: int, a: I64Array, b: I64Array) -> I64Array:
-    """Each of ``n`` nodes' connected component (0 .. components - 1) over the edges
-    (a, b). Up to `_NUMPY_EDGES` edges in numpy, without importing scipy's graph module
-    (a fixed cost a night's few new pairs need not pay): the larger root of an edge whose
-    ends have two roots is hooked under the smaller, then every node points at its root,
-    until no edge joins two roots."""
-    label = np.arange(n, dtype=np.int64)
-    a0, b0 = a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    for _ in range(64 if len(a) <= _NUMPY_EDGES else 0):
-        la, lb = label[a], label[b]
-        apart = la != lb
-        if not apart.any():
-            return np.unique(label, return_inverse=True)[1].astype(np.int64).reshape(-1)
-        a, b, la, lb = a[apart], b[apart], la[apart], lb[apart]
-        np.minimum.at(label, np.maximum(la, lb), np.minimum(la, lb))
-        while True:  # pointer jumping: every label a root (label[r] == r)
-            up = label[label]
-            if np.array_equal(up, label):
-                break
-            label = up
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    graph = coo_matrix((np.ones(len(a0), dtype=np.int8), (a0, b0)), shape=(n, n))
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     out: I64Array = np.asarray(labels, dtype=np.int64)
     return out
