@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -117,10 +118,12 @@ def main() -> None:
     csv = generate(args.rows)
     size = csv.stat().st_size / 2**20
     print(f"dataset: {csv.relative_to(ROOT)} ({args.rows:,} rows, {size:.0f} MiB; "
-          f"ready in {time.perf_counter() - t:.1f} s)")
+          f"ready in {time.perf_counter() - t:.1f} s); load {os.getloadavg()[0]:.2f}")
     best: dict[str, dict[str, float]] = {}
-    for kind in ("plain", "labelgate"):
-        for _ in range(args.repeat):
+    # alternated (plain, labelgate, plain, ...): the machine's speed drifts within minutes,
+    # and a drift then moves both measurements alike
+    for _ in range(args.repeat):
+        for kind in ("plain", "labelgate"):
             proc = subprocess.run(
                 [sys.executable, __file__, "--measure", kind, "--csv", str(csv)],
                 check=True, capture_output=True, text=True,
@@ -137,7 +140,9 @@ def main() -> None:
     print(f"  of which ingest {lg['ingest_s']:.2f} s, contract {lg['contract_s']:.2f} s; "
           f"valid {int(lg['rows_valid']):,}, quarantined {int(lg['rows_quarantined']):,}, "
           f"rows add up: {bool(lg['balanced'])}")
-    print(f"ratio labelgate / baseline: {lg['seconds'] / plain['seconds']:.2f}x (target <= 2x)")
+    print(f"ratio labelgate / baseline: {lg['seconds'] / plain['seconds']:.2f}x (target <= 2x); "
+          f"best of {args.repeat} alternated runs each; load at the end "
+          f"{os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -169,7 +169,8 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
         if name not in df.columns:
             continue
         c = spec.contract_for(name)
-        cell = _cell_passes(name, c, is_float=df.schema[name].is_float())
+        once = pl.lit(_hash_once(df.get_column(name))) if c.unique else None
+        cell = _cell_passes(name, c, is_float=df.schema[name].is_float(), unique=once)
         if cell:
             col = pl.col(name)
             ok = pl.all_horizontal(cell).fill_null(False)
@@ -184,7 +185,20 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     return df.filter(~ok_rows)
 
 
-def _cell_passes(name: str, c: ColumnContract, *, is_float: bool) -> list[pl.Expr]:
+def _hash_once(values: pl.Series) -> pl.Series:
+    """Whether no other value of `values` has the value's hash: `~values.hash()
+    .is_duplicated()`, found by one sort of the hashes (polars sorts on every core; its
+    `is_duplicated` builds one hash table) and the neighbours that are equal in it."""
+    hashes = values.hash()
+    ordered = hashes.sort()
+    after = ordered.slice(1)
+    repeated = after.filter(after == ordered.slice(0, max(len(ordered) - 1, 0)))
+    return ~hashes.is_in(repeated.unique().implode())
+
+
+def _cell_passes(
+    name: str, c: ColumnContract, *, is_float: bool, unique: pl.Expr | None = None
+) -> list[pl.Expr]:
     """Conditions that together imply a non-null cell of `name` passes every check of `c`.
 
     The same expressions pandera's checks evaluate: not null (nor NaN in a float column)
@@ -200,6 +214,8 @@ def _cell_passes(name: str, c: ColumnContract, *, is_float: bool) -> list[pl.Exp
         Its contract.
     is_float : bool
         Whether the coerced column is a float column.
+    unique : pl.Expr, optional
+        For `unique`, the column's `_hash_once` when the caller computed it.
 
     Returns
     -------
@@ -214,7 +230,7 @@ def _cell_passes(name: str, c: ColumnContract, *, is_float: bool) -> list[pl.Exp
         if is_float:
             cell.append(col.is_not_nan())
     if c.unique:
-        cell.append(~col.hash().is_duplicated())
+        cell.append(~col.hash().is_duplicated() if unique is None else unique)
     if c.isin is not None:
         cell.append(col.is_in(frozenset(c.isin)))  # pandera's Check.isin
     if (c.min is not None or c.max is not None) and is_float:

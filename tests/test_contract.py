@@ -5,7 +5,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from checks.contract import enforce_contract
+from checks.contract import _hash_once, enforce_contract
 from checks.quality import contract_metrics
 from labelgate.errors import InputError
 from labelgate.spec import parse_spec
@@ -305,3 +305,18 @@ def test_class_counts_keep_a_class_excluded_entirely_at_zero() -> None:
     counts = class_counts(after, label_column="label", classes_of=before)
     assert counts.rows() == [("a", 2), ("c", 1), ("b", 0)]
     assert class_counts(after, label_column="label").get_column("label").to_list() == ["a", "c"]
+
+
+@pytest.mark.parametrize("values", [
+    pl.Series("x", [], dtype=pl.String),
+    pl.Series("x", ["a"]),
+    pl.Series("x", [None, None, "a"]),
+    pl.Series("x", ["a", "b", "a", "c", "a", "b"]),
+    pl.Series("x", [3, 1, 2, 3, None, 7, 1]),
+    pl.Series("x", [0.5, float("nan"), float("nan"), None, 0.5, 2.0]),
+    pl.Series("x", [f"id-{i % 97}" for i in range(500)] + [f"solo-{i}" for i in range(50)]),
+])
+def test_hash_once_is_polars_is_duplicated(values: pl.Series) -> None:
+    """The sort-based unique check marks exactly the rows `hash().is_duplicated()` does."""
+    expected = (~values.hash().is_duplicated()).to_list()
+    assert _hash_once(values).to_list() == expected
