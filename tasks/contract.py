@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,7 +22,7 @@ from checks.contract import (
 from checks.sft import enforce_instruction_contract, sft_summary
 from labelgate.spec import Spec
 from labelgate.stages.review import apply_corrections, reviewer_accuracy
-from labelgate.store import RunStore
+from labelgate.store import RunStore, lake
 from labelgate.store.lake import Batch
 from tasks.common import HOUR, stage_task
 from tasks.ingest import Canonical
@@ -95,13 +97,39 @@ _CONTRACT_FRAMES = ["valid", "quarantine", "keys"]
 def _contract_by_batch(spec: Spec, store: RunStore, batches: list[Batch]) -> ContractResult:
     """Each batch's contract result from the cache (same batch hash and contract
     fingerprint: a batch seen on an earlier night) or computed (one part per batch), then
-    merged with the cross-batch `unique` check."""
+    merged with the cross-batch `unique` check. The cached results are read on a thread
+    while the new batches are checked (a night: the kept rows' Parquet decodes while
+    pandera loads and checks the new batch)."""
     for b in batches:
         check_columns(list(pl.read_parquet_schema(b.data_path)), spec, where=b.file)
     fingerprint = contract_fingerprint(spec)
+    keys = {b.batch: f"{b.batch}-{fingerprint}" for b in batches}
+    marked = {b.batch for b in batches if _marked(store, keys[b.batch])}
+    with ThreadPoolExecutor(1, thread_name_prefix="labelgate-contract-cache") as pool:
+        reading = pool.submit(_read_cached, store, [b for b in batches if b.batch in marked],
+                              keys)
+        found = _check(spec, store, [b for b in batches if b.batch not in marked], keys,
+                       fingerprint)
+        read = reading.result()
+    found |= read
+    # a cache unit marked complete that did not read (damaged) is checked again
+    found |= _check(spec, store, [b for b in batches if b.batch not in found], keys,
+                    fingerprint)
+    merged = merge_batches([found[b.batch] for b in batches], spec=spec)
+    return replace(merged, cached_batches=frozenset(read))
+
+
+def _marked(store: RunStore, key: str) -> bool:
+    """Whether the contract's cache unit `key` is marked complete (it may still not read)."""
+    return (lake.cache_dir(store.root, store.dataset, "contract", key)
+            / lake.CACHE_MARKER).is_file()
+
+
+def _read_cached(store: RunStore, batches: list[Batch], keys: Mapping[str, str]
+                 ) -> dict[str, BatchContract]:
     found: dict[str, BatchContract] = {}
     for b in batches:
-        cached = store.cached("contract", f"{b.batch}-{fingerprint}", _CONTRACT_FRAMES)
+        cached = store.cached("contract", keys[b.batch], _CONTRACT_FRAMES)
         if cached is not None:
             frames, meta = cached
             found[b.batch] = BatchContract(
@@ -109,21 +137,25 @@ def _contract_by_batch(spec: Spec, store: RunStore, batches: list[Batch]) -> Con
                                int(str(meta["rows_input"])), int(str(meta["rows_quarantined"]))),
                 frames["keys"],
             )
-    todo = [b for b in batches if b.batch not in found]
+    return found
+
+
+def _check(spec: Spec, store: RunStore, todo: list[Batch], keys: Mapping[str, str],
+           fingerprint: str) -> dict[str, BatchContract]:
+    """The contract of each batch in `todo` (one part each), each result cached."""
+    found: dict[str, BatchContract] = {}
     jobs = [BatchPart(*store.load([b]), spec, "items", b.file) for b in todo]
     for b, checked in zip(todo, stages_mapper()(contract_batch, jobs, name="contract"),
                           strict=True):
         r = checked.result
         store.cache(
-            "contract", f"{b.batch}-{fingerprint}",
+            "contract", keys[b.batch],
             {"valid": r.valid, "quarantine": r.quarantine, "keys": checked.keys},
             {"batch": b.batch, "file": b.file, "fingerprint": fingerprint,
              "rows_input": r.rows_input, "rows_quarantined": r.rows_quarantined},
         )
         found[b.batch] = checked
-    merged = merge_batches([found[b.batch] for b in batches], spec=spec)
-    return replace(merged, cached_batches=frozenset(b.batch for b in batches) - {
-        b.batch for b in todo})
+    return found
 
 
 @stage_task("corrections")
