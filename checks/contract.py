@@ -709,6 +709,7 @@ def _sharing_a_value(keys: pl.DataFrame, name: str) -> pl.DataFrame:
     with its value. Float columns whole (NaN's hashes)."""
     if keys.schema[name].is_float():
         return keys
-    hashes = keys.get_column(name).hash().sort()
-    repeated = hashes.filter(hashes == hashes.shift(1))
-    return keys.filter(pl.col(name).hash().is_in(repeated.implode()))
+    hashes = keys.get_column(name).hash()
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    return keys.filter(hashes.is_in(repeated.implode()))
