@@ -15,7 +15,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from checks.contract import ContractResult
 from checks.quality import class_counts
 from labelgate.gate import GateVerdict
-from labelgate.report import RowCounts, build_report, render_markdown, write_report
+from labelgate.report import RowCounts, build_report, write_report
 from labelgate.report.index import write_index
 from labelgate.results import gather_sections
 from labelgate.spec import Spec
@@ -115,7 +115,8 @@ def _artifacts(content: dict[str, Any], store: RunStore, verdict: GateVerdict,
         link=(out / "report.html").as_uri(), link_text=f"{store.dataset} report {run_id}",
         key=f"{key}-html", description="The self-contained HTML report (opens offline).",
     )
-    create_markdown_artifact(render_markdown(content), key=f"{key}-report",
+    # report.md, just written from the same content: the Markdown is not rendered twice
+    create_markdown_artifact((out / "report.md").read_text(), key=f"{key}-report",
                              description=f"labelgate report {run_id}")
     if verdict.checks:
         create_table_artifact(
