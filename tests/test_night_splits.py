@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from labelgate.stages.dedup import DuplicateResult
 from labelgate.stages.splits import (
     _key_order,
     _unit_codes,
@@ -196,3 +197,84 @@ def test_save_with_the_stored_read_given_stores_what_a_save_that_reads_stores() 
                          stored=previous if given else None)
         tables.append(load_assignments(con, dataset="ds"))
     assert tables[0].equals(tables[1]) and tables[0].height == 340
+
+
+
+def _dup_result() -> tuple[pl.DataFrame, DuplicateResult]:
+    """Rows with exact and near duplicates and their full dedup result."""
+    from labelgate.spec import parse_spec
+    from labelgate.stages.steps import detect_duplicates
+    from tests.conftest import spec_dict
+
+    n = 240
+    texts = [f"the same words about topic {i % 17} again" if i % 5 else
+             f"the same words about topic {i % 17} again!" if i % 2 else f"unique {i}"
+             for i in range(n)]
+    valid = pl.DataFrame({"tweet_id": [f"t{(i * 7) % n:04d}" for i in range(n)],
+                          "text": texts, "sentiment": [("a", "b", "c")[i % 3] for i in range(n)]})
+    spec = parse_spec(spec_dict(columns={"id": "tweet_id", "text": ["text"],
+                                         "label": "sentiment"},
+                                dedup={"near": {"threshold": 0.8}}, splits={}))
+    return valid, detect_duplicates(valid, spec=spec).result
+
+
+@pytest.mark.parametrize("leaks", ["none", "moved", "null split"])
+def test_leakage_is_counted_whenever_the_unit_check_sees_a_cluster_across_splits(
+    leaks: str,
+) -> None:
+    from labelgate.stages.split_step import _clusters_across_splits
+
+    _, result = _dup_result()
+    clusters = result.clusters.with_columns(pl.col("cluster_id", "id", "exact_group")
+                                            .cast(pl.String))
+    assert clusters.get_column("cluster_id").n_unique() > 3
+    assert (clusters.get_column("kind") == "near").any()
+    units = result.cluster_of.select(pl.col("id").cast(pl.String).alias("_lg_key"),
+                                     pl.col("cluster_id").cast(pl.String).alias("_lg_unit"))
+    code = pl.col("_lg_unit").hash(seed=1) % 3  # one split per cluster
+    kept = units.with_columns(code.replace_strict({0: "train", 1: "validation", 2: "test"})
+                              .alias("split"))
+    i = pl.int_range(pl.len())
+    if leaks == "moved":  # some members in another split, some not kept
+        kept = kept.with_columns(pl.when(i % 11 == 0).then(pl.lit("test"))
+                                 .otherwise("split").alias("split")).filter(i % 13 != 0)
+    if leaks == "null split":  # a member without a split: the full count decides
+        first = clusters.get_column("id")[0]
+        kept = kept.with_columns(pl.when(pl.col("_lg_key") == first).then(None)
+                                 .otherwise("split").alias("split"))
+    whole = leakage(kept, key_column="_lg_key", duplicates=clusters)
+    across = _clusters_across_splits(kept)
+    assert across == (leaks != "none")
+    checked = leakage(kept, key_column="_lg_key", duplicates=clusters if across else None)
+    assert checked == whole
+    assert (whole["total"] > 0) == (leaks == "moved")
+
+
+def test_make_splits_leakage_with_the_unit_check_is_the_member_join_s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from labelgate.spec import parse_spec
+    from labelgate.stages import split_step
+    from tests.conftest import spec_dict
+
+    valid, result = _dup_result()
+    seen: list[pl.DataFrame] = []
+
+    def recorded(kept: pl.DataFrame, **kw: object) -> dict[str, int]:
+        seen.append(kept)
+        return leakage(kept, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(split_step, "leakage", recorded)
+    spec = parse_spec(spec_dict(columns={"id": "tweet_id", "text": ["text"],
+                                         "label": "sentiment"},
+                                dedup={"near": {"threshold": 0.8}}, splits={}))
+    made = split_step.make_splits(valid, spec=spec, run_id="r1", previous=None, issues=None,
+                                  dups=SimpleNamespace(result=result))  # type: ignore[arg-type]
+    assert len(seen) == 1 and "_lg_unit" in seen[0].columns
+    clusters = result.clusters.with_columns(pl.col("cluster_id", "id", "exact_group")
+                                            .cast(pl.String))
+    assert made.sections()["leakage"] == leakage(seen[0], key_column="_lg_key",
+                                                 duplicates=clusters)
+    assert "_lg_unit" not in made.kept.columns or not split_step.lean_kept(spec)

@@ -106,8 +106,9 @@ def make_splits(
     frame = join_beside(
         frame, [result.assignments.select(pl.col("key").alias("_lg_key"), "split")], "_lg_key"
     )
-    if lean_kept(spec):
-        frame = frame.drop(_spent(frame.columns, spec=spec, after="assign"))
+    # the duplicate cluster (when spent) is dropped after the leakage check, which reads it
+    spent = _spent(frame.columns, spec=spec, after="assign") if lean_kept(spec) else []
+    frame = frame.drop([c for c in spent if c != "_lg_unit"])
     kept, excluded, filtered = _apply_policies(frame, spec=spec, issues=issues, dups=dups)
     flagged = int(frame.get_column(FLAG).sum())
     excluded_out = excluded.select(
@@ -118,8 +119,9 @@ def make_splits(
         kept, key_column="_lg_key", group_column=spec.columns.group,
         duplicates=dups.result.clusters.with_columns(
             pl.col("cluster_id", "id", "exact_group").cast(pl.String)
-        ) if dups is not None else None,
+        ) if dups is not None and _clusters_across_splits(kept) else None,
     )
+    kept = kept.drop([c for c in spent if c == "_lg_unit"])
     metrics, section = _split_summary(
         valid, kept, excluded_out, spec=spec, result=result, filtered=filtered,
         flagged=flagged, leaks=leaks,
@@ -127,6 +129,20 @@ def make_splits(
     return SplitOutcome(result, kept.drop("_lg_key"), excluded_out, metrics,
                         {**section, "leakage": leaks},
                         _test_class_details(section["counts"], valid, kept, spec=spec))
+
+
+def _clusters_across_splits(kept: pl.DataFrame) -> bool:
+    """Whether a duplicate cluster has kept rows in two splits (a null split counted as one
+    more): the smallest and largest split code per cluster (``_lg_unit``, as the rows were
+    assigned), integers grouped by it; True without that column. When False, `leakage`
+    would find no pair across splits: its join of every member with its split is skipped."""
+    if "_lg_unit" not in kept.columns:
+        return True
+    split = pl.col("split").cast(pl.String).cast(pl.Categorical).to_physical()
+    codes = kept.select("_lg_unit", split.cast(pl.Int64).fill_null(-1).alias("_s")
+                        ).drop_nulls("_lg_unit")
+    spread = codes.group_by("_lg_unit").agg(pl.col("_s").min() != pl.col("_s").max())
+    return bool(spread.get_column("_s").any())
 
 
 def _test_class_details(counts: list[dict[str, Any]], valid: pl.DataFrame,
