@@ -12,12 +12,14 @@ the lake for lineage but are not part of the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from labelgate.errors import InputError
 from labelgate.spec import AnnotationSourceSpec, AnySource
 from labelgate.stages.agreement.annotations import wide_to_long
 from labelgate.stages.ingest.readers import BATCH, ReadResult, match_files, read_file
+from labelgate.store import file_index
 
 _HASH_CHUNK = 1 << 20
 MARKER = "_batch.json"
@@ -89,15 +92,26 @@ def content_hash(path: Path, *, options: dict[str, object], data: bytes | None =
 def ingest_source(
     source: AnySource, *, key: str, dataset: str, store: Path, base_dir: Path
 ) -> list[Batch]:
-    """Ingest every file the source matches; existing batches are reused, not rewritten."""
+    """Ingest every file the source matches; existing batches are reused, not rewritten.
+    A file whose status is the one the source's file index recorded is not read again
+    (`labelgate.store.file_index`)."""
     files = match_files(source, base_dir=base_dir, key=key)
-    return [
-        ingest_file(f, source=source, key=key, dataset=dataset, store=store) for f in files
+    root = lake_dir(store, dataset, key)
+    index = file_index.load(root)
+    seen: dict[str, dict[str, object]] = {}
+    batches = [
+        ingest_file(f, source=source, key=key, dataset=dataset, store=store, index=index,
+                    seen=seen)
+        for f in files
     ]
+    if seen != index:
+        with contextlib.suppress(OSError):  # advisory: the next run reads the files again
+            file_index.save(root, seen)
+    return batches
 
 
-def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store: Path) -> Batch:
-    fmt = source.format_for(path, key=key)
+def _reader_options(fmt: str, source: AnySource) -> dict[str, object]:
+    """What the batch digest covers beside the bytes: the reader and its settings."""
     options: dict[str, object] = {"format": fmt}
     if fmt == "csv":
         # reader 2 accounts for every physical line (a broken quote no longer swallows the
@@ -107,13 +121,37 @@ def ingest_file(path: Path, *, source: AnySource, key: str, dataset: str, store:
         options |= {"max_line_bytes": source.max_line_bytes}
     if fmt == "label-studio" and isinstance(source, AnnotationSourceSpec):
         options |= {"item_field": source.item_field, "from_name": source.from_name}
+    return options
+
+
+def ingest_file(
+    path: Path, *, source: AnySource, key: str, dataset: str, store: Path,
+    index: Mapping[str, Mapping[str, object]] | None = None,
+    seen: dict[str, dict[str, object]] | None = None,
+) -> Batch:
+    """`path` as a lake batch: reused when one holds its bytes, else read and written.
+    `index`: the source's file index (a file whose status it recorded is not read);
+    `seen`: filled with this file's index entry when it may be recorded."""
+    fmt = source.format_for(path, key=key)
+    options = _reader_options(fmt, source)
+    root = lake_dir(store, dataset, key)
+    entry = file_index.entry_key(path, options)
     try:
+        before = file_index.status(path)
+        digest = file_index.known(index or {}, entry, before)
+        existing = existing_batch(root / f"batch={digest}") if digest else None
+        if existing is not None:
+            if seen is not None:
+                seen[entry] = {"digest": digest, "status": before}
+            return existing
+        read_at = time.time_ns()
         # a CSV is read whole by its reader anyway: read once, hashed and parsed from memory
         raw = path.read_bytes() if fmt == "csv" and path.is_file() else None
         digest = content_hash(path, options=options, data=raw)
+        if seen is not None and file_index.settled(before, file_index.status(path), read_at):
+            seen[entry] = {"digest": digest, "status": before}
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    root = lake_dir(store, dataset, key)
     target = root / f"batch={digest}"
     existing = existing_batch(target)
     if existing is not None:

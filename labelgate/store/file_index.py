@@ -1,0 +1,76 @@
+"""Which lake batch an unchanged input file is, known from the file's status alone.
+
+A night's input is mostly files the lake already holds: without this, each of them is
+read and hashed again to find its batch (all of a large base file, every night). Each
+source's lake folder keeps `_files.json`: per input file (its resolved path and the reader
+options), the batch digest its bytes had and the file's status when they were read (size,
+modification and change times in nanoseconds, inode, device). A later run whose file has
+the same status takes that batch without reading the file, as git's index does.
+
+The change time (``st_ctime_ns``) moves on every write to the file and cannot be set back
+by a program (unlike the modification time), so a rewritten file, even to the same size
+and ``mtime``, does not match. A status is recorded only when it was the same before and
+after the read and the file had not changed for `SETTLE_S` seconds before the read began:
+a file still being written, or written within the clock's resolution of the read, is read
+again by the next run. The index is advisory: missing, unreadable or stale, the file is
+read and hashed as before. It lists the files of the source's latest run only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+INDEX = "_files.json"
+SETTLE_S = 2.0
+_VERSION = 1
+
+
+def status(path: Path) -> list[int]:
+    """The status fields that identify the file's content for the index."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def entry_key(path: Path, options: Mapping[str, object]) -> str:
+    return json.dumps([str(path.resolve()), dict(options)], sort_keys=True)
+
+
+def load(root: Path) -> dict[str, dict[str, object]]:
+    """The source's index (`root`: its lake folder); empty when there is none or it does
+    not read."""
+    try:
+        data = json.loads((root / INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _VERSION:
+        return {}
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def known(index: Mapping[str, Mapping[str, object]], key: str, now: list[int]) -> str | None:
+    """The batch digest recorded under `key` when the file's status is still `now`."""
+    entry = index.get(key)
+    if entry is None or entry.get("status") != now:
+        return None
+    digest = entry.get("digest")
+    return digest if isinstance(digest, str) else None
+
+
+def settled(before: list[int], after: list[int], read_at_ns: int) -> bool:
+    """Whether a read that began at `read_at_ns` (``time.time_ns()``) with the file's status
+    `before` and ended with `after` may be recorded: unchanged during the read, and both
+    its times at least `SETTLE_S` older than the read."""
+    newest = max(before[1], before[2])
+    return before == after and newest <= read_at_ns - int(SETTLE_S * 1e9)
+
+
+def save(root: Path, files: Mapping[str, Mapping[str, object]]) -> None:
+    """Write the index (temp file, then one rename: a reader sees the old or the new)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{INDEX}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"version": _VERSION, "files": dict(files)}, sort_keys=True))
+    os.replace(tmp, root / INDEX)
