@@ -134,15 +134,17 @@ def make_splits(
 def _clusters_across_splits(kept: pl.DataFrame) -> bool:
     """Whether a duplicate cluster has kept rows in two splits (a null split counted as one
     more): the smallest and largest split code per cluster (``_lg_unit``, as the rows were
-    assigned), integers grouped by it; True without that column. When False, `leakage`
-    would find no pair across splits: its join of every member with its split is skipped."""
+    assigned, grouped by its hash: two clusters that share one can only look spread), all
+    integers; True without that column. When False, `leakage` would find no pair across
+    splits: its join of every member with its split is skipped."""
     if "_lg_unit" not in kept.columns:
         return True
-    split = pl.col("split").cast(pl.String).cast(pl.Categorical).to_physical()
-    codes = kept.select("_lg_unit", split.cast(pl.Int64).fill_null(-1).alias("_s")
-                        ).drop_nulls("_lg_unit")
-    spread = codes.group_by("_lg_unit").agg(pl.col("_s").min() != pl.col("_s").max())
-    return bool(spread.get_column("_s").any())
+    split = (pl.col("split").cast(pl.String).cast(pl.Categorical).to_physical()
+             .cast(pl.Int64).fill_null(-1))
+    return bool(kept.lazy().filter(pl.col("_lg_unit").is_not_null())
+                .group_by(pl.col("_lg_unit").hash(seed=0))
+                .agg((split.min() != split.max()).alias("_s"))
+                .select(pl.col("_s").any()).collect().item())
 
 
 def _test_class_details(counts: list[dict[str, Any]], valid: pl.DataFrame,
