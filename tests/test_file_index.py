@@ -14,6 +14,13 @@ from labelgate.store.lake import Batch, ingest_source
 from tests.conftest import item_rows, write_csv
 
 INDEX = Path("store/lake/ds/items") / file_index.INDEX
+MOUNTS = file_index.mounts
+
+
+@pytest.fixture(autouse=True)
+def _local_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test files are on a local filesystem, wherever the tests run."""
+    monkeypatch.setattr(file_index, "mounts", lambda: (("/", "ext4"),))
 
 
 def _ingest(tmp_path: Path, pattern: str = "in/*.csv") -> list[Batch]:
@@ -115,3 +122,49 @@ def test_the_index_lists_the_latest_files_and_a_lost_batch_is_redone(
     read = _reads(monkeypatch)
     [again] = _ingest(tmp_path)
     assert read == ["a.csv"] and not again.reused and again.rows == 5
+
+
+def test_off_a_local_filesystem_every_file_is_read(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """sshfs reports ctime = mtime: a same-size rewrite with the old mtime would match, so
+    there the index is neither used nor written."""
+    monkeypatch.setattr(file_index, "SETTLE_S", 0.0)
+    monkeypatch.setattr(file_index, "mounts", lambda: (("/", "ext4"),
+                                                       (str(tmp_path), "fuse.sshfs")))
+    write_csv(tmp_path / "in" / "a.csv", item_rows(5))
+    _ingest(tmp_path)
+    assert not (tmp_path / INDEX).exists()
+    read = _reads(monkeypatch)
+    [again] = _ingest(tmp_path)
+    assert read == ["a.csv"] and again.reused
+
+
+def test_mountinfo_is_read_with_its_escapes(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "30 22 0:26 / /mnt/my\\040share rw,relatime shared:9 - fuse.sshfs me@host: rw\n"
+        "31 22 0:27 / /mnt/nfs rw - nfs4 srv:/x rw\n"
+        "32 31 0:28 / /mnt/nfs/scratch rw - tmpfs tmpfs rw\n"
+    )
+    monkeypatch.setattr(file_index, "_MOUNTINFO", info)
+    monkeypatch.setattr(file_index, "mounts", MOUNTS)
+    file_index.mounts.cache_clear()
+    try:
+        assert file_index.mounts() == (("/", "ext4"), ("/mnt/my share", "fuse.sshfs"),
+                                       ("/mnt/nfs", "nfs4"), ("/mnt/nfs/scratch", "tmpfs"))
+        assert file_index.trusted(Path("/data/x.csv"))
+        assert not file_index.trusted(Path("/mnt/my share/x.csv"))
+        assert not file_index.trusted(Path("/mnt/nfs/x.csv"))
+        assert file_index.trusted(Path("/mnt/nfs/scratch/x.csv"))  # the innermost mount
+        assert file_index.trusted(Path("/mnt/nfsx/y.csv"))  # not under /mnt/nfs: on /
+    finally:
+        file_index.mounts.cache_clear()
+
+
+def test_a_digest_that_is_not_one_is_ignored() -> None:
+    index = {"k": {"digest": "../../etc", "status": [1, 2, 3, 4, 5]}}
+    assert file_index.known(index, "k", [1, 2, 3, 4, 5]) is None
+    index["k"]["digest"] = "0123456789abcdef0123"
+    assert file_index.known(index, "k", [1, 2, 3, 4, 5]) == "0123456789abcdef0123"

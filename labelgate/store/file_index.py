@@ -7,25 +7,69 @@ options), the batch digest its bytes had and the file's status when they were re
 modification and change times in nanoseconds, inode, device). A later run whose file has
 the same status takes that batch without reading the file, as git's index does.
 
-The change time (``st_ctime_ns``) moves on every write to the file and cannot be set back
-by a program (unlike the modification time), so a rewritten file, even to the same size
-and ``mtime``, does not match. A status is recorded only when it was the same before and
-after the read and the file had not changed for `SETTLE_S` seconds before the read began:
-a file still being written, or written within the clock's resolution of the read, is read
-again by the next run. The index is advisory: missing, unreadable or stale, the file is
-read and hashed as before. It lists the files of the source's latest run only.
+On a local Linux filesystem (`LOCAL`) the change time (``st_ctime_ns``) moves on every
+write to the file and ``utime`` cannot set it (unlike the modification time, which `cp -p`,
+`rsync -t` or `touch -d` set back), so a rewritten file, even to the same size and
+``mtime``, does not match. Elsewhere that does not hold (FUSE mounts such as sshfs report
+ctime = mtime, vfat and exfat keep no change time, an NFS client's ``stat`` may answer from
+its attribute cache), so there the index is neither read nor written (`trusted`): every
+file is read and hashed each run. A status is recorded only when it was the same before
+and after the read and the file had not changed for `SETTLE_S` seconds before the read
+began: a file still being written, or written within the clock's resolution of the read, is
+read again by the next run. The index is advisory: missing, unreadable or stale, the file
+is read and hashed as before. It lists the files of the source's latest run only.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 INDEX = "_files.json"
 SETTLE_S = 2.0
 _VERSION = 1
+_DIGEST = re.compile(r"^[0-9a-f]{20}$")  # lake.content_hash's
+# filesystems whose change time moves on every write (and utime cannot set)
+LOCAL = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "zfs", "f2fs", "overlay",
+                   "bcachefs", "jfs"})
+_MOUNTINFO = Path("/proc/self/mountinfo")
+_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@functools.cache
+def mounts() -> tuple[tuple[str, str], ...]:
+    """(mount point, filesystem type) of each mount, in /proc/self/mountinfo's order (a
+    later mount at a point shadows an earlier one); empty off Linux."""
+    try:
+        text = _MOUNTINFO.read_text()
+    except OSError:
+        return ()
+    found = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if sep and len(fields) >= 5 and right.split():
+            point = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+            found.append((point, right.split()[0]))
+    return tuple(found)
+
+
+def trusted(path: Path) -> bool:
+    """Whether the index may stand for reading `path`: the file is on a `LOCAL` filesystem
+    (the innermost mount holding its resolved path)."""
+    where = str(path.resolve())
+    fstype = None
+    longest = -1
+    for point, kind in mounts():
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= longest:
+            fstype, longest = kind, len(point)
+    return fstype in LOCAL
 
 
 def status(path: Path) -> list[int]:
@@ -57,7 +101,7 @@ def known(index: Mapping[str, Mapping[str, object]], key: str, now: list[int]) -
     if entry is None or entry.get("status") != now:
         return None
     digest = entry.get("digest")
-    return digest if isinstance(digest, str) else None
+    return digest if isinstance(digest, str) and _DIGEST.match(digest) else None
 
 
 def settled(before: list[int], after: list[int], read_at_ns: int) -> bool:
@@ -71,6 +115,11 @@ def settled(before: list[int], after: list[int], read_at_ns: int) -> bool:
 def save(root: Path, files: Mapping[str, Mapping[str, object]]) -> None:
     """Write the index (temp file, then one rename: a reader sees the old or the new)."""
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{INDEX}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"version": _VERSION, "files": dict(files)}, sort_keys=True))
-    os.replace(tmp, root / INDEX)
+    fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".tmp", dir=root)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"version": _VERSION, "files": dict(files)}, fh, sort_keys=True)
+        os.replace(tmp, root / INDEX)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

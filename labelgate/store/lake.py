@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from labelgate.errors import InputError
-from labelgate.spec import AnnotationSourceSpec, AnySource
+from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
 from labelgate.stages.agreement.annotations import wide_to_long
 from labelgate.stages.ingest.readers import BATCH, ReadResult, match_files, read_file
 from labelgate.store import file_index
@@ -136,6 +137,8 @@ def ingest_file(
     options = _reader_options(fmt, source)
     root = lake_dir(store, dataset, key)
     entry = file_index.entry_key(path, options)
+    if (index is not None or seen is not None) and not file_index.trusted(path):
+        index = seen = None  # its status does not say whether it changed: read it
     try:
         before = file_index.status(path)
         digest = file_index.known(index or {}, entry, before)
@@ -147,18 +150,19 @@ def ingest_file(
         read_at = time.time_ns()
         # a CSV is read whole by its reader anyway: read once, hashed and parsed from memory
         raw = path.read_bytes() if fmt == "csv" and path.is_file() else None
-        digest = content_hash(path, options=options, data=raw)
-        if seen is not None and file_index.settled(before, file_index.status(path), read_at):
-            seen[entry] = {"digest": digest, "status": before}
+        digest, result = _hash_and_read(path, fmt=fmt, source=source, key=key,
+                                        options=options, raw=raw)
+        del raw
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    if seen is not None:
+        _remember(seen, entry, path, digest=digest, before=before, read_at=read_at)
     target = root / f"batch={digest}"
     existing = existing_batch(target)
     if existing is not None:
         return existing
-
-    result = read_file(path, fmt=fmt, source=source, key=key, raw=raw)
-    del raw
+    if isinstance(result, InputError):
+        raise result
     rows = result.rows.with_columns(pl.lit(digest).alias(BATCH))
     rejects = result.rejects.with_columns(pl.lit(digest).alias(BATCH))
     batch = Batch(
@@ -176,6 +180,36 @@ def ingest_file(
     write_batch(batch, {"data": rows, "rejects": rejects})
     _hand_off(batch, rows, rejects)
     return batch
+
+
+def _remember(seen: dict[str, dict[str, object]], entry: str, path: Path, *, digest: str,
+              before: list[int], read_at: int) -> None:
+    """Record the file's status for the index when it held still around the read (bytes
+    hashed and parsed: `_hash_and_read`); a file gone or changed meanwhile is not."""
+    try:
+        after = file_index.status(path)
+    except OSError:
+        return
+    if file_index.settled(before, after, read_at):
+        seen[entry] = {"digest": digest, "status": before}
+
+
+def _hash_and_read(
+    path: Path, *, fmt: ReadFormat, source: AnySource, key: str,
+    options: dict[str, object], raw: bytes | None,
+) -> tuple[str, ReadResult | InputError]:
+    """The file's digest, hashed on a thread (hashlib releases the GIL) while the reader
+    parses it. A file the index did not know is mostly a new one, so the parse is rarely
+    wasted (a batch that holds the same bytes is still reused, by the digest). A file the
+    reader refuses is returned as its error, raised only when no batch holds its bytes."""
+    with ThreadPoolExecutor(1, thread_name_prefix="labelgate-hash") as pool:
+        hashing = pool.submit(content_hash, path, options=options, data=raw)
+        result: ReadResult | InputError
+        try:
+            result = read_file(path, fmt=fmt, source=source, key=key, raw=raw)
+        except InputError as exc:
+            result = exc
+        return hashing.result(), result
 
 
 # The frames this process just wrote to the lake, kept for the next reader of the batch (a
