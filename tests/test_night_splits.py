@@ -278,3 +278,45 @@ def test_make_splits_leakage_with_the_unit_check_is_the_member_join_s(
     assert made.sections()["leakage"] == leakage(seen[0], key_column="_lg_key",
                                                  duplicates=clusters)
     assert "_lg_unit" not in made.kept.columns or not split_step.lean_kept(spec)
+
+
+@pytest.mark.parametrize("use_strata", [True, False])
+def test_unit_splits_from_one_pass_match_the_two_group_bys(use_strata: bool) -> None:
+    from labelgate.stages import splits as sp
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    names = ["a", "b", "c", None]
+    labels = [names[i] for i in rng.choice(4, n, p=[0.4, 0.3, 0.25, 0.05])]
+    work = pl.DataFrame({
+        "_uc": pl.Series(rng.integers(0, 700, n), dtype=pl.UInt32), "label": labels,
+    }).with_columns(  # a unit's rank is its rows' (some units sticky, ties in the labels)
+        (pl.col("_uc").hash(seed=2) % 4).cast(pl.Int8).alias("_unit_rank"))
+    work = work.with_columns(pl.when(pl.col("_unit_rank") < 3).then("_unit_rank")
+                             .alias("_unit_rank"))
+    ordered = pl.Series([f"k{i:04d}" for i in range(n)])
+    target = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    got = sp._unit_splits(work, target=target, ordered=ordered, seed=3,
+                          use_strata=use_strata).sort("_uc")
+    # the two group-bys it replaces: the strata, then the sizes and ranks
+    strata = (work.group_by("_uc", "label").len()
+              .sort(["_uc", "len", "label"], descending=[False, True, False], nulls_last=True)
+              .group_by("_uc", maintain_order=True).agg(pl.col("label").first().alias("stratum"))
+              if use_strata else work.select("_uc").unique().with_columns(
+                  pl.lit(None, pl.String).alias("stratum")))
+    units = work.group_by("_uc").agg(pl.len().alias("size"),
+                                     pl.col("_unit_rank").first().alias("rank")
+                                     ).join(strata, on="_uc", how="left")
+    chosen = sp._assign_new_units(units, target=target, ordered=ordered, seed=3)
+    want = units.join(chosen, on="_uc", how="left").select(
+        "_uc", pl.coalesce(pl.col("rank").replace_strict(dict(enumerate(sp.SPLITS)),
+                                                         default=None, return_dtype=pl.String),
+                           "new_split").alias("split"), "stratum").sort("_uc")
+    assert got.equals(want)
+    assert got.get_column("stratum").null_count() < got.height or not use_strata
+    summary = sp._summary(work.join(got, on="_uc").with_columns(
+        pl.lit(False).alias("new"), pl.lit(False).alias("moved")), target, 0, use_strata,
+        units=got.height)
+    per_split = dict(work.join(got, on="_uc").group_by("split").len().rows())
+    assert summary["rows_per_split"] == {s: per_split.get(s, 0) for s in target}
+    assert sum(summary["rows_per_split"].values()) == n

@@ -348,23 +348,20 @@ def _unit_splits(
     pl.DataFrame
         Shape (n_units, 3): _uc, split, stratum.
     """
-    if use_strata:
-        unit_stratum = (
-            work.group_by("_uc", "label")
-            .len()
+    if use_strata:  # one pass over the rows: a unit's size is the sum of its label counts
+        per_label = work.group_by("_uc", "label").agg(  # (the rank is the unit's: any row's)
+            pl.len(), pl.col("_unit_rank").first().alias("rank"))
+        units = (
+            per_label
             .sort(["_uc", "len", "label"], descending=[False, True, False], nulls_last=True)
             .group_by("_uc", maintain_order=True)
-            .agg(pl.col("label").first().alias("stratum"))
+            .agg(pl.col("len").sum().alias("size"), pl.col("rank").first(),
+                 pl.col("label").first().alias("stratum"))
         )
     else:
-        unit_stratum = work.select("_uc").unique().with_columns(
-            pl.lit(None, pl.String).alias("stratum")
-        )
-    units = (
-        work.group_by("_uc")
-        .agg(pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"))
-        .join(unit_stratum, on="_uc", how="left")
-    )
+        units = work.group_by("_uc").agg(
+            pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"),
+            pl.lit(None, pl.String).alias("stratum"))
     chosen = _assign_new_units(units, target=target, ordered=ordered, seed=seed)
     units = units.join(chosen, on="_uc", how="left").with_columns(
         pl.coalesce(
@@ -439,16 +436,15 @@ def _summary(
     units: int,
 ) -> dict[str, Any]:
     n = assignments.height
-    per_split = dict(assignments.group_by("split").len().rows())
+    stratum = pl.col("stratum") if use_strata else pl.lit("").alias("stratum")
+    got = assignments.select(stratum, "split").group_by("stratum", "split").len()
+    per_split = dict(got.group_by("split").agg(pl.col("len").sum()).rows())  # one row pass
     worst = 0.0
     if n:
-        stratum = pl.col("stratum") if use_strata else pl.lit("").alias("stratum")
-        rows = assignments.select(stratum, "split")
-        grid = rows.select("stratum").unique().join(
+        grid = got.select("stratum").unique().join(
             pl.DataFrame({"split": list(target), "fraction": list(target.values())}),
             how="cross",
         )
-        got = rows.group_by("stratum", "split").len()
         shares = grid.join(got, on=["stratum", "split"], how="left").with_columns(
             pl.col("len").fill_null(0)
         ).with_columns((pl.col("len") / pl.col("len").sum().over("stratum")).alias("share"))
