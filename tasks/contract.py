@@ -10,11 +10,10 @@ from typing import Any
 import polars as pl
 from prefect import get_run_logger
 
-from checks.contract import (
+from checks.contract import ContractResult, check_columns
+from checks.contract_batches import (
     BatchContract,
     BatchPart,
-    ContractResult,
-    check_columns,
     contract_batch,
     contract_fingerprint,
     merge_batches,

@@ -231,7 +231,7 @@ def _batches(rows: list[dict[str, Any]], cuts: list[int]) -> list[pl.DataFrame]:
 
 
 def _merged(frames: list[pl.DataFrame], spec: Any) -> Any:
-    from checks.contract import BatchPart, contract_batch, merge_batches
+    from checks.contract_batches import BatchPart, contract_batch, merge_batches
 
     empty = pl.DataFrame(schema={"_batch": pl.String, "_row": pl.Int64, "reason": pl.String,
                                  "raw": pl.String})

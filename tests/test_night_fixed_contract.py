@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from checks.contract import _PART, _repeats_across_batches, _sharing_a_value
+from checks.contract_batches import _PART, _repeats_across_batches, _sharing_a_value
 from labelgate.spec import parse_spec
 from tests.conftest import spec_dict
 
