@@ -181,15 +181,18 @@ def _rows_to_validate(df: pl.DataFrame, spec: Spec) -> pl.DataFrame:
     return df.filter(~ok_rows)
 
 
+def repeated_hashes(hashes: pl.Series) -> pl.Series:
+    """The values of `hashes` that occur twice or more, each once: one sort (polars sorts
+    on every core; its `is_duplicated` builds one hash table) and the equal neighbours."""
+    ordered = hashes.sort()
+    return ordered.filter(ordered == ordered.shift(1)).unique()
+
+
 def _hash_once(values: pl.Series) -> pl.Series:
     """Whether no other value of `values` has the value's hash: `~values.hash()
-    .is_duplicated()`, found by one sort of the hashes (polars sorts on every core; its
-    `is_duplicated` builds one hash table) and the neighbours that are equal in it."""
+    .is_duplicated()`, by `repeated_hashes`."""
     hashes = values.hash()
-    ordered = hashes.sort()
-    after = ordered.slice(1)
-    repeated = after.filter(after == ordered.slice(0, max(len(ordered) - 1, 0)))
-    return ~hashes.is_in(repeated.unique().implode())
+    return ~hashes.is_in(repeated_hashes(hashes).implode())
 
 
 def _cell_passes(

@@ -23,6 +23,7 @@ from checks.contract import (
     _enforce,
     _reason,
     enforce_contract,
+    repeated_hashes,
 )
 from labelgate.spec import Spec
 from labelgate.stages.ingest.readers import BATCH, ROW
@@ -183,6 +184,4 @@ def _sharing_a_value(keys: pl.DataFrame, name: str) -> pl.DataFrame:
     if keys.schema[name].is_float():
         return keys
     hashes = keys.get_column(name).hash()
-    ordered = hashes.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1))
-    return keys.filter(hashes.is_in(repeated.implode()))
+    return keys.filter(hashes.is_in(repeated_hashes(hashes).implode()))
