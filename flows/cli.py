@@ -219,7 +219,9 @@ def run(spec: SpecArg, store: StoreOpt = None, dask: DaskOpt = None) -> None:
 
             found = read_latest(working_store(s, store, pull_first=False), s.name)
             report = found[1] if found else None
-        _print_stage_times(state.state_details.flow_run_id, s, report)
+        from flows.stage_table import print_stage_times
+
+        print_stage_times(out, err, state.state_details.flow_run_id, s, report)
     if report is not None:
         _print_summary(report)
     if exc is None:
@@ -318,48 +320,6 @@ def _dask_runner(address: str) -> Any:
         raise typer.Exit(EXIT_INPUT) from None
     out.print(f"Dask cluster {address}: {workers} worker(s)")
     return dask_runner(address)
-
-
-def _print_stage_times(flow_run_id: Any, spec: Spec,
-                       report: dict[str, Any] | None = None) -> None:
-    """The run's stages, in declaration order (`labelgate.dag`): state and wall time of
-    each one's Prefect task run (a stage the spec runs but this run skipped shows
-    `skipped`), and what it did, from the report."""
-    if flow_run_id is None:
-        return
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    try:
-        with get_client(sync_client=True) as client:
-            task_runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-    except Exception as exc:  # the table is a courtesy; never fail a run over it
-        err.print(f"(stage times unavailable: {exc})")
-        return
-    runs: dict[str, list[Any]] = {}
-    for tr in task_runs:
-        runs.setdefault(tr.name.rsplit("-", 1)[0], []).append(tr)
-    table = Table("stage", "state", "seconds", "rows", title="stages")
-    names = ["prepare-run", *(s.name for s in dag.STAGES if s.when(spec))]
-    summaries = {s.name: s.summary for s in dag.STAGES}
-    total = 0.0
-    for name in names + sorted(set(runs) - set(names)):
-        mine = [tr for tr in runs.get(name, []) if not tr.task_key.startswith("part")]
-        seconds = sum(tr.total_run_time.total_seconds() for tr in mine)
-        total += seconds
-        summary = summaries.get(name)
-        did = summary(report) if summary is not None and report is not None else None
-        state = ", ".join(sorted({tr.state.name if tr.state else "—" for tr in mine}))
-        table.add_row(name, state or "skipped", f"{seconds:.2f}" if mine else "", did or "")
-        parts = [tr for tr in runs.get(name, []) if tr.task_key.startswith("part")]
-        if parts:  # `--dask`: a stage's parts ran as task runs of their own (in its time)
-            times = [tr.total_run_time.total_seconds() for tr in parts]
-            table.add_row(f"  {name} parts (on Dask)", f"{len(times)} runs",
-                          f"{sum(times):.2f}", f"max {max(times):.2f} s")
-    table.add_row("total", "", f"{total:.2f}", "")
-    out.print(table)
 
 
 def _print_summary(report: dict[str, Any]) -> None:
