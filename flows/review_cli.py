@@ -69,6 +69,14 @@ def _classes(spec: Spec, *frames: pl.Series) -> list[str]:
     return sorted(seen)
 
 
+def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse has a view of that name."""
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?",
+        [name]).fetchall()
+    return bool(found and found[0][0])
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the warehouse has a table (a read-only connection creates none; an older
     warehouse may predate a stage's table)."""
@@ -123,7 +131,9 @@ class _LatestRun:
         )
 
     def _db_issues(self, con: duckdb.DuckDBPyConnection) -> pl.DataFrame | None:
-        if not _has_table(con, "label_issues"):
+        # a view over label_issue_rows (labelgate.store.label_issue_rows), a table in a
+        # warehouse not yet opened for writing by this version: the same rows either way
+        if not _has_table(con, "label_issues") and not _has_view(con, "label_issues"):
             return None
         return self._fetch(
             "SELECT id, given_label, suggested_label, label_quality, is_label_issue, rank"

@@ -454,7 +454,7 @@ def test_cli_export_on_warehouse_without_stage_tables(tmp_path: Path) -> None:
     spec = _store(tmp_path)
     with duckdb.connect(str(tmp_path / "store" / warehouse.WAREHOUSE_FILE)) as con:
         con.execute("DROP TABLE consensus")
-        con.execute("DROP TABLE label_issues")
+        con.execute("DROP VIEW label_issues")  # a view over label_issue_rows
     out = tmp_path / "t.json"
     res = CliRunner().invoke(_cli(), ["review", "export", str(spec), "--limit", "2",
                                       "--out", str(out)])

@@ -17,7 +17,9 @@ configuration); another process (a Dask worker) opens its own.
 Tables (shared by every dataset in a store; each row carries its dataset):
   runs (status running | passed | failed | error | abandoned: left running by a process
   that died, marked by the dataset's next run), batches, run_batches, quarantine,
-  gate_results, metrics_history, label_issues, duplicates (a view over duplicate_rows and
+  gate_results, metrics_history, label_issues (a view over label_issue_rows and
+  label_issue_bases: a night stores only its changed rows, `labelgate.store.label_issue_rows`),
+  duplicates (a view over duplicate_rows and
   duplicate_bases: a night stores only its changed rows, `labelgate.store.duplicate_rows`),
   agreement_metrics, annotator_stats, agreement_pairs, consensus (agreement stage),
   conflicting_responses (instruction data: same prompt, different responses)
@@ -52,7 +54,7 @@ from tenacity import (
 
 from labelgate.errors import LabelgateError
 from labelgate.gate import GateVerdict
-from labelgate.store import duplicate_rows
+from labelgate.store import duplicate_rows, label_issue_rows
 from labelgate.store.kept_connection import IDLE_SECONDS as IDLE_SECONDS
 from labelgate.store.kept_connection import _kept
 from labelgate.store.kept_connection import kept_opens as kept_opens
@@ -66,9 +68,6 @@ WAREHOUSE_FILE = "warehouse.duckdb"
 _log = logging.getLogger(__name__)
 
 _DDL = """
-CREATE TABLE IF NOT EXISTS label_issues (
-    run_id VARCHAR, dataset VARCHAR, id VARCHAR, given_label VARCHAR, suggested_label VARCHAR,
-    label_quality DOUBLE, is_label_issue BOOLEAN, rank BIGINT);
 CREATE TABLE IF NOT EXISTS dimension_issues (
     run_id VARCHAR, dataset VARCHAR, id VARCHAR, dimension VARCHAR, given VARCHAR,
     suggested VARCHAR, label_quality DOUBLE, is_label_issue BOOLEAN);
@@ -275,6 +274,7 @@ def _open_writable(path: Path, lock_timeout: float | None) -> duckdb.DuckDBPyCon
     try:
         con.execute(_DDL)
         duplicate_rows.ensure(con)
+        label_issue_rows.ensure(con)
     except BaseException:
         con.close()
         raise
@@ -378,9 +378,14 @@ def record_rows(
 ) -> None:
     """Append `frame` (columns named as in `table`) with this run's id and dataset.
 
-    ``duplicates`` is a view: its rows go to `duplicate_rows.record_duplicates` (whole)."""
+    ``duplicates`` is a view: its rows go to `duplicate_rows.record_duplicates` (whole);
+    ``label_issues`` is one too: `label_issue_rows.record_label_issues` stores the changes
+    since the dataset's latest run's base when they are few."""
     if table == "duplicates":
         duplicate_rows.record_duplicates(con, frame, run_id=run_id, dataset=dataset)
+        return
+    if table == "label_issues":
+        label_issue_rows.record_label_issues(con, frame, run_id=run_id, dataset=dataset)
         return
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE run_id = ?", [run_id])  # noqa: S608
     _insert_frame(
