@@ -184,11 +184,14 @@ def update_duplicates(
     row_k[plan.new] = internal[local]
     row_k = final[row_k]
     edges = np.sort(final[edges], axis=1) if len(edges) else _EMPTY_PAIRS
-    ids = df.get_column(s.id_column)
+    # in one chunk: a gather of a million ids or labels from a night's few chunks (the
+    # kept batch's and the new one's) takes ~20x as long (docs/benchmarks/throughput.md)
+    ids = df.get_column(s.id_column).rechunk()
     rank = _id_ranks(ids, plan)
     keys = pl.concat([kept.keys, unseen_keys]).gather(order)
     sigs = sigs[order] if sigs is not None else None
-    labels = df.get_column(s.label_column) if s.label_column is not None else None
+    labels = (df.get_column(s.label_column).rechunk() if s.label_column is not None
+              else None)
     result, values = assemble(ids, labels, rank, row_k, comp[order], sigs, s,
                               stats={**stats, "new_texts": m})
     if kept.values is not None:
@@ -381,8 +384,10 @@ def assemble(
     order[rank] = np.arange(n, dtype=np.int64)
     by_rank = ids.gather(order)
     top = np.iinfo(np.int64).max
+    by_id = row_k[order]  # the rows' keys in id order: a key's first place is its min rank
+    first = pl.Series(by_id).arg_unique().to_numpy()  # (np.minimum.at: ~3x as long)
     key_min = np.full(n_keys, top, dtype=np.int64)
-    np.minimum.at(key_min, row_k, rank)
+    key_min[by_id[first]] = first
     n_comp = int(comp.max()) + 1 if n_keys else 0
     comp_min = np.full(n_comp, top, dtype=np.int64)
     np.minimum.at(comp_min, comp, key_min)
@@ -464,8 +469,14 @@ def _conflicts_by_cluster(labels: pl.Series | None, comp: I64Array, by_rank: pl.
     code = text.cast(pl.Enum(names.to_list())).to_physical()
     has = code.is_not_null().to_numpy()
     n_names = names.len()
-    pairs = np.unique(comp[has] * n_names
-                      + code.fill_null(0).to_numpy().astype(np.int64)[has])
+    both = comp[has] * n_names + code.fill_null(0).to_numpy().astype(np.int64)[has]
+    span = len(comp_n) * n_names
+    if span <= 4 * len(both):  # the pairs present, in order, without a sort
+        seen = np.zeros(span, dtype=bool)
+        seen[both] = True
+        pairs = np.flatnonzero(seen)
+    else:
+        pairs = np.unique(both)
     pc, pl_code = pairs // n_names, pairs % n_names  # sorted by component, then label
     n_labels = np.bincount(pc, minlength=len(comp_n))
     conflicting = n_labels[pc] > 1

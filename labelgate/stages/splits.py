@@ -154,8 +154,8 @@ def _key_order(work: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
     """Each row's place in key order (UInt32: its row index ``_i`` when the keys are sorted,
     a night's case, with no sort) and the keys in that order."""
     keys = work.get_column("key")
-    if keys.is_sorted():
-        return work.get_column("_i").cast(pl.UInt32), keys
+    if keys.is_sorted():  # one chunk: a unit's name is gathered from them for every row
+        return work.get_column("_i").cast(pl.UInt32), keys.rechunk()
     order = keys.arg_sort().to_numpy()
     place = np.empty(len(order), dtype=np.uint32)
     place[order] = np.arange(len(order), dtype=np.uint32)
