@@ -53,7 +53,7 @@ def _detect(spec: Spec, store: RunStore, valid: pl.DataFrame) -> steps.DedupOutc
     if not (plan.incremental and found is not None and not plan.new.any()):
         # (nothing new: the kept graph is this run's too)
         kept_dedup.save_graph(store.root, store.dataset, key=key, run_id=store.run.run_id,
-                              graph=graph)
+                              graph=graph, kept=found if plan.incremental else None)
     outcome = steps.duplicates_outcome(result, valid=valid, spec=spec)
     return _with_account(outcome, dedup_incremental.refresh_account(
         plan, kept_from=found[1] if found else None, rows=valid.height))

@@ -13,8 +13,18 @@ last; a remote store syncs it like any cache unit):
   warehouse rows that changed (a unit written before had none: that night stores whole);
 * ``edges.parquet``: the verified near pairs (a, b: key numbers, a < b).
 
+With near matching, the keys' MinHash signatures (a key's never changes) are kept apart,
+append-only: ``cache/<dataset>/dedup_sigs/<key>-<run_id>/sigs.parquet`` holds the
+signatures (key; sig: num_perm uint32 as 4 * num_perm bytes) of the keys that run added, and
+the graph unit's marker lists the signature units it reads (``sig_units``, oldest first).
+A night writes the signatures of its new keys only (not the 19 MB of every key's); a full
+pass, or a night whose chain would pass `MAX_SIG_UNITS` units, writes every key's. A unit
+written before this layout (``sig`` in ``keys.parquet``) is read as it is.
+
 ``key`` is a hash of the settings the clusters depend on (`graph_key`), so a change of any
-of them finds nothing kept and runs a full pass. Only the newest unit of a key is kept.
+of them finds nothing kept and runs a full pass. Only the newest unit of a key is kept,
+with the signature units it lists; a unit whose signature units are gone or damaged is
+passed over (an older one, or a full pass, is used).
 """
 
 from __future__ import annotations
@@ -23,18 +33,25 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from labelgate.stages.dedup import KeyGraph
 from labelgate.stages.dedup_incremental import DedupSettings
 from labelgate.store import lake
 
-__all__ = ["KIND", "graph_key", "latest_graph", "save_graph"]
+__all__ = ["KIND", "MAX_SIG_UNITS", "SIG_KIND", "graph_key", "latest_graph", "save_graph"]
 
 KIND = "dedup_graph"
-_FORMAT = 2
+SIG_KIND = "dedup_sigs"
+MAX_SIG_UNITS = 8  # a night that would read more writes every key's signatures again
+_FORMAT = 2  # in the settings' hash: units of formats 2 and 3 share a key
+# a unit's format: 3 lists its signature units; 2 (before) holds them in keys.parquet, and a
+# version that reads only 2 passes over a 3 (a full pass) rather than find no signatures
+_UNIT_FORMAT = 3
 _VALUES = ("cluster_id", "exact", "similarity")
 
 
@@ -57,25 +74,69 @@ def latest_graph(store: Path, dataset: str, *, key: str) -> tuple[KeyGraph, str]
         if cached is None:
             continue
         frames, meta = cached
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") not in (_FORMAT, _UNIT_FORMAT):
             continue
         keys = frames["keys"]
-        sigs = keys.get_column("sig").to_numpy() if "sig" in keys.columns else None
+        ok, sigs = _signatures(store, dataset, keys, meta)
+        if not ok:  # a signature unit it lists is gone or damaged
+            continue
         edges = frames["edges"].select("a", "b").to_numpy().astype(np.int64)
         values = keys.select(_VALUES) if set(_VALUES) <= set(keys.columns) else None
-        graph = KeyGraph(rows=frames["rows"], keys=keys.get_column("key"),
-                         signatures=None if sigs is None else np.ascontiguousarray(sigs),
+        graph = KeyGraph(rows=frames["rows"], keys=keys.get_column("key"), signatures=sigs,
                          edges=edges.reshape(-1, 2), values=values)
         return graph, str(meta.get("run_id", ""))
     return None
 
 
-def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGraph) -> None:
-    """Write this run's unit (``graph.rows`` carries id, k and h), then remove the older
-    units of ``key``."""
+Signatures = np.ndarray[Any, np.dtype[np.uint32]]
+
+
+def _signatures(store: Path, dataset: str, keys: pl.DataFrame, meta: dict[str, object]
+                ) -> tuple[bool, Signatures | None]:
+    """Whether the signatures could be read, and the (n_keys, num_perm) signatures of
+    ``keys`` in their order: from ``keys``' own ``sig`` column (the layout before
+    signature units), else from the signature units ``meta`` lists (None without near
+    matching). Not read: a listed unit is unreadable or lacks a key."""
+    if "sig" in keys.columns:
+        return True, np.ascontiguousarray(keys.get_column("sig").to_numpy())
+    names, width = meta.get("sig_units"), meta.get("num_perm")
+    if names is None:
+        return True, None
+    if not isinstance(names, list) or not names or not isinstance(width, int):
+        return False, None
+    parts = []
+    for name in names:
+        found = lake.read_cached(lake.cache_dir(store, dataset, SIG_KIND, str(name)), ["sigs"])
+        if found is None:
+            return False, None
+        parts.append(found[0]["sigs"])
+    sigs = keys.select("key").join(pl.concat(parts), on="key", how="left",
+                                   maintain_order="left").get_column("sig")
+    if sigs.len() != keys.height or sigs.null_count():
+        return False, None
+    out = sigs.to_frame().select(pl.col("sig").bin.reinterpret(
+        dtype=pl.Array(pl.UInt32, width), endianness="little")).to_series().to_numpy()
+    return True, np.ascontiguousarray(out)
+
+
+def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGraph,
+               kept: tuple[KeyGraph, str] | None = None) -> None:
+    """Write this run's unit (``graph.rows`` carries id, k and h) and its new signatures,
+    then remove the older units of ``key`` and the signature units it does not list.
+
+    ``kept``: the graph this run built on and the run that kept it (`latest_graph`), when
+    it did: only the signatures of keys it lacks are written, beside its units."""
     keys = pl.DataFrame({"key": graph.keys})
+    meta: dict[str, object] = {}
     if graph.signatures is not None:
-        keys = keys.with_columns(pl.Series("sig", graph.signatures))
+        chain = _chain(store, dataset, key=key, run_id=run_id, kept=kept)
+        held = kept[0].keys if chain and kept is not None else graph.keys.clear()
+        fresh = ~graph.keys.is_in(held.implode())  # every key, without a chain
+        name = f"{key}-{run_id}"
+        lake.write_cached(lake.cache_dir(store, dataset, SIG_KIND, name), {"sigs": pl.DataFrame(
+            [graph.keys.filter(fresh), _as_bytes(graph.signatures[fresh.to_numpy()])])},
+            {"run_id": run_id, "keys": int(fresh.sum())})
+        meta = {"sig_units": [*chain, name], "num_perm": int(graph.signatures.shape[1])}
     if graph.values is not None:
         keys = keys.with_columns(graph.values.select(_VALUES))
     edges = pl.DataFrame({"a": graph.edges[:, 0], "b": graph.edges[:, 1]},
@@ -83,8 +144,37 @@ def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGr
     unit = lake.cache_dir(store, dataset, KIND, f"{key}-{run_id}")
     lake.write_cached(unit, {"rows": graph.rows.select("id", "k", "r", "h"), "keys": keys,
                              "edges": edges},
-                      {"format": _FORMAT, "run_id": run_id, "rows": graph.rows.height,
-                       "keys": graph.keys.len(), "edges": len(graph.edges)})
+                      {"format": _UNIT_FORMAT, "run_id": run_id, "rows": graph.rows.height,
+                       "keys": graph.keys.len(), "edges": len(graph.edges), **meta})
     for old in lake.cached_units(store, dataset, KIND, f"{key}-"):
         if old != unit:
             shutil.rmtree(old, ignore_errors=True)
+    listed = set(meta.get("sig_units", ()))  # type: ignore[call-overload]
+    for old in lake.cached_units(store, dataset, SIG_KIND, f"{key}-"):
+        if old.name not in listed:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _chain(store: Path, dataset: str, *, key: str, run_id: str,
+           kept: tuple[KeyGraph, str] | None) -> list[str]:
+    """The signature units of the kept graph's unit, when this run's can list them too
+    (every kept key's signature is there, and one more unit stays within
+    `MAX_SIG_UNITS`); else none (this run writes every key's)."""
+    if kept is None or kept[0].signatures is None:
+        return []
+    marker = lake.cache_dir(store, dataset, KIND, f"{key}-{kept[1]}") / lake.CACHE_MARKER
+    try:
+        names = json.loads(marker.read_text()).get("sig_units")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list) or not names or len(names) >= MAX_SIG_UNITS:
+        return []
+    return [str(n) for n in names] if f"{key}-{run_id}" not in names else []
+
+
+def _as_bytes(sigs: Signatures) -> pl.Series:
+    """Each row of ``sigs`` (n, num_perm uint32) as 4 * num_perm little-endian bytes."""
+    rows = np.ascontiguousarray(sigs, dtype="<u4")
+    width = rows.shape[1] * 4
+    return pl.Series("sig", pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), len(rows), [None, pa.py_buffer(rows.tobytes())]))
