@@ -55,9 +55,9 @@ def test_in_table_order_is_flagged_sorted() -> None:
 
 def _rows(n: int, *, start: int, seed: int, texts: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    texts = [f"text number {v} about things" for v in rng.integers(0, texts, n)]
+    words = [f"text number {v} about things" for v in rng.integers(0, texts, n)]
     return pl.DataFrame({"id": [f"i{v:05d}" for v in rng.permutation(np.arange(start, start + n))],
-                         "text": texts, "y": rng.choice(["a", "b", "c"], n).tolist()})
+                         "text": words, "y": rng.choice(["a", "b", "c"], n).tolist()})
 
 
 @pytest.mark.parametrize(("near", "texts"), [(False, 100), (True, 100), (False, 5000)])
@@ -77,3 +77,28 @@ def test_a_night_from_several_chunks_clusters_as_a_full_pass(near: bool, texts: 
     for name in ("clusters", "cluster_of", "conflicts", "sizes"):
         assert getattr(got, name).equals(getattr(want, name)), name
     assert got.conflicts.height > 0  # labels drawn at random: some clusters conflict
+
+
+@pytest.mark.parametrize("use_strata", [True, False])
+def test_the_summary_from_the_tally_is_the_summary_from_the_rows(use_strata: bool) -> None:
+    """`_summary` from the rows per split, label and stratum (counted once for the counts
+    too) equals the one that groups the rows themselves (null labels and strata kept)."""
+    from labelgate.stages.splits import _summary
+
+    rng = np.random.default_rng(5)
+    n = 2000
+
+    def pick(values: list[str | None], p: list[float]) -> list[str | None]:
+        return [values[i] for i in rng.choice(len(values), n, p=p)]
+
+    rows = pl.DataFrame({
+        "split": pick(["train", "validation", "test"], [0.7, 0.2, 0.1]),
+        "label": pick(["a", "b", None], [0.5, 0.45, 0.05]),
+        "stratum": pick(["a", "b", None], [0.5, 0.45, 0.05]),
+        "new": rng.random(n) < 0.1, "moved": rng.random(n) < 0.01})
+    target = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    tally = rows.group_by("split", "label", "stratum").len()
+    got = _summary(rows, target, 3, use_strata, units=900, tally=tally)
+    want = _summary(rows, target, 3, use_strata, units=900)
+    assert got == want
+    assert got["max_stratum_share_deviation"] > 0 and got["new_rows"] > 0

@@ -239,8 +239,9 @@ def assign_splits(
         else _flag_sorted(prev).join(assignments.select("key"), on="key", how="anti")
     ).select("key", pl.col("previous_split").alias("split"),
              pl.col("previous_first_run").alias("first_run")).sort("key")
+    tally = assignments.group_by("split", "label", "stratum").len()  # one pass, both counts
     counts = (
-        assignments.group_by("split", "label").agg(pl.len().cast(pl.Int64).alias("rows"))
+        tally.group_by("split", "label").agg(pl.col("len").sum().cast(pl.Int64).alias("rows"))
         .sort(pl.col("split").replace_strict(HELD_OUT_RANK), "label", nulls_last=True)
     )
     return SplitResult(
@@ -248,7 +249,7 @@ def assign_splits(
         counts=counts,
         removed=removed,
         summary=_summary(assignments, target, removed.height, use_strata,
-                         units=work.get_column("_uc").n_unique()),
+                         units=units.height, tally=tally),  # units: one row per unit
     )
 
 
@@ -433,11 +434,13 @@ def _assign_new_units(
 
 def _summary(
     assignments: pl.DataFrame, target: dict[str, float], removed: int, use_strata: bool, *,
-    units: int,
+    units: int, tally: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
+    """``tally``: the rows per split, label and stratum (len), when counted already."""
     n = assignments.height
     stratum = pl.col("stratum") if use_strata else pl.lit("").alias("stratum")
-    got = assignments.select(stratum, "split").group_by("stratum", "split").len()
+    got = (assignments.select(stratum, "split").group_by("stratum", "split").len()
+           if tally is None else tally.group_by(stratum, "split").agg(pl.col("len").sum()))
     per_split = dict(got.group_by("split").agg(pl.col("len").sum()).rows())  # one row pass
     worst = 0.0
     if n:
