@@ -21,10 +21,23 @@ serves nothing to a server that lives for one command:
   (hundreds of thousands of long-lived objects, next to no garbage, scanned again and
   again), and the `gc.collect()` Prefect runs after building the app to give memory back
   (its "final" mode); the collector is on again, with those objects frozen, before the
-  server answers.
+  server answers;
+- the runtime type checks that py-key-value (under docket, Prefect's task queue) adds to its
+  package through beartype's import hook (`PY_KEY_VALUE_DISABLE_BEARTYPE`, its documented
+  switch: 0.15 s of the server's imports);
+- the settings' serialisation done twice for the app caches' keys, and Prefect's logging
+  set up a second time with the same settings (`lean_app_build`);
+- setting up, before it answers, the request handling of routes the command never calls:
+  FastAPI builds an included router's routes when a request first passes it, and Prefect
+  includes its routers in a fixed order with the ones a run calls spread over it (the
+  version check's `admin` and `root` last). The app is built with those (`COMMAND_ROUTERS`)
+  first, in Prefect's relative order, and the others after them, unchanged and built when
+  a request first needs one (`command_routers_first`; no path of a router moved ahead
+  matches a route of one it passes; also in `lean_app_build`).
 
-And it sets up before answering what the command's first call would otherwise wait for:
-FastAPI's per-route request handling, built lazily on the first request (`route_once`).
+And it sets up before answering what the command's first calls would otherwise wait for:
+the request handling of the command's routers (`route_once`).
+
 In the command (`flows.cli`), flow run heartbeats are off: events that let a long-lived
 server mark a dead run Crashed; this one stops with the run.
 """
@@ -43,6 +56,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +71,12 @@ _SQLITE = "sqlite+aiosqlite:///"
 _REVISION = re.compile(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", re.MULTILINE)
 _DOWN_REVISION = re.compile(r"^down_revision\s*=\s*(.*)$", re.MULTILINE)
 _QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
+# the modules of Prefect's API routers (`prefect.server.api.<name>.router`) a run's calls
+# reach: the client's version check and CSRF token, flows, flow runs and their states, task
+# runs (created from events), logs, the report's artifacts, the events websocket; `root`
+# last, for `route_once`
+COMMAND_ROUTERS = ("flows", "flow_runs", "task_runs", "logs", "artifacts", "csrf_token",
+                   "events", "admin", "root")
 
 
 def _free_port() -> int:
@@ -95,7 +115,8 @@ class TemporaryServer:
     def launch(self) -> None:
         """Start the server process; `wait` blocks until it answers."""
         self.port = _free_port()
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+        env = {"PY_KEY_VALUE_DISABLE_BEARTYPE": "true", **os.environ,
+               "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
                "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
         self.process = subprocess.Popen([sys.executable, "-c", _BOOT, str(self.port)], env=env)
@@ -190,7 +211,8 @@ def serve(port: int) -> None:  # pragma: no cover - runs in the server's own pro
     at_head = url is not None and database_at_head(url.get_secret_value())
     skip = {PREFECT_API_DATABASE_MIGRATE_ON_START: False}
     with temporary_settings(updates=skip) if at_head else contextlib.nullcontext():
-        app = create_app()
+        with lean_app_build():
+            app = create_app()
         with contextlib.suppress(Exception):  # an optimisation: else the first call does it
             route_once(app)
         gc.enable()
@@ -198,12 +220,67 @@ def serve(port: int) -> None:  # pragma: no cover - runs in the server's own pro
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
 
 
-def route_once(app: Any) -> int:
-    """Send `app` one request, in this process, that no route matches; returns its status
-    (404). FastAPI (0.137 and later) builds each included route's request handling (the
-    pydantic adapters of its parameters) when a request first reaches it: about 0.3 s for
-    Prefect's 188 routes, which the command's first call after the health check would
-    otherwise wait for. A path that no route matches reaches them all."""
+def command_routers_first(routers: Sequence[Any]) -> tuple[Any, ...]:
+    """Prefect's API `routers` (`prefect.server.api.server.API_ROUTERS`) with those of
+    `COMMAND_ROUTERS` first; each group in its order in `routers`."""
+    from prefect.server import api
+
+    first = [getattr(api, name).router for name in COMMAND_ROUTERS]
+    ahead = [r for r in routers if any(r is f for f in first)]
+    return (*ahead, *(r for r in routers if not any(r is f for f in first)))
+
+
+@contextlib.contextmanager
+def lean_app_build() -> Iterator[None]:
+    """While Prefect's `create_app` runs inside (tests/test_fixed_cost_server.py checks each
+    of these on the installed Prefect):
+
+    - its API routers are in the order `command_routers_first` gives (Prefect's
+      `create_api_app` includes those of its module's `API_ROUTERS`);
+    - the settings' `hash_key` (their serialisation, for the app caches' keys: 0.07 s) is
+      computed once per settings object, not once by `create_app` and again by
+      `create_api_app` for the same settings;
+    - Prefect's `setup_logging` does nothing when this process has set up its logging
+      already (`import prefect` does; `create_app` calls it again, 0.08 s, with the same
+      settings but the database's migration flag, which its logging template does not
+      use)."""
+    from prefect.logging import configuration
+    from prefect.server.api import server as prefect_server
+    from prefect.settings import Settings
+
+    routers, hash_key = prefect_server.API_ROUTERS, Settings.hash_key
+    setup_logging = configuration.setup_logging
+    keys: dict[int, tuple[Settings, str]] = {}
+
+    def hash_once(self: Settings) -> str:
+        if id(self) not in keys:  # the settings object is kept: its id is not reused
+            keys[id(self)] = (self, hash_key(self))
+        return keys[id(self)][1]
+
+    def logging_once(incremental: bool | None = None) -> dict[str, Any]:
+        if configuration.PROCESS_LOGGING_CONFIG:
+            return configuration.PROCESS_LOGGING_CONFIG
+        return setup_logging(incremental)
+
+    prefect_server.API_ROUTERS = command_routers_first(routers)
+    Settings.hash_key = hash_once  # type: ignore[method-assign]
+    configuration.setup_logging = logging_once
+    try:
+        yield
+    finally:
+        prefect_server.API_ROUTERS = routers
+        Settings.hash_key = hash_key  # type: ignore[method-assign]
+        configuration.setup_logging = setup_logging
+
+
+def route_once(app: Any, path: str = "/api/hello") -> int:
+    """Send `app` one GET `path`, in this process; returns its status. FastAPI (0.137 and
+    later) builds each included router's request handling (the pydantic adapters of its
+    routes' parameters) when a request first passes it: about 0.3 s for Prefect's 188
+    routes, which the command's first call after the health check would otherwise wait for.
+    `/api/hello` is the `root` router's route that needs nothing (no database): the request
+    passes every router before it, with `lean_app_build` the command's. A path that
+    no route matches passes them all."""
     import asyncio
 
     import httpx
@@ -211,7 +288,7 @@ def route_once(app: Any) -> int:
     async def once() -> int:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-            return (await c.get("/api/labelgate/no-such-route")).status_code
+            return (await c.get(path)).status_code
 
     return asyncio.run(once())
 

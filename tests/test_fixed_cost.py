@@ -198,7 +198,7 @@ print(json.dumps({"state": state.type.value, "modules": sorted(sys.modules)}))
     assert not missing, f"warmed but never imported by the flow: {sorted(missing)}"
 
 
-def test_route_once_sends_one_request_no_route_matches() -> None:
+def test_route_once_sends_one_request_to_hello() -> None:
     from fastapi import APIRouter, FastAPI
 
     from flows.server import route_once
@@ -211,10 +211,20 @@ def test_route_once_sends_one_request_no_route_matches() -> None:
         seen.append("read")
         return thing_id
 
+    hello = APIRouter(prefix="/api")
+
+    @hello.get("/hello")
+    def say() -> str:
+        seen.append("hello")
+        return "hi"
+
     app = FastAPI()
     app.include_router(router)
-    assert route_once(app) == 404
+    app.include_router(hello)
+    assert route_once(app, "/api/no-such-route") == 404
     assert not seen  # no route ran
+    assert route_once(app) == 200
+    assert seen == ["hello"]
 
 
 def test_the_collector_is_on_again_once_the_flows_modules_are_loaded(
