@@ -15,7 +15,7 @@ from labelgate.stages import refresh, steps
 from labelgate.stages.label_issues.detect import apply_review_budget
 from labelgate.stages.label_issues.listing import report_rows
 from labelgate.stages.review import latest_corrections
-from labelgate.store import RunStore, reuse
+from labelgate.store import RunStore, label_issue_rows, reuse, warehouse
 from tasks.agreement import AgreementOutcome
 from tasks.common import HOUR, stage_task
 from tasks.partition import mapper as stages_mapper
@@ -67,12 +67,18 @@ def label_issues(
     # label_issues.parquet and probabilities.parquet (the review queue's uncertainty picks
     # read them) are in the report folder now; the warehouse gets the per-row table
     table = outcome.result.table.with_columns(pl.col("id").cast(pl.String))
-    store.record_rows("label_issues", table.select(list(_LABEL_ISSUE_COLUMNS)))
+    # a run that trained again stores whole (the base of the nights after it); any other
+    # stores its changes since its base when they are few (labelgate.store.label_issue_rows)
+    trained = saved is None and outcome.section.get("refresh", {}).get("mode") == "full"
+    with warehouse.connect(store.run.warehouse, keep=True) as con:
+        stored = label_issue_rows.record_label_issues(
+            con, table.select(list(_LABEL_ISSUE_COLUMNS)), run_id=store.run.run_id,
+            dataset=store.dataset, whole=trained)
     section = outcome.section
     get_run_logger().info(
-        "label issues (%s, %s path): %s of %s rows flagged (%.2f%%), health %.3f",
-        section["method"], section["path"], section["count"], contract.rows_valid,
-        100 * section["rate"], section["health_score"],
+        "label issues (%s, %s path): %s of %s rows flagged (%.2f%%), health %.3f; "
+        "warehouse rows: %s", section["method"], section["path"], section["count"],
+        contract.rows_valid, 100 * section["rate"], section["health_score"], stored,
     )
     return outcome
 

@@ -112,6 +112,10 @@ def test_fewer_or_moved_rows_and_too_many_changes(con: duckdb.DuckDBPyConnection
     assert stored_rows(con, "next") == 1
     assert_frame_equal(read(con, "next"), again.select(COLS).sort("rank"))
     assert_frame_equal(read(con, "full"), full.select(COLS).sort("rank"))
+    # a run that trained again stores whole, however few its changes: the next base
+    assert label_issue_rows.record_label_issues(
+        con, again, run_id="trained", dataset="d", whole=True) == "whole"
+    assert stored_rows(con, "trained") == 13
 
 
 def test_an_older_warehouse_table_becomes_the_rows_of_the_view(tmp_path: Path) -> None:

@@ -75,6 +75,7 @@ def record_label_issues(
     run_id: str,
     dataset: str,
     max_share: float = 0.25,
+    whole: bool = False,
 ) -> str:
     """Store this run's label-issue table: its changes against the base of the dataset's
     latest run that stored rows (the rows that differ at their position, and those past the
@@ -88,6 +89,9 @@ def record_label_issues(
         other columns, ``rank`` among them, are not stored: the view ranks).
     max_share : float
         Store whole when the changes pass this share of ``table``'s rows.
+    whole : bool
+        Store whole whatever the changes (a run that trained its models again: a new
+        base for the nights after it).
 
     Returns
     -------
@@ -98,7 +102,7 @@ def record_label_issues(
     con.execute("DELETE FROM label_issue_bases WHERE run_id = ?", [run_id])
     rows = table.select(COLUMNS).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("position"))
-    base = _base(con, run_id=run_id, dataset=dataset)
+    base = None if whole else _base(con, run_id=run_id, dataset=dataset)
     if base is not None:
         changed = _changes(con, rows, base=base)
         if changed.height <= max_share * max(rows.height, 1):

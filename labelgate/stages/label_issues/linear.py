@@ -39,6 +39,7 @@ def _expit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """``scipy.special.expit`` of float64 ``x`` (the same operations: 1 / (1 + exp(-x))),
     in place."""
     np.negative(x, out=x)
-    np.exp(x, out=x)
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x < -709: expit 0, as scipy's
+        np.exp(x, out=x)
     x += 1.0
     return np.divide(1.0, x, out=x)
