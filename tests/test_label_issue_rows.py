@@ -4,6 +4,7 @@ included, as the table written whole held them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -33,7 +34,7 @@ def table(ids: list[str], quality: list[float], flags: list[bool] | None = None,
 
 
 @pytest.fixture
-def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     with warehouse.connect(tmp_path / "w.duckdb") as c:
         yield c
 
@@ -142,3 +143,58 @@ def test_an_older_warehouse_table_becomes_the_rows_of_the_view(tmp_path: Path) -
         assert_frame_equal(read(con, "r1"), old.select(COLS).sort("rank"))
     with warehouse.connect(path, read_only=True) as con:  # opened again: still the view
         assert_frame_equal(read(con, "r0"), old.select(COLS).sort("rank"))
+
+
+class _KilledAt:
+    """A connection whose statement starting with ``prefix`` is killed (as a SIGKILL or
+    Ctrl-C between two statements would be)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+        self.con, self.prefix = con, prefix
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.con, name)
+
+    def execute(self, query: str, *args: object) -> object:
+        if query.startswith(self.prefix):
+            raise KeyboardInterrupt(f"killed at {self.prefix}")
+        return self.con.execute(query, *args)
+
+
+def test_a_run_killed_before_its_bases_row_leaves_nothing_of_itself(
+        con: duckdb.DuckDBPyConnection) -> None:
+    base = table([f"i{i}" for i in range(40)], [i / 40 for i in range(40)])
+    record(con, "r0", base, 0)
+    night = table([f"i{i}" for i in range(42)], [i / 40 for i in range(40)] + [0.3, 0.05])
+    con.execute("INSERT INTO runs (run_id, dataset, started_at, status)"
+                " VALUES ('r1', 'd', now(), 'running')")
+    with pytest.raises(KeyboardInterrupt):
+        label_issue_rows.record_label_issues(
+            _KilledAt(con, "INSERT INTO label_issue_bases"),  # type: ignore[arg-type]
+            night, run_id="r1", dataset="d", max_share=0.5)
+    assert stored_rows(con, "r1") == 0  # not 2 changed rows read as a whole run
+    assert read(con, "r1").height == 0
+    assert_frame_equal(read(con, "r0"), base.select(COLS).sort("rank"))
+    again = label_issue_rows.record_label_issues(con, night, run_id="r1", dataset="d",
+                                                 max_share=0.5)
+    assert again == "changes since r0"  # the task's retry stores its changes, as before
+    assert_frame_equal(read(con, "r1"), night.select(COLS).sort("rank"))
+
+
+def test_a_migration_killed_between_its_renames_is_rolled_back(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as raw:  # a warehouse of the version before the view
+        raw.execute("CREATE TABLE label_issues (run_id VARCHAR, dataset VARCHAR, id VARCHAR,"
+                    " given_label VARCHAR, suggested_label VARCHAR, label_quality DOUBLE,"
+                    " is_label_issue BOOLEAN, rank BIGINT)")
+        raw.execute("INSERT INTO label_issues VALUES ('r0', 'd', 'a', 'x', 'y', 0.5, false, 1)")
+        with pytest.raises(KeyboardInterrupt):
+            label_issue_rows.ensure(
+                _KilledAt(raw, "ALTER TABLE label_issue_rows RENAME COLUMN"),  # type: ignore[arg-type]
+            )
+        kinds = raw.execute("SELECT table_name, table_type FROM information_schema.tables"
+                            " WHERE table_name LIKE 'label_issue%'").fetchall()
+        assert kinds == [("label_issues", "BASE TABLE")]  # as it was: the rename undone
+    with warehouse.connect(path) as con:  # the next writer migrates it
+        assert con.execute("SELECT id, rank FROM label_issues WHERE run_id = 'r0'"
+                           ).fetchall() == [("a", 1)]

@@ -29,6 +29,9 @@ are renames (no copy); a night does not build on such a run (it has no
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import duckdb
 import polars as pl
 
@@ -58,14 +61,27 @@ FROM (
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     """The tables and the view; an older warehouse's ``label_issues`` table becomes
     ``label_issue_rows`` (renames: no copy)."""
-    found = con.execute(
-        "SELECT table_type FROM information_schema.tables"
-        " WHERE table_schema = 'main' AND table_name = 'label_issues'").fetchall()
-    if found and found[0][0] != "VIEW":
-        con.execute("ALTER TABLE label_issues RENAME TO label_issue_rows")
-        con.execute("ALTER TABLE label_issue_rows RENAME COLUMN rank TO position")
-    con.execute(_TABLES)
-    con.execute(_VIEW)
+    with _atomic(con):  # both renames or neither: a crash between them is rolled back
+        found = con.execute(
+            "SELECT table_type FROM information_schema.tables"
+            " WHERE table_schema = 'main' AND table_name = 'label_issues'").fetchall()
+        if found and found[0][0] != "VIEW":
+            con.execute("ALTER TABLE label_issues RENAME TO label_issue_rows")
+            con.execute("ALTER TABLE label_issue_rows RENAME COLUMN rank TO position")
+        con.execute(_TABLES)
+        con.execute(_VIEW)
+
+
+@contextmanager
+def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction (DDL included): committed at the end, rolled back on error."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def record_label_issues(
@@ -98,10 +114,17 @@ def record_label_issues(
     str
         ``"whole"`` or ``"changes since <base run>"``.
     """
-    con.execute("DELETE FROM label_issue_rows WHERE run_id = ?", [run_id])  # idempotent
-    con.execute("DELETE FROM label_issue_bases WHERE run_id = ?", [run_id])
     rows = table.select(COLUMNS).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("position"))
+    with _atomic(con):  # a run's rows and its bases row, all or none (a kill between them)
+        return _record(con, rows, run_id=run_id, dataset=dataset, max_share=max_share,
+                       whole=whole)
+
+
+def _record(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, *, run_id: str,
+            dataset: str, max_share: float, whole: bool) -> str:
+    con.execute("DELETE FROM label_issue_rows WHERE run_id = ?", [run_id])  # idempotent
+    con.execute("DELETE FROM label_issue_bases WHERE run_id = ?", [run_id])
     base = None if whole else _base(con, run_id=run_id, dataset=dataset)
     if base is not None:
         changed = _changes(con, rows, base=base)
