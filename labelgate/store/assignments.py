@@ -20,6 +20,7 @@ from labelgate.stages.splits import (
     _unique_keys,
     prefix_join,
 )
+from labelgate.store.kept_connection import transaction
 from labelgate.store.warehouse import quote_ident
 
 TABLE = "split_assignments"
@@ -84,18 +85,13 @@ def save_assignments(
     _unique_keys(assignments.get_column("key"), "save_assignments")
     _ensure_table(con)
     incoming = _incoming(assignments)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         stored = _stored(con, dataset=dataset) if stored is None else stored.select(
             "key", pl.col("split").alias("stored_split"),
             pl.col("first_run").alias("stored_first_run"))
         joined = prefix_join(incoming, stored, on="key")
         _refuse_backwards(joined, dataset=dataset)
         _write(con, joined, stored, dataset=dataset, run_id=run_id)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return incoming.height
 
 

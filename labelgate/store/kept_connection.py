@@ -138,3 +138,16 @@ class _Kept:
         con, self._con = self._con, None
         if con is not None:
             con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One DuckDB transaction (DDL included): committed when the block ends, rolled back
+    when it raises (a kill between its statements leaves none of them)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -29,11 +29,10 @@ are renames (no copy); a night does not build on such a run (it has no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import duckdb
 import polars as pl
+
+from labelgate.store.kept_connection import transaction
 
 __all__ = ["COLUMNS", "ensure", "record_label_issues"]
 
@@ -61,7 +60,7 @@ FROM (
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
     """The tables and the view; an older warehouse's ``label_issues`` table becomes
     ``label_issue_rows`` (renames: no copy)."""
-    with _atomic(con):  # both renames or neither: a crash between them is rolled back
+    with transaction(con):  # both renames or neither: a crash between them is rolled back
         found = con.execute(
             "SELECT table_type FROM information_schema.tables"
             " WHERE table_schema = 'main' AND table_name = 'label_issues'").fetchall()
@@ -70,18 +69,6 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("ALTER TABLE label_issue_rows RENAME COLUMN rank TO position")
         con.execute(_TABLES)
         con.execute(_VIEW)
-
-
-@contextmanager
-def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """One DuckDB transaction (DDL included): committed at the end, rolled back on error."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
 
 
 def record_label_issues(
@@ -116,7 +103,7 @@ def record_label_issues(
     """
     rows = table.select(COLUMNS).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).alias("position"))
-    with _atomic(con):  # a run's rows and its bases row, all or none (a kill between them)
+    with transaction(con):  # a run's rows and its bases row, all or none (a kill between them)
         return _record(con, rows, run_id=run_id, dataset=dataset, max_share=max_share,
                        whole=whole)
 
