@@ -176,3 +176,29 @@ def test_lake_rows_in_key_order_are_found_by_place_with_the_bytes_of_full_kept_r
                        tmp_path / "new", spec)
     old = publish_lake(split_step.split_frames(full.kept, spec=spec), tmp_path / "old", spec)
     assert old == new and "train.jsonl" in new
+
+
+@pytest.mark.parametrize("dtype", [pl.String, pl.Int64])
+def test_places_by_merge_and_by_search_are_the_binary_searchs(dtype: Any) -> None:
+    """`split_step._places`: sorted wanted ids placed by one merge of the two sorted
+    columns, unsorted ones by a search each; the same places as `search_sorted`, and None
+    when an id is not among the stored ones (before the first, between two, after the
+    last)."""
+    from labelgate.stages import split_step
+
+    ids = pl.Series("id", [f"k{i:04d}" for i in range(0, 600, 3)]).cast(dtype) \
+        if dtype == pl.String else pl.Series("id", list(range(0, 600, 3)), dtype=dtype)
+    for wanted in (ids.gather([0, 1, 5, 6, 7, 150, 199]),  # sorted: by merge
+                   ids.gather([199, 0, 7, 7, 150, 1]),  # not sorted: by search
+                   ids, ids.clear(), ids.gather([4, 4, 4])):
+        at = split_step._places(ids, wanted.rename("other"))
+        assert at is not None
+        assert at.cast(pl.Int64).to_list() == ids.search_sorted(wanted).cast(pl.Int64).to_list()
+        if wanted.is_sorted():  # the merge itself found them (not the search after it)
+            assert split_step._merged_places(ids, wanted).equals(at, check_names=False)
+    lone = (pl.Series(["a"]), pl.Series(["k0001"]), pl.Series(["z"])) if dtype == pl.String \
+        else (pl.Series([-1]), pl.Series([1]), pl.Series([999]))
+    for missing in lone:
+        for wanted in (pl.concat([ids.gather([0, 3]), missing.cast(dtype)]).sort(),
+                       pl.concat([missing.cast(dtype), ids.gather([9, 2])])):
+            assert split_step._places(ids, wanted) is None

@@ -341,14 +341,18 @@ def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = 
                          "pass the valid rows as `rows`")
     out: dict[str, pl.DataFrame | pl.LazyFrame] = {}
     ids = _sorted_ids(rows, spec.columns.id) if missing else None
+    # every kept row's place at once (one merge when the kept ids are sorted too)
+    every = _places(ids, kept.get_column(spec.columns.id)) if ids is not None else None
     for name in ("train", "validation", "test"):
-        part = kept.filter(pl.col("split") == name)
+        chosen = kept.get_column("split") == name
+        part = kept.filter(chosen)
         frame: pl.DataFrame | pl.LazyFrame
         if not missing:
             frame = part.select(*cols, *extra)
         else:
             here = part.select(*(c for c in cols if c not in missing), *extra)
-            at = _places(ids, here.get_column(spec.columns.id)) if ids is not None else None
+            at = every.filter(chosen) if every is not None else (
+                _places(ids, here.get_column(spec.columns.id)) if ids is not None else None)
             frame = (  # the rows' other columns by place when found there, else a join
                 rows.select(spec.columns.id, *missing)  # type: ignore[union-attr]
                 .join(here.lazy(), on=spec.columns.id, how="inner") if at is None else
@@ -373,8 +377,28 @@ def _sorted_ids(rows: pl.LazyFrame | None, id_column: str) -> pl.Series | None:
 
 
 def _places(ids: pl.Series, wanted: pl.Series) -> pl.Series | None:
-    """Where each of ``wanted`` is among the sorted unique ``ids`` (None: one is not)."""
+    """Where each of ``wanted`` is among the sorted unique ``ids`` (None: one is not).
+
+    Sorted ``wanted`` (a night's kept ids) are placed by one merge of the two sorted
+    columns (`_merged_places`: each id compared with its neighbours, not searched for),
+    else by a binary search each; either way the places found are checked."""
     if ids.len() == 0 or wanted.dtype != ids.dtype or wanted.null_count():
         return None
+    if wanted.is_sorted():
+        at = _merged_places(ids, wanted)
+        if ids.gather(at).equals(wanted, check_names=False):
+            return at
     at = ids.search_sorted(wanted).clip(0, ids.len() - 1)
     return at if ids.gather(at).equals(wanted, check_names=False) else None
+
+
+def _merged_places(ids: pl.Series, wanted: pl.Series) -> pl.Series:
+    """The places of sorted ``wanted`` among sorted ``ids`` (polars' `merge_sorted` of
+    both, which puts an id of ``ids`` before an equal one of ``wanted``: a wanted id's
+    place is the count of ``ids``' before it, less one); `_places` checks them."""
+    merged = pl.DataFrame({"id": ids, "from_ids": pl.repeat(1, ids.len(), eager=True)}
+                          ).merge_sorted(pl.DataFrame({
+                              "id": wanted, "from_ids": pl.repeat(0, wanted.len(), eager=True)
+                          }), key="id")
+    return merged.select((pl.col("from_ids").cum_sum() - 1).clip(0, ids.len() - 1)
+                         .filter(pl.col("from_ids") == 0)).to_series()
