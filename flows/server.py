@@ -35,8 +35,17 @@ serves nothing to a server that lives for one command:
   a request first needs one (`command_routers_first`; no path of a router moved ahead
   matches a route of one it passes; also in `lean_app_build`).
 
+- building the pydantic `TypeAdapter` of each of FastAPI's fields (a route's parameters,
+  body and response) as Prefect's modules declare their routes: about a thousand, of
+  which a run's requests use a few dozen; each is built when first used
+  (`lazy_type_adapters`).
+
 And it sets up before answering what the command's first calls would otherwise wait for:
 the request handling of the command's routers (`route_once`).
+
+It stops as soon as the command signals it (`quick_stop_server`: uvicorn's graceful steps
+without its 0.1 s polling and grace sleeps), and the command sees its exit at once
+(`wait_exit`).
 
 In the command (`flows.cli`), flow run heartbeats are off: events that let a long-lived
 server mark a dead run Crashed; this one stops with the run.
@@ -51,6 +60,7 @@ import importlib.util
 import os
 import random
 import re
+import select
 import socket
 import sqlite3
 import subprocess
@@ -61,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 PORTS = range(8000, 9000)  # Prefect's range for its temporary server
+MIN_UPTIME_S = 0.5  # a server stopped sooner waits for its services to have started
 _UVICORN_EXIT_PORT_TAKEN = 3
 _ROOT = str(Path(__file__).resolve().parents[1])  # where this `flows` package is
 # the server's process: this module's `serve`, from the same `flows` as the command's
@@ -160,11 +171,24 @@ class TemporaryServer:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=5)
+            wait_exit(self.process, timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """`process.wait(timeout)`, woken as the process exits (Linux's pidfd) instead of in
+    `Popen.wait`'s polling steps (up to 50 ms); raises `subprocess.TimeoutExpired`."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(AttributeError, OSError):  # no pidfd: Popen.wait's polling
+        fd = os.pidfd_open(process.pid)
+        try:
+            select.select([fd], [], [], timeout)
+        finally:
+            os.close(fd)
+    process.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
 _running: list[TemporaryServer] = []  # launched and not stopped yet
@@ -198,7 +222,7 @@ def serve(port: int) -> None:  # pragma: no cover - runs in the server's own pro
     """The temporary server's process: Prefect's app (`create_app`, ephemeral) under uvicorn
     on 127.0.0.1:`port`, without the start-up steps the module's docstring lists."""
     gc.disable()
-    import uvicorn
+    lazy_type_adapters()  # before Prefect's routers are imported: they build their routes
     from prefect.server.api.server import create_app
     from prefect.settings import (
         PREFECT_API_DATABASE_MIGRATE_ON_START,
@@ -217,7 +241,118 @@ def serve(port: int) -> None:  # pragma: no cover - runs in the server's own pro
             route_once(app)
         gc.enable()
         gc.freeze()  # what was built so far lives as long as the server
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")
+        run_quick_stop(app, port)
+
+
+def lazy_type_adapters() -> None:
+    """FastAPI's fields (`fastapi._compat.v2.ModelField`: one per parameter, body and
+    response model of each route) build their pydantic `TypeAdapter` when first used (to
+    validate or serialise a request, or for the OpenAPI schema) instead of when the field is
+    made: FastAPI makes them as Prefect's modules declare their routes, about a thousand
+    for Prefect's 188 routes, of which a run's requests use a few dozen. The adapter is the
+    one the field would have built (its `__post_init__`, called on first use), kept on the
+    field as before (tests/test_fixed_cost_server.py checks the installed FastAPI)."""
+    from fastapi._compat import v2
+
+    field_class: Any = v2.ModelField
+    if isinstance(field_class.__dict__.get("_type_adapter"), _BuiltOnFirstUse):
+        return
+    field_class._type_adapter = _BuiltOnFirstUse(field_class.__post_init__)
+    field_class.__post_init__ = _no_adapter_yet
+
+
+def _no_adapter_yet(field: Any) -> None:
+    """`ModelField.__post_init__` under `lazy_type_adapters`: nothing built yet."""
+
+
+class _BuiltOnFirstUse:
+    """`ModelField._type_adapter` under `lazy_type_adapters`: a non-data descriptor, so the
+    field's own attribute, once FastAPI's `__post_init__` has set it, is read directly."""
+
+    def __init__(self, post_init: Any) -> None:
+        self.post_init = post_init
+
+    def __get__(self, field: Any, owner: Any = None) -> Any:
+        if field is None:
+            return self
+        self.post_init(field)  # sets field._type_adapter
+        return field.__dict__["_type_adapter"]
+
+
+def run_quick_stop(app: Any, port: int) -> None:  # pragma: no cover - the server's process
+    """`uvicorn.run(app, ...)` with Prefect's settings for its temporary server, except
+    that the server stops as soon as it is signalled (`QuickStop`); exit code 3 when it
+    could not start (the port was taken meanwhile), as `uvicorn.run`."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                            lifespan="on")
+    server = quick_stop_server(config)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def quick_stop_server(config: Any) -> Any:
+    """A `uvicorn.Server` for `config` that stops as soon as it is signalled. uvicorn's
+    server looks for the signal every 0.1 s, then, having asked its connections to close,
+    waits 0.1 s before it waits for them (in 0.1 s steps): at the command's end its client
+    has no request left, so its connections close at once. This one wakes at the signal
+    and looks for its connections every 5 ms; then, as uvicorn's, waits for its background
+    tasks and runs the app's shutdown (Prefect's services stop, its database engine is
+    disposed). The steps are uvicorn's (tests/test_fixed_cost_server.py checks the
+    installed uvicorn's against those this copies)."""
+    import asyncio
+
+    import uvicorn
+
+    class QuickStop(uvicorn.Server):
+        async def main_loop(self) -> None:
+            self.signalled = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self.wake = lambda: loop.call_soon_threadsafe(self.signalled.set)
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + 1) % 864000
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.signalled.wait(), 0.1)
+                should_exit = await self.on_tick(counter)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            self.answering_since = time.monotonic()
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            wake = getattr(self, "wake", None)
+            if wake is not None:
+                wake()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # the app's services have started (they start as tasks while it answers; uvicorn's
+            # grace sleep gave them 0.1-0.2 s in a server stopped as soon as it answered)
+            since = getattr(self, "answering_since", time.monotonic())
+            await asyncio.sleep(max(0.0, since + MIN_UPTIME_S - time.monotonic()))
+            for server in self.servers:  # uvicorn's steps, but for its 0.1 s grace sleep
+                server.close()
+            for sock in sockets or []:
+                sock.close()
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
+            try:
+                async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                    while self.server_state.connections and not self.force_exit:
+                        await asyncio.sleep(0.005)  # idle ones close at once
+                    await self._wait_tasks_to_complete()
+            except TimeoutError:
+                for task in self.server_state.tasks:
+                    task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+            if not self.force_exit:
+                await self.lifespan.shutdown()
+
+    return QuickStop(config)
 
 
 def command_routers_first(routers: Sequence[Any]) -> tuple[Any, ...]:

@@ -144,3 +144,69 @@ def test_prefects_logging_template_uses_no_database_setting() -> None:
     template = DEFAULT_LOGGING_SETTINGS_PATH.read_text(encoding="utf-8")
     assert "$" in template  # it does use settings
     assert "DATABASE" not in template.upper()
+
+
+_LAZY = """
+import gc, json, sys
+import httpx, asyncio
+from flows.server import lazy_type_adapters
+if sys.argv[1] == "lazy":
+    lazy_type_adapters()
+from fastapi._compat.v2 import ModelField
+from prefect.server.api.server import create_app
+def built():
+    return sum(1 for o in gc.get_objects()
+               if isinstance(o, ModelField) and "_type_adapter" in o.__dict__)
+at_import = built()
+app = create_app(ephemeral=True, ignore_cache=True)
+async def invalid():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        bad = await c.post("/api/flows/", json={"name": {"not": "a name"}})
+        hello = await c.get("/api/hello")
+        return [bad.status_code, bad.json(), hello.status_code, hello.json()]
+answers = asyncio.run(invalid())
+after_requests = built()
+print(json.dumps({"openapi": app.api_app.openapi(), "answers": answers,
+                  "at_import": at_import, "after_requests": after_requests}))
+"""
+
+
+def _lazy_build(home: Path, mode: str) -> dict[str, Any]:
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED":
+           "false", "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, "-c", _LAZY, mode], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_lazy_type_adapters_serve_the_same_api_building_only_what_is_used(
+        tmp_path: Path) -> None:
+    """FastAPI's fields build their TypeAdapters when first used: none as Prefect's routes
+    are declared, a few for two requests; the same OpenAPI schema (which uses them all)
+    and the same answers, a validation error included."""
+    eager, lazy = _lazy_build(tmp_path, "eager"), _lazy_build(tmp_path, "lazy")
+    assert json.dumps(lazy["openapi"], sort_keys=True) == json.dumps(eager["openapi"],
+                                                                     sort_keys=True)
+    assert lazy["answers"] == eager["answers"]
+    assert lazy["answers"][0] == 422 and lazy["answers"][2] == 200
+    assert eager["at_import"] > 500  # FastAPI builds them as routes are declared
+    assert lazy["at_import"] == 0
+    assert 0 < lazy["after_requests"] < 20
+
+
+def test_fastapis_field_builds_its_adapter_in_post_init_only() -> None:
+    """What `lazy_type_adapters` defers: the installed FastAPI's `ModelField` sets
+    `_type_adapter` in `__post_init__` and nowhere else in FastAPI (where it is read)."""
+    import inspect
+
+    import fastapi
+    from fastapi._compat import v2
+
+    assert "self._type_adapter" in inspect.getsource(v2.ModelField.__post_init__)
+    sets = [path for path in Path(fastapi.__file__).parent.rglob("*.py")
+            if re.search(r"_type_adapter\s*(:[^=]*)?=", path.read_text(encoding="utf-8"))]
+    assert sets == [Path(v2.__file__)]
