@@ -328,7 +328,8 @@ def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = 
     label, group, flags) beside the rows' other columns, lazy, collected when it is written,
     one split at a time (the same rows and values as from full kept rows). When the valid
     rows' ids are sorted and unique (a night's), those columns are gathered at the split's
-    ids' places among them (`_places`: a binary search, its finds checked), else joined."""
+    ids' places among them (`_places`: found by a merge, each checked), else joined; the
+    columns are then read once for the three splits, not once per split."""
     cols = [spec.columns.id, *spec.columns.text, *spec.columns.features]
     if spec.is_instruction:
         cols += list(CANONICAL_SCHEMA)
@@ -343,6 +344,8 @@ def split_frames(kept: pl.DataFrame, *, spec: Spec, rows: pl.LazyFrame | None = 
     ids = _sorted_ids(rows, spec.columns.id) if missing else None
     # every kept row's place at once (one merge when the kept ids are sorted too)
     every = _places(ids, kept.get_column(spec.columns.id)) if ids is not None else None
+    if every is not None:  # each split gathers from them: decoded once, not three times
+        rows = rows.select(*missing).collect().lazy()  # type: ignore[union-attr]
     for name in ("train", "validation", "test"):
         chosen = kept.get_column("split") == name
         part = kept.filter(chosen)
