@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -281,11 +281,17 @@ def _prefect_api(warm: Callable[[], None] | None = None) -> Iterator[None]:
         yield
         return
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
-    server.wait(timeout)
     # no heartbeats: nothing outlives this server to watch them, and the flow's end waits
-    # up to a second for the heartbeat thread's sleep
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url,
-                                     PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # up to a second for the heartbeat thread's sleep; the settings are built (a second's
+    # fraction) while the server boots, again only if it had to move to another port
+    with ExitStack() as settings:
+        url = server.api_url
+        settings.enter_context(temporary_settings(updates={
+            PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+        server.wait(timeout)
+        if server.api_url != url:
+            settings.enter_context(temporary_settings(updates={
+                PREFECT_API_URL: server.api_url}))
         yield
 
 
