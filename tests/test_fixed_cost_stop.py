@@ -110,3 +110,18 @@ def test_wait_exit_returns_as_the_process_ends_and_times_out_otherwise() -> None
     finally:
         slow.kill()
         slow.wait()
+
+
+def test_a_server_whose_port_is_taken_exits_with_uvicorns_startup_failure(
+        tmp_path: Path) -> None:
+    """Exit code 3, as `uvicorn.run`: `TemporaryServer.wait` then relaunches on another
+    port."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-c", _APP, str(port), str(tmp_path / "log")],
+                              cwd=REPO, capture_output=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stderr[-2000:]
