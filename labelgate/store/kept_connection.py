@@ -17,7 +17,7 @@ import duckdb
 
 Opener = Callable[[Path, "float | None"], duckdb.DuckDBPyConnection]
 
-IDLE_SECONDS = 2.0  # a kept connection closes after this long unused
+IDLE_SECONDS = 5.0  # a kept connection closes after this long unused (a night: one open)
 _KEPT: dict[tuple[str, int], _Kept] = {}  # by (real path, pid): this process's only
 _KEPT_GUARD = threading.Lock()
 
