@@ -300,9 +300,9 @@ def quick_stop_server(config: Any) -> Any:
     waits 0.1 s before it waits for them (in 0.1 s steps): at the command's end its client
     has no request left, so its connections close at once. This one wakes at the signal
     and looks for its connections every 5 ms; then, as uvicorn's, waits for its background
-    tasks and runs the app's shutdown (Prefect's services stop, its database engine is
-    disposed). The steps are uvicorn's (tests/test_fixed_cost_server.py checks the
-    installed uvicorn's against those this copies)."""
+    tasks and runs the app's shutdown (Prefect's services stop). The steps are uvicorn's
+    (tests/test_fixed_cost_stop.py checks that the installed uvicorn's are those this
+    copies)."""
     import asyncio
 
     import uvicorn

@@ -125,3 +125,23 @@ def test_a_server_whose_port_is_taken_exits_with_uvicorns_startup_failure(
         done = subprocess.run([sys.executable, "-c", _APP, str(port), str(tmp_path / "log")],
                               cwd=REPO, capture_output=True, timeout=120, check=False)
     assert done.returncode == 3, done.stderr[-2000:]
+
+
+def test_uvicorns_stop_steps_are_those_quick_stop_follows() -> None:
+    """`quick_stop_server` copies uvicorn's main loop and shutdown but for their sleeps: the
+    installed uvicorn's still look for the signal in 0.1 s steps and, in this order, stop
+    listening, ask the connections to close, sleep, wait for them and the tasks (within
+    the graceful timeout) and run the app's shutdown."""
+    import inspect
+
+    import uvicorn
+
+    loop = inspect.getsource(uvicorn.Server.main_loop)
+    assert "await asyncio.sleep(0.1)" in loop and "self.on_tick(counter)" in loop
+    shutdown = inspect.getsource(uvicorn.Server.shutdown)
+    steps = ["server.close()", "sock.close()", "connection.shutdown()",
+             "await asyncio.sleep(0.1)", "timeout_graceful_shutdown",
+             "self._wait_tasks_to_complete()", "t.cancel(", "self.lifespan.shutdown()"]
+    at = [shutdown.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), dict(zip(steps, at, strict=True))
+    assert shutdown.count("await ") == 3  # the sleep, the waits, the app's shutdown
