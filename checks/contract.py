@@ -25,7 +25,8 @@ from labelgate.spec import ColumnContract, DType, Spec
 from labelgate.stages.ingest.readers import BATCH, ROW
 
 # pandera is imported when a batch is checked: a run whose batches all come from the
-# contract cache does not pay for its import (about a quarter of a second)
+# contract cache does not pay for its import (with pandas, which pandera imports whenever
+# it is installed: docs/benchmarks/contract.md)
 if TYPE_CHECKING:
     import pandera.polars as pa
     from pandera.api.polars.types import PolarsData
@@ -255,6 +256,7 @@ def _cell_passes(
 def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cast contracted columns to their dtype; return the frame and the failed cells."""
     casts: dict[str, pl.Expr] = {}
+    numbers_from_text: list[str] = []  # surrounding whitespace stripped: `_strip_and_cast`
     for name in spec.contracted_columns():
         dtype = spec.contract_for(name).dtype
         if dtype is None or name not in df.columns:
@@ -267,15 +269,17 @@ def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
         if dtype == "bool" and df.schema[name] == pl.String:
             low = col.str.strip_chars().str.to_lowercase()
             cast = pl.when(low.is_in(_TRUE)).then(True).when(low.is_in(_FALSE)).then(False)
-        elif dtype in ("int", "float") and df.schema[name] == pl.String:
-            cast = col.str.strip_chars().cast(target, strict=False)
         else:
             cast = col.cast(target, strict=False)
+            if dtype in ("int", "float") and df.schema[name] == pl.String:
+                numbers_from_text.append(name)
         casts[name] = cast
     # cast once; a failed cell is one that was not null and is null after the cast
     out = df.with_columns(e.alias(n) for n, e in casts.items()) if casts else df
     failures = []
     for name in casts:
+        if name in numbers_from_text:
+            out = _strip_and_cast(df, out, name)
         failed = df.get_column(name).is_not_null() & out.get_column(name).is_null()
         bad = df.filter(failed).select(
             pl.col(_IDX), pl.lit(name).alias("column"),
@@ -284,6 +288,34 @@ def _coerce(df: pl.DataFrame, spec: Spec) -> tuple[pl.DataFrame, pl.DataFrame]:
         failures.append(bad.with_columns(pl.lit("dtype").alias("check")))
     empty = pl.DataFrame(schema=_FAILURE_SCHEMA)
     return out, pl.concat([empty, *failures]) if failures else empty
+
+
+def _strip_and_cast(df: pl.DataFrame, out: pl.DataFrame, name: str) -> pl.DataFrame:
+    """`out` with the text cells of `name` that did not parse as its number type cast
+    again without surrounding whitespace (`' 0.5'` is 0.5). polars' cast refuses any
+    whitespace, so stripping only the cells it refused gives what stripping every cell
+    would, without copying every value.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        The rows before the cast; `name` is text. Shape (n_rows, n_columns).
+    out : pl.DataFrame
+        The rows after `col.cast(dtype, strict=False)`, same shape.
+    name : str
+        The column.
+
+    Returns
+    -------
+    pl.DataFrame
+        `out`, same shape, with the cells that parse once stripped filled in.
+    """
+    text, number = df.get_column(name), out.get_column(name)
+    retry = (text.is_not_null() & number.is_null()).arg_true()
+    if not retry.len():
+        return out
+    again = text.gather(retry).str.strip_chars().cast(number.dtype, strict=False)
+    return out.with_columns(number.clone().scatter(retry, again))
 
 
 def _reason(column: str, check: str, value: str | None, c: ColumnContract) -> str:

@@ -91,29 +91,55 @@ def merge_batches(
     whose value appeared in an earlier batch fails, like a later repeat inside one batch)."""
     if not parts:
         return enforce_contract(pl.DataFrame(), spec=spec, source=source)
-    # parts are told apart by position, not by `_batch`: one file matched twice is the same
-    # batch twice, and its second copy's rows repeat the first's ids
-    valid = _tag_parts([p.result.valid for p in parts])
+    valids = [p.result.valid for p in parts]
     quarantine = pl.concat([p.result.quarantine for p in parts])
     rows_input = sum(p.result.rows_input for p in parts)
     rows_quarantined = sum(p.result.rows_quarantined for p in parts)
     if len(parts) > 1 and unique_columns(spec):
+        # parts are told apart by position, not by `_batch`: one file matched twice is the
+        # same batch twice, and its second copy's rows repeat the first's ids
         keys = _tag_parts([p.keys for p in parts])
-        across = _repeats_across_batches(keys, spec=spec, source=source)
+        largest = max(range(len(parts)), key=lambda i: parts[i].keys.height)
+        across = _repeats_across_batches(keys, spec=spec, source=source, largest=largest)
         if across.height:
-            bad = across.select(pl.col(_PART), pl.col("batch").alias(BATCH),
-                                pl.col("row").cast(valid.schema[ROW]).alias(ROW)).unique()
-            on = [_PART, BATCH, ROW]
-            rows_quarantined += valid.join(bad, on=on, how="semi").height
-            valid = valid.join(bad, on=on, how="anti", maintain_order="left")
+            valids = _drop_repeats(valids, across)
+            rows_quarantined += sum(p.result.valid.height for p in parts) - sum(
+                v.height for v in valids)
             quarantine = pl.concat([
                 quarantine,
                 across.drop(_PART).cast(QUARANTINE_SCHEMA),  # type: ignore[arg-type]
             ])
+    valid = pl.concat(valids, how="diagonal_relaxed")
     return ContractResult(
-        valid=valid.drop(_PART), quarantine=quarantine, rows_input=rows_input,
+        valid=valid, quarantine=quarantine, rows_input=rows_input,
         rows_quarantined=rows_quarantined,
     )
+
+
+def _drop_repeats(valids: list[pl.DataFrame], across: pl.DataFrame) -> list[pl.DataFrame]:
+    """`valids` (one frame per part) without the rows `across` names, each part joined
+    with its own repeats only: a night's kept batch, which has none, is not searched.
+
+    Parameters
+    ----------
+    valids : list of pl.DataFrame
+        Each part's valid rows, in part order; frame i has shape (n_i, k_i).
+    across : pl.DataFrame
+        `_repeats_across_batches`' records: `_PART`, batch, row, ...
+
+    Returns
+    -------
+    list of pl.DataFrame
+        The same frames, in order, frame i of shape (n_i - its repeats, k_i).
+    """
+    bad = across.select(pl.col(_PART), pl.col("batch").alias(BATCH), pl.col("row").alias(ROW))
+    out = list(valids)
+    for (i,), rows in bad.unique().partition_by(_PART, as_dict=True).items():
+        v = valids[int(i)]
+        rows = rows.select(pl.col(BATCH), pl.col(ROW).cast(v.schema[ROW]))
+        out[int(i)] = v.join(rows, on=[BATCH, ROW], how="anti",
+                             maintain_order="left")
+    return out
 
 
 def _tag_parts(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -135,7 +161,8 @@ def _tag_parts(frames: list[pl.DataFrame]) -> pl.DataFrame:
     )
 
 
-def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> pl.DataFrame:
+def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str, largest: int
+                            ) -> pl.DataFrame:
     """`unique` failures across batches: a value's first row in its batch, when an earlier
     batch (or an earlier row of another batch) already has the value.
 
@@ -146,6 +173,8 @@ def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> p
         batch order; shape (n_rows, 3 + n_key_columns).
     spec, source : Spec, str
         The contract's spec and the source name written into each record.
+    largest : int
+        The part with the most rows (`_sharing_a_value`).
 
     Returns
     -------
@@ -157,7 +186,7 @@ def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> p
     found = []
     for name in unique_columns(spec):
         col = pl.col(name)
-        repeat = _sharing_a_value(keys, name).filter(
+        repeat = _sharing_a_value(keys, name, largest=largest).filter(
             col.is_not_null() & col.is_first_distinct().over(_PART) & ~col.is_first_distinct()
         )
         contract = spec.contract_for(name)
@@ -177,11 +206,16 @@ def _repeats_across_batches(keys: pl.DataFrame, *, spec: Spec, source: str) -> p
     return pl.concat(found)
 
 
-def _sharing_a_value(keys: pl.DataFrame, name: str) -> pl.DataFrame:
-    """`keys`' rows (in order) of every value of `name` whose hash occurs twice or more
-    (hashes sorted, neighbours compared): a row's `unique` verdict depends only on the rows
-    with its value. Float columns whole (NaN's hashes)."""
+def _sharing_a_value(keys: pl.DataFrame, name: str, *, largest: int) -> pl.DataFrame:
+    """`keys`' rows (in order) of every value of `name` whose hash occurs in two parts or
+    more: a row's verdict across batches depends only on the rows with its value, and a
+    value within one part never fails it. The `largest` part's hashes are looked up in the
+    other parts' (a night: the kept batches' 1 M ids in the new batch's), the other parts'
+    sorted (`repeated_hashes`). Float columns whole (NaN's hashes)."""
     if keys.schema[name].is_float():
         return keys
     hashes = keys.get_column(name).hash()
-    return keys.filter(hashes.is_in(repeated_hashes(hashes).implode()))
+    in_largest = keys.get_column(_PART) == largest
+    big, rest = hashes.filter(in_largest), hashes.filter(~in_largest)
+    shared = pl.concat([big.filter(big.is_in(rest.implode())), repeated_hashes(rest)])
+    return keys.filter(hashes.is_in(shared.implode()))

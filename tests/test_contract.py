@@ -83,6 +83,20 @@ def test_dtypes_are_cast_on_valid_rows() -> None:
     assert result.quarantine.height == 0
 
 
+def test_numbers_in_text_are_read_without_surrounding_whitespace() -> None:
+    """Only the cells polars' cast refuses are stripped and cast again: the same numbers
+    as stripping every cell, and a cell that still does not parse fails `dtype` with its
+    value as written."""
+    rows = item_rows(5)
+    for row, value in zip(rows, [" 0.5", "0.7\t", " 1 ", "x ", None], strict=True):
+        row["confidence"] = value
+    result = enforce_contract(_frame(rows), spec=parse_spec(spec_dict(
+        contract={"confidence": {"dtype": "float", "nullable": True, "min": 0, "max": 1}})))
+    assert result.valid.get_column("confidence").to_list() == [0.5, 0.7, 1.0, None]
+    q = result.quarantine.select("row", "check", "failure_value").rows()
+    assert q == [(4, "dtype", "x ")]
+
+
 @pytest.mark.parametrize(
     ("contract", "value", "check"),
     [
