@@ -35,13 +35,18 @@ _HERE = Path(__file__).parent
 
 @lru_cache(maxsize=1)
 def _drawing() -> bytes:
-    """What decides how a plot is drawn, besides its arguments."""
+    """What decides how a plot is drawn, besides its arguments.
+
+    matplotlib's settings are read as stored (``dict.items``), and ``backend`` is left out:
+    the plots are drawn by the SVG backend whatever it says, and reading it through
+    ``rcParams[...]`` resolves the automatic backend, which imports pyplot."""
     import matplotlib
     import numpy
 
     parts = [(_HERE / name).read_bytes() for name in ("plots.py", "text.py")]
     parts.append(f"{matplotlib.__version__} {numpy.__version__}".encode())
-    parts.append(repr(sorted((k, repr(v)) for k, v in matplotlib.rcParams.items())).encode())
+    settings = sorted((k, repr(v)) for k, v in dict.items(matplotlib.rcParams) if k != "backend")
+    parts.append(repr(settings).encode())
     return b"\0".join(parts)
 
 

@@ -9,11 +9,15 @@ Markdown template escapes every value through the filters here (`md_row`, `md_ru
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from contextlib import suppress
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2.bccache import Bucket, BytecodeCache, FileSystemBytecodeCache
 
 from labelgate.report.text import visible_controls
 from labelgate.report.view import CELL_MAX, Cell, md_cell
@@ -38,11 +42,49 @@ def md_code(text: str) -> str:
     return "\n".join("    " + line for line in safe.splitlines())
 
 
+class _KeptCompiled(FileSystemBytecodeCache):
+    """The templates compiled once per user, not once per process: jinja2's own cache of
+    compiled templates in the temp folder (``_jinja2-cache-<uid>``, the user's alone), each
+    used only with the template source and the environment settings (this module's
+    source) it was compiled from, by the same jinja2 and Python (loading a compiled
+    template is much cheaper than compiling it). A cache that cannot be read or written
+    is not used."""
+
+    def __init__(self, settings: bytes, directory: str | None = None) -> None:
+        super().__init__(directory, pattern="__labelgate_%s.cache")
+        self.settings = settings + b"\0"
+
+    def get_source_checksum(self, source: str) -> str:
+        return hashlib.sha256(self.settings + source.encode("utf-8")).hexdigest()
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError):
+            bucket.reset()
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_cache() -> BytecodeCache | None:
+    """`_KeptCompiled` in jinja2's default folder, keyed also by this module's source (the
+    environment's settings); None when there is no safe folder or the source cannot be
+    read."""
+    try:
+        return _KeptCompiled(Path(__file__).read_bytes())
+    except (OSError, RuntimeError):
+        return None
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    """The templates' jinja2 environment: HTML autoescaped, the Markdown filters registered."""
+    """The templates' jinja2 environment: HTML autoescaped, the Markdown filters registered,
+    the compiled templates kept between processes (`_KeptCompiled`)."""
     env = Environment(
         loader=PackageLoader("labelgate.report", "templates"),
+        bytecode_cache=_compiled_cache(),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
