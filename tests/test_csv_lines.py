@@ -185,3 +185,18 @@ def test_the_run_reports_the_lines_and_the_gate_can_refuse_them(tmp_path: Path) 
     for name in ("report.md", "report.html"):
         text = (report_dir / name).read_text()
         assert sentence in text and "line(s): 4" in text
+
+
+def test_a_value_that_swallows_the_next_line_is_rejected_not_read(tmp_path: Path) -> None:
+    """A quoted value opened on line 4 that polars would run into line 5 (a review found a
+    separator count passing this file as 3 clean rows): both lines are rejects, with their
+    line numbers, and rows 1-2 keep their null cells."""
+    path = tmp_path / "f.csv"
+    path.write_bytes(b',1,2,3\n"",,"""""",""\n,,"",\n,"",,""""""""1"\n"')
+    r = read_file(path, fmt="csv", source=SourceSpec(path=path.name))
+    assert r.lines is not None and r.lines.balanced()
+    assert r.rows.get_column("_row").to_list() == [1, 2]
+    assert r.rows.row(1)[1:] == (None, None, None, None)
+    assert r.lines.rejected == (4, 5)
+    reasons = r.rejects.get_column("reason").to_list()
+    assert "line 4" in reasons[0] and "line 5" in reasons[1]

@@ -25,12 +25,11 @@ What counts as a bad record and what as an unreadable file:
   with several columns are not records (skipped, not counted). A UTF-8 BOM is dropped
   and Windows line endings are line endings (no `\r` is left in values; a `\r\n`
   inside a quoted field is the field's content).
-- CSV fast path: polars reads the file; only when it fails, when its rows do not account
-  for every line, or when a record may be short (polars pads a short record with nulls,
-  so it looks like trailing empty fields: `short_records`), the file is re-read record by
-  record with Python's `csv` module, which finds the bad records. There an empty field is
-  null whether quoted or not (polars keeps a quoted `""` as an empty string); otherwise
-  values are the same.
+- CSV fast path: polars reads the file; only when it fails, or when the last column has
+  nulls (polars pads a short record with nulls, so a short record looks like trailing
+  empty fields), the file is re-read record by record with Python's `csv` module, which
+  finds the bad records. There an empty field is null whether quoted or not (polars keeps
+  a quoted `""` as an empty string); otherwise values are the same.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ import polars as pl
 from labelgate.errors import InputError
 from labelgate.spec import AnnotationSourceSpec, AnySource, ReadFormat
 from labelgate.stages.agreement.annotations import parse_label_studio_export
-from labelgate.stages.ingest import counting, short_records
+from labelgate.stages.ingest import short_records
 from labelgate.stages.preference.read import label_studio_tasks
 
 ROW = "_row"
@@ -215,8 +214,9 @@ def _read_csv(path: Path, src: Path | bytes, source: AnySource, *, key: str) -> 
     _refuse_too_wide(path, data, source.separator)
     df = _read_csv_fast(path, data, source)
     if df is not None:
-        lines = _fast_line_counts(data, df)
-        if lines is not None and not short_records.hidden(data, source, df):
+        short = short_records.asked(data, source, df)  # pyarrow's count, on a thread
+        lines = _fast_line_counts(data, df)  # meanwhile
+        if not short() and lines is not None:
             return ReadResult(_with_row(df), _no_rejects(), lines)
     return _read_csv_by_record(path, data, source, key=key)
 
@@ -251,7 +251,7 @@ def _read_csv_fast(path: Path, data: bytes, source: AnySource) -> pl.DataFrame |
         df = _fix_quoted_header(df, data, source)
     # polars renames a repeated header name (`text_duplicated_0`): the by-record path
     # refuses duplicate names, naming them. polars decodes the header lossily: a U+FFFD in
-    # a name may be a bad byte. Short records: `short_records.hidden` (the caller).
+    # a name may be a bad byte. Short records: `short_records.asked` (the caller).
     renamed = any(_DUPLICATED.search(c) for c in df.columns)
     if renamed or any("\ufffd" in c for c in df.columns):
         return None
@@ -263,7 +263,7 @@ _DUPLICATED = re.compile(r"_duplicated_\d+$")
 
 def _newline_lines(data: bytes) -> int:
     """Lines ended by \\n (a \\r\\n end counts once), a last line without an end too."""
-    return counting.in_bytes(data, "\n") + (0 if not data or data.endswith(b"\n") else 1)
+    return data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
 
 
 def _fast_line_counts(data: bytes, df: pl.DataFrame) -> LineCounts | None:
@@ -277,7 +277,9 @@ def _fast_line_counts(data: bytes, df: pl.DataFrame) -> LineCounts | None:
     if any("\n" in c or "\r" in c for c in df.columns):
         return None
     total = _newline_lines(data)  # a BOM holds no line break
-    if total != 1 + df.height + counting.in_values(df, "\n"):
+    breaks = pl.col(pl.String).str.count_matches("\n", literal=True).fill_null(0).sum()
+    inside = int(df.select(pl.sum_horizontal(breaks)).item() or 0) if df.width else 0
+    if total != 1 + df.height + inside:
         return None
     return LineCounts(total=total, header=1, records=df.height, record_lines=total - 1)
 

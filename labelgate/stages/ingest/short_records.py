@@ -1,47 +1,52 @@
 """Short CSV records: polars pads a record with too few fields with nulls, so a file whose
-last column has nulls may hide one. Counted, not parsed again: polars refuses a record with
-more fields than the header, so no record of a file it read has fewer exactly when the
-file's separators are the header's width less one per record (header included) plus the
-ones inside values, which are in the values polars parsed. One exception: polars drops an
-empty field at the very end of the data (`a,b` then `1,2,` and no line end), so there a
-record one field too long could make up for a short one; such a file (it ends with the
-separator) has its fields counted record by record by pyarrow's CSV parser."""
+last column has nulls may hide one. pyarrow's CSV parser counts the fields of every record
+in C++; the count runs on a thread of its own while the reader does its line arithmetic
+(pyarrow releases the GIL), and its answer is awaited only when the reader needs it."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from labelgate.spec import AnySource
-from labelgate.stages.ingest import counting
 
 
-def hidden(data: bytes, source: AnySource, df: pl.DataFrame) -> bool:
-    """Whether `df`, polars' read of `data`, may hide a short record (then the caller reads
-    the file record by record). A blank line reads as an all-null row (the by-record path
-    skips it): yes at once. With `encoding: utf8-lossy`, yes whenever the last column has
-    a null (pyarrow cannot check that encoding, so these files took the by-record path
-    before the count, and still do)."""
+def asked(data: bytes, source: AnySource, df: pl.DataFrame) -> Callable[[], bool]:
+    """Whether `df`, polars' read of `data`, may hide a short record, as a function that
+    answers (waiting for pyarrow's count when one had to be started). A blank line reads as
+    an all-null row (the by-record path skips it): answered yes at once. A failure in the
+    count answers yes (the caller then reads record by record)."""
     if df.width <= 1 or df.get_column(df.columns[-1]).null_count() == 0:
-        return False
+        return lambda: False
     if bool(df.select(pl.all_horizontal(pl.all().is_null()).any()).item()):
-        return True
-    sep = source.separator
-    if source.encoding == "utf8-lossy" or len(sep.encode()) != 1:
-        return True
-    if data.endswith(sep.encode()):
-        return has_short_records(data, source, last=df.columns[-1])
-    structure = (df.width - 1) * (df.height + 1)
-    quoted = sum(name.count(sep) for name in df.columns) + counting.in_values(df, sep)
-    return counting.in_bytes(data, sep) != structure + quoted
+        return lambda: True
+    found: list[bool] = []
+    last = df.columns[-1]
+    worker = threading.Thread(
+        target=lambda: found.append(has_short_records(data, source, last=last)),
+        name="labelgate-short-records", daemon=True,
+    )
+    worker.start()
+
+    def answer() -> bool:
+        worker.join()
+        return found[0] if found else True
+
+    return answer
 
 
 def has_short_records(src: Path | bytes, source: AnySource, *, last: str) -> bool:
-    """Whether any record has another number of fields than the header, by pyarrow's CSV
-    parser (it counts the fields of every record in C++); any doubt (an encoding pyarrow
-    cannot check, a parse error) answers yes."""
+    """Whether any record has fewer fields than the header (polars pads those with nulls).
+
+    pyarrow's CSV parser counts the fields per record in C++, so a clean file whose last
+    column has empty values keeps the fast path; any doubt (an encoding pyarrow cannot
+    check, a parse error) answers yes and the caller reads the file record by record. It
+    runs on one thread (docs/benchmarks/readers.md says why).
+    """
     if source.encoding == "utf8-lossy":
         return True
     import pyarrow as pa
