@@ -252,12 +252,16 @@ def lazy_type_adapters() -> None:
     for Prefect's 188 routes, of which a run's requests use a few dozen. The adapter is the
     one the field would have built (its `__post_init__`, called on first use), kept on the
     field as before (tests/test_fixed_cost_server.py checks the installed FastAPI)."""
-    from fastapi._compat import v2
+    try:  # a FastAPI without this private class: left as it is (the adapters built eagerly)
+        from fastapi._compat import v2
 
-    field_class: Any = v2.ModelField
+        field_class: Any = v2.ModelField
+        post_init = field_class.__post_init__
+    except (ImportError, AttributeError):
+        return
     if isinstance(field_class.__dict__.get("_type_adapter"), _BuiltOnFirstUse):
         return
-    field_class._type_adapter = _BuiltOnFirstUse(field_class.__post_init__)
+    field_class._type_adapter = _BuiltOnFirstUse(post_init)
     field_class.__post_init__ = _no_adapter_yet
 
 
@@ -289,7 +293,8 @@ def run_quick_stop(app: Any, port: int) -> None:  # pragma: no cover - the serve
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                             lifespan="on")
     server = quick_stop_server(config)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a quiet stop, as uvicorn.run's
+        server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 

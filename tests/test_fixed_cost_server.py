@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flows.server import COMMAND_ROUTERS, command_routers_first
 
 REPO = Path(__file__).parents[1]
@@ -210,3 +212,16 @@ def test_fastapis_field_builds_its_adapter_in_post_init_only() -> None:
     sets = [path for path in Path(fastapi.__file__).parent.rglob("*.py")
             if re.search(r"_type_adapter\s*(:[^=]*)?=", path.read_text(encoding="utf-8"))]
     assert sets == [Path(v2.__file__)]
+
+
+def test_lazy_type_adapters_leaves_a_fastapi_without_the_private_class_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FastAPI release that moved `fastapi._compat.v2.ModelField` (a private class): the
+    server builds its adapters as FastAPI does, instead of failing to start."""
+    from fastapi._compat import v2
+
+    from flows.server import lazy_type_adapters
+
+    monkeypatch.delattr(v2, "ModelField")
+    lazy_type_adapters()  # no AttributeError: nothing to patch
+    assert not hasattr(v2, "ModelField")

@@ -70,10 +70,12 @@ class _KeptCompiled(FileSystemBytecodeCache):
 
 def _compiled_cache() -> BytecodeCache | None:
     """`_KeptCompiled` in jinja2's default folder, keyed also by this module's source (the
-    environment's settings); None when there is no safe folder or the source cannot be
-    read."""
+    environment's settings) and jinja2's release; None when there is no safe folder or the
+    source cannot be read."""
     try:
-        return _KeptCompiled(Path(__file__).read_bytes())
+        import jinja2  # its release too: a cache in the temp folder outlives a venv
+
+        return _KeptCompiled(Path(__file__).read_bytes() + jinja2.__version__.encode())
     except (OSError, RuntimeError):
         return None
 
