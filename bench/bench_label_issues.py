@@ -1,7 +1,7 @@
 """Benchmark of the label-issue stage: detection quality on real data with planted flips, and scale.
 
 Run: .venv/bin/python bench/bench_label_issues.py [--quick] [--skip-scale] [--skip-quality]
-     [--seeds S ...] [--scale-rows N] [--plain-scale-rows N ...]
+     [--seeds S ...] [--scale-rows N] [--topics K] [--scale-cap N|none] [--plain-scale-rows N ...]
      .venv/bin/python bench/bench_label_issues.py --train-max-rows none none:14 250000
      [--scale-rows N] (label_issues.train_max_rows: each value's seconds, memory and flags)
 
@@ -93,6 +93,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from labelgate.spec.stages import LabelIssuesSpec
 from labelgate.stages.label_issues.detect import find_label_issues
 
 BoolArray = npt.NDArray[np.bool_]
@@ -310,6 +311,7 @@ def labelgate_tabular_recipe(df: pl.DataFrame, *, seed: int = 13, folds: int = 5
     return res.table.get_column("is_label_issue").to_numpy()
 
 
+SPEC_TRAIN_MAX_ROWS = LabelIssuesSpec.model_fields["train_max_rows"].default
 EMBEDDING_STORE = Path(__file__).resolve().parents[1] / "data" / "bench" / "store"
 
 
@@ -441,20 +443,25 @@ def synthetic_text(base: pl.DataFrame, *, rows: int, n_topics: int, seed: int) -
     )
 
 
-def scale_run(base: pl.DataFrame, *, rows: int, n_topics: int, seed: int) -> None:
+def scale_run(base: pl.DataFrame, *, rows: int, n_topics: int, seed: int,
+              cap: int | None = None) -> None:
+    """The whole stage at ``rows`` synthetic rows, ``cap`` its train_max_rows (None: every
+    row trains): wall and CPU seconds (this process's threads), RSS, F1 on planted flips."""
     df = synthetic_text(base, rows=rows, n_topics=n_topics, seed=seed)
     labels, planted = plant_flips(df.get_column("label"), rate=0.05, seed=seed)
     df = df.with_columns(labels)
     gc.collect()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    t0 = time.perf_counter()
-    res = find_label_issues(df, id_column="id", label_column="label", text_columns=["text"])
-    sec = time.perf_counter() - t0
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    res = find_label_issues(df, id_column="id", label_column="label", text_columns=["text"],
+                            train_max_rows=cap)
+    sec, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     p, r, f1 = prf(res.table.get_column("is_label_issue").to_numpy(), planted)
     print(
-        f"scale rows={rows:,} classes={len(res.classes)} path={res.path}: {sec:.1f} s, "
+        f"scale rows={rows:,} classes={len(res.classes)} path={res.path} "
+        f"train_max_rows={cap}: {sec:.1f} s ({cpu:.1f} CPU s, load {os.getloadavg()[0]:.1f}), "
         f"max RSS {rss:.2f} GiB (process, incl. data generation; {before:.2f} GiB before the "
         f"stage), largest worker {kids:.2f} GiB; 5% flips: P={p:.3f} R={r:.3f} F1={f1:.3f}",
         flush=True,
@@ -571,6 +578,11 @@ def _parser() -> argparse.ArgumentParser:
         "1,000,000), each run in its own process: seconds, RSS, flags against the first's "
         "(:SEED: the stage's seed, e.g. none:14 for the folds' own effect)",
     )
+    ap.add_argument(
+        "--scale-cap", default=str(SPEC_TRAIN_MAX_ROWS), metavar="N|none",
+        help="label_issues.train_max_rows of the scale runs (default: the spec's, "
+        f"{SPEC_TRAIN_MAX_ROWS:,}, what labelgate run does; none: every row trains)",
+    )
     ap.add_argument("--cap-child", nargs=3, default=None, help=argparse.SUPPRESS)
     return ap
 
@@ -650,9 +662,10 @@ def main() -> None:
         rows = args.scale_rows or (100_000 if args.quick else 1_000_000)
         print("\n## Scale (whole find_label_issues stage, cross_validated, 5 folds)")
         all_tweets = load_tweets(min_confidence=0.0)
-        scale_run(all_tweets, rows=rows, n_topics=1, seed=args.seed)
+        cap = None if args.scale_cap == "none" else int(args.scale_cap)
+        scale_run(all_tweets, rows=rows, n_topics=1, seed=args.seed, cap=cap)
         if args.topics > 1:
-            scale_run(all_tweets, rows=rows, n_topics=args.topics, seed=args.seed)
+            scale_run(all_tweets, rows=rows, n_topics=args.topics, seed=args.seed, cap=cap)
         plain_rows = args.plain_scale_rows
         if plain_rows is None:
             plain_rows = [] if args.quick else [100_000]

@@ -5,6 +5,7 @@ stratified sample, every row scored out of fold in chunks
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -262,3 +263,68 @@ def test_the_stage_says_how_many_rows_trained() -> None:
     assert free.result.trained_rows is None
     assert "sample" not in free.section["model"]
     assert "label_issues.trained_rows" not in free.metrics
+
+
+@pytest.mark.parametrize("feature_columns", [[], ["length", "source"]])
+def test_the_sample_rows_scored_from_the_fit_matrix_as_if_transformed_again(
+    feature_columns: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sample's rows are scored from the matrix the fit built, the coefficients read in
+    Fortran order: the same bits as transforming every row and scoring it with sklearn's
+    C-ordered coefficients (the path before)."""
+    import labelgate.stages.label_issues.sampled as sampled_module
+
+    df, y = _texts(1500, seed=11)
+
+    def run() -> np.ndarray:
+        return out_of_fold(df, y, text_columns=["text"], feature_columns=feature_columns,
+                           train_max_rows=400, score_chunk_rows=350, leave_out=_leave_out(y),
+                           keep_models=True).probabilities
+
+    fast = run()
+    score_rows, score_by_fold = sampled_module.score_rows, sampled_module.score_by_fold
+
+    def every_row_transformed(*args: Any, trained: Any = None, **kwargs: Any) -> np.ndarray:
+        return score_rows(*args, **kwargs)
+
+    def c_ordered(models: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        c = [replace(m, coef=np.ascontiguousarray(m.coef)) for m in models]
+        assert all(m.coef.flags.c_contiguous for m in c)
+        return score_by_fold(c, *args, **kwargs)
+
+    monkeypatch.setattr(sampled_module, "score_rows", every_row_transformed)
+    monkeypatch.setattr(sampled_module, "score_by_fold", c_ordered)
+    np.testing.assert_array_equal(fast, run())
+
+
+def test_sgd_epochs_halve_above_six_classes_past_100k_rows() -> None:
+    from labelgate.stages.label_issues.models import auto_epochs
+
+    for classes in (2, 3, 6, 7, 15, 40):
+        assert auto_epochs(100_000, classes) == 10  # up to 100k rows: 10, whatever the classes
+    # up to 6 classes: ~1M example updates per fold and binary model, as before
+    assert [auto_epochs(n, 6) for n in (200_000, 500_000, 1_000_000, 3_000_000)] == [5, 2, 1, 1]
+    assert auto_epochs(500_000) == auto_epochs(500_000, 3) == 2
+    # above 6 classes (a binary model per class) half that, at least one epoch
+    assert [auto_epochs(n, 7) for n in (200_000, 500_000, 1_000_000)] == [2, 1, 1]
+    assert auto_epochs(150_000, 15) == 3
+
+
+@pytest.mark.parametrize("cap", [None, 400])
+def test_the_epochs_count_the_classes(cap: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import labelgate.stages.label_issues.models as models_module
+    import labelgate.stages.label_issues.sampled as sampled_module
+
+    df, y = _texts(1000, seed=12)
+    calls: list[tuple[int, int]] = []
+
+    def recorded(n_rows: int, n_classes: int = 2) -> int:
+        calls.append((n_rows, n_classes))
+        return 3
+
+    monkeypatch.setattr(models_module, "auto_epochs", recorded)
+    monkeypatch.setattr(sampled_module, "auto_epochs", recorded)
+    rec = _Recorder()
+    out_of_fold(df, y, text_columns=["text"], n_classes=4, train_max_rows=cap, mapper=rec)
+    assert calls == [(cap or 1000, 4)]
+    assert {job.params["epochs"] for _, job, _ in rec.parts} == {3}

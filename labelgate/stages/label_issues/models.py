@@ -351,10 +351,14 @@ class OutOfFold:
     sample: IntArray | None = None  # the rows the models trained on (None: every row)
 
 
-def auto_epochs(n_rows: int) -> int:
+def auto_epochs(n_rows: int, n_classes: int = 2) -> int:
     """SGD passes: 10 up to 100k rows, then a constant budget of ~1M example updates per fold
-    (200k rows: 5, 1M rows: 1)."""
-    return 10 if n_rows <= 100_000 else max(1, round(1_000_000 / n_rows))
+    (200k rows: 5, 1M rows: 1) and binary model, halved (at least 1) above 6 classes
+    (one-vs-rest fits one binary model per class)."""
+    if n_rows <= 100_000:
+        return 10
+    epochs = max(1, round(1_000_000 / n_rows))
+    return max(1, epochs // 2) if n_classes > 6 else epochs
 
 
 def out_of_fold_probabilities(
@@ -450,7 +454,7 @@ def out_of_fold(
         x, params, vocabulary = _text_inputs(
             features, text_columns, feature_columns, seed=seed, alpha=alpha,
             embeddings=embeddings, char_ngrams=chars, n_jobs=n_jobs,
-            epochs=epochs if epochs is not None else auto_epochs(n),
+            epochs=epochs if epochs is not None else auto_epochs(n, k),
             part_jobs=n_jobs if mapper is serial_map else 1,
         )
     keep = keep_models and vocabulary is not None and not feature_columns

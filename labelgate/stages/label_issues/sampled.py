@@ -25,7 +25,7 @@ full fit's, so they are kept (`models.KeptModels`) and score a night's new rows 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -212,10 +212,16 @@ class _Scoring:
 
 
 def score_rows(features: pl.DataFrame, fold_of: IntArray,
-               passes: Sequence[Sequence[FoldModel]], *, scoring: _Scoring) -> FloatArray:
+               passes: Sequence[Sequence[FoldModel]], *, scoring: _Scoring,
+               trained: tuple[IntArray, Any] | None = None) -> FloatArray:
     """Every row of ``features`` scored by its fold's model of each pass (the passes
     averaged), ``scoring.chunk_rows`` rows at a time, each chunk transformed once with the
     fitted vocabulary and encoder; reports the rows scored.
+
+    ``trained`` = (``sample``, ``x``): the sample's rows (ascending) and the matrix the fit
+    built of them, which holds the same rows as their transform would (same counts, columns
+    and idf, the same operations per row); those rows are scored from it, not transformed
+    again.
 
     Returns
     -------
@@ -224,19 +230,37 @@ def score_rows(features: pl.DataFrame, fold_of: IntArray,
     """
     n = features.height
     out = np.empty((n, scoring.n_classes), dtype=np.float32)
+    # coefficients in Fortran order: ``x @ coef.T`` reads coef.T without copying it per call
+    passes = [[replace(m, coef=np.asfortranarray(m.coef)) for m in models] for models in passes]
+    left = np.ones(n, dtype=bool)
+    if trained is not None:
+        sample, x_sample = trained
+        out[sample] = _score_passes(passes, x_sample, fold_of[sample], scoring, sample)
+        left[sample] = False
     for start in range(0, n, scoring.chunk_rows):
-        chunk = features.slice(start, scoring.chunk_rows)
-        stop = start + chunk.height
-        x = transform_text(joined_text(chunk, scoring.text_columns), scoring.vocabulary)
-        if scoring.tabular is not None:
-            x = sp.hstack([x, scoring.tabular.transform(chunk)], format="csr")
-        emb = scoring.embeddings[start:stop] if scoring.embeddings is not None else None
-        per_pass = [score_by_fold(models, x, fold_of[start:stop], n_classes=scoring.n_classes,
-                                  x_embed=emb) for models in passes]
-        # as `models._passes` averages two passes
-        out[start:stop] = per_pass[0] if len(per_pass) == 1 else (per_pass[0] + per_pass[1]) / 2
+        stop = min(start + scoring.chunk_rows, n)
+        rows = start + np.flatnonzero(left[start:stop])
+        if len(rows):
+            chunk = (features.slice(start, stop - start) if len(rows) == stop - start
+                     else features[rows])
+            x = transform_text(joined_text(chunk, scoring.text_columns), scoring.vocabulary)
+            if scoring.tabular is not None:
+                x = sp.hstack([x, scoring.tabular.transform(chunk)], format="csr")
+            out[rows] = _score_passes(passes, x, fold_of[rows], scoring, rows)
         advance("rows scored", stop, n, unit="rows")
     return out
+
+
+def _score_passes(passes: Sequence[Sequence[FoldModel]], x: Any, fold_of: IntArray,
+                  scoring: _Scoring, rows: IntArray) -> FloatArray:
+    """Rows ``rows`` (their matrix ``x``, their folds) scored by each pass, the passes
+    averaged as `models._passes` averages them."""
+    emb = scoring.embeddings[rows] if scoring.embeddings is not None else None
+    per_pass = [score_by_fold(models, x, fold_of, n_classes=scoring.n_classes, x_embed=emb)
+                for models in passes]
+    if len(per_pass) == 1:
+        return per_pass[0]
+    return np.asarray((per_pass[0] + per_pass[1]) / 2, dtype=np.float32)
 
 
 def sampled_out_of_fold(
@@ -262,7 +286,7 @@ def sampled_out_of_fold(
     """`models.out_of_fold` for a text model trained on `stratified_sample` (``size`` rows).
 
     Parameters are `models.out_of_fold`'s (``y`` the class codes (n,), ``fold_of`` their
-    folds (n,), ``epochs`` None: `models.auto_epochs` of the sample's rows), but
+    folds (n,), ``epochs`` None: `models.auto_epochs` of the sample's rows and the classes), but
     ``leave_out`` is called as ``leave_out(first, rows=sample)``: the first pass's
     probabilities of the sample's rows (m, k) and their row numbers (m,) -> which of them the
     second pass leaves out (m,).
@@ -282,7 +306,8 @@ def sampled_out_of_fold(
     x, params, vocabulary = _text_inputs(
         sub, text_columns, (), seed=seed, alpha=alpha, char_ngrams=char_ngrams,
         embeddings=embeddings[sample] if embeddings is not None else None,
-        epochs=epochs if epochs is not None else auto_epochs(len(sample)), n_jobs=n_jobs,
+        epochs=epochs if epochs is not None else auto_epochs(len(sample), n_classes),
+        n_jobs=n_jobs,
         part_jobs=n_jobs if mapper is serial_map else 1,
     )
     tabular = TabularEncoder.fit(sub, feature_columns) if feature_columns else None
@@ -305,8 +330,8 @@ def sampled_out_of_fold(
             if drop.any():
                 passes.append(_run_folds(jobs, mapper=mapper, shape=shape, exclude=drop)[1])
                 left_out = int(drop.sum())
-        del first, x, jobs
-        probs = score_rows(features, fold_of, passes, scoring=scoring)
+        del first, jobs
+        probs = score_rows(features, fold_of, passes, scoring=scoring, trained=(sample, x))
     kept = (KeptModels(vocabulary, passes, n_classes, average=True)
             if keep_models and not feature_columns else None)
     return OutOfFold(probs, left_out, kept, sample)
