@@ -19,15 +19,19 @@ def dedup(spec: Spec, store: RunStore, contract: ContractResult) -> steps.DedupO
     """Exact and near-duplicate clusters; stored in DuckDB table `duplicates`."""
     outcome = _detect(spec, store, contract.valid)
     result = outcome.result
-    clusters = result.clusters.select(
-        pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
-        "similarity", "is_representative",
-    )
+
+    def clusters() -> pl.DataFrame:  # every member row: read only when stored whole
+        return result.clusters.select(
+            pl.col("cluster_id").cast(pl.String), pl.col("id").cast(pl.String), "kind",
+            "similarity", "is_representative",
+        )
+
     since = outcome.section.get("refresh_kept_from")
     with warehouse.connect(store.run.warehouse, keep=True) as con:
         stored = duplicate_rows.record_duplicates(
             con, clusters, run_id=store.run.run_id, dataset=store.dataset,
-            changed=result.changed, since=str(since) if since else None)
+            changed=result.changed, since=str(since) if since else None,
+            rows=int(result.summary["rows_in_clusters"]))
     s = outcome.section
     get_run_logger().info(
         "dedup: %s duplicate rows in %s clusters (%s with conflicting labels); %s; "

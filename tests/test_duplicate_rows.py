@@ -89,6 +89,46 @@ def test_nights_store_their_changes_and_read_as_a_whole_table(
         len(members(OLD)) + len(members(night1)) + 2 * len(members(night2)))
 
 
+def test_a_night_that_stores_its_changes_builds_no_member_rows(
+        con: duckdb.DuckDBPyConnection) -> None:
+    """The member rows come lazily (`DuplicateResult.members`): a run stored whole builds
+    them once, a night that stores its changes neither calls the function it gives
+    `record_duplicates` nor builds them, and the result in brief keeps their schema
+    without building them; what is stored is what the eager rows give."""
+    res, kept, _ = detect(frame(OLD), S, kept=None, max_new_share=1.0)
+    assert not isinstance(res.members, pl.DataFrame)
+    calls: list[int] = []
+
+    def whole() -> pl.DataFrame:
+        calls.append(1)
+        return res.clusters.select(COLS)
+
+    how = duplicate_rows.record_duplicates(
+        con, whole, run_id="full", dataset="d", changed=res.changed, since=None,
+        rows=res.summary["rows_in_clusters"])
+    assert (how, calls) == ("whole", [1])
+    assert isinstance(res.members, pl.DataFrame)  # built once, then kept
+    assert_frame_equal(stored(con, "full"), members(OLD))
+    night = [*OLD, ("r7", "  AN unrelated sentence about   trains", "neg"), ("r8", A, "x")]
+    res, _, plan = detect(frame(night), S, kept=kept, max_new_share=1.0)
+    assert plan.incremental
+
+    def never() -> pl.DataFrame:
+        raise AssertionError("the member rows were built")
+
+    how = duplicate_rows.record_duplicates(
+        con, never, run_id="n1", dataset="d", changed=res.changed, since="full",
+        max_share=1.0, rows=res.summary["rows_in_clusters"])
+    assert how == "changes since full"
+    assert_frame_equal(stored(con, "n1"), members(night))
+    brief = res.without_rows()
+    assert not isinstance(res.members, pl.DataFrame)
+    assert brief.clusters.is_empty() and brief.clusters.schema == res.clusters.schema
+    assert res.clusters.height == res.summary["rows_in_clusters"]
+    with pytest.raises(ValueError, match="rows"):
+        duplicate_rows.record_duplicates(con, whole, run_id="x", dataset="d")
+
+
 def _rows(*rows: tuple[str, str, str, float, bool]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=dict(zip(COLS, [pl.String, pl.String, pl.String,
                                                      pl.Float64, pl.Boolean], strict=True)),

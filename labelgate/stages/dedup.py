@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -97,19 +97,31 @@ def _normalize_series(s: pl.Series) -> pl.Series:
     return s.str.strip_chars().alias(name)
 
 
+class MemberRows(Protocol):
+    """Builds `DuplicateResult.clusters` when it is first read (its schema known before)."""
+
+    @property
+    def schema(self) -> pl.Schema: ...
+
+    def __call__(self) -> pl.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class DuplicateResult:
     """Duplicate clusters of one frame.
 
     ``clusters``: rows of clusters with two or more members: cluster_id, id, exact_group,
     kind (exact | near), similarity (to the representative), is_representative, and the
-    label when a label column was given; sorted by cluster_id, id.
+    label when a label column was given; sorted by cluster_id, id. Given (``members``) as
+    the frame, or as a `MemberRows` that builds it when ``clusters`` is first read, then
+    kept: a night's later steps seldom read every member row (the leakage join only when
+    a cluster spans splits, the warehouse only when it stores a run whole).
     ``cluster_of``: every input row: id, cluster_id, cluster_size (1 for singletons).
     ``conflicts``: clusters whose members carry more than one label: cluster_id,
     cluster_size, n_labels, labels (sorted).
     """
 
-    clusters: pl.DataFrame
+    members: pl.DataFrame | MemberRows
     cluster_of: pl.DataFrame
     conflicts: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
@@ -118,6 +130,21 @@ class DuplicateResult:
     # a night's member rows whose warehouse row differs from the kept run's, a null kind
     # for an old member in no cluster now (`duplicate_rows.record_duplicates`); None: unknown
     changed: pl.DataFrame | None = None
+
+    @property
+    def clusters(self) -> pl.DataFrame:
+        """The member rows (class docstring), built on the first read when given lazily."""
+        members = self.members
+        if not isinstance(members, pl.DataFrame):
+            members = members()
+            object.__setattr__(self, "members", members)  # built once, then kept
+        return members
+
+    def without_rows(self) -> DuplicateResult:
+        """The frames emptied (their schema kept, the member rows not built), with the
+        summary: what the metrics and the report read (`labelgate.results.brief`)."""
+        return DuplicateResult(pl.DataFrame(schema=self.members.schema),
+                               self.cluster_of.clear(), self.conflicts.clear(), self.summary)
 
     def largest(self, n: int = 10) -> pl.DataFrame:
         """The ``n`` biggest clusters: cluster_id, cluster_size, exact_rows, near_rows."""

@@ -402,35 +402,26 @@ def assemble(
         sim[near] = dd._estimated_jaccard(signatures, np.flatnonzero(near), rep_k[comp[near]])
     c = comp[row_k]
     size, crank = comp_n[c], comp_min[c]
-    member = np.flatnonzero(size > 1)
-    m = member[np.argsort(crank[member] * n + rank[member])]  # unique keys
-    mk = row_k[m]
-    member_labels = labels.gather(m) if labels is not None else None
-    clusters = pl.DataFrame([
-        by_rank.gather(crank[m]).alias("cluster_id"), ids.gather(m).alias("id"),
-        by_rank.gather(key_min[mk]).alias("exact_group"),
-        pl.Series("exact", rep_key[mk]), pl.Series("similarity", sim[mk], dtype=pl.Float64),
-        pl.Series("is_representative", rank[m] == crank[m]),
-        *([member_labels.alias("label")] if member_labels is not None else []),
-    ]).select(
-        "cluster_id", "id", "exact_group",
-        pl.when("exact").then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
-        "similarity", "is_representative", *(["label"] if labels is not None else []))
+    member = np.flatnonzero(size > 1)  # in row order: the counts need no order
+    mk = row_k[member]
+    member_labels = labels.gather(member) if labels is not None else None
+    clusters = ClusterMembers(ids, labels, by_rank, rank, crank, row_k, member, key_min,
+                          rep_key, sim)
     cluster_of = pl.DataFrame([by_rank.alias("id"), by_rank.gather(crank[order]).alias(
         "cluster_id"), pl.Series("cluster_size", size[order], dtype=pl.UInt32)])
     exact_n = np.bincount(comp, weights=per_key * rep_key, minlength=n_comp).astype(np.int64)
     sizes = _cluster_sizes(by_rank, comp_n, exact_n, comp_min)
-    conflicts = _conflicts_by_cluster(member_labels, c[m], by_rank, comp_n, comp_min,
+    conflicts = _conflicts_by_cluster(member_labels, c[member], by_rank, comp_n, comp_min,
                                       id_dtype=ids.dtype)
-    n_exact = int(rep_key[mk].sum())
+    n_exact, n_members = int(rep_key[mk].sum()), len(member)
     summary: dict[str, Any] = {
-        "rows": n, "distinct_texts": n_keys, "rows_in_clusters": len(m),
-        "clusters": sizes.height, "duplicate_rows": len(m) - sizes.height,
-        "exact_rows": n_exact, "near_rows": len(m) - n_exact,
+        "rows": n, "distinct_texts": n_keys, "rows_in_clusters": n_members,
+        "clusters": sizes.height, "duplicate_rows": n_members - sizes.height,
+        "exact_rows": n_exact, "near_rows": n_members - n_exact,
         "conflicting_clusters": conflicts.height,
         **dd.settings_summary(s), **stats,
     }
-    result = DuplicateResult(clusters=clusters, cluster_of=cluster_of, conflicts=conflicts,
+    result = DuplicateResult(members=clusters, cluster_of=cluster_of, conflicts=conflicts,
                              summary=summary, sizes=sizes)
     summary["largest"] = result.largest(5).select("cluster_id", "cluster_size").rows()
     values = pl.DataFrame([
@@ -438,6 +429,47 @@ def assemble(
         pl.Series("exact", rep_key), pl.Series("similarity", sim, dtype=pl.Float64),
     ]).with_columns(pl.when(pl.Series(comp_n[comp] > 1)).then("cluster_id").alias("cluster_id"))
     return result, values
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity (it holds arrays)
+class ClusterMembers:
+    """`DuplicateResult.clusters`, built when first read (`dedup.MemberRows`): from each
+    row's id, label, place in id order (``rank``), key and its cluster's smallest place
+    (``crank``), the rows in a cluster of two or more (``member``, in row order) and each
+    key's smallest place, exactness and similarity. The members are ordered by cluster,
+    then id, by an integer sort (no string sort)."""
+
+    ids: pl.Series
+    labels: pl.Series | None
+    by_rank: pl.Series  # the ids in id order
+    rank: I64Array
+    crank: I64Array
+    row_k: I64Array
+    member: I64Array
+    key_min: I64Array
+    rep_key: npt.NDArray[np.bool_]
+    sim: npt.NDArray[np.float64]
+
+    @property
+    def schema(self) -> pl.Schema:
+        return replace(self, member=self.member[:0])().schema
+
+    def __call__(self) -> pl.DataFrame:
+        n, member, rank, crank = len(self.ids), self.member, self.rank, self.crank
+        m = member[np.argsort(crank[member] * n + rank[member])]  # unique keys
+        mk = self.row_k[m]
+        labels = self.labels.gather(m) if self.labels is not None else None
+        return pl.DataFrame([
+            self.by_rank.gather(crank[m]).alias("cluster_id"), self.ids.gather(m).alias("id"),
+            self.by_rank.gather(self.key_min[mk]).alias("exact_group"),
+            pl.Series("exact", self.rep_key[mk]),
+            pl.Series("similarity", self.sim[mk], dtype=pl.Float64),
+            pl.Series("is_representative", rank[m] == crank[m]),
+            *([labels.alias("label")] if labels is not None else []),
+        ]).select(
+            "cluster_id", "id", "exact_group",
+            pl.when("exact").then(pl.lit("exact")).otherwise(pl.lit("near")).alias("kind"),
+            "similarity", "is_representative", *(["label"] if labels is not None else []))
 
 
 def _cluster_sizes(by_rank: pl.Series, comp_n: I64Array, exact_n: I64Array,

@@ -64,9 +64,7 @@ class DedupOutcome:
     def brief(self) -> DedupOutcome:
         """What the metrics and report read (`labelgate.results.brief`): the clusters
         emptied (their schema kept); the summary, metrics and section as they are."""
-        r = self.result
-        return replace(self, result=DuplicateResult(
-            r.clusters.clear(), r.cluster_of.clear(), r.conflicts.clear(), r.summary))
+        return replace(self, result=self.result.without_rows())
 
 
 def canonicalize(rows: pl.DataFrame, *, spec: Spec, where: str) -> pl.DataFrame:

@@ -19,6 +19,8 @@ A warehouse whose ``duplicates`` is still the table of every run's rows has it r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import polars as pl
 
@@ -56,21 +58,26 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
 
 def record_duplicates(
     con: duckdb.DuckDBPyConnection,
-    clusters: pl.DataFrame,
+    clusters: pl.DataFrame | Callable[[], pl.DataFrame],
     *,
     run_id: str,
     dataset: str,
     changed: pl.DataFrame | None = None,
     since: str | None = None,
     max_share: float = 0.25,
+    rows: int | None = None,
 ) -> str:
     """Store this run's duplicate clusters: its changes since run ``since`` when given and
     that run's rows are in the warehouse, else every row of ``clusters``.
 
     Parameters
     ----------
-    clusters : pl.DataFrame
-        Every member row of this run's clusters: `COLUMNS`, cluster_id and id as text.
+    clusters : pl.DataFrame or callable
+        Every member row of this run's clusters: `COLUMNS`, cluster_id and id as text; or
+        a function that gives them, called only when the run is stored whole (a night that
+        stores its changes does not build them).
+    rows : int, optional
+        The member rows' count, with ``clusters`` a function (else its height).
     changed : pl.DataFrame, optional
         `COLUMNS`: the rows whose values differ from run ``since``'s, a null ``kind`` for an
         id of its clusters that is in none now (a superset is fine: equal rows are
@@ -86,18 +93,23 @@ def record_duplicates(
     str
         ``"whole"`` or ``"changes since <base run>"``.
     """
+    if isinstance(clusters, pl.DataFrame):
+        rows = clusters.height
+    elif rows is None:
+        raise ValueError("record_duplicates: `rows` is required when `clusters` is a function")
     con.execute("DELETE FROM duplicate_rows WHERE run_id = ?", [run_id])  # idempotent
     con.execute("DELETE FROM duplicate_bases WHERE run_id = ?", [run_id])
     layered = None
     if changed is not None and since is not None and since != run_id:
         layered = _on_base(con, changed.select(COLUMNS), since,
-                           limit=max_share * max(clusters.height, 1))
+                           limit=max_share * max(rows, 1))
     if layered is None:
-        _insert(con, clusters.select(COLUMNS), run_id=run_id, dataset=dataset)
+        whole = clusters if isinstance(clusters, pl.DataFrame) else clusters()
+        _insert(con, whole.select(COLUMNS), run_id=run_id, dataset=dataset)
         return "whole"
-    base, rows = layered
+    base, beside = layered
     con.execute("INSERT INTO duplicate_bases VALUES (?, ?, ?)", [run_id, dataset, base])
-    _insert(con, rows, run_id=run_id, dataset=dataset)
+    _insert(con, beside, run_id=run_id, dataset=dataset)
     return f"changes since {base}"
 
 
