@@ -290,10 +290,14 @@ def test_unit_splits_from_one_pass_match_the_two_group_bys(use_strata: bool) -> 
     labels = [names[i] for i in rng.choice(4, n, p=[0.4, 0.3, 0.25, 0.05])]
     work = pl.DataFrame({
         "_uc": pl.Series(rng.integers(0, 700, n), dtype=pl.UInt32), "label": labels,
-    }).with_columns(  # a unit's rank is its rows' (some units sticky, ties in the labels)
-        (pl.col("_uc").hash(seed=2) % 4).cast(pl.Int8).alias("_unit_rank"))
-    work = work.with_columns(pl.when(pl.col("_unit_rank") < 3).then("_unit_rank")
-                             .alias("_unit_rank"))
+        "_rank": pl.Series(rng.integers(0, 6, n), dtype=pl.Int8),
+    })  # each row's previous rank, null for a new row (some units all new, some mixed)
+    work = work.with_columns(pl.when((pl.col("_rank") < 3)
+                                     & (pl.col("_uc").hash(seed=2) % 3 > 0))
+                             .then("_rank").alias("_rank"))
+    # the unit's rank as the window over every row gave it (before: _unit_rows)
+    work = work.with_columns(pl.col("_rank").max().over("_uc").alias("_unit_rank"))
+    assert work.get_column("_unit_rank").null_count() > 0
     ordered = pl.Series([f"k{i:04d}" for i in range(n)])
     target = {"train": 0.8, "validation": 0.1, "test": 0.1}
     got = sp._unit_splits(work, target=target, ordered=ordered, seed=3,
@@ -320,3 +324,40 @@ def test_unit_splits_from_one_pass_match_the_two_group_bys(use_strata: bool) -> 
     per_split = dict(work.join(got, on="_uc").group_by("split").len().rows())
     assert summary["rows_per_split"] == {s: per_split.get(s, 0) for s in target}
     assert sum(summary["rows_per_split"].values()) == n
+
+
+@pytest.mark.parametrize(("stored", "now", "refused"), [
+    ("test", "train", True), ("test", "validation", True), ("validation", "train", True),
+    ("train", "validation", False), ("train", "test", False), ("validation", "test", False),
+])
+def test_save_compares_the_ranks_of_the_keys_whose_split_differs(
+        stored: str, now: str, refused: bool) -> None:
+    """Only the keys whose split differs from the stored one have their ranks looked up
+    (a night's moved keys): every backwards move among many kept keys is still refused,
+    with the examples a comparison of every key gives, and nothing written; a move
+    towards test is stored."""
+    from labelgate.errors import InputError
+    from labelgate.store.assignments import load_assignments, save_assignments
+
+    con = duckdb.connect()
+    keys = [f"k{i:03d}" for i in range(300)]
+    first = pl.DataFrame({"key": keys, "split": ["train", "validation", "test"] * 100,
+                          "first_run": ["r1"] * 300})
+    save_assignments(con, first, dataset="ds", run_id="r1")
+    night = first.filter(pl.col("split") == stored).slice(40, 2).select("key")
+    move = pl.col("key").is_in(night.get_column("key").implode())
+    now_rows = first.with_columns(pl.when(move).then(pl.lit(now)).otherwise("split")
+                                  .alias("split"))
+    if refused:
+        with pytest.raises(InputError, match="less held-out") as err:
+            save_assignments(con, now_rows, dataset="ds", run_id="r2")
+        for key in night.get_column("key"):
+            assert f"('{key}', '{stored}', '{now}')" in str(err.value)
+        assert set(load_assignments(con, dataset="ds").get_column("last_run")) == {"r1"}
+    else:
+        save_assignments(con, now_rows, dataset="ds", run_id="r2")
+        got = load_assignments(con, dataset="ds")
+        assert got.select("key", "split").equals(now_rows.select("key", "split"))
+    with pytest.raises(InputError, match=r"unknown split\(s\) \['holdout'\]"):
+        save_assignments(con, now_rows.with_columns(pl.when(pl.col("key") == "k007").then(
+            pl.lit("holdout")).otherwise("split").alias("split")), dataset="ds", run_id="r3")

@@ -261,7 +261,7 @@ def _unit_rows(
     links: list[str],
     previous: pl.DataFrame,
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """One row per input row: its key, label, unit code, previous split and its unit's rank.
+    """One row per input row: its key, label, unit code, previous split and its rank.
 
     Parameters
     ----------
@@ -278,9 +278,10 @@ def _unit_rows(
     -------
     tuple of (pl.DataFrame, pl.Series)
         Shape (n_rows, 8 + len(links)): _i, key, label, the ``_link<i>`` columns, ``_uc``
-        (the unit's code, `_unit_codes`), previous_split, previous_first_run and
-        ``_unit_rank`` (the most held-out previous split rank among the unit's rows, null
-        for a new unit); and the keys in key order (a unit's name: its code's key there).
+        (the unit's code, `_unit_codes`), previous_split, previous_first_run and ``_rank``
+        (the previous split's held-out rank, null for a new key: a unit's rank, the
+        largest of its rows', is taken where `_unit_splits` counts them, not by a window
+        over every row); and the keys in key order (a unit's name: its code's key there).
     """
     work = df.select(
         pl.col(key_column).cast(pl.String).alias("key"),
@@ -294,7 +295,7 @@ def _unit_rows(
     work = prefix_join(work, previous, on="key")
     rank = pl.col("previous_split").replace_strict(HELD_OUT_RANK, default=None,
                                                    return_dtype=pl.Int8)
-    return work.with_columns(rank.max().over("_uc").alias("_unit_rank")), ordered
+    return work.with_columns(rank.alias("_rank")), ordered
 
 
 def _is_prefix(frame: pl.DataFrame, table: pl.DataFrame, *, on: str) -> bool:
@@ -334,7 +335,7 @@ def _unit_splits(
     Parameters
     ----------
     work : pl.DataFrame
-        ``_unit_rows``'s frame, shape (n_rows, k).
+        ``_unit_rows``'s frame, shape (n_rows, k): _uc, label and each row's ``_rank``.
     target : dict of str to float
         The validated fractions.
     ordered : pl.Series
@@ -349,19 +350,19 @@ def _unit_splits(
     pl.DataFrame
         Shape (n_units, 3): _uc, split, stratum.
     """
-    if use_strata:  # one pass over the rows: a unit's size is the sum of its label counts
-        per_label = work.group_by("_uc", "label").agg(  # (the rank is the unit's: any row's)
-            pl.len(), pl.col("_unit_rank").first().alias("rank"))
+    if use_strata:  # one pass over the rows: a unit's size is the sum of its label counts,
+        per_label = work.group_by("_uc", "label").agg(  # its rank the largest of theirs
+            pl.len(), pl.col("_rank").max().alias("rank"))
         units = (
             per_label
             .sort(["_uc", "len", "label"], descending=[False, True, False], nulls_last=True)
             .group_by("_uc", maintain_order=True)
-            .agg(pl.col("len").sum().alias("size"), pl.col("rank").first(),
+            .agg(pl.col("len").sum().alias("size"), pl.col("rank").max(),
                  pl.col("label").first().alias("stratum"))
         )
     else:
         units = work.group_by("_uc").agg(
-            pl.len().alias("size"), pl.col("_unit_rank").first().alias("rank"),
+            pl.len().alias("size"), pl.col("_rank").max().alias("rank"),
             pl.lit(None, pl.String).alias("stratum"))
     chosen = _assign_new_units(units, target=target, ordered=ordered, seed=seed)
     units = units.join(chosen, on="_uc", how="left").with_columns(

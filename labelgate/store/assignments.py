@@ -104,7 +104,7 @@ def _stored(con: duckdb.DuckDBPyConnection, *, dataset: str) -> pl.DataFrame:
 
 
 def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
-    """The assignments to store: key, split, first_run (String) and rank (Int8).
+    """The assignments to store: key, split, first_run (String).
 
     Parameters
     ----------
@@ -114,7 +114,7 @@ def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
     Returns
     -------
     pl.DataFrame
-        Shape (n_rows, 4); rank is the split's held-out rank.
+        Shape (n_rows, 3).
 
     Raises
     ------
@@ -124,10 +124,9 @@ def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
     incoming = assignments.select(
         pl.col("key").cast(pl.String), pl.col("split").cast(pl.String),
         pl.col("first_run").cast(pl.String),
-        pl.col("split").cast(pl.String).replace_strict(HELD_OUT_RANK, default=-1,
-                                                       return_dtype=pl.Int8).alias("rank"),
     )
-    bad = incoming.filter(pl.col("rank") < 0).get_column("split").unique().to_list()
+    bad = (incoming.filter(~pl.col("split").is_in(list(SPLITS))).get_column("split")
+           .unique().to_list())
     if bad:
         raise InputError(f"save_assignments: unknown split(s) {bad}; expected {list(SPLITS)}")
     return incoming
@@ -135,11 +134,15 @@ def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
 
 def _refuse_backwards(joined: pl.DataFrame, *, dataset: str) -> None:
     """InputError (up to three examples, by key) if the incoming assignments (``joined``
-    with their stored split) move a stored key of ``dataset`` to a less held-out split."""
+    with their stored split) move a stored key of ``dataset`` to a less held-out split.
+    The ranks are compared for the keys whose split differs from the stored one only (a
+    night's moved keys: not every key's split looked up twice)."""
+    rank = pl.col("split").replace_strict(HELD_OUT_RANK, return_dtype=pl.Int8)
     stored_rank = pl.col("stored_split").replace_strict(HELD_OUT_RANK, default=2,
                                                         return_dtype=pl.Int8)
-    backwards = joined.filter(pl.col("stored_split").is_not_null()
-                              & (pl.col("rank") < stored_rank)).sort("key").head(3)
+    backwards = joined.filter(
+        pl.col("stored_split").is_not_null() & (pl.col("stored_split") != pl.col("split"))
+    ).filter(rank < stored_rank).sort("key").head(3)
     if backwards.height:
         examples = list(backwards.select("key", "stored_split", "split").iter_rows())
         raise InputError(
