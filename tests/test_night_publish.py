@@ -202,3 +202,30 @@ def test_places_by_merge_and_by_search_are_the_binary_searchs(dtype: Any) -> Non
         for wanted in (pl.concat([ids.gather([0, 3]), missing.cast(dtype)]).sort(),
                        pl.concat([missing.cast(dtype), ids.gather([9, 2])])):
             assert split_step._places(ids, wanted) is None
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_splits_given_in_key_order_are_not_sorted_again_and_publish_the_same_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lazy: bool) -> None:
+    """A split already in key order, in several chunks (a night's kept rows, then its new
+    ones), is put in one chunk instead of sorted: the files are the bytes the same rows
+    give in any order (sorted then)."""
+    shuffled = _splits(3000)
+    ordered = {}
+    for name, df in shuffled.items():
+        rows = df.sort("id")
+        parts = pl.concat([rows.head(rows.height - 40), rows.tail(40)], rechunk=False)
+        assert parts.n_chunks() > 1
+        ordered[name] = parts.lazy() if lazy else parts
+    want = _files(_publish(shuffled, tmp_path / "a", style=PlainStyle()))
+    sorts: list[int] = []
+    real = pl.DataFrame.sort
+
+    def sort(self: pl.DataFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        sorts.append(self.height)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "sort", sort)
+    got = _files(_publish(ordered, tmp_path / "b", style=PlainStyle()))
+    assert got == want
+    assert sorts == []

@@ -352,8 +352,13 @@ def _ordered_splits(
 
 
 def _collected(name: str, rows: SplitRows, key_column: str) -> pl.DataFrame:
-    """A split's rows, sorted by ``key_column`` (InputError: keys not unique or null)."""
-    df = (rows.collect() if isinstance(rows, pl.LazyFrame) else rows).sort(key_column)
+    """A split's rows, sorted by ``key_column`` (InputError: keys not unique or null).
+
+    Rows already in key order (a night's splits: the kept rows in id order, then the new
+    ones) are only put in one chunk, as the sort would leave them: the same frame and the
+    same Parquet bytes, without sorting every row's columns again."""
+    df = rows.collect() if isinstance(rows, pl.LazyFrame) else rows
+    df = df.rechunk() if df.get_column(key_column).is_sorted() else df.sort(key_column)
     keys = df.get_column(key_column)  # sorted: a repeated key is its neighbour's
     if keys.null_count() or (keys.slice(1) == keys.slice(0, max(df.height - 1, 0))).any():
         raise InputError(f"publish: split {name!r}: key column {key_column!r} must be "
