@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from labelgate.errors import InputError
-from labelgate.stages.label_issues.listing import worth_a_look
+from labelgate.stages.label_issues.listing import ISSUE_COLUMNS, worth_a_look
 from tests.conftest import SpecFactory, item_rows
 
 ISSUES = pl.DataFrame({
@@ -55,3 +56,35 @@ def test_the_command_prints_the_latest_runs_rows(make_spec: SpecFactory) -> None
     assert only.exit_code == 0 and "(label 'neutral')" in only.output
     assert all(line.split()[1] == "neutral" for line in only.output.splitlines()
                if line.startswith("t0"))
+
+
+def _sorting_every_row(issues: pl.DataFrame, *, top: int) -> pl.DataFrame:
+    """`worth_a_look` as it was: the `top` first rows of every row's order."""
+    flagged = pl.col("is_label_issue").fill_null(False)
+    order = [flagged, "label_quality", "id"]
+    return (issues.select(ISSUE_COLUMNS).bottom_k(top, by=order, reverse=[True, False, False])
+            .sort(order, descending=[True, False, False], nulls_last=True)
+            .with_columns(pl.when(flagged).then(pl.lit("flagged"))
+                          .otherwise(pl.lit("worth a look")).alias("why")))
+
+
+@pytest.mark.parametrize("share", [0.0, 0.002, 0.05, 1.0])
+@pytest.mark.parametrize("top", [0, 1, 50, 5000])
+def test_the_flagged_rows_looked_among_alone_give_the_rows_of_every_rows_order(
+        share: float, top: int) -> None:
+    """The flagged rows searched alone when they are enough, the others for the places
+    left: the rows and order of the top of every row's order (qualities tied, ids unique,
+    a null flag counted as not flagged)."""
+    rng = np.random.default_rng(int(share * 1000) + top)
+    n = 4000
+    issues = pl.DataFrame({
+        "id": [f"r{i:05d}" for i in rng.permutation(n)],
+        "given_label": rng.choice(["a", "b"], n).tolist(),
+        "suggested_label": rng.choice(["a", "b"], n).tolist(),
+        "label_quality": np.round(rng.random(n), 2),  # many ties
+        "is_label_issue": pl.Series(rng.random(n) < share).set(
+            pl.Series(rng.random(n) < 0.01), None),
+    })
+    got = worth_a_look(issues, top=top)
+    assert got.equals(_sorting_every_row(issues, top=top))
+    assert got.height == min(top, n)

@@ -41,10 +41,15 @@ def worth_a_look(issues: pl.DataFrame, *, top: int, label: str | None = None) ->
         frame = frame.filter(pl.col("given_label") == label)
     flagged = pl.col("is_label_issue").fill_null(False)
     order = [flagged, "label_quality", "id"]
-    # the `top` first rows without sorting every row (the ids make the order total)
+    # the `top` first rows without sorting every row (the ids make the order total): the
+    # flagged rows come first, so they are looked among alone when they are enough (a
+    # million rows' night: ~7% flagged), and the others only for the places left
+    first = frame.filter(flagged)
+    rest = max(top - first.height, 0)
+    picked = first.bottom_k(top, by=["label_quality", "id"]) if not rest \
+        else pl.concat([first, frame.filter(~flagged).bottom_k(rest, by=["label_quality", "id"])])
     return (
-        frame.bottom_k(top, by=order, reverse=[True, False, False])
-        .sort(order, descending=[True, False, False], nulls_last=True)
+        picked.sort(order, descending=[True, False, False], nulls_last=True)
         .with_columns(pl.when(flagged).then(pl.lit("flagged")).otherwise(pl.lit("worth a look"))
                       .alias("why"))
     )
