@@ -361,3 +361,24 @@ def test_save_compares_the_ranks_of_the_keys_whose_split_differs(
     with pytest.raises(InputError, match=r"unknown split\(s\) \['holdout'\]"):
         save_assignments(con, now_rows.with_columns(pl.when(pl.col("key") == "k007").then(
             pl.lit("holdout")).otherwise("split").alias("split")), dataset="ds", run_id="r3")
+
+
+@pytest.mark.parametrize("key", ["k001", "new"])
+def test_a_null_split_is_refused_not_kept(key: str) -> None:
+    """A null split, for a stored key or a new one, is an unknown split: refused by name
+    with nothing written (a null must not pass as "kept its split")."""
+    from labelgate.errors import InputError
+    from labelgate.store.assignments import load_assignments, save_assignments
+
+    con = duckdb.connect()
+    first = pl.DataFrame({"key": ["k000", "k001"], "split": ["train", "test"],
+                          "first_run": ["r1", "r1"]})
+    save_assignments(con, first, dataset="ds", run_id="r1")
+    night = pl.concat([first.filter(pl.col("key") != key),
+                       pl.DataFrame({"key": [key], "split": [None], "first_run": ["r2"]},
+                                    schema=first.schema)])
+    with pytest.raises(InputError, match=r"unknown split\(s\) \[None\]"):
+        save_assignments(con, night, dataset="ds", run_id="r2")
+    got = load_assignments(con, dataset="ds").sort("key")
+    assert got.select("key", "split", "last_run").rows() == [
+        ("k000", "train", "r1"), ("k001", "test", "r1")]

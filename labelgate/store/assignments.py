@@ -125,8 +125,8 @@ def _incoming(assignments: pl.DataFrame) -> pl.DataFrame:
         pl.col("key").cast(pl.String), pl.col("split").cast(pl.String),
         pl.col("first_run").cast(pl.String),
     )
-    bad = (incoming.filter(~pl.col("split").is_in(list(SPLITS))).get_column("split")
-           .unique().to_list())
+    known = pl.col("split").is_in(list(SPLITS)).fill_null(False)  # a null split is unknown
+    bad = incoming.filter(~known).get_column("split").unique().to_list()
     if bad:
         raise InputError(f"save_assignments: unknown split(s) {bad}; expected {list(SPLITS)}")
     return incoming
