@@ -328,3 +328,25 @@ def test_the_epochs_count_the_classes(cap: int | None, monkeypatch: pytest.Monke
     out_of_fold(df, y, text_columns=["text"], n_classes=4, train_max_rows=cap, mapper=rec)
     assert calls == [(cap or 1000, 4)]
     assert {job.params["epochs"] for _, job, _ in rec.parts} == {3}
+
+
+def test_kept_coefficients_are_made_fortran_in_place() -> None:
+    """The sampled path's models get Fortran-order coefficients in the caller's own lists
+    (each original replaced, so it can be freed), with the same values; `score_rows` then
+    multiplies by them without another copy."""
+    from labelgate.stages.label_issues.models import FoldModel
+    from labelgate.stages.label_issues.sampled import _fortran_in_place
+
+    rng = np.random.default_rng(0)
+    coefs = [rng.normal(size=(15, 40)) for _ in range(3)]
+    models = [FoldModel(classes=np.arange(15), coef=c, intercept=np.zeros(15)) for c in coefs]
+    passes = [models[:2], models[2:]]
+    lists = [id(p) for p in passes]
+    _fortran_in_place(passes)
+    assert [id(p) for p in passes] == lists
+    got = [m.coef for p in passes for m in p]
+    assert all(c.flags.f_contiguous and not c.flags.c_contiguous for c in got)
+    assert all(np.array_equal(a, b) for a, b in zip(got, coefs, strict=True))
+    assert not any(np.shares_memory(a, b) for a, b in zip(got, coefs, strict=True))
+    again = [np.asfortranarray(c) for c in got]
+    assert all(np.shares_memory(a, b) for a, b in zip(again, got, strict=True))
