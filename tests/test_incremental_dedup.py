@@ -244,6 +244,50 @@ def test_the_graph_round_trips_through_the_store(tmp_path: Path) -> None:
     assert_same_as_full(frame([*OLD, ("r0", LONG, "x")]), graph)
 
 
+def test_the_kept_graph_holds_its_lsh_bands_and_a_night_uses_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit's marker lists the LSH bands of its settings; a night built on it takes
+    them (none computed: `lsh_bands` refused here) and gives a full run's clusters, its
+    own graph keeping them for the next night; a unit without them (or with a pair that
+    does not fit its signatures) has them computed."""
+    import json
+
+    from labelgate.stages import dedup as dd
+    from labelgate.stages import dedup_incremental as di
+    from labelgate.store import lake
+
+    kept = kept_of(frame(OLD))
+    expected = dd.lsh_bands(SETTINGS.threshold, SETTINGS.num_perm)
+    assert kept.bands == expected
+    key = kept_dedup.graph_key(SETTINGS)
+    kept_dedup.save_graph(tmp_path, "ds", key=key, run_id="20261201T000000-a", graph=kept)
+    marker = lake.cache_dir(tmp_path, "ds", kept_dedup.KIND,
+                            f"{key}-20261201T000000-a") / lake.CACHE_MARKER
+    assert json.loads(marker.read_text())["lsh"] == list(expected)
+    found = kept_dedup.latest_graph(tmp_path, "ds", key=key)
+    assert found is not None and found[0].bands == expected
+
+    def refused(*args: object) -> tuple[int, int]:
+        raise AssertionError("the night computed the LSH bands again")
+
+    night = frame([*OLD, ("r0", LONG, "x"), ("r7", "a new sentence about planes", "pos")])
+    with monkeypatch.context() as m:
+        m.setattr(di, "_bands", refused)
+        graph = assert_same_as_full(night, found[0])
+        res, _, _ = detect(night, SETTINGS, kept=found[0], max_new_share=1.0)
+    assert graph.bands == expected
+    assert (res.summary["bands"], res.summary["rows_per_band"]) == expected
+    for listed in (None, [0, 5], [expected[0], SETTINGS.num_perm + 1], "5,25"):
+        meta = json.loads(marker.read_text())
+        meta.pop("lsh", None)
+        if listed is not None:
+            meta["lsh"] = listed
+        marker.write_text(json.dumps(meta))
+        again = kept_dedup.latest_graph(tmp_path, "ds", key=key)
+        assert again is not None and again[0].bands is None, listed
+        assert assert_same_as_full(night, again[0]).bands == expected
+
+
 def test_a_unit_without_per_key_values_is_read(tmp_path: Path) -> None:
     """A unit written before the keys had values: read, and the night built on it tells
     no changed rows (its warehouse rows are stored whole)."""

@@ -505,6 +505,9 @@ class KeyGraph:
     edges: npt.NDArray[np.int64]  # (n_pairs, 2), a < b
     # per key: cluster_id (text; null: in no cluster), exact, similarity (None: not kept)
     values: pl.DataFrame | None = None
+    # the LSH (bands, rows per band) of its settings (`lsh_bands`), when near matching
+    # computed them: a night takes them from the kept graph (None: computed again)
+    bands: tuple[int, int] | None = None
 
 
 def find_duplicates_keeping(
@@ -531,8 +534,14 @@ def find_duplicates_keeping(
     graph = KeyGraph(rows=base.select("id", pl.col("k").cast(pl.Int64)),
                      keys=keys.get_column("key"), signatures=sigs,
                      edges=np.stack([pairs.a, pairs.b], axis=1).astype(np.int64),
-                     values=values)
+                     values=values, bands=_bands_of(pairs.stats))
     return result, graph
+
+
+def _bands_of(stats: dict[str, Any]) -> tuple[int, int] | None:
+    """The (bands, rows per band) a near pass's ``stats`` name (None: it computed none)."""
+    bands, per = int(stats.get("bands", 0)), int(stats.get("rows_per_band", 0))
+    return (bands, per) if bands > 0 and per > 0 else None
 
 
 def _assembled(rows: pl.DataFrame, comp: I64Array, signatures: U32Matrix | None,

@@ -198,7 +198,8 @@ def update_duplicates(
         result = replace(result, changed=_changed_rows(
             kept.values, values, final[:n_old], plan.new, row_k, ids))
     graph = KeyGraph(rows=pl.DataFrame({"id": ids, "k": row_k, "r": rank}), keys=keys,
-                     signatures=sigs, edges=edges, values=values)
+                     signatures=sigs, edges=edges, values=values,
+                     bands=dd._bands_of(stats))
     return result, graph
 
 
@@ -271,7 +272,8 @@ def _near_update(
                                mapper=mapper)[0] if m
                 else np.empty((0, s.num_perm), dtype=np.uint32))
     sigs = np.concatenate([kept.signatures, new_sigs])
-    bands, per = _bands(s.threshold, s.num_perm)
+    # the kept run's (its graph key holds the threshold and num_perm), else computed
+    bands, per = kept.bands or _bands(s.threshold, s.num_perm)
     if n_old + m <= 1 or not m:
         return sigs, kept.edges, {**zero, "bands": bands, "rows_per_band": per}
     has_text = np.concatenate([(kept.keys.str.len_bytes() > 0).to_numpy(),

@@ -16,7 +16,9 @@ last; a remote store syncs it like any cache unit):
 With near matching, the keys' MinHash signatures (a key's never changes) are kept apart,
 append-only: ``cache/<dataset>/dedup_sigs/<key>-<run_id>/sigs.parquet`` holds the
 signatures (key; sig: num_perm uint32 as 4 * num_perm bytes) of the keys that run added, and
-the graph unit's marker lists the signature units it reads (``sig_units``, oldest first).
+the graph unit's marker lists the signature units it reads (``sig_units``, oldest first)
+and the LSH bands and rows per band of its settings (``lsh``: a night does not compute them
+again; a unit without them has them computed).
 A night writes the signatures of its new keys only (not the 19 MB of every key's); a full
 pass, or a night whose chain would pass `MAX_SIG_UNITS` units, writes every key's. A unit
 written before this layout (``sig`` in ``keys.parquet``) is read as it is.
@@ -83,12 +85,27 @@ def latest_graph(store: Path, dataset: str, *, key: str) -> tuple[KeyGraph, str]
         edges = frames["edges"].select("a", "b").to_numpy().astype(np.int64)
         values = keys.select(_VALUES) if set(_VALUES) <= set(keys.columns) else None
         graph = KeyGraph(rows=frames["rows"], keys=keys.get_column("key"), signatures=sigs,
-                         edges=edges.reshape(-1, 2), values=values)
+                         edges=edges.reshape(-1, 2), values=values,
+                         bands=_bands(meta, sigs))
         return graph, str(meta.get("run_id", ""))
     return None
 
 
 Signatures = np.ndarray[Any, np.dtype[np.uint32]]
+
+
+def _bands(meta: dict[str, object], sigs: Signatures | None) -> tuple[int, int] | None:
+    """The LSH (bands, rows per band) the unit's marker lists (``lsh``), when it lists a
+    pair that fits its signatures (b * r <= num_perm); else None (the night computes
+    them: `labelgate.stages.dedup.lsh_bands`)."""
+    found = meta.get("lsh")
+    if sigs is None or not isinstance(found, list) or len(found) != 2:
+        return None
+    b, r = found
+    if not (isinstance(b, int) and isinstance(r, int) and b > 0 and r > 0
+            and b * r <= sigs.shape[1]):
+        return None
+    return b, r
 
 
 def _signatures(store: Path, dataset: str, keys: pl.DataFrame, meta: dict[str, object]
@@ -137,6 +154,8 @@ def save_graph(store: Path, dataset: str, *, key: str, run_id: str, graph: KeyGr
             [graph.keys.filter(fresh), _as_bytes(graph.signatures[fresh.to_numpy()])])},
             {"run_id": run_id, "keys": int(fresh.sum())})
         meta = {"sig_units": [*chain, name], "num_perm": int(graph.signatures.shape[1])}
+        if graph.bands is not None:
+            meta["lsh"] = list(graph.bands)
     if graph.values is not None:
         keys = keys.with_columns(graph.values.select(_VALUES))
     edges = pl.DataFrame({"a": graph.edges[:, 0], "b": graph.edges[:, 1]},
