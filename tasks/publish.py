@@ -13,7 +13,7 @@ from labelgate.gate import GateVerdict
 from labelgate.spec import Spec
 from labelgate.stages import split_step, steps
 from labelgate.stages.publish import PublishedVersion, current_version, publish_version
-from labelgate.store import RunStore
+from labelgate.store import RunStore, lake
 from labelgate.store.lake import Batch
 from tasks import faults
 from tasks.common import stage_task
@@ -92,6 +92,7 @@ def _publish_version(
         lineage=[b.batch for b in batches],
         before_switch=lambda _: faults.fault_point("publish", "switch"),
         card={"name": spec.name, "license": pub.license, "description": pub.description},
+        row_prints=lake.cache_dir(store.root, store.dataset, "publish", "row_prints"),
     )
 
 

@@ -48,6 +48,7 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,17 +62,21 @@ from labelgate.stages.publish_filter import FilterOp as FilterOp
 from labelgate.stages.publish_filter import FilterValue as FilterValue
 from labelgate.stages.publish_filter import filter_expr as filter_expr
 from labelgate.stages.publish_filter import parse_filter as parse_filter
-from labelgate.stages.publish_reuse import Previous, previous_version, sha256_file
+from labelgate.stages.publish_prints import RowPrints, kept_prints
+from labelgate.stages.publish_reuse import Previous, Syncs, previous_version, sha256_file
 from labelgate.stages.publish_reuse import fsync as _fsync
+from labelgate.stages.publish_versions import CURRENT as CURRENT
+from labelgate.stages.publish_versions import MANIFEST as MANIFEST
+from labelgate.stages.publish_versions import current_version as current_version
+from labelgate.stages.publish_versions import diff_versions as diff_versions
+from labelgate.stages.publish_versions import list_versions as list_versions
+from labelgate.stages.publish_versions import read_manifest as read_manifest
+from labelgate.stages.publish_versions import split_sort_key, versions
 
-MANIFEST = "manifest.json"
-CURRENT = "current"
 FORMATS = ("parquet", "jsonl", "alpaca", "chat")
 INSTRUCTION_FORMATS = ("alpaca", "chat")
 MANIFEST_FORMAT = "labelgate-published/1"
-_VERSION_DIR = re.compile(r"^v([0-9]+)$")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 
 
 @dataclass(frozen=True)
@@ -210,17 +215,6 @@ def _canonical_json(obj: Any) -> str:
                       allow_nan=False) + "\n"
 
 
-def _versions(root: Path) -> list[int]:
-    if not root.is_dir():
-        return []
-    found = (_VERSION_DIR.match(p.name) for p in root.iterdir() if p.is_dir())
-    return sorted(int(m.group(1)) for m in found if m)
-
-
-def _split_sort_key(name: str) -> tuple[int, str]:
-    return (_SPLIT_ORDER.get(name, 3), name)
-
-
 def publish_version(
     splits: Mapping[str, SplitRows],
     *,
@@ -239,6 +233,7 @@ def publish_version(
     before_switch: Callable[[Path], None] | None = None,
     card: Mapping[str, str | None] | None = None,
     extra_files: Sequence[tuple[str, pl.DataFrame]] = (),
+    row_prints: Path | None = None,
 ) -> PublishedVersion:
     """Write ``splits`` as version N+1 under ``root`` and point ``current`` at it.
 
@@ -260,6 +255,10 @@ def publish_version(
     When the data files would be the same as ``current``'s (same ``content_hash``),
     nothing is published: the temporary folder is removed and ``current``'s version is
     returned with ``unchanged=True``.
+
+    ``row_prints``: a folder (the store's cache) keeping the published rows' fingerprints
+    (`labelgate.stages.publish_prints`): a night proves its splits begin with
+    ``current``'s rows by them instead of reading ``current``'s rows back; None: read back.
     """
     root = Path(root)
     _check_request(splits, root=root, run_id=run_id, gate_passed=gate_passed, formats=formats)
@@ -270,32 +269,42 @@ def publish_version(
     previous = previous_version(root, current_version(root), key_column=key_column,
                                 formats=[f for f in FORMATS if f in formats],
                                 jsonl=asdict(style) if "jsonl" in formats else None)
+    prints = kept_prints(row_prints, previous.manifest.get("content_hash")
+                         if previous is not None else None)
     version, tmp = _version_folder(root)
-    final = root / f"v{version}"
+    final, syncs = root / f"v{version}", Syncs()
     try:
         split_info, known = _write_splits(tmp, ordered, key_column=key_column, style=style,
                                           label_column=label_column, formats=formats,
-                                          previous=previous)
+                                          previous=previous, prints=prints, syncs=syncs)
         manifest = _manifest(
-            _write_data(tmp, extra_files, known=known), split_info, version=version,
+            _write_data(tmp, extra_files, known=known, syncs=syncs), split_info,
+            version=version,
             run_id=run_id, spec_hash=spec_hash, key_column=key_column, label_column=label_column,
             formats=formats, style=style, gate=gate, metrics=metrics, lineage=lineage,
             extras=extras,
         )
         same = _same_as_current(root, manifest["content_hash"])
         if same is not None:
+            syncs.close()
             shutil.rmtree(tmp, ignore_errors=True)
+            if prints is not None:
+                prints.save(manifest["content_hash"])
             return same
         _write_manifest(tmp, manifest)
         if card is not None:
             _write_card(tmp, manifest, shapes, card)
         os.rename(tmp, final)
     except BaseException:
+        syncs.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    syncs.close()
     if before_switch is not None:
         before_switch(final)
     _point_current(root, final)
+    if prints is not None:
+        prints.save(manifest["content_hash"])
     return PublishedVersion(version=version, path=final, manifest=manifest)
 
 
@@ -338,7 +347,7 @@ def _ordered_splits(
         lazy (`_collected` sorts and checks it).
     """
     ordered: dict[str, SplitRows] = {}
-    for name in sorted(splits, key=_split_sort_key):
+    for name in sorted(splits, key=split_sort_key):
         df = splits[name]
         if not _SPLIT_NAME.match(name):
             raise InputError(f"publish: split name {name!r} is not [A-Za-z0-9_-]+")
@@ -374,27 +383,37 @@ def _empty(rows: SplitRows) -> pl.DataFrame:
 def _write_splits(
     folder: Path, ordered: Mapping[str, SplitRows], *, key_column: str,
     label_column: str | None, formats: Sequence[str], style: JsonlStyle, previous: Previous | None,
+    prints: RowPrints | None = None, syncs: Syncs | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Each split's data files (`_data_files`) into ``folder``, one split at a time (a lazy
     split collected and sorted then, let go before the next); returns `_split_info` and the
-    hashes of JSON Lines built on ``previous``'s (`Previous.build_on`: a whole write's bytes)."""
+    hashes of JSON Lines built on ``previous``'s (`Previous.build_on`: a whole write's bytes;
+    its rows compared by ``prints`` when they have ``previous``'s fingerprint of the split).
+    Each file is flushed by ``syncs`` once written."""
     info: dict[str, dict[str, Any]] = {}
     known: dict[str, dict[str, Any]] = {}
     for name, rows in ordered.items():
         df = _collected(name, rows, key_column) if isinstance(rows, pl.LazyFrame) else rows
         one = {name: df}
+        hashed = prints.hashes(name, df) if prints is not None else None
         def lines(frames: Mapping[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:
             return [f for f in _data_files(frames, formats=formats, style=style)
                     if not f[0].endswith(".parquet") and f[0] not in known]
         if "parquet" in formats:
-            _write_files(folder, [(f"{name}.parquet", df)])
+            _write_files(folder, [(f"{name}.parquet", df)], syncs=syncs)
             if previous is not None:
-                known.update(previous.build_on(folder, name, df, lines,
-                                               lambda d, p: _write_jsonl(d, p)))
+                proof = (partial(prints.prefix_rows, name, df, hashed)
+                         if prints is not None and prints.compares(name, hashed) else None)
+                built = previous.build_on(folder, name, df, lines,
+                                          lambda d, p: _write_jsonl(d, p), prefix=proof)
+                for file_name in built:
+                    if syncs is not None:
+                        syncs.start(folder / file_name)
+                known.update(built)
         if lines({name: df.clear()}):  # a JSON Lines file not built on previous's
-            _write_files(folder, lines(one))
+            _write_files(folder, lines(one), syncs=syncs)
         info.update(_split_info(one, label_column=label_column))
-        del df, one
+        del df, one, hashed
     return info, known
 
 
@@ -443,26 +462,31 @@ def _version_folder(root: Path) -> tuple[int, Path]:
         shutil.rmtree(stale, ignore_errors=True)
     for stale in root.glob(".current-*"):
         stale.unlink(missing_ok=True)
-    version = (max(_versions(root), default=0)) + 1
+    version = (max(versions(root), default=0)) + 1
     tmp = root / f".tmp-v{version}-{secrets.token_hex(4)}"
     tmp.mkdir()
     return version, tmp
 
 
-def _write_files(folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]]) -> None:
-    """Write ``data_files`` (`_data_files`) into ``folder``."""
+def _write_files(folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]], *,
+                 syncs: Syncs | None = None) -> None:
+    """Write ``data_files`` (`_data_files`) into ``folder`` (each flushed by ``syncs``
+    once written)."""
     for file_name, frame in data_files:
         if file_name.endswith(".parquet"):
             _write_parquet(frame, folder / file_name)
         else:
             _write_jsonl(frame, folder / file_name)
+        if syncs is not None:
+            syncs.start(folder / file_name)
 
 
 def _write_data(
     folder: Path, data_files: Sequence[tuple[str, pl.DataFrame]], *,
-    known: Mapping[str, dict[str, Any]] | None = None,
+    known: Mapping[str, dict[str, Any]] | None = None, syncs: Syncs | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Write ``data_files`` (`_data_files`) into ``folder`` and fsync every file there.
+    """Write ``data_files`` (`_data_files`) into ``folder`` and fsync every file there
+    (those ``syncs`` flushed: waited for).
 
     Returns
     -------
@@ -470,10 +494,12 @@ def _write_data(
         File name -> ``{"sha256", "bytes"}``, by name (every file in ``folder``; ``known``'s
         as given).
     """
-    _write_files(folder, data_files)
+    _write_files(folder, data_files, syncs=syncs)
+    flushed = syncs.done() if syncs is not None else set()
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.iterdir()):
-        _fsync(path)
+        if path not in flushed:
+            _fsync(path)
         files[path.name] = dict((known or {}).get(path.name) or {
             "sha256": sha256_file(path), "bytes": path.stat().st_size})
     return files
@@ -584,116 +610,3 @@ def _same_as_current(root: Path, content_hash: str) -> PublishedVersion | None:
         return None
     return PublishedVersion(version=now, path=root / f"v{now}", manifest=manifest,
                             unchanged=True)
-
-
-def current_version(root: Path | str) -> int | None:
-    """The version ``current`` points to, or None."""
-    link = Path(root) / CURRENT
-    if not link.is_symlink():
-        return None
-    m = _VERSION_DIR.match(Path(os.readlink(link)).name)
-    return int(m.group(1)) if m else None
-
-
-def read_manifest(root: Path | str, version: int | str) -> dict[str, Any]:
-    """The manifest of ``version`` (an int, ``"v3"``, ``"3"`` or ``"current"``)."""
-    n = _resolve(Path(root), version)
-    path = Path(root) / f"v{n}" / MANIFEST
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-def _resolve(root: Path, version: int | str) -> int:
-    if isinstance(version, int):
-        n: int | None = version
-    elif version == CURRENT:
-        n = current_version(root)
-        if n is None:
-            raise InputError(f"{root}: no current version (nothing published yet)")
-    else:
-        m = re.fullmatch(r"v?([0-9]+)", version)
-        n = int(m.group(1)) if m else None
-    if n is None or n not in _versions(root):
-        raise InputError(f"{root}: no version {version!r}; published versions: "
-                         f"{['v' + str(v) for v in _versions(root)]}")
-    return n
-
-
-def list_versions(root: Path | str) -> pl.DataFrame:
-    """One row per version: version, run_id, spec_hash, rows, rows_<split>..., gate_passed,
-    is_current, content_hash; ordered by version."""
-    root = Path(root)
-    current = current_version(root)
-    rows: list[dict[str, Any]] = []
-    split_names: set[str] = set()
-    for n in _versions(root):
-        path = root / f"v{n}" / MANIFEST
-        if not path.exists():
-            continue
-        m = json.loads(path.read_text(encoding="utf-8"))
-        split_names |= set(m["splits"])
-        rows.append({
-            "version": n, "run_id": m["run_id"], "spec_hash": m["spec_hash"],
-            "rows": m["rows"], **{f"rows_{s}": v["rows"] for s, v in m["splits"].items()},
-            "gate_passed": bool(m["gate"]["passed"]), "is_current": n == current,
-            "content_hash": m["content_hash"],
-        })
-    split_cols = [f"rows_{s}" for s in sorted(split_names, key=_split_sort_key)]
-    schema: dict[str, Any] = {
-        "version": pl.Int64, "run_id": pl.String, "spec_hash": pl.String, "rows": pl.Int64,
-        **dict.fromkeys(split_cols, pl.Int64),
-        "gate_passed": pl.Boolean, "is_current": pl.Boolean, "content_hash": pl.String,
-    }
-    return pl.DataFrame(rows, schema=schema)
-
-
-def diff_versions(
-    root: Path | str,
-    a: int | str,
-    b: int | str,
-    *,
-    key_column: str,
-    label_column: str | None,
-) -> pl.DataFrame:
-    """Per split of ``a`` or ``b``: rows_a, rows_b, added, removed, relabeled (read from the
-    Parquet files; a key that changed split is removed from one and added to the other)."""
-    root = Path(root)
-    va, vb = _resolve(root, a), _resolve(root, b)
-
-    def load(v: int) -> dict[str, pl.DataFrame]:
-        folder = root / f"v{v}"
-        manifest = read_manifest(root, v)
-        if "parquet" not in manifest["formats"]:
-            raise InputError(f"{folder}: no Parquet files (formats {manifest['formats']}); "
-                             "diff reads Parquet")
-        out = {}
-        for name in manifest["splits"]:
-            df = pl.read_parquet(folder / f"{name}.parquet")
-            missing = [c for c in (key_column, label_column)
-                       if c is not None and c not in df.columns]
-            if missing:
-                raise InputError(f"{folder / (name + '.parquet')}: no column(s) {missing}; "
-                                 f"it has {df.columns}")
-            label = (pl.col(label_column).cast(pl.String) if label_column is not None
-                     else pl.lit(None, dtype=pl.String))
-            out[name] = df.select(pl.col(key_column).alias("k"), label.alias("y"))
-        return out
-
-    left, right = load(va), load(vb)
-    empty = pl.DataFrame(schema={"k": pl.String, "y": pl.String})
-    rows = []
-    for name in sorted(set(left) | set(right), key=_split_sort_key):
-        x, y = left.get(name, empty), right.get(name, empty)
-        if x.schema["k"] != y.schema["k"]:
-            x = x.with_columns(pl.col("k").cast(pl.String))
-            y = y.with_columns(pl.col("k").cast(pl.String))
-        both = x.join(y, on="k", how="inner", suffix="_b")
-        rows.append({
-            "split": name, "rows_a": x.height, "rows_b": y.height,
-            "added": y.join(x, on="k", how="anti").height,
-            "removed": x.join(y, on="k", how="anti").height,
-            "relabeled": both.filter(pl.col("y").ne_missing(pl.col("y_b"))).height,
-        })
-    return pl.DataFrame(rows, schema={"split": pl.String, "rows_a": pl.Int64,
-                                      "rows_b": pl.Int64, "added": pl.Int64,
-                                      "removed": pl.Int64, "relabeled": pl.Int64})

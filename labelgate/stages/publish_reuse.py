@@ -4,7 +4,9 @@ rows re-encodes only its new rows).
 A split's JSON Lines file is one line per row, in key order, each line made from its row
 alone: when the new split's rows begin with every row of ``current``'s split, unchanged and
 in the same order, its file is ``current``'s file followed by the lines of the later rows.
-`Previous.prefix_rows` proves the rows are those: ``current``'s Parquet file of the split
+The rows' fingerprints kept with ``current`` prove the rows are those
+(`labelgate.stages.publish_prints`); without them, `Previous.prefix_rows` does:
+``current``'s Parquet file of the split
 (its sha256 checked against ``current``'s manifest) read back and compared, value by value,
 with the new split's first rows, and written by the same Parquet writer as the new split's
 (the ``created_by`` of both files, so the JSON writer is the same too). `copy_and_append`
@@ -21,13 +23,14 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-__all__ = ["Previous", "copy_and_append", "fsync", "previous_version", "sha256_file"]
+__all__ = ["Previous", "Syncs", "copy_and_append", "fsync", "previous_version", "sha256_file"]
 
 Writer = Callable[[pl.DataFrame, Path], None]  # JSON Lines of a frame into a file
 
@@ -67,15 +70,19 @@ class Previous:
 
     def build_on(self, folder: Path, name: str, df: pl.DataFrame,
                  lines: Callable[[Mapping[str, pl.DataFrame]], list[tuple[str, pl.DataFrame]]],
-                 write: Writer) -> dict[str, dict[str, Any]]:
+                 write: Writer, *, prefix: Callable[[], int | None] | None = None,
+                 ) -> dict[str, dict[str, Any]]:
         """Split ``name``'s JSON Lines files in ``folder`` built on this version's, when
         the split's rows ``df`` (sorted, just written to ``folder``'s Parquet file) begin
         with this version's (`prefix_rows`): each file (`lines` of the later rows: file
         name, records) as this version's file, then the later rows' records
         (`copy_and_append`). Returns ``{"sha256", "bytes"}`` of those written (not: the
         rows are not this version's, or its file is not the one its manifest names);
-        ``write(records, path)`` writes JSON Lines."""
-        m = self.prefix_rows(name, df, folder / f"{name}.parquet")
+        ``write(records, path)`` writes JSON Lines. ``prefix()``: how many first rows
+        are this version's when the caller proved it otherwise (the rows' fingerprints,
+        `labelgate.stages.publish_prints`): they are then not read back."""
+        m = prefix() if prefix is not None else self.prefix_rows(name, df,
+                                                                 folder / f"{name}.parquet")
         if m is None:
             return {}
         known: dict[str, dict[str, Any]] = {}
@@ -134,6 +141,29 @@ def copy_and_append(source: Path, target: Path, *, expected: Mapping[str, Any],
     side.unlink()
     digest.update(more)
     return {"sha256": digest.hexdigest(), "bytes": size + len(more)}
+
+
+class Syncs:
+    """Files flushed to the disk by a worker thread as soon as each is written, so the disk
+    writes one file while the next is encoded (`fsync` waits in the kernel, without the
+    GIL); `done` waits for them all and raises a flush's error. One publish's; `close`."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publish-fsync")
+        self._started: dict[Path, Future[None]] = {}
+
+    def start(self, path: Path) -> None:
+        """Flush ``path`` (complete: not written to any more) on the worker thread."""
+        self._started[path] = self._pool.submit(fsync, path)
+
+    def done(self) -> set[Path]:
+        """The files started, once every one is on the disk."""
+        for flushed in self._started.values():
+            flushed.result()
+        return set(self._started)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fsync(path: Path) -> None:
