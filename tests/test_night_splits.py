@@ -98,6 +98,34 @@ def test_units_of_one_link_column_are_its_components(shuffled: bool) -> None:
     assert one.to_list() == smallest.to_list()  # a unit is named by its smallest key
 
 
+@pytest.mark.parametrize(("links", "imported"), [
+    ({}, False),
+    ({"group_column": "cluster"}, False),
+    ({"unit_column": "cluster"}, False),
+    ({"group_column": "cluster", "unit_column": "again"}, True),
+])
+def test_units_import_scipys_graph_module_for_two_link_columns_only(
+        links: dict[str, str], imported: bool) -> None:
+    """No link column or one needs no graph: a run's splits without dedup (or with dedup
+    and no group) do not import scipy's graph module (`_unit_codes`)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, polars as pl\n"
+        "from labelgate.stages.splits import assign_splits\n"
+        "rows = pl.DataFrame({'id': ['a', 'b', 'c', 'd'], 'y': ['p', 'q', 'p', 'q'],\n"
+        "                     'cluster': ['x', 'x', None, 'z']})\n"
+        "rows = rows.with_columns(pl.col('cluster').alias('again'))\n"
+        f"r = assign_splits(rows, key_column='id', label_column='y', run_id='r', **{links!r})\n"
+        "assert r.assignments.height == 4\n"
+        "print('scipy.sparse.csgraph' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == str(imported)
+
+
 @pytest.mark.parametrize("keys", [
     ["a", "b", "c", "d"],          # sorted, unique: by position
     ["c", "a", "d", "b"],          # unique, not sorted: by position

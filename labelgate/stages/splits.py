@@ -165,10 +165,8 @@ def _key_order(work: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
 def _unit_codes(work: pl.DataFrame, link_columns: list[str], place: pl.Series) -> pl.Series:
     """Per row, its unit's code: the smallest key order ``place`` among the rows of its
     connected component over shared link values (the unit is named by the key there:
-    codes order the units as their names do; integers, not keys, grouped and joined)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    codes order the units as their names do; integers, not keys, grouped and joined).
+    scipy's graph module is imported for two link columns or more only."""
     n = work.height
     if not link_columns:
         return place.alias("_uc")
@@ -178,6 +176,9 @@ def _unit_codes(work: pl.DataFrame, link_columns: list[str], place: pl.Series) -
             pl.when(link.is_null()).then(pl.col("_p"))
             .otherwise(pl.col("_p").min().over(link)).alias("_uc")
         ).get_column("_uc")
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     src: list[np.ndarray[Any, Any]] = []
     dst: list[np.ndarray[Any, Any]] = []
     for col in link_columns:
