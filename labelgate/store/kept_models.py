@@ -13,10 +13,16 @@ last; a remote store syncs it like any cache unit):
   that unit's ``rows_before``, and so on) followed by its own. Every `MAX_PARTS` nights the
   rows are written whole again; a unit whose chain is broken is not used;
 * a run that trained also writes its models: ``vocabulary.parquet`` (block, column, idf),
-  ``coef.parquet`` (one column per pass, fold and class row, d rows) and, with sentence
-  embeddings, ``embed.parquet``; the intercepts and class codes go to the marker's metadata,
-  with the cut-offs its flags were cut at (``flagging``: `labelgate.stages.label_issues.cutoffs`).
-  A run that built on kept models names that run in ``models_from`` instead.
+  ``coef.npy`` (float32, one dimension: each pass's fold models in turn, a model's (c, d)
+  coefficients stored transposed, d rows of c) and, with sentence embeddings, ``embed.npy``
+  (the same for the embedding models); the marker's metadata holds d (``features``,
+  ``embed_features``), the intercepts and class codes, and the cut-offs its flags were cut at
+  (``flagging``: `labelgate.stages.label_issues.cutoffs`). A night reads the coefficients in
+  one piece and makes them float64 in one pass, each model a view of its contiguous block,
+  already in the order the scoring's product reads it (`_models_from_arrays`). Units written
+  before (``coef.parquet`` and ``embed.parquet``: one float32 column per pass, fold and
+  class row) are still read, the same values (`_models_from_frames`). A run that built on
+  kept models names that run in ``models_from`` instead.
 
 ``key`` is a hash of the settings the models depend on (`models_key`), so a change of any
 of them finds nothing kept and trains again. Only the newest unit of a key (with the units
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from labelgate.stages.label_issues.incremental import KeptRows
@@ -43,6 +50,7 @@ __all__ = ["KIND", "MAX_PARTS", "latest_rows", "load_models", "save_state"]
 
 KIND = "label_models"
 _FORMAT = 1
+_COEF_FILE = "npy"  # the metadata's ``coef_file`` of a unit whose models are coef.npy
 MAX_PARTS = 30  # a key's kept rows are read from at most this many units
 
 
@@ -101,25 +109,28 @@ def _read_rows(store: Path, dataset: str, key: str, unit: Path
 
 
 def load_models(store: Path, dataset: str, *, key: str, run_id: str) -> KeptModels | None:
-    """The fold models run ``run_id`` kept under ``key``, or None when they are gone."""
-    names = ["vocabulary", "coef"]
+    """The fold models run ``run_id`` kept under ``key``, or None when they are gone (or
+    unreadable: the run trains again)."""
     unit = _unit(store, dataset, key, run_id)
-    cached = lake.read_cached(unit, names)
+    cached = lake.read_cached(unit, ["vocabulary"])
     if cached is None:
         return None
     frames, meta = cached
-    embed = None
-    if meta.get("embeddings"):
-        more = lake.read_cached(unit, ["embed"])
-        if more is None:
+    vocab = frames["vocabulary"]
+    embeddings = bool(meta.get("embeddings"))
+    if meta.get("coef_file") == _COEF_FILE:
+        arrays = lake.read_cached_arrays(unit, ["coef", "embed"] if embeddings else ["coef"])
+        if arrays is None:
             return None
-        embed = more[0]["embed"]
-    return _models_from_frames(frames["vocabulary"], frames["coef"], embed, meta)
+        return _models_from_arrays(vocab, arrays["coef"], arrays.get("embed"), meta)
+    # a unit written before coef.npy: the coefficients as Parquet columns
+    old = lake.read_cached(unit, ["coef", "embed"] if embeddings else ["coef"])
+    if old is None:
+        return None
+    return _models_from_frames(vocab, old[0]["coef"], old[0].get("embed"), meta)
 
 
-def _models_from_frames(vocab: pl.DataFrame, coef: pl.DataFrame, embed: pl.DataFrame | None,
-                        meta: dict[str, Any]) -> KeptModels:
-    """`KeptModels` back from its frames and metadata (`_model_frames`)."""
+def _vocabulary(vocab: pl.DataFrame, meta: dict[str, Any]) -> TextVocabulary:
     def block(name: str) -> tuple[Any, Any]:
         part = vocab.filter(pl.col("block") == name)
         return (part.get_column("column").to_numpy().astype(np.int64),
@@ -127,29 +138,89 @@ def _models_from_frames(vocab: pl.DataFrame, coef: pl.DataFrame, embed: pl.DataF
 
     word_columns, word_idf = block("word")
     char_columns, char_idf = block("char") if meta["char_ngrams"] else (None, None)
-    vocabulary = TextVocabulary(int(meta["seed"]), word_columns, word_idf, char_columns,
-                                char_idf)
+    return TextVocabulary(int(meta["seed"]), word_columns, word_idf, char_columns, char_idf)
+
+
+def _models_from_arrays(vocab: pl.DataFrame, coef: npt.NDArray[np.float32],
+                        embed: npt.NDArray[np.float32] | None,
+                        meta: dict[str, Any]) -> KeptModels | None:
+    """`KeptModels` back from its arrays and metadata (`_model_arrays`); None when an array
+    does not hold what the metadata says (a damaged unit: the run trains again).
+
+    ``coef`` is made float64 in one pass, and each model's ``coef`` (c, d) is its contiguous
+    (d, c) block of that copy, transposed (a view in Fortran order): the product
+    ``x @ coef.T`` reads it as it is (no copy per scoring call). The values are the
+    float32 values written, as `_models_from_frames` gives them. The embedding models'
+    coefficients stay in C order (a dense product: the layout can change BLAS's summation
+    order)."""
+    d = int(meta["features"])
+    d_embed = int(meta["embed_features"]) if embed is not None else 0
+    sizes = [int(info["rows"]) for folds in meta["models"] for info in folds]
+    if (coef.ndim != 1 or coef.size != d * sum(sizes)
+            or (embed is not None and (embed.ndim != 1 or embed.size != d_embed * sum(sizes)))):
+        return None
+    coef64 = coef.astype(np.float64)
+    at = 0
     passes: list[list[FoldModel]] = []
-    for p, folds in enumerate(meta["models"]):
+    for folds in meta["models"]:
         models = []
-        for f, info in enumerate(folds):
-            rows = [f"p{p}f{f}r{r}" for r in range(int(info["rows"]))]
+        for info in folds:
+            c = int(info["rows"])
             models.append(FoldModel(
                 np.asarray(info["classes"], dtype=np.int64),
-                coef.select(rows).to_numpy().T.astype(np.float64),
+                coef64[at * d:(at + c) * d].reshape(d, c).T,
                 np.asarray(info["intercept"], dtype=np.float64),
-                embed.select(rows).to_numpy().T.astype(np.float64) if embed is not None
-                else None,
+                # C order, as fitted: scikit-learn's dense product reads it (BLAS)
+                np.ascontiguousarray(embed[at * d_embed:(at + c) * d_embed]
+                                     .reshape(d_embed, c).T, dtype=np.float64)
+                if embed is not None else None,
                 np.asarray(info["embed_intercept"], dtype=np.float64) if embed is not None
                 else None,
             ))
+            at += c
         passes.append(models)
-    return KeptModels(vocabulary, passes, int(meta["n_classes"]), bool(meta["average"]),
-                      flagging=meta.get("flagging"))
+    return KeptModels(_vocabulary(vocab, meta), passes, int(meta["n_classes"]),
+                      bool(meta["average"]), flagging=meta.get("flagging"))
 
 
-def _model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
-    """The frames and metadata `_models_from_frames` reads back."""
+def _models_from_frames(vocab: pl.DataFrame, coef: pl.DataFrame, embed: pl.DataFrame | None,
+                        meta: dict[str, Any]) -> KeptModels:
+    """`KeptModels` back from the frames of a unit written before ``coef.npy``: one float32
+    column per pass, fold and class row (``p{p}f{f}r{r}``, d rows). The columns are made one
+    float64 (d, columns) array in one pass, and each model's ``coef`` (c, d) is its columns
+    transposed (a view, in C order as this format always gave them; in place of a select and
+    a cast per model): the same values."""
+    names = [[[f"p{p}f{f}r{r}" for r in range(int(info["rows"]))]
+              for f, info in enumerate(folds)] for p, folds in enumerate(meta["models"])]
+    order = [name for folds in names for rows in folds for name in rows]
+    # Fortran order: each column contiguous, so a model's columns transposed are C order
+    coef_all = coef.select(order).to_numpy(order="fortran").astype(np.float64)
+    embed_all = (embed.select(order).to_numpy(order="fortran").astype(np.float64)
+                 if embed is not None else None)
+    at = 0
+    passes: list[list[FoldModel]] = []
+    for folds, infos in zip(names, meta["models"], strict=True):
+        models = []
+        for rows, info in zip(folds, infos, strict=True):
+            c = len(rows)
+            models.append(FoldModel(
+                np.asarray(info["classes"], dtype=np.int64),
+                coef_all[:, at:at + c].T,
+                np.asarray(info["intercept"], dtype=np.float64),
+                embed_all[:, at:at + c].T if embed_all is not None else None,
+                np.asarray(info["embed_intercept"], dtype=np.float64) if embed_all is not None
+                else None,
+            ))
+            at += c
+        passes.append(models)
+    return KeptModels(_vocabulary(vocab, meta), passes, int(meta["n_classes"]),
+                      bool(meta["average"]), flagging=meta.get("flagging"))
+
+
+def _model_arrays(kept: KeptModels) -> tuple[dict[str, pl.DataFrame],
+                                            dict[str, npt.NDArray[np.float32]], dict[str, Any]]:
+    """The frames, arrays and metadata `_models_from_arrays` reads back: each model's
+    coefficients (c, d) transposed, as float32, one model after the other."""
     v = kept.vocabulary
     blocks = [("word", v.word_columns, v.word_idf)]
     if v.char_columns is not None and v.char_idf is not None:
@@ -159,29 +230,30 @@ def _model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, 
                      schema={"block": pl.String, "column": pl.Int64, "idf": pl.Float64})
         for name, cols, idf in blocks
     ])
-    coef: dict[str, Any] = {}
-    embed: dict[str, Any] = {}
-    info: list[list[dict[str, Any]]] = []
-    for p, models in enumerate(kept.passes):
-        info.append([])
-        for f, m in enumerate(models):
-            for r in range(m.coef.shape[0]):
-                coef[f"p{p}f{f}r{r}"] = m.coef[r].astype(np.float32)
-                if m.embed_coef is not None:
-                    embed[f"p{p}f{f}r{r}"] = m.embed_coef[r].astype(np.float32)
-            info[p].append({
-                "rows": int(m.coef.shape[0]), "classes": m.classes.tolist(),
-                "intercept": m.intercept.tolist(),
-                "embed_intercept": m.embed_intercept.tolist()
-                if m.embed_intercept is not None else None,
-            })
-    frames = {"vocabulary": vocab, "coef": pl.DataFrame(coef)}
-    if embed:
-        frames["embed"] = pl.DataFrame(embed)
+    models = [m for ms in kept.passes for m in ms]
+    info = [[{
+        "rows": int(m.coef.shape[0]), "classes": m.classes.tolist(),
+        "intercept": m.intercept.tolist(),
+        "embed_intercept": m.embed_intercept.tolist()
+        if m.embed_intercept is not None else None,
+    } for m in ms] for ms in kept.passes]
+    arrays = {"coef": _blocks([m.coef for m in models])}
+    embeds = [m.embed_coef for m in models if m.embed_coef is not None]
+    if embeds:
+        arrays["embed"] = _blocks(embeds)
     meta = {"seed": v.seed, "char_ngrams": v.char_columns is not None, "models": info,
-            "n_classes": kept.n_classes, "average": kept.average, "embeddings": bool(embed),
-            "flagging": kept.flagging}
-    return frames, meta
+            "n_classes": kept.n_classes, "average": kept.average, "embeddings": bool(embeds),
+            "flagging": kept.flagging, "coef_file": _COEF_FILE,
+            "features": int(models[0].coef.shape[1]) if models else 0,
+            "embed_features": int(embeds[0].shape[1]) if embeds else None}
+    return {"vocabulary": vocab}, arrays, meta
+
+
+def _blocks(coefs: list[npt.NDArray[np.float64]]) -> npt.NDArray[np.float32]:
+    """Each (c, d) array transposed, as float32, one after the other in one dimension."""
+    if not coefs:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([np.ascontiguousarray(c.T, dtype=np.float32).ravel() for c in coefs])
 
 
 def save_state(
@@ -213,11 +285,12 @@ def save_state(
         parts = (*kept.parts, run_id)
         rows = rows.slice(kept.rows.height)
     frames: dict[str, pl.DataFrame] = {"rows": rows}
+    arrays: dict[str, npt.NDArray[np.float32]] = {}
     if models is not None:
-        model_frames, model_meta = _model_frames(models)
+        model_frames, arrays, model_meta = _model_arrays(models)
         frames.update(model_frames)
         meta.update(model_meta)
-    lake.write_cached(_unit(store, dataset, key, run_id), frames, meta)
+    lake.write_cached(_unit(store, dataset, key, run_id), frames, meta, arrays=arrays)
     keep = {_unit(store, dataset, key, run) for run in (*parts, models_from)}
     for unit in _units(store, dataset, key):
         if unit not in keep:

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from labelgate.errors import InputError
@@ -282,9 +284,11 @@ def write_batch(batch: Batch, frames: Mapping[str, pl.DataFrame]) -> None:
 def _write_unit(
     target: Path, frames: Mapping[str, pl.DataFrame], *, marker: str,
     meta: Mapping[str, object], tag: str,
+    arrays: Mapping[str, npt.NDArray[Any]] | None = None,
 ) -> None:
-    """The store's one way to write an immutable folder: frames and marker into a temp
-    folder beside `target`, then one rename (a half-written folder is never complete)."""
+    """The store's one way to write an immutable folder: frames (and ``arrays``, as
+    ``<name>.npy``) and marker into a temp folder beside `target`, then one rename (a
+    half-written folder is never complete)."""
     root = target.parent
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{tag}-", dir=root))
@@ -296,6 +300,8 @@ def _write_unit(
                 tmp / f"{name}.parquet", compression="zstd", compression_level=1,
                 statistics=True,
             )
+        for name, array in (arrays or {}).items():
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
         (tmp / marker).write_text(json.dumps(dict(meta), indent=2))
         if target.exists():
             shutil.rmtree(target)
@@ -344,10 +350,25 @@ def read_cached(
     return frames, meta
 
 
+def read_cached_arrays(target: Path, names: list[str]) -> dict[str, npt.NDArray[Any]] | None:
+    """The arrays `names` (``<name>.npy``, written by `write_cached`'s ``arrays``) of a
+    complete cache unit, or None when not (completely) cached or unreadable."""
+    if not (target / CACHE_MARKER).is_file():
+        return None
+    try:
+        return {n: np.load(target / f"{n}.npy", allow_pickle=False) for n in names}
+    except (OSError, ValueError, EOFError):
+        return None  # damaged (a truncated file, a bad disk): recomputed and rewritten
+
+
 def write_cached(
-    target: Path, frames: Mapping[str, pl.DataFrame], meta: Mapping[str, object]
+    target: Path, frames: Mapping[str, pl.DataFrame], meta: Mapping[str, object],
+    arrays: Mapping[str, npt.NDArray[Any]] | None = None,
 ) -> None:
-    _write_unit(target, frames, marker=CACHE_MARKER, meta=meta, tag=target.name)
+    """A cache unit: ``frames`` as ``<name>.parquet``, ``arrays`` (NumPy, no objects) as
+    ``<name>.npy`` (`read_cached_arrays`), the marker with ``meta`` last."""
+    _write_unit(target, frames, marker=CACHE_MARKER, meta=meta, tag=target.name,
+                arrays=arrays)
 
 
 def load_batches(batches: list[Batch]) -> tuple[pl.DataFrame, pl.DataFrame]:
