@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import gc
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import duckdb
@@ -66,12 +69,38 @@ def _progress(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
-            with progress.reporting(StageProgress(name), stage=name):
+            with _earlier_objects_frozen(), progress.reporting(StageProgress(name), stage=name):
                 return fn(*args, **kwargs)
 
         return run
 
     return wrap
+
+
+_frozen_lock = threading.Lock()
+_frozen_depth = 0
+
+
+@contextmanager
+def _earlier_objects_frozen() -> Iterator[None]:
+    """Within a stage, the objects made before it (the modules, Prefect's and the flow's) are
+    left out of the garbage collector's passes (`gc.freeze`), and put back when the last
+    running stage ends (`gc.unfreeze`): a full collection set off inside a stage goes through
+    what the stage made, not the whole process (docs/benchmarks/throughput.md). A reference
+    cycle an earlier stage left behind is collected once no stage runs (its memory is
+    typically freed by reference counting, not by the collector)."""
+    global _frozen_depth
+    with _frozen_lock:
+        if _frozen_depth == 0:
+            gc.freeze()
+        _frozen_depth += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen_depth -= 1
+            if _frozen_depth == 0:
+                gc.unfreeze()
 
 
 def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:

@@ -3,9 +3,7 @@ run record closed."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +55,8 @@ def report(
                                           "runs": list(abandoned or [])}
     issues = results.get("label_issues")
     label_table = issues.result.table if isinstance(issues, steps.LabelIssuesOutcome) else None
-    with _flow_objects_frozen():
-        out = write_report(content, run=store.run, history=store.report_history(),
-                           label_issues=label_table)
+    out = write_report(content, run=store.run, history=store.report_history(),
+                       label_issues=label_table)
     _artifacts(content, store, verdict, results, out)
     store.finish(
         status="passed" if verdict.passed else "failed", message=verdict.summary(),
@@ -73,20 +70,6 @@ def report(
     except (OSError, duckdb.Error) as err:
         logger.warning("reports index not rewritten: %s", err)
     return content
-
-
-@contextmanager
-def _flow_objects_frozen() -> Iterator[None]:
-    """Within: the objects the flow made before are left out of the garbage collector's
-    passes (`gc.freeze`; back in once the block ends, `gc.unfreeze`). Drawing the plots
-    (and importing matplotlib) makes enough objects to set off a full collection, which in
-    a night's flow process went through ~450,000 objects, ~0.4 s
-    (`docs/stages/report.md`); within, it goes through the report's own."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _content(
