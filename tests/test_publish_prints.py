@@ -212,3 +212,32 @@ def test_every_data_file_is_flushed_before_the_manifest_and_a_flush_error_publis
     with pytest.raises(OSError, match="No space"):
         _publish(_night(first), tmp_path / "root", prints=tmp_path / "prints", run_id="r2")
     assert sorted(p.name for p in (tmp_path / "root").iterdir()) == ["current", "v1"]
+
+
+def _scored(ids: range, score: float) -> pl.DataFrame:
+    return pl.DataFrame({"id": [f"k{i:04d}" for i in ids], "label": ["a"] * len(ids),
+                         "score": [score] * len(ids)})
+
+
+@pytest.mark.parametrize("use_prints", [True, False])
+@pytest.mark.parametrize(("kept", "now"), [(0.0, -0.0), (-0.0, 0.0), (-0.0, -0.0)])
+def test_a_negative_zero_is_not_taken_for_zero(tmp_path: Path, use_prints: bool, kept: float,
+                                              now: float) -> None:
+    # polars' hash_rows and equals take -0.0 for 0.0, whose JSON differs ("-0.0")
+    prints = tmp_path / "prints" if use_prints else None
+    _publish({"train": _scored(range(10), kept)}, tmp_path / "night", prints=prints,
+             run_id="r1")
+    night = {"train": pl.concat([_scored(range(10), now), _scored(range(10, 12), 1.0)])}
+    built = _publish(night, tmp_path / "night", prints=prints, run_id="r2")
+    whole = _publish(night, tmp_path / "whole", prints=None, run_id="r2")
+    assert _files(built) == _files(whole)
+    lines = (built.path / "train.jsonl").read_text().splitlines()
+    assert all(('"score":-0.0' in line) == (now == 0.0 and str(now) == "-0.0")
+               for line in lines[:10])
+
+
+def test_negative_zeros_are_found_in_float_columns_and_assumed_inside_lists() -> None:
+    assert publish_prints.negative_zeros(pl.DataFrame({"x": [1.0, -0.0, None]}))
+    assert not publish_prints.negative_zeros(pl.DataFrame({"x": [1.0, 0.0, None], "s": ["a"] * 3}))
+    assert not publish_prints.negative_zeros(pl.DataFrame({"s": ["-0.0"]}))
+    assert publish_prints.negative_zeros(pl.DataFrame({"v": [[0.5, 1.0]]}))  # not looked into
