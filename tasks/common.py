@@ -79,6 +79,7 @@ def _progress(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 _frozen_lock = threading.Lock()
 _frozen_depth = 0
+_frozen_before = False  # whether the first running stage found objects frozen already
 
 
 @contextmanager
@@ -88,10 +89,13 @@ def _earlier_objects_frozen() -> Iterator[None]:
     running stage ends (`gc.unfreeze`): a full collection set off inside a stage goes through
     what the stage made, not the whole process (docs/benchmarks/throughput.md). A reference
     cycle an earlier stage left behind is collected once no stage runs (its memory is
-    typically freed by reference counting, not by the collector)."""
-    global _frozen_depth
+    typically freed by reference counting, not by the collector). Where objects were frozen
+    before the first stage (`labelgate run` freezes its loaded libraries for the command,
+    `flows.cli`), they stay frozen, with what the stages froze."""
+    global _frozen_depth, _frozen_before
     with _frozen_lock:
         if _frozen_depth == 0:
+            _frozen_before = gc.get_freeze_count() > 0
             gc.freeze()
         _frozen_depth += 1
     try:
@@ -99,7 +103,7 @@ def _earlier_objects_frozen() -> Iterator[None]:
     finally:
         with _frozen_lock:
             _frozen_depth -= 1
-            if _frozen_depth == 0:
+            if _frozen_depth == 0 and not _frozen_before:
                 gc.unfreeze()
 
 
