@@ -70,14 +70,7 @@ def _save(store: Path, models: KeptModels, run_id: str = "run-a") -> None:
 
 def _old_model_frames(kept: KeptModels) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
     v = kept.vocabulary
-    blocks = [("word", v.word_columns, v.word_idf)]
-    if v.char_columns is not None and v.char_idf is not None:
-        blocks.append(("char", v.char_columns, v.char_idf))
-    vocab = pl.concat([
-        pl.DataFrame({"block": [name] * len(cols), "column": cols, "idf": idf},
-                     schema={"block": pl.String, "column": pl.Int64, "idf": pl.Float64})
-        for name, cols, idf in blocks
-    ])
+    vocab = kept_models._model_arrays(kept)[0]["vocabulary"]  # the same in both formats
     coef: dict[str, Any] = {}
     embed: dict[str, Any] = {}
     info: list[list[dict[str, Any]]] = []
